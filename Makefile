@@ -1,0 +1,50 @@
+# poolgate: `make run` runs the gateway locally, `make test` runs every test tier.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := $(CURDIR)/bin
+
+.PHONY: run test test-unit test-yaegi test-e2e check-plugin bench build traefik deps clean
+
+## run: build what is missing, then run PostgreSQL, Redis, controlsvc, a fake upstream and Traefik in the foreground
+run: deps build traefik
+	$(GO) run ./tools/localrun -bin $(BIN)
+
+## test: every tier — unit and integration (-race, real PostgreSQL and Redis), the plugin under Yaegi, end to end through bin/traefik
+test: deps build traefik check-plugin
+	$(GO) vet ./...
+	POOLGATE_BIN_DIR=$(BIN) $(GO) test -race -count=1 ./...
+	cd tests/yaegi && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+test-unit: deps
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+test-yaegi: deps
+	cd tests/yaegi && $(GO) test -race -count=1 ./...
+
+test-e2e: deps build traefik
+	POOLGATE_BIN_DIR=$(BIN) $(GO) test -count=1 -v ./e2e/...
+
+## check-plugin: Traefik's Yaegi loads only the standard library
+check-plugin:
+	@nonstd=$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./plugin | grep -v '^github.com/poolgate/poolgate/plugin$$' || true); \
+	if [ -n "$$nonstd" ]; then echo "plugin imports non-standard packages:"; echo "$$nonstd"; exit 1; fi; \
+	echo "plugin: standard library only"
+
+## bench: the same load against the fake upstream, Traefik alone and the whole gateway
+bench: deps build traefik
+	$(GO) run ./bench -bin $(BIN)
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/controlsvc ./controlsvc/cmd/controlsvc
+	$(GO) build -o $(BIN)/fakeupstream ./fakeupstream/cmd/fakeupstream
+
+## traefik: Traefik v3.7.13 from its Go module into bin/traefik (cached; ~14 min cold)
+traefik:
+	tools/traefik/build.sh $(BIN)/traefik
+
+deps:
+	@bash scripts/ensure-deps.sh
+
+clean:
+	rm -rf $(BIN) tools/traefik/lego

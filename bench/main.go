@@ -1,0 +1,262 @@
+// Command bench puts the same load on three targets in one run and prints requests/s and
+// latency percentiles for each, non-stream and stream, with the ratios between them:
+//
+//	(a) upstream  the fake upstream directly
+//	(b) traefik   Traefik without the plugin, proxying to the fake upstream
+//	(c) gateway   the whole gateway: Traefik + poolgate plugin + controlsvc + fake upstream
+//
+// Figures are only comparable within one run on one machine; the ratios are the point.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/poolgate/poolgate/internal/stack"
+)
+
+func main() {
+	var (
+		bin         = flag.String("bin", "bin", "directory holding traefik, controlsvc and fakeupstream")
+		concurrency = flag.Int("c", 16, "concurrent clients")
+		duration    = flag.Duration("d", 5*time.Second, "measuring time per case")
+		warmup      = flag.Duration("warmup", time.Second, "warm-up time per case")
+	)
+	flag.Parse()
+	if err := run(*bin, *concurrency, *duration, *warmup); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin string, conc int, dur, warm time.Duration) error {
+	ctx := context.Background()
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "poolgate-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin, _ = filepath.Abs(bin)
+
+	st, err := stack.Start(ctx, stack.Options{
+		Dir: dir, RepoRoot: root,
+		TraefikBin:      filepath.Join(bin, "traefik"),
+		ControlsvcBin:   filepath.Join(bin, "controlsvc"),
+		FakeupstreamBin: filepath.Join(bin, "fakeupstream"),
+	})
+	if err != nil {
+		return err
+	}
+	defer st.Stop()
+	key, err := seed(st, conc)
+	if err != nil {
+		return fmt.Errorf("seeding: %w", err)
+	}
+	plain, stopPlain, err := startPlainTraefik(ctx, filepath.Join(bin, "traefik"), filepath.Join(dir, "plain"), st.FakeURL)
+	if err != nil {
+		return err
+	}
+	defer stopPlain()
+
+	const body = `{"model":"gpt-4o-mini","input":"Write one short sentence about load testing."}`
+	const streamBody = `{"model":"gpt-4o-mini","input":"Write one short sentence about load testing.","stream":true}`
+	targets := []struct{ name, url, key string }{
+		{"upstream", st.FakeURL + "/v1/responses", "sk-bench-upstream"},
+		{"traefik", plain + "/v1/responses", "sk-bench-upstream"},
+		{"gateway", st.GatewayURL + "/v1/responses", key},
+	}
+	fmt.Printf("poolgate bench: %d concurrent clients, %s per case (after %s warm-up), %d cores\n\n", conc, dur, warm, numCPU())
+	fmt.Printf("%-8s %-10s %10s %10s %10s %8s\n", "mode", "target", "req/s", "p50", "p99", "errors")
+	results := map[string]result{}
+	for _, mode := range []string{"json", "stream"} {
+		b := body
+		if mode == "stream" {
+			b = streamBody
+		}
+		for _, tg := range targets {
+			load(tg.url, tg.key, b, conc, warm)
+			r := load(tg.url, tg.key, b, conc, dur)
+			results[mode+"/"+tg.name] = r
+			fmt.Printf("%-8s %-10s %10.0f %10s %10s %8d\n", mode, tg.name, r.rps, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errors)
+		}
+	}
+	fmt.Printf("\nratios (req/s)            json    stream\n")
+	for _, pair := range [][2]string{{"traefik", "upstream"}, {"gateway", "traefik"}, {"gateway", "upstream"}} {
+		fmt.Printf("%-8s / %-10s %10.2f %9.2f\n", pair[0], pair[1],
+			results["json/"+pair[0]].rps/results["json/"+pair[1]].rps,
+			results["stream/"+pair[0]].rps/results["stream/"+pair[1]].rps)
+	}
+	fmt.Printf("\nadded p50 latency of the gateway over Traefik alone: json %s, stream %s\n",
+		(results["json/gateway"].p50 - results["json/traefik"].p50).Round(10*time.Microsecond),
+		(results["stream/gateway"].p50 - results["stream/traefik"].p50).Round(10*time.Microsecond))
+	return nil
+}
+
+type result struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int
+}
+
+// load runs conc closed-loop clients for d against one URL.
+func load(url, key, body string, conc int, d time.Duration) result {
+	tr := &http.Transport{MaxIdleConnsPerHost: conc * 2, MaxConnsPerHost: conc * 2}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var (
+		mu     sync.Mutex
+		lats   []time.Duration
+		errors int
+		wg     sync.WaitGroup
+	)
+	start := time.Now()
+	stop := start.Add(d)
+	for i := 0; i < conc; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			bad := 0
+			for time.Now().Before(stop) {
+				t0 := time.Now()
+				req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+key)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					bad++
+					continue
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					bad++
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lats = append(lats, mine...)
+			errors += bad
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	r := result{errors: errors, rps: float64(len(lats)) / elapsed.Seconds()}
+	if len(lats) > 0 {
+		r.p50 = lats[len(lats)*50/100]
+		r.p99 = lats[len(lats)*99/100]
+	}
+	return r
+}
+
+// seed creates a user with room for the load, a group, one fake-upstream account and a key.
+func seed(st *stack.Stack, conc int) (string, error) {
+	call := func(path string, body any) (map[string]any, error) {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", st.ControlURL+"/api/v1/admin"+path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+st.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		out := map[string]any{}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode/100 != 2 {
+			return nil, fmt.Errorf("POST %s: %s %v", path, resp.Status, out)
+		}
+		return out, nil
+	}
+	u, err := call("/users", map[string]any{"name": "bench", "concurrency": conc * 4, "balance_usd": 1000000})
+	if err != nil {
+		return "", err
+	}
+	g, err := call("/groups", map[string]any{"name": "bench", "platform": "openai"})
+	if err != nil {
+		return "", err
+	}
+	if _, err := call("/accounts", map[string]any{
+		"name": "bench", "platform": "openai", "base_url": st.FakeURL,
+		"credential": map[string]any{"api_key": "sk-bench-upstream"}, "concurrency": conc * 4,
+		"group_ids": []any{g["id"]},
+	}); err != nil {
+		return "", err
+	}
+	k, err := call("/api-keys", map[string]any{"user_id": u["id"], "group_id": g["id"], "name": "bench"})
+	if err != nil {
+		return "", err
+	}
+	key, _ := k["key"].(string)
+	return key, nil
+}
+
+// startPlainTraefik runs a second Traefik with no plugin, routing /v1/ to the fake upstream:
+// the baseline that shows what the plugin and controlsvc add.
+func startPlainTraefik(ctx context.Context, traefikBin, dir, upstream string) (string, func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	static := fmt.Sprintf("entryPoints:\n  web:\n    address: %q\nproviders:\n  file:\n    filename: dynamic.yml\napi:\n  dashboard: false\nping:\n  entryPoint: web\nlog:\n  level: WARN\n", addr)
+	dynamic := fmt.Sprintf("http:\n  routers:\n    ai:\n      entryPoints: [web]\n      rule: PathPrefix(`/v1/`)\n      service: upstream\n  services:\n    upstream:\n      loadBalancer:\n        servers:\n          - url: %q\n", upstream)
+	if err := os.WriteFile(filepath.Join(dir, "traefik.yml"), []byte(static), 0o644); err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "dynamic.yml"), []byte(dynamic), 0o644); err != nil {
+		return "", nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "traefik.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(traefikBin, "--configFile="+filepath.Join(dir, "traefik.yml"))
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+	}
+	url := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url + "/ping")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return url, stop, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("plain traefik not ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
