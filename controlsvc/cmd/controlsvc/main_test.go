@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/poolgate/poolgate/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// buildBinary compiles controlsvc once per test.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "controlsvc")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// baseEnv is the environment without any POOLGATE_ variable of the test process.
+func baseEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "POOLGATE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func TestStartServeAndGracefulStop(t *testing.T) {
+	const adminToken, pluginSecret = "admin-token-abc-987", "plugin-secret-xyz-123"
+	bin := buildBinary(t)
+	addr := freeAddr(t)
+	cmd := exec.Command(bin)
+	cmd.Env = append(baseEnv(),
+		"POOLGATE_DATABASE_URL="+testenv.PostgresURL(t),
+		"POOLGATE_REDIS_URL="+testenv.RedisURL(t),
+		"POOLGATE_ADMIN_TOKEN="+adminToken,
+		"POOLGATE_PLUGIN_SECRET="+pluginSecret,
+		"POOLGATE_LISTEN="+addr,
+	)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("controlsvc not ready within 30s: %v\n%s", err, stderr.String())
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("controlsvc exited early: %v\n%s", err, stderr.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v1/admin/users", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("admin call = %v, %v", resp, err)
+	}
+	resp.Body.Close()
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit within 30s of SIGTERM\n%s", stderr.String())
+	}
+	logs := stderr.String()
+	for _, want := range []string{`"msg":"controlsvc listening"`, `"msg":"admin request"`, `"msg":"controlsvc stopped"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s:\n%s", want, logs)
+		}
+	}
+	for _, secret := range []string{adminToken, pluginSecret} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("logs contain a secret (%s):\n%s", secret, logs)
+		}
+	}
+}
+
+func TestConfigErrorExitsTwo(t *testing.T) {
+	bin := buildBinary(t)
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"nothing set", nil, "POOLGATE_DATABASE_URL is required"},
+		{"no admin token", []string{
+			"POOLGATE_DATABASE_URL=postgres://u:pw@127.0.0.1:5432/db", "POOLGATE_REDIS_URL=redis://127.0.0.1:6379/0",
+			"POOLGATE_PLUGIN_SECRET=x",
+		}, "POOLGATE_ADMIN_TOKEN is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin)
+			cmd.Env = append(baseEnv(), tt.env...)
+			out, err := cmd.CombinedOutput()
+			var exitErr *exec.ExitError
+			if !errors.As(err, &exitErr) || exitErr.ExitCode() != exitConfig {
+				t.Fatalf("exit = %v, want code %d; output %s", err, exitConfig, out)
+			}
+			if !strings.Contains(string(out), tt.want) {
+				t.Errorf("output %q, want %q", out, tt.want)
+			}
+		})
+	}
+}

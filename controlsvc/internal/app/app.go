@@ -1,0 +1,108 @@
+// Package app wires the control service: PostgreSQL (migrated at start), Redis, the admin
+// API and the plugin-facing internal API, behind one http.Handler.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/gorilla/mux"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/config"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
+	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
+	"github.com/poolgate/poolgate/controlsvc/internal/slots"
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
+)
+
+// App is a running control service minus its HTTP server.
+type App struct {
+	log     *slog.Logger
+	store   *store.Store
+	redis   *redis.Client
+	gateway *gateway.Service
+	handler http.Handler
+}
+
+// New connects to PostgreSQL and Redis, migrates the schema and assembles the routes. On
+// error everything opened so far is closed again.
+func New(ctx context.Context, cfg config.Config) (*App, error) {
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("opening database: %w", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrating database: %w", err)
+	}
+	rdb, err := openRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, LeaseTTL: cfg.LeaseTTL}, log)
+	admin := httpapi.New(httpapi.Options{
+		Store:      st,
+		Slots:      slots.New(rdb, cfg.LeaseTTL),
+		AdminToken: cfg.AdminToken,
+		Ready: []httpapi.ReadyCheck{
+			{Name: "postgres", Check: st.Pool.Ping},
+			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		},
+		Log: log,
+	})
+	r := mux.NewRouter()
+	admin.Register(r)
+	gw.Register(r)
+	return &App{log: log, store: st, redis: rdb, gateway: gw, handler: r}, nil
+}
+
+// Compile-time guard: the slots package satisfies the admin API's counter.
+var _ httpapi.SlotCounter = (*slots.Slots)(nil)
+
+// Handler serves every route: /healthz, /readyz, /api/v1/admin/…, /internal/v1/….
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Logger is the service's structured logger.
+func (a *App) Logger() *slog.Logger { return a.log }
+
+// Close stops background work and closes the connections. Call it after the HTTP server has
+// shut down.
+func (a *App) Close() {
+	a.gateway.Close()
+	if err := a.redis.Close(); err != nil {
+		a.log.Warn("closing redis", "error", err)
+	}
+	a.store.Close()
+}
+
+func openRedis(ctx context.Context, url string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		// The URL may carry a password: do not echo it.
+		return nil, fmt.Errorf("parsing %s: not a valid Redis URL", config.EnvRedisURL)
+	}
+	rdb := redis.NewClient(opts)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("connecting to redis at %s: %w", opts.Addr, err)
+	}
+	return rdb, nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%s: %w", config.EnvLogLevel, err)
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,137 @@
+// Package config reads the control service's settings from the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+// Environment variables read by FromEnv.
+const (
+	EnvDatabaseURL  = "POOLGATE_DATABASE_URL"
+	EnvRedisURL     = "POOLGATE_REDIS_URL"
+	EnvAdminToken   = "POOLGATE_ADMIN_TOKEN"
+	EnvPluginSecret = "POOLGATE_PLUGIN_SECRET"
+	EnvListen       = "POOLGATE_LISTEN"
+	EnvLeaseTTL     = "POOLGATE_LEASE_TTL"
+	EnvLogLevel     = "POOLGATE_LOG_LEVEL"
+)
+
+// Documented defaults.
+const (
+	// DefaultListen keeps the service off public interfaces unless asked: the internal API
+	// must never be reachable from outside (docs/design.md).
+	DefaultListen = "127.0.0.1:8090"
+	// DefaultLeaseTTL is how long a slot lease lives without renewal; the plugin renews
+	// every 15 s, so a crashed gateway frees its slots within a minute (docs/design.md).
+	DefaultLeaseTTL = 60 * time.Second
+	// DefaultLogLevel is one of debug, info, warn, error.
+	DefaultLogLevel = "info"
+)
+
+// minLeaseTTL rejects nonsensical values only. Production values must stay well above the
+// plugin's 15 s renewal period; tests set a few seconds to watch leases expire.
+const minLeaseTTL = time.Second
+
+// Config is everything the control service needs to start.
+type Config struct {
+	DatabaseURL  string        // PostgreSQL connection URL
+	RedisURL     string        // redis:// or rediss:// URL
+	AdminToken   string        // Bearer token of the admin API
+	PluginSecret string        // X-Poolgate-Secret the plugin sends to the internal API
+	Listen       string        // host:port of the HTTP server
+	LeaseTTL     time.Duration // expiry of a concurrency slot lease
+	LogLevel     string        // debug, info, warn or error
+}
+
+// FromEnv reads the configuration from the environment, applies the defaults and validates
+// the result. Errors name the offending variable and never echo a secret.
+func FromEnv() (Config, error) {
+	cfg := Config{
+		DatabaseURL:  strings.TrimSpace(os.Getenv(EnvDatabaseURL)),
+		RedisURL:     strings.TrimSpace(os.Getenv(EnvRedisURL)),
+		AdminToken:   os.Getenv(EnvAdminToken),
+		PluginSecret: os.Getenv(EnvPluginSecret),
+		Listen:       valueOr(os.Getenv(EnvListen), DefaultListen),
+		LeaseTTL:     DefaultLeaseTTL,
+		LogLevel:     strings.ToLower(valueOr(os.Getenv(EnvLogLevel), DefaultLogLevel)),
+	}
+	if raw := strings.TrimSpace(os.Getenv(EnvLeaseTTL)); raw != "" {
+		ttl, err := time.ParseDuration(raw)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: %q is not a duration (e.g. 60s)", EnvLeaseTTL, raw)
+		}
+		cfg.LeaseTTL = ttl
+	}
+	if err := cfg.validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func valueOr(v, def string) string {
+	if v = strings.TrimSpace(v); v == "" {
+		return def
+	}
+	return v
+}
+
+// validate fails on the first bad setting, naming its variable.
+func (c Config) validate() error {
+	if c.DatabaseURL == "" {
+		return missing(EnvDatabaseURL)
+	}
+	// ParseConfig does no I/O; its errors redact the password.
+	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		return fmt.Errorf("%s: not a valid PostgreSQL connection string", EnvDatabaseURL)
+	}
+	if c.RedisURL == "" {
+		return missing(EnvRedisURL)
+	}
+	if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		return fmt.Errorf("%s: not a valid Redis URL (want redis://[user:password@]host:port[/db])", EnvRedisURL)
+	}
+	if err := checkSecret(EnvAdminToken, c.AdminToken); err != nil {
+		return err
+	}
+	if err := checkSecret(EnvPluginSecret, c.PluginSecret); err != nil {
+		return err
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		return fmt.Errorf("%s: %q is not a host:port address", EnvListen, c.Listen)
+	}
+	if c.LeaseTTL < minLeaseTTL {
+		return fmt.Errorf("%s: %s is too short, minimum is %s", EnvLeaseTTL, c.LeaseTTL, minLeaseTTL)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("%s: %q is not one of debug, info, warn, error", EnvLogLevel, c.LogLevel)
+	}
+	return nil
+}
+
+func missing(name string) error {
+	return fmt.Errorf("%s is required", name)
+}
+
+// errWhitespace is returned for secrets with surrounding blanks, a common copy-paste mistake
+// that would otherwise surface later as mysterious 401s.
+var errWhitespace = errors.New("must not start or end with whitespace")
+
+func checkSecret(name, v string) error {
+	if v == "" {
+		return missing(name)
+	}
+	if strings.TrimSpace(v) != v {
+		return fmt.Errorf("%s: %w", name, errWhitespace)
+	}
+	return nil
+}

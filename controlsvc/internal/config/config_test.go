@@ -1,0 +1,105 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// validEnv is a complete, valid environment; cases override single variables.
+var validEnv = map[string]string{
+	EnvDatabaseURL:  "postgres://poolgate:s3cretpw@127.0.0.1:5432/poolgate?sslmode=disable",
+	EnvRedisURL:     "redis://:redispw@127.0.0.1:6379/0",
+	EnvAdminToken:   "admin-token-123",
+	EnvPluginSecret: "plugin-secret-456",
+	EnvListen:       "",
+	EnvLeaseTTL:     "",
+	EnvLogLevel:     "",
+}
+
+func setEnv(t *testing.T, overrides map[string]string) {
+	t.Helper()
+	for k, v := range validEnv {
+		t.Setenv(k, v)
+	}
+	for k, v := range overrides {
+		t.Setenv(k, v)
+	}
+}
+
+func TestFromEnvDefaults(t *testing.T) {
+	setEnv(t, nil)
+	cfg, err := FromEnv()
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	want := Config{
+		DatabaseURL:  validEnv[EnvDatabaseURL],
+		RedisURL:     validEnv[EnvRedisURL],
+		AdminToken:   validEnv[EnvAdminToken],
+		PluginSecret: validEnv[EnvPluginSecret],
+		Listen:       DefaultListen,
+		LeaseTTL:     DefaultLeaseTTL,
+		LogLevel:     DefaultLogLevel,
+	}
+	if cfg != want {
+		t.Errorf("FromEnv() = %+v, want %+v", cfg, want)
+	}
+}
+
+func TestFromEnvOverrides(t *testing.T) {
+	setEnv(t, map[string]string{
+		EnvListen:   "0.0.0.0:9000",
+		EnvLeaseTTL: "90s",
+		EnvLogLevel: "DEBUG",
+	})
+	cfg, err := FromEnv()
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	if cfg.Listen != "0.0.0.0:9000" || cfg.LeaseTTL != 90*time.Second || cfg.LogLevel != "debug" {
+		t.Errorf("FromEnv() = %+v, want listen 0.0.0.0:9000, ttl 90s, level debug", cfg)
+	}
+}
+
+func TestFromEnvErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		give     map[string]string
+		wantVar  string // the error must name this variable
+		wantText string // and contain this text
+	}{
+		{"database url missing", map[string]string{EnvDatabaseURL: ""}, EnvDatabaseURL, "required"},
+		{"database url blank", map[string]string{EnvDatabaseURL: "   "}, EnvDatabaseURL, "required"},
+		{"database url garbage", map[string]string{EnvDatabaseURL: "postgres://u:pw@host:notaport/db"}, EnvDatabaseURL, "not a valid"},
+		{"redis url missing", map[string]string{EnvRedisURL: ""}, EnvRedisURL, "required"},
+		{"redis url wrong scheme", map[string]string{EnvRedisURL: "http://127.0.0.1:6379"}, EnvRedisURL, "not a valid"},
+		{"admin token missing", map[string]string{EnvAdminToken: ""}, EnvAdminToken, "required"},
+		{"admin token padded", map[string]string{EnvAdminToken: " tok "}, EnvAdminToken, "whitespace"},
+		{"plugin secret missing", map[string]string{EnvPluginSecret: ""}, EnvPluginSecret, "required"},
+		{"listen without port", map[string]string{EnvListen: "localhost"}, EnvListen, "host:port"},
+		{"lease ttl not a duration", map[string]string{EnvLeaseTTL: "sixty"}, EnvLeaseTTL, "not a duration"},
+		{"lease ttl bare number", map[string]string{EnvLeaseTTL: "60"}, EnvLeaseTTL, "not a duration"},
+		{"lease ttl too short", map[string]string{EnvLeaseTTL: "10ms"}, EnvLeaseTTL, "too short"},
+		{"lease ttl negative", map[string]string{EnvLeaseTTL: "-5s"}, EnvLeaseTTL, "too short"},
+		{"log level unknown", map[string]string{EnvLogLevel: "verbose"}, EnvLogLevel, "not one of"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			setEnv(t, tt.give)
+			_, err := FromEnv()
+			if err == nil {
+				t.Fatal("FromEnv() succeeded, want an error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.wantVar) || !strings.Contains(msg, tt.wantText) {
+				t.Errorf("error %q, want it to name %s and contain %q", msg, tt.wantVar, tt.wantText)
+			}
+			for _, secret := range []string{"s3cretpw", "redispw"} {
+				if strings.Contains(msg, secret) {
+					t.Errorf("error %q leaks a password", msg)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,121 @@
+// Package gateway serves controlsvc's internal API for the Traefik plugin: admission (key
+// auth, billing eligibility, user and account slots, account choice and health), usage
+// reports and lease renewal. The contract is docs/design.md, "Internal API".
+package gateway
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/slots"
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
+)
+
+// SecretHeader carries the plugin secret on every internal call.
+const SecretHeader = "X-Poolgate-Secret"
+
+// DefaultLeaseTTL is the life of a slot lease that is not renewed (docs/design.md).
+const DefaultLeaseTTL = 60 * time.Second
+
+// Body limits of the internal endpoints: an admission is small; a report batch holds up to
+// 256 records with their usage objects and attempts.
+const (
+	maxAdmitBody  = 1 << 20
+	maxReportBody = 32 << 20
+	maxRenewBody  = 8 << 20
+)
+
+// Config configures the internal API.
+type Config struct {
+	PluginSecret string        // required in X-Poolgate-Secret; empty refuses every call
+	LeaseTTL     time.Duration // slot lease TTL; <= 0 means DefaultLeaseTTL
+}
+
+// Service implements the internal API.
+type Service struct {
+	store  *store.Store
+	slots  *slots.Slots
+	log    *slog.Logger
+	secret [sha256.Size]byte
+	noAuth bool // no secret configured: refuse everything
+
+	keys     *ttlCache[string, keyResult]
+	accounts *ttlCache[groupKey, []groupAccount]
+	rates    *ttlCache[int64, int64]
+	touch    *toucher
+
+	closeOnce sync.Once
+}
+
+// New assembles the service and starts its last-used batcher; Close stops it.
+func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logger) *Service {
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{
+		store:    st,
+		slots:    slots.New(rdb, cfg.LeaseTTL),
+		log:      log,
+		secret:   sha256.Sum256([]byte(cfg.PluginSecret)),
+		noAuth:   cfg.PluginSecret == "",
+		keys:     newTTLCache[string, keyResult](cacheTTL),
+		accounts: newTTLCache[groupKey, []groupAccount](cacheTTL),
+		rates:    newTTLCache[int64, int64](cacheTTL),
+		touch:    newToucher(st, log),
+	}
+	go s.touch.run()
+	return s
+}
+
+// Register mounts the internal endpoints on r, each behind the plugin secret.
+func (s *Service) Register(r *mux.Router) {
+	r.Handle("/internal/v1/admit", s.requireSecret(http.HandlerFunc(s.handleAdmit))).Methods(http.MethodPost)
+	r.Handle("/internal/v1/reports", s.requireSecret(http.HandlerFunc(s.handleReports))).Methods(http.MethodPost)
+	r.Handle("/internal/v1/renew", s.requireSecret(http.HandlerFunc(s.handleRenew))).Methods(http.MethodPost)
+}
+
+// Close stops background work and flushes pending last-used updates. Safe to call twice.
+func (s *Service) Close() {
+	s.closeOnce.Do(s.touch.close)
+}
+
+// requireSecret answers 401 unless the request carries the plugin secret. Both sides are
+// hashed first so the comparison takes the same time whatever the length of the guess.
+func (s *Service) requireSecret(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := sha256.Sum256([]byte(r.Header.Get(SecretHeader)))
+		if s.noAuth || subtle.ConstantTimeCompare(got[:], s.secret[:]) != 1 {
+			writeAPIError(w, http.StatusUnauthorized, "authentication_error", "Invalid plugin secret")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// decodeBody reads a JSON body of at most limit bytes into v.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errBodyTooLarge
+		}
+		return err
+	}
+	return json.Unmarshal(body, v)
+}

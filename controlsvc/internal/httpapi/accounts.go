@@ -1,0 +1,222 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
+)
+
+// Defaults of a new account, matching the column defaults.
+const (
+	defaultAccountConcurrency = 10
+	defaultAccountPriority    = 50
+)
+
+// accountView never carries the credential, only whether one is set.
+type accountView struct {
+	ID               int64             `json:"id"`
+	Name             string            `json:"name"`
+	Platform         string            `json:"platform"`
+	BaseURL          string            `json:"base_url"`
+	HasCredential    bool              `json:"has_credential"`
+	Concurrency      int               `json:"concurrency"`
+	Priority         int               `json:"priority"`
+	Status           string            `json:"status"`
+	GroupIDs         []int64           `json:"group_ids"`
+	ModelMapping     map[string]string `json:"model_mapping"`
+	RateLimitedUntil *time.Time        `json:"rate_limited_until"`
+	OverloadedUntil  *time.Time        `json:"overloaded_until"`
+	PausedUntil      *time.Time        `json:"paused_until"`
+	PauseReason      string            `json:"pause_reason"`
+	LastUsedAt       *time.Time        `json:"last_used_at"`
+	CreatedAt        time.Time         `json:"created_at"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+}
+
+func newAccountView(a store.Account) accountView {
+	v := accountView{
+		ID: a.ID, Name: a.Name, Platform: a.Platform, BaseURL: a.BaseURL, HasCredential: a.HasCredential,
+		Concurrency: a.Concurrency, Priority: a.Priority, Status: a.Status, GroupIDs: a.GroupIDs,
+		ModelMapping: a.ModelMapping, RateLimitedUntil: a.RateLimitedUntil, OverloadedUntil: a.OverloadedUntil,
+		PausedUntil: a.PausedUntil, PauseReason: a.PauseReason, LastUsedAt: a.LastUsedAt,
+		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+	}
+	if v.GroupIDs == nil {
+		v.GroupIDs = []int64{}
+	}
+	if v.ModelMapping == nil {
+		v.ModelMapping = map[string]string{}
+	}
+	return v
+}
+
+type accountInput struct {
+	Name         *string            `json:"name"`
+	Platform     *string            `json:"platform"`
+	BaseURL      *string            `json:"base_url"`
+	Credential   *credentialInput   `json:"credential"`
+	Concurrency  *int               `json:"concurrency"`
+	Priority     *int               `json:"priority"`
+	Status       *string            `json:"status"`
+	GroupIDs     *[]int64           `json:"group_ids"`
+	ModelMapping *map[string]string `json:"model_mapping"`
+}
+
+// patch validates the input. On create, name, platform, base_url and credential are
+// required.
+func (in *accountInput) patch(create bool) (store.AccountPatch, error) {
+	p := store.AccountPatch{
+		Name: in.Name, Platform: in.Platform, Concurrency: in.Concurrency, Priority: in.Priority,
+		Status: in.Status, GroupIDs: in.GroupIDs, ModelMapping: in.ModelMapping,
+	}
+	if err := checkName("name", in.Name, create); err != nil {
+		return p, err
+	}
+	if create && in.Platform == nil {
+		return p, invalid("platform is required (one of openai, anthropic)")
+	}
+	if err := checkEnum("platform", in.Platform, platforms); err != nil {
+		return p, err
+	}
+	if in.BaseURL != nil {
+		u, err := normalizeBaseURL(*in.BaseURL)
+		if err != nil {
+			return p, err
+		}
+		p.BaseURL = &u
+	} else if create {
+		return p, invalid("base_url is required")
+	}
+	if in.Credential != nil {
+		key, err := in.Credential.apiKey()
+		if err != nil {
+			return p, err
+		}
+		p.APIKey = &key
+	} else if create {
+		return p, invalid(`credential is required, e.g. {"api_key": "sk-..."}`)
+	}
+	if err := checkConcurrency(in.Concurrency); err != nil {
+		return p, err
+	}
+	if err := checkPriority(in.Priority); err != nil {
+		return p, err
+	}
+	if err := checkEnum("status", in.Status, statuses); err != nil {
+		return p, err
+	}
+	if in.GroupIDs != nil {
+		if err := checkGroupIDs(*in.GroupIDs); err != nil {
+			return p, err
+		}
+	}
+	if in.ModelMapping != nil {
+		if err := checkModelMapping(*in.ModelMapping); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+func (a *API) createAccount(w http.ResponseWriter, r *http.Request) {
+	var in accountInput
+	if err := decodeBody(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p, err := in.patch(true)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	n := store.NewAccount{
+		Name: *p.Name, Platform: *p.Platform, BaseURL: *p.BaseURL, APIKey: *p.APIKey,
+		Concurrency: defaultAccountConcurrency, Priority: defaultAccountPriority, Status: "active",
+	}
+	if p.Concurrency != nil {
+		n.Concurrency = *p.Concurrency
+	}
+	if p.Priority != nil {
+		n.Priority = *p.Priority
+	}
+	if p.Status != nil {
+		n.Status = *p.Status
+	}
+	if p.GroupIDs != nil {
+		n.GroupIDs = *p.GroupIDs
+	}
+	if p.ModelMapping != nil {
+		n.ModelMapping = *p.ModelMapping
+	}
+	created, err := a.st.CreateAccount(r.Context(), n)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, newAccountView(created))
+}
+
+func (a *API) listAccounts(w http.ResponseWriter, r *http.Request) {
+	accounts, err := a.st.ListAccounts(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	views := make([]accountView, 0, len(accounts))
+	for _, acc := range accounts {
+		views = append(views, newAccountView(acc))
+	}
+	writeList(w, views)
+}
+
+func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	acc, err := a.st.GetAccount(r.Context(), id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newAccountView(acc))
+}
+
+func (a *API) patchAccount(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var in accountInput
+	if err := decodeBody(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p, err := in.patch(false)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	acc, err := a.st.UpdateAccount(r.Context(), id, p)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newAccountView(acc))
+}
+
+func (a *API) deleteAccount(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := a.st.DeleteAccount(r.Context(), id); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

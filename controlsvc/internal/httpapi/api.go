@@ -1,0 +1,113 @@
+// Package httpapi serves the admin REST API (/api/v1/admin, Bearer admin token) and the
+// health probes (/healthz, /readyz). The plugin-facing internal API lives in package gateway.
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
+)
+
+// AdminPrefix is the path prefix of every admin endpoint.
+const AdminPrefix = "/api/v1/admin"
+
+// SlotCounter reports live concurrency slot counts, keyed by id. kind is "user" or
+// "account"; ids without live slots may be missing from the map.
+type SlotCounter interface {
+	Counts(ctx context.Context, kind string, ids []int64) (map[int64]int64, error)
+}
+
+// ReadyCheck is one dependency /readyz probes.
+type ReadyCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Options are the API's dependencies.
+type Options struct {
+	Store      *store.Store
+	Slots      SlotCounter
+	AdminToken string
+	Ready      []ReadyCheck
+	Log        *slog.Logger
+}
+
+// API serves the admin endpoints and the probes.
+type API struct {
+	st        *store.Store
+	slots     SlotCounter
+	tokenHash [sha256.Size]byte
+	ready     []ReadyCheck
+	log       *slog.Logger
+}
+
+// New assembles the API; it does no I/O.
+func New(o Options) *API {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &API{
+		st:        o.Store,
+		slots:     o.Slots,
+		tokenHash: sha256.Sum256([]byte(o.AdminToken)),
+		ready:     o.Ready,
+		log:       log,
+	}
+}
+
+// Register mounts the probes at the root of r and the admin API under AdminPrefix. Unknown
+// paths outside the admin API get a JSON 404 unless r already has a NotFoundHandler.
+func (a *API) Register(r *mux.Router) {
+	if r.NotFoundHandler == nil {
+		r.NotFoundHandler = http.HandlerFunc(notFound)
+	}
+	r.HandleFunc("/healthz", a.healthz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", a.readyz).Methods(http.MethodGet, http.MethodHead)
+
+	admin := r.PathPrefix(AdminPrefix).Subrouter()
+	admin.Use(a.logRequests, a.requireAdmin)
+	// Unknown admin paths answer in the API's error format, after auth, so the route table
+	// is not revealed to anonymous callers.
+	admin.NotFoundHandler = a.logRequests(a.requireAdmin(http.HandlerFunc(notFound)))
+
+	// Methods are dispatched by byMethod rather than mux's Methods matcher: with a
+	// subrouter NotFoundHandler, mux v1.8.1 answers a wrong method with 404, not 405.
+	const id = "/{id:[0-9]+}"
+	admin.Handle("/users", byMethod{http.MethodGet: a.listUsers, http.MethodPost: a.createUser})
+	admin.Handle("/users"+id, byMethod{http.MethodGet: a.getUser, http.MethodPatch: a.patchUser})
+	admin.Handle("/groups", byMethod{http.MethodGet: a.listGroups, http.MethodPost: a.createGroup})
+	admin.Handle("/groups"+id, byMethod{http.MethodGet: a.getGroup})
+	admin.Handle("/accounts", byMethod{http.MethodGet: a.listAccounts, http.MethodPost: a.createAccount})
+	admin.Handle("/accounts"+id, byMethod{
+		http.MethodGet: a.getAccount, http.MethodPatch: a.patchAccount, http.MethodDelete: a.deleteAccount,
+	})
+	admin.Handle("/api-keys", byMethod{http.MethodGet: a.listAPIKeys, http.MethodPost: a.createAPIKey})
+	admin.Handle("/api-keys"+id, byMethod{http.MethodDelete: a.deleteAPIKey})
+	admin.Handle("/usage", byMethod{http.MethodGet: a.listUsage})
+	admin.Handle("/concurrency", byMethod{http.MethodGet: a.concurrency})
+}
+
+// byMethod routes one path by HTTP method; other methods get 405 with an Allow header.
+type byMethod map[string]http.HandlerFunc
+
+func (m byMethod) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := m[r.Method]; ok {
+		h(w, r)
+		return
+	}
+	allowed := make([]string, 0, len(m))
+	for method := range m {
+		allowed = append(allowed, method)
+	}
+	sort.Strings(allowed)
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	methodNotAllowed(w, r)
+}

@@ -1,0 +1,81 @@
+package httpapi
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+func TestParseMicros(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		give    string
+		want    int64
+		wantErr error
+	}{
+		{"0", 0, nil},
+		{"12.5", 12_500_000, nil},
+		{"0.1", 100_000, nil},
+		{"0.000001", 1, nil},
+		{"12.345678", 12_345_678, nil},
+		{"-3.25", -3_250_000, nil},
+		{"1e2", 100_000_000, nil},
+		{"1.5E-6", 0, errTooPrecise},
+		{"2.5e-6", 0, errTooPrecise},
+		{"1e-6", 1, nil},
+		{"0.0000001", 0, errTooPrecise},
+		{"12.3456789", 0, errTooPrecise},
+		{"9223372036854.775807", math.MaxInt64, nil},
+		{"9223372036854.775808", 0, errOutOfRange},
+		{"-9223372036854.775808", math.MinInt64, nil},
+		{"1e31", 0, errOutOfRange},
+		{"1e999999999", 0, errOutOfRange},
+		{"1/3", 0, errNotNumber},
+		{"0x10", 0, errNotNumber},
+		{`"12.5"`, 0, errNotNumber},
+		{"true", 0, errNotNumber},
+		{" 1", 0, errNotNumber},
+		{"", 0, errNotNumber},
+		{"01", 0, errNotNumber},
+		{"1.", 0, errNotNumber},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseMicros([]byte(tt.give))
+			if !errors.Is(err, tt.wantErr) || got != tt.want {
+				t.Errorf("parseMicros(%q) = %d, %v; want %d, %v", tt.give, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestFormatMicros(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		give int64
+		want string
+	}{
+		{0, "0"},
+		{12_500_000, "12.5"},
+		{1, "0.000001"},
+		{100_000, "0.1"},
+		{-3_250_000, "-3.25"},
+		{5_000_000, "5"},
+		{math.MaxInt64, "9223372036854.775807"},
+		{math.MinInt64, "-9223372036854.775808"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			t.Parallel()
+			got := formatMicros(tt.give)
+			if string(got) != tt.want {
+				t.Errorf("formatMicros(%d) = %s, want %s", tt.give, got, tt.want)
+			}
+			back, err := parseMicros([]byte(got))
+			if err != nil || back != tt.give {
+				t.Errorf("round trip of %d: %d, %v", tt.give, back, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,219 @@
+// Package slots keeps concurrency slots in Redis as leases: one sorted set per user or
+// account (member = grant id, score = lease expiry in Redis TIME milliseconds), so a crashed
+// gateway cannot hold slots for longer than one lease TTL. See docs/design.md, "Redis".
+package slots
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Kinds of slot sets.
+const (
+	KindUser    = "user"
+	KindAccount = "account"
+)
+
+// ErrUnknownKind is returned for a kind other than KindUser or KindAccount.
+var ErrUnknownKind = errors.New("unknown slot kind")
+
+var (
+	//go:embed acquire.lua
+	acquireLua    string
+	acquireScript = redis.NewScript(acquireLua)
+
+	//go:embed renew.lua
+	renewLua    string
+	renewScript = redis.NewScript(renewLua)
+
+	//go:embed count.lua
+	countLua    string
+	countScript = redis.NewScript(countLua)
+)
+
+// Slots acquires, renews, releases and counts leases.
+type Slots struct {
+	rdb   redis.UniversalClient
+	ttlMs int64
+}
+
+// New returns Slots whose leases live for ttl unless renewed (rounded to whole
+// milliseconds, at least one).
+func New(rdb redis.UniversalClient, ttl time.Duration) *Slots {
+	ms := ttl.Milliseconds()
+	if ms < 1 {
+		ms = 1
+	}
+	return &Slots{rdb: rdb, ttlMs: ms}
+}
+
+// Key returns the Redis key of a slot set. The hash tag keeps each set in one Redis
+// Cluster slot.
+func Key(kind string, id int64) (string, error) {
+	switch kind {
+	case KindUser:
+		return "pg:{u:" + strconv.FormatInt(id, 10) + "}:slots", nil
+	case KindAccount:
+		return "pg:{a:" + strconv.FormatInt(id, 10) + "}:slots", nil
+	default:
+		return "", fmt.Errorf("%w %q", ErrUnknownKind, kind)
+	}
+}
+
+// Acquire gives grantID a lease in the set of (kind, id) when fewer than limit leases are
+// live, and reports whether the grant holds a lease afterwards. It is idempotent per grant:
+// a grant that already holds a lease gets it re-armed and is never counted twice.
+//
+// limit <= 0 means "no slot at all", not "unlimited": a user with concurrency 0 may not run
+// anything and an account with concurrency 0 takes no traffic. Acquire then reports false
+// without calling Redis.
+func (s *Slots) Acquire(ctx context.Context, kind string, id int64, grantID string, limit int) (bool, error) {
+	key, err := Key(kind, id)
+	if err != nil {
+		return false, err
+	}
+	if limit <= 0 {
+		return false, nil
+	}
+	n, err := acquireScript.Run(ctx, s.rdb, []string{key}, grantID, limit, s.ttlMs).Int64()
+	if err != nil {
+		return false, fmt.Errorf("acquiring %s slot %d: %w", kind, id, err)
+	}
+	return n == 1, nil
+}
+
+// Release drops grantID's lease in the set of (kind, id); releasing a lease that does not
+// exist is not an error, so releases can be repeated safely.
+func (s *Slots) Release(ctx context.Context, kind string, id int64, grantID string) error {
+	key, err := Key(kind, id)
+	if err != nil {
+		return err
+	}
+	if err := s.rdb.ZRem(ctx, key, grantID).Err(); err != nil {
+		return fmt.Errorf("releasing %s slot %d: %w", kind, id, err)
+	}
+	return nil
+}
+
+// Renew re-arms grantID's lease in the set of (kind, id) if it still exists; it never
+// creates a lease (an expired lease stays expired).
+func (s *Slots) Renew(ctx context.Context, kind string, id int64, grantID string) error {
+	_, err := s.RenewLease(ctx, kind, id, grantID)
+	return err
+}
+
+// RenewLease is Renew that also reports whether the lease existed.
+func (s *Slots) RenewLease(ctx context.Context, kind string, id int64, grantID string) (bool, error) {
+	key, err := Key(kind, id)
+	if err != nil {
+		return false, err
+	}
+	n, err := renewScript.Run(ctx, s.rdb, []string{key}, grantID, s.ttlMs).Int64()
+	if err != nil {
+		return false, fmt.Errorf("renewing %s slot %d: %w", kind, id, err)
+	}
+	return n == 1, nil
+}
+
+// Counts returns the number of live leases per id, purging expired leases first, in one
+// pipelined round trip. Ids without leases map to 0.
+func (s *Slots) Counts(ctx context.Context, kind string, ids []int64) (map[int64]int64, error) {
+	calls := make([]scriptCall, len(ids))
+	for i, id := range ids {
+		k, err := Key(kind, id)
+		if err != nil {
+			return nil, err
+		}
+		calls[i] = scriptCall{key: k}
+	}
+	out := make(map[int64]int64, len(ids))
+	cmds, err := s.runPipelined(ctx, countScript, calls)
+	if err != nil {
+		return nil, fmt.Errorf("counting %s slots: %w", kind, err)
+	}
+	for i, cmd := range cmds {
+		n, err := cmd.Int64()
+		if err != nil {
+			return nil, fmt.Errorf("counting %s slot %d: %w", kind, ids[i], err)
+		}
+		out[ids[i]] = n
+	}
+	return out, nil
+}
+
+// Lease names one lease: grant GrantID in the set of (Kind, ID).
+type Lease struct {
+	Kind    string
+	ID      int64
+	GrantID string
+}
+
+// RenewMany is Renew for many leases in one pipelined round trip; renewed[i] reports
+// whether leases[i] existed (and was re-armed).
+func (s *Slots) RenewMany(ctx context.Context, leases []Lease) (renewed []bool, err error) {
+	calls := make([]scriptCall, len(leases))
+	for i, l := range leases {
+		k, err := Key(l.Kind, l.ID)
+		if err != nil {
+			return nil, err
+		}
+		calls[i] = scriptCall{key: k, args: []any{l.GrantID, s.ttlMs}}
+	}
+	cmds, err := s.runPipelined(ctx, renewScript, calls)
+	if err != nil {
+		return nil, fmt.Errorf("renewing leases: %w", err)
+	}
+	renewed = make([]bool, len(cmds))
+	for i, cmd := range cmds {
+		n, err := cmd.Int64()
+		if err != nil {
+			return nil, fmt.Errorf("renewing %s slot %d: %w", leases[i].Kind, leases[i].ID, err)
+		}
+		renewed[i] = n == 1
+	}
+	return renewed, nil
+}
+
+// scriptCall is one invocation of a script on one key.
+type scriptCall struct {
+	key  string
+	args []any
+}
+
+// runPipelined runs script once per call in one pipeline. EVALSHA cannot fall back to EVAL
+// inside a pipeline, so on NOSCRIPT (a fresh or flushed server) it loads the script and
+// retries once.
+func (s *Slots) runPipelined(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	if len(calls) == 0 {
+		return nil, nil
+	}
+	cmds, err := s.pipeline(ctx, script, calls)
+	if isNoScript(err) {
+		if err := script.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("loading script: %w", err)
+		}
+		cmds, err = s.pipeline(ctx, script, calls)
+	}
+	return cmds, err
+}
+
+func (s *Slots) pipeline(ctx context.Context, script *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(calls))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range calls {
+			cmds[i] = script.EvalSha(ctx, p, []string{c.key}, c.args...)
+		}
+		return nil
+	})
+	return cmds, err
+}
+
+func isNoScript(err error) bool {
+	return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT")
+}

@@ -1,0 +1,291 @@
+package slots
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/poolgate/poolgate/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func newRedis(t *testing.T) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatalf("parsing redis url: %v", err)
+	}
+	opts.PoolSize = 64
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+func mustAcquire(t *testing.T, s *Slots, kind string, id int64, grant string, limit int) bool {
+	t.Helper()
+	ok, err := s.Acquire(context.Background(), kind, id, grant, limit)
+	if err != nil {
+		t.Fatalf("Acquire(%s %d %s): %v", kind, id, grant, err)
+	}
+	return ok
+}
+
+func mustCount(t *testing.T, s *Slots, kind string, id int64) int64 {
+	t.Helper()
+	c, err := s.Counts(context.Background(), kind, []int64{id})
+	if err != nil {
+		t.Fatalf("Counts: %v", err)
+	}
+	return c[id]
+}
+
+func TestConcurrentAcquirersNeverExceedLimit(t *testing.T) {
+	t.Parallel()
+	rdb := newRedis(t)
+	s := New(rdb, time.Minute)
+	const limit, workers = 5, 200
+	var granted atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, workers)
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			ok, err := s.Acquire(context.Background(), KindAccount, 7, fmt.Sprintf("g_%d", i), limit)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if ok {
+				granted.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Acquire: %v", err)
+	}
+	if got := granted.Load(); got != limit {
+		t.Fatalf("%d acquirers got a slot, want exactly %d", got, limit)
+	}
+	if n := rdb.ZCard(context.Background(), "pg:{a:7}:slots").Val(); n != limit {
+		t.Fatalf("ZCARD = %d, want %d", n, limit)
+	}
+}
+
+func TestAcquireIsIdempotentPerGrant(t *testing.T) {
+	t.Parallel()
+	s := New(newRedis(t), time.Minute)
+	for i := range 3 {
+		if !mustAcquire(t, s, KindUser, 1, "g_a", 1) {
+			t.Fatalf("re-acquire %d by the holder refused", i)
+		}
+	}
+	if got := mustCount(t, s, KindUser, 1); got != 1 {
+		t.Fatalf("count = %d after repeated acquires, want 1", got)
+	}
+	if mustAcquire(t, s, KindUser, 1, "g_b", 1) {
+		t.Fatal("second grant acquired a full slot set")
+	}
+}
+
+func TestReleaseFreesTheSlot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := New(newRedis(t), time.Minute)
+	if !mustAcquire(t, s, KindUser, 2, "g_a", 1) {
+		t.Fatal("first acquire refused")
+	}
+	if mustAcquire(t, s, KindUser, 2, "g_b", 1) {
+		t.Fatal("acquire over the limit granted")
+	}
+	if err := s.Release(ctx, KindUser, 2, "g_a"); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if err := s.Release(ctx, KindUser, 2, "g_a"); err != nil {
+		t.Fatalf("second Release: %v", err)
+	}
+	if err := s.Release(ctx, KindUser, 99, "g_never"); err != nil {
+		t.Fatalf("Release of an unknown lease: %v", err)
+	}
+	if !mustAcquire(t, s, KindUser, 2, "g_b", 1) {
+		t.Fatal("acquire after release refused")
+	}
+}
+
+func TestLeaseExpiresWithoutRenewal(t *testing.T) {
+	t.Parallel()
+	rdb := newRedis(t)
+	s := New(rdb, 300*time.Millisecond)
+	if !mustAcquire(t, s, KindAccount, 3, "g_a", 1) {
+		t.Fatal("acquire refused")
+	}
+	pttl := rdb.PTTL(context.Background(), "pg:{a:3}:slots").Val()
+	if pttl <= 0 || pttl > 300*time.Millisecond {
+		t.Fatalf("key PTTL = %v, want in (0, 300ms]", pttl)
+	}
+	time.Sleep(450 * time.Millisecond)
+	if got := mustCount(t, s, KindAccount, 3); got != 0 {
+		t.Fatalf("count = %d after the TTL, want 0", got)
+	}
+	if !mustAcquire(t, s, KindAccount, 3, "g_b", 1) {
+		t.Fatal("acquire after expiry refused")
+	}
+}
+
+func TestRenewKeepsOnlyExistingLeases(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := New(newRedis(t), 400*time.Millisecond)
+	if !mustAcquire(t, s, KindUser, 4, "g_a", 2) {
+		t.Fatal("acquire refused")
+	}
+	// Renew every 150 ms for 900 ms: the lease outlives its TTL twice over.
+	for range 6 {
+		time.Sleep(150 * time.Millisecond)
+		ok, err := s.RenewLease(ctx, KindUser, 4, "g_a")
+		if err != nil || !ok {
+			t.Fatalf("RenewLease = %v, %v; want true", ok, err)
+		}
+	}
+	if got := mustCount(t, s, KindUser, 4); got != 1 {
+		t.Fatalf("count = %d after renewals, want 1", got)
+	}
+	ok, err := s.RenewLease(ctx, KindUser, 4, "g_other")
+	if err != nil || ok {
+		t.Fatalf("RenewLease of a missing lease = %v, %v; want false", ok, err)
+	}
+	if err := s.Renew(ctx, KindUser, 4, "g_other"); err != nil {
+		t.Fatalf("Renew of a missing lease: %v", err)
+	}
+	if got := mustCount(t, s, KindUser, 4); got != 1 {
+		t.Fatalf("count = %d, renewing a missing lease must not create one", got)
+	}
+	time.Sleep(550 * time.Millisecond)
+	ok, err = s.RenewLease(ctx, KindUser, 4, "g_a")
+	if err != nil || ok {
+		t.Fatalf("RenewLease after expiry = %v, %v; want false", ok, err)
+	}
+}
+
+func TestRenewMany(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := newRedis(t)
+	s := New(rdb, time.Minute)
+	mustAcquire(t, s, KindUser, 1, "g_a", 5)
+	mustAcquire(t, s, KindAccount, 2, "g_a", 5)
+	// A fresh server has no scripts cached: RenewMany must load its script itself.
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatalf("SCRIPT FLUSH: %v", err)
+	}
+	got, err := s.RenewMany(ctx, []Lease{
+		{Kind: KindUser, ID: 1, GrantID: "g_a"},
+		{Kind: KindAccount, ID: 2, GrantID: "g_a"},
+		{Kind: KindAccount, ID: 3, GrantID: "g_a"},
+	})
+	if err != nil {
+		t.Fatalf("RenewMany: %v", err)
+	}
+	want := []bool{true, true, false}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("RenewMany = %v, want %v", got, want)
+		}
+	}
+}
+
+func TestCounts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := newRedis(t)
+	s := New(rdb, time.Minute)
+	for i := range 3 {
+		mustAcquire(t, s, KindAccount, 10, fmt.Sprintf("g_%d", i), 10)
+	}
+	mustAcquire(t, s, KindAccount, 11, "g_x", 10)
+	mustAcquire(t, s, KindUser, 10, "g_user", 10) // other kind, same id: separate set
+	// An expired lease left behind by a crashed gateway is purged by Counts.
+	if err := rdb.ZAdd(ctx, "pg:{a:11}:slots", redis.Z{Score: 1, Member: "g_stale"}).Err(); err != nil {
+		t.Fatalf("ZADD: %v", err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatalf("SCRIPT FLUSH: %v", err)
+	}
+	got, err := s.Counts(ctx, KindAccount, []int64{10, 11, 12})
+	if err != nil {
+		t.Fatalf("Counts: %v", err)
+	}
+	want := map[int64]int64{10: 3, 11: 1, 12: 0}
+	if len(got) != len(want) {
+		t.Fatalf("Counts = %v, want %v", got, want)
+	}
+	for id, n := range want {
+		if got[id] != n {
+			t.Fatalf("Counts = %v, want %v", got, want)
+		}
+	}
+	if rdb.ZScore(ctx, "pg:{a:11}:slots", "g_stale").Err() != redis.Nil {
+		t.Fatal("expired lease still stored after Counts")
+	}
+	empty, err := s.Counts(ctx, KindUser, nil)
+	if err != nil || len(empty) != 0 {
+		t.Fatalf("Counts(nil) = %v, %v; want empty", empty, err)
+	}
+}
+
+func TestNoSlotWithoutPositiveLimit(t *testing.T) {
+	t.Parallel()
+	rdb := newRedis(t)
+	s := New(rdb, time.Minute)
+	for _, limit := range []int{0, -1} {
+		if mustAcquire(t, s, KindUser, 5, "g_a", limit) {
+			t.Fatalf("Acquire with limit %d granted a slot", limit)
+		}
+	}
+	if n := rdb.Exists(context.Background(), "pg:{u:5}:slots").Val(); n != 0 {
+		t.Fatal("a refused acquire wrote a key")
+	}
+}
+
+func TestKeysAndKinds(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		kind    string
+		id      int64
+		want    string
+		wantErr error
+	}{
+		{name: "user", kind: KindUser, id: 42, want: "pg:{u:42}:slots"},
+		{name: "account", kind: KindAccount, id: 7, want: "pg:{a:7}:slots"},
+		{name: "unknown", kind: "group", id: 1, wantErr: ErrUnknownKind},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Key(tt.kind, tt.id)
+			if !errors.Is(err, tt.wantErr) || got != tt.want {
+				t.Fatalf("Key = %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+	s := New(nil, time.Minute) // never reaches Redis: the kind is checked first
+	if _, err := s.Acquire(context.Background(), "group", 1, "g", 1); !errors.Is(err, ErrUnknownKind) {
+		t.Fatalf("Acquire with unknown kind = %v, want ErrUnknownKind", err)
+	}
+	if _, err := s.Counts(context.Background(), "group", []int64{1}); !errors.Is(err, ErrUnknownKind) {
+		t.Fatalf("Counts with unknown kind = %v, want ErrUnknownKind", err)
+	}
+}

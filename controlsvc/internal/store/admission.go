@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrKeyNotFound means no servable API key has that hash: it is unknown, disabled or
+// deleted, or its user or group is disabled.
+var ErrKeyNotFound = errors.New("api key not found or not active")
+
+// KeyAuth is what admission needs to know about an API key, its user and its group.
+type KeyAuth struct {
+	KeyID           int64
+	UserID          int64
+	GroupID         int64
+	UserConcurrency int
+	BalanceMicros   int64
+	Platform        string // the group's platform: openai | anthropic
+	RateMicros      int64  // the group's rate multiplier, fixed point (1.0 = 1_000_000)
+}
+
+const sqlAuthenticateKey = `
+SELECT k.id, k.user_id, k.group_id, u.concurrency, u.balance_micros, g.platform,
+       (g.rate_multiplier * 1000000)::bigint
+FROM api_keys k
+JOIN users  u ON u.id = k.user_id
+JOIN groups g ON g.id = k.group_id
+WHERE k.key_hash = $1
+  AND k.status = 'active' AND k.deleted_at IS NULL
+  AND u.status = 'active'
+  AND g.status = 'active'`
+
+// AuthenticateKey finds the servable API key whose SHA-256 hex hash is keyHash.
+func (s *Store) AuthenticateKey(ctx context.Context, keyHash string) (KeyAuth, error) {
+	var a KeyAuth
+	err := s.Pool.QueryRow(ctx, sqlAuthenticateKey, keyHash).Scan(
+		&a.KeyID, &a.UserID, &a.GroupID, &a.UserConcurrency, &a.BalanceMicros, &a.Platform, &a.RateMicros)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return KeyAuth{}, ErrKeyNotFound
+	}
+	if err != nil {
+		return KeyAuth{}, fmt.Errorf("authenticating api key: %w", err)
+	}
+	return a, nil
+}
+
+// CandidateAccount is an active account of a group, as the scheduler sees it. Health
+// deadlines are zero when unset.
+type CandidateAccount struct {
+	ID               int64
+	BaseURL          string
+	APIKey           string // credential.api_key; never logged or returned by the admin API
+	Concurrency      int
+	Priority         int
+	ModelMapping     []byte // raw JSON object
+	RateLimitedUntil time.Time
+	OverloadedUntil  time.Time
+	PausedUntil      time.Time
+	LastUsedAt       time.Time
+}
+
+const sqlGroupAccounts = `
+SELECT a.id, a.base_url, COALESCE(a.credential->>'api_key', ''), a.concurrency, a.priority,
+       a.model_mapping, a.rate_limited_until, a.overloaded_until, a.paused_until, a.last_used_at
+FROM account_groups ag
+JOIN accounts a ON a.id = ag.account_id
+WHERE ag.group_id = $1 AND a.platform = $2
+  AND a.status = 'active' AND a.deleted_at IS NULL
+ORDER BY a.id`
+
+// GroupAccounts lists the active, not deleted accounts of a group on the given platform,
+// whatever their health: the caller filters by health, so that "no account serves this
+// model" can be told apart from "no account is available right now".
+func (s *Store) GroupAccounts(ctx context.Context, groupID int64, platform string) ([]CandidateAccount, error) {
+	rows, err := s.Pool.Query(ctx, sqlGroupAccounts, groupID, platform)
+	if err != nil {
+		return nil, fmt.Errorf("listing accounts of group %d: %w", groupID, err)
+	}
+	var out []CandidateAccount
+	for rows.Next() {
+		var a CandidateAccount
+		var rl, ov, pa, lu *time.Time
+		if err := rows.Scan(&a.ID, &a.BaseURL, &a.APIKey, &a.Concurrency, &a.Priority,
+			&a.ModelMapping, &rl, &ov, &pa, &lu); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading accounts of group %d: %w", groupID, err)
+		}
+		a.RateLimitedUntil, a.OverloadedUntil, a.PausedUntil, a.LastUsedAt = deref(rl), deref(ov), deref(pa), deref(lu)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing accounts of group %d: %w", groupID, err)
+	}
+	return out, nil
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+const (
+	sqlTouchAccounts = `UPDATE accounts SET last_used_at = GREATEST(COALESCE(last_used_at, $2), $2) WHERE id = ANY($1)`
+	sqlTouchAPIKeys  = `UPDATE api_keys SET last_used_at = GREATEST(COALESCE(last_used_at, $2), $2) WHERE id = ANY($1)`
+)
+
+// TouchLastUsed records that accounts and API keys were used at the given time (never
+// moving last_used_at backwards). Callers batch it off the request path.
+func (s *Store) TouchLastUsed(ctx context.Context, accountIDs, keyIDs []int64, at time.Time) error {
+	b := &pgx.Batch{}
+	if len(accountIDs) > 0 {
+		b.Queue(sqlTouchAccounts, accountIDs, at)
+	}
+	if len(keyIDs) > 0 {
+		b.Queue(sqlTouchAPIKeys, keyIDs, at)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := s.Pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("touching last_used_at: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// API key format: a fixed prefix plus 24 random bytes in hex.
+const (
+	APIKeyPrefix      = "sk-pg-"
+	apiKeyRandomBytes = 24 // 48 hex characters
+	// apiKeyShownChars is how much of a key operators see after creation (key_prefix):
+	// enough to tell keys apart, far too little to guess the rest.
+	apiKeyShownChars = len(APIKeyPrefix) + 6
+)
+
+// APIKey is a client key as stored: only its hash and a short prefix, never the key.
+type APIKey struct {
+	ID         int64
+	UserID     int64
+	GroupID    int64
+	Name       string
+	KeyPrefix  string
+	Status     string
+	LastUsedAt *time.Time
+	CreatedAt  time.Time
+}
+
+const apiKeyColumns = `id, user_id, group_id, name, key_prefix, status, last_used_at, created_at`
+
+const (
+	sqlInsertAPIKey = `
+INSERT INTO api_keys (user_id, group_id, name, key_hash, key_prefix)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING ` + apiKeyColumns
+
+	sqlUserExists  = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`
+	sqlGroupExists = `SELECT EXISTS (SELECT 1 FROM groups WHERE id = $1)`
+
+	// $1 = 0 lists every user's keys.
+	sqlListAPIKeys = `
+SELECT ` + apiKeyColumns + ` FROM api_keys
+WHERE deleted_at IS NULL AND ($1::bigint = 0 OR user_id = $1)
+ORDER BY id`
+
+	sqlDeleteAPIKey = `UPDATE api_keys SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`
+)
+
+// HashAPIKey is the stored form of a key: hex SHA-256. Admission looks keys up by it.
+func HashAPIKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// generateAPIKey returns a new random key.
+func generateAPIKey() (string, error) {
+	b := make([]byte, apiKeyRandomBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	return APIKeyPrefix + hex.EncodeToString(b), nil
+}
+
+func scanAPIKey(row pgx.Row) (APIKey, error) {
+	var k APIKey
+	err := row.Scan(&k.ID, &k.UserID, &k.GroupID, &k.Name, &k.KeyPrefix, &k.Status, &k.LastUsedAt, &k.CreatedAt)
+	return k, err
+}
+
+// CreateAPIKey makes a key for the user in the group. The returned string is the key
+// itself; it is not stored and cannot be recovered later.
+func (s *Store) CreateAPIKey(ctx context.Context, userID, groupID int64, name string) (APIKey, string, error) {
+	key, err := generateAPIKey()
+	if err != nil {
+		return APIKey{}, "", fmt.Errorf("creating api key: %w", err)
+	}
+	var out APIKey
+	err = s.WithTx(ctx, func(tx pgx.Tx) error {
+		if err := mustExist(ctx, tx, sqlUserExists, userID, "user_id", "user"); err != nil {
+			return err
+		}
+		if err := mustExist(ctx, tx, sqlGroupExists, groupID, "group_id", "group"); err != nil {
+			return err
+		}
+		out, err = scanAPIKey(tx.QueryRow(ctx, sqlInsertAPIKey, userID, groupID, name, HashAPIKey(key), key[:apiKeyShownChars]))
+		return err
+	})
+	if err != nil {
+		return APIKey{}, "", fmt.Errorf("creating api key: %w", err)
+	}
+	return out, key, nil
+}
+
+// ListAPIKeys returns the keys not deleted, of one user or (userID 0) of everyone.
+func (s *Store) ListAPIKeys(ctx context.Context, userID int64) ([]APIKey, error) {
+	rows, err := s.Pool.Query(ctx, sqlListAPIKeys, userID)
+	if err != nil {
+		return nil, fmt.Errorf("listing api keys: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (APIKey, error) { return scanAPIKey(r) })
+	if err != nil {
+		return nil, fmt.Errorf("listing api keys: %w", err)
+	}
+	return keys, nil
+}
+
+// DeleteAPIKey soft-deletes the key; admission stops accepting it.
+func (s *Store) DeleteAPIKey(ctx context.Context, id int64) error {
+	tag, err := s.Pool.Exec(ctx, sqlDeleteAPIKey, id)
+	if err != nil {
+		return fmt.Errorf("deleting api key %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return &NotFoundError{Resource: "api key", ID: id}
+	}
+	return nil
+}
+
+// mustExist turns a missing referenced row into an InvalidError on field: the client sent
+// a bad id in its body, which is a 400, not a 404 of the resource being created.
+func mustExist(ctx context.Context, tx pgx.Tx, query string, id int64, field, what string) error {
+	var ok bool
+	if err := tx.QueryRow(ctx, query, id).Scan(&ok); err != nil {
+		return fmt.Errorf("checking %s %d: %w", what, id, err)
+	}
+	if !ok {
+		return &InvalidError{Field: field, Message: fmt.Sprintf("%s %d does not exist", what, id)}
+	}
+	return nil
+}
