@@ -1,0 +1,91 @@
+package plugin
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// Error types of the client-facing error bodies (sub2api-behaviour.md §2.2, §5.6).
+const (
+	typeInvalidRequest = "invalid_request_error"
+	typeAuthentication = "authentication_error"
+	typeAPI            = "api_error"
+	typeRateLimit      = "rate_limit_error"
+	typeUpstream       = "upstream_error"
+)
+
+// Messages the plugin writes itself; the texts are part of the client contract (issue 2 §4).
+const (
+	msgInvalidAPIKey  = "Invalid API key"
+	msgUnavailable    = "Service temporarily unavailable"
+	msgInternal       = "Internal server error"
+	msgClientGone     = "Client closed request"
+	msgReadBody       = "Failed to read request body"
+	msgEmptyBody      = "Request body is empty"
+	msgParseBody      = "Failed to parse request body"
+	msgModelRequired  = "model is required"
+	msgStreamType     = "invalid stream field type"
+	msgCallIDRequired = "function_call_output requires call_id or previous_response_id; " +
+		"if relying on history, ensure store=true and reuse previous_response_id"
+	msgItemReference = "function_call_output requires item_reference ids matching each call_id, " +
+		"or previous_response_id/tool_call context; if relying on history, ensure store=true " +
+		"and reuse previous_response_id"
+)
+
+// statusClientClosed is nginx's "client closed request", used in reports (issue 2 §4).
+const statusClientClosed = 499
+
+// clientError is an error answer the plugin writes itself. It is a plain struct, not an
+// error implementation: interpreted error types do not survive errors.As under Yaegi.
+type clientError struct {
+	status int
+	typ    string
+	msg    string
+	// retryAfter is copied into a Retry-After header when not empty.
+	retryAfter string
+}
+
+func newClientError(status int, typ, msg string) *clientError {
+	return &clientError{status: status, typ: typ, msg: msg}
+}
+
+func bodyTooLarge(limit int64) *clientError {
+	mb := limit / (1 << 20)
+	return newClientError(http.StatusRequestEntityTooLarge, typeInvalidRequest,
+		"Request body too large, limit is "+strconv.FormatInt(mb, 10)+"MB")
+}
+
+func badRequest(msg string) *clientError {
+	return newClientError(http.StatusBadRequest, typeInvalidRequest, msg)
+}
+
+// writeClientError writes e in the error format of the client's API: Anthropic's
+// {"type":"error","error":{…}} on /v1/messages, OpenAI's {"error":{…}} elsewhere.
+func writeClientError(rw http.ResponseWriter, path, requestID string, e *clientError) {
+	body := errorBody(path == pathMessages, e.typ, e.msg)
+	h := rw.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if requestID != "" {
+		h.Set(headerRequestID, requestID)
+	}
+	if e.retryAfter != "" {
+		h.Set("Retry-After", e.retryAfter)
+	}
+	rw.WriteHeader(e.status)
+	_, _ = rw.Write(body)
+}
+
+// writeRejection copies a controlsvc refusal to the client as it is: status, body and
+// Retry-After (docs/design.md, "Refused").
+func writeRejection(rw http.ResponseWriter, requestID string, r *rejection) {
+	h := rw.Header()
+	h.Set("Content-Type", r.contentType)
+	h.Set("Content-Length", strconv.Itoa(len(r.body)))
+	h.Set(headerRequestID, requestID)
+	if r.retryAfter != "" {
+		h.Set("Retry-After", r.retryAfter)
+	}
+	rw.WriteHeader(r.status)
+	_, _ = rw.Write(r.body)
+}

@@ -1,0 +1,154 @@
+package plugin
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Error classes in reports (docs/design.md, POST /internal/v1/reports).
+const (
+	classUpstreamStatus     = "upstream_status"
+	classTransport          = "transport"
+	classClientGone         = "client_gone"
+	classStreamCut          = "stream_cut"
+	classControlUnavailable = "control_unavailable"
+	classRejected           = "rejected"
+	classInternal           = "internal"
+)
+
+// exchange is the state of one client request on a handled path, from validation to the
+// completion report.
+type exchange struct {
+	p         *Poolgate
+	rw        http.ResponseWriter
+	req       *http.Request
+	path      string
+	requestID string
+	start     time.Time
+
+	apiKey string
+	body   []byte // the client's body, never modified: every attempt starts from it
+	info   requestInfo
+
+	rewritten    []byte // body rewritten for rewrittenFor (see bodyFor)
+	rewrittenFor string
+
+	grant    *grant  // the current grant; nil until controlsvc granted one
+	exclude  []int64 // accounts already tried
+	attempts []attemptReport
+
+	written    bool   // a status line went to the client
+	status     int    // the status the client got; 499 when it went away
+	errorClass string // "" on success
+	firstByte  time.Time
+	usage      []byte
+}
+
+func newExchange(p *Poolgate, rw http.ResponseWriter, req *http.Request, path string) *exchange {
+	return &exchange{
+		p:         p,
+		rw:        rw,
+		req:       req,
+		path:      path,
+		requestID: newRequestID(),
+		start:     time.Now(),
+		exclude:   make([]int64, 0, 4),
+	}
+}
+
+// run takes the request through validation, admission and forwarding. Every branch ends
+// in a written response.
+func (x *exchange) run() {
+	x.apiKey = extractAPIKey(x.req.Header)
+	if x.apiKey == "" {
+		x.writeError(newClientError(http.StatusUnauthorized, typeAuthentication, msgInvalidAPIKey))
+		return
+	}
+	body, e := readBody(x.req, x.p.maxBody)
+	if e != nil {
+		x.writeError(e)
+		return
+	}
+	x.body = body
+	info, e := validateBody(x.path, body)
+	if e != nil {
+		x.writeError(e)
+		return
+	}
+	x.info = info
+	if !x.admit(nil) {
+		return
+	}
+	x.forward()
+}
+
+// finish runs deferred: it turns a panic into a 500, makes sure something was written, and
+// sends the one report of the grant, which also releases its slots in controlsvc.
+func (x *exchange) finish() {
+	if r := recover(); r != nil {
+		x.errorClass = classInternal
+		if !x.written {
+			x.writeError(newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
+		}
+	}
+	if !x.written {
+		x.writeError(newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
+	}
+	if x.grant == nil {
+		return
+	}
+	x.p.control.leases.unregister(x.grant.GrantID)
+	x.p.control.reports.enqueue(x.report())
+}
+
+func (x *exchange) clientGone() bool {
+	return x.req.Context().Err() != nil
+}
+
+// abandon records that the client went away. Writing the error is harmless when the
+// connection is gone and keeps "every path writes a response" true.
+func (x *exchange) abandon() {
+	if !x.written {
+		x.writeError(newClientError(statusClientClosed, typeAPI, msgClientGone))
+	}
+	x.status = statusClientClosed
+	x.errorClass = classClientGone
+}
+
+// writeError answers with e unless something was written already. A panicking writer is
+// contained here, because writeError also runs from finish.
+func (x *exchange) writeError(e *clientError) {
+	if x.written {
+		return
+	}
+	x.written = true
+	x.status = e.status
+	defer func() { _ = recover() }()
+	writeClientError(x.rw, x.path, x.requestID, e)
+}
+
+func (x *exchange) writeRejection(r *rejection) {
+	if x.written {
+		return
+	}
+	x.written = true
+	x.status = r.status
+	defer func() { _ = recover() }()
+	writeRejection(x.rw, x.requestID, r)
+}
+
+// newRequestID returns "req_" and 24 random hex digits.
+func newRequestID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "req_t" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+func millisSince(t time.Time) int64 {
+	return int64(time.Since(t) / time.Millisecond)
+}

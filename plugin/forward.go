@@ -1,0 +1,169 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+var (
+	transportsMu sync.Mutex
+	// transports holds one upstream transport per configured header timeout (in practice
+	// one): a keep-alive pool shared by every instance and every request.
+	transports = make(map[time.Duration]*http.Transport)
+)
+
+// sharedTransport returns the upstream transport for headerTimeout, creating it once.
+func sharedTransport(headerTimeout time.Duration) *http.Transport {
+	transportsMu.Lock()
+	defer transportsMu.Unlock()
+	if t, ok := transports[headerTimeout]; ok {
+		return t
+	}
+	t := &http.Transport{
+		// Accounts are reached directly; a proxy from the environment would be a surprise.
+		Proxy:                 nil,
+		DialContext:           dialer(30 * time.Second),
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		// Ask for identity bodies: SSE must not sit behind a gzip reader, and usage is
+		// read from the bytes as they pass.
+		DisableCompression: true,
+	}
+	transports[headerTimeout] = t
+	return t
+}
+
+// dialer returns a DialContext with a connect timeout. It is a closure rather than the
+// method value (&net.Dialer{}).DialContext, which Yaegi v0.16.1 cannot convert to a func
+// field of a compiled struct.
+func dialer(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, network, addr)
+	}
+}
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy ones).
+var hopHeaders = map[string]bool{
+	"Connection":          true,
+	"Proxy-Connection":    true,
+	"Keep-Alive":          true,
+	"Proxy-Authenticate":  true,
+	"Proxy-Authorization": true,
+	"Te":                  true,
+	"Trailer":             true,
+	"Transfer-Encoding":   true,
+	"Upgrade":             true,
+}
+
+// droppedRequestHeaders never reach an upstream: the client's credentials (the account's
+// replace them), its cookies, and headers the transport sets itself. Expect is dropped
+// because the body is already read: forwarding it would make the transport wait for a
+// 100 Continue.
+var droppedRequestHeaders = map[string]bool{
+	"Expect":          true,
+	"Host":            true,
+	"Content-Length":  true,
+	"Authorization":   true,
+	"X-Api-Key":       true,
+	"X-Goog-Api-Key":  true,
+	"Cookie":          true,
+	"Accept-Encoding": true,
+}
+
+// droppedResponseHeaders would tell the client about the upstream account.
+var droppedResponseHeaders = map[string]bool{
+	"Set-Cookie":                true,
+	"Openai-Organization":       true,
+	"Openai-Project":            true,
+	"Anthropic-Organization-Id": true,
+}
+
+// connectionTokens returns the headers a Connection header names as hop-by-hop.
+func connectionTokens(h http.Header) map[string]bool {
+	values := h.Values("Connection")
+	if len(values) == 0 {
+		return nil
+	}
+	tokens := make(map[string]bool)
+	for i := 0; i < len(values); i++ {
+		parts := strings.Split(values[i], ",")
+		for j := 0; j < len(parts); j++ {
+			if t := strings.TrimSpace(parts[j]); t != "" {
+				tokens[http.CanonicalHeaderKey(t)] = true
+			}
+		}
+	}
+	return tokens
+}
+
+// copyHeaders copies src into dst except hop-by-hop headers and those in drop.
+func copyHeaders(dst, src http.Header, drop map[string]bool) {
+	conn := connectionTokens(src)
+	for k, vv := range src {
+		ck := http.CanonicalHeaderKey(k)
+		if hopHeaders[ck] || drop[ck] || conn[ck] {
+			continue
+		}
+		dst[ck] = append([]string(nil), vv...)
+	}
+}
+
+// upstreamURL joins an account's base URL, the normalised path and the client's query.
+func upstreamURL(baseURL, path, rawQuery string) string {
+	u := trimTrailingSlash(baseURL) + path
+	if rawQuery != "" {
+		u += "?" + rawQuery
+	}
+	return u
+}
+
+// buildUpstreamRequest makes one attempt's request from the untouched client request and
+// the body for this grant: client headers minus credentials, the grant's headers on top.
+func buildUpstreamRequest(ctx context.Context, client *http.Request, path string, g *grant, body []byte) (*http.Request, error) {
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, upstreamURL(g.BaseURL, path, client.URL.RawQuery), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	copyHeaders(out.Header, client.Header, droppedRequestHeaders)
+	if out.Header.Get("Content-Type") == "" {
+		out.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range g.Headers {
+		out.Header.Set(k, v)
+	}
+	return out, nil
+}
+
+// bodyFor returns the body to send under g: the client's own bytes unless the account maps
+// the model or usage reporting must be switched on. The last rewrite is cached, since
+// failover attempts usually land on accounts with the same mapping.
+func (x *exchange) bodyFor(g *grant) []byte {
+	model := ""
+	if g.UpstreamModel != "" && g.UpstreamModel != x.info.model {
+		model = g.UpstreamModel
+	}
+	if model == "" && !x.info.forceIncludeUsage {
+		return x.body
+	}
+	if x.rewritten != nil && x.rewrittenFor == model {
+		return x.rewritten
+	}
+	b, err := rewriteBody(x.body, model, x.info.forceIncludeUsage)
+	if err != nil {
+		return x.body // cannot happen for a validated object; send it unchanged
+	}
+	x.rewritten = b
+	x.rewrittenFor = model
+	return b
+}

@@ -1,0 +1,370 @@
+package plugin
+
+// The one JSON seam of the plugin: every encoding/json call and every wire type lives here.
+// encoding/json is compiled into Traefik, so decoding into narrow structs and passing bodies
+// through as json.RawMessage costs about what it costs natively, while hand-written
+// scanning would run interpreted (traefik-yaegi-lab.md §3, §6).
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Usage formats: how controlsvc must read a report's usage object.
+const (
+	usageResponses = "responses"
+	usageChat      = "chat"
+	usageAnthropic = "anthropic"
+)
+
+// ---- controlsvc internal API (docs/design.md) ----
+
+// admitRequest is the body of POST /internal/v1/admit.
+type admitRequest struct {
+	RequestID string         `json:"request_id"`
+	GrantID   string         `json:"grant_id"`
+	APIKey    string         `json:"api_key"`
+	Path      string         `json:"path"`
+	Model     string         `json:"model"`
+	Stream    bool           `json:"stream"`
+	Exclude   []int64        `json:"exclude"`
+	Failed    *failedAttempt `json:"failed,omitempty"`
+}
+
+// failedAttempt describes the upstream attempt that made the plugin ask again. Status is 0
+// for a transport error (error_class "transport").
+type failedAttempt struct {
+	AccountID      int64  `json:"account_id"`
+	Status         int    `json:"status"`
+	ErrorClass     string `json:"error_class"`
+	RetryAfter     string `json:"retry_after,omitempty"`
+	RatelimitReset string `json:"ratelimit_reset,omitempty"`
+}
+
+// grant is controlsvc's 200 answer to an admit call.
+type grant struct {
+	GrantID       string            `json:"grant_id"`
+	RequestID     string            `json:"request_id"`
+	UserID        int64             `json:"user_id"`
+	APIKeyID      int64             `json:"api_key_id"`
+	GroupID       int64             `json:"group_id"`
+	Platform      string            `json:"platform"`
+	AccountID     int64             `json:"account_id"`
+	BaseURL       string            `json:"base_url"`
+	Headers       map[string]string `json:"headers"`
+	UpstreamModel string            `json:"upstream_model"`
+}
+
+// report is one completion record of POST /internal/v1/reports.
+type report struct {
+	GrantID       string          `json:"grant_id"`
+	RequestID     string          `json:"request_id"`
+	UserID        int64           `json:"user_id"`
+	APIKeyID      int64           `json:"api_key_id"`
+	GroupID       int64           `json:"group_id"`
+	AccountID     int64           `json:"account_id"`
+	Path          string          `json:"path"`
+	Model         string          `json:"model"`
+	UpstreamModel string          `json:"upstream_model"`
+	Stream        bool            `json:"stream"`
+	Status        int             `json:"status"`
+	ErrorClass    string          `json:"error_class"`
+	UsageFormat   string          `json:"usage_format"`
+	Usage         json.RawMessage `json:"usage"`
+	FirstTokenMs  int64           `json:"first_token_ms"`
+	DurationMs    int64           `json:"duration_ms"`
+	Attempts      []attemptReport `json:"attempts"`
+}
+
+// attemptReport is one upstream attempt of a request, in order.
+type attemptReport struct {
+	AccountID  int64  `json:"account_id"`
+	Status     int    `json:"status"`
+	ErrorClass string `json:"error_class"`
+	DurationMs int64  `json:"duration_ms"`
+}
+
+type reportBatch struct {
+	Reports []report `json:"reports"`
+}
+
+// lease is one live grant in POST /internal/v1/renew.
+type lease struct {
+	GrantID   string `json:"grant_id"`
+	UserID    int64  `json:"user_id"`
+	AccountID int64  `json:"account_id"`
+}
+
+type renewBatch struct {
+	Leases []lease `json:"leases"`
+}
+
+// encodeJSON marshals v without HTML escaping (prompts pass through unchanged).
+func encodeJSON(v interface{}) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// decodeGrant parses an admit 200 body; ok is false unless it names a grant and a base URL.
+func decodeGrant(data []byte) (*grant, bool) {
+	var g grant
+	if err := json.Unmarshal(data, &g); err != nil || g.GrantID == "" || g.BaseURL == "" {
+		return nil, false
+	}
+	return &g, true
+}
+
+// rawJSON turns extracted usage bytes into the report's raw field; nil stays JSON null.
+func rawJSON(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	return json.RawMessage(b)
+}
+
+// ---- client request bodies ----
+
+// requestFields are the top-level fields of a client body the plugin looks at.
+type requestFields struct {
+	Model              json.RawMessage `json:"model"`
+	Stream             json.RawMessage `json:"stream"`
+	StreamOptions      json.RawMessage `json:"stream_options"`
+	PreviousResponseID json.RawMessage `json:"previous_response_id"`
+	Input              json.RawMessage `json:"input"`
+}
+
+type inputItemRaw struct {
+	Type   json.RawMessage `json:"type"`
+	CallID json.RawMessage `json:"call_id"`
+	ID     json.RawMessage `json:"id"`
+}
+
+// inputItem is a Responses input item reduced to the fields the call_id checks use.
+type inputItem struct {
+	typ    string
+	callID string
+	id     string
+}
+
+type streamOptions struct {
+	IncludeUsage json.RawMessage `json:"include_usage"`
+}
+
+func jsonValid(b []byte) bool { return json.Valid(b) }
+
+// decodeRequestFields decodes a valid JSON document; ok is false when it is not an object.
+func decodeRequestFields(body []byte) (requestFields, bool) {
+	var f requestFields
+	if err := json.Unmarshal(body, &f); err != nil {
+		return f, false
+	}
+	return f, true
+}
+
+// rawString returns the value of a JSON string; ok is false for anything else.
+func rawString(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// rawBool returns the value of a JSON boolean; ok is false for anything else, null included.
+func rawBool(raw json.RawMessage) (bool, bool) {
+	switch string(raw) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
+}
+
+// decodeInputItems decodes a Responses "input" array; ok is false when input is not one.
+func decodeInputItems(raw json.RawMessage) ([]inputItem, bool) {
+	var rawItems []inputItemRaw
+	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &rawItems) != nil {
+		return nil, false
+	}
+	items := make([]inputItem, len(rawItems))
+	for i := 0; i < len(rawItems); i++ {
+		items[i].typ, _ = rawString(rawItems[i].Type)
+		items[i].callID, _ = rawString(rawItems[i].CallID)
+		items[i].id, _ = rawString(rawItems[i].ID)
+	}
+	return items, true
+}
+
+// includeUsageSet reports whether stream_options.include_usage is true.
+func includeUsageSet(raw json.RawMessage) bool {
+	var so streamOptions
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &so) != nil {
+		return false
+	}
+	return string(so.IncludeUsage) == "true"
+}
+
+// rewriteBody returns body with the top-level model replaced (when model is not empty) and
+// stream_options.include_usage set (when includeUsage). body is never modified.
+func rewriteBody(body []byte, model string, includeUsage bool) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	if model != "" {
+		mb, err := encodeJSON(model)
+		if err != nil {
+			return nil, err
+		}
+		m["model"] = mb
+	}
+	if includeUsage {
+		so := make(map[string]json.RawMessage)
+		if raw, ok := m["stream_options"]; ok && len(raw) > 0 && raw[0] == '{' {
+			if err := json.Unmarshal(raw, &so); err != nil {
+				so = make(map[string]json.RawMessage)
+			}
+		}
+		so["include_usage"] = json.RawMessage("true")
+		sb, err := encodeJSON(so)
+		if err != nil {
+			return nil, err
+		}
+		m["stream_options"] = sb
+	}
+	return encodeJSON(m)
+}
+
+// ---- errors ----
+
+type errorDetail struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+type openAIError struct {
+	Error errorDetail `json:"error"`
+}
+
+type anthropicError struct {
+	Type  string      `json:"type"`
+	Error errorDetail `json:"error"`
+}
+
+// errorBody renders a client error in OpenAI's shape, or in Anthropic's when anthropic.
+func errorBody(anthropic bool, typ, msg string) []byte {
+	var v interface{}
+	if anthropic {
+		v = anthropicError{Type: "error", Error: errorDetail{Type: typ, Message: msg}}
+	} else {
+		v = openAIError{Error: errorDetail{Type: typ, Message: msg}}
+	}
+	b, err := encodeJSON(v)
+	if err != nil {
+		return []byte(`{"error":{"type":"api_error","message":"Internal server error"}}`)
+	}
+	return b
+}
+
+// ---- usage in upstream replies ----
+
+type usageHolder struct {
+	Usage json.RawMessage `json:"usage"`
+}
+
+// sseEvent holds the usage-bearing parts of the SSE payloads of all three APIs.
+type sseEvent struct {
+	Type     string          `json:"type"`
+	Usage    json.RawMessage `json:"usage"`
+	Response *usageHolder    `json:"response"`
+	Message  *usageHolder    `json:"message"`
+}
+
+func isNullRaw(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// usageFromBody returns the top-level "usage" object of a JSON reply, or nil. All three APIs
+// put it there in non-streaming replies.
+func usageFromBody(body []byte) []byte {
+	var h usageHolder
+	if json.Unmarshal(body, &h) != nil || isNullRaw(h.Usage) {
+		return nil
+	}
+	return h.Usage
+}
+
+// Kinds of usage found in one SSE payload.
+const (
+	sseNoUsage        = 0
+	sseFinalUsage     = 1 // Responses terminal event, Chat chunk with usage
+	sseAnthropicStart = 2 // message_start.message.usage
+	sseAnthropicDelta = 3 // message_delta.usage
+)
+
+// sseUsage decodes one SSE data payload and returns the usage it carries for format.
+func sseUsage(format string, payload []byte) (int, []byte) {
+	var ev sseEvent
+	if json.Unmarshal(payload, &ev) != nil {
+		return sseNoUsage, nil
+	}
+	switch format {
+	case usageResponses:
+		if ev.Type == "response.completed" || ev.Type == "response.incomplete" || ev.Type == "response.failed" {
+			if ev.Response != nil && !isNullRaw(ev.Response.Usage) {
+				return sseFinalUsage, ev.Response.Usage
+			}
+		}
+	case usageChat:
+		if !isNullRaw(ev.Usage) {
+			return sseFinalUsage, ev.Usage
+		}
+	case usageAnthropic:
+		if ev.Type == "message_start" && ev.Message != nil && !isNullRaw(ev.Message.Usage) {
+			return sseAnthropicStart, ev.Message.Usage
+		}
+		if ev.Type == "message_delta" && !isNullRaw(ev.Usage) {
+			return sseAnthropicDelta, ev.Usage
+		}
+	}
+	return sseNoUsage, nil
+}
+
+// mergeAnthropicUsage combines message_start's usage (input and cache tokens) with
+// message_delta's (output tokens, sometimes cumulative input too): a delta value wins
+// unless it is 0 or null and the start had the field.
+func mergeAnthropicUsage(start, delta []byte) []byte {
+	if len(start) == 0 {
+		return delta
+	}
+	if len(delta) == 0 {
+		return start
+	}
+	var m, d map[string]json.RawMessage
+	if json.Unmarshal(start, &m) != nil || m == nil {
+		return delta
+	}
+	if json.Unmarshal(delta, &d) != nil {
+		return start
+	}
+	for k, v := range d {
+		if _, had := m[k]; had && (isNullRaw(v) || string(v) == "0") {
+			continue
+		}
+		m[k] = v
+	}
+	merged, err := encodeJSON(m)
+	if err != nil {
+		return start
+	}
+	return merged
+}

@@ -1,0 +1,149 @@
+// Package plugin is the poolgate Traefik middleware. It runs interpreted by Yaegi inside
+// Traefik, so it uses the standard library only and sticks to plain Go (see DEVELOPERS.md).
+//
+// The plugin owns the client connection for the AI endpoints: it validates the request,
+// asks controlsvc for admission (one POST /internal/v1/admit per account choice), forwards
+// to the granted upstream account itself through one shared http.Transport, fails over to
+// another account before anything is written, streams the reply, extracts usage and hands
+// one completion report per grant to a package-level batching sender. The contracts with
+// controlsvc are in docs/design.md.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Defaults of the dynamic configuration (docs/design.md, "Plugin configuration").
+const (
+	defaultControlURL            = "http://127.0.0.1:8090"
+	defaultMaxBodyBytes          = 256 << 20
+	defaultMaxAccountSwitches    = 3
+	defaultAdmissionTimeout      = "5s"
+	defaultUpstreamHeaderTimeout = "600s"
+)
+
+// Sentinel configuration errors; New wraps them with the offending value.
+var (
+	errMissingSecret = errors.New("pluginSecret is required")
+	errBadControlURL = errors.New("controlURL must be an absolute http or https URL")
+	errBadBodyLimit  = errors.New("maxBodyBytes must be positive")
+	errBadSwitches   = errors.New("maxAccountSwitches must not be negative")
+	errBadDuration   = errors.New("timeout must be a positive duration such as 5s")
+)
+
+// Config is the plugin's dynamic configuration. Traefik decodes the middleware's keys
+// (controlURL, pluginSecret, …) into these fields, matching names without regard to case.
+type Config struct {
+	ControlURL            string `json:"controlURL,omitempty"`
+	PluginSecret          string `json:"pluginSecret,omitempty"`
+	MaxBodyBytes          int64  `json:"maxBodyBytes,omitempty"`
+	MaxAccountSwitches    int    `json:"maxAccountSwitches,omitempty"`
+	AdmissionTimeout      string `json:"admissionTimeout,omitempty"`
+	UpstreamHeaderTimeout string `json:"upstreamHeaderTimeout,omitempty"`
+}
+
+// CreateConfig returns the defaults; Traefik overlays the configured keys on them.
+func CreateConfig() *Config {
+	return &Config{
+		ControlURL:            defaultControlURL,
+		MaxBodyBytes:          defaultMaxBodyBytes,
+		MaxAccountSwitches:    defaultMaxAccountSwitches,
+		AdmissionTimeout:      defaultAdmissionTimeout,
+		UpstreamHeaderTimeout: defaultUpstreamHeaderTimeout,
+	}
+}
+
+// Poolgate is one middleware instance. Instances are cheap: the transport, the controlsvc
+// client, the report batcher and the lease renewer are package-level singletons, because
+// Traefik calls New again for every instance on every configuration reload.
+type Poolgate struct {
+	next         http.Handler
+	name         string
+	maxBody      int64
+	maxSwitches  int
+	admitTimeout time.Duration
+	control      *sharedControl
+	transport    *http.Transport
+}
+
+// New validates the configuration and assembles an instance. It does no I/O and starts no
+// goroutine.
+func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http.Handler, error) {
+	if cfg == nil {
+		cfg = CreateConfig()
+	}
+	if cfg.PluginSecret == "" {
+		return nil, fmt.Errorf("poolgate middleware %q: %w", name, errMissingSecret)
+	}
+	controlURL, err := parseControlURL(cfg.ControlURL)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: controlURL %q: %w", name, cfg.ControlURL, err)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		return nil, fmt.Errorf("poolgate middleware %q: %w (got %d)", name, errBadBodyLimit, cfg.MaxBodyBytes)
+	}
+	if cfg.MaxAccountSwitches < 0 {
+		return nil, fmt.Errorf("poolgate middleware %q: %w (got %d)", name, errBadSwitches, cfg.MaxAccountSwitches)
+	}
+	admitTimeout, err := parsePositiveDuration(cfg.AdmissionTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: admissionTimeout %q: %w", name, cfg.AdmissionTimeout, err)
+	}
+	headerTimeout, err := parsePositiveDuration(cfg.UpstreamHeaderTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: upstreamHeaderTimeout %q: %w", name, cfg.UpstreamHeaderTimeout, err)
+	}
+	return &Poolgate{
+		next:         next,
+		name:         name,
+		maxBody:      cfg.MaxBodyBytes,
+		maxSwitches:  cfg.MaxAccountSwitches,
+		admitTimeout: admitTimeout,
+		control:      controlFor(controlURL, cfg.PluginSecret),
+		transport:    sharedTransport(headerTimeout),
+	}, nil
+}
+
+// ServeHTTP handles POSTs to the AI endpoints and passes everything else to next.
+func (p *Poolgate) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost {
+		p.next.ServeHTTP(rw, req)
+		return
+	}
+	path, ok := normalisePath(req.URL.Path)
+	if !ok {
+		p.next.ServeHTTP(rw, req)
+		return
+	}
+	x := newExchange(p, rw, req, path)
+	defer x.finish()
+	x.run()
+}
+
+func parseControlURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", errBadControlURL
+	}
+	return trimTrailingSlash(raw), nil
+}
+
+func parsePositiveDuration(raw string) (time.Duration, error) {
+	d, err := time.ParseDuration(raw)
+	if err != nil || d <= 0 {
+		return 0, errBadDuration
+	}
+	return d, nil
+}
+
+func trimTrailingSlash(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

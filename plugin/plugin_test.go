@@ -1,0 +1,100 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestCreateConfigDefaults(t *testing.T) {
+	t.Parallel()
+	got := *CreateConfig()
+	want := Config{
+		ControlURL:            "http://127.0.0.1:8090",
+		MaxBodyBytes:          268435456,
+		MaxAccountSwitches:    3,
+		AdmissionTimeout:      "5s",
+		UpstreamHeaderTimeout: "600s",
+	}
+	if got != want {
+		t.Fatalf("CreateConfig() = %+v, want %+v", got, want)
+	}
+}
+
+func TestNewValidatesConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		give    func(*Config)
+		wantErr error
+	}{
+		{name: "defaults with secret", give: func(c *Config) {}},
+		{name: "zero switches allowed", give: func(c *Config) { c.MaxAccountSwitches = 0 }},
+		{name: "missing secret", give: func(c *Config) { c.PluginSecret = "" }, wantErr: errMissingSecret},
+		{name: "relative control URL", give: func(c *Config) { c.ControlURL = "controlsvc:8090" }, wantErr: errBadControlURL},
+		{name: "ftp control URL", give: func(c *Config) { c.ControlURL = "ftp://x" }, wantErr: errBadControlURL},
+		{name: "zero body limit", give: func(c *Config) { c.MaxBodyBytes = 0 }, wantErr: errBadBodyLimit},
+		{name: "negative switches", give: func(c *Config) { c.MaxAccountSwitches = -1 }, wantErr: errBadSwitches},
+		{name: "bad admission timeout", give: func(c *Config) { c.AdmissionTimeout = "soon" }, wantErr: errBadDuration},
+		{name: "zero header timeout", give: func(c *Config) { c.UpstreamHeaderTimeout = "0s" }, wantErr: errBadDuration},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := CreateConfig()
+			cfg.PluginSecret = "s"
+			cfg.ControlURL = "http://127.0.0.1:1/"
+			tt.give(cfg)
+			h, err := New(context.Background(), http.NotFoundHandler(), cfg, "mw")
+			if tt.wantErr == nil {
+				if err != nil || h == nil {
+					t.Fatalf("New() = %v, %v; want a handler", h, err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("New() error = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+	t.Cleanup(func() { closeControl("http://127.0.0.1:1", "s") })
+}
+
+func TestNewSharesBackgroundObjects(t *testing.T) {
+	stub := newContractStub(t)
+	a := newTestPlugin(t, stub, nil)
+	b := newTestPlugin(t, stub, nil)
+	if a.control != b.control || a.transport != b.transport {
+		t.Fatal("two instances with the same config must share control client and transport")
+	}
+	c := newTestPlugin(t, stub, func(c *Config) { c.UpstreamHeaderTimeout = "17s" })
+	if c.transport == a.transport || c.transport.ResponseHeaderTimeout.String() != "17s" {
+		t.Fatal("a different header timeout needs its own transport")
+	}
+}
+
+func TestUnhandledRequestsGoToNext(t *testing.T) {
+	t.Parallel()
+	stub := newContractStub(t)
+	p := newTestPlugin(t, stub, nil)
+	tests := []struct{ name, method, path string }{
+		{"GET on an AI path", http.MethodGet, "/v1/responses"},
+		{"POST elsewhere", http.MethodPost, "/api/v1/admin/users"},
+		{"POST on a sub-path", http.MethodPost, "/v1/responses/compact"},
+		{"POST with trailing slash", http.MethodPost, "/v1/messages/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			p.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, strings.NewReader(`{}`)))
+			if rec.Code != http.StatusTeapot || rec.Body.String() != "next" {
+				t.Fatalf("got %d %q, want next's 418", rec.Code, rec.Body.String())
+			}
+		})
+	}
+	if n := len(stub.admitCalls()); n != 0 {
+		t.Fatalf("%d admit calls for unhandled requests", n)
+	}
+}

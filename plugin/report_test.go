@@ -1,0 +1,210 @@
+package plugin
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestReporterBatchesAndRetriesUntilAcknowledged(t *testing.T) {
+	t.Parallel()
+	stub := newContractStub(t)
+	stub.failReports = 2
+	rp := newReporter(newControlClient(stub.URL(), testSecret), 20*time.Millisecond, 256, 10000)
+	defer rp.close()
+	const n = 300
+	for i := 0; i < n; i++ {
+		rp.enqueue(report{GrantID: "g", RequestID: "req_" + strconv.Itoa(i), Status: 200})
+	}
+	got := stub.waitReports(n)
+	time.Sleep(100 * time.Millisecond)
+	stub.mu.Lock()
+	got = append([]report(nil), stub.reports...)
+	posts := append([]int(nil), stub.posts...)
+	stub.mu.Unlock()
+	if len(got) != n {
+		t.Fatalf("%d reports accepted, want exactly %d", len(got), n)
+	}
+	seen := make(map[string]bool)
+	for _, r := range got {
+		if seen[r.RequestID] {
+			t.Fatalf("report %s accepted twice", r.RequestID)
+		}
+		seen[r.RequestID] = true
+	}
+	// Order is kept across failed attempts: the retried batch goes back to the head.
+	if got[0].RequestID != "req_0" || got[n-1].RequestID != "req_"+strconv.Itoa(n-1) {
+		t.Fatalf("order lost: first %s last %s", got[0].RequestID, got[n-1].RequestID)
+	}
+	if len(posts) < 4 { // 2 refused + at least 2 batches for 300 records
+		t.Fatalf("posts = %v", posts)
+	}
+	for _, size := range posts {
+		if size > 256 {
+			t.Fatalf("batch of %d records, limit 256 (posts %v)", size, posts)
+		}
+	}
+	if d := rp.droppedCount(); d != 0 {
+		t.Fatalf("dropped %d", d)
+	}
+}
+
+func TestReporterSendsOneBatchPerFlushInterval(t *testing.T) {
+	t.Parallel()
+	stub := newContractStub(t)
+	rp := newReporter(newControlClient(stub.URL(), testSecret), 100*time.Millisecond, 256, 100)
+	defer rp.close()
+	began := time.Now()
+	for i := 0; i < 3; i++ {
+		rp.enqueue(report{RequestID: strconv.Itoa(i)})
+	}
+	stub.waitReports(3)
+	if elapsed := time.Since(began); elapsed < 90*time.Millisecond {
+		t.Fatalf("sent after %v, before the flush interval", elapsed)
+	}
+	stub.mu.Lock()
+	posts := append([]int(nil), stub.posts...)
+	stub.mu.Unlock()
+	if len(posts) != 1 || posts[0] != 3 {
+		t.Fatalf("posts = %v, want one batch of 3", posts)
+	}
+}
+
+func TestReporterSpoolDropsOldest(t *testing.T) {
+	t.Parallel()
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	rp := newReporter(newControlClient(down.URL, testSecret), time.Hour, 256, 5)
+	defer rp.close()
+	for i := 0; i < 8; i++ {
+		rp.enqueue(report{RequestID: strconv.Itoa(i)})
+	}
+	if d := rp.droppedCount(); d != 3 {
+		t.Fatalf("dropped %d, want 3", d)
+	}
+	rp.mu.Lock()
+	var ids []string
+	for _, r := range rp.queue {
+		ids = append(ids, r.RequestID)
+	}
+	rp.mu.Unlock()
+	if len(ids) != 5 || ids[0] != "3" || ids[4] != "7" {
+		t.Fatalf("spool = %v, want the newest 5", ids)
+	}
+}
+
+func TestReporterDropsBatchRefusedAs400(t *testing.T) {
+	t.Parallel()
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+	}))
+	defer bad.Close()
+	rp := newReporter(newControlClient(bad.URL, testSecret), 10*time.Millisecond, 256, 100)
+	defer rp.close()
+	rp.enqueue(report{RequestID: "a"})
+	deadline := time.Now().Add(2 * time.Second)
+	for rp.droppedCount() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a batch refused with 400 must be dropped, not retried forever")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if rp.pending() != 0 {
+		t.Fatal("queue not empty")
+	}
+}
+
+func TestRenewerRenewsLiveLeasesInOneCall(t *testing.T) {
+	t.Parallel()
+	stub := newContractStub(t)
+	rn := newRenewer(newControlClient(stub.URL(), testSecret), 20*time.Millisecond)
+	defer rn.close()
+
+	waitRenew := func(want []lease) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			stub.mu.Lock()
+			var last []lease
+			if n := len(stub.renews); n > 0 {
+				last = stub.renews[n-1]
+			}
+			stub.mu.Unlock()
+			sort.Slice(last, func(i, j int) bool { return last[i].GrantID < last[j].GrantID })
+			if equalLeases(last, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("last renew = %+v, want %+v", last, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	rn.register(lease{GrantID: "g_1", UserID: 1, AccountID: 10})
+	rn.register(lease{GrantID: "g_2", UserID: 2, AccountID: 20})
+	waitRenew([]lease{{"g_1", 1, 10}, {"g_2", 2, 20}})
+
+	rn.register(lease{GrantID: "g_1", UserID: 1, AccountID: 11}) // re-admitted elsewhere
+	rn.unregister("g_2")
+	waitRenew([]lease{{"g_1", 1, 11}})
+
+	rn.unregister("g_1")
+	time.Sleep(50 * time.Millisecond) // let an in-flight tick finish
+	stub.mu.Lock()
+	before := len(stub.renews)
+	stub.mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	stub.mu.Lock()
+	after := len(stub.renews)
+	stub.mu.Unlock()
+	if after != before {
+		t.Fatalf("%d renew calls with no live lease", after-before)
+	}
+}
+
+func equalLeases(a, b []lease) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestLiveRequestHoldsLeaseUntilCompletion(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{})
+	up := newTestUpstream(t)
+	up.set("up-1", upstreamReply{status: 200, gate: gate, events: []string{"data: {}\n\n", "data: [DONE]\n\n"}})
+	stub := newContractStub(t, stubAccount{id: 4, baseURL: up.srv.URL, apiKey: "up-1"})
+	p := newTestPlugin(t, stub, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		do(p, "/v1/chat/completions", `{"model":"m","stream":true}`, nil)
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if l := p.control.leases.snapshot(); len(l) == 1 && l[0] == (lease{GrantID: "g_1", UserID: 7, AccountID: 4}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leases = %+v during the request", p.control.leases.snapshot())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(gate)
+	<-done
+	if l := p.control.leases.snapshot(); len(l) != 0 {
+		t.Fatalf("leases after completion = %+v", l)
+	}
+	stub.waitReport()
+}

@@ -1,0 +1,172 @@
+package plugin
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Normalised endpoint paths, as sent to controlsvc and appended to an account's base_url.
+const (
+	pathResponses = "/v1/responses"
+	pathChat      = "/v1/chat/completions"
+	pathMessages  = "/v1/messages"
+)
+
+// normalisePath maps a client path to the endpoint it addresses; ok is false for paths
+// the plugin does not handle. /openai/v1/responses is an alias of /v1/responses.
+func normalisePath(p string) (string, bool) {
+	switch p {
+	case pathResponses, "/openai" + pathResponses:
+		return pathResponses, true
+	case pathChat:
+		return pathChat, true
+	case pathMessages:
+		return pathMessages, true
+	}
+	return "", false
+}
+
+// usageFormatFor tells controlsvc how to read the usage object of an endpoint's replies.
+func usageFormatFor(path string) string {
+	switch path {
+	case pathChat:
+		return usageChat
+	case pathMessages:
+		return usageAnthropic
+	}
+	return usageResponses
+}
+
+// extractAPIKey returns the client's key from, in this order, "Authorization: Bearer",
+// x-api-key and x-goog-api-key (sub2api-behaviour.md §2.1), or "" when there is none.
+func extractAPIKey(h http.Header) string {
+	if v := h.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		if k := strings.TrimSpace(v[7:]); k != "" {
+			return k
+		}
+	}
+	if k := strings.TrimSpace(h.Get("X-Api-Key")); k != "" {
+		return k
+	}
+	return strings.TrimSpace(h.Get("X-Goog-Api-Key"))
+}
+
+// readBody reads at most limit bytes of the request body.
+func readBody(req *http.Request, limit int64) ([]byte, *clientError) {
+	if req.ContentLength > limit {
+		return nil, bodyTooLarge(limit)
+	}
+	if req.Body == nil {
+		return nil, badRequest(msgEmptyBody)
+	}
+	var buf bytes.Buffer
+	if req.ContentLength > 0 {
+		buf.Grow(int(req.ContentLength) + 1)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(req.Body, limit+1)); err != nil {
+		return nil, badRequest(msgReadBody)
+	}
+	if int64(buf.Len()) > limit {
+		return nil, bodyTooLarge(limit)
+	}
+	if buf.Len() == 0 {
+		return nil, badRequest(msgEmptyBody)
+	}
+	return buf.Bytes(), nil
+}
+
+// requestInfo is what the plugin needs from a valid request body.
+type requestInfo struct {
+	model  string
+	stream bool
+	// forceIncludeUsage: a streaming Chat Completions request without
+	// stream_options.include_usage=true gets it set, so that its usage can be billed.
+	forceIncludeUsage bool
+}
+
+// validateBody applies the body checks of issue 2 §4 in their order.
+func validateBody(path string, body []byte) (requestInfo, *clientError) {
+	var info requestInfo
+	if !jsonValid(body) {
+		return info, badRequest(msgParseBody)
+	}
+	f, ok := decodeRequestFields(body)
+	if !ok {
+		// Valid JSON that is not an object has no model.
+		return info, badRequest(msgModelRequired)
+	}
+	model, ok := rawString(f.Model)
+	if !ok || model == "" {
+		return info, badRequest(msgModelRequired)
+	}
+	info.model = model
+	if len(f.Stream) > 0 {
+		stream, ok := rawBool(f.Stream)
+		if !ok {
+			return info, badRequest(msgStreamType)
+		}
+		info.stream = stream
+	}
+	if path == pathResponses {
+		if e := checkFunctionCallOutputs(f); e != nil {
+			return info, e
+		}
+	}
+	info.forceIncludeUsage = path == pathChat && info.stream && !includeUsageSet(f.StreamOptions)
+	return info, nil
+}
+
+// checkFunctionCallOutputs rejects function_call_output items that cannot be tied to a
+// call: without previous_response_id and without a function_call item carrying a call_id,
+// every output needs a call_id, and every call_id needs a matching item_reference
+// (sub2api-behaviour.md §2.2 H13).
+func checkFunctionCallOutputs(f requestFields) *clientError {
+	if !bytes.Contains(f.Input, []byte("function_call_output")) {
+		return nil
+	}
+	if prev, _ := rawString(f.PreviousResponseID); prev != "" {
+		return nil
+	}
+	items, ok := decodeInputItems(f.Input)
+	if !ok {
+		return nil
+	}
+	var callIDs []string
+	refs := make(map[string]bool)
+	hasOutput := false
+	missingCallID := false
+	for i := 0; i < len(items); i++ {
+		it := items[i]
+		switch it.typ {
+		case "function_call":
+			if it.callID != "" {
+				return nil // tool-call context present in this request
+			}
+		case "function_call_output":
+			hasOutput = true
+			if it.callID == "" {
+				missingCallID = true
+			} else {
+				callIDs = append(callIDs, it.callID)
+			}
+		case "item_reference":
+			if it.id != "" {
+				refs[it.id] = true
+			}
+		}
+	}
+	if !hasOutput {
+		return nil
+	}
+	if missingCallID {
+		return badRequest(msgCallIDRequired)
+	}
+	for i := 0; i < len(callIDs); i++ {
+		if !refs[callIDs[i]] {
+			return badRequest(msgItemReference)
+		}
+	}
+	return nil
+}
