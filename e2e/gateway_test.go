@@ -215,6 +215,9 @@ func TestRevokedKeyStopsWithinFiveSeconds(t *testing.T) {
 func TestDisabledAccountStopsWithinFiveSeconds(t *testing.T) {
 	cred := unique("sk-dis")
 	tn, accts := newTenant(t, accountSpec{Credential: cred})
+	if code, _, body := post(t, "/v1/responses", tn.Key, responsesBody, nil); code != 200 {
+		t.Fatalf("before disabling: %d %s", code, body)
+	}
 	mustAdmin(t, "PATCH", fmt.Sprintf("/accounts/%d", accts[0]), obj{"status": "disabled"})
 	deadline := time.Now().Add(5 * time.Second)
 	for {

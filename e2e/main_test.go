@@ -262,12 +262,14 @@ func upstreamRequestsFor(t testing.TB, credential string) []upstreamRequest {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var all []upstreamRequest
+	var all struct {
+		Items []upstreamRequest `json:"items"`
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
 		t.Fatalf("decoding the fake upstream's request log: %v", err)
 	}
 	var mine []upstreamRequest
-	for _, r := range all {
+	for _, r := range all.Items {
 		if headerValue(r.Headers, "Authorization") == "Bearer "+credential {
 			mine = append(mine, r)
 		}
