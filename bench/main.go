@@ -95,6 +95,9 @@ func run(bin string, conc int, dur, warm time.Duration) error {
 			r := load(tg.url, tg.key, b, conc, dur)
 			results[mode+"/"+tg.name] = r
 			fmt.Printf("%-8s %-10s %10.0f %10s %10s %8d\n", mode, tg.name, r.rps, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errors)
+			if r.firstError != "" {
+				fmt.Printf("         e.g. %s\n", r.firstError)
+			}
 		}
 	}
 	fmt.Printf("\nratios (req/s)            json    stream\n")
@@ -113,6 +116,8 @@ type result struct {
 	rps      float64
 	p50, p99 time.Duration
 	errors   int
+	// firstError describes one failed request, so a broken case is visible in the output.
+	firstError string
 }
 
 // load runs conc closed-loop clients for d against one URL.
@@ -124,6 +129,7 @@ func load(url, key, body string, conc int, d time.Duration) result {
 		mu     sync.Mutex
 		lats   []time.Duration
 		errors int
+		first  string
 		wg     sync.WaitGroup
 	)
 	start := time.Now()
@@ -133,7 +139,7 @@ func load(url, key, body string, conc int, d time.Duration) result {
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
-			bad := 0
+			bad, why := 0, ""
 			for time.Now().Before(stop) {
 				t0 := time.Now()
 				req, _ := http.NewRequest("POST", url, strings.NewReader(body))
@@ -142,12 +148,14 @@ func load(url, key, body string, conc int, d time.Duration) result {
 				resp, err := client.Do(req)
 				if err != nil {
 					bad++
+					why = err.Error()
 					continue
 				}
-				_, err = io.Copy(io.Discard, resp.Body)
+				b, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				if err != nil || resp.StatusCode != 200 {
 					bad++
+					why = fmt.Sprintf("%d %.200s %v", resp.StatusCode, b, err)
 					continue
 				}
 				mine = append(mine, time.Since(t0))
@@ -155,13 +163,16 @@ func load(url, key, body string, conc int, d time.Duration) result {
 			mu.Lock()
 			lats = append(lats, mine...)
 			errors += bad
+			if first == "" {
+				first = why
+			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
-	r := result{errors: errors, rps: float64(len(lats)) / elapsed.Seconds()}
+	r := result{errors: errors, firstError: first, rps: float64(len(lats)) / elapsed.Seconds()}
 	if len(lats) > 0 {
 		r.p50 = lats[len(lats)*50/100]
 		r.p99 = lats[len(lats)*99/100]

@@ -58,7 +58,7 @@ func controlFor(baseURL, secret string) *sharedControl {
 	client := newControlClient(baseURL, secret)
 	c := &sharedControl{
 		client:  client,
-		reports: newReporter(client, reportFlushInterval, reportMaxBatch, reportMaxSpool),
+		reports: newReporter(client, reportMaxBatch, reportMaxSpool),
 		leases:  newRenewer(client, renewInterval),
 	}
 	controls[key] = c

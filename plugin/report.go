@@ -10,8 +10,7 @@ import (
 // Report batching (docs/design.md): one package-level reporter per controlsvc with one
 // goroutine, started on first use and stopped by close.
 const (
-	reportFlushInterval = 50 * time.Millisecond
-	reportMaxBatch      = 256
+	reportMaxBatch = 256
 	// reportMaxSpool bounds the reports held while controlsvc does not acknowledge; the
 	// oldest are dropped beyond it (and counted), leases then expire by TTL.
 	reportMaxSpool  = 10000
@@ -50,14 +49,15 @@ func (x *exchange) report() report {
 	return r
 }
 
-// reporter batches completion reports into POST /internal/v1/reports: a batch goes out
-// flushEvery after the first report of it, or as soon as maxBatch records wait, and is
-// retried with backoff until acknowledged.
+// reporter batches completion reports into POST /internal/v1/reports. A report goes out as
+// soon as the sender is free; reports that arrive while a batch is in flight form the next
+// batch (up to maxBatch). So an idle gateway releases a finished request's slots after one
+// round trip, and a busy one sends few, large batches. Batches are retried with backoff
+// until acknowledged.
 type reporter struct {
-	client     *controlClient
-	flushEvery time.Duration
-	maxBatch   int
-	maxSpool   int
+	client   *controlClient
+	maxBatch int
+	maxSpool int
 
 	mu      sync.Mutex
 	queue   []report
@@ -71,15 +71,14 @@ type reporter struct {
 	done      chan struct{}
 }
 
-func newReporter(client *controlClient, flushEvery time.Duration, maxBatch, maxSpool int) *reporter {
+func newReporter(client *controlClient, maxBatch, maxSpool int) *reporter {
 	return &reporter{
-		client:     client,
-		flushEvery: flushEvery,
-		maxBatch:   maxBatch,
-		maxSpool:   maxSpool,
-		wake:       make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+		client:   client,
+		maxBatch: maxBatch,
+		maxSpool: maxSpool,
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 }
 
@@ -116,8 +115,8 @@ func (rp *reporter) droppedCount() int64 {
 	return rp.dropped
 }
 
-// run sends batches until stopped. It sleeps on wake while idle; once a report arrives it
-// gathers for flushEvery (or until a full batch waits), then sends until the queue is empty.
+// run sends batches until stopped: it sleeps on wake while idle and drains the queue once a
+// report arrives.
 func (rp *reporter) run() {
 	defer close(rp.done)
 	defer func() { _ = recover() }() // a panic here must not take Traefik down
@@ -128,27 +127,11 @@ func (rp *reporter) run() {
 			return
 		case <-rp.wake:
 		}
-		if !rp.gather() || !rp.drain() {
+		if !rp.drain() {
 			rp.flushAll()
 			return
 		}
 	}
-}
-
-// gather waits flushEvery, or less when a full batch is waiting; false means stopped.
-func (rp *reporter) gather() bool {
-	t := time.NewTimer(rp.flushEvery)
-	defer t.Stop()
-	for rp.pending() < rp.maxBatch {
-		select {
-		case <-t.C:
-			return true
-		case <-rp.wake:
-		case <-rp.stop:
-			return false
-		}
-	}
-	return true
 }
 
 // drain sends batches until the queue is empty, backing off while controlsvc does not

@@ -1,10 +1,12 @@
 package plugin
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -13,7 +15,7 @@ func TestReporterBatchesAndRetriesUntilAcknowledged(t *testing.T) {
 	t.Parallel()
 	stub := newContractStub(t)
 	stub.failReports = 2
-	rp := newReporter(newControlClient(stub.URL(), testSecret), 20*time.Millisecond, 256, 10000)
+	rp := newReporter(newControlClient(stub.URL(), testSecret), 256, 10000)
 	defer rp.close()
 	const n = 300
 	for i := 0; i < n; i++ {
@@ -52,24 +54,59 @@ func TestReporterBatchesAndRetriesUntilAcknowledged(t *testing.T) {
 	}
 }
 
-func TestReporterSendsOneBatchPerFlushInterval(t *testing.T) {
+func TestReporterSendsAtOnceAndBatchesWhatArrivesMeanwhile(t *testing.T) {
 	t.Parallel()
-	stub := newContractStub(t)
-	rp := newReporter(newControlClient(stub.URL(), testSecret), 100*time.Millisecond, 256, 100)
+	var (
+		mu      sync.Mutex
+		batches []int
+	)
+	entered := make(chan struct{}, 8)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Reports []report `json:"reports"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		batches = append(batches, len(body.Reports))
+		first := len(batches) == 1
+		mu.Unlock()
+		entered <- struct{}{}
+		if first {
+			<-release // hold the first batch in flight
+		}
+		_, _ = w.Write([]byte(`{"accepted":` + strconv.Itoa(len(body.Reports)) + `}`))
+	}))
+	defer srv.Close()
+	rp := newReporter(newControlClient(srv.URL, testSecret), 256, 100)
 	defer rp.close()
+
 	began := time.Now()
-	for i := 0; i < 3; i++ {
+	rp.enqueue(report{RequestID: "first"})
+	select {
+	case <-entered:
+	case <-time.After(2 * time.Second):
+		t.Fatal("an idle reporter did not send at once")
+	}
+	if waited := time.Since(began); waited > time.Second {
+		t.Fatalf("first report went out after %v", waited)
+	}
+	for i := 0; i < 5; i++ {
 		rp.enqueue(report{RequestID: strconv.Itoa(i)})
 	}
-	stub.waitReports(3)
-	if elapsed := time.Since(began); elapsed < 90*time.Millisecond {
-		t.Fatalf("sent after %v, before the flush interval", elapsed)
+	close(release)
+	select {
+	case <-entered:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the reports queued meanwhile were not sent")
 	}
-	stub.mu.Lock()
-	posts := append([]int(nil), stub.posts...)
-	stub.mu.Unlock()
-	if len(posts) != 1 || posts[0] != 3 {
-		t.Fatalf("posts = %v, want one batch of 3", posts)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(batches) != 2 || batches[0] != 1 || batches[1] != 5 {
+		t.Fatalf("batches = %v, want [1 5]: one at once, then what queued while it was in flight", batches)
 	}
 }
 
@@ -79,7 +116,7 @@ func TestReporterSpoolDropsOldest(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer down.Close()
-	rp := newReporter(newControlClient(down.URL, testSecret), time.Hour, 256, 5)
+	rp := newReporter(newControlClient(down.URL, testSecret), 256, 5)
 	defer rp.close()
 	for i := 0; i < 8; i++ {
 		rp.enqueue(report{RequestID: strconv.Itoa(i)})
@@ -104,7 +141,7 @@ func TestReporterDropsBatchRefusedAs400(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 	}))
 	defer bad.Close()
-	rp := newReporter(newControlClient(bad.URL, testSecret), 10*time.Millisecond, 256, 100)
+	rp := newReporter(newControlClient(bad.URL, testSecret), 256, 100)
 	defer rp.close()
 	rp.enqueue(report{RequestID: "a"})
 	deadline := time.Now().Add(2 * time.Second)
