@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -85,6 +86,7 @@ func run(bin string, conc int, dur, warm time.Duration) error {
 	fmt.Printf("poolgate bench: %d concurrent clients, %s per case (after %s warm-up), %d cores\n\n", conc, dur, warm, numCPU())
 	fmt.Printf("%-8s %-10s %10s %10s %10s %8s\n", "mode", "target", "req/s", "p50", "p99", "errors")
 	results := map[string]result{}
+	leaked := false
 	for _, mode := range []string{"json", "stream"} {
 		b := body
 		if mode == "stream" {
@@ -98,6 +100,12 @@ func run(bin string, conc int, dur, warm time.Duration) error {
 			if r.firstError != "" {
 				fmt.Printf("         e.g. %s\n", r.firstError)
 			}
+			if tg.name == "gateway" {
+				if err := waitSlotsFree(st, slotDrainTimeout); err != nil {
+					fmt.Printf("         slot leak: %v\n", err)
+					leaked = true
+				}
+			}
 		}
 	}
 	fmt.Printf("\nratios (req/s)            json    stream\n")
@@ -109,7 +117,61 @@ func run(bin string, conc int, dur, warm time.Duration) error {
 	fmt.Printf("\nadded p50 latency of the gateway over Traefik alone: json %s, stream %s\n",
 		(results["json/gateway"].p50 - results["json/traefik"].p50).Round(10*time.Microsecond),
 		(results["stream/gateway"].p50 - results["stream/traefik"].p50).Round(10*time.Microsecond))
+	if leaked {
+		return errors.New("slots were still held after the load stopped")
+	}
 	return nil
+}
+
+// slotDrainTimeout bounds how long the slots of finished requests may stay held after a
+// gateway case: far less than the 60 s lease TTL, so only releases by completion reports
+// can bring the counts back to 0 in time.
+const slotDrainTimeout = 3 * time.Second
+
+// waitSlotsFree waits until controlsvc reports no live user or account slot. Held slots
+// after every request has finished mean a leak: the bench user's generous concurrency must
+// not hide one.
+func waitSlotsFree(st *stack.Stack, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		active, err := liveSlots(st)
+		if err == nil && active == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%d slots still held %s after the last request", active, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// liveSlots sums the active user and account slots of GET /api/v1/admin/concurrency.
+func liveSlots(st *stack.Stack) (int64, error) {
+	req, _ := http.NewRequest("GET", st.ControlURL+"/api/v1/admin/concurrency", nil)
+	req.Header.Set("Authorization", "Bearer "+st.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Users    []struct{ Active int64 } `json:"users"`
+		Accounts []struct{ Active int64 } `json:"accounts"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		return 0, fmt.Errorf("GET /concurrency: %s %v", resp.Status, err)
+	}
+	var n int64
+	for _, u := range out.Users {
+		n += u.Active
+	}
+	for _, a := range out.Accounts {
+		n += a.Active
+	}
+	return n, nil
 }
 
 type result struct {
@@ -180,6 +242,9 @@ func load(url, key, body string, conc int, d time.Duration) result {
 	return r
 }
 
+// slotHeadroom is the user's and the account's concurrency per client.
+const slotHeadroom = 16
+
 // seed creates a user with room for the load, a group, one fake-upstream account and a key.
 func seed(st *stack.Stack, conc int) (string, error) {
 	call := func(path string, body any) (map[string]any, error) {
@@ -197,7 +262,11 @@ func seed(st *stack.Stack, conc int) (string, error) {
 		}
 		return out, nil
 	}
-	u, err := call("/users", map[string]any{"name": "bench", "concurrency": conc * 4, "balance_usd": 1000000})
+	// Slots are released by completion reports, which travel in batches after the response:
+	// on a saturated machine a report batch can lag tens of milliseconds, during which the
+	// clients' next requests already hold new slots. The bench measures throughput, not the
+	// limit, so give room well above the client count (leaks are caught by waitSlotsFree).
+	u, err := call("/users", map[string]any{"name": "bench", "concurrency": conc * slotHeadroom, "balance_usd": 1000000})
 	if err != nil {
 		return "", err
 	}
@@ -207,7 +276,7 @@ func seed(st *stack.Stack, conc int) (string, error) {
 	}
 	if _, err := call("/accounts", map[string]any{
 		"name": "bench", "platform": "openai", "base_url": st.FakeURL,
-		"credential": map[string]any{"api_key": "sk-bench-upstream"}, "concurrency": conc * 4,
+		"credential": map[string]any{"api_key": "sk-bench-upstream"}, "concurrency": conc * slotHeadroom,
 		"group_ids": []any{g["id"]},
 	}); err != nil {
 		return "", err

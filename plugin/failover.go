@@ -90,6 +90,10 @@ func (x *exchange) forward() {
 			return
 		}
 		if err == nil && !isFailoverStatus(resp.StatusCode) {
+			if resp.StatusCode >= 400 {
+				x.relayError(resp, cancel) // passthrough.go
+				return
+			}
 			x.relay(resp, cancel)
 			return
 		}
@@ -144,6 +148,7 @@ func (x *exchange) failure(resp *http.Response, err error) *failedAttempt {
 	if f.RatelimitReset == "" {
 		f.RatelimitReset = resp.Header.Get("X-Ratelimit-Reset-Tokens")
 	}
+	f.Body = readErrorHead(resp.Body) // kept for the passthrough rules of exhaust
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	resp.Body.Close()
 	return f
@@ -152,6 +157,9 @@ func (x *exchange) failure(resp *http.Response, err error) *failedAttempt {
 // exhaust answers with the failover-exhausted mapping of the last failure.
 func (x *exchange) exhaust(last *failedAttempt) {
 	x.errorClass = last.ErrorClass
+	if x.applyPassthrough(last.Status, last.Body, safeRetryAfter(last.RetryAfter)) {
+		return
+	}
 	x.writeError(exhaustedError(last))
 }
 

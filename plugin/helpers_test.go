@@ -36,6 +36,10 @@ type contractStub struct {
 	admitHook func(w http.ResponseWriter, ar admitRequest) bool
 	// failReports is how many reports POSTs still get a 503 before being accepted.
 	failReports int
+	// upstreamErrors records POST /internal/v1/upstream-error calls; upstreamErrorHook,
+	// when set, answers them (else: 404, which the plugin treats as "no rule").
+	upstreamErrors    []upstreamErrorRequest
+	upstreamErrorHook func(w http.ResponseWriter, ue upstreamErrorRequest)
 }
 
 type stubAccount struct {
@@ -106,6 +110,21 @@ func (s *contractStub) serve(w http.ResponseWriter, r *http.Request) {
 		s.renews = append(s.renews, rb.Leases)
 		s.mu.Unlock()
 		fmt.Fprintf(w, `{"renewed":%d}`, len(rb.Leases))
+	case upstreamErrorPath:
+		var ue upstreamErrorRequest
+		if err := json.Unmarshal(body, &ue); err != nil {
+			http.Error(w, "bad upstream-error body", http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		s.upstreamErrors = append(s.upstreamErrors, ue)
+		hook := s.upstreamErrorHook
+		s.mu.Unlock()
+		if hook == nil {
+			http.NotFound(w, r)
+			return
+		}
+		hook(w, ue)
 	default:
 		http.NotFound(w, r)
 	}

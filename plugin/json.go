@@ -39,6 +39,9 @@ type failedAttempt struct {
 	ErrorClass     string `json:"error_class"`
 	RetryAfter     string `json:"retry_after,omitempty"`
 	RatelimitReset string `json:"ratelimit_reset,omitempty"`
+	// Body is the start of the failed attempt's body, for the passthrough rules; it is not
+	// part of the admit request.
+	Body []byte `json:"-"`
 }
 
 // grant is controlsvc's 200 answer to an admit call.
@@ -367,4 +370,31 @@ func mergeAnthropicUsage(start, delta []byte) []byte {
 		return start
 	}
 	return merged
+}
+
+// ---- error passthrough rules (POST /internal/v1/upstream-error) ----
+
+// upstreamErrorRequest asks controlsvc whether a passthrough rule rewrites an upstream error.
+type upstreamErrorRequest struct {
+	GroupID  int64  `json:"group_id"`
+	Platform string `json:"platform"`
+	Path     string `json:"path"`
+	Status   int    `json:"status"`
+	Body     string `json:"body"` // the first maxErrorHead bytes of the upstream body
+}
+
+type upstreamErrorReply struct {
+	Matched bool            `json:"matched"`
+	Status  int             `json:"status"`
+	Body    json.RawMessage `json:"body"`
+}
+
+// decodeUpstreamErrorReply returns the rule's status and client body; ok is false unless a
+// rule matched and the reply is usable as it is.
+func decodeUpstreamErrorReply(data []byte) (int, []byte, bool) {
+	var r upstreamErrorReply
+	if json.Unmarshal(data, &r) != nil || !r.Matched || r.Status < 100 || r.Status > 599 || isNullRaw(r.Body) {
+		return 0, nil, false
+	}
+	return r.Status, []byte(r.Body), true
 }

@@ -11,6 +11,10 @@ import (
 // goroutine, started on first use and stopped by close.
 const (
 	reportMaxBatch = 256
+	// reportMaxInFlight bounds the batches in flight at once. More than one, so that a batch
+	// whose database write is slow does not hold back the slot releases of the next ones
+	// (controlsvc releases a batch's slots before it writes the batch).
+	reportMaxInFlight = 2
 	// reportMaxSpool bounds the reports held while controlsvc does not acknowledge; the
 	// oldest are dropped beyond it (and counted), leases then expire by TTL.
 	reportMaxSpool  = 10000
@@ -50,21 +54,33 @@ func (x *exchange) report() report {
 }
 
 // reporter batches completion reports into POST /internal/v1/reports. A report goes out as
-// soon as the sender is free; reports that arrive while a batch is in flight form the next
-// batch (up to maxBatch). So an idle gateway releases a finished request's slots after one
-// round trip, and a busy one sends few, large batches. Batches are retried with backoff
-// until acknowledged.
+// soon as a sender is free; reports that arrive while batches are in flight form the next
+// batch (up to maxBatch), with at most maxInFlight batches in flight. So an idle gateway
+// releases a finished request's slots after one round trip, and a busy one sends few, large
+// batches. A batch that is not acknowledged goes back to the head of the queue, and nothing
+// is sent until its backoff has passed.
+//
+// Only the package-level run goroutine executes a select (Yaegi v0.16.1 races when one
+// select statement runs in two goroutines at once, see docs/design.md): request goroutines
+// and senders wake it through a one-slot channel guarded by the notified flag, so their send
+// never blocks and needs no select.
 type reporter struct {
-	client   *controlClient
-	maxBatch int
-	maxSpool int
+	client      *controlClient
+	maxBatch    int
+	maxSpool    int
+	maxInFlight int
 
-	mu      sync.Mutex
-	queue   []report
-	dropped int64
-	running bool
+	mu       sync.Mutex
+	queue    []report
+	dropped  int64
+	running  bool // run was started
+	closed   bool // close was called: run is never started after it
+	inFlight int
+	backoff  time.Duration
+	retryAt  time.Time // no batch goes out before this, after a failure
+	notified bool      // a wake-up is in the channel and not yet taken by run
 
-	startOnce sync.Once
+	senders   sync.WaitGroup
 	closeOnce sync.Once
 	wake      chan struct{}
 	stop      chan struct{}
@@ -73,31 +89,45 @@ type reporter struct {
 
 func newReporter(client *controlClient, maxBatch, maxSpool int) *reporter {
 	return &reporter{
-		client:   client,
-		maxBatch: maxBatch,
-		maxSpool: maxSpool,
-		wake:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		client:      client,
+		maxBatch:    maxBatch,
+		maxSpool:    maxSpool,
+		maxInFlight: reportMaxInFlight,
+		backoff:     reportBackoffLo,
+		wake:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 }
 
 // enqueue hands r to the sender; it never blocks the request path.
+// The sender goroutine starts on the first report (New must not start goroutines).
 func (rp *reporter) enqueue(r report) {
-	rp.startOnce.Do(func() {
-		rp.mu.Lock()
-		rp.running = true
-		rp.mu.Unlock()
-		go rp.run()
-	})
 	rp.mu.Lock()
+	start := !rp.running && !rp.closed
+	if start {
+		rp.running = true
+	}
 	rp.queue = append(rp.queue, r)
 	rp.trimLocked()
+	wake := rp.notifyLocked()
 	rp.mu.Unlock()
-	select {
-	case rp.wake <- struct{}{}:
-	default: // a wake-up is already pending
+	if start {
+		go rp.run()
 	}
+	if wake {
+		rp.wake <- struct{}{} // cannot block: the channel is empty unless notified was set
+	}
+}
+
+// notifyLocked reports whether the caller must put a wake-up into the channel (after
+// unlocking): only when none is pending, so the one-slot channel never fills up.
+func (rp *reporter) notifyLocked() bool {
+	if rp.notified {
+		return false
+	}
+	rp.notified = true
+	return true
 }
 
 // trimLocked drops the oldest reports beyond the spool bound.
@@ -115,43 +145,110 @@ func (rp *reporter) droppedCount() int64 {
 	return rp.dropped
 }
 
-// run sends batches until stopped: it sleeps on wake while idle and drains the queue once a
-// report arrives.
+// run dispatches batches until stopped: it sleeps while idle, while every sender is busy or
+// during a backoff, and starts a sender per batch while the queue has reports and a sender
+// is free.
 func (rp *reporter) run() {
 	defer close(rp.done)
 	defer func() { _ = recover() }() // a panic here must not take Traefik down
 	for {
-		select {
-		case <-rp.stop:
-			rp.flushAll()
-			return
-		case <-rp.wake:
-		}
-		if !rp.drain() {
+		wait := rp.dispatch()
+		if !rp.wait(wait) {
+			rp.senders.Wait()
 			rp.flushAll()
 			return
 		}
 	}
 }
 
-// drain sends batches until the queue is empty, backing off while controlsvc does not
-// acknowledge; false means stopped.
-func (rp *reporter) drain() bool {
-	backoff := reportBackoffLo
-	for rp.pending() > 0 {
-		if rp.flushOne() {
-			backoff = reportBackoffLo
-			continue
-		}
-		if !rp.sleep(backoff) {
-			return false
-		}
-		backoff *= 2
-		if backoff > reportBackoffHi {
-			backoff = reportBackoffHi
-		}
+// wait sleeps until a wake-up, the end of a backoff (d > 0) or stop; false means stopped.
+func (rp *reporter) wait(d time.Duration) bool {
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-rp.stop:
+		return false
+	case <-rp.wake:
+		rp.mu.Lock()
+		rp.notified = false // before dispatch reads the queue: no wake-up is lost
+		rp.mu.Unlock()
+	case <-timeout:
 	}
 	return true
+}
+
+// dispatch starts senders for queued batches while senders are free. During a backoff it
+// starts none and returns how long is left.
+func (rp *reporter) dispatch() time.Duration {
+	for {
+		rp.mu.Lock()
+		if len(rp.queue) == 0 || rp.inFlight >= rp.maxInFlight {
+			rp.mu.Unlock()
+			return 0
+		}
+		if left := time.Until(rp.retryAt); left > 0 {
+			rp.mu.Unlock()
+			return left
+		}
+		batch := rp.takeLocked()
+		rp.inFlight++
+		rp.mu.Unlock()
+		rp.senders.Add(1)
+		go rp.sendAsync(batch)
+	}
+}
+
+// takeLocked removes the oldest batch from the queue.
+func (rp *reporter) takeLocked() []report {
+	n := len(rp.queue)
+	if n > rp.maxBatch {
+		n = rp.maxBatch
+	}
+	batch := make([]report, n)
+	copy(batch, rp.queue[:n])
+	rp.queue = append(rp.queue[:0], rp.queue[n:]...)
+	return batch
+}
+
+// sendAsync sends one batch. An unacknowledged batch goes back to the head of the queue and
+// starts a backoff that doubles up to reportBackoffHi; an acknowledged one resets it.
+func (rp *reporter) sendAsync(batch []report) {
+	defer rp.senders.Done()
+	ok := false
+	defer func() {
+		_ = recover()
+		rp.mu.Lock()
+		rp.inFlight--
+		if ok {
+			rp.backoff = reportBackoffLo
+		} else {
+			rp.queue = append(batch, rp.queue...)
+			rp.trimLocked()
+			rp.retryAt = time.Now().Add(rp.backoff)
+			rp.backoff *= 2
+			if rp.backoff > reportBackoffHi {
+				rp.backoff = reportBackoffHi
+			}
+		}
+		wake := rp.notifyLocked()
+		rp.mu.Unlock()
+		if wake {
+			rp.wake <- struct{}{}
+		}
+	}()
+	ok = rp.send(batch)
+}
+
+// requeue puts an unacknowledged batch back at the head of the queue.
+func (rp *reporter) requeue(batch []report) {
+	rp.mu.Lock()
+	rp.queue = append(batch, rp.queue...)
+	rp.trimLocked()
+	rp.mu.Unlock()
 }
 
 func (rp *reporter) pending() int {
@@ -160,27 +257,19 @@ func (rp *reporter) pending() int {
 	return len(rp.queue)
 }
 
-// flushOne sends the oldest batch. On failure the batch goes back to the head of the queue.
+// flushOne sends the oldest batch in the caller's goroutine (used when stopping). On
+// failure the batch goes back to the head of the queue.
 func (rp *reporter) flushOne() bool {
 	rp.mu.Lock()
-	n := len(rp.queue)
-	if n > rp.maxBatch {
-		n = rp.maxBatch
-	}
-	batch := make([]report, n)
-	copy(batch, rp.queue[:n])
-	rp.queue = append(rp.queue[:0], rp.queue[n:]...)
+	batch := rp.takeLocked()
 	rp.mu.Unlock()
-	if n == 0 {
+	if len(batch) == 0 {
 		return true
 	}
 	if rp.send(batch) {
 		return true
 	}
-	rp.mu.Lock()
-	rp.queue = append(batch, rp.queue...)
-	rp.trimLocked()
-	rp.mu.Unlock()
+	rp.requeue(batch)
 	return false
 }
 
@@ -220,24 +309,12 @@ func (rp *reporter) flushAll() {
 	}
 }
 
-// sleep waits d; false means the reporter was stopped meanwhile.
-func (rp *reporter) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-rp.stop:
-		return false
-	}
-}
-
 // close stops the sender after a last flush attempt; a reporter that never started stays
 // stopped.
 func (rp *reporter) close() {
 	rp.closeOnce.Do(func() {
-		rp.startOnce.Do(func() {})
 		rp.mu.Lock()
+		rp.closed = true
 		running := rp.running
 		rp.mu.Unlock()
 		close(rp.stop)

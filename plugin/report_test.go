@@ -16,6 +16,7 @@ func TestReporterBatchesAndRetriesUntilAcknowledged(t *testing.T) {
 	stub := newContractStub(t)
 	stub.failReports = 2
 	rp := newReporter(newControlClient(stub.URL(), testSecret), 256, 10000)
+	rp.maxInFlight = 1 // one sender: the order of acceptance is then the order of enqueueing
 	defer rp.close()
 	const n = 300
 	for i := 0; i < n; i++ {
@@ -82,6 +83,7 @@ func TestReporterSendsAtOnceAndBatchesWhatArrivesMeanwhile(t *testing.T) {
 	}))
 	defer srv.Close()
 	rp := newReporter(newControlClient(srv.URL, testSecret), 256, 100)
+	rp.maxInFlight = 1
 	defer rp.close()
 
 	began := time.Now()
@@ -110,6 +112,66 @@ func TestReporterSendsAtOnceAndBatchesWhatArrivesMeanwhile(t *testing.T) {
 	}
 }
 
+// A batch stuck in flight (a slow database write in controlsvc) must not hold back the next
+// reports: their slots are released by their own batch.
+func TestReporterSendsPastABatchInFlight(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Reports []report `json:"reports"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		held := false
+		mu.Lock()
+		for _, rep := range body.Reports {
+			seen = append(seen, rep.RequestID)
+			held = held || rep.RequestID == "stuck"
+		}
+		mu.Unlock()
+		if held {
+			<-release
+		}
+		_, _ = w.Write([]byte(`{"accepted":` + strconv.Itoa(len(body.Reports)) + `}`))
+	}))
+	defer srv.Close()
+	rp := newReporter(newControlClient(srv.URL, testSecret), 256, 100)
+	defer rp.close()
+	defer close(release) // before close, which waits for the senders
+
+	rp.enqueue(report{RequestID: "stuck"})
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 1 })
+	for i := 0; i < 3; i++ {
+		rp.enqueue(report{RequestID: "next" + strconv.Itoa(i)})
+		// Each goes out while "stuck" is still in flight.
+		want := i + 2
+		waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == want })
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[0] != "stuck" || seen[3] != "next2" {
+		t.Fatalf("sent %v", seen)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 2s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestReporterSpoolDropsOldest(t *testing.T) {
 	t.Parallel()
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -117,6 +179,7 @@ func TestReporterSpoolDropsOldest(t *testing.T) {
 	}))
 	defer down.Close()
 	rp := newReporter(newControlClient(down.URL, testSecret), 256, 5)
+	rp.maxInFlight = 0 // no sender ever free: every report stays spooled
 	defer rp.close()
 	for i := 0; i < 8; i++ {
 		rp.enqueue(report{RequestID: strconv.Itoa(i)})

@@ -15,6 +15,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
 	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
+	"github.com/poolgate/poolgate/controlsvc/internal/rules"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
@@ -25,6 +26,7 @@ type App struct {
 	store   *store.Store
 	redis   *redis.Client
 	gateway *gateway.Service
+	rules   *rules.Cache
 	handler http.Handler
 }
 
@@ -49,7 +51,15 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 		return nil, err
 	}
 
-	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, LeaseTTL: cfg.LeaseTTL}, log)
+	rc := rules.NewCache(st, rdb, rules.DefaultRefresh, log)
+	if err := rc.Load(ctx); err != nil {
+		_ = rdb.Close()
+		st.Close()
+		return nil, err
+	}
+	rc.Start()
+
+	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, LeaseTTL: cfg.LeaseTTL, Rules: rc}, log)
 	admin := httpapi.New(httpapi.Options{
 		Store:      st,
 		Slots:      slots.New(rdb, cfg.LeaseTTL),
@@ -58,12 +68,13 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 			{Name: "postgres", Check: st.Pool.Ping},
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		},
-		Log: log,
+		Log:   log,
+		Rules: rc,
 	})
 	r := mux.NewRouter()
 	admin.Register(r)
 	gw.Register(r)
-	return &App{log: log, store: st, redis: rdb, gateway: gw, handler: r}, nil
+	return &App{log: log, store: st, redis: rdb, gateway: gw, rules: rc, handler: r}, nil
 }
 
 // Compile-time guard: the slots package satisfies the admin API's counter.
@@ -79,6 +90,7 @@ func (a *App) Logger() *slog.Logger { return a.log }
 // shut down.
 func (a *App) Close() {
 	a.gateway.Close()
+	a.rules.Close()
 	if err := a.redis.Close(); err != nil {
 		a.log.Warn("closing redis", "error", err)
 	}

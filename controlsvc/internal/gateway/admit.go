@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -61,16 +62,20 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 	}
 	readmission := req.GrantID != ""
 	reply, rej, err := s.admit(r.Context(), &req)
-	attrs := []any{"request_id", req.RequestID, "grant_id", req.GrantID, "path", req.Path,
-		"model", req.Model, "readmission", readmission, "elapsed", time.Since(start)}
+	attrs := func() []any {
+		return []any{"request_id", req.RequestID, "grant_id", req.GrantID, "path", req.Path,
+			"model", req.Model, "readmission", readmission, "elapsed", time.Since(start)}
+	}
 	switch {
 	case err != nil:
-		writeInternalError(w, s.log, "admission failed", err, attrs...)
+		writeInternalError(w, s.log, "admission failed", err, attrs()...)
 	case rej != nil:
-		s.log.Info("admission refused", append(attrs, "reason", rej.reason, "status", rej.status)...)
+		s.log.Info("admission refused", append(attrs(), "reason", rej.reason, "status", rej.status)...)
 		writeReject(w, req.Path, rej)
 	default:
-		s.log.Debug("admitted", append(attrs, "account_id", reply.AccountID)...)
+		if s.log.Enabled(r.Context(), slog.LevelDebug) { // the hot path: build no attributes for nothing
+			s.log.Debug("admitted", append(attrs(), "account_id", reply.AccountID)...)
+		}
 		writeJSON(w, http.StatusOK, reply)
 	}
 }
@@ -109,22 +114,9 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		return nil, rejectBilling, nil
 	}
 
-	first := req.GrantID == ""
-	if first {
-		req.GrantID = newGrantID()
+	if key.UserConcurrency <= 0 {
+		return nil, rejectUserConcurrency, nil // a user with concurrency 0 may not run anything
 	}
-	held, err := s.slots.Acquire(ctx, slots.KindUser, key.UserID, req.GrantID, key.UserConcurrency)
-	if err != nil {
-		s.releaseUserIfFirst(ctx, first, key.UserID, req.GrantID)
-		return nil, nil, err
-	}
-	if !held {
-		if first {
-			req.GrantID = "" // a refused first admission leaves no grant
-		}
-		return nil, rejectUserConcurrency, nil
-	}
-
 	exclude := make(map[int64]bool, len(req.Exclude)+1)
 	for _, id := range req.Exclude {
 		exclude[id] = true
@@ -132,15 +124,24 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	if req.Failed != nil {
 		exclude[req.Failed.AccountID] = true
 	}
-	acc, upstreamModel, rej, err := s.selectAccount(ctx, key, req.Model, exclude, req.GrantID)
+	cands, selRej, err := s.candidates(ctx, key, req.Model, exclude)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	first := req.GrantID == ""
+	if first {
+		req.GrantID = newGrantID()
+	}
+	chosen, rej, err := s.acquireSlots(ctx, key, req.GrantID, first, cands, selRej)
 	if err != nil || rej != nil {
 		// On a re-admission the grant stays: the plugin's final report releases it.
-		s.releaseUserIfFirst(ctx, first, key.UserID, req.GrantID)
 		if first {
-			req.GrantID = ""
+			req.GrantID = "" // a refused first admission leaves no grant
 		}
 		return nil, rej, err
 	}
+	acc, upstreamModel := chosen.acc, chosen.upstream
 	s.touch.used(acc.ID, key.KeyID, time.Now())
 	return &admitReply{
 		GrantID:       req.GrantID,
@@ -154,6 +155,78 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		Headers:       upstreamHeaders(key.Platform, acc.APIKey),
 		UpstreamModel: upstreamModel,
 	}, nil, nil
+}
+
+// acquireSlots takes the user slot and an account slot for grantID in as few Redis round
+// trips as possible: the user slot together with either the only candidate's slot or the
+// live counts of all candidates in one pipeline, then (several candidates) the chosen
+// account's slot. The user refusal wins over the selection's, as the user slot is checked
+// first. On a refusal or error the slots this call took for a first admission are undone.
+func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID string, first bool,
+	cands []candidate, selRej *rejection) (*candidate, *rejection, error) {
+	acqs := []slots.Acquisition{{Kind: slots.KindUser, ID: key.UserID, GrantID: grantID, Limit: key.UserConcurrency}}
+	var countIDs []int64
+	switch {
+	case len(cands) == 1:
+		a := cands[0].acc
+		acqs = append(acqs, slots.Acquisition{Kind: slots.KindAccount, ID: a.ID, GrantID: grantID, Limit: a.Concurrency})
+	case len(cands) > 1:
+		countIDs = make([]int64, len(cands))
+		for i := range cands {
+			countIDs[i] = cands[i].acc.ID
+		}
+	}
+	held, live, err := s.slots.AcquireAndCount(ctx, acqs, slots.KindAccount, countIDs)
+	if err != nil {
+		s.undoSlots(ctx, first, key.UserID, grantID, acqs[1:])
+		return nil, nil, err
+	}
+	if !held[0] {
+		if len(acqs) > 1 && held[1] {
+			s.undoSlots(ctx, false, key.UserID, grantID, acqs[1:])
+		}
+		return nil, rejectUserConcurrency, nil
+	}
+	if selRej != nil {
+		s.undoSlots(ctx, first, key.UserID, grantID, nil)
+		return nil, selRej, nil
+	}
+	var chosen *candidate
+	if len(cands) == 1 {
+		if held[1] {
+			chosen = &cands[0]
+		}
+	} else if chosen, err = s.acquireBest(ctx, cands, live, grantID); err != nil {
+		s.undoSlots(ctx, first, key.UserID, grantID, nil)
+		return nil, nil, err
+	}
+	if chosen == nil {
+		s.undoSlots(ctx, first, key.UserID, grantID, nil)
+		return nil, rejectNoAccount, nil
+	}
+	return chosen, nil, nil
+}
+
+// undoSlots releases what an admission took before it was refused: the user slot of a first
+// admission (a re-admission keeps its grant's) and the given account acquisitions, in one
+// round trip, detached from the request so that a cancelled request still cleans up.
+func (s *Service) undoSlots(ctx context.Context, first bool, userID int64, grantID string, accounts []slots.Acquisition) {
+	leases := make([]slots.Lease, 0, len(accounts)+1)
+	if first {
+		leases = append(leases, slots.Lease{Kind: slots.KindUser, ID: userID, GrantID: grantID})
+	}
+	for _, a := range accounts {
+		leases = append(leases, slots.Lease{Kind: a.Kind, ID: a.ID, GrantID: grantID})
+	}
+	if len(leases) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+	defer cancel()
+	if err := s.slots.ReleaseMany(ctx, leases); err != nil {
+		// The leases expire by themselves after their TTL.
+		s.log.Warn("releasing slots of refused admission", "user_id", userID, "error", err)
+	}
 }
 
 // authenticate resolves a presented key through the 2 s cache; ok is false for an unknown
@@ -175,19 +248,6 @@ func (s *Service) authenticate(ctx context.Context, apiKey string) (store.KeyAut
 		return store.KeyAuth{}, false, fmt.Errorf("authenticating key: %w", err)
 	}
 	return res.auth, res.ok, nil
-}
-
-// releaseUserIfFirst undoes the user slot of a first admission that is being refused.
-func (s *Service) releaseUserIfFirst(ctx context.Context, first bool, userID int64, grantID string) {
-	if !first {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
-	defer cancel()
-	if err := s.slots.Release(ctx, slots.KindUser, userID, grantID); err != nil {
-		// The lease expires by itself after its TTL.
-		s.log.Warn("releasing user slot of refused admission", "user_id", userID, "error", err)
-	}
 }
 
 // upstreamHeaders are the credential headers the plugin sets on the upstream request.

@@ -35,9 +35,9 @@ type env struct {
 	slots *slots.Slots
 }
 
-func newEnv(t *testing.T) *env { return newEnvTTL(t, DefaultLeaseTTL) }
+func newEnv(t testing.TB) *env { return newEnvTTL(t, DefaultLeaseTTL) }
 
-func newEnvTTL(t *testing.T, leaseTTL time.Duration) *env {
+func newEnvTTL(t testing.TB, leaseTTL time.Duration) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, testenv.PostgresURL(t))
@@ -68,21 +68,21 @@ func newEnvTTL(t *testing.T, leaseTTL time.Duration) *env {
 	return &env{st: st, rdb: rdb, svc: svc, url: srv.URL, slots: slots.New(rdb, time.Minute)}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimRight(p, "\n")))
 	return len(p), nil
 }
 
-func (e *env) exec(t *testing.T, sql string, args ...any) {
+func (e *env) exec(t testing.TB, sql string, args ...any) {
 	t.Helper()
 	if _, err := e.st.Pool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("exec %q: %v", sql, err)
 	}
 }
 
-func (e *env) queryInt(t *testing.T, sql string, args ...any) int64 {
+func (e *env) queryInt(t testing.TB, sql string, args ...any) int64 {
 	t.Helper()
 	var n int64
 	if err := e.st.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
@@ -91,20 +91,20 @@ func (e *env) queryInt(t *testing.T, sql string, args ...any) int64 {
 	return n
 }
 
-func (e *env) insertID(t *testing.T, sql string, args ...any) int64 {
+func (e *env) insertID(t testing.TB, sql string, args ...any) int64 {
 	t.Helper()
 	return e.queryInt(t, sql, args...)
 }
 
 // seedUser inserts an active user.
-func (e *env) seedUser(t *testing.T, concurrency int, balanceMicros int64) int64 {
+func (e *env) seedUser(t testing.TB, concurrency int, balanceMicros int64) int64 {
 	t.Helper()
 	return e.insertID(t, `INSERT INTO users (name, concurrency, balance_micros) VALUES ('u', $1, $2) RETURNING id`,
 		concurrency, balanceMicros)
 }
 
 // seedGroup inserts an active group.
-func (e *env) seedGroup(t *testing.T, platform, rate string) int64 {
+func (e *env) seedGroup(t testing.TB, platform, rate string) int64 {
 	t.Helper()
 	return e.insertID(t, `INSERT INTO groups (name, platform, rate_multiplier) VALUES ($1, $2, $3::numeric) RETURNING id`,
 		fmt.Sprintf("g-%s-%d", platform, time.Now().UnixNano()), platform, rate)
@@ -120,7 +120,7 @@ type accountSeed struct {
 }
 
 // seedAccount inserts an active account into group.
-func (e *env) seedAccount(t *testing.T, group int64, a accountSeed) int64 {
+func (e *env) seedAccount(t testing.TB, group int64, a accountSeed) int64 {
 	t.Helper()
 	if a.platform == "" {
 		a.platform = "openai"
@@ -143,7 +143,7 @@ func (e *env) seedAccount(t *testing.T, group int64, a accountSeed) int64 {
 }
 
 // seedKey inserts an active API key and returns the key in clear.
-func (e *env) seedKey(t *testing.T, user, group int64) string {
+func (e *env) seedKey(t testing.TB, user, group int64) string {
 	t.Helper()
 	key := fmt.Sprintf("sk-pg-test-%d-%d", user, time.Now().UnixNano())
 	sum := sha256.Sum256([]byte(key))
@@ -158,7 +158,7 @@ type fixture struct {
 	key         string
 }
 
-func (e *env) seedFixture(t *testing.T, concurrency int, platform string) fixture {
+func (e *env) seedFixture(t testing.TB, concurrency int, platform string) fixture {
 	t.Helper()
 	u := e.seedUser(t, concurrency, 10_000_000)
 	g := e.seedGroup(t, platform, "1")

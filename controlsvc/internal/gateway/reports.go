@@ -51,12 +51,18 @@ type reportsReply struct {
 	Accepted int `json:"accepted"`
 }
 
-var errInvalidReport = errors.New("report lacks request_id or user_id")
-
-// handleReports stores a batch of reports. It answers 200 only when every valid report is
-// stored (or was already), so the plugin retries the batch otherwise; duplicates are
-// acknowledged and ignored. Slots are released either way: a release is idempotent and
-// the retry will find them gone.
+// handleReports stores a batch of reports in three steps, so that slots come free as soon
+// as possible and PostgreSQL sees one transaction per batch rather than one per report:
+//
+//  1. every slot of the batch is released, in one pipelined Redis round trip, whatever
+//     happens next (a release is idempotent, so a retried batch finds them gone);
+//  2. the usage records of the valid reports are written and charged in one transaction,
+//     idempotent on request_id within the batch and across batches;
+//  3. the accounts of reports newly stored whose last attempt failed are marked.
+//
+// It answers 200 only when the write succeeded, so the plugin retries the batch otherwise.
+// A report without request_id or user_id is dropped (retrying cannot fix it) and not
+// counted; duplicates are acknowledged and counted.
 func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 	var req reportsRequest
 	if err := decodeBody(w, r, maxReportBody, &req); err != nil {
@@ -64,35 +70,53 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := context.WithoutCancel(r.Context()) // a half-processed batch helps nobody
-	accepted := 0
-	var firstErr error
-	for i := range req.Reports {
-		err := s.processReport(ctx, &req.Reports[i])
-		switch {
-		case errors.Is(err, errInvalidReport):
-			// Retrying cannot fix it: log and drop it rather than block the plugin's queue.
-			s.log.Error("dropping invalid report", "request_id", req.Reports[i].RequestID,
-				"grant_id", req.Reports[i].GrantID, "error", err)
-		case err != nil && firstErr == nil:
-			firstErr = err
-		case err == nil:
-			accepted++
-		}
+	reps := req.Reports
+	if err := s.slots.ReleaseMany(ctx, leasesOf(reps)); err != nil {
+		// Not fatal: the leases expire by their TTL, and the retry releases them again.
+		s.log.Warn("releasing slots of reports", "reports", len(reps), "error", err)
 	}
-	if firstErr != nil {
-		writeInternalError(w, s.log, "storing reports", firstErr, "reports", len(req.Reports))
+
+	writes := make([]store.UsageWrite, 0, len(reps))
+	valid := make([]*report, 0, len(reps))
+	for i := range reps {
+		rep := &reps[i]
+		if rep.RequestID == "" || rep.UserID <= 0 {
+			s.log.Error("dropping invalid report", "request_id", rep.RequestID, "grant_id", rep.GrantID,
+				"error", "report lacks request_id or user_id")
+			continue
+		}
+		u, err := s.usageWrite(ctx, rep)
+		if err != nil {
+			writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
+			return
+		}
+		writes = append(writes, u)
+		valid = append(valid, rep)
+	}
+	inserted, err := s.store.WriteUsageBatch(ctx, writes)
+	if err != nil {
+		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
 		return
 	}
-	writeJSON(w, http.StatusOK, reportsReply{Accepted: accepted})
+
+	marked := make(map[string]bool, len(inserted))
+	for _, rep := range valid {
+		if !inserted[rep.RequestID] || marked[rep.RequestID] {
+			s.log.Debug("duplicate report ignored", "request_id", rep.RequestID)
+			continue
+		}
+		marked[rep.RequestID] = true // a duplicate later in the batch was not stored
+		if n := len(rep.Attempts); n > 0 {
+			last := rep.Attempts[n-1]
+			s.markAccount(ctx, failure{AccountID: last.AccountID, Status: last.Status, ErrorClass: last.ErrorClass,
+				RetryAfter: last.RetryAfter, RatelimitReset: last.RatelimitReset})
+		}
+	}
+	writeJSON(w, http.StatusOK, reportsReply{Accepted: len(valid)})
 }
 
-// processReport writes one report and charges it, then releases its slots and marks the
-// account of a failed last attempt.
-func (s *Service) processReport(ctx context.Context, rep *report) error {
-	defer s.releaseReport(ctx, rep)
-	if rep.RequestID == "" || rep.UserID <= 0 {
-		return errInvalidReport
-	}
+// usageWrite turns a valid report into its usage record, priced.
+func (s *Service) usageWrite(ctx context.Context, rep *report) (store.UsageWrite, error) {
 	tokens, err := usage.Normalize(rep.UsageFormat, rep.Usage)
 	if err != nil {
 		// The request happened; record it without tokens rather than lose it.
@@ -100,13 +124,13 @@ func (s *Service) processReport(ctx context.Context, rep *report) error {
 	}
 	cost, err := s.cost(ctx, rep, tokens)
 	if err != nil {
-		return err
+		return store.UsageWrite{}, err
 	}
 	details, err := json.Marshal(attemptsOrEmpty(rep.Attempts))
 	if err != nil {
-		return err
+		return store.UsageWrite{}, err
 	}
-	inserted, err := s.store.WriteUsage(ctx, store.UsageWrite{
+	return store.UsageWrite{
 		RequestID:           rep.RequestID,
 		GrantID:             rep.GrantID,
 		UserID:              rep.UserID,
@@ -128,20 +152,7 @@ func (s *Service) processReport(ctx context.Context, rep *report) error {
 		FirstTokenMs:        rep.FirstTokenMs,
 		Attempts:            len(rep.Attempts),
 		AttemptDetails:      details,
-	})
-	if err != nil {
-		return err
-	}
-	if !inserted {
-		s.log.Debug("duplicate report ignored", "request_id", rep.RequestID)
-		return nil
-	}
-	if n := len(rep.Attempts); n > 0 {
-		last := rep.Attempts[n-1]
-		s.markAccount(ctx, failure{AccountID: last.AccountID, Status: last.Status, ErrorClass: last.ErrorClass,
-			RetryAfter: last.RetryAfter, RatelimitReset: last.RatelimitReset})
-	}
-	return nil
+	}, nil
 }
 
 // cost prices a report by its upstream model (else the requested model) times the group's
@@ -169,30 +180,36 @@ func (s *Service) cost(ctx context.Context, rep *report, tokens usage.Tokens) (i
 	return usage.Cost(tokens, price, rate), nil
 }
 
-// releaseReport frees the grant's user slot and every account slot it may hold.
-func (s *Service) releaseReport(ctx context.Context, rep *report) {
-	if rep.GrantID == "" {
-		return
-	}
-	if rep.UserID > 0 {
-		if err := s.slots.Release(ctx, slots.KindUser, rep.UserID, rep.GrantID); err != nil {
-			s.log.Warn("releasing user slot", "grant_id", rep.GrantID, "error", err)
+// leasesOf lists every lease the reports' grants may hold: the user slot and the slot of
+// each account the grant touched (the last one and every attempt's).
+func leasesOf(reps []report) []slots.Lease {
+	out := make([]slots.Lease, 0, 2*len(reps))
+	for i := range reps {
+		rep := &reps[i]
+		if rep.GrantID == "" {
+			continue
+		}
+		if rep.UserID > 0 {
+			out = append(out, slots.Lease{Kind: slots.KindUser, ID: rep.UserID, GrantID: rep.GrantID})
+		}
+		first := len(out)
+		add := func(id int64) {
+			if id <= 0 {
+				return
+			}
+			for _, l := range out[first:] {
+				if l.ID == id {
+					return
+				}
+			}
+			out = append(out, slots.Lease{Kind: slots.KindAccount, ID: id, GrantID: rep.GrantID})
+		}
+		add(rep.AccountID)
+		for _, a := range rep.Attempts {
+			add(a.AccountID)
 		}
 	}
-	seen := make(map[int64]bool, len(rep.Attempts)+1)
-	release := func(id int64) {
-		if id <= 0 || seen[id] {
-			return
-		}
-		seen[id] = true
-		if err := s.slots.Release(ctx, slots.KindAccount, id, rep.GrantID); err != nil {
-			s.log.Warn("releasing account slot", "grant_id", rep.GrantID, "account_id", id, "error", err)
-		}
-	}
-	release(rep.AccountID)
-	for _, a := range rep.Attempts {
-		release(a.AccountID)
-	}
+	return out
 }
 
 func attemptsOrEmpty(a []attempt) []attempt {

@@ -49,21 +49,25 @@ func (s *Service) groupAccounts(ctx context.Context, groupID int64, platform str
 	})
 }
 
-// selectAccount chooses an account for model in the key's group and acquires its slot for
-// grantID. It refuses with model_not_found when no account of the group serves the model
-// at all, and with no_account when some do but none is usable now.
-func (s *Service) selectAccount(ctx context.Context, key store.KeyAuth, model string, exclude map[int64]bool,
-	grantID string) (*groupAccount, string, *rejection, error) {
+// candidate is an account that may serve the request now, with the model to send it.
+type candidate struct {
+	acc      *groupAccount
+	upstream string
+}
+
+// candidates lists the accounts of the key's group that can serve model now: active on the
+// platform (cached), mapping the model, not excluded, with a concurrency and no health mark.
+// It refuses with model_not_found when no account of the group serves the model at all, and
+// with no_account when some do but none is usable now. It never touches Redis.
+func (s *Service) candidates(ctx context.Context, key store.KeyAuth, model string,
+	exclude map[int64]bool) ([]candidate, *rejection, error) {
 	accounts, err := s.groupAccounts(ctx, key.GroupID, key.Platform)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("loading accounts: %w", err)
+		return nil, nil, fmt.Errorf("loading accounts: %w", err)
 	}
-
 	now := time.Now()
 	served := false
-	usable := make(map[int64]*groupAccount)
-	upstream := make(map[int64]string)
-	var ids []int64
+	var out []candidate
 	for i := range accounts {
 		a := &accounts[i]
 		up, ok := a.mapping.Resolve(model)
@@ -74,44 +78,47 @@ func (s *Service) selectAccount(ctx context.Context, key store.KeyAuth, model st
 		if exclude[a.ID] || a.Concurrency <= 0 || !a.healthyAt(now) {
 			continue
 		}
-		usable[a.ID], upstream[a.ID] = a, up
-		ids = append(ids, a.ID)
+		out = append(out, candidate{acc: a, upstream: up})
 	}
 	switch {
 	case !served && len(accounts) > 0:
-		return nil, "", rejectModelNotFound(model), nil
-	case len(ids) == 0:
-		return nil, "", rejectNoAccount, nil
+		return nil, rejectModelNotFound(model), nil
+	case len(out) == 0:
+		return nil, rejectNoAccount, nil
 	}
+	return out, nil, nil
+}
 
-	live, err := s.slots.Counts(ctx, slots.KindAccount, ids)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	cands := make([]scheduler.Candidate, 0, len(ids))
-	for _, id := range ids {
-		a := usable[id]
-		if live[id] >= int64(a.Concurrency) {
+// acquireBest orders the candidates (lowest priority number first, then least loaded by
+// live, then least recently used) and acquires the first that has room for grantID; nil
+// when all are full.
+func (s *Service) acquireBest(ctx context.Context, cands []candidate, live map[int64]int64,
+	grantID string) (*candidate, error) {
+	byID := make(map[int64]*candidate, len(cands))
+	order := make([]scheduler.Candidate, 0, len(cands))
+	for i := range cands {
+		a := cands[i].acc
+		if live[a.ID] >= int64(a.Concurrency) {
 			continue // full right now; acquiring would fail anyway
 		}
-		cands = append(cands, scheduler.Candidate{
-			ID:          id,
+		byID[a.ID] = &cands[i]
+		order = append(order, scheduler.Candidate{
+			ID:          a.ID,
 			Priority:    a.Priority,
-			Live:        live[id],
+			Live:        live[a.ID],
 			Concurrency: int64(a.Concurrency),
-			LastUsed:    s.touch.lastUsed(id, a.LastUsedAt),
+			LastUsed:    s.touch.lastUsed(a.ID, a.LastUsedAt),
 		})
 	}
-	scheduler.Order(cands, nil)
-	for _, c := range cands {
-		a := usable[c.ID]
-		ok, err := s.slots.Acquire(ctx, slots.KindAccount, c.ID, grantID, a.Concurrency)
+	scheduler.Order(order, nil)
+	for _, c := range order {
+		ok, err := s.slots.Acquire(ctx, slots.KindAccount, c.ID, grantID, byID[c.ID].acc.Concurrency)
 		if err != nil {
-			return nil, "", nil, err
+			return nil, err
 		}
 		if ok {
-			return a, upstream[c.ID], nil, nil
+			return byID[c.ID], nil
 		}
 	}
-	return nil, "", rejectNoAccount, nil
+	return nil, nil
 }

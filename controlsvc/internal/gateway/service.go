@@ -39,6 +39,7 @@ const (
 type Config struct {
 	PluginSecret string        // required in X-Poolgate-Secret; empty refuses every call
 	LeaseTTL     time.Duration // slot lease TTL; <= 0 means DefaultLeaseTTL
+	Rules        RuleSource    // error passthrough rules; nil = no rule ever matches
 }
 
 // Service implements the internal API.
@@ -53,6 +54,7 @@ type Service struct {
 	accounts *ttlCache[groupKey, []groupAccount]
 	rates    *ttlCache[int64, int64]
 	touch    *toucher
+	rules    RuleSource
 
 	closeOnce sync.Once
 }
@@ -75,6 +77,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		accounts: newTTLCache[groupKey, []groupAccount](cacheTTL),
 		rates:    newTTLCache[int64, int64](cacheTTL),
 		touch:    newToucher(st, log),
+		rules:    cfg.Rules,
 	}
 	go s.touch.run()
 	return s
@@ -85,6 +88,7 @@ func (s *Service) Register(r *mux.Router) {
 	r.Handle("/internal/v1/admit", s.requireSecret(http.HandlerFunc(s.handleAdmit))).Methods(http.MethodPost)
 	r.Handle("/internal/v1/reports", s.requireSecret(http.HandlerFunc(s.handleReports))).Methods(http.MethodPost)
 	r.Handle("/internal/v1/renew", s.requireSecret(http.HandlerFunc(s.handleRenew))).Methods(http.MethodPost)
+	r.Handle("/internal/v1/upstream-error", s.requireSecret(http.HandlerFunc(s.handleUpstreamError))).Methods(http.MethodPost)
 }
 
 // Close stops background work and flushes pending last-used updates. Safe to call twice.

@@ -37,6 +37,7 @@ type Options struct {
 	AdminToken string
 	Ready      []ReadyCheck
 	Log        *slog.Logger
+	Rules      RuleNotifier // told after every rule write; nil = nobody to tell
 }
 
 // API serves the admin endpoints and the probes.
@@ -46,6 +47,7 @@ type API struct {
 	tokenHash [sha256.Size]byte
 	ready     []ReadyCheck
 	log       *slog.Logger
+	rules     RuleNotifier
 }
 
 // New assembles the API; it does no I/O.
@@ -60,6 +62,7 @@ func New(o Options) *API {
 		tokenHash: sha256.Sum256([]byte(o.AdminToken)),
 		ready:     o.Ready,
 		log:       log,
+		rules:     o.Rules,
 	}
 }
 
@@ -93,6 +96,10 @@ func (a *API) Register(r *mux.Router) {
 	admin.Handle("/api-keys"+id, byMethod{http.MethodDelete: a.deleteAPIKey})
 	admin.Handle("/usage", byMethod{http.MethodGet: a.listUsage})
 	admin.Handle("/concurrency", byMethod{http.MethodGet: a.concurrency})
+	admin.Handle("/error-passthrough-rules", byMethod{http.MethodGet: a.listRules, http.MethodPost: a.createRule})
+	admin.Handle("/error-passthrough-rules"+id, byMethod{
+		http.MethodGet: a.getRule, http.MethodPatch: a.patchRule, http.MethodDelete: a.deleteRule,
+	})
 }
 
 // byMethod routes one path by HTTP method; other methods get 405 with an Allow header.

@@ -101,6 +101,38 @@ func (s *Slots) Release(ctx context.Context, kind string, id int64, grantID stri
 	return nil
 }
 
+// ReleaseMany drops many leases in one pipelined round trip: one ZREM per set, each on a
+// single hash-tagged key, so it works on Redis Cluster too. Releasing a lease that does not
+// exist is not an error. Leases of an unknown kind fail the call before anything is sent.
+func (s *Slots) ReleaseMany(ctx context.Context, leases []Lease) error {
+	if len(leases) == 0 {
+		return nil
+	}
+	// Group the grants by set so each set gets one ZREM with all its members.
+	members := make(map[string][]any, len(leases))
+	order := make([]string, 0, len(leases))
+	for _, l := range leases {
+		key, err := Key(l.Kind, l.ID)
+		if err != nil {
+			return err
+		}
+		if _, ok := members[key]; !ok {
+			order = append(order, key)
+		}
+		members[key] = append(members[key], l.GrantID)
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, key := range order {
+			p.ZRem(ctx, key, members[key]...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("releasing %d leases: %w", len(leases), err)
+	}
+	return nil
+}
+
 // Renew re-arms grantID's lease in the set of (kind, id) if it still exists; it never
 // creates a lease (an expired lease stays expired).
 func (s *Slots) Renew(ctx context.Context, kind string, id int64, grantID string) error {
@@ -145,6 +177,86 @@ func (s *Slots) Counts(ctx context.Context, kind string, ids []int64) (map[int64
 		out[ids[i]] = n
 	}
 	return out, nil
+}
+
+// Acquisition asks for a lease of grant GrantID in the set of (Kind, ID) under Limit.
+type Acquisition struct {
+	Kind    string
+	ID      int64
+	GrantID string
+	Limit   int
+}
+
+// AcquireAndCount runs several acquisitions and counts the live leases of countIDs (sets of
+// countKind) in one pipelined round trip. Each acquisition and count touches one
+// hash-tagged key, so it works on Redis Cluster. held[i] is Acquire's answer for
+// acquisitions[i] (false without Redis for a limit <= 0); counts maps each counted id to its
+// live leases. Acquisitions are independent: the caller undoes the ones it does not keep.
+func (s *Slots) AcquireAndCount(ctx context.Context, acquisitions []Acquisition, countKind string,
+	countIDs []int64) (held []bool, counts map[int64]int64, err error) {
+	type op struct {
+		script *redis.Script
+		key    string
+		args   []any
+		acq    int // index in acquisitions, -1 for a count
+		id     int64
+	}
+	ops := make([]op, 0, len(acquisitions)+len(countIDs))
+	held = make([]bool, len(acquisitions))
+	for i, a := range acquisitions {
+		key, err := Key(a.Kind, a.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if a.Limit > 0 {
+			ops = append(ops, op{script: acquireScript, key: key, args: []any{a.GrantID, a.Limit, s.ttlMs}, acq: i})
+		}
+	}
+	for _, id := range countIDs {
+		key, err := Key(countKind, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		ops = append(ops, op{script: countScript, key: key, acq: -1, id: id})
+	}
+	counts = make(map[int64]int64, len(countIDs))
+	if len(ops) == 0 {
+		return held, counts, nil
+	}
+	run := func() ([]*redis.Cmd, error) {
+		cmds := make([]*redis.Cmd, len(ops))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, o := range ops {
+				cmds[i] = o.script.EvalSha(ctx, p, []string{o.key}, o.args...)
+			}
+			return nil
+		})
+		return cmds, err
+	}
+	cmds, err := run()
+	if isNoScript(err) {
+		for _, sc := range []*redis.Script{acquireScript, countScript} {
+			if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+				return nil, nil, fmt.Errorf("loading script: %w", err)
+			}
+		}
+		cmds, err = run()
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("acquiring and counting slots: %w", err)
+	}
+	for i, cmd := range cmds {
+		n, err := cmd.Int64()
+		if err != nil {
+			return nil, nil, fmt.Errorf("acquiring and counting slots: %w", err)
+		}
+		if ops[i].acq >= 0 {
+			held[ops[i].acq] = n == 1
+		} else {
+			counts[ops[i].id] = n
+		}
+	}
+	return held, counts, nil
 }
 
 // Lease names one lease: grant GrantID in the set of (Kind, ID).

@@ -289,3 +289,110 @@ func TestKeysAndKinds(t *testing.T) {
 		t.Fatalf("Counts with unknown kind = %v, want ErrUnknownKind", err)
 	}
 }
+
+func TestReleaseMany(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := New(newRedis(t), time.Minute)
+	for _, g := range []string{"g_a", "g_b", "g_c"} {
+		mustAcquire(t, s, KindUser, 1, g, 5)
+		mustAcquire(t, s, KindAccount, 7, g, 5)
+	}
+	mustAcquire(t, s, KindAccount, 8, "g_a", 5)
+	tests := []struct {
+		name    string
+		give    []Lease
+		wantErr error
+		want    map[string]int64 // "kind/id" → live count afterwards
+	}{
+		{
+			name: "several sets and grants in one call, repeats and unknown leases included",
+			give: []Lease{
+				{Kind: KindUser, ID: 1, GrantID: "g_a"},
+				{Kind: KindAccount, ID: 7, GrantID: "g_a"},
+				{Kind: KindAccount, ID: 8, GrantID: "g_a"},
+				{Kind: KindUser, ID: 1, GrantID: "g_b"},
+				{Kind: KindUser, ID: 1, GrantID: "g_b"},
+				{Kind: KindAccount, ID: 9, GrantID: "g_never"},
+			},
+			want: map[string]int64{"user/1": 1, "account/7": 2, "account/8": 0},
+		},
+		{
+			name:    "an unknown kind fails before anything is released",
+			give:    []Lease{{Kind: KindUser, ID: 1, GrantID: "g_c"}, {Kind: "group", ID: 1, GrantID: "g_c"}},
+			wantErr: ErrUnknownKind,
+			want:    map[string]int64{"user/1": 1, "account/7": 2},
+		},
+		{
+			name: "nothing to release",
+			give: nil,
+			want: map[string]int64{"user/1": 1, "account/7": 2},
+		},
+	}
+	for _, tt := range tests {
+		// Sequential: each case starts from the state the previous one left.
+		err := s.ReleaseMany(ctx, tt.give)
+		if !errors.Is(err, tt.wantErr) {
+			t.Fatalf("%s: ReleaseMany error %v, want %v", tt.name, err, tt.wantErr)
+		}
+		for set, want := range tt.want {
+			kind, id := splitSet(t, set)
+			if got := mustCount(t, s, kind, id); got != want {
+				t.Fatalf("%s: %s holds %d leases, want %d", tt.name, set, got, want)
+			}
+		}
+	}
+}
+
+func splitSet(t *testing.T, set string) (string, int64) {
+	t.Helper()
+	for i := 0; i < len(set); i++ {
+		if set[i] == '/' {
+			var id int64
+			if _, err := fmt.Sscan(set[i+1:], &id); err != nil {
+				t.Fatal(err)
+			}
+			return set[:i], id
+		}
+	}
+	t.Fatalf("bad set %q", set)
+	return "", 0
+}
+
+func TestAcquireAndCount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := newRedis(t)
+	s := New(rdb, time.Minute)
+	mustAcquire(t, s, KindAccount, 2, "g_other", 5)
+	mustAcquire(t, s, KindAccount, 3, "g_full", 1)
+	// A fresh server has no scripts cached: the pipeline must load them itself.
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatalf("SCRIPT FLUSH: %v", err)
+	}
+	held, counts, err := s.AcquireAndCount(ctx, []Acquisition{
+		{Kind: KindUser, ID: 1, GrantID: "g_a", Limit: 1},
+		{Kind: KindAccount, ID: 3, GrantID: "g_a", Limit: 1}, // full
+		{Kind: KindUser, ID: 9, GrantID: "g_a", Limit: 0},    // no slot at all
+	}, KindAccount, []int64{2, 4})
+	if err != nil {
+		t.Fatalf("AcquireAndCount: %v", err)
+	}
+	if !held[0] || held[1] || held[2] || len(held) != 3 {
+		t.Fatalf("held = %v, want [true false false]", held)
+	}
+	if counts[2] != 1 || counts[4] != 0 || len(counts) != 2 {
+		t.Fatalf("counts = %v, want 2:1 4:0", counts)
+	}
+	if n := mustCount(t, s, KindUser, 1); n != 1 {
+		t.Fatalf("user 1 holds %d leases, want 1", n)
+	}
+	// Idempotent per grant, like Acquire.
+	held, _, err = s.AcquireAndCount(ctx, []Acquisition{{Kind: KindUser, ID: 1, GrantID: "g_a", Limit: 1}}, KindAccount, nil)
+	if err != nil || !held[0] {
+		t.Fatalf("repeated acquisition = %v, %v; want held", held, err)
+	}
+	if _, _, err := s.AcquireAndCount(ctx, []Acquisition{{Kind: "group", ID: 1, GrantID: "g", Limit: 1}}, KindAccount, nil); !errors.Is(err, ErrUnknownKind) {
+		t.Fatalf("unknown kind: %v, want ErrUnknownKind", err)
+	}
+}

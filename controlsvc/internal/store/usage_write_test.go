@@ -83,3 +83,71 @@ func TestGroupRateMicros(t *testing.T) {
 		t.Fatalf("unknown group: %v, want ErrGroupNotFound", err)
 	}
 }
+
+func TestWriteUsageBatch(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	u1 := admSQL(t, st, `INSERT INTO users (name, balance_micros) VALUES ('a', 100000) RETURNING id`)
+	u2 := admSQL(t, st, `INSERT INTO users (name, balance_micros) VALUES ('b', 100000) RETURNING id`)
+	rec := func(id string, user, cost int64) UsageWrite {
+		return UsageWrite{RequestID: id, UserID: user, APIKeyID: 1, GroupID: 1, Status: 200, CostMicros: cost}
+	}
+	tests := []struct {
+		name         string
+		give         []UsageWrite
+		wantInserted []string
+		wantBalances [2]int64 // after this case
+	}{
+		{
+			name:         "new records of two users, one repeated within the batch",
+			give:         []UsageWrite{rec("r1", u1, 10), rec("r2", u2, 20), rec("r1", u1, 10), rec("r3", u1, 5), rec("free", u2, 0)},
+			wantInserted: []string{"free", "r1", "r2", "r3"},
+			wantBalances: [2]int64{100000 - 15, 100000 - 20},
+		},
+		{
+			name:         "a repeated batch stores and charges nothing",
+			give:         []UsageWrite{rec("r2", u2, 20), rec("r1", u1, 10)},
+			wantInserted: nil,
+			wantBalances: [2]int64{100000 - 15, 100000 - 20},
+		},
+		{
+			name:         "old and new records mixed: only the new one is charged",
+			give:         []UsageWrite{rec("r3", u1, 5), rec("r4", u2, 7)},
+			wantInserted: []string{"r4"},
+			wantBalances: [2]int64{100000 - 15, 100000 - 27},
+		},
+		{
+			name:         "empty batch",
+			wantBalances: [2]int64{100000 - 15, 100000 - 27},
+		},
+	}
+	for _, tt := range tests {
+		// Sequential: each case builds on the records stored by the previous ones.
+		got, err := st.WriteUsageBatch(ctx, tt.give)
+		if err != nil {
+			t.Fatalf("%s: WriteUsageBatch: %v", tt.name, err)
+		}
+		if len(got) != len(tt.wantInserted) {
+			t.Fatalf("%s: inserted %v, want %v", tt.name, got, tt.wantInserted)
+		}
+		for _, id := range tt.wantInserted {
+			if !got[id] {
+				t.Fatalf("%s: inserted %v, want %v", tt.name, got, tt.wantInserted)
+			}
+		}
+		for i, u := range []int64{u1, u2} {
+			var b int64
+			if err := st.Pool.QueryRow(ctx, `SELECT balance_micros FROM users WHERE id = $1`, u).Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			if b != tt.wantBalances[i] {
+				t.Fatalf("%s: user %d balance %d, want %d", tt.name, i, b, tt.wantBalances[i])
+			}
+		}
+	}
+	var n int64
+	if err := st.Pool.QueryRow(ctx, `SELECT count(*) FROM usage_records`).Scan(&n); err != nil || n != 5 {
+		t.Fatalf("%d usage records (%v), want 5", n, err)
+	}
+}

@@ -1,0 +1,100 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Error passthrough rules (issue 3 §10): before answering with an upstream error — the
+// failover-exhausted mapping, or an error not worth failing over that would be relayed as
+// it is — the plugin asks controlsvc whether an admin rule rewrites it. controlsvc matches
+// from an in-process cache, so the call is one local round trip; any failure of it leaves
+// the default answer unchanged.
+const (
+	upstreamErrorPath = "/internal/v1/upstream-error"
+	// maxErrorHead is how much of an upstream error body rules look at (8 KiB).
+	maxErrorHead = 8 << 10
+	// passthroughTimeout bounds the rule lookup; a slow controlsvc must not hold an answer
+	// that is ready.
+	passthroughTimeout = time.Second
+)
+
+// readErrorHead reads the first maxErrorHead bytes of an upstream error body.
+func readErrorHead(body io.Reader) []byte {
+	head, _ := io.ReadAll(io.LimitReader(body, maxErrorHead))
+	return head
+}
+
+// upstreamError asks controlsvc for a rule's rewrite of an upstream error. ok is false when
+// no rule matched or controlsvc did not answer usably within timeout.
+func (c *controlClient) upstreamError(ctx context.Context, timeout time.Duration, ue *upstreamErrorRequest) (int, []byte, bool) {
+	body, err := encodeJSON(ue)
+	if err != nil {
+		return 0, nil, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	status, _, data, err := c.post(ctx, upstreamErrorPath, body)
+	if err != nil || status != http.StatusOK {
+		return 0, nil, false
+	}
+	return decodeUpstreamErrorReply(data)
+}
+
+// applyPassthrough writes the rewrite of a matching rule for an upstream error with status
+// and the start of its body, and reports whether it did. retryAfter is passed on when the
+// rule answers 429.
+func (x *exchange) applyPassthrough(status int, head []byte, retryAfter string) bool {
+	if x.grant == nil || status < 400 || x.written {
+		return false
+	}
+	ue := &upstreamErrorRequest{
+		GroupID:  x.grant.GroupID,
+		Platform: x.grant.Platform,
+		Path:     x.path,
+		Status:   status,
+		Body:     string(head),
+	}
+	code, body, ok := x.p.control.client.upstreamError(x.req.Context(), passthroughTimeout, ue)
+	if !ok || x.written {
+		return false
+	}
+	x.written = true
+	x.status = code
+	x.errorClass = classUpstreamStatus
+	defer func() { _ = recover() }()
+	h := x.rw.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set(headerRequestID, x.requestID)
+	if code == http.StatusTooManyRequests && retryAfter != "" {
+		h.Set("Retry-After", retryAfter)
+	}
+	x.rw.WriteHeader(code)
+	_, _ = x.rw.Write(body)
+	return true
+}
+
+// relayError answers an upstream error that is not failed over: with a rule's rewrite when
+// one matches, else by relaying the upstream response as it is. The start of the body is
+// read for the rules and put back in front of the rest for the relay.
+func (x *exchange) relayError(resp *http.Response, cancel context.CancelFunc) {
+	orig := resp.Body
+	defer orig.Close()
+	head := readErrorHead(orig)
+	if x.applyPassthrough(resp.StatusCode, head, "") {
+		cancel()
+		return
+	}
+	if len(head) < maxErrorHead {
+		// The whole body is read: the connection can go back to the pool.
+		resp.Body = io.NopCloser(bytes.NewReader(head))
+	} else {
+		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(head), orig))
+	}
+	x.relay(resp, cancel)
+}
