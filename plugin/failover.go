@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -73,32 +74,52 @@ func (x *exchange) admit(failed *failedAttempt) bool {
 	return true
 }
 
-// forward runs the attempt loop: an attempt that fails with a failover status or a transport
-// error, before anything was written, is reported at re-admission and another account is
-// tried, at most maxSwitches times.
+// forward runs the attempt loop: an attempt that fails before the commit point — a failover
+// status, a transport error, a deadline, a stream that breaks before its first semantic
+// output — is reported at re-admission and another account is tried, at most maxSwitches
+// times. The request's overall deadline (requestTimeout) bounds every attempt.
 func (x *exchange) forward() {
 	switches := 0
 	for {
-		resp, cancel, err := x.attempt()
+		resp, wd, err := x.attempt()
 		if x.clientGone() {
 			if resp != nil {
 				resp.Body.Close()
 			}
-			cancel()
-			x.attempts[len(x.attempts)-1].ErrorClass = classClientGone
+			wd.release()
+			x.markLastAttempt(classClientGone)
 			x.abandon()
 			return
 		}
-		if err == nil && !isFailoverStatus(resp.StatusCode) {
-			if resp.StatusCode >= 400 {
-				x.relayError(resp, cancel) // passthrough.go
+		var failed *failedAttempt
+		switch {
+		case err != nil:
+			failed = x.failure(nil, err, wd)
+		case isFailoverStatus(resp.StatusCode):
+			failed = x.failure(resp, nil, wd)
+		case resp.StatusCode == http.StatusNotFound:
+			failed = x.notFound(resp, wd)
+			if failed == nil {
 				return
 			}
-			x.relay(resp, cancel)
+		case resp.StatusCode >= 400:
+			x.relayError(resp, wd.release) // passthrough.go
+			return
+		case isEventStream(resp.Header.Get("Content-Type")):
+			failed = x.relayStream(resp, wd)
+			wd.release()
+			if failed == nil {
+				return
+			}
+		default:
+			x.relayWith(resp, wd.release, wd)
 			return
 		}
-		failed := x.failure(resp, err)
-		cancel()
+		wd.release()
+		if failed.ErrorClass == classRequestTimeout {
+			x.timedOut()
+			return
+		}
 		if switches >= x.p.maxSwitches {
 			x.exhaust(failed)
 			return
@@ -112,10 +133,12 @@ func (x *exchange) forward() {
 }
 
 // attempt sends the request to the current grant's account and records the attempt. The
-// returned cancel ends the upstream request; the caller calls it when done with resp.
-func (x *exchange) attempt() (*http.Response, context.CancelFunc, error) {
+// returned watchdog owns the attempt's deadlines; its release ends the upstream request
+// and the caller calls it when done with resp.
+func (x *exchange) attempt() (*http.Response, *watchdog, error) {
 	g := x.grant
 	ctx, cancel := context.WithCancel(x.req.Context())
+	wd := newWatchdog(cancel, x.firstTokenTimeout(), x.start.Add(x.p.requestLimit))
 	began := time.Now()
 	out, err := buildUpstreamRequest(ctx, x.req, x.path, g, x.bodyFor(g))
 	var resp *http.Response
@@ -125,6 +148,9 @@ func (x *exchange) attempt() (*http.Response, context.CancelFunc, error) {
 	rec := attemptReport{AccountID: g.AccountID, DurationMs: millisSince(began)}
 	if err != nil {
 		rec.ErrorClass = classTransport
+		if c := wd.firedClass(); c != "" {
+			rec.ErrorClass = c
+		}
 	} else {
 		rec.Status = resp.StatusCode
 		if resp.StatusCode >= 400 {
@@ -132,31 +158,109 @@ func (x *exchange) attempt() (*http.Response, context.CancelFunc, error) {
 		}
 	}
 	x.attempts = append(x.attempts, rec)
-	return resp, cancel, err
+	return resp, wd, err
 }
 
-// failure describes a failed attempt for controlsvc and releases its response.
-func (x *exchange) failure(resp *http.Response, err error) *failedAttempt {
+// release stops the deadlines and ends the upstream request.
+func (w *watchdog) release() {
+	w.stop()
+	w.cancel()
+}
+
+// failure describes a failed attempt for controlsvc and releases its response. An attempt
+// that a deadline ended has the deadline's class, not "transport": a silent account is
+// excluded for the request but not paused.
+func (x *exchange) failure(resp *http.Response, err error, wd *watchdog) *failedAttempt {
 	f := &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: classTransport}
 	if err != nil {
+		if c := wd.firedClass(); c != "" {
+			f.ErrorClass = c
+		}
 		return f
 	}
 	f.Status = resp.StatusCode
 	f.ErrorClass = classUpstreamStatus
 	f.RetryAfter = resp.Header.Get("Retry-After")
-	f.RatelimitReset = resp.Header.Get("X-Ratelimit-Reset-Requests")
-	if f.RatelimitReset == "" {
-		f.RatelimitReset = resp.Header.Get("X-Ratelimit-Reset-Tokens")
-	}
+	f.RatelimitReset = ratelimitReset(resp.Header)
 	f.Body = readErrorHead(resp.Body) // kept for the passthrough rules of exhaust
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	resp.Body.Close()
 	return f
 }
 
+// resetHeaders announce when a rate limit resets: OpenAI's durations ("6s", "1m30s") and
+// Anthropic's RFC 3339 times. The first present one is passed on as ratelimit_reset.
+var resetHeaders = []string{
+	"X-Ratelimit-Reset-Requests",
+	"X-Ratelimit-Reset-Tokens",
+	"Anthropic-Ratelimit-Unified-Reset",
+	"Anthropic-Ratelimit-Requests-Reset",
+	"Anthropic-Ratelimit-Tokens-Reset",
+	"Anthropic-Ratelimit-Input-Tokens-Reset",
+	"Anthropic-Ratelimit-Output-Tokens-Reset",
+}
+
+func ratelimitReset(h http.Header) string {
+	for i := 0; i < len(resetHeaders); i++ {
+		if v := h.Get(resetHeaders[i]); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// classModelNotFound: the upstream said it does not know the model (an upstream 404).
+const classModelNotFound = "model_not_found"
+
+// notFound handles an upstream 404: a "model not found" answer is failed over (the account
+// is blocked for the model by controlsvc), any other 404 is relayed (nil).
+func (x *exchange) notFound(resp *http.Response, wd *watchdog) *failedAttempt {
+	orig := resp.Body
+	head := readErrorHead(orig)
+	if isModelNotFound(head) {
+		_, _ = io.CopyN(io.Discard, orig, maxDrain)
+		orig.Close()
+		x.markLastAttempt(classModelNotFound)
+		return &failedAttempt{AccountID: x.grant.AccountID, Status: resp.StatusCode,
+			ErrorClass: classModelNotFound, Body: head}
+	}
+	resp.Body = &prefixedBody{r: io.MultiReader(bytes.NewReader(head), orig), c: orig}
+	x.relayError(resp, wd.release)
+	return nil
+}
+
+// isModelNotFound recognises the model-not-found errors of OpenAI ("code":"model_not_found",
+// "The model `x` does not exist") and Anthropic (not_found_error, "model: x").
+func isModelNotFound(head []byte) bool {
+	b := bytes.ToLower(head)
+	if bytes.Contains(b, []byte("model_not_found")) {
+		return true
+	}
+	if !bytes.Contains(b, []byte("model")) {
+		return false
+	}
+	return bytes.Contains(b, []byte("does not exist")) || bytes.Contains(b, []byte("not_found_error")) ||
+		bytes.Contains(b, []byte("not found"))
+}
+
+// prefixedBody is a response body whose start was read and put back.
+type prefixedBody struct {
+	r io.Reader
+	c io.Closer
+}
+
+func (p *prefixedBody) Read(b []byte) (int, error) { return p.r.Read(b) }
+func (p *prefixedBody) Close() error               { return p.c.Close() }
+
 // exhaust answers with the failover-exhausted mapping of the last failure.
 func (x *exchange) exhaust(last *failedAttempt) {
 	x.errorClass = last.ErrorClass
+	if x.written {
+		// A keep-alive committed the response: the error goes in the stream.
+		e := exhaustedError(last)
+		writeStreamError(x.rw, x.path, x.info.model, e.typ, e.msg)
+		return
+	}
 	if x.applyPassthrough(last.Status, last.Body, safeRetryAfter(last.RetryAfter)) {
 		return
 	}
@@ -179,6 +283,12 @@ func exhaustedError(last *failedAttempt) *clientError {
 		return newClientError(http.StatusServiceUnavailable, typeUpstream, "Upstream service overloaded, please retry later")
 	case 500, 502, 503, 504:
 		return newClientError(http.StatusBadGateway, typeUpstream, "Upstream service temporarily unavailable")
+	}
+	switch last.ErrorClass {
+	case classFirstTokenTimeout, classStreamIdleTimeout:
+		return newClientError(http.StatusGatewayTimeout, typeUpstream, "Upstream timed out, please retry later")
+	case classModelNotFound:
+		return newClientError(http.StatusNotFound, typeInvalidRequest, "The model does not exist or you do not have access to it")
 	}
 	return newClientError(http.StatusBadGateway, typeUpstream, "Upstream request failed")
 }

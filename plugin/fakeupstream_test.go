@@ -105,7 +105,9 @@ func TestFakeUpstreamFailoverAndStreamCut(t *testing.T) {
 	t.Parallel()
 	fake, fakeURL := newFakeUpstream(t)
 	fake.SetCredentialScript("acct-1", fakeupstream.Script{Status: 429, Headers: map[string]string{"Retry-After": "4"}})
-	fake.SetCredentialScript("acct-2", fakeupstream.Script{CutAfterEvents: fakeupstream.Events(2)})
+	// Five events: created, in_progress, output_item.added, content_part.added and the
+	// first delta, which commits the stream; the cut after it becomes an in-stream error.
+	fake.SetCredentialScript("acct-2", fakeupstream.Script{CutAfterEvents: fakeupstream.Events(5)})
 	stub := newContractStub(t,
 		stubAccount{id: 1, baseURL: fakeURL, apiKey: "acct-1"},
 		stubAccount{id: 2, baseURL: fakeURL, apiKey: "acct-2"},
@@ -115,6 +117,11 @@ func TestFakeUpstreamFailoverAndStreamCut(t *testing.T) {
 	rec := do(p, "/v1/responses", `{"model":"gpt-4o","input":"hi","stream":true}`, nil)
 	if rec.Code != 200 {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+	}
+	if body := rec.Body.String(); !strings.Contains(body, "output_text.delta") ||
+		!strings.HasSuffix(body, "\n\n") || !strings.Contains(body, "event: response.failed\n") ||
+		strings.Contains(body, "response.completed") {
+		t.Fatalf("body does not end with response.failed after the delta: %s", body)
 	}
 	got := fake.Requests()
 	if len(got) != 2 || got[0].Headers.Get("Authorization") != "Bearer acct-1" || got[1].Headers.Get("Authorization") != "Bearer acct-2" {

@@ -56,6 +56,9 @@ type grant struct {
 	BaseURL       string            `json:"base_url"`
 	Headers       map[string]string `json:"headers"`
 	UpstreamModel string            `json:"upstream_model"`
+	// Per-group deadline overrides (issue 3 §9); absent: the plugin's configuration, 0: none.
+	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
+	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms,omitempty"`
 }
 
 // report is one completion record of POST /internal/v1/reports.

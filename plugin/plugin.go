@@ -23,8 +23,11 @@ const (
 	defaultControlURL            = "http://127.0.0.1:8090"
 	defaultMaxBodyBytes          = 256 << 20
 	defaultMaxAccountSwitches    = 3
-	defaultAdmissionTimeout      = "5s"
+	defaultAdmissionTimeout      = "35s"
 	defaultUpstreamHeaderTimeout = "600s"
+	defaultFirstTokenTimeout     = "0s"
+	defaultStreamIdleTimeout     = "180s"
+	defaultRequestTimeout        = "30m"
 )
 
 // Sentinel configuration errors; New wraps them with the offending value.
@@ -34,6 +37,7 @@ var (
 	errBadBodyLimit  = errors.New("maxBodyBytes must be positive")
 	errBadSwitches   = errors.New("maxAccountSwitches must not be negative")
 	errBadDuration   = errors.New("timeout must be a positive duration such as 5s")
+	errBadOptional   = errors.New("timeout must be a duration such as 30s, or 0s for none")
 )
 
 // Config is the plugin's dynamic configuration. Traefik decodes the middleware's keys
@@ -45,6 +49,14 @@ type Config struct {
 	MaxAccountSwitches    int    `json:"maxAccountSwitches,omitempty"`
 	AdmissionTimeout      string `json:"admissionTimeout,omitempty"`
 	UpstreamHeaderTimeout string `json:"upstreamHeaderTimeout,omitempty"`
+	// FirstTokenTimeout bounds the time from sending an attempt to its first semantic
+	// output on streaming requests; 0s (the default) is none. A group may override it.
+	FirstTokenTimeout string `json:"firstTokenTimeout,omitempty"`
+	// StreamIdleTimeout bounds a silence of the upstream body; 0s is none. A group may
+	// override it.
+	StreamIdleTimeout string `json:"streamIdleTimeout,omitempty"`
+	// RequestTimeout bounds a client request as a whole, every attempt included.
+	RequestTimeout string `json:"requestTimeout,omitempty"`
 }
 
 // CreateConfig returns the defaults; Traefik overlays the configured keys on them.
@@ -55,6 +67,9 @@ func CreateConfig() *Config {
 		MaxAccountSwitches:    defaultMaxAccountSwitches,
 		AdmissionTimeout:      defaultAdmissionTimeout,
 		UpstreamHeaderTimeout: defaultUpstreamHeaderTimeout,
+		FirstTokenTimeout:     defaultFirstTokenTimeout,
+		StreamIdleTimeout:     defaultStreamIdleTimeout,
+		RequestTimeout:        defaultRequestTimeout,
 	}
 }
 
@@ -67,6 +82,9 @@ type Poolgate struct {
 	maxBody      int64
 	maxSwitches  int
 	admitTimeout time.Duration
+	firstToken   time.Duration // 0: none
+	streamIdle   time.Duration // 0: none
+	requestLimit time.Duration
 	control      *sharedControl
 	transport    *http.Transport
 }
@@ -98,12 +116,27 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 	if err != nil {
 		return nil, fmt.Errorf("poolgate middleware %q: upstreamHeaderTimeout %q: %w", name, cfg.UpstreamHeaderTimeout, err)
 	}
+	firstToken, err := parseOptionalDuration(cfg.FirstTokenTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: firstTokenTimeout %q: %w", name, cfg.FirstTokenTimeout, err)
+	}
+	streamIdle, err := parseOptionalDuration(cfg.StreamIdleTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: streamIdleTimeout %q: %w", name, cfg.StreamIdleTimeout, err)
+	}
+	requestLimit, err := parsePositiveDuration(cfg.RequestTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: requestTimeout %q: %w", name, cfg.RequestTimeout, err)
+	}
 	return &Poolgate{
 		next:         next,
 		name:         name,
 		maxBody:      cfg.MaxBodyBytes,
 		maxSwitches:  cfg.MaxAccountSwitches,
 		admitTimeout: admitTimeout,
+		firstToken:   firstToken,
+		streamIdle:   streamIdle,
+		requestLimit: requestLimit,
 		control:      controlFor(controlURL, cfg.PluginSecret),
 		transport:    sharedTransport(headerTimeout),
 	}, nil
@@ -137,6 +170,18 @@ func parsePositiveDuration(raw string) (time.Duration, error) {
 	d, err := time.ParseDuration(raw)
 	if err != nil || d <= 0 {
 		return 0, errBadDuration
+	}
+	return d, nil
+}
+
+// parseOptionalDuration reads a duration where "" and 0 mean none.
+func parseOptionalDuration(raw string) (time.Duration, error) {
+	if raw == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d < 0 {
+		return 0, errBadOptional
 	}
 	return d, nil
 }

@@ -16,8 +16,11 @@ func TestCreateConfigDefaults(t *testing.T) {
 		ControlURL:            "http://127.0.0.1:8090",
 		MaxBodyBytes:          268435456,
 		MaxAccountSwitches:    3,
-		AdmissionTimeout:      "5s",
+		AdmissionTimeout:      "35s",
 		UpstreamHeaderTimeout: "600s",
+		FirstTokenTimeout:     "0s",
+		StreamIdleTimeout:     "180s",
+		RequestTimeout:        "30m",
 	}
 	if got != want {
 		t.Fatalf("CreateConfig() = %+v, want %+v", got, want)

@@ -27,23 +27,25 @@ var copyBuffers = sync.Pool{
 	},
 }
 
-// relay commits the upstream response to the client and copies its body. For SSE it flushes
-// the writer Traefik passed in after every write: that writer is compiled and implements
-// http.Flusher, while a wrapper defined here would hide it (traefik-yaegi-lab.md §4).
+// relay commits a non-SSE upstream response to the client and copies its body (the error
+// relay of passthrough.go uses it too).
 func (x *exchange) relay(resp *http.Response, cancel context.CancelFunc) {
+	x.relayWith(resp, cancel, nil)
+}
+
+// relayWith is relay with the attempt's watchdog (nil: none), whose idle timer watches the
+// body.
+func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd *watchdog) {
 	defer cancel()
 	defer resp.Body.Close()
-
-	h := x.rw.Header()
-	copyHeaders(h, resp.Header, droppedResponseHeaders)
-	h.Set(headerRequestID, x.requestID)
-	x.written = true
-	x.status = resp.StatusCode
+	if wd != nil {
+		wd.firstToken()
+		wd.armIdle(x.idleTimeout())
+	}
+	x.commitHeaders(resp, false)
 	if resp.StatusCode >= 400 {
 		x.errorClass = classUpstreamStatus
 	}
-	x.rw.WriteHeader(resp.StatusCode)
-
 	sse := isEventStream(resp.Header.Get("Content-Type"))
 	var flusher http.Flusher
 	if sse {
@@ -58,6 +60,9 @@ func (x *exchange) relay(resp *http.Response, cancel context.CancelFunc) {
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
+			if wd != nil {
+				wd.progress()
+			}
 			if _, werr := x.rw.Write(buf[:n]); werr != nil {
 				x.status = statusClientClosed
 				x.errorClass = classClientGone
@@ -73,7 +78,7 @@ func (x *exchange) relay(resp *http.Response, cancel context.CancelFunc) {
 		}
 		if rerr != nil {
 			if rerr != io.EOF {
-				x.streamEnded()
+				x.streamEnded(wd)
 			}
 			break
 		}
@@ -81,16 +86,61 @@ func (x *exchange) relay(resp *http.Response, cancel context.CancelFunc) {
 	x.usage = scan.result()
 }
 
+// commitHeaders sends the upstream status line and headers, unless a keep-alive already
+// committed the response (then only the exchange's record changes). A stream may get an
+// error frame appended, so it never carries a Content-Length.
+func (x *exchange) commitHeaders(resp *http.Response, stream bool) {
+	if x.written {
+		return
+	}
+	h := x.rw.Header()
+	copyHeaders(h, resp.Header, droppedResponseHeaders)
+	if stream {
+		h.Del("Content-Length")
+	}
+	h.Set(headerRequestID, x.requestID)
+	x.written = true
+	x.status = resp.StatusCode
+	x.rw.WriteHeader(resp.StatusCode)
+}
+
 // streamEnded classifies a read error from the upstream body after the status was sent.
-func (x *exchange) streamEnded() {
+func (x *exchange) streamEnded(wd *watchdog) {
 	if x.clientGone() {
 		x.status = statusClientClosed
 		x.errorClass = classClientGone
 		return
 	}
-	if x.errorClass == "" {
-		x.errorClass = classStreamCut
+	if x.errorClass != "" {
+		return
 	}
+	x.errorClass = classStreamCut
+	if wd != nil {
+		if c := wd.firedClass(); c != "" {
+			x.errorClass = c
+		}
+	}
+}
+
+// idleTimeout is the stream-idle deadline of the current grant: its group's override or
+// the plugin's default.
+func (x *exchange) idleTimeout() time.Duration {
+	if x.grant == nil {
+		return x.p.streamIdle
+	}
+	return durationMs(x.grant.StreamIdleTimeoutMs, x.p.streamIdle)
+}
+
+// firstTokenTimeout is the time-to-first-token deadline of the current grant for a
+// streaming request (0: none).
+func (x *exchange) firstTokenTimeout() time.Duration {
+	if !x.info.stream {
+		return 0
+	}
+	if x.grant == nil {
+		return x.p.firstToken
+	}
+	return durationMs(x.grant.FirstTokenTimeoutMs, x.p.firstToken)
 }
 
 func isEventStream(contentType string) bool {

@@ -113,9 +113,12 @@ func TestSSEIsFlushedPerEventAndUsageExtracted(t *testing.T) {
 	gate := make(chan struct{})
 	final := `data: {"type":"response.completed","response":{"id":"r","usage":{"input_tokens":8,"output_tokens":2}}}` + "\n\n"
 	up := newTestUpstream(t)
+	// response.created commits nothing and is held; the delta commits, so both arrive
+	// together before the gate opens.
 	up.set("up-1", upstreamReply{status: 200, gate: gate, events: []string{
-		`data: {"type":"response.created","response":{"id":"r","usage":null}}` + "\n\n",
-		`data: {"type":"response.output_text.delta","delta":"hi"}` + "\n\n",
+		`data: {"type":"response.created","response":{"id":"r","usage":null}}` + "\n\n" +
+			`data: {"type":"response.output_text.delta","delta":"hi"}` + "\n\n",
+		`data: {"type":"response.output_text.delta","delta":" there"}` + "\n\n",
 		final[:40], // a line split across writes
 		final[40:],
 	}})
@@ -160,9 +163,12 @@ func TestSSEIsFlushedPerEventAndUsageExtracted(t *testing.T) {
 	if ev := readEvent(); !strings.Contains(ev, "response.created") {
 		t.Fatalf("first event = %q", ev)
 	}
-	gate <- struct{}{}
-	if ev := readEvent(); !strings.Contains(ev, "output_text.delta") {
+	if ev := readEvent(); !strings.Contains(ev, `"delta":"hi"`) {
 		t.Fatalf("second event = %q", ev)
+	}
+	gate <- struct{}{}
+	if ev := readEvent(); !strings.Contains(ev, `"delta":" there"`) {
+		t.Fatalf("third event = %q", ev)
 	}
 	close(gate)
 	if ev := readEvent(); ev != final {
@@ -202,7 +208,8 @@ func TestClientDisconnectIsReported499(t *testing.T) {
 	t.Parallel()
 	up := newTestUpstream(t)
 	up.set("up-1", upstreamReply{status: 200, hold: true, events: []string{
-		`data: {"type":"response.created","response":{"id":"r"}}` + "\n\n",
+		`data: {"type":"response.created","response":{"id":"r"}}` + "\n\n" +
+			`data: {"type":"response.output_text.delta","delta":"hi"}` + "\n\n",
 	}})
 	stub := newContractStub(t, stubAccount{id: 1, baseURL: up.srv.URL, apiKey: "up-1"})
 	url := servePlugin(t, newTestHandler(t, stub, nil))

@@ -51,7 +51,7 @@ func TestPluginLoadsUnderYaegi(t *testing.T) {
 		"PluginSecret":          "",
 		"MaxBodyBytes":          int64(268435456),
 		"MaxAccountSwitches":    3,
-		"AdmissionTimeout":      "5s",
+		"AdmissionTimeout":      "35s",
 		"UpstreamHeaderTimeout": "600s",
 	}
 	checkConfig(t, cfg, want)
@@ -119,7 +119,7 @@ func TestConfigDecodesLikeTraefik(t *testing.T) {
 			settings: map[string]any{"CONTROLURL": "http://h:1", "pluginsecret": "x", "MaxAccountSwitches": 0},
 			want: map[string]any{
 				"ControlURL": "http://h:1", "PluginSecret": "x", "MaxAccountSwitches": 0,
-				"MaxBodyBytes": 268435456, "AdmissionTimeout": "5s",
+				"MaxBodyBytes": 268435456, "AdmissionTimeout": "35s",
 			},
 		},
 	}

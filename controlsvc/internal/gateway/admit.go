@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
@@ -31,6 +33,8 @@ type admitRequest struct {
 	Stream    bool     `json:"stream"`
 	Exclude   []int64  `json:"exclude"`
 	Failed    *failure `json:"failed"`
+	// SessionHash is the plugin's hex SHA-256 of the session seed (issue 3 §5); "" = none.
+	SessionHash string `json:"session_hash"`
 }
 
 // admitReply is a grant.
@@ -67,6 +71,10 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 			"model", req.Model, "readmission", readmission, "elapsed", time.Since(start)}
 	}
 	switch {
+	case err != nil && r.Context().Err() != nil:
+		// The plugin gave up the call (its client left): nobody reads an answer, and the
+		// wait already dropped the request's queue entries.
+		s.log.Info("admission abandoned by the caller", attrs()...)
 	case err != nil:
 		writeInternalError(w, s.log, "admission failed", err, attrs()...)
 	case rej != nil:
@@ -87,6 +95,9 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	}
 	if len(req.GrantID) > maxGrantIDLen {
 		return nil, rejectInvalid("Invalid grant id"), nil
+	}
+	if req.SessionHash != "" && !validSessionHash(req.SessionHash) {
+		return nil, rejectInvalid("Invalid session hash"), nil
 	}
 	if req.APIKey == "" {
 		return nil, rejectAuth, nil
@@ -133,7 +144,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	if first {
 		req.GrantID = newGrantID()
 	}
-	chosen, rej, err := s.acquireSlots(ctx, key, req.GrantID, first, cands, selRej)
+	chosen, rej, err := s.acquireSlots(ctx, key, req.GrantID, first, cands, selRej, req.SessionHash)
 	if err != nil || rej != nil {
 		// On a re-admission the grant stays: the plugin's final report releases it.
 		if first {
@@ -157,54 +168,91 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	}, nil, nil
 }
 
-// acquireSlots takes the user slot and an account slot for grantID in as few Redis round
-// trips as possible: the user slot together with either the only candidate's slot or the
-// live counts of all candidates in one pipeline, then (several candidates) the chosen
-// account's slot. The user refusal wins over the selection's, as the user slot is checked
-// first. On a refusal or error the slots this call took for a first admission are undone.
+// acquireSlots takes the user slot and an account slot for grantID, waiting in FIFO queues
+// when they are full (issue 3 §1–§2). The first round trip pipelines the user's entry with
+// either the only candidate's entry or the loads of all candidates, and the session's sticky
+// binding. On a refusal or error the slots this call took for a first admission are undone.
 func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID string, first bool,
-	cands []candidate, selRej *rejection) (*candidate, *rejection, error) {
-	acqs := []slots.Acquisition{{Kind: slots.KindUser, ID: key.UserID, GrantID: grantID, Limit: key.UserConcurrency}}
-	var countIDs []int64
-	switch {
-	case len(cands) == 1:
-		a := cands[0].acc
-		acqs = append(acqs, slots.Acquisition{Kind: slots.KindAccount, ID: a.ID, GrantID: grantID, Limit: a.Concurrency})
-	case len(cands) > 1:
-		countIDs = make([]int64, len(cands))
-		for i := range cands {
-			countIDs[i] = cands[i].acc.ID
-		}
-	}
-	held, live, err := s.slots.AcquireAndCount(ctx, acqs, slots.KindAccount, countIDs)
-	if err != nil {
-		s.undoSlots(ctx, first, key.UserID, grantID, acqs[1:])
-		return nil, nil, err
-	}
-	if !held[0] {
-		if len(acqs) > 1 && held[1] {
-			s.undoSlots(ctx, false, key.UserID, grantID, acqs[1:])
-		}
-		return nil, rejectUserConcurrency, nil
-	}
+	cands []candidate, selRej *rejection, sessionHash string) (*candidate, *rejection, error) {
 	if selRej != nil {
-		s.undoSlots(ctx, first, key.UserID, grantID, nil)
-		return nil, selRej, nil
+		return nil, selRej, nil // nothing to wait for: no slot is taken
 	}
-	var chosen *candidate
+	user := slots.Entry{Kind: slots.KindUser, ID: key.UserID, GrantID: grantID, Limit: key.UserConcurrency,
+		MaxWaiters: s.wait.UserMaxWaiters, WaitTTL: s.wait.UserTimeout + waitEntryMargin}
+	entries := []slots.Entry{user}
+	var loadIDs []int64
 	if len(cands) == 1 {
-		if held[1] {
-			chosen = &cands[0]
-		}
-	} else if chosen, err = s.acquireBest(ctx, cands, live, grantID); err != nil {
-		s.undoSlots(ctx, first, key.UserID, grantID, nil)
+		a := cands[0].acc
+		entries = append(entries, slots.Entry{Kind: slots.KindAccount, ID: a.ID, GrantID: grantID, Limit: a.Concurrency})
+	} else {
+		loadIDs = candidateIDs(cands)
+	}
+	var stickyCmd *redis.StringCmd
+	var extra func(redis.Pipeliner)
+	if sessionHash != "" {
+		extra = func(p redis.Pipeliner) { stickyCmd = stickyGet(ctx, p, key.GroupID, sessionHash) }
+	}
+	res, loads, err := s.slots.EnterAndLoad(ctx, entries, slots.KindAccount, loadIDs, extra)
+	if err != nil {
+		s.undoSlots(ctx, first, key.UserID, grantID, accountEntries(entries[1:]))
 		return nil, nil, err
 	}
-	if chosen == nil {
-		s.undoSlots(ctx, first, key.UserID, grantID, nil)
-		return nil, rejectNoAccount, nil
+	accountHeld := len(res) > 1 && res[1] == slots.Held
+	if res[0] != slots.Held {
+		if accountHeld {
+			s.undoSlots(ctx, false, key.UserID, grantID, accountEntries(entries[1:]))
+			accountHeld = false
+		}
+		if res[0] == slots.Refused {
+			return nil, userRefusal(key.UserConcurrency, errWaitQueueFull), nil
+		}
+		if err := s.waitSlot(ctx, user, s.wait.UserTimeout); err != nil {
+			if errors.Is(err, errWaitTimeout) || errors.Is(err, errWaitQueueFull) {
+				return nil, userRefusal(key.UserConcurrency, err), nil
+			}
+			return nil, nil, err
+		}
+		loads = nil // stale after the wait
+	}
+	chosen := &cands[0]
+	if !accountHeld {
+		var rej *rejection
+		chosen, rej, err = s.acquireAccount(ctx, cands, loads, grantID, key.GroupID, sessionHash,
+			stickyAccount(stickyCmd), first)
+		if err != nil || rej != nil {
+			s.undoSlots(ctx, first, key.UserID, grantID, nil)
+			return nil, rej, err
+		}
+	}
+	if sessionHash != "" {
+		s.bindSticky(ctx, key.GroupID, sessionHash, chosen.acc.ID)
 	}
 	return chosen, nil, nil
+}
+
+// userRefusal maps a failed user wait to the client's error: a full queue, or a timeout (also
+// a user whose concurrency is 0, who may never run anything).
+func userRefusal(concurrency int, err error) *rejection {
+	if concurrency > 0 && errors.Is(err, errWaitQueueFull) {
+		return rejectUserQueueFull
+	}
+	return rejectUserConcurrency
+}
+
+func candidateIDs(cands []candidate) []int64 {
+	ids := make([]int64, len(cands))
+	for i := range cands {
+		ids[i] = cands[i].acc.ID
+	}
+	return ids
+}
+
+func accountEntries(es []slots.Entry) []slots.Acquisition {
+	out := make([]slots.Acquisition, len(es))
+	for i, e := range es {
+		out[i] = slots.Acquisition{Kind: e.Kind, ID: e.ID, GrantID: e.GrantID, Limit: e.Limit}
+	}
+	return out
 }
 
 // undoSlots releases what an admission took before it was refused: the user slot of a first

@@ -22,8 +22,8 @@ func TestRefusedAdmissionLeavesNoSlot(t *testing.T) {
 	}{
 		{name: "user full, one candidate", accounts: 1, accountCap: 5, userCap: 1, wantReason: ReasonUserConcurrency},
 		{name: "user full, two candidates", accounts: 2, accountCap: 5, userCap: 1, wantReason: ReasonUserConcurrency},
-		{name: "account full, one candidate", accounts: 1, accountCap: 1, userCap: 5, wantReason: ReasonNoAccount},
-		{name: "accounts full, two candidates", accounts: 2, accountCap: 1, userCap: 5, wantReason: ReasonNoAccount},
+		{name: "account full, one candidate", accounts: 1, accountCap: 1, userCap: 5, wantReason: ReasonAccountConcurrency},
+		{name: "accounts full, two candidates", accounts: 2, accountCap: 1, userCap: 5, wantReason: ReasonAccountConcurrency},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

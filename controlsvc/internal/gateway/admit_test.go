@@ -252,7 +252,9 @@ func TestAdmitRefusals(t *testing.T) {
 				e.fillAccount(t, a1, 2)
 				return admitRequest{APIKey: f.key, Model: "gpt-4o"}
 			},
-			status: 503, reason: ReasonNoAccount, errType: "api_error", message: "Service temporarily unavailable",
+			// The request waits on the least-loaded account (issue 3 §2) and times out.
+			status: 429, reason: ReasonAccountConcurrency, errType: "rate_limit_error",
+			message: "Concurrency limit exceeded for account, please retry later",
 		},
 		{
 			name:   "model missing",

@@ -26,6 +26,10 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 const testSecret = "plugin-secret-for-tests"
 
+// testWait keeps waits short so that tests of full sets see the timeout refusal quickly.
+var testWait = WaitConfig{UserTimeout: 300 * time.Millisecond, StickyTimeout: 300 * time.Millisecond,
+	FallbackTimeout: 300 * time.Millisecond}
+
 // env is a Service on a fresh PostgreSQL database and Redis, served over real HTTP.
 type env struct {
 	st    *store.Store
@@ -38,6 +42,11 @@ type env struct {
 func newEnv(t testing.TB) *env { return newEnvTTL(t, DefaultLeaseTTL) }
 
 func newEnvTTL(t testing.TB, leaseTTL time.Duration) *env {
+	t.Helper()
+	return newEnvWith(t, leaseTTL, testWait)
+}
+
+func newEnvWith(t testing.TB, leaseTTL time.Duration, wait WaitConfig) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, testenv.PostgresURL(t))
@@ -59,7 +68,7 @@ func newEnvTTL(t testing.TB, leaseTTL time.Duration) *env {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	svc := New(st, rdb, Config{PluginSecret: testSecret, LeaseTTL: leaseTTL}, log)
+	svc := New(st, rdb, Config{PluginSecret: testSecret, LeaseTTL: leaseTTL, Wait: wait}, log)
 	t.Cleanup(svc.Close)
 	r := mux.NewRouter()
 	svc.Register(r)

@@ -110,3 +110,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
+
+// Reasons of the wait queues (issue 3 §1–§2).
+const (
+	ReasonUserQueueFull      = "user_queue_full"
+	ReasonAccountConcurrency = "account_concurrency"
+	ReasonAccountQueueFull   = "account_queue_full"
+)
+
+// msgQueueFull is the full-queue message, the same for users and accounts (issue 3 §1).
+const msgQueueFull = "Too many pending requests, please retry later"
+
+var (
+	rejectUserQueueFull = &rejection{http.StatusTooManyRequests, ReasonUserQueueFull, "rate_limit_error", msgQueueFull}
+
+	rejectAccountQueueFull = &rejection{http.StatusTooManyRequests, ReasonAccountQueueFull, "rate_limit_error", msgQueueFull}
+
+	rejectAccountConcurrency = &rejection{http.StatusTooManyRequests, ReasonAccountConcurrency, "rate_limit_error",
+		"Concurrency limit exceeded for account, please retry later"}
+)

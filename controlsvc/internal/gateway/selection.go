@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -89,36 +90,95 @@ func (s *Service) candidates(ctx context.Context, key store.KeyAuth, model strin
 	return out, nil, nil
 }
 
-// acquireBest orders the candidates (lowest priority number first, then least loaded by
-// live, then least recently used) and acquires the first that has room for grantID; nil
-// when all are full.
-func (s *Service) acquireBest(ctx context.Context, cands []candidate, live map[int64]int64,
-	grantID string) (*candidate, error) {
+// acquireAccount takes an account slot for grantID (issue 3 §2, §5, §6): the session's
+// sticky account first when it is a candidate, waiting on it (sticky limits) when it is busy;
+// else the candidates below 100 % load, where load = (active + waiting) / concurrency, in
+// scheduler order; else a wait on the least-loaded candidate (fallback limits). loads may be
+// nil (read here). On a re-admission a failed wait answers no_account, so the plugin maps the
+// last upstream failure instead.
+func (s *Service) acquireAccount(ctx context.Context, cands []candidate, loads map[int64]slots.Load,
+	grantID string, groupID int64, sessionHash string, sticky int64, first bool) (*candidate, *rejection, error) {
+	if loads == nil {
+		var err error
+		if loads, err = s.slots.Loads(ctx, slots.KindAccount, candidateIDs(cands)); err != nil {
+			return nil, nil, err
+		}
+	}
 	byID := make(map[int64]*candidate, len(cands))
+	for i := range cands {
+		byID[cands[i].acc.ID] = &cands[i]
+	}
+	entry := func(c *candidate, maxWaiters int, timeout time.Duration) slots.Entry {
+		return slots.Entry{Kind: slots.KindAccount, ID: c.acc.ID, GrantID: grantID, Limit: c.acc.Concurrency,
+			MaxWaiters: maxWaiters, WaitTTL: timeout + waitEntryMargin}
+	}
+	refuse := func(err error) (*candidate, *rejection, error) {
+		switch {
+		case !first:
+			return nil, rejectNoAccount, nil
+		case errors.Is(err, errWaitQueueFull):
+			return nil, rejectAccountQueueFull, nil
+		case errors.Is(err, errWaitTimeout):
+			return nil, rejectAccountConcurrency, nil
+		}
+		return nil, nil, err
+	}
+	if sticky > 0 {
+		if c, ok := byID[sticky]; ok {
+			res, err := s.slots.Enter(ctx, entry(c, 0, 0))
+			if err != nil {
+				return nil, nil, err
+			}
+			if res == slots.Held {
+				return c, nil, nil
+			}
+			if loads[sticky].Waiting < int64(s.wait.StickyMaxWaiters) {
+				// A busy sticky account makes the request wait rather than rebind.
+				if err := s.waitSlot(ctx, entry(c, s.wait.StickyMaxWaiters, s.wait.StickyTimeout), s.wait.StickyTimeout); err != nil {
+					return refuse(err)
+				}
+				return c, nil, nil
+			}
+		} else if sessionHash != "" {
+			s.unbindSticky(ctx, groupID, sessionHash) // no longer schedulable for this request's model
+		}
+	}
 	order := make([]scheduler.Candidate, 0, len(cands))
+	var least *candidate
+	var leastLoad scheduler.Candidate
 	for i := range cands {
 		a := cands[i].acc
-		if live[a.ID] >= int64(a.Concurrency) {
-			continue // full right now; acquiring would fail anyway
-		}
-		byID[a.ID] = &cands[i]
-		order = append(order, scheduler.Candidate{
+		l := loads[a.ID]
+		sc := scheduler.Candidate{
 			ID:          a.ID,
 			Priority:    a.Priority,
-			Live:        live[a.ID],
+			Live:        l.Active + l.Waiting,
 			Concurrency: int64(a.Concurrency),
 			LastUsed:    s.touch.lastUsed(a.ID, a.LastUsedAt),
-		})
+		}
+		if least == nil || sc.Live*leastLoad.Concurrency < leastLoad.Live*sc.Concurrency {
+			least, leastLoad = &cands[i], sc
+		}
+		if sc.Live >= sc.Concurrency {
+			continue // at 100 % load: acquiring would fail anyway
+		}
+		order = append(order, sc)
 	}
 	scheduler.Order(order, nil)
 	for _, c := range order {
-		ok, err := s.slots.Acquire(ctx, slots.KindAccount, c.ID, grantID, byID[c.ID].acc.Concurrency)
+		res, err := s.slots.Enter(ctx, entry(byID[c.ID], 0, 0))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if ok {
-			return byID[c.ID], nil
+		if res == slots.Held {
+			return byID[c.ID], nil, nil
 		}
 	}
-	return nil, nil
+	if least == nil {
+		return nil, rejectNoAccount, nil
+	}
+	if err := s.waitSlot(ctx, entry(least, s.wait.FallbackMaxWaiters, s.wait.FallbackTimeout), s.wait.FallbackTimeout); err != nil {
+		return refuse(err)
+	}
+	return least, nil, nil
 }

@@ -40,12 +40,16 @@ type Config struct {
 	PluginSecret string        // required in X-Poolgate-Secret; empty refuses every call
 	LeaseTTL     time.Duration // slot lease TTL; <= 0 means DefaultLeaseTTL
 	Rules        RuleSource    // error passthrough rules; nil = no rule ever matches
+	Wait         WaitConfig    // wait queues; zero fields take the defaults
 }
 
 // Service implements the internal API.
 type Service struct {
 	store  *store.Store
 	slots  *slots.Slots
+	rdb    redis.UniversalClient
+	waker  *waker
+	wait   WaitConfig
 	log    *slog.Logger
 	secret [sha256.Size]byte
 	noAuth bool // no secret configured: refuse everything
@@ -59,7 +63,8 @@ type Service struct {
 	closeOnce sync.Once
 }
 
-// New assembles the service and starts its last-used batcher; Close stops it.
+// New assembles the service and starts its last-used batcher and its subscription to slot
+// releases (which wakes waiting admissions); Close stops them.
 func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logger) *Service {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
@@ -70,6 +75,9 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	s := &Service{
 		store:    st,
 		slots:    slots.New(rdb, cfg.LeaseTTL),
+		rdb:      rdb,
+		waker:    newWaker(rdb, log),
+		wait:     cfg.Wait.withDefaults(),
 		log:      log,
 		secret:   sha256.Sum256([]byte(cfg.PluginSecret)),
 		noAuth:   cfg.PluginSecret == "",
@@ -93,7 +101,10 @@ func (s *Service) Register(r *mux.Router) {
 
 // Close stops background work and flushes pending last-used updates. Safe to call twice.
 func (s *Service) Close() {
-	s.closeOnce.Do(s.touch.close)
+	s.closeOnce.Do(func() {
+		s.touch.close()
+		s.waker.close()
+	})
 }
 
 // requireSecret answers 401 unless the request carries the plugin secret. Both sides are

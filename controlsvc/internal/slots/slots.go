@@ -88,45 +88,36 @@ func (s *Slots) Acquire(ctx context.Context, kind string, id int64, grantID stri
 	return n == 1, nil
 }
 
-// Release drops grantID's lease in the set of (kind, id); releasing a lease that does not
-// exist is not an error, so releases can be repeated safely.
+// Release drops grantID's lease in the set of (kind, id) and wakes the set's waiters, if
+// any; releasing a lease that does not exist is not an error, so releases can be repeated.
 func (s *Slots) Release(ctx context.Context, kind string, id int64, grantID string) error {
-	key, err := Key(kind, id)
-	if err != nil {
-		return err
-	}
-	if err := s.rdb.ZRem(ctx, key, grantID).Err(); err != nil {
+	if err := s.ReleaseMany(ctx, []Lease{{Kind: kind, ID: id, GrantID: grantID}}); err != nil {
 		return fmt.Errorf("releasing %s slot %d: %w", kind, id, err)
 	}
 	return nil
 }
 
-// ReleaseMany drops many leases in one pipelined round trip: one ZREM per set, each on a
-// single hash-tagged key, so it works on Redis Cluster too. Releasing a lease that does not
-// exist is not an error. Leases of an unknown kind fail the call before anything is sent.
+// ReleaseMany drops many leases (and queue entries of the same grants) in one pipelined
+// round trip: one script call per set, each on a single hash tag, so it works on Redis
+// Cluster too; a set with waiters announces the release on FreedChannel. Releasing a lease
+// that does not exist is not an error. Leases of an unknown kind fail the call before
+// anything is sent.
 func (s *Slots) ReleaseMany(ctx context.Context, leases []Lease) error {
 	if len(leases) == 0 {
 		return nil
 	}
-	// Group the grants by set so each set gets one ZREM with all its members.
-	members := make(map[string][]any, len(leases))
-	order := make([]string, 0, len(leases))
-	for _, l := range leases {
-		key, err := Key(l.Kind, l.ID)
-		if err != nil {
-			return err
-		}
-		if _, ok := members[key]; !ok {
-			order = append(order, key)
-		}
-		members[key] = append(members[key], l.GrantID)
+	ops, err := leaveOps(leases)
+	if err != nil {
+		return err
 	}
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, key := range order {
-			p.ZRem(ctx, key, members[key]...)
+	cmds, err := s.runOps(ctx, ops, nil)
+	if err == nil {
+		for _, c := range cmds {
+			if err = c.Err(); err != nil {
+				break
+			}
 		}
-		return nil
-	})
+	}
 	if err != nil {
 		return fmt.Errorf("releasing %d leases: %w", len(leases), err)
 	}

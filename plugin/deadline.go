@@ -1,0 +1,116 @@
+package plugin
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Error classes of the deadlines (issue 3 §9). A timed-out attempt is failed over before the
+// commit point, like any other failure, and its account is excluded for the request.
+const (
+	classFirstTokenTimeout = "first_token_timeout"
+	classStreamIdleTimeout = "stream_idle_timeout"
+	classRequestTimeout    = "request_timeout"
+)
+
+// watchdog enforces the deadlines of one upstream attempt without a select statement
+// (docs/design.md, "Writing plugin code"): each deadline is a time.AfterFunc that records
+// which deadline fired and cancels the attempt's context, which ends a RoundTrip waiting
+// for headers or a blocked body Read.
+type watchdog struct {
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	fired string // the class of the first deadline that fired, "" while none has
+	done  bool   // stopped: timers firing late do nothing
+
+	first *time.Timer // time to first token; nil when off
+	idle  *time.Timer // stream idle; nil until armed or when off
+	total *time.Timer // the request's overall deadline
+	idleD time.Duration
+}
+
+// newWatchdog arms the first-token timer (when firstToken > 0) and the overall deadline.
+func newWatchdog(cancel context.CancelFunc, firstToken time.Duration, deadline time.Time) *watchdog {
+	w := &watchdog{cancel: cancel}
+	if firstToken > 0 {
+		w.first = time.AfterFunc(firstToken, func() { w.fire(classFirstTokenTimeout) })
+	}
+	left := time.Until(deadline)
+	if left <= 0 {
+		w.fire(classRequestTimeout)
+	} else {
+		w.total = time.AfterFunc(left, func() { w.fire(classRequestTimeout) })
+	}
+	return w
+}
+
+func (w *watchdog) fire(class string) {
+	w.mu.Lock()
+	if w.done || w.fired != "" {
+		w.mu.Unlock()
+		return
+	}
+	w.fired = class
+	w.mu.Unlock()
+	w.cancel()
+}
+
+// firedClass returns the class of the deadline that ended the attempt, or "".
+func (w *watchdog) firedClass() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fired
+}
+
+// armIdle starts the stream-idle timer (when d > 0); progress resets it.
+func (w *watchdog) armIdle(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	w.idleD = d
+	w.idle = time.AfterFunc(d, func() { w.fire(classStreamIdleTimeout) })
+}
+
+// progress records that upstream bytes arrived.
+func (w *watchdog) progress() {
+	if w.idle != nil {
+		w.idle.Reset(w.idleD)
+	}
+}
+
+// firstToken stops the first-token timer: the first semantic output arrived.
+func (w *watchdog) firstToken() {
+	if w.first != nil {
+		w.first.Stop()
+	}
+}
+
+// stop disarms every timer; a timer already running its function finds done set.
+func (w *watchdog) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+	if w.first != nil {
+		w.first.Stop()
+	}
+	if w.idle != nil {
+		w.idle.Stop()
+	}
+	if w.total != nil {
+		w.total.Stop()
+	}
+}
+
+// durationMs converts an optional per-group override in milliseconds: nil keeps def, 0 or
+// less turns the deadline off.
+func durationMs(ms *int64, def time.Duration) time.Duration {
+	if ms == nil {
+		return def
+	}
+	if *ms <= 0 {
+		return 0
+	}
+	return time.Duration(*ms) * time.Millisecond
+}
