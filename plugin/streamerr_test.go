@@ -189,7 +189,7 @@ func TestStreamErrorThroughSDKs(t *testing.T) {
 	t.Run("openai chat: stream error after content and after a keep-alive", func(t *testing.T) {
 		t.Parallel()
 		prefixes := map[string]string{
-			"after content": `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}` + "\n\n",
+			"after content":              `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}` + "\n\n",
 			"after a keep-alive comment": ": keep-alive\n",
 		}
 		for name, prefix := range prefixes {
