@@ -5,6 +5,11 @@
 //	(b) traefik   Traefik without the plugin, proxying to the fake upstream
 //	(c) gateway   the whole gateway: Traefik + poolgate plugin + controlsvc + fake upstream
 //
+// and then the saturated case (saturated.go): a user with concurrency 2 and 16 clients, so
+// requests queue for slots, against the same number of requests in flight without queueing,
+// with the admission overhead per request. -only compare|saturated runs one part; -d and
+// -warmup shorten a run.
+//
 // Figures are only comparable within one run on one machine; the ratios are the point.
 package main
 
@@ -35,15 +40,20 @@ func main() {
 		concurrency = flag.Int("c", 16, "concurrent clients")
 		duration    = flag.Duration("d", 5*time.Second, "measuring time per case")
 		warmup      = flag.Duration("warmup", time.Second, "warm-up time per case")
+		only        = flag.String("only", "", "run only the cases of one part: compare (upstream, traefik, gateway) or saturated")
 	)
 	flag.Parse()
-	if err := run(*bin, *concurrency, *duration, *warmup); err != nil {
+	if *only != "" && *only != "compare" && *only != "saturated" {
+		fmt.Fprintln(os.Stderr, "bench: -only must be compare or saturated")
+		os.Exit(2)
+	}
+	if err := run(*bin, *only, *concurrency, *duration, *warmup); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, conc int, dur, warm time.Duration) error {
+func run(bin, only string, conc int, dur, warm time.Duration) error {
 	ctx := context.Background()
 	root, err := os.Getwd()
 	if err != nil {
@@ -66,6 +76,19 @@ func run(bin string, conc int, dur, warm time.Duration) error {
 		return err
 	}
 	defer st.Stop()
+	fmt.Printf("poolgate bench: %s per case (after %s warm-up), %d cores\n", dur, warm, numCPU())
+	var errs []error
+	if only != "saturated" {
+		errs = append(errs, runCompare(ctx, st, bin, dir, conc, dur, warm))
+	}
+	if only != "compare" {
+		errs = append(errs, runSaturated(st, dur, warm))
+	}
+	return errors.Join(errs...)
+}
+
+// runCompare puts the same load on the fake upstream, a plain Traefik and the gateway.
+func runCompare(ctx context.Context, st *stack.Stack, bin, dir string, conc int, dur, warm time.Duration) error {
 	key, err := seed(st, conc)
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
@@ -83,7 +106,7 @@ func run(bin string, conc int, dur, warm time.Duration) error {
 		{"traefik", plain + "/v1/responses", "sk-bench-upstream"},
 		{"gateway", st.GatewayURL + "/v1/responses", key},
 	}
-	fmt.Printf("poolgate bench: %d concurrent clients, %s per case (after %s warm-up), %d cores\n\n", conc, dur, warm, numCPU())
+	fmt.Printf("\nsame load on three targets: %d concurrent clients\n", conc)
 	fmt.Printf("%-8s %-10s %10s %10s %10s %8s\n", "mode", "target", "req/s", "p50", "p99", "errors")
 	results := map[string]result{}
 	leaked := false
@@ -247,21 +270,7 @@ const slotHeadroom = 16
 
 // seed creates a user with room for the load, a group, one fake-upstream account and a key.
 func seed(st *stack.Stack, conc int) (string, error) {
-	call := func(path string, body any) (map[string]any, error) {
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest("POST", st.ControlURL+"/api/v1/admin"+path, bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+st.AdminToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		out := map[string]any{}
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode/100 != 2 {
-			return nil, fmt.Errorf("POST %s: %s %v", path, resp.Status, out)
-		}
-		return out, nil
-	}
+	call := func(path string, body any) (map[string]any, error) { return adminPost(st, path, body) }
 	// Slots are released by completion reports, which travel in batches after the response:
 	// on a saturated machine a report batch can lag tens of milliseconds, during which the
 	// clients' next requests already hold new slots. The bench measures throughput, not the
@@ -287,6 +296,23 @@ func seed(st *stack.Stack, conc int) (string, error) {
 	}
 	key, _ := k["key"].(string)
 	return key, nil
+}
+
+// adminPost calls the admin API of controlsvc and decodes its JSON answer.
+func adminPost(st *stack.Stack, path string, body any) (map[string]any, error) {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", st.ControlURL+"/api/v1/admin"+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+st.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("POST %s: %s %v", path, resp.Status, out)
+	}
+	return out, nil
 }
 
 // startPlainTraefik runs a second Traefik with no plugin, routing /v1/ to the fake upstream:

@@ -122,6 +122,12 @@ func (c *controlClient) post(ctx context.Context, path string, body []byte) (int
 	return resp.StatusCode, resp.Header, data, nil
 }
 
+// admitBound bounds one admit call: controlsvc's own work (admissionTimeout) plus the
+// longest it may keep the request in its wait queues, which the call's max_wait_ms caps.
+func (p *Poolgate) admitBound() time.Duration {
+	return p.admitTimeout + p.maxWait
+}
+
 // rejection is a controlsvc refusal, to be copied to the client as it is.
 type rejection struct {
 	status      int

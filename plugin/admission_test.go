@@ -47,6 +47,7 @@ func TestControlUnavailableAnswers503(t *testing.T) {
 			stub.admitHook = tt.hook
 			p := newTestPlugin(t, stub, func(c *Config) {
 				c.AdmissionTimeout = "300ms"
+				c.MaxWait = "0s" // the bound is admissionTimeout + maxWait
 				if tt.unreachable {
 					c.ControlURL = closedURL
 				}

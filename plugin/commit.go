@@ -324,7 +324,7 @@ func (x *exchange) markLastAttempt(class string) {
 // else an in-stream error.
 func (x *exchange) timedOut() {
 	x.errorClass = classRequestTimeout
-	if x.written {
+	if x.written && !x.keepAliveOnly {
 		writeStreamError(x.rw, x.path, x.info.model, typeUpstream, msgRequestTimout)
 		return
 	}

@@ -20,6 +20,7 @@ const (
 	msgUnavailable    = "Service temporarily unavailable"
 	msgInternal       = "Internal server error"
 	msgClientGone     = "Client closed request"
+	msgUpstreamFailed = "Upstream request failed"
 	msgReadBody       = "Failed to read request body"
 	msgEmptyBody      = "Request body is empty"
 	msgParseBody      = "Failed to parse request body"

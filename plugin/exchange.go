@@ -32,6 +32,8 @@ type exchange struct {
 	apiKey string
 	body   []byte // the client's body, never modified: every attempt starts from it
 	info   requestInfo
+	// sessionHash keys the sticky binding of the request's session (session.go).
+	sessionHash string
 
 	rewritten    []byte // body rewritten for rewrittenFor (see bodyFor)
 	rewrittenFor string
@@ -40,11 +42,14 @@ type exchange struct {
 	exclude  []int64 // accounts already tried
 	attempts []attemptReport
 
-	written    bool   // a status line went to the client
-	status     int    // the status the client got; 499 when it went away
-	errorClass string // "" on success
-	firstByte  time.Time
-	usage      []byte
+	written bool // a status line went to the client
+	// keepAliveOnly: keep-alives committed the response (200, text/event-stream) and
+	// nothing else was written yet, so an error must go in the stream (keepalive.go).
+	keepAliveOnly bool
+	status        int    // the status the client got; 499 when it went away
+	errorClass    string // "" on success
+	firstByte     time.Time
+	usage         []byte
 }
 
 func newExchange(p *Poolgate, rw http.ResponseWriter, req *http.Request, path string) *exchange {
@@ -79,6 +84,7 @@ func (x *exchange) run() {
 		return
 	}
 	x.info = info
+	x.sessionHash = sessionHash(x.path, x.req.Header, &info)
 	if !x.admit(nil) {
 		return
 	}
@@ -90,11 +96,9 @@ func (x *exchange) run() {
 func (x *exchange) finish() {
 	if r := recover(); r != nil {
 		x.errorClass = classInternal
-		if !x.written {
-			x.writeError(newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
-		}
+		x.writeError(newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
 	}
-	if !x.written {
+	if !x.written || (x.keepAliveOnly && !x.clientGone()) {
 		x.writeError(newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
 	}
 	if x.grant == nil {
@@ -118,10 +122,14 @@ func (x *exchange) abandon() {
 	x.errorClass = classClientGone
 }
 
-// writeError answers with e unless something was written already. A panicking writer is
-// contained here, because writeError also runs from finish.
+// writeError answers with e unless something was written already; after keep-alives alone
+// it ends the stream with e instead. A panicking writer is contained here, because
+// writeError also runs from finish.
 func (x *exchange) writeError(e *clientError) {
 	if x.written {
+		if x.keepAliveOnly {
+			x.failInStream(e.typ, e.msg)
+		}
 		return
 	}
 	x.written = true
@@ -132,12 +140,23 @@ func (x *exchange) writeError(e *clientError) {
 
 func (x *exchange) writeRejection(r *rejection) {
 	if x.written {
+		if x.keepAliveOnly {
+			typ, msg := errorFields(r.body, typeAPI, msgUnavailable)
+			x.failInStream(typ, msg)
+		}
 		return
 	}
 	x.written = true
 	x.status = r.status
 	defer func() { _ = recover() }()
 	writeRejection(x.rw, x.requestID, r)
+}
+
+// failInStream ends a response that keep-alives committed with a terminal error in the
+// client's protocol: the status line is out, so an error body can no longer be sent.
+func (x *exchange) failInStream(typ, msg string) {
+	x.keepAliveOnly = false
+	writeStreamError(x.rw, x.path, x.info.model, typ, msg)
 }
 
 // newRequestID returns "req_" and 24 random hex digits.

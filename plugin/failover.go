@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -30,18 +31,20 @@ func isFailoverStatus(status int) bool {
 // It returns false when the exchange has been answered instead.
 func (x *exchange) admit(failed *failedAttempt) bool {
 	ar := &admitRequest{
-		RequestID: x.requestID,
-		APIKey:    x.apiKey,
-		Path:      x.path,
-		Model:     x.info.model,
-		Stream:    x.info.stream,
-		Exclude:   x.exclude,
-		Failed:    failed,
+		RequestID:   x.requestID,
+		APIKey:      x.apiKey,
+		Path:        x.path,
+		Model:       x.info.model,
+		Stream:      x.info.stream,
+		Exclude:     x.exclude,
+		Failed:      failed,
+		MaxWaitMs:   int64(x.p.maxWait / time.Millisecond),
+		SessionHash: x.sessionHash,
 	}
 	if x.grant != nil {
 		ar.GrantID = x.grant.GrantID
 	}
-	g, rej, err := x.p.control.client.admit(x.req.Context(), x.p.admitTimeout, ar)
+	g, rej, err := x.admitWithKeepAlive(ar) // keepalive.go
 	if g != nil {
 		// Take the grant before anything else: even if the client is gone now, the grant
 		// must be reported so that its slots are released.
@@ -182,6 +185,11 @@ func (x *exchange) failure(resp *http.Response, err error, wd *watchdog) *failed
 	f.ErrorClass = classUpstreamStatus
 	f.RetryAfter = resp.Header.Get("Retry-After")
 	f.RatelimitReset = ratelimitReset(resp.Header)
+	if n := len(x.attempts); n > 0 {
+		// The report carries them too: a 429 on the last attempt marks the account from it.
+		x.attempts[n-1].RetryAfter = f.RetryAfter
+		x.attempts[n-1].RatelimitReset = f.RatelimitReset
+	}
 	f.Body = readErrorHead(resp.Body) // kept for the passthrough rules of exhaust
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	resp.Body.Close()
@@ -189,7 +197,9 @@ func (x *exchange) failure(resp *http.Response, err error, wd *watchdog) *failed
 }
 
 // resetHeaders announce when a rate limit resets: OpenAI's durations ("6s", "1m30s") and
-// Anthropic's RFC 3339 times. The first present one is passed on as ratelimit_reset.
+// Anthropic's RFC 3339 times. Every present one is passed on in ratelimit_reset, separated
+// by ", ": the response does not say which limit was hit, so controlsvc rests the account
+// until the latest.
 var resetHeaders = []string{
 	"X-Ratelimit-Reset-Requests",
 	"X-Ratelimit-Reset-Tokens",
@@ -201,12 +211,18 @@ var resetHeaders = []string{
 }
 
 func ratelimitReset(h http.Header) string {
+	out := ""
 	for i := 0; i < len(resetHeaders); i++ {
-		if v := h.Get(resetHeaders[i]); v != "" {
-			return v
+		v := strings.TrimSpace(h.Get(resetHeaders[i]))
+		if v == "" {
+			continue
 		}
+		if out != "" {
+			out += ", "
+		}
+		out += v
 	}
-	return ""
+	return out
 }
 
 // classModelNotFound: the upstream said it does not know the model (an upstream 404).
@@ -255,12 +271,7 @@ func (p *prefixedBody) Close() error               { return p.c.Close() }
 // exhaust answers with the failover-exhausted mapping of the last failure.
 func (x *exchange) exhaust(last *failedAttempt) {
 	x.errorClass = last.ErrorClass
-	if x.written {
-		// A keep-alive committed the response: the error goes in the stream.
-		e := exhaustedError(last)
-		writeStreamError(x.rw, x.path, x.info.model, e.typ, e.msg)
-		return
-	}
+	// After keep-alives committed the response, both answers go in the stream.
 	if x.applyPassthrough(last.Status, last.Body, safeRetryAfter(last.RetryAfter)) {
 		return
 	}

@@ -48,6 +48,9 @@ func TestFailover429ThenSuccess(t *testing.T) {
 	if r.Attempts[0].AccountID != 1 || r.Attempts[0].Status != 429 || r.Attempts[1].AccountID != 2 || r.Attempts[1].Status != 200 {
 		t.Fatalf("attempts = %+v", r.Attempts)
 	}
+	if a := r.Attempts[0]; a.RetryAfter != "3" || a.RatelimitReset != "6s" || r.Attempts[1].RetryAfter != "" {
+		t.Fatalf("attempts = %+v, want the 429's Retry-After and reset on the first only", r.Attempts)
+	}
 	if string(r.Usage) != `{"input_tokens":11,"output_tokens":5}` || r.UsageFormat != "responses" {
 		t.Fatalf("usage = %s (%s)", r.Usage, r.UsageFormat)
 	}
@@ -225,5 +228,38 @@ func TestReadmissionUnavailable(t *testing.T) {
 	r := stub.waitReport()
 	if r.Status != 503 || r.ErrorClass != "control_unavailable" || r.GrantID != "g_1" {
 		t.Fatalf("report = %+v", r)
+	}
+}
+
+func TestRatelimitResetCarriesEveryResetHeader(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		headers map[string]string
+		want    string
+	}{
+		{name: "none", headers: map[string]string{"Retry-After": "3"}, want: ""},
+		{name: "openai requests", headers: map[string]string{"x-ratelimit-reset-requests": "6s"}, want: "6s"},
+		{name: "openai both", headers: map[string]string{"x-ratelimit-reset-requests": "1s", "x-ratelimit-reset-tokens": "6m0s"},
+			want: "1s, 6m0s"},
+		{name: "anthropic RFC 3339 times", headers: map[string]string{
+			"anthropic-ratelimit-requests-reset":      "2026-03-01T10:00:10Z",
+			"anthropic-ratelimit-tokens-reset":        "2026-03-01T10:00:20Z",
+			"anthropic-ratelimit-input-tokens-reset":  "2026-03-01T10:00:30Z",
+			"anthropic-ratelimit-output-tokens-reset": " 2026-03-01T10:00:40Z ",
+		}, want: "2026-03-01T10:00:10Z, 2026-03-01T10:00:20Z, 2026-03-01T10:00:30Z, 2026-03-01T10:00:40Z"},
+		{name: "anthropic unified", headers: map[string]string{"anthropic-ratelimit-unified-reset": "1772359260"}, want: "1772359260"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := http.Header{}
+			for k, v := range tt.headers {
+				h.Set(k, v)
+			}
+			if got := ratelimitReset(h); got != tt.want {
+				t.Fatalf("ratelimitReset = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

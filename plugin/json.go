@@ -29,6 +29,11 @@ type admitRequest struct {
 	Stream    bool           `json:"stream"`
 	Exclude   []int64        `json:"exclude"`
 	Failed    *failedAttempt `json:"failed,omitempty"`
+	// MaxWaitMs is the plugin's wait budget: controlsvc keeps the call in its wait queues
+	// at most this long (0: not at all) and then refuses as a wait timeout.
+	MaxWaitMs int64 `json:"max_wait_ms"`
+	// SessionHash is the hex SHA-256 of the session seed (sticky sessions, issue 3 §5).
+	SessionHash string `json:"session_hash,omitempty"`
 }
 
 // failedAttempt describes the upstream attempt that made the plugin ask again. Status is 0
@@ -88,6 +93,9 @@ type attemptReport struct {
 	Status     int    `json:"status"`
 	ErrorClass string `json:"error_class"`
 	DurationMs int64  `json:"duration_ms"`
+	// As in failedAttempt, for a failed attempt with an upstream response.
+	RetryAfter     string `json:"retry_after,omitempty"`
+	RatelimitReset string `json:"ratelimit_reset,omitempty"`
 }
 
 type reportBatch struct {
@@ -142,19 +150,22 @@ type requestFields struct {
 	StreamOptions      json.RawMessage `json:"stream_options"`
 	PreviousResponseID json.RawMessage `json:"previous_response_id"`
 	Input              json.RawMessage `json:"input"`
+	// Sources of the session seed (session.go).
+	PromptCacheKey json.RawMessage `json:"prompt_cache_key"`
+	Instructions   json.RawMessage `json:"instructions"` // Responses
+	System         json.RawMessage `json:"system"`       // Anthropic Messages
+	Messages       json.RawMessage `json:"messages"`     // Chat Completions, Anthropic Messages
 }
 
-type inputItemRaw struct {
-	Type   json.RawMessage `json:"type"`
-	CallID json.RawMessage `json:"call_id"`
-	ID     json.RawMessage `json:"id"`
-}
-
-// inputItem is a Responses input item reduced to the fields the call_id checks use.
+// inputItem is a Responses input item, or a Chat Completions or Anthropic message, reduced
+// to the fields the call_id checks and the session seed read. Values stay raw: each is
+// decoded only when looked at.
 type inputItem struct {
-	typ    string
-	callID string
-	id     string
+	Type    json.RawMessage `json:"type"`
+	CallID  json.RawMessage `json:"call_id"`
+	ID      json.RawMessage `json:"id"`
+	Role    json.RawMessage `json:"role"`
+	Content json.RawMessage `json:"content"`
 }
 
 type streamOptions struct {
@@ -195,17 +206,12 @@ func rawBool(raw json.RawMessage) (bool, bool) {
 	return false, false
 }
 
-// decodeInputItems decodes a Responses "input" array; ok is false when input is not one.
+// decodeInputItems decodes a Responses "input" array or a "messages" array; ok is false
+// when raw is not an array of objects.
 func decodeInputItems(raw json.RawMessage) ([]inputItem, bool) {
-	var rawItems []inputItemRaw
-	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &rawItems) != nil {
+	var items []inputItem
+	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
 		return nil, false
-	}
-	items := make([]inputItem, len(rawItems))
-	for i := 0; i < len(rawItems); i++ {
-		items[i].typ, _ = rawString(rawItems[i].Type)
-		items[i].callID, _ = rawString(rawItems[i].CallID)
-		items[i].id, _ = rawString(rawItems[i].ID)
 	}
 	return items, true
 }
@@ -264,6 +270,39 @@ type openAIError struct {
 type anthropicError struct {
 	Type  string      `json:"type"`
 	Error errorDetail `json:"error"`
+}
+
+// errorEnvelope reads both error shapes: OpenAI's {"error":{…}} (error may also be a plain
+// string) and Anthropic's {"type":"error","error":{…}}.
+type errorEnvelope struct {
+	Error json.RawMessage `json:"error"`
+}
+
+// errorFields returns the type and message of an error body, each falling back to the
+// given default when absent, for turning the body into an in-stream error.
+func errorFields(body []byte, defType, defMsg string) (string, string) {
+	typ, msg := defType, defMsg
+	var env errorEnvelope
+	if json.Unmarshal(body, &env) != nil || isNullRaw(env.Error) {
+		return typ, msg
+	}
+	if s, ok := rawString(env.Error); ok {
+		if s != "" {
+			msg = s
+		}
+		return typ, msg
+	}
+	var d errorDetail
+	if json.Unmarshal(env.Error, &d) != nil {
+		return typ, msg
+	}
+	if d.Type != "" {
+		typ = d.Type
+	}
+	if d.Message != "" {
+		msg = d.Message
+	}
+	return typ, msg
 }
 
 // errorBody renders a client error in OpenAI's shape, or in Anthropic's when anthropic.

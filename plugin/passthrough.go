@@ -47,9 +47,10 @@ func (c *controlClient) upstreamError(ctx context.Context, timeout time.Duration
 
 // applyPassthrough writes the rewrite of a matching rule for an upstream error with status
 // and the start of its body, and reports whether it did. retryAfter is passed on when the
-// rule answers 429.
+// rule answers 429. After keep-alives the rewrite becomes an in-stream error with the
+// rule's type and message.
 func (x *exchange) applyPassthrough(status int, head []byte, retryAfter string) bool {
-	if x.grant == nil || status < 400 || x.written {
+	if x.grant == nil || status < 400 || (x.written && !x.keepAliveOnly) {
 		return false
 	}
 	ue := &upstreamErrorRequest{
@@ -60,8 +61,14 @@ func (x *exchange) applyPassthrough(status int, head []byte, retryAfter string) 
 		Body:     string(head),
 	}
 	code, body, ok := x.p.control.client.upstreamError(x.req.Context(), passthroughTimeout, ue)
-	if !ok || x.written {
+	if !ok || (x.written && !x.keepAliveOnly) {
 		return false
+	}
+	if x.keepAliveOnly {
+		x.errorClass = classUpstreamStatus
+		typ, msg := errorFields(body, typeUpstream, msgUpstreamFailed)
+		x.failInStream(typ, msg)
+		return true
 	}
 	x.written = true
 	x.status = code
@@ -88,6 +95,14 @@ func (x *exchange) relayError(resp *http.Response, cancel context.CancelFunc) {
 	head := readErrorHead(orig)
 	if x.applyPassthrough(resp.StatusCode, head, "") {
 		cancel()
+		return
+	}
+	if x.keepAliveOnly {
+		// Keep-alives committed the response: the upstream's error goes in the stream.
+		cancel()
+		x.errorClass = classUpstreamStatus
+		typ, msg := errorFields(head, typeUpstream, msgUpstreamFailed)
+		x.failInStream(typ, msg)
 		return
 	}
 	if len(head) < maxErrorHead {

@@ -23,7 +23,9 @@ const (
 	defaultControlURL            = "http://127.0.0.1:8090"
 	defaultMaxBodyBytes          = 256 << 20
 	defaultMaxAccountSwitches    = 3
-	defaultAdmissionTimeout      = "35s"
+	defaultAdmissionTimeout      = "5s"
+	defaultMaxWait               = "150s"
+	defaultPingInterval          = "10s"
 	defaultUpstreamHeaderTimeout = "600s"
 	defaultFirstTokenTimeout     = "0s"
 	defaultStreamIdleTimeout     = "180s"
@@ -43,11 +45,19 @@ var (
 // Config is the plugin's dynamic configuration. Traefik decodes the middleware's keys
 // (controlURL, pluginSecret, …) into these fields, matching names without regard to case.
 type Config struct {
-	ControlURL            string `json:"controlURL,omitempty"`
-	PluginSecret          string `json:"pluginSecret,omitempty"`
-	MaxBodyBytes          int64  `json:"maxBodyBytes,omitempty"`
-	MaxAccountSwitches    int    `json:"maxAccountSwitches,omitempty"`
-	AdmissionTimeout      string `json:"admissionTimeout,omitempty"`
+	ControlURL         string `json:"controlURL,omitempty"`
+	PluginSecret       string `json:"pluginSecret,omitempty"`
+	MaxBodyBytes       int64  `json:"maxBodyBytes,omitempty"`
+	MaxAccountSwitches int    `json:"maxAccountSwitches,omitempty"`
+	// AdmissionTimeout bounds controlsvc's own work on an admit call; the call may take
+	// MaxWait longer, the time a request may spend in wait queues (docs/design.md).
+	AdmissionTimeout string `json:"admissionTimeout,omitempty"`
+	// MaxWait is the wait budget sent with every admit call: controlsvc never keeps a
+	// request in its wait queues longer; 0s means no waiting at all.
+	MaxWait string `json:"maxWait,omitempty"`
+	// PingInterval spaces the keep-alives a streaming request gets while it waits for
+	// admission; 0s sends none.
+	PingInterval          string `json:"pingInterval,omitempty"`
 	UpstreamHeaderTimeout string `json:"upstreamHeaderTimeout,omitempty"`
 	// FirstTokenTimeout bounds the time from sending an attempt to its first semantic
 	// output on streaming requests; 0s (the default) is none. A group may override it.
@@ -66,6 +76,8 @@ func CreateConfig() *Config {
 		MaxBodyBytes:          defaultMaxBodyBytes,
 		MaxAccountSwitches:    defaultMaxAccountSwitches,
 		AdmissionTimeout:      defaultAdmissionTimeout,
+		MaxWait:               defaultMaxWait,
+		PingInterval:          defaultPingInterval,
 		UpstreamHeaderTimeout: defaultUpstreamHeaderTimeout,
 		FirstTokenTimeout:     defaultFirstTokenTimeout,
 		StreamIdleTimeout:     defaultStreamIdleTimeout,
@@ -82,6 +94,8 @@ type Poolgate struct {
 	maxBody      int64
 	maxSwitches  int
 	admitTimeout time.Duration
+	maxWait      time.Duration // wait budget of one admit call
+	pingInterval time.Duration // 0: no keep-alives
 	firstToken   time.Duration // 0: none
 	streamIdle   time.Duration // 0: none
 	requestLimit time.Duration
@@ -112,6 +126,14 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 	if err != nil {
 		return nil, fmt.Errorf("poolgate middleware %q: admissionTimeout %q: %w", name, cfg.AdmissionTimeout, err)
 	}
+	maxWait, err := parseOptionalDuration(cfg.MaxWait)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: maxWait %q: %w", name, cfg.MaxWait, err)
+	}
+	pingInterval, err := parseOptionalDuration(cfg.PingInterval)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: pingInterval %q: %w", name, cfg.PingInterval, err)
+	}
 	headerTimeout, err := parsePositiveDuration(cfg.UpstreamHeaderTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("poolgate middleware %q: upstreamHeaderTimeout %q: %w", name, cfg.UpstreamHeaderTimeout, err)
@@ -134,6 +156,8 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 		maxBody:      cfg.MaxBodyBytes,
 		maxSwitches:  cfg.MaxAccountSwitches,
 		admitTimeout: admitTimeout,
+		maxWait:      maxWait,
+		pingInterval: pingInterval,
 		firstToken:   firstToken,
 		streamIdle:   streamIdle,
 		requestLimit: requestLimit,

@@ -16,7 +16,9 @@ func TestCreateConfigDefaults(t *testing.T) {
 		ControlURL:            "http://127.0.0.1:8090",
 		MaxBodyBytes:          268435456,
 		MaxAccountSwitches:    3,
-		AdmissionTimeout:      "35s",
+		AdmissionTimeout:      "5s",
+		MaxWait:               "150s",
+		PingInterval:          "10s",
 		UpstreamHeaderTimeout: "600s",
 		FirstTokenTimeout:     "0s",
 		StreamIdleTimeout:     "180s",
@@ -43,6 +45,9 @@ func TestNewValidatesConfig(t *testing.T) {
 		{name: "negative switches", give: func(c *Config) { c.MaxAccountSwitches = -1 }, wantErr: errBadSwitches},
 		{name: "bad admission timeout", give: func(c *Config) { c.AdmissionTimeout = "soon" }, wantErr: errBadDuration},
 		{name: "zero header timeout", give: func(c *Config) { c.UpstreamHeaderTimeout = "0s" }, wantErr: errBadDuration},
+		{name: "no waiting, no pings", give: func(c *Config) { c.MaxWait = "0s"; c.PingInterval = "0s" }},
+		{name: "negative max wait", give: func(c *Config) { c.MaxWait = "-1s" }, wantErr: errBadOptional},
+		{name: "bad ping interval", give: func(c *Config) { c.PingInterval = "often" }, wantErr: errBadOptional},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,13 @@ import (
 	"time"
 )
 
+// A streaming request whose upstream answered with a plain body after keep-alives committed
+// the response to an event stream.
+const (
+	classNotEventStream = "not_event_stream"
+	msgNotEventStream   = "Upstream returned a non-streaming response"
+)
+
 const (
 	copyBufferSize = 32 << 10
 	// maxTee bounds how much of a JSON reply is kept to read its usage at the end.
@@ -38,6 +45,12 @@ func (x *exchange) relay(resp *http.Response, cancel context.CancelFunc) {
 func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd *watchdog) {
 	defer cancel()
 	defer resp.Body.Close()
+	if x.keepAliveOnly {
+		// Keep-alives promised the client an event stream; a plain body cannot follow.
+		x.errorClass = classNotEventStream
+		x.failInStream(typeUpstream, msgNotEventStream)
+		return
+	}
 	if wd != nil {
 		wd.firstToken()
 		wd.armIdle(x.idleTimeout())
@@ -87,10 +100,12 @@ func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd 
 }
 
 // commitHeaders sends the upstream status line and headers, unless a keep-alive already
-// committed the response (then only the exchange's record changes). A stream may get an
-// error frame appended, so it never carries a Content-Length.
+// committed the response with 200 and text/event-stream: then the stream goes on without a
+// second status line. A stream may get an error frame appended, so it never carries a
+// Content-Length.
 func (x *exchange) commitHeaders(resp *http.Response, stream bool) {
 	if x.written {
+		x.keepAliveOnly = false
 		return
 	}
 	h := x.rw.Header()

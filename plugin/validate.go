@@ -84,6 +84,23 @@ type requestInfo struct {
 	// forceIncludeUsage: a streaming Chat Completions request without
 	// stream_options.include_usage=true gets it set, so that its usage can be billed.
 	forceIncludeUsage bool
+	// fields are the body's decoded top-level fields, kept so that the session seed
+	// (session.go) does not decode the body again.
+	fields requestFields
+	// items caches the decoded Responses input array (inputItems).
+	items     []inputItem
+	itemsOK   bool
+	itemsRead bool
+}
+
+// inputItems decodes the Responses input array on first use; ok is false when input is not
+// an array of objects.
+func (info *requestInfo) inputItems() ([]inputItem, bool) {
+	if !info.itemsRead {
+		info.itemsRead = true
+		info.items, info.itemsOK = decodeInputItems(info.fields.Input)
+	}
+	return info.items, info.itemsOK
 }
 
 // validateBody applies the body checks of issue 2 §4 in their order.
@@ -102,6 +119,7 @@ func validateBody(path string, body []byte) (requestInfo, *clientError) {
 		return info, badRequest(msgModelRequired)
 	}
 	info.model = model
+	info.fields = f
 	if len(f.Stream) > 0 {
 		stream, ok := rawBool(f.Stream)
 		if !ok {
@@ -110,7 +128,7 @@ func validateBody(path string, body []byte) (requestInfo, *clientError) {
 		info.stream = stream
 	}
 	if path == pathResponses {
-		if e := checkFunctionCallOutputs(f); e != nil {
+		if e := checkFunctionCallOutputs(&info); e != nil {
 			return info, e
 		}
 	}
@@ -122,14 +140,15 @@ func validateBody(path string, body []byte) (requestInfo, *clientError) {
 // call: without previous_response_id and without a function_call item carrying a call_id,
 // every output needs a call_id, and every call_id needs a matching item_reference
 // (sub2api-behaviour.md §2.2 H13).
-func checkFunctionCallOutputs(f requestFields) *clientError {
+func checkFunctionCallOutputs(info *requestInfo) *clientError {
+	f := &info.fields
 	if !bytes.Contains(f.Input, []byte("function_call_output")) {
 		return nil
 	}
 	if prev, _ := rawString(f.PreviousResponseID); prev != "" {
 		return nil
 	}
-	items, ok := decodeInputItems(f.Input)
+	items, ok := info.inputItems()
 	if !ok {
 		return nil
 	}
@@ -138,22 +157,22 @@ func checkFunctionCallOutputs(f requestFields) *clientError {
 	hasOutput := false
 	missingCallID := false
 	for i := 0; i < len(items); i++ {
-		it := items[i]
-		switch it.typ {
+		typ, _ := rawString(items[i].Type)
+		switch typ {
 		case "function_call":
-			if it.callID != "" {
+			if callID, _ := rawString(items[i].CallID); callID != "" {
 				return nil // tool-call context present in this request
 			}
 		case "function_call_output":
 			hasOutput = true
-			if it.callID == "" {
+			if callID, _ := rawString(items[i].CallID); callID == "" {
 				missingCallID = true
 			} else {
-				callIDs = append(callIDs, it.callID)
+				callIDs = append(callIDs, callID)
 			}
 		case "item_reference":
-			if it.id != "" {
-				refs[it.id] = true
+			if id, _ := rawString(items[i].ID); id != "" {
+				refs[id] = true
 			}
 		}
 	}

@@ -246,10 +246,12 @@ func (s *stack) waitIdle(t *testing.T, tn tenant) {
 func (s *stack) accountState(t *testing.T, id int64) (rateLimitedUntil *time.Time) {
 	t.Helper()
 	var a struct {
-		RateLimitedUntil *time.Time `json:"rate_limited_until"`
+		State struct {
+			RateLimitedUntil *time.Time `json:"rate_limited_until"`
+		} `json:"state"`
 	}
 	s.admin.do(t, http.MethodGet, "/accounts/"+itoa(id), nil, http.StatusOK, &a)
-	return a.RateLimitedUntil
+	return a.State.RateLimitedUntil
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -15,6 +15,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
 	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
+	"github.com/poolgate/poolgate/controlsvc/internal/prices"
 	"github.com/poolgate/poolgate/controlsvc/internal/rules"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
@@ -27,6 +28,7 @@ type App struct {
 	redis   *redis.Client
 	gateway *gateway.Service
 	rules   *rules.Cache
+	prices  *prices.Cache
 	handler http.Handler
 }
 
@@ -57,9 +59,20 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 		st.Close()
 		return nil, err
 	}
+	pc, err := prices.NewCache(st, rdb, 0, log)
+	if err == nil {
+		err = pc.Load(ctx)
+	}
+	if err != nil { // neither cache is started yet: nothing to stop
+		_ = rdb.Close()
+		st.Close()
+		return nil, err
+	}
 	rc.Start()
+	pc.Start()
 
-	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, LeaseTTL: cfg.LeaseTTL, Rules: rc}, log)
+	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, LeaseTTL: cfg.LeaseTTL, Rules: rc, Prices: pc,
+		RateLimitCooldown: cfg.RateLimitCooldown}, log)
 	admin := httpapi.New(httpapi.Options{
 		Store:      st,
 		Slots:      slots.New(rdb, cfg.LeaseTTL),
@@ -68,17 +81,23 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 			{Name: "postgres", Check: st.Pool.Ping},
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		},
-		Log:   log,
-		Rules: rc,
+		Log:    log,
+		Rules:  rc,
+		Prices: pc,
+
+		Accounts: gw,
 	})
 	r := mux.NewRouter()
 	admin.Register(r)
 	gw.Register(r)
-	return &App{log: log, store: st, redis: rdb, gateway: gw, rules: rc, handler: r}, nil
+	return &App{log: log, store: st, redis: rdb, gateway: gw, rules: rc, prices: pc, handler: r}, nil
 }
 
 // Compile-time guard: the slots package satisfies the admin API's counter.
 var _ httpapi.SlotCounter = (*slots.Slots)(nil)
+
+// Compile-time guard: the gateway hears of the admin API's account changes.
+var _ httpapi.AccountNotifier = (*gateway.Service)(nil)
 
 // Handler serves every route: /healthz, /readyz, /api/v1/admin/…, /internal/v1/….
 func (a *App) Handler() http.Handler { return a.handler }
@@ -91,6 +110,7 @@ func (a *App) Logger() *slog.Logger { return a.log }
 func (a *App) Close() {
 	a.gateway.Close()
 	a.rules.Close()
+	a.prices.Close()
 	if err := a.redis.Close(); err != nil {
 		a.log.Warn("closing redis", "error", err)
 	}

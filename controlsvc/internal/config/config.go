@@ -22,6 +22,9 @@ const (
 	EnvListen       = "POOLGATE_LISTEN"
 	EnvLeaseTTL     = "POOLGATE_LEASE_TTL"
 	EnvLogLevel     = "POOLGATE_LOG_LEVEL"
+	// EnvRateLimitCooldown is how long an account rests after an upstream 429 that
+	// announces no reset (no Retry-After, x-ratelimit-reset-* or anthropic-ratelimit-*-reset).
+	EnvRateLimitCooldown = "POOLGATE_RATE_LIMIT_COOLDOWN"
 )
 
 // Documented defaults.
@@ -34,6 +37,10 @@ const (
 	DefaultLeaseTTL = 60 * time.Second
 	// DefaultLogLevel is one of debug, info, warn, error.
 	DefaultLogLevel = "info"
+	// DefaultRateLimitCooldown is the rest after a 429 without reset headers
+	// (sub2api-behaviour.md §5.2); at most MaxRateLimitCooldown.
+	DefaultRateLimitCooldown = 5 * time.Second
+	MaxRateLimitCooldown     = 2 * time.Hour
 )
 
 // minLeaseTTL rejects nonsensical values only. Production values must stay well above the
@@ -49,6 +56,8 @@ type Config struct {
 	Listen       string        // host:port of the HTTP server
 	LeaseTTL     time.Duration // expiry of a concurrency slot lease
 	LogLevel     string        // debug, info, warn or error
+	// RateLimitCooldown is the rest of an account after a 429 without reset headers.
+	RateLimitCooldown time.Duration
 }
 
 // FromEnv reads the configuration from the environment, applies the defaults and validates
@@ -62,6 +71,14 @@ func FromEnv() (Config, error) {
 		Listen:       valueOr(os.Getenv(EnvListen), DefaultListen),
 		LeaseTTL:     DefaultLeaseTTL,
 		LogLevel:     strings.ToLower(valueOr(os.Getenv(EnvLogLevel), DefaultLogLevel)),
+	}
+	cfg.RateLimitCooldown = DefaultRateLimitCooldown
+	if raw := strings.TrimSpace(os.Getenv(EnvRateLimitCooldown)); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: %q is not a duration (e.g. 5s)", EnvRateLimitCooldown, raw)
+		}
+		cfg.RateLimitCooldown = d
 	}
 	if raw := strings.TrimSpace(os.Getenv(EnvLeaseTTL)); raw != "" {
 		ttl, err := time.ParseDuration(raw)
@@ -109,6 +126,10 @@ func (c Config) validate() error {
 	}
 	if c.LeaseTTL < minLeaseTTL {
 		return fmt.Errorf("%s: %s is too short, minimum is %s", EnvLeaseTTL, c.LeaseTTL, minLeaseTTL)
+	}
+	if c.RateLimitCooldown <= 0 || c.RateLimitCooldown > MaxRateLimitCooldown {
+		return fmt.Errorf("%s: %s is out of range, want more than 0 and at most %s",
+			EnvRateLimitCooldown, c.RateLimitCooldown, MaxRateLimitCooldown)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

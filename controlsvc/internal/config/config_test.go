@@ -15,6 +15,8 @@ var validEnv = map[string]string{
 	EnvListen:       "",
 	EnvLeaseTTL:     "",
 	EnvLogLevel:     "",
+
+	EnvRateLimitCooldown: "",
 }
 
 func setEnv(t *testing.T, overrides map[string]string) {
@@ -41,6 +43,8 @@ func TestFromEnvDefaults(t *testing.T) {
 		Listen:       DefaultListen,
 		LeaseTTL:     DefaultLeaseTTL,
 		LogLevel:     DefaultLogLevel,
+
+		RateLimitCooldown: DefaultRateLimitCooldown,
 	}
 	if cfg != want {
 		t.Errorf("FromEnv() = %+v, want %+v", cfg, want)
@@ -52,13 +56,16 @@ func TestFromEnvOverrides(t *testing.T) {
 		EnvListen:   "0.0.0.0:9000",
 		EnvLeaseTTL: "90s",
 		EnvLogLevel: "DEBUG",
+
+		EnvRateLimitCooldown: "30s",
 	})
 	cfg, err := FromEnv()
 	if err != nil {
 		t.Fatalf("FromEnv: %v", err)
 	}
-	if cfg.Listen != "0.0.0.0:9000" || cfg.LeaseTTL != 90*time.Second || cfg.LogLevel != "debug" {
-		t.Errorf("FromEnv() = %+v, want listen 0.0.0.0:9000, ttl 90s, level debug", cfg)
+	if cfg.Listen != "0.0.0.0:9000" || cfg.LeaseTTL != 90*time.Second || cfg.LogLevel != "debug" ||
+		cfg.RateLimitCooldown != 30*time.Second {
+		t.Errorf("FromEnv() = %+v, want listen 0.0.0.0:9000, ttl 90s, level debug, rate limit cooldown 30s", cfg)
 	}
 }
 
@@ -83,6 +90,9 @@ func TestFromEnvErrors(t *testing.T) {
 		{"lease ttl too short", map[string]string{EnvLeaseTTL: "10ms"}, EnvLeaseTTL, "too short"},
 		{"lease ttl negative", map[string]string{EnvLeaseTTL: "-5s"}, EnvLeaseTTL, "too short"},
 		{"log level unknown", map[string]string{EnvLogLevel: "verbose"}, EnvLogLevel, "not one of"},
+		{"rate limit cooldown not a duration", map[string]string{EnvRateLimitCooldown: "5"}, EnvRateLimitCooldown, "not a duration"},
+		{"rate limit cooldown zero", map[string]string{EnvRateLimitCooldown: "0s"}, EnvRateLimitCooldown, "out of range"},
+		{"rate limit cooldown above two hours", map[string]string{EnvRateLimitCooldown: "3h"}, EnvRateLimitCooldown, "out of range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,6 +49,9 @@ type admitReply struct {
 	BaseURL       string            `json:"base_url"`
 	Headers       map[string]string `json:"headers"`
 	UpstreamModel string            `json:"upstream_model"`
+	// The group's deadline overrides (issue 3 §9); absent: the plugin's default, 0: off.
+	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
+	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms,omitempty"`
 }
 
 // keyResult is a cached key lookup; ok false is a cached "no such servable key".
@@ -118,7 +121,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 				return nil, nil, err
 			}
 		}
-		s.markAccount(ctx, *f)
+		s.markFailedAttempt(ctx, key, req.Model, *f)
 	}
 
 	if key.BalanceMicros <= 0 {
@@ -165,6 +168,9 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		BaseURL:       acc.BaseURL,
 		Headers:       upstreamHeaders(key.Platform, acc.APIKey),
 		UpstreamModel: upstreamModel,
+
+		FirstTokenTimeoutMs: key.FirstTokenTimeoutMs,
+		StreamIdleTimeoutMs: key.StreamIdleTimeoutMs,
 	}, nil, nil
 }
 
@@ -175,6 +181,10 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID string, first bool,
 	cands []candidate, selRej *rejection, sessionHash string) (*candidate, *rejection, error) {
 	if selRej != nil {
+		if selRej == rejectNoAccount && sessionHash != "" {
+			// Whatever account the session is bound to is unusable now (issue 3 §5).
+			s.unbindSticky(ctx, key.GroupID, sessionHash)
+		}
 		return nil, selRej, nil // nothing to wait for: no slot is taken
 	}
 	user := slots.Entry{Kind: slots.KindUser, ID: key.UserID, GrantID: grantID, Limit: key.UserConcurrency,

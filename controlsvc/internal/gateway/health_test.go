@@ -36,11 +36,21 @@ func TestRateLimitCooldown(t *testing.T) {
 		{name: "reset capped at two hours", reset: "100h", want: 2 * time.Hour},
 		{name: "whitespace tolerated", retryAfter: " 9 ", want: 9 * time.Second},
 		{name: "NaN ignored", retryAfter: "NaN", want: 5 * time.Second},
+		{name: "anthropic RFC 3339 reset", reset: "2026-03-01T10:00:42Z", want: 42 * time.Second},
+		{name: "anthropic RFC 3339 reset with fraction and offset", reset: "2026-03-01T11:01:30.5+01:00", want: 90500 * time.Millisecond},
+		{name: "anthropic reset in the past: default", reset: "2026-03-01T09:59:00Z", want: 5 * time.Second},
+		{name: "several resets: the longest", reset: "2026-03-01T10:00:10Z, 2026-03-01T10:00:50Z,2026-03-01T10:00:20Z", want: 50 * time.Second},
+		{name: "openai pair: the longest", reset: "1s, 6m0s", want: 6 * time.Minute},
+		{name: "resets and retry-after: the longest", retryAfter: "70", reset: "2026-03-01T10:00:50Z", want: 70 * time.Second},
+		{name: "unreadable entries skipped", reset: "soon, 2026-03-01T10:00:30Z, ", want: 30 * time.Second},
+		{name: "unix time reset", reset: "1772359260", want: time.Minute}, // 2026-03-01T10:01:00Z
+		{name: "absurd unix time ignored", reset: "1e15", want: 5 * time.Second},
+		{name: "far RFC 3339 reset capped", reset: "2026-03-02T10:00:00Z", want: 2 * time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := rateLimitCooldown(tt.retryAfter, tt.reset, now); got != tt.want {
+			if got := rateLimitCooldown(tt.retryAfter, tt.reset, now, DefaultRateLimitCooldown); got != tt.want {
 				t.Errorf("rateLimitCooldown(%q, %q) = %v, want %v", tt.retryAfter, tt.reset, got, tt.want)
 			}
 		})
@@ -61,7 +71,11 @@ func TestMarkFor(t *testing.T) {
 		{name: "429", give: failure{Status: 429, RetryAfter: "30"}, wantOK: true, wantKind: store.MarkRateLimited, wantFor: 30 * time.Second},
 		{name: "529", give: failure{Status: 529}, wantOK: true, wantKind: store.MarkOverloaded, wantFor: 10 * time.Minute},
 		{name: "401", give: failure{Status: 401}, wantOK: true, wantKind: store.MarkPaused, wantFor: 10 * time.Minute, reason: "upstream 401"},
-		{name: "403", give: failure{Status: 403}, wantOK: true, wantKind: store.MarkPaused, wantFor: 10 * time.Minute, reason: "upstream 403"},
+		{name: "403", give: failure{Status: 403}, wantOK: true, wantKind: store.MarkForbidden, wantFor: 10 * time.Minute, reason: "upstream 403"},
+		{name: "model not found", give: failure{Status: 404, ErrorClass: "model_not_found", Model: "gpt-4o-2024-08-06"},
+			wantOK: true, wantKind: store.MarkModelBlocked, wantFor: 30 * time.Minute},
+		{name: "model not found without a model", give: failure{Status: 404, ErrorClass: "model_not_found"}},
+		{name: "plain 404", give: failure{Status: 404, ErrorClass: "upstream_status"}},
 		{name: "transport", give: failure{ErrorClass: "transport"}, wantOK: true, wantKind: store.MarkPaused, wantFor: 10 * time.Minute, reason: "upstream transport error"},
 		{name: "500", give: failure{Status: 500, ErrorClass: "upstream_status"}},
 		{name: "502", give: failure{Status: 502, ErrorClass: "upstream_status"}},
@@ -72,7 +86,7 @@ func TestMarkFor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			m, ok := markFor(tt.give, now)
+			m, ok := markFor(tt.give, now, DefaultRateLimitCooldown)
 			if ok != tt.wantOK {
 				t.Fatalf("markFor ok = %v, want %v", ok, tt.wantOK)
 			}
@@ -81,6 +95,40 @@ func TestMarkFor(t *testing.T) {
 			}
 			if m.Kind != tt.wantKind || !m.Until.Equal(now.Add(tt.wantFor)) || m.Reason != tt.reason {
 				t.Fatalf("markFor = %+v, want kind %d until now+%v reason %q", m, tt.wantKind, tt.wantFor, tt.reason)
+			}
+			if m.Model != tt.give.Model {
+				t.Fatalf("markFor model %q, want %q", m.Model, tt.give.Model)
+			}
+			wantStrikes := store.StrikeRule{}
+			if tt.wantKind == store.MarkForbidden {
+				wantStrikes = store.StrikeRule{At: now, Window: 3 * time.Hour, Limit: 3, Reason: "upstream 403 three times within 3h"}
+			}
+			if m.Strikes != wantStrikes {
+				t.Fatalf("markFor strikes %+v, want %+v", m.Strikes, wantStrikes)
+			}
+		})
+	}
+}
+
+func TestMarkForUsesTheConfiguredCooldown(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		give     failure
+		cooldown time.Duration
+		want     time.Duration
+	}{
+		{name: "no reset header: the configured cooldown", give: failure{Status: 429}, cooldown: 42 * time.Second, want: 42 * time.Second},
+		{name: "a reset header wins over it", give: failure{Status: 429, RetryAfter: "7"}, cooldown: 42 * time.Second, want: 7 * time.Second},
+		{name: "unset: the default", give: failure{Status: 429}, want: DefaultRateLimitCooldown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m, ok := markFor(tt.give, now, tt.cooldown)
+			if !ok || m.Kind != store.MarkRateLimited || !m.Until.Equal(now.Add(tt.want)) {
+				t.Fatalf("markFor = %+v %v, want rate limited until now+%v", m, ok, tt.want)
 			}
 		})
 	}

@@ -109,7 +109,8 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		if n := len(rep.Attempts); n > 0 {
 			last := rep.Attempts[n-1]
 			s.markAccount(ctx, failure{AccountID: last.AccountID, Status: last.Status, ErrorClass: last.ErrorClass,
-				RetryAfter: last.RetryAfter, RatelimitReset: last.RatelimitReset})
+				RetryAfter: last.RetryAfter, RatelimitReset: last.RatelimitReset,
+				Model: upstreamOr(rep.UpstreamModel, rep.Model)})
 		}
 	}
 	writeJSON(w, http.StatusOK, reportsReply{Accepted: len(valid)})
@@ -155,10 +156,10 @@ func (s *Service) usageWrite(ctx context.Context, rep *report) (store.UsageWrite
 	}, nil
 }
 
-// cost prices a report by its upstream model (else the requested model) times the group's
-// rate multiplier. An unpriced model costs 0 for now.
+// cost prices a report by the model sent upstream (the requested model when no mapping
+// applied) times the group's rate multiplier. An unpriced model costs 0 for now.
 func (s *Service) cost(ctx context.Context, rep *report, tokens usage.Tokens) (int64, error) {
-	price, _, ok := usage.PriceFor(rep.UpstreamModel, rep.Model)
+	price, _, ok := s.prices.Table().Lookup(usage.PricedModel(rep.UpstreamModel, rep.Model))
 	if !ok {
 		if tokens != (usage.Tokens{}) {
 			s.log.Warn("no price for model, usage not charged", "request_id", rep.RequestID,

@@ -28,6 +28,13 @@ func (a *groupAccount) healthyAt(now time.Time) bool {
 	return !now.Before(a.RateLimitedUntil) && !now.Before(a.OverloadedUntil) && !now.Before(a.PausedUntil)
 }
 
+// blockedFor reports whether the account is blocked at now for the upstream model it would
+// be sent (issue 3 §7: an upstream "model not found" blocks that model for 30 min).
+func (a *groupAccount) blockedFor(upstreamModel string, now time.Time) bool {
+	until, ok := a.ModelBlocks[upstreamModel]
+	return ok && now.Before(until)
+}
+
 // groupAccounts returns the group's active accounts on its platform, cached for cacheTTL.
 func (s *Service) groupAccounts(ctx context.Context, groupID int64, platform string) ([]groupAccount, error) {
 	k := groupKey{groupID: groupID, platform: platform}
@@ -57,9 +64,12 @@ type candidate struct {
 }
 
 // candidates lists the accounts of the key's group that can serve model now: active on the
-// platform (cached), mapping the model, not excluded, with a concurrency and no health mark.
-// It refuses with model_not_found when no account of the group serves the model at all, and
-// with no_account when some do but none is usable now. It never touches Redis.
+// platform (cached), mapping the model, not excluded, with a concurrency, no health mark and
+// no block for the upstream model the mapping sends it. It refuses with model_not_found when
+// no account of the group serves the model at all, and with no_account when some do but none
+// is usable now — accounts blocked for the model included: an upstream's "model not found"
+// is a state of the account that passes, not the group's configuration. It never touches
+// Redis.
 func (s *Service) candidates(ctx context.Context, key store.KeyAuth, model string,
 	exclude map[int64]bool) ([]candidate, *rejection, error) {
 	accounts, err := s.groupAccounts(ctx, key.GroupID, key.Platform)
@@ -76,7 +86,7 @@ func (s *Service) candidates(ctx context.Context, key store.KeyAuth, model strin
 			continue
 		}
 		served = true
-		if exclude[a.ID] || a.Concurrency <= 0 || !a.healthyAt(now) {
+		if exclude[a.ID] || a.Concurrency <= 0 || !a.healthyAt(now) || a.blockedFor(upstreamOr(up, model), now) {
 			continue
 		}
 		out = append(out, candidate{acc: a, upstream: up})

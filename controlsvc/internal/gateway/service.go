@@ -40,7 +40,11 @@ type Config struct {
 	PluginSecret string        // required in X-Poolgate-Secret; empty refuses every call
 	LeaseTTL     time.Duration // slot lease TTL; <= 0 means DefaultLeaseTTL
 	Rules        RuleSource    // error passthrough rules; nil = no rule ever matches
+	Prices       PriceSource   // model prices; nil = the shipped defaults
 	Wait         WaitConfig    // wait queues; zero fields take the defaults
+	// RateLimitCooldown is the rest of an account after a 429 that announces no reset;
+	// <= 0 means DefaultRateLimitCooldown, above MaxRateLimitCooldown is capped.
+	RateLimitCooldown time.Duration
 }
 
 // Service implements the internal API.
@@ -59,8 +63,12 @@ type Service struct {
 	rates    *ttlCache[int64, int64]
 	touch    *toucher
 	rules    RuleSource
+	prices   PriceSource
 
 	closeOnce sync.Once
+
+	// rateLimitCooldown: Config.RateLimitCooldown with its default applied.
+	rateLimitCooldown time.Duration
 }
 
 // New assembles the service and starts its last-used batcher and its subscription to slot
@@ -71,6 +79,9 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RateLimitCooldown <= 0 {
+		cfg.RateLimitCooldown = DefaultRateLimitCooldown
 	}
 	s := &Service{
 		store:    st,
@@ -86,7 +97,12 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		rates:    newTTLCache[int64, int64](cacheTTL),
 		touch:    newToucher(st, log),
 		rules:    cfg.Rules,
+		prices:   cfg.Prices,
 	}
+	if s.prices == nil {
+		s.prices = defaultPrices{}
+	}
+	s.rateLimitCooldown = min(cfg.RateLimitCooldown, MaxRateLimitCooldown)
 	go s.touch.run()
 	return s
 }

@@ -15,31 +15,27 @@ const (
 
 // accountView never carries the credential, only whether one is set.
 type accountView struct {
-	ID               int64             `json:"id"`
-	Name             string            `json:"name"`
-	Platform         string            `json:"platform"`
-	BaseURL          string            `json:"base_url"`
-	HasCredential    bool              `json:"has_credential"`
-	Concurrency      int               `json:"concurrency"`
-	Priority         int               `json:"priority"`
-	Status           string            `json:"status"`
-	GroupIDs         []int64           `json:"group_ids"`
-	ModelMapping     map[string]string `json:"model_mapping"`
-	RateLimitedUntil *time.Time        `json:"rate_limited_until"`
-	OverloadedUntil  *time.Time        `json:"overloaded_until"`
-	PausedUntil      *time.Time        `json:"paused_until"`
-	PauseReason      string            `json:"pause_reason"`
-	LastUsedAt       *time.Time        `json:"last_used_at"`
-	CreatedAt        time.Time         `json:"created_at"`
-	UpdatedAt        time.Time         `json:"updated_at"`
+	ID            int64             `json:"id"`
+	Name          string            `json:"name"`
+	Platform      string            `json:"platform"`
+	BaseURL       string            `json:"base_url"`
+	HasCredential bool              `json:"has_credential"`
+	Concurrency   int               `json:"concurrency"`
+	Priority      int               `json:"priority"`
+	Status        string            `json:"status"`
+	GroupIDs      []int64           `json:"group_ids"`
+	ModelMapping  map[string]string `json:"model_mapping"`
+	State         accountState      `json:"state"` // accounts_state.go
+	LastUsedAt    *time.Time        `json:"last_used_at"`
+	CreatedAt     time.Time         `json:"created_at"`
+	UpdatedAt     time.Time         `json:"updated_at"`
 }
 
 func newAccountView(a store.Account) accountView {
 	v := accountView{
 		ID: a.ID, Name: a.Name, Platform: a.Platform, BaseURL: a.BaseURL, HasCredential: a.HasCredential,
 		Concurrency: a.Concurrency, Priority: a.Priority, Status: a.Status, GroupIDs: a.GroupIDs,
-		ModelMapping: a.ModelMapping, RateLimitedUntil: a.RateLimitedUntil, OverloadedUntil: a.OverloadedUntil,
-		PausedUntil: a.PausedUntil, PauseReason: a.PauseReason, LastUsedAt: a.LastUsedAt,
+		ModelMapping: a.ModelMapping, State: newAccountState(a, time.Now()), LastUsedAt: a.LastUsedAt,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 	if v.GroupIDs == nil {
@@ -205,6 +201,7 @@ func (a *API) patchAccount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	a.accountsChanged()
 	writeJSON(w, http.StatusOK, newAccountView(acc))
 }
 
@@ -218,5 +215,6 @@ func (a *API) deleteAccount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	a.accountsChanged()
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAccountsCRUD(t *testing.T) {
@@ -27,6 +28,7 @@ func TestAccountsCRUD(t *testing.T) {
 		ID: a.ID, Name: "primary", Platform: "openai", BaseURL: "https://api.openai.com", HasCredential: true,
 		Concurrency: 2, Priority: 1, Status: "active", GroupIDs: []int64{oa, oa2},
 		ModelMapping: map[string]string{"gpt-4o": "gpt-4o-2024-08-06", "gpt-5*": "gpt-5"},
+		State:        accountState{ModelBlocks: map[string]time.Time{}},
 		CreatedAt:    a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 	if !reflect.DeepEqual(a, want) {

@@ -37,7 +37,12 @@ type Options struct {
 	AdminToken string
 	Ready      []ReadyCheck
 	Log        *slog.Logger
-	Rules      RuleNotifier // told after every rule write; nil = nobody to tell
+	Rules      ChangeNotifier // told after every rule write; nil = nobody to tell
+	Prices     ChangeNotifier // told after every price write; nil = nobody to tell
+
+	// Accounts is told after every account write (e.g. the gateway's account cache);
+	// nil = nobody to tell.
+	Accounts AccountNotifier
 }
 
 // API serves the admin endpoints and the probes.
@@ -47,7 +52,10 @@ type API struct {
 	tokenHash [sha256.Size]byte
 	ready     []ReadyCheck
 	log       *slog.Logger
-	rules     RuleNotifier
+	rules     ChangeNotifier
+	prices    ChangeNotifier
+
+	accounts AccountNotifier
 }
 
 // New assembles the API; it does no I/O.
@@ -63,6 +71,9 @@ func New(o Options) *API {
 		ready:     o.Ready,
 		log:       log,
 		rules:     o.Rules,
+		prices:    o.Prices,
+
+		accounts: o.Accounts,
 	}
 }
 
@@ -87,11 +98,12 @@ func (a *API) Register(r *mux.Router) {
 	admin.Handle("/users", byMethod{http.MethodGet: a.listUsers, http.MethodPost: a.createUser})
 	admin.Handle("/users"+id, byMethod{http.MethodGet: a.getUser, http.MethodPatch: a.patchUser})
 	admin.Handle("/groups", byMethod{http.MethodGet: a.listGroups, http.MethodPost: a.createGroup})
-	admin.Handle("/groups"+id, byMethod{http.MethodGet: a.getGroup})
+	admin.Handle("/groups"+id, byMethod{http.MethodGet: a.getGroup, http.MethodPatch: a.patchGroup})
 	admin.Handle("/accounts", byMethod{http.MethodGet: a.listAccounts, http.MethodPost: a.createAccount})
 	admin.Handle("/accounts"+id, byMethod{
 		http.MethodGet: a.getAccount, http.MethodPatch: a.patchAccount, http.MethodDelete: a.deleteAccount,
 	})
+	admin.Handle("/accounts"+id+"/clear-state", byMethod{http.MethodPost: a.clearAccountState})
 	admin.Handle("/api-keys", byMethod{http.MethodGet: a.listAPIKeys, http.MethodPost: a.createAPIKey})
 	admin.Handle("/api-keys"+id, byMethod{http.MethodDelete: a.deleteAPIKey})
 	admin.Handle("/usage", byMethod{http.MethodGet: a.listUsage})
@@ -100,6 +112,9 @@ func (a *API) Register(r *mux.Router) {
 	admin.Handle("/error-passthrough-rules"+id, byMethod{
 		http.MethodGet: a.getRule, http.MethodPatch: a.patchRule, http.MethodDelete: a.deleteRule,
 	})
+	admin.Handle("/prices", byMethod{http.MethodGet: a.listPrices})
+	admin.Handle("/prices/resolve", byMethod{http.MethodGet: a.resolvePrice})
+	admin.Handle("/prices/{model:.+}", byMethod{http.MethodPut: a.putPrice, http.MethodDelete: a.deletePrice})
 }
 
 // byMethod routes one path by HTTP method; other methods get 405 with an Allow header.

@@ -15,8 +15,12 @@ type groupView struct {
 	Platform       string      `json:"platform"`
 	RateMultiplier json.Number `json:"rate_multiplier"`
 	Status         string      `json:"status"`
-	CreatedAt      time.Time   `json:"created_at"`
-	UpdatedAt      time.Time   `json:"updated_at"`
+	// Stream deadlines of the group's requests in milliseconds: null = the gateway's
+	// default (the plugin configuration), 0 = off.
+	FirstTokenTimeoutMs *int64    `json:"first_token_timeout_ms"`
+	StreamIdleTimeoutMs *int64    `json:"stream_idle_timeout_ms"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
 }
 
 func newGroupView(g store.Group) (groupView, error) {
@@ -26,15 +30,62 @@ func newGroupView(g store.Group) (groupView, error) {
 	}
 	return groupView{
 		ID: g.ID, Name: g.Name, Platform: g.Platform, RateMultiplier: formatMicros(rate),
-		Status: g.Status, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+		Status: g.Status, FirstTokenTimeoutMs: g.FirstTokenTimeoutMs, StreamIdleTimeoutMs: g.StreamIdleTimeoutMs,
+		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
 	}, nil
 }
 
+// groupInput is the body of POST and PATCH /groups; absent fields are nil or not present.
 type groupInput struct {
-	Name           *string          `json:"name"`
-	Platform       *string          `json:"platform"`
-	RateMultiplier *json.RawMessage `json:"rate_multiplier"`
-	Status         *string          `json:"status"`
+	Name                *string          `json:"name"`
+	Platform            *string          `json:"platform"`
+	RateMultiplier      *json.RawMessage `json:"rate_multiplier"`
+	Status              *string          `json:"status"`
+	FirstTokenTimeoutMs optionalMillis   `json:"first_token_timeout_ms"`
+	StreamIdleTimeoutMs optionalMillis   `json:"stream_idle_timeout_ms"`
+}
+
+// optionalMillis is a nullable millisecond field of a request body. It tells an absent
+// field (keep) from an explicit null (back to the gateway's default), which a pointer
+// cannot; the value is checked by patch, so its errors name the field.
+type optionalMillis struct {
+	present bool
+	raw     json.RawMessage
+}
+
+// UnmarshalJSON implements json.Unmarshaler; encoding/json calls it for null too.
+func (o *optionalMillis) UnmarshalJSON(b []byte) error {
+	o.present = true
+	o.raw = append(o.raw[:0], b...)
+	return nil
+}
+
+// patch validates the field: an integer from 0 (off) to store.MaxGroupTimeoutMs, or null.
+func (o *optionalMillis) patch(field string) (store.MillisPatch, error) {
+	if !o.present {
+		return store.MillisPatch{}, nil
+	}
+	if string(o.raw) == "null" {
+		return store.MillisPatch{Set: true}, nil
+	}
+	var v int64
+	if err := json.Unmarshal(o.raw, &v); err != nil {
+		return store.MillisPatch{}, invalid("%s must be an integer number of milliseconds, or null for the gateway's default", field)
+	}
+	if v < 0 || v > store.MaxGroupTimeoutMs {
+		return store.MillisPatch{}, invalid("%s must be between 0 (off) and %d (30 minutes), or null for the gateway's default",
+			field, store.MaxGroupTimeoutMs)
+	}
+	return store.MillisPatch{Set: true, Ms: &v}, nil
+}
+
+// timeouts validates both deadline fields.
+func (in *groupInput) timeouts() (firstToken, streamIdle store.MillisPatch, err error) {
+	if firstToken, err = in.FirstTokenTimeoutMs.patch("first_token_timeout_ms"); err != nil {
+		return firstToken, streamIdle, err
+	}
+	streamIdle, err = in.StreamIdleTimeoutMs.patch("stream_idle_timeout_ms")
+	return firstToken, streamIdle, err
 }
 
 func (in *groupInput) group() (store.Group, error) {
@@ -63,7 +114,37 @@ func (in *groupInput) group() (store.Group, error) {
 		}
 		g.RateMultiplier = rate
 	}
+	firstToken, streamIdle, err := in.timeouts()
+	if err != nil {
+		return g, err
+	}
+	g.FirstTokenTimeoutMs, g.StreamIdleTimeoutMs = firstToken.Ms, streamIdle.Ms
 	return g, nil
+}
+
+// patch validates a PATCH body. The platform cannot change: the group's accounts and keys
+// were attached for it.
+func (in *groupInput) patch() (store.GroupPatch, error) {
+	p := store.GroupPatch{Name: in.Name, Status: in.Status}
+	if in.Platform != nil {
+		return p, invalid("platform cannot be changed; create a new group for another platform")
+	}
+	if err := checkName("name", in.Name, false); err != nil {
+		return p, err
+	}
+	if err := checkEnum("status", in.Status, statuses); err != nil {
+		return p, err
+	}
+	if in.RateMultiplier != nil {
+		rate, err := parseRateMultiplier(*in.RateMultiplier)
+		if err != nil {
+			return p, err
+		}
+		p.RateMultiplier = &rate
+	}
+	var err error
+	p.FirstTokenTimeout, p.StreamIdleTimeout, err = in.timeouts()
+	return p, err
 }
 
 func (a *API) createGroup(w http.ResponseWriter, r *http.Request) {
@@ -110,6 +191,30 @@ func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := a.st.GetGroup(r.Context(), id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeView(w, r, http.StatusOK, g, newGroupView)
+}
+
+func (a *API) patchGroup(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var in groupInput
+	if err := decodeBody(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p, err := in.patch()
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	g, err := a.st.UpdateGroup(r.Context(), id, p)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -57,6 +57,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with a hook to add dependencies to the API's options.
+func newEnvWith(t *testing.T, configure func(*Options, *redis.Client)) *env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st, err := store.Open(ctx, testenv.PostgresURL(t))
@@ -76,7 +82,7 @@ func newEnv(t *testing.T) *env {
 
 	logs := &syncBuffer{}
 	sl := slots.New(rdb, time.Minute)
-	api := New(Options{
+	o := Options{
 		Store:      st,
 		Slots:      sl,
 		AdminToken: testToken,
@@ -85,7 +91,11 @@ func newEnv(t *testing.T) *env {
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		},
 		Log: slog.New(slog.NewJSONHandler(logs, nil)),
-	})
+	}
+	if configure != nil {
+		configure(&o, rdb)
+	}
+	api := New(o)
 	r := mux.NewRouter()
 	api.Register(r)
 	srv := httptest.NewServer(r)

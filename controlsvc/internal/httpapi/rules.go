@@ -10,9 +10,9 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// RuleNotifier is told after every write of an error passthrough rule, so that every
-// controlsvc instance reloads its rules (package rules).
-type RuleNotifier interface {
+// ChangeNotifier is told after every write of data that controlsvc instances cache (error
+// passthrough rules, model prices), so that every instance reloads it (package livecache).
+type ChangeNotifier interface {
 	Changed(ctx context.Context) error
 }
 
@@ -237,14 +237,16 @@ func checkPlatforms(in []string) ([]string, error) {
 	return out, nil
 }
 
-// ruleChanged tells every instance to reload. The write is already stored: a failed
+func (a *API) ruleChanged(r *http.Request) { notifyChanged(a, r, a.rules, "error passthrough rules") }
+
+// notifyChanged tells every instance to reload what. The write is already stored: a failed
 // notification is logged, and the other instances catch up on their periodic reload.
-func (a *API) ruleChanged(r *http.Request) {
-	if a.rules == nil {
+func notifyChanged(a *API, r *http.Request, n ChangeNotifier, what string) {
+	if n == nil {
 		return
 	}
-	if err := a.rules.Changed(r.Context()); err != nil {
-		a.log.WarnContext(r.Context(), "notifying error passthrough rule change", "error", err)
+	if err := n.Changed(r.Context()); err != nil {
+		a.log.WarnContext(r.Context(), "notifying change", "what", what, "error", err)
 	}
 }
 

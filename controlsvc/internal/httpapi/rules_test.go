@@ -142,4 +142,4 @@ func TestRulesValidation(t *testing.T) {
 }
 
 // Compile-time guard: the rule cache is what the API notifies.
-var _ RuleNotifier = (*rules.Cache)(nil)
+var _ ChangeNotifier = (*rules.Cache)(nil)

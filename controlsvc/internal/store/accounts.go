@@ -27,6 +27,9 @@ type Account struct {
 	OverloadedUntil  *time.Time
 	PausedUntil      *time.Time
 	PauseReason      string
+	DisabledReason   string               // why the health rules disabled it; "" otherwise
+	ForbiddenAt      []time.Time          // recent upstream 403s, oldest first; nil when none
+	ModelBlocks      map[string]time.Time // upstream model → blocked until, expired ones included; nil when none
 	LastUsedAt       *time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
@@ -68,6 +71,9 @@ a.id, a.name, a.platform, a.base_url, COALESCE(a.credential->>'api_key', '') <> 
 a.concurrency, a.priority, a.status,
 ARRAY(SELECT ag.group_id FROM account_groups ag WHERE ag.account_id = a.id ORDER BY ag.group_id),
 a.model_mapping, a.rate_limited_until, a.overloaded_until, a.paused_until, a.pause_reason,
+a.disabled_reason, a.forbidden_at,
+ARRAY(SELECT b.model FROM account_model_blocks b WHERE b.account_id = a.id ORDER BY b.model),
+ARRAY(SELECT b.blocked_until FROM account_model_blocks b WHERE b.account_id = a.id ORDER BY b.model),
 a.last_used_at, a.created_at, a.updated_at`
 
 const (
@@ -84,6 +90,8 @@ RETURNING id`
 	sqlAccountGIDs = `SELECT group_id FROM account_groups WHERE account_id = $1`
 
 	// A new credential clears a pause: the operator has just fixed what paused it (401/403).
+	// Setting the status is the operator's decision: it drops the health rules' reason, and
+	// setting it active also forgets the 403 strikes (docs/design.md, "Account marks").
 	sqlUpdateAccount = `
 UPDATE accounts SET
     name          = COALESCE($2, name),
@@ -96,6 +104,8 @@ UPDATE accounts SET
     model_mapping = COALESCE($9::jsonb, model_mapping),
     paused_until  = CASE WHEN $5::jsonb IS NULL THEN paused_until ELSE NULL END,
     pause_reason  = CASE WHEN $5::jsonb IS NULL THEN pause_reason ELSE '' END,
+    disabled_reason = CASE WHEN $8::text IS NULL THEN disabled_reason ELSE '' END,
+    forbidden_at  = CASE WHEN $8::text = 'active' THEN '{}' ELSE forbidden_at END,
     updated_at    = now()
 WHERE id = $1`
 
@@ -107,12 +117,24 @@ WHERE id = $1`
 
 func scanAccount(row pgx.Row) (Account, error) {
 	var a Account
+	var blockedModels []string
+	var blockedUntil []time.Time
 	err := row.Scan(&a.ID, &a.Name, &a.Platform, &a.BaseURL, &a.HasCredential,
 		&a.Concurrency, &a.Priority, &a.Status, &a.GroupIDs,
 		&a.ModelMapping, &a.RateLimitedUntil, &a.OverloadedUntil, &a.PausedUntil, &a.PauseReason,
+		&a.DisabledReason, &a.ForbiddenAt, &blockedModels, &blockedUntil,
 		&a.LastUsedAt, &a.CreatedAt, &a.UpdatedAt)
 	if a.ModelMapping == nil {
 		a.ModelMapping = map[string]string{}
+	}
+	if len(a.ForbiddenAt) == 0 {
+		a.ForbiddenAt = nil
+	}
+	if len(blockedModels) > 0 && len(blockedModels) == len(blockedUntil) {
+		a.ModelBlocks = make(map[string]time.Time, len(blockedModels))
+		for i, m := range blockedModels {
+			a.ModelBlocks[m] = blockedUntil[i]
+		}
 	}
 	return a, err
 }

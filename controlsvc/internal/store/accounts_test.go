@@ -116,7 +116,7 @@ func TestUpdateAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.MarkAccount(ctx, a.ID, AccountMark{Kind: MarkPaused, Until: time.Now().Add(time.Hour), Reason: "upstream 401"}); err != nil {
+	if _, err := st.MarkAccount(ctx, a.ID, AccountMark{Kind: MarkPaused, Until: time.Now().Add(time.Hour), Reason: "upstream 401"}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -22,11 +22,14 @@ type KeyAuth struct {
 	BalanceMicros   int64
 	Platform        string // the group's platform: openai | anthropic
 	RateMicros      int64  // the group's rate multiplier, fixed point (1.0 = 1_000_000)
+	// The group's deadline overrides in milliseconds (Group); nil = the plugin's default.
+	FirstTokenTimeoutMs *int64
+	StreamIdleTimeoutMs *int64
 }
 
 const sqlAuthenticateKey = `
 SELECT k.id, k.user_id, k.group_id, u.concurrency, u.balance_micros, g.platform,
-       (g.rate_multiplier * 1000000)::bigint
+       (g.rate_multiplier * 1000000)::bigint, g.first_token_timeout_ms, g.stream_idle_timeout_ms
 FROM api_keys k
 JOIN users  u ON u.id = k.user_id
 JOIN groups g ON g.id = k.group_id
@@ -39,7 +42,8 @@ WHERE k.key_hash = $1
 func (s *Store) AuthenticateKey(ctx context.Context, keyHash string) (KeyAuth, error) {
 	var a KeyAuth
 	err := s.Pool.QueryRow(ctx, sqlAuthenticateKey, keyHash).Scan(
-		&a.KeyID, &a.UserID, &a.GroupID, &a.UserConcurrency, &a.BalanceMicros, &a.Platform, &a.RateMicros)
+		&a.KeyID, &a.UserID, &a.GroupID, &a.UserConcurrency, &a.BalanceMicros, &a.Platform, &a.RateMicros,
+		&a.FirstTokenTimeoutMs, &a.StreamIdleTimeoutMs)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return KeyAuth{}, ErrKeyNotFound
 	}
@@ -62,11 +66,16 @@ type CandidateAccount struct {
 	OverloadedUntil  time.Time
 	PausedUntil      time.Time
 	LastUsedAt       time.Time
+	// ModelBlocks maps the upstream models the account is blocked for to the end of the
+	// block; only blocks in force when read, nil when none.
+	ModelBlocks map[string]time.Time
 }
 
 const sqlGroupAccounts = `
 SELECT a.id, a.base_url, COALESCE(a.credential->>'api_key', ''), a.concurrency, a.priority,
-       a.model_mapping, a.rate_limited_until, a.overloaded_until, a.paused_until, a.last_used_at
+       a.model_mapping, a.rate_limited_until, a.overloaded_until, a.paused_until, a.last_used_at,
+       ARRAY(SELECT b.model FROM account_model_blocks b WHERE b.account_id = a.id AND b.blocked_until > now() ORDER BY b.model),
+       ARRAY(SELECT b.blocked_until FROM account_model_blocks b WHERE b.account_id = a.id AND b.blocked_until > now() ORDER BY b.model)
 FROM account_groups ag
 JOIN accounts a ON a.id = ag.account_id
 WHERE ag.group_id = $1 AND a.platform = $2
@@ -85,12 +94,20 @@ func (s *Store) GroupAccounts(ctx context.Context, groupID int64, platform strin
 	for rows.Next() {
 		var a CandidateAccount
 		var rl, ov, pa, lu *time.Time
+		var blockedModels []string
+		var blockedUntil []time.Time
 		if err := rows.Scan(&a.ID, &a.BaseURL, &a.APIKey, &a.Concurrency, &a.Priority,
-			&a.ModelMapping, &rl, &ov, &pa, &lu); err != nil {
+			&a.ModelMapping, &rl, &ov, &pa, &lu, &blockedModels, &blockedUntil); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading accounts of group %d: %w", groupID, err)
 		}
 		a.RateLimitedUntil, a.OverloadedUntil, a.PausedUntil, a.LastUsedAt = deref(rl), deref(ov), deref(pa), deref(lu)
+		for i := 0; i < len(blockedModels) && i < len(blockedUntil); i++ {
+			if a.ModelBlocks == nil {
+				a.ModelBlocks = make(map[string]time.Time, len(blockedModels))
+			}
+			a.ModelBlocks[blockedModels[i]] = blockedUntil[i]
+		}
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {

@@ -9,24 +9,62 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Group binds API keys to a platform and a pool of accounts, and sets the price multiplier.
+// Group binds API keys to a platform and a pool of accounts, and sets the price multiplier
+// and the stream deadlines of its requests.
 type Group struct {
 	ID             int64
 	Name           string
 	Platform       string // openai | anthropic
 	RateMultiplier string // exact decimal text, e.g. "1.5"; NUMERIC(12,6) in the database
 	Status         string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// Per-group overrides of the plugin's stream deadlines (issue 3 §9), in milliseconds:
+	// nil keeps the plugin's default, 0 turns the deadline off.
+	FirstTokenTimeoutMs *int64
+	StreamIdleTimeoutMs *int64
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+// MaxGroupTimeoutMs bounds the per-group deadlines (the CHECK of migration 0004): 30
+// minutes, the plugin's default overall request deadline.
+const MaxGroupTimeoutMs = 30 * 60 * 1000
+
+// GroupPatch lists the fields to change; nil (or an unset MillisPatch) leaves a field as it
+// is. The platform never changes: accounts and keys were attached for it.
+type GroupPatch struct {
+	Name              *string
+	RateMultiplier    *string // exact decimal text
+	Status            *string
+	FirstTokenTimeout MillisPatch
+	StreamIdleTimeout MillisPatch
+}
+
+// MillisPatch changes a nullable millisecond column when Set: to Ms, or back to NULL (the
+// default) when Ms is nil.
+type MillisPatch struct {
+	Set bool
+	Ms  *int64
 }
 
 // groupColumns reads rate_multiplier as text so no float ever touches it.
-const groupColumns = `id, name, platform, rate_multiplier::text, status, created_at, updated_at`
+const groupColumns = `id, name, platform, rate_multiplier::text, status,
+first_token_timeout_ms, stream_idle_timeout_ms, created_at, updated_at`
 
 const (
 	sqlInsertGroup = `
-INSERT INTO groups (name, platform, rate_multiplier, status)
-VALUES ($1, $2, $3::text::numeric, $4)
+INSERT INTO groups (name, platform, rate_multiplier, status, first_token_timeout_ms, stream_idle_timeout_ms)
+VALUES ($1, $2, $3::text::numeric, $4, $5, $6)
+RETURNING ` + groupColumns
+
+	sqlUpdateGroup = `
+UPDATE groups SET
+    name                   = COALESCE($2, name),
+    rate_multiplier        = COALESCE($3::text::numeric, rate_multiplier),
+    status                 = COALESCE($4, status),
+    first_token_timeout_ms = CASE WHEN $5::boolean THEN $6::integer ELSE first_token_timeout_ms END,
+    stream_idle_timeout_ms = CASE WHEN $7::boolean THEN $8::integer ELSE stream_idle_timeout_ms END,
+    updated_at             = now()
+WHERE id = $1
 RETURNING ` + groupColumns
 
 	sqlGetGroup   = `SELECT ` + groupColumns + ` FROM groups WHERE id = $1`
@@ -38,13 +76,15 @@ RETURNING ` + groupColumns
 
 func scanGroup(row pgx.Row) (Group, error) {
 	var g Group
-	err := row.Scan(&g.ID, &g.Name, &g.Platform, &g.RateMultiplier, &g.Status, &g.CreatedAt, &g.UpdatedAt)
+	err := row.Scan(&g.ID, &g.Name, &g.Platform, &g.RateMultiplier, &g.Status,
+		&g.FirstTokenTimeoutMs, &g.StreamIdleTimeoutMs, &g.CreatedAt, &g.UpdatedAt)
 	return g, err
 }
 
 // CreateGroup inserts g (ID and timestamps are ignored). A duplicate name is a ConflictError.
 func (s *Store) CreateGroup(ctx context.Context, g Group) (Group, error) {
-	out, err := scanGroup(s.Pool.QueryRow(ctx, sqlInsertGroup, g.Name, g.Platform, g.RateMultiplier, g.Status))
+	out, err := scanGroup(s.Pool.QueryRow(ctx, sqlInsertGroup, g.Name, g.Platform, g.RateMultiplier, g.Status,
+		g.FirstTokenTimeoutMs, g.StreamIdleTimeoutMs))
 	if pgCode(err) == pgUniqueViolation {
 		return Group{}, &ConflictError{Message: fmt.Sprintf("a group named %q already exists", g.Name)}
 	}
@@ -62,6 +102,22 @@ func (s *Store) GetGroup(ctx context.Context, id int64) (Group, error) {
 	}
 	if err != nil {
 		return Group{}, fmt.Errorf("reading group %d: %w", id, err)
+	}
+	return g, nil
+}
+
+// UpdateGroup applies p to the group with that id and returns the result. A name taken by
+// another group is a ConflictError.
+func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group, error) {
+	g, err := scanGroup(s.Pool.QueryRow(ctx, sqlUpdateGroup, id, p.Name, p.RateMultiplier, p.Status,
+		p.FirstTokenTimeout.Set, p.FirstTokenTimeout.Ms, p.StreamIdleTimeout.Set, p.StreamIdleTimeout.Ms))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return Group{}, &NotFoundError{Resource: "group", ID: id}
+	case pgCode(err) == pgUniqueViolation && p.Name != nil:
+		return Group{}, &ConflictError{Message: fmt.Sprintf("a group named %q already exists", *p.Name)}
+	case err != nil:
+		return Group{}, fmt.Errorf("updating group %d: %w", id, err)
 	}
 	return g, nil
 }

@@ -42,7 +42,7 @@ func TestMarkAccount(t *testing.T) {
 			wantRL: now.Add(time.Hour), wantOV: now.Add(10 * time.Minute), wantPA: now.Add(10 * time.Minute), reason: "upstream 401"},
 	}
 	for _, s := range steps {
-		if err := st.MarkAccount(ctx, acc, s.mark); err != nil {
+		if _, err := st.MarkAccount(ctx, acc, s.mark); err != nil {
 			t.Fatalf("%s: MarkAccount: %v", s.name, err)
 		}
 		rl, ov, pa, reason := read()
@@ -63,10 +63,10 @@ func TestMarkAccount(t *testing.T) {
 		}
 	}
 
-	if err := st.MarkAccount(ctx, acc+1000, AccountMark{Kind: MarkPaused, Until: now}); err != nil {
+	if _, err := st.MarkAccount(ctx, acc+1000, AccountMark{Kind: MarkPaused, Until: now}); err != nil {
 		t.Fatalf("marking an unknown account: %v, want no-op", err)
 	}
-	if err := st.MarkAccount(ctx, acc, AccountMark{Kind: 0, Until: now}); err == nil {
+	if _, err := st.MarkAccount(ctx, acc, AccountMark{Kind: 0, Until: now}); err == nil {
 		t.Fatal("unknown mark kind accepted")
 	}
 }

@@ -13,26 +13,56 @@ var (
 	halfDivisor = new(big.Int).Rsh(costDivisor, 1)
 )
 
-// Cost returns the charge in micro-dollars: the sum over buckets of tokens × price per
-// million tokens, times rate (fixed point, RateUnit = 1.0), rounded half up. The arithmetic
-// is exact (big integers): no float ever touches money. Negative inputs count as zero.
-func Cost(t Tokens, p Price, rate int64) int64 {
-	sum := new(big.Int)
-	term := new(big.Int)
-	add := func(tokens, price int64) {
-		term.Mul(big.NewInt(nonNegative(tokens)), big.NewInt(nonNegative(price)))
-		sum.Add(sum, term)
+// Breakdown is a charge in micro-dollars, bucket by bucket. Total is the sum of the
+// buckets, each rounded on its own, so a record's total always equals the sum of the bucket
+// costs it shows.
+type Breakdown struct {
+	Input      int64
+	Output     int64
+	CacheRead  int64
+	CacheWrite int64
+	Total      int64
+}
+
+// CostBreakdown prices each bucket: tokens × price per million tokens × rate (fixed point,
+// RateUnit = 1.0), rounded half up to a micro-dollar. The arithmetic is exact (big
+// integers): no float ever touches money. Negative inputs count as zero; a result beyond
+// int64 saturates.
+func CostBreakdown(t Tokens, p Price, rate int64) Breakdown {
+	b := Breakdown{
+		Input:      bucketCost(t.Input, p.Input, rate),
+		Output:     bucketCost(t.Output, p.Output, rate),
+		CacheRead:  bucketCost(t.CacheRead, p.CacheRead, rate),
+		CacheWrite: bucketCost(t.CacheCreation, p.CacheWrite, rate),
 	}
-	add(t.Input, p.Input)
-	add(t.Output, p.Output)
-	add(t.CacheRead, p.CacheRead)
-	add(t.CacheCreation, p.CacheWrite)
-	sum.Mul(sum, big.NewInt(nonNegative(rate)))
-	sum.Add(sum, halfDivisor)
-	sum.Quo(sum, costDivisor)
-	if !sum.IsInt64() {
+	b.Total = saturatingSum(b.Input, b.Output, b.CacheRead, b.CacheWrite)
+	return b
+}
+
+// Cost is CostBreakdown's total.
+func Cost(t Tokens, p Price, rate int64) int64 { return CostBreakdown(t, p, rate).Total }
+
+func bucketCost(tokens, price, rate int64) int64 {
+	v := new(big.Int).Mul(big.NewInt(nonNegative(tokens)), big.NewInt(nonNegative(price)))
+	v.Mul(v, big.NewInt(nonNegative(rate)))
+	v.Add(v, halfDivisor)
+	v.Quo(v, costDivisor)
+	if !v.IsInt64() {
 		// Beyond 9.2e12 USD: not a real request; saturate rather than wrap.
-		return int64(^uint64(0) >> 1)
+		return maxInt64
 	}
-	return sum.Int64()
+	return v.Int64()
+}
+
+const maxInt64 = int64(^uint64(0) >> 1)
+
+func saturatingSum(vs ...int64) int64 {
+	var sum int64
+	for _, v := range vs {
+		if sum > maxInt64-v {
+			return maxInt64
+		}
+		sum += v
+	}
+	return sum
 }

@@ -3,6 +3,7 @@ package usage
 import (
 	"math"
 	"math/big"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -88,5 +89,84 @@ func TestCostSaturates(t *testing.T) {
 	got := Cost(Tokens{Output: math.MaxInt64}, Price{Output: math.MaxInt64}, math.MaxInt64)
 	if got != math.MaxInt64 {
 		t.Fatalf("Cost = %d, want saturation at MaxInt64", got)
+	}
+}
+
+func TestCostBreakdownPerBucket(t *testing.T) {
+	t.Parallel()
+	sonnet := Price{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000, CacheWrite: 3_750_000}
+	tests := []struct {
+		name   string
+		tokens Tokens
+		rate   int64
+		want   Breakdown
+	}{
+		{name: "input only", tokens: Tokens{Input: 1000}, rate: RateUnit, want: Breakdown{Input: 3000, Total: 3000}},
+		{name: "output only", tokens: Tokens{Output: 1000}, rate: RateUnit, want: Breakdown{Output: 15000, Total: 15000}},
+		{name: "cache read only", tokens: Tokens{CacheRead: 1000}, rate: RateUnit, want: Breakdown{CacheRead: 300, Total: 300}},
+		{name: "cache write only", tokens: Tokens{CacheCreation: 1000}, rate: RateUnit, want: Breakdown{CacheWrite: 3750, Total: 3750}},
+		{name: "group multiplier 0.8", tokens: Tokens{Input: 1000, Output: 1000}, rate: 800_000,
+			want: Breakdown{Input: 2400, Output: 12000, Total: 14400}},
+		{name: "user override 2.5", tokens: Tokens{Input: 1000, CacheRead: 1000}, rate: 2_500_000,
+			want: Breakdown{Input: 7500, CacheRead: 750, Total: 8250}},
+		{
+			// each bucket rounds on its own: 1×3 = 3, 1×0.3 = 0.3 → 0, 1×3.75 = 3.75 → 4
+			name: "buckets round separately", tokens: Tokens{Input: 1, CacheRead: 1, CacheCreation: 1}, rate: RateUnit,
+			want: Breakdown{Input: 3, CacheWrite: 4, Total: 7},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := CostBreakdown(tt.tokens, sonnet, tt.rate); got != tt.want {
+				t.Errorf("CostBreakdown = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCostBreakdownProperties checks, over random requests, that every bucket is its exact
+// rational cost rounded half up, that the total is the sum of the buckets, and that the
+// total is within two micro-dollars of the exactly rounded grand total (four buckets, half a
+// micro-dollar each at most).
+func TestCostBreakdownProperties(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	div := new(big.Rat).SetInt64(1_000_000 * RateUnit)
+	exact := func(tokens, price, rate int64) *big.Rat {
+		n := new(big.Int).Mul(big.NewInt(tokens), big.NewInt(price))
+		n.Mul(n, big.NewInt(rate))
+		return new(big.Rat).Quo(new(big.Rat).SetInt(n), div)
+	}
+	roundHalfUp := func(r *big.Rat) int64 {
+		f := new(big.Rat).Add(r, big.NewRat(1, 2))
+		return new(big.Int).Quo(f.Num(), f.Denom()).Int64()
+	}
+	for i := 0; i < 20_000; i++ {
+		tok := Tokens{Input: rng.Int64N(2_000_000), Output: rng.Int64N(200_000), CacheRead: rng.Int64N(2_000_000), CacheCreation: rng.Int64N(500_000)}
+		p := Price{Input: rng.Int64N(20_000_000), Output: rng.Int64N(100_000_000), CacheRead: rng.Int64N(5_000_000), CacheWrite: rng.Int64N(25_000_000)}
+		rate := rng.Int64N(5 * RateUnit)
+		b := CostBreakdown(tok, p, rate)
+		buckets := []struct {
+			got           int64
+			tokens, price int64
+		}{{b.Input, tok.Input, p.Input}, {b.Output, tok.Output, p.Output}, {b.CacheRead, tok.CacheRead, p.CacheRead}, {b.CacheWrite, tok.CacheCreation, p.CacheWrite}}
+		sum := new(big.Rat)
+		for _, bk := range buckets {
+			e := exact(bk.tokens, bk.price, rate)
+			sum.Add(sum, e)
+			if want := roundHalfUp(e); bk.got != want {
+				t.Fatalf("case %d: bucket %d, want %d (%+v %+v rate %d)", i, bk.got, want, tok, p, rate)
+			}
+		}
+		if b.Total != b.Input+b.Output+b.CacheRead+b.CacheWrite {
+			t.Fatalf("case %d: total %d is not the sum of %+v", i, b.Total, b)
+		}
+		if d := b.Total - roundHalfUp(sum); d < -2 || d > 2 {
+			t.Fatalf("case %d: total %d is %d away from the exact total", i, b.Total, d)
+		}
+		if Cost(tok, p, rate) != b.Total {
+			t.Fatalf("case %d: Cost differs from the breakdown's total", i)
+		}
 	}
 }

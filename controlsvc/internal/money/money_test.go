@@ -1,4 +1,4 @@
-package httpapi
+package money
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestParseMicros(t *testing.T) {
+func TestParse(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		give    string
@@ -20,37 +20,37 @@ func TestParseMicros(t *testing.T) {
 		{"12.345678", 12_345_678, nil},
 		{"-3.25", -3_250_000, nil},
 		{"1e2", 100_000_000, nil},
-		{"1.5E-6", 0, errTooPrecise},
-		{"2.5e-6", 0, errTooPrecise},
+		{"1.5E-6", 0, ErrTooPrecise},
+		{"2.5e-6", 0, ErrTooPrecise},
 		{"1e-6", 1, nil},
-		{"0.0000001", 0, errTooPrecise},
-		{"12.3456789", 0, errTooPrecise},
+		{"0.0000001", 0, ErrTooPrecise},
+		{"12.3456789", 0, ErrTooPrecise},
 		{"9223372036854.775807", math.MaxInt64, nil},
-		{"9223372036854.775808", 0, errOutOfRange},
+		{"9223372036854.775808", 0, ErrOutOfRange},
 		{"-9223372036854.775808", math.MinInt64, nil},
-		{"1e31", 0, errOutOfRange},
-		{"1e999999999", 0, errOutOfRange},
-		{"1/3", 0, errNotNumber},
-		{"0x10", 0, errNotNumber},
-		{`"12.5"`, 0, errNotNumber},
-		{"true", 0, errNotNumber},
-		{" 1", 0, errNotNumber},
-		{"", 0, errNotNumber},
-		{"01", 0, errNotNumber},
-		{"1.", 0, errNotNumber},
+		{"1e31", 0, ErrOutOfRange},
+		{"1e999999999", 0, ErrOutOfRange},
+		{"1/3", 0, ErrNotNumber},
+		{"0x10", 0, ErrNotNumber},
+		{`"12.5"`, 0, ErrNotNumber},
+		{"true", 0, ErrNotNumber},
+		{" 1", 0, ErrNotNumber},
+		{"", 0, ErrNotNumber},
+		{"01", 0, ErrNotNumber},
+		{"1.", 0, ErrNotNumber},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {
 			t.Parallel()
-			got, err := parseMicros([]byte(tt.give))
+			got, err := Parse(tt.give)
 			if !errors.Is(err, tt.wantErr) || got != tt.want {
-				t.Errorf("parseMicros(%q) = %d, %v; want %d, %v", tt.give, got, err, tt.want, tt.wantErr)
+				t.Errorf("Parse(%q) = %d, %v; want %d, %v", tt.give, got, err, tt.want, tt.wantErr)
 			}
 		})
 	}
 }
 
-func TestFormatMicros(t *testing.T) {
+func TestFormat(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		give int64
@@ -68,11 +68,11 @@ func TestFormatMicros(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
 			t.Parallel()
-			got := formatMicros(tt.give)
+			got := Format(tt.give)
 			if string(got) != tt.want {
-				t.Errorf("formatMicros(%d) = %s, want %s", tt.give, got, tt.want)
+				t.Errorf("Format(%d) = %s, want %s", tt.give, got, tt.want)
 			}
-			back, err := parseMicros([]byte(got))
+			back, err := Parse(string(got))
 			if err != nil || back != tt.give {
 				t.Errorf("round trip of %d: %d, %v", tt.give, back, err)
 			}

@@ -1,0 +1,133 @@
+package plugin
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Keep-alive while a streaming request waits for admission (issue 3 §3). controlsvc may hold
+// an admit call for a long time (wait queues); a streaming client would see nothing, and
+// proxies or the client itself may give up. So while the call is out, a keep-alive goes to
+// the client every ping interval. The first one commits the response: HTTP 200 with
+// text/event-stream. From then on every error is a terminal in-stream error
+// (writeStreamError), and the upstream stream that follows is passed on without a second
+// status line (commitHeaders).
+//
+// The pings come from a time.AfterFunc that re-arms itself, not from a select in the request
+// goroutine (docs/design.md, "Writing plugin code": Yaegi races concurrent executions of one
+// select statement). A mutex orders them with the request goroutine: stop takes it, so that
+// once stop returns no ping is being written and none ever will be.
+
+var (
+	// openAIKeepAlive is an SSE comment line with no blank line after it: a comment followed
+	// by a blank line dispatches an empty event, which the official OpenAI SDKs have failed
+	// on ("unexpected end of JSON input"). Whatever comes next (an event or another
+	// keep-alive) starts on a fresh line.
+	openAIKeepAlive = []byte(": keep-alive\n\n")
+	// anthropicKeepAlive is Anthropic's own ping event
+	// (https://docs.anthropic.com/en/api/messages-streaming#ping-events).
+	anthropicKeepAlive = []byte("event: ping\ndata: {\"type\": \"ping\"}\n\n")
+)
+
+// keepAliveFrame is the keep-alive of path's protocol.
+func keepAliveFrame(path string) []byte {
+	if path == pathMessages {
+		return anthropicKeepAlive
+	}
+	return openAIKeepAlive
+}
+
+// keepAlive writes keep-alives to one client until stopped.
+type keepAlive struct {
+	rw        http.ResponseWriter // the writer Traefik handed in (see flush)
+	ctx       context.Context     // the client's request: no ping after it ended
+	frame     []byte
+	interval  time.Duration
+	requestID string
+
+	mu        sync.Mutex
+	timer     *time.Timer
+	stopped   bool
+	committed bool // the status line and headers went out
+	broken    bool // a write failed: the client is gone
+}
+
+// startKeepAlive arms the first ping. committed says that an earlier keep-alive of this
+// request already sent the status line.
+func startKeepAlive(rw http.ResponseWriter, ctx context.Context, path, requestID string,
+	interval time.Duration, committed bool) *keepAlive {
+	k := &keepAlive{
+		rw:        rw,
+		ctx:       ctx,
+		frame:     keepAliveFrame(path),
+		interval:  interval,
+		requestID: requestID,
+		committed: committed,
+	}
+	k.mu.Lock()
+	k.timer = time.AfterFunc(interval, func() { k.tick() })
+	k.mu.Unlock()
+	return k
+}
+
+// tick writes one keep-alive and re-arms the timer.
+func (k *keepAlive) tick() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	// The timer goroutine belongs to nobody: a panicking writer must not take Traefik down.
+	defer func() {
+		if r := recover(); r != nil {
+			k.broken = true
+		}
+	}()
+	if k.stopped || k.broken || k.ctx.Err() != nil {
+		return
+	}
+	if !k.committed {
+		h := k.rw.Header()
+		h.Del("Content-Length")
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		h.Set(headerRequestID, k.requestID)
+		k.committed = true
+		k.rw.WriteHeader(http.StatusOK)
+	}
+	if _, err := k.rw.Write(k.frame); err != nil {
+		k.broken = true
+		return
+	}
+	if f, ok := k.rw.(http.Flusher); ok {
+		f.Flush()
+	}
+	k.timer.Reset(k.interval)
+}
+
+// stop ends the pings for good and reports whether they committed the response. When it
+// returns, no ping is being written; a timer that fires later finds stopped set.
+func (k *keepAlive) stop() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.stopped = true
+	k.timer.Stop()
+	return k.committed
+}
+
+// admitWithKeepAlive makes one admit call, with keep-alives to a streaming client while it
+// is out. It starts none when the request does not stream, when pings are off, or when the
+// client already got more than keep-alives.
+func (x *exchange) admitWithKeepAlive(ar *admitRequest) (*grant, *rejection, error) {
+	var k *keepAlive
+	if x.info.stream && x.p.pingInterval > 0 && (!x.written || x.keepAliveOnly) {
+		k = startKeepAlive(x.rw, x.req.Context(), x.path, x.requestID, x.p.pingInterval, x.written)
+	}
+	g, rej, err := x.p.control.client.admit(x.req.Context(), x.p.admitBound(), ar)
+	if k != nil && k.stop() && !x.written {
+		x.written = true
+		x.keepAliveOnly = true
+		x.status = http.StatusOK
+	}
+	return g, rej, err
+}

@@ -1,0 +1,100 @@
+package plugin
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+)
+
+// Sticky sessions (issue 3 §5): requests of one conversation should reach the same upstream
+// account, whose prompt cache then serves them. controlsvc binds (group, session hash) to
+// an account; the plugin derives the hash, because it holds the decoded body. The seed is
+// the first present of the session headers clients send, the body's prompt_cache_key, and
+// else a content seed made of what stays the same across the turns of a conversation: the
+// model, the instructions or system text and the first user message
+// (sub2api-behaviour.md §4.5). The hash is the hex SHA-256 of the seed, which controlsvc
+// checks (gateway/sticky.go).
+
+// sessionHeaders carry a client's explicit session id, in order of precedence.
+var sessionHeaders = []string{"session_id", "conversation_id", "x-session-id", "x-session-affinity"}
+
+// Prefixes keep an explicit session id from ever equalling a content seed.
+const (
+	explicitSeedPrefix = "session:"
+	contentSeedPrefix  = "content:"
+)
+
+// sessionHash returns the hex SHA-256 of the request's session seed.
+func sessionHash(path string, h http.Header, info *requestInfo) string {
+	sum := sha256.Sum256([]byte(sessionSeed(path, h, info)))
+	return hex.EncodeToString(sum[:])
+}
+
+// sessionSeed picks the seed: a session header, else prompt_cache_key, else the content.
+func sessionSeed(path string, h http.Header, info *requestInfo) string {
+	for i := 0; i < len(sessionHeaders); i++ {
+		if v := strings.TrimSpace(h.Get(sessionHeaders[i])); v != "" {
+			return explicitSeedPrefix + v
+		}
+	}
+	if k, ok := rawString(info.fields.PromptCacheKey); ok && strings.TrimSpace(k) != "" {
+		return explicitSeedPrefix + k
+	}
+	return contentSeed(path, info)
+}
+
+// contentSeed is "content:model=<m>|system=<…>|first_user=<…>". Message contents are taken
+// as the raw JSON the client sent (a string or an array of parts): a client repeats them
+// byte for byte on every turn, and nothing needs decoding.
+func contentSeed(path string, info *requestInfo) string {
+	var system, firstUser string
+	switch path {
+	case pathResponses:
+		system = textOf(info.fields.Instructions)
+		if s, ok := rawString(info.fields.Input); ok {
+			firstUser = s
+		} else if items, ok := info.inputItems(); ok {
+			sys, user := systemAndFirstUser(items)
+			system += sys
+			firstUser = user
+		}
+	case pathMessages:
+		system = textOf(info.fields.System)
+		if items, ok := decodeInputItems(info.fields.Messages); ok {
+			_, firstUser = systemAndFirstUser(items)
+		}
+	default: // Chat Completions: system and developer messages are part of messages
+		if items, ok := decodeInputItems(info.fields.Messages); ok {
+			system, firstUser = systemAndFirstUser(items)
+		}
+	}
+	return contentSeedPrefix + "model=" + info.model + "|system=" + system + "|first_user=" + firstUser
+}
+
+// systemAndFirstUser returns the contents of the system and developer messages before the
+// first user message, and that message's content. It stops at the first user message.
+func systemAndFirstUser(items []inputItem) (string, string) {
+	system := ""
+	for i := 0; i < len(items); i++ {
+		role, _ := rawString(items[i].Role)
+		switch role {
+		case "user":
+			return system, textOf(items[i].Content)
+		case "system", "developer":
+			system += "\n" + textOf(items[i].Content)
+		}
+	}
+	return system, ""
+}
+
+// textOf returns a JSON string's value, or any other JSON value as it was sent.
+func textOf(raw []byte) string {
+	if s, ok := rawString(raw); ok {
+		return s
+	}
+	if isNullRaw(raw) {
+		return ""
+	}
+	return string(raw)
+}
