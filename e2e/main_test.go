@@ -22,6 +22,13 @@ import (
 
 var gw *stack.Stack
 
+// Short wait limits so that queue scenarios (queue_test.go) finish within seconds: controlsvc's
+// user wait timeout and the plugin's keep-alive interval. Other limits keep their defaults.
+const (
+	queueUserWaitTimeout = 3 * time.Second
+	queuePingInterval    = 300 * time.Millisecond
+)
+
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -56,6 +63,8 @@ func runMain(m *testing.M) int {
 		TraefikBin:      filepath.Join(bin, "traefik"),
 		ControlsvcBin:   filepath.Join(bin, "controlsvc"),
 		FakeupstreamBin: filepath.Join(bin, "fakeupstream"),
+		ControlsvcEnv:   []string{"POOLGATE_USER_WAIT_TIMEOUT=" + queueUserWaitTimeout.String()},
+		TraefikEnv:      []string{"POOLGATE_PING_INTERVAL=" + queuePingInterval.String()},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: starting the stack:", err)

@@ -294,6 +294,7 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 			return nil
 		}
 		x.markLastAttempt(class)
+		x.heldUsage(scan, pending)
 		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: class}
 	}
 	x.usage = scan.result()
@@ -311,6 +312,17 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 	}
 	writeStreamError(x.rw, x.path, x.info.model, typeUpstream, msg)
 	return nil
+}
+
+// heldUsage records, on the current attempt, the usage the events held before the commit
+// point announced (Anthropic's message_start carries the input tokens): the attempt fails
+// over, but its account consumed them (docs/billing.md, "Ledger").
+func (x *exchange) heldUsage(scan *usageScanner, held []byte) {
+	if len(x.attempts) == 0 || len(held) == 0 {
+		return
+	}
+	scan.feed(held)
+	x.attempts[len(x.attempts)-1].Usage = rawJSON(scan.result())
 }
 
 // markLastAttempt records the error class of the failure of the current attempt.

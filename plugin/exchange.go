@@ -50,6 +50,15 @@ type exchange struct {
 	errorClass    string // "" on success
 	firstByte     time.Time
 	usage         []byte
+
+	// Latencies of the report: admitting is the time spent in admit calls, waits included;
+	// firstSend is when the first attempt went upstream, readmitting the part of admitting
+	// after it (re-admissions), so that upstream time excludes it; attemptSent is when the
+	// current attempt went upstream.
+	admitting   time.Duration
+	readmitting time.Duration
+	firstSend   time.Time
+	attemptSent time.Time
 }
 
 func newExchange(p *Poolgate, rw http.ResponseWriter, req *http.Request, path string) *exchange {

@@ -40,11 +40,16 @@ func (x *exchange) admit(failed *failedAttempt) bool {
 		Failed:      failed,
 		MaxWaitMs:   int64(x.p.maxWait / time.Millisecond),
 		SessionHash: x.sessionHash,
+
+		InputBytes:      int64(len(x.body)),
+		MaxOutputTokens: x.info.maxOutputTokens,
 	}
 	if x.grant != nil {
 		ar.GrantID = x.grant.GrantID
 	}
+	began := time.Now()
 	g, rej, err := x.admitWithKeepAlive(ar) // keepalive.go
+	x.countAdmission(time.Since(began))
 	if g != nil {
 		// Take the grant before anything else: even if the client is gone now, the grant
 		// must be reported so that its slots are released.
@@ -143,12 +148,19 @@ func (x *exchange) attempt() (*http.Response, *watchdog, error) {
 	ctx, cancel := context.WithCancel(x.req.Context())
 	wd := newWatchdog(cancel, x.firstTokenTimeout(), x.start.Add(x.p.requestLimit))
 	began := time.Now()
+	x.attemptSent = began
+	if x.firstSend.IsZero() {
+		x.firstSend = began
+	}
 	out, err := buildUpstreamRequest(ctx, x.req, x.path, g, x.bodyFor(g))
 	var resp *http.Response
 	if err == nil {
 		resp, err = x.p.transport.RoundTrip(out)
 	}
-	rec := attemptReport{AccountID: g.AccountID, DurationMs: millisSince(began)}
+	rec := attemptReport{AccountID: g.AccountID, DurationMs: millisSince(began), UpstreamModel: g.UpstreamModel}
+	if rec.UpstreamModel == "" {
+		rec.UpstreamModel = x.info.model // the body went as the client sent it
+	}
 	if err != nil {
 		rec.ErrorClass = classTransport
 		if c := wd.firedClass(); c != "" {

@@ -34,6 +34,10 @@ type admitRequest struct {
 	MaxWaitMs int64 `json:"max_wait_ms"`
 	// SessionHash is the hex SHA-256 of the session seed (sticky sessions, issue 3 §5).
 	SessionHash string `json:"session_hash,omitempty"`
+	// The inputs of controlsvc's cost estimate (docs/billing.md, "Reserve, then settle"):
+	// the size of the client's body and the output maximum it names, 0 when it names none.
+	InputBytes      int64 `json:"input_bytes"`
+	MaxOutputTokens int64 `json:"max_output_tokens"`
 }
 
 // failedAttempt describes the upstream attempt that made the plugin ask again. Status is 0
@@ -82,9 +86,13 @@ type report struct {
 	ErrorClass    string          `json:"error_class"`
 	UsageFormat   string          `json:"usage_format"`
 	Usage         json.RawMessage `json:"usage"`
-	FirstTokenMs  int64           `json:"first_token_ms"`
-	DurationMs    int64           `json:"duration_ms"`
-	Attempts      []attemptReport `json:"attempts"`
+	// AdmissionMs is the time spent in admit calls, waits included; UpstreamMs the time in
+	// upstream attempts (from the first send to the end, re-admissions excluded).
+	AdmissionMs  int64           `json:"admission_ms"`
+	UpstreamMs   int64           `json:"upstream_ms"`
+	FirstTokenMs int64           `json:"first_token_ms"`
+	DurationMs   int64           `json:"duration_ms"`
+	Attempts     []attemptReport `json:"attempts"`
 }
 
 // attemptReport is one upstream attempt of a request, in order.
@@ -92,7 +100,21 @@ type attemptReport struct {
 	AccountID  int64  `json:"account_id"`
 	Status     int    `json:"status"`
 	ErrorClass string `json:"error_class"`
-	DurationMs int64  `json:"duration_ms"`
+	// DurationMs is the attempt's latency: from sending it to the upstream's response
+	// headers (or the transport error).
+	DurationMs int64 `json:"duration_ms"`
+	// FirstTokenMs is the time from sending the attempt to its first output reaching the
+	// client; only the answering attempt has one.
+	FirstTokenMs int64 `json:"first_token_ms,omitempty"`
+	// Usage is an earlier attempt's own usage object (report format), when it produced
+	// one before failing over: e.g. Anthropic's message_start announced the input of a
+	// stream that then missed its first-token deadline. The answering attempt's usage is
+	// the report's.
+	Usage json.RawMessage `json:"usage,omitempty"`
+	// UpstreamModel is the model this attempt's account was sent: the grant's mapped model,
+	// else the requested one; controlsvc prices an earlier attempt's usage by it, as
+	// accounts may map a model differently.
+	UpstreamModel string `json:"upstream_model,omitempty"`
 	// As in failedAttempt, for a failed attempt with an upstream response.
 	RetryAfter     string `json:"retry_after,omitempty"`
 	RatelimitReset string `json:"ratelimit_reset,omitempty"`
@@ -100,6 +122,9 @@ type attemptReport struct {
 
 type reportBatch struct {
 	Reports []report `json:"reports"`
+	// Dropped counts the reports this gateway dropped (report_spool.go) that no
+	// acknowledged batch has reported yet; omitted when 0.
+	Dropped int64 `json:"dropped,omitempty"`
 }
 
 // lease is one live grant in POST /internal/v1/renew.
@@ -155,6 +180,11 @@ type requestFields struct {
 	Instructions   json.RawMessage `json:"instructions"` // Responses
 	System         json.RawMessage `json:"system"`       // Anthropic Messages
 	Messages       json.RawMessage `json:"messages"`     // Chat Completions, Anthropic Messages
+	// Output maxima, for the cost estimate: Responses' max_output_tokens, Chat's
+	// max_completion_tokens and its older max_tokens, Messages' max_tokens.
+	MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
+	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
+	MaxTokens           json.RawMessage `json:"max_tokens"`
 }
 
 // inputItem is a Responses input item, or a Chat Completions or Anthropic message, reduced
@@ -193,6 +223,26 @@ func rawString(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// maxTokenCount caps a token count read from a client body: far above any model's output,
+// low enough that controlsvc's arithmetic never comes near overflowing.
+const maxTokenCount = 1 << 40
+
+// rawCount returns a JSON number as a non-negative whole count, capped at maxTokenCount;
+// 0 for anything else (absent, null, negative, not a number).
+func rawCount(raw json.RawMessage) int64 {
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return 0
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil || f <= 0 {
+		return 0
+	}
+	if f >= maxTokenCount {
+		return maxTokenCount
+	}
+	return int64(f)
 }
 
 // rawBool returns the value of a JSON boolean; ok is false for anything else, null included.
@@ -385,8 +435,9 @@ func sseUsage(format string, payload []byte) (int, []byte) {
 }
 
 // mergeAnthropicUsage combines message_start's usage (input and cache tokens) with
-// message_delta's (output tokens, sometimes cumulative input too): a delta value wins
-// unless it is 0 or null and the start had the field.
+// message_delta's (output tokens, sometimes cumulative input too) field by field: a value
+// present in the later object overwrites the earlier one, zeros included (the later counts
+// are the cumulative ones); null counts as absent (issue 4 §5).
 func mergeAnthropicUsage(start, delta []byte) []byte {
 	if len(start) == 0 {
 		return delta
@@ -402,7 +453,7 @@ func mergeAnthropicUsage(start, delta []byte) []byte {
 		return start
 	}
 	for k, v := range d {
-		if _, had := m[k]; had && (isNullRaw(v) || string(v) == "0") {
+		if isNullRaw(v) {
 			continue
 		}
 		m[k] = v

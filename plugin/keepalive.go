@@ -25,7 +25,7 @@ var (
 	// by a blank line dispatches an empty event, which the official OpenAI SDKs have failed
 	// on ("unexpected end of JSON input"). Whatever comes next (an event or another
 	// keep-alive) starts on a fresh line.
-	openAIKeepAlive = []byte(": keep-alive\n\n")
+	openAIKeepAlive = []byte(": keep-alive\n")
 	// anthropicKeepAlive is Anthropic's own ping event
 	// (https://docs.anthropic.com/en/api/messages-streaming#ping-events).
 	anthropicKeepAlive = []byte("event: ping\ndata: {\"type\": \"ping\"}\n\n")
@@ -56,7 +56,7 @@ type keepAlive struct {
 
 // startKeepAlive arms the first ping. committed says that an earlier keep-alive of this
 // request already sent the status line.
-func startKeepAlive(rw http.ResponseWriter, ctx context.Context, path, requestID string,
+func startKeepAlive(ctx context.Context, rw http.ResponseWriter, path, requestID string,
 	interval time.Duration, committed bool) *keepAlive {
 	k := &keepAlive{
 		rw:        rw,
@@ -121,7 +121,7 @@ func (k *keepAlive) stop() bool {
 func (x *exchange) admitWithKeepAlive(ar *admitRequest) (*grant, *rejection, error) {
 	var k *keepAlive
 	if x.info.stream && x.p.pingInterval > 0 && (!x.written || x.keepAliveOnly) {
-		k = startKeepAlive(x.rw, x.req.Context(), x.path, x.requestID, x.p.pingInterval, x.written)
+		k = startKeepAlive(x.req.Context(), x.rw, x.path, x.requestID, x.p.pingInterval, x.written)
 	}
 	g, rej, err := x.p.control.client.admit(x.req.Context(), x.p.admitBound(), ar)
 	if k != nil && k.stop() && !x.written {

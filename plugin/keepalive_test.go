@@ -102,11 +102,14 @@ func TestKeepAliveFlushedWhileAdmissionWaits(t *testing.T) {
 	up.set("up-1", upstreamReply{status: 200, events: []string{keepAliveStreams[pathResponses]}})
 	stub := newContractStub(t, stubAccount{id: 1, baseURL: up.srv.URL, apiKey: "up-1"})
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	open := func() { releaseOnce.Do(func() { close(release) }) }
 	stub.admitHook = func(w http.ResponseWriter, ar admitRequest) bool {
 		<-release
 		return false
 	}
 	url := servePlugin(t, newTestHandler(t, stub, pingConfig))
+	t.Cleanup(open) // runs before the servers close, should the test fail early
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/responses", strings.NewReader(`{"model":"m","stream":true}`))
 	req.Header.Set("Authorization", "Bearer sk-client")
 	got := make(chan string, 1)
@@ -133,7 +136,7 @@ func TestKeepAliveFlushedWhileAdmissionWaits(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no keep-alive reached the client while the admission waited")
 	}
-	close(release)
+	open()
 	stub.waitReport()
 }
 

@@ -15,12 +15,9 @@ const (
 	// whose database write is slow does not hold back the slot releases of the next ones
 	// (controlsvc releases a batch's slots before it writes the batch).
 	reportMaxInFlight = 2
-	// reportMaxSpool bounds the reports held while controlsvc does not acknowledge; the
-	// oldest are dropped beyond it (and counted), leases then expire by TTL.
-	reportMaxSpool  = 10000
-	reportTimeout   = 10 * time.Second
-	reportBackoffLo = 100 * time.Millisecond
-	reportBackoffHi = 5 * time.Second
+	reportTimeout     = 10 * time.Second
+	reportBackoffLo   = 100 * time.Millisecond
+	reportBackoffHi   = 5 * time.Second
 )
 
 // report builds the completion record of the exchange's grant.
@@ -41,16 +38,42 @@ func (x *exchange) report() report {
 		ErrorClass:    x.errorClass,
 		UsageFormat:   usageFormatFor(x.path),
 		Usage:         rawJSON(x.usage),
-		DurationMs:    millisSince(x.start),
+		AdmissionMs:   millis(x.admitting),
 		Attempts:      x.attempts,
+	}
+	end := time.Now()
+	r.DurationMs = millis(end.Sub(x.start))
+	if !x.firstSend.IsZero() {
+		r.UpstreamMs = millis(end.Sub(x.firstSend) - x.readmitting)
 	}
 	if r.Attempts == nil {
 		r.Attempts = make([]attemptReport, 0)
 	}
 	if !x.firstByte.IsZero() {
-		r.FirstTokenMs = int64(x.firstByte.Sub(x.start) / time.Millisecond)
+		r.FirstTokenMs = millis(x.firstByte.Sub(x.start))
+		if n := len(r.Attempts); n > 0 && !x.attemptSent.IsZero() {
+			// Output only ever comes from the answering attempt, the last.
+			r.Attempts[n-1].FirstTokenMs = millis(x.firstByte.Sub(x.attemptSent))
+		}
 	}
 	return r
+}
+
+// countAdmission adds the time of one admit call to the report's admission time; after
+// the first upstream send it is a re-admission, which the upstream time leaves out.
+func (x *exchange) countAdmission(d time.Duration) {
+	x.admitting += d
+	if !x.firstSend.IsZero() {
+		x.readmitting += d
+	}
+}
+
+// millis is d in whole milliseconds, never negative.
+func millis(d time.Duration) int64 {
+	if d < 0 {
+		return 0
+	}
+	return int64(d / time.Millisecond)
 }
 
 // reporter batches completion reports into POST /internal/v1/reports. A report goes out as
@@ -58,7 +81,9 @@ func (x *exchange) report() report {
 // batch (up to maxBatch), with at most maxInFlight batches in flight. So an idle gateway
 // releases a finished request's slots after one round trip, and a busy one sends few, large
 // batches. A batch that is not acknowledged goes back to the head of the queue, and nothing
-// is sent until its backoff has passed.
+// is sent until its backoff has passed: a controlsvc that is down or restarting costs
+// retries, never a report. Only a full spool drops reports, the oldest first
+// (report_spool.go).
 //
 // Only the package-level run goroutine executes a select (Yaegi v0.16.1 races when one
 // select statement runs in two goroutines at once, see docs/design.md): request goroutines
@@ -69,10 +94,14 @@ type reporter struct {
 	maxBatch    int
 	maxSpool    int
 	maxInFlight int
+	// logf writes one log line; logDropsEvery spaces the lines about dropped reports.
+	logf          func(line string)
+	logDropsEvery time.Duration
 
 	mu       sync.Mutex
-	queue    []report
-	dropped  int64
+	queue    []spooled // in the order of enqueueing (seq), oldest first
+	seq      uint64    // seq of the last report enqueued
+	drops    dropCounts
 	running  bool // run was started
 	closed   bool // close was called: run is never started after it
 	inFlight int
@@ -87,16 +116,32 @@ type reporter struct {
 	done      chan struct{}
 }
 
+// spooled is a queued report with its place in the order of enqueueing, which survives
+// batches that fail and come back in any order.
+type spooled struct {
+	seq uint64
+	r   report
+}
+
+// outBatch is one batch on its way to controlsvc: its reports and the count of earlier
+// drops it carries. Both go back to the reporter unless controlsvc acknowledges it.
+type outBatch struct {
+	reports []spooled
+	dropped int64
+}
+
 func newReporter(client *controlClient, maxBatch, maxSpool int) *reporter {
 	return &reporter{
-		client:      client,
-		maxBatch:    maxBatch,
-		maxSpool:    maxSpool,
-		maxInFlight: reportMaxInFlight,
-		backoff:     reportBackoffLo,
-		wake:        make(chan struct{}, 1),
-		stop:        make(chan struct{}),
-		done:        make(chan struct{}),
+		client:        client,
+		maxBatch:      maxBatch,
+		maxSpool:      maxSpool,
+		maxInFlight:   reportMaxInFlight,
+		logf:          logLine,
+		logDropsEvery: reportDropLogEvery,
+		backoff:       reportBackoffLo,
+		wake:          make(chan struct{}, 1),
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
 	}
 }
 
@@ -108,7 +153,8 @@ func (rp *reporter) enqueue(r report) {
 	if start {
 		rp.running = true
 	}
-	rp.queue = append(rp.queue, r)
+	rp.seq++
+	rp.queue = append(rp.queue, spooled{seq: rp.seq, r: r})
 	rp.trimLocked()
 	wake := rp.notifyLocked()
 	rp.mu.Unlock()
@@ -130,32 +176,21 @@ func (rp *reporter) notifyLocked() bool {
 	return true
 }
 
-// trimLocked drops the oldest reports beyond the spool bound.
-func (rp *reporter) trimLocked() {
-	if over := len(rp.queue) - rp.maxSpool; over > 0 {
-		rp.queue = append(rp.queue[:0], rp.queue[over:]...)
-		rp.dropped += int64(over)
-	}
-}
-
-// droppedCount returns how many reports were dropped because the spool was full.
-func (rp *reporter) droppedCount() int64 {
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	return rp.dropped
-}
-
 // run dispatches batches until stopped: it sleeps while idle, while every sender is busy or
 // during a backoff, and starts a sender per batch while the queue has reports and a sender
-// is free.
+// is free. It also writes the rate-limited log lines about dropped reports.
 func (rp *reporter) run() {
 	defer close(rp.done)
 	defer func() { _ = recover() }() // a panic here must not take Traefik down
 	for {
 		wait := rp.dispatch()
+		if next := rp.logDrops(time.Now()); next > 0 && (wait == 0 || next < wait) {
+			wait = next
+		}
 		if !rp.wait(wait) {
 			rp.senders.Wait()
 			rp.flushAll()
+			rp.logDrops(time.Time{}) // stopping: whatever is left, now
 			return
 		}
 	}
@@ -202,21 +237,52 @@ func (rp *reporter) dispatch() time.Duration {
 	}
 }
 
-// takeLocked removes the oldest batch from the queue.
-func (rp *reporter) takeLocked() []report {
+// takeLocked removes the oldest batch from the queue; it carries every drop not yet
+// reported, so that two batches in flight never report the same drops.
+func (rp *reporter) takeLocked() outBatch {
 	n := len(rp.queue)
 	if n > rp.maxBatch {
 		n = rp.maxBatch
 	}
-	batch := make([]report, n)
-	copy(batch, rp.queue[:n])
-	rp.queue = append(rp.queue[:0], rp.queue[n:]...)
-	return batch
+	if n == 0 {
+		return outBatch{}
+	}
+	b := outBatch{reports: make([]spooled, n), dropped: rp.drops.unsent}
+	rp.drops.unsent = 0
+	copy(b.reports, rp.queue[:n])
+	rp.queue = rp.queue[n:]
+	if len(rp.queue) == 0 {
+		rp.queue = nil // let the backing array go
+	}
+	return b
+}
+
+// giveBackLocked puts an unacknowledged batch back into the queue in its place, and its
+// drops back among those not yet reported. Its place is usually the head, but not always:
+// with two batches in flight the newer one may fail last, and the spool must still trim
+// the oldest reports.
+func (rp *reporter) giveBackLocked(b outBatch) {
+	rp.drops.unsent += b.dropped
+	if len(b.reports) == 0 {
+		return
+	}
+	// Batches are taken from the head of a queue in seq order, so a batch's seqs never
+	// interleave with the queue's: it goes in before the first newer report.
+	at := 0
+	for at < len(rp.queue) && rp.queue[at].seq < b.reports[0].seq {
+		at++
+	}
+	q := make([]spooled, 0, len(rp.queue)+len(b.reports))
+	q = append(q, rp.queue[:at]...)
+	q = append(q, b.reports...)
+	q = append(q, rp.queue[at:]...)
+	rp.queue = q
+	rp.trimLocked()
 }
 
 // sendAsync sends one batch. An unacknowledged batch goes back to the head of the queue and
 // starts a backoff that doubles up to reportBackoffHi; an acknowledged one resets it.
-func (rp *reporter) sendAsync(batch []report) {
+func (rp *reporter) sendAsync(b outBatch) {
 	defer rp.senders.Done()
 	ok := false
 	defer func() {
@@ -226,8 +292,7 @@ func (rp *reporter) sendAsync(batch []report) {
 		if ok {
 			rp.backoff = reportBackoffLo
 		} else {
-			rp.queue = append(batch, rp.queue...)
-			rp.trimLocked()
+			rp.giveBackLocked(b)
 			rp.retryAt = time.Now().Add(rp.backoff)
 			rp.backoff *= 2
 			if rp.backoff > reportBackoffHi {
@@ -240,15 +305,7 @@ func (rp *reporter) sendAsync(batch []report) {
 			rp.wake <- struct{}{}
 		}
 	}()
-	ok = rp.send(batch)
-}
-
-// requeue puts an unacknowledged batch back at the head of the queue.
-func (rp *reporter) requeue(batch []report) {
-	rp.mu.Lock()
-	rp.queue = append(batch, rp.queue...)
-	rp.trimLocked()
-	rp.mu.Unlock()
+	ok = rp.send(b)
 }
 
 func (rp *reporter) pending() int {
@@ -261,24 +318,32 @@ func (rp *reporter) pending() int {
 // failure the batch goes back to the head of the queue.
 func (rp *reporter) flushOne() bool {
 	rp.mu.Lock()
-	batch := rp.takeLocked()
+	b := rp.takeLocked()
 	rp.mu.Unlock()
-	if len(batch) == 0 {
+	if len(b.reports) == 0 {
 		return true
 	}
-	if rp.send(batch) {
+	if rp.send(b) {
 		return true
 	}
-	rp.requeue(batch)
+	rp.mu.Lock()
+	rp.giveBackLocked(b)
+	rp.mu.Unlock()
 	return false
 }
 
-// send posts one batch; true means controlsvc acknowledged it. A 400 can never succeed, so
-// that batch is dropped (and counted) rather than blocking every later report.
-func (rp *reporter) send(batch []report) bool {
-	body, err := encodeJSON(reportBatch{Reports: batch})
+// send posts one batch; true means the reporter is done with it: controlsvc acknowledged
+// it, or refused it with a 400, which no retry can change. A refused batch is dropped and
+// counted rather than blocking every later report. Anything else (no answer, a 5xx, a 401
+// while secrets are rotated) is retried.
+func (rp *reporter) send(b outBatch) bool {
+	reps := make([]report, len(b.reports))
+	for i := range b.reports {
+		reps[i] = b.reports[i].r
+	}
+	body, err := encodeJSON(reportBatch{Reports: reps, Dropped: b.dropped})
 	if err != nil {
-		rp.countDropped(len(batch))
+		rp.refused(b)
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), reportTimeout)
@@ -288,16 +353,10 @@ func (rp *reporter) send(batch []report) bool {
 		return false
 	}
 	if status == http.StatusBadRequest {
-		rp.countDropped(len(batch))
+		rp.refused(b)
 		return true
 	}
 	return status == http.StatusOK
-}
-
-func (rp *reporter) countDropped(n int) {
-	rp.mu.Lock()
-	rp.dropped += int64(n)
-	rp.mu.Unlock()
 }
 
 // flushAll makes one last pass over the queue when stopping.

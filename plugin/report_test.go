@@ -2,11 +2,14 @@ package plugin
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -189,8 +192,8 @@ func TestReporterSpoolDropsOldest(t *testing.T) {
 	}
 	rp.mu.Lock()
 	var ids []string
-	for _, r := range rp.queue {
-		ids = append(ids, r.RequestID)
+	for _, q := range rp.queue {
+		ids = append(ids, q.r.RequestID)
 	}
 	rp.mu.Unlock()
 	if len(ids) != 5 || ids[0] != "3" || ids[4] != "7" {
@@ -307,4 +310,250 @@ func TestLiveRequestHoldsLeaseUntilCompletion(t *testing.T) {
 		t.Fatalf("leases after completion = %+v", l)
 	}
 	stub.waitReport()
+}
+
+// reportSink stands in for controlsvc's POST /internal/v1/reports: it answers every batch
+// with the status of its mode and records the acknowledged ones.
+type reportSink struct {
+	mu      sync.Mutex
+	status  int      // answer to every batch
+	ids     []string // request ids of acknowledged batches, in order
+	dropped int64    // sum of the dropped counts of acknowledged batches
+	posts   int      // every batch received, acknowledged or not
+}
+
+func newReportSink(t *testing.T, status int) (*reportSink, *httptest.Server) {
+	s := &reportSink{status: status}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return s, srv
+}
+
+func (s *reportSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var b reportBatch
+	if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.posts++
+	if s.status != http.StatusOK {
+		w.WriteHeader(s.status)
+		return
+	}
+	for _, rep := range b.Reports {
+		s.ids = append(s.ids, rep.RequestID)
+	}
+	s.dropped += b.Dropped
+	_, _ = w.Write([]byte(`{"accepted":` + strconv.Itoa(len(b.Reports)) + `}`))
+}
+
+func (s *reportSink) setStatus(status int) {
+	s.mu.Lock()
+	s.status = status
+	s.mu.Unlock()
+}
+
+func (s *reportSink) acknowledged() ([]string, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ids...), s.dropped
+}
+
+// A full spool keeps the newest reports, counts what it dropped, and the count reaches
+// controlsvc exactly once, in an acknowledged batch, although two batches were in flight.
+func TestReporterSpoolKeepsNewestAndReportsDropsOnce(t *testing.T) {
+	t.Parallel()
+	sink, srv := newReportSink(t, http.StatusServiceUnavailable)
+	rp := newReporter(newControlClient(srv.URL, testSecret), 4, 5)
+	var logged []string
+	var logMu sync.Mutex
+	rp.logf = func(line string) { logMu.Lock(); logged = append(logged, line); logMu.Unlock() }
+	defer rp.close()
+	const n = 12
+	for i := 0; i < n; i++ {
+		rp.enqueue(report{RequestID: "r" + strconv.Itoa(i)})
+	}
+	// Once every batch in flight has come back refused, exactly the newest 5 are left.
+	waitFor(t, func() bool { return rp.droppedCount() == n-5 })
+	sink.setStatus(http.StatusOK)
+	waitFor(t, func() bool { ids, _ := sink.acknowledged(); return len(ids) == 5 })
+	time.Sleep(50 * time.Millisecond) // nothing more may come
+	ids, dropped := sink.acknowledged()
+	sort.Strings(ids)
+	if want := []string{"r10", "r11", "r7", "r8", "r9"}; strings.Join(ids, ",") != strings.Join(want, ",") {
+		t.Fatalf("acknowledged %v, want the newest five %v", ids, want)
+	}
+	if dropped != n-5 {
+		t.Fatalf("controlsvc was told of %d drops, want %d", dropped, n-5)
+	}
+	if d := rp.droppedCount(); d != n-5 {
+		t.Fatalf("droppedCount = %d after the spool drained, want %d", d, n-5)
+	}
+	rp.mu.Lock()
+	unsent := rp.drops.unsent
+	rp.mu.Unlock()
+	if unsent != 0 {
+		t.Fatalf("%d drops still unsent after an acknowledged batch", unsent)
+	}
+	waitFor(t, func() bool { logMu.Lock(); defer logMu.Unlock(); return len(logged) > 0 })
+	logMu.Lock()
+	first := logged[0]
+	logMu.Unlock()
+	if !strings.Contains(first, "poolgate: dropped completion reports") || !strings.Contains(first, "spool of 5 full") {
+		t.Fatalf("log line %q", first)
+	}
+}
+
+// A batch refused with 400 is dropped and counted; its count and the count it carried go
+// with the next acknowledged batch.
+func TestReporterReportsRefusedBatchAsDropped(t *testing.T) {
+	t.Parallel()
+	sink, srv := newReportSink(t, http.StatusBadRequest)
+	rp := newReporter(newControlClient(srv.URL, testSecret), 256, 100)
+	rp.logf = func(string) {}
+	defer rp.close()
+	rp.enqueue(report{RequestID: "bad1"})
+	waitFor(t, func() bool { return rp.droppedCount() == 1 })
+	sink.setStatus(http.StatusOK)
+	rp.enqueue(report{RequestID: "good"})
+	waitFor(t, func() bool { ids, _ := sink.acknowledged(); return len(ids) == 1 })
+	ids, dropped := sink.acknowledged()
+	if ids[0] != "good" || dropped != 1 {
+		t.Fatalf("acknowledged %v with dropped %d, want [good] with 1", ids, dropped)
+	}
+}
+
+// controlsvc killed and restarted: connections are refused for a second, then it answers on
+// the same address. Every report spooled meanwhile arrives exactly once; none is dropped.
+func TestReporterRetriesThroughAnOutage(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // down: connection refused
+	rp := newReporter(newControlClient("http://"+addr, testSecret), 8, reportMaxSpool)
+	var logs atomic.Int64
+	rp.logf = func(string) { logs.Add(1) }
+	defer rp.close()
+	const n = 50
+	for i := 0; i < n; i++ {
+		rp.enqueue(report{RequestID: "o" + strconv.Itoa(i)})
+	}
+	time.Sleep(time.Second)
+	sink := &reportSink{status: http.StatusOK}
+	srv := httptest.NewUnstartedServer(sink)
+	if srv.Listener, err = net.Listen("tcp", addr); err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	srv.Start()
+	defer srv.Close()
+	deadline := time.Now().Add(10 * time.Second) // the backoff is at most 5 s
+	for {
+		ids, _ := sink.acknowledged()
+		if len(ids) >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d reports acknowledged after the restart", len(ids), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	ids, dropped := sink.acknowledged()
+	seen := make(map[string]bool)
+	for _, id := range ids {
+		if seen[id] {
+			t.Fatalf("report %s acknowledged twice", id)
+		}
+		seen[id] = true
+	}
+	if len(ids) != n || dropped != 0 || rp.droppedCount() != 0 || logs.Load() != 0 {
+		t.Fatalf("acknowledged %d (want %d), dropped reported %d, counted %d, %d log lines",
+			len(ids), n, dropped, rp.droppedCount(), logs.Load())
+	}
+}
+
+// The first drop is logged at once; drops within logDropsEvery of a line are summed into
+// the next one.
+func TestReporterLogsDropsRateLimited(t *testing.T) {
+	t.Parallel()
+	_, srv := newReportSink(t, http.StatusServiceUnavailable)
+	rp := newReporter(newControlClient(srv.URL, testSecret), 256, 2)
+	rp.maxInFlight = 0 // nothing is sent: every report stays spooled
+	rp.logDropsEvery = 300 * time.Millisecond
+	type line struct {
+		at   time.Time
+		text string
+	}
+	var (
+		mu    sync.Mutex
+		lines []line
+	)
+	rp.logf = func(s string) { mu.Lock(); lines = append(lines, line{time.Now(), s}); mu.Unlock() }
+	defer rp.close()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(lines) }
+
+	for i := 0; i < 3; i++ { // one over the spool
+		rp.enqueue(report{RequestID: strconv.Itoa(i)})
+	}
+	waitFor(t, func() bool { return count() == 1 })
+	for i := 3; i < 7; i++ { // four more, within the interval
+		rp.enqueue(report{RequestID: strconv.Itoa(i)})
+	}
+	waitFor(t, func() bool { return count() == 2 })
+	time.Sleep(400 * time.Millisecond) // no drop since: no third line
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines, want 2: %v", len(lines), lines)
+	}
+	if !strings.Contains(lines[0].text, " 1 oldest") || !strings.Contains(lines[1].text, " 4 oldest") ||
+		!strings.Contains(lines[1].text, "5 since start") {
+		t.Fatalf("log lines %q / %q", lines[0].text, lines[1].text)
+	}
+	if gap := lines[1].at.Sub(lines[0].at); gap < 250*time.Millisecond {
+		t.Fatalf("second line %v after the first, want about 300ms", gap)
+	}
+}
+
+// Two batches in flight may fail in either order; the spool must stay in the order of
+// enqueueing, so that trimming drops the oldest reports and not the newer batch.
+func TestReporterGiveBackKeepsOrder(t *testing.T) {
+	t.Parallel()
+	for _, newerFirst := range []bool{false, true} {
+		rp := newReporter(newControlClient("http://127.0.0.1:1", testSecret), 3, 5)
+		rp.maxInFlight = 0 // the test takes the batches itself
+		rp.logf = func(string) {}
+		for i := 0; i < 6; i++ {
+			rp.enqueue(report{RequestID: "r" + strconv.Itoa(i)})
+		}
+		rp.mu.Lock()
+		older, newer := rp.takeLocked(), rp.takeLocked() // r1-r3, r4-r5 (r0 was trimmed)
+		rp.mu.Unlock()
+		for i := 6; i < 9; i++ {
+			rp.enqueue(report{RequestID: "r" + strconv.Itoa(i)})
+		}
+		rp.mu.Lock()
+		if newerFirst {
+			rp.giveBackLocked(newer)
+			rp.giveBackLocked(older)
+		} else {
+			rp.giveBackLocked(older)
+			rp.giveBackLocked(newer)
+		}
+		var ids []string
+		for _, q := range rp.queue {
+			ids = append(ids, q.r.RequestID)
+		}
+		dropped := rp.drops.total
+		rp.mu.Unlock()
+		rp.close()
+		if got := strings.Join(ids, ","); got != "r4,r5,r6,r7,r8" || dropped != 4 {
+			t.Errorf("newer first %v: spool %s, dropped %d; want r4,r5,r6,r7,r8 and 4", newerFirst, got, dropped)
+		}
+	}
 }

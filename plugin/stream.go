@@ -274,8 +274,10 @@ func (s *usageScanner) line(l []byte) {
 	}
 	kind, usage := sseUsage(s.format, bytes.TrimSpace(l[len(dataPrefix):]))
 	switch kind {
-	case sseFinalUsage, sseAnthropicDelta:
+	case sseFinalUsage:
 		s.final = usage
+	case sseAnthropicDelta:
+		s.final = mergeAnthropicUsage(s.final, usage) // several deltas merge field by field too
 	case sseAnthropicStart:
 		s.start = usage
 	}

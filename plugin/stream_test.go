@@ -65,6 +65,11 @@ func TestUsageScanner(t *testing.T) {
 		{"chat sse", usageChat, true, chatSSE, chatUsage},
 		{"chat without usage", usageChat, true, `data: {"choices":[],"usage":null}` + "\n\ndata: [DONE]\n\n", ""},
 		{"anthropic sse merges start and delta", usageAnthropic, true, anthropicSSE, anthropicUsage},
+		{"anthropic sse: later values overwrite, zeros included, deltas merge field by field", usageAnthropic, true,
+			`data: {"type":"message_start","message":{"usage":{"input_tokens":25,"cache_creation_input_tokens":40,"cache_read_input_tokens":10,"output_tokens":1}}}` + "\n\n" +
+				`data: {"type":"message_delta","usage":{"input_tokens":30,"cache_creation_input_tokens":0,"output_tokens":8}}` + "\n\n" +
+				`data: {"type":"message_delta","usage":{"output_tokens":15,"cache_read_input_tokens":null}}` + "\n\n",
+			`{"cache_creation_input_tokens":0,"cache_read_input_tokens":10,"input_tokens":30,"output_tokens":15}`},
 		{"anthropic json", usageAnthropic, false, `{"id":"msg","usage":{"input_tokens":3,"output_tokens":4}}`, `{"input_tokens":3,"output_tokens":4}`},
 		{"responses json", usageResponses, false, `{"id":"r","usage":{"input_tokens":5}}`, `{"input_tokens":5}`},
 		{"json with null usage", usageChat, false, `{"usage":null}`, ""},
@@ -83,6 +88,33 @@ func TestUsageScanner(t *testing.T) {
 			if got := string(s.result()); got != tt.want {
 				t.Errorf("%s, %d-byte reads: usage = %s, want %s", tt.name, size, got, tt.want)
 			}
+		}
+	}
+}
+
+func TestMergeAnthropicUsage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		start, delta string
+		want         string
+	}{
+		{"delta adds output", `{"input_tokens":5,"output_tokens":1}`, `{"output_tokens":9}`,
+			`{"input_tokens":5,"output_tokens":9}`},
+		{"zero overwrites", `{"input_tokens":5,"cache_read_input_tokens":3}`, `{"cache_read_input_tokens":0}`,
+			`{"cache_read_input_tokens":0,"input_tokens":5}`},
+		{"null is absent", `{"input_tokens":5}`, `{"input_tokens":null,"output_tokens":2}`,
+			`{"input_tokens":5,"output_tokens":2}`},
+		{"nested objects are replaced whole", `{"server_tool_use":{"web_search_requests":1}}`,
+			`{"server_tool_use":{"web_search_requests":2}}`, `{"server_tool_use":{"web_search_requests":2}}`},
+		{"no start", ``, `{"output_tokens":2}`, `{"output_tokens":2}`},
+		{"no delta", `{"input_tokens":5}`, ``, `{"input_tokens":5}`},
+		{"broken delta keeps start", `{"input_tokens":5}`, `{"output_`, `{"input_tokens":5}`},
+		{"broken start keeps delta", `[1]`, `{"output_tokens":2}`, `{"output_tokens":2}`},
+	}
+	for _, tt := range tests {
+		if got := string(mergeAnthropicUsage([]byte(tt.start), []byte(tt.delta))); got != tt.want {
+			t.Errorf("%s: merge(%s, %s) = %s, want %s", tt.name, tt.start, tt.delta, got, tt.want)
 		}
 	}
 }

@@ -84,6 +84,9 @@ type requestInfo struct {
 	// forceIncludeUsage: a streaming Chat Completions request without
 	// stream_options.include_usage=true gets it set, so that its usage can be billed.
 	forceIncludeUsage bool
+	// maxOutputTokens is the output maximum the body names (0: none), sent at admission
+	// for the cost estimate.
+	maxOutputTokens int64
 	// fields are the body's decoded top-level fields, kept so that the session seed
 	// (session.go) does not decode the body again.
 	fields requestFields
@@ -133,7 +136,25 @@ func validateBody(path string, body []byte) (requestInfo, *clientError) {
 		}
 	}
 	info.forceIncludeUsage = path == pathChat && info.stream && !includeUsageSet(f.StreamOptions)
+	info.maxOutputTokens = maxOutputTokens(path, &f)
 	return info, nil
+}
+
+// maxOutputTokens is the output maximum the body names for its endpoint, 0 when it names
+// none. Chat Completions has two names for it (max_tokens is the deprecated one); the larger
+// counts, as the estimate should rather be high.
+func maxOutputTokens(path string, f *requestFields) int64 {
+	switch path {
+	case pathResponses:
+		return rawCount(f.MaxOutputTokens)
+	case pathChat:
+		n, m := rawCount(f.MaxCompletionTokens), rawCount(f.MaxTokens)
+		if m > n {
+			return m
+		}
+		return n
+	}
+	return rawCount(f.MaxTokens)
 }
 
 // checkFunctionCallOutputs rejects function_call_output items that cannot be tied to a

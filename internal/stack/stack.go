@@ -34,8 +34,12 @@ type Options struct {
 	// Listen addresses (host:port); empty picks a free loopback port.
 	GatewayAddr, ControlAddr, FakeAddr string
 	NoFakeUpstream                     bool
-	// TraefikEnv adds environment variables to Traefik's (e.g. GOMAXPROCS).
+	// TraefikEnv adds environment variables to Traefik's (e.g. GOMAXPROCS, or
+	// POOLGATE_PING_INTERVAL for the plugin's configuration).
 	TraefikEnv []string
+	// ControlsvcEnv adds environment variables to controlsvc's (e.g. shorter wait queue
+	// timeouts such as POOLGATE_USER_WAIT_TIMEOUT=3s).
+	ControlsvcEnv []string
 	// Logs, if set, also receives every child's output.
 	Logs io.Writer
 }
@@ -101,6 +105,7 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 		"POOLGATE_PLUGIN_SECRET=" + st.PluginSecret,
 		"POOLGATE_LISTEN=" + controlAddr,
 	}
+	env = append(env, o.ControlsvcEnv...)
 	if err := st.spawn("controlsvc", o, env, o.ControlsvcBin); err != nil {
 		return st, err
 	}

@@ -162,7 +162,8 @@ func TestControlServiceUnavailable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, err := plugin(t).newHandler(context.Background(), nextHandler(),
-				s.pluginSettings(map[string]any{"controlURL": tt.controlURL, "admissionTimeout": "1s"}), "no-control-"+tt.name)
+				// The admit call's bound is admissionTimeout + maxWait.
+				s.pluginSettings(map[string]any{"controlURL": tt.controlURL, "admissionTimeout": "1s", "maxWait": "0s"}), "no-control-"+tt.name)
 			if err != nil {
 				t.Fatal(err)
 			}

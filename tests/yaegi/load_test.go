@@ -51,7 +51,9 @@ func TestPluginLoadsUnderYaegi(t *testing.T) {
 		"PluginSecret":          "",
 		"MaxBodyBytes":          int64(268435456),
 		"MaxAccountSwitches":    3,
-		"AdmissionTimeout":      "35s",
+		"AdmissionTimeout":      "5s",
+		"MaxWait":               "150s",
+		"PingInterval":          "10s",
 		"UpstreamHeaderTimeout": "600s",
 	}
 	checkConfig(t, cfg, want)
@@ -108,10 +110,12 @@ func TestConfigDecodesLikeTraefik(t *testing.T) {
 			settings: map[string]any{
 				"controlURL": "http://127.0.0.1:18090", "pluginSecret": "sekrit", "maxBodyBytes": "1048576",
 				"maxAccountSwitches": "2", "admissionTimeout": "2s", "upstreamHeaderTimeout": "30s",
+				"maxWait": "45s", "pingInterval": "300ms",
 			},
 			want: map[string]any{
 				"ControlURL": "http://127.0.0.1:18090", "PluginSecret": "sekrit", "MaxBodyBytes": 1048576,
 				"MaxAccountSwitches": 2, "AdmissionTimeout": "2s", "UpstreamHeaderTimeout": "30s",
+				"MaxWait": "45s", "PingInterval": "300ms",
 			},
 		},
 		{
@@ -119,7 +123,7 @@ func TestConfigDecodesLikeTraefik(t *testing.T) {
 			settings: map[string]any{"CONTROLURL": "http://h:1", "pluginsecret": "x", "MaxAccountSwitches": 0},
 			want: map[string]any{
 				"ControlURL": "http://h:1", "PluginSecret": "x", "MaxAccountSwitches": 0,
-				"MaxBodyBytes": 268435456, "AdmissionTimeout": "35s",
+				"MaxBodyBytes": 268435456, "AdmissionTimeout": "5s", "MaxWait": "150s", "PingInterval": "10s",
 			},
 		},
 	}
@@ -148,6 +152,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{name: "negative switches", settings: map[string]any{"pluginSecret": "s", "maxAccountSwitches": "-1"}, wantErr: "maxAccountSwitches"},
 		{name: "bad admission timeout", settings: map[string]any{"pluginSecret": "s", "admissionTimeout": "soon"}, wantErr: "admissionTimeout"},
 		{name: "bad header timeout", settings: map[string]any{"pluginSecret": "s", "upstreamHeaderTimeout": "-1s"}, wantErr: "upstreamHeaderTimeout"},
+		{name: "negative max wait", settings: map[string]any{"pluginSecret": "s", "maxWait": "-1s"}, wantErr: "maxWait"},
+		{name: "bad ping interval", settings: map[string]any{"pluginSecret": "s", "pingInterval": "often"}, wantErr: "pingInterval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/billing"
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
 	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
@@ -38,6 +39,9 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	log, err := newLogger(cfg.LogLevel)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.BillingLocation != nil {
+		billing.SetLocation(cfg.BillingLocation) // the zone of subscriptions' daily windows
 	}
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -72,7 +76,7 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	pc.Start()
 
 	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, LeaseTTL: cfg.LeaseTTL, Rules: rc, Prices: pc,
-		RateLimitCooldown: cfg.RateLimitCooldown}, log)
+		RateLimitCooldown: cfg.RateLimitCooldown, Wait: waitConfig(cfg.Wait), ReservationTTL: cfg.ReservationTTL}, log)
 	admin := httpapi.New(httpapi.Options{
 		Store:      st,
 		Slots:      slots.New(rdb, cfg.LeaseTTL),
@@ -115,6 +119,25 @@ func (a *App) Close() {
 		a.log.Warn("closing redis", "error", err)
 	}
 	a.store.Close()
+}
+
+// waitConfig maps the configured wait queues onto the gateway's, where a queue is turned
+// off by a negative maximum (0 takes the default there).
+func waitConfig(w config.WaitQueues) gateway.WaitConfig {
+	off := func(n int) int {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	return gateway.WaitConfig{
+		UserMaxWaiters:     off(w.UserMax),
+		UserTimeout:        w.UserTimeout,
+		StickyMaxWaiters:   off(w.StickyMax),
+		StickyTimeout:      w.StickyTimeout,
+		FallbackMaxWaiters: off(w.AccountMax),
+		FallbackTimeout:    w.AccountTimeout,
+	}
 }
 
 func openRedis(ctx context.Context, url string) (*redis.Client, error) {

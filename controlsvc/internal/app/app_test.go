@@ -25,6 +25,7 @@ func testConfig(t *testing.T) config.Config {
 		Listen:       config.DefaultListen,
 		LeaseTTL:     config.DefaultLeaseTTL,
 		LogLevel:     "error",
+		Wait:         config.DefaultWaitQueues(),
 	}
 }
 

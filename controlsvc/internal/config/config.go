@@ -25,6 +25,12 @@ const (
 	// EnvRateLimitCooldown is how long an account rests after an upstream 429 that
 	// announces no reset (no Retry-After, x-ratelimit-reset-* or anthropic-ratelimit-*-reset).
 	EnvRateLimitCooldown = "POOLGATE_RATE_LIMIT_COOLDOWN"
+	// EnvReservationTTL is how long a billing reservation whose report never came is kept
+	// before the sweeper releases it (docs/billing.md).
+	EnvReservationTTL = "POOLGATE_RESERVATION_TTL"
+	// EnvBillingTimezone is the IANA time zone whose midnight resets subscriptions' daily
+	// usage windows (docs/billing.md).
+	EnvBillingTimezone = "POOLGATE_BILLING_TIMEZONE"
 )
 
 // Documented defaults.
@@ -41,11 +47,20 @@ const (
 	// (sub2api-behaviour.md §5.2); at most MaxRateLimitCooldown.
 	DefaultRateLimitCooldown = 5 * time.Second
 	MaxRateLimitCooldown     = 2 * time.Hour
+	// DefaultReservationTTL stays above the plugin's 30 min request deadline, so only the
+	// reservations of requests whose report will never come are released.
+	DefaultReservationTTL = 35 * time.Minute
+	// DefaultBillingTimezone is the zone of the daily windows.
+	DefaultBillingTimezone = "UTC"
 )
 
 // minLeaseTTL rejects nonsensical values only. Production values must stay well above the
 // plugin's 15 s renewal period; tests set a few seconds to watch leases expire.
 const minLeaseTTL = time.Second
+
+// minReservationTTL likewise: production values must stay above the plugin's
+// requestTimeout (30 min by default), or a long request loses its reservation.
+const minReservationTTL = time.Second
 
 // Config is everything the control service needs to start.
 type Config struct {
@@ -58,6 +73,11 @@ type Config struct {
 	LogLevel     string        // debug, info, warn or error
 	// RateLimitCooldown is the rest of an account after a 429 without reset headers.
 	RateLimitCooldown time.Duration
+	Wait              WaitQueues // wait queue limits (wait.go)
+	// ReservationTTL is the age at which the sweeper releases a reservation.
+	ReservationTTL time.Duration
+	// BillingLocation is the zone of subscriptions' daily windows (billing.SetLocation).
+	BillingLocation *time.Location
 }
 
 // FromEnv reads the configuration from the environment, applies the defaults and validates
@@ -72,6 +92,10 @@ func FromEnv() (Config, error) {
 		LeaseTTL:     DefaultLeaseTTL,
 		LogLevel:     strings.ToLower(valueOr(os.Getenv(EnvLogLevel), DefaultLogLevel)),
 	}
+	var err error
+	if cfg.Wait, err = waitQueuesFromEnv(); err != nil {
+		return Config{}, err
+	}
 	cfg.RateLimitCooldown = DefaultRateLimitCooldown
 	if raw := strings.TrimSpace(os.Getenv(EnvRateLimitCooldown)); raw != "" {
 		d, err := time.ParseDuration(raw)
@@ -79,6 +103,17 @@ func FromEnv() (Config, error) {
 			return Config{}, fmt.Errorf("%s: %q is not a duration (e.g. 5s)", EnvRateLimitCooldown, raw)
 		}
 		cfg.RateLimitCooldown = d
+	}
+	if cfg.BillingLocation, err = billingLocation(); err != nil {
+		return Config{}, err
+	}
+	cfg.ReservationTTL = DefaultReservationTTL
+	if raw := strings.TrimSpace(os.Getenv(EnvReservationTTL)); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: %q is not a duration (e.g. 35m)", EnvReservationTTL, raw)
+		}
+		cfg.ReservationTTL = d
 	}
 	if raw := strings.TrimSpace(os.Getenv(EnvLeaseTTL)); raw != "" {
 		ttl, err := time.ParseDuration(raw)
@@ -91,6 +126,21 @@ func FromEnv() (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// billingLocation loads POOLGATE_BILLING_TIMEZONE (zone data is embedded by package
+// billing, so it resolves in a minimal image too).
+func billingLocation() (*time.Location, error) {
+	name := valueOr(os.Getenv(EnvBillingTimezone), DefaultBillingTimezone)
+	// LoadLocation also takes "" and "Local", which would depend on the host.
+	if name == "Local" {
+		return nil, fmt.Errorf("%s: name an IANA time zone such as UTC or Europe/Berlin, not Local", EnvBillingTimezone)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %q is not an IANA time zone (e.g. UTC, Europe/Berlin)", EnvBillingTimezone, name)
+	}
+	return loc, nil
 }
 
 func valueOr(v, def string) string {
@@ -130,6 +180,12 @@ func (c Config) validate() error {
 	if c.RateLimitCooldown <= 0 || c.RateLimitCooldown > MaxRateLimitCooldown {
 		return fmt.Errorf("%s: %s is out of range, want more than 0 and at most %s",
 			EnvRateLimitCooldown, c.RateLimitCooldown, MaxRateLimitCooldown)
+	}
+	if c.ReservationTTL < minReservationTTL {
+		return fmt.Errorf("%s: %s is too short, minimum is %s", EnvReservationTTL, c.ReservationTTL, minReservationTTL)
+	}
+	if err := c.Wait.validate(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -17,6 +17,11 @@ var validEnv = map[string]string{
 	EnvLogLevel:     "",
 
 	EnvRateLimitCooldown: "",
+	EnvReservationTTL:    "",
+	EnvBillingTimezone:   "",
+
+	EnvUserWaitMax: "", EnvUserWaitTimeout: "", EnvStickyWaitMax: "", EnvStickyWaitTimeout: "",
+	EnvAccountWaitMax: "", EnvAccountWaitTimeout: "",
 }
 
 func setEnv(t *testing.T, overrides map[string]string) {
@@ -45,6 +50,9 @@ func TestFromEnvDefaults(t *testing.T) {
 		LogLevel:     DefaultLogLevel,
 
 		RateLimitCooldown: DefaultRateLimitCooldown,
+		Wait:              DefaultWaitQueues(),
+		ReservationTTL:    DefaultReservationTTL,
+		BillingLocation:   time.UTC,
 	}
 	if cfg != want {
 		t.Errorf("FromEnv() = %+v, want %+v", cfg, want)
@@ -58,13 +66,14 @@ func TestFromEnvOverrides(t *testing.T) {
 		EnvLogLevel: "DEBUG",
 
 		EnvRateLimitCooldown: "30s",
+		EnvReservationTTL:    "40m",
 	})
 	cfg, err := FromEnv()
 	if err != nil {
 		t.Fatalf("FromEnv: %v", err)
 	}
 	if cfg.Listen != "0.0.0.0:9000" || cfg.LeaseTTL != 90*time.Second || cfg.LogLevel != "debug" ||
-		cfg.RateLimitCooldown != 30*time.Second {
+		cfg.RateLimitCooldown != 30*time.Second || cfg.ReservationTTL != 40*time.Minute {
 		t.Errorf("FromEnv() = %+v, want listen 0.0.0.0:9000, ttl 90s, level debug, rate limit cooldown 30s", cfg)
 	}
 }
@@ -93,6 +102,8 @@ func TestFromEnvErrors(t *testing.T) {
 		{"rate limit cooldown not a duration", map[string]string{EnvRateLimitCooldown: "5"}, EnvRateLimitCooldown, "not a duration"},
 		{"rate limit cooldown zero", map[string]string{EnvRateLimitCooldown: "0s"}, EnvRateLimitCooldown, "out of range"},
 		{"rate limit cooldown above two hours", map[string]string{EnvRateLimitCooldown: "3h"}, EnvRateLimitCooldown, "out of range"},
+		{"reservation ttl not a duration", map[string]string{EnvReservationTTL: "35"}, EnvReservationTTL, "not a duration"},
+		{"reservation ttl too short", map[string]string{EnvReservationTTL: "0s"}, EnvReservationTTL, "too short"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

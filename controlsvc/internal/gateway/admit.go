@@ -17,8 +17,12 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// maxGrantIDLen bounds a grant id sent back by the plugin (ours are 34 characters).
-const maxGrantIDLen = 128
+// maxGrantIDLen bounds a grant id sent back by the plugin (ours are 34 characters), and
+// maxRequestIDLen a request id (the plugin's are 28).
+const (
+	maxGrantIDLen   = 128
+	maxRequestIDLen = 128
+)
 
 // Upstream authentication per platform.
 const anthropicVersion = "2023-06-01" // https://docs.anthropic.com/en/api/versioning
@@ -35,6 +39,13 @@ type admitRequest struct {
 	Failed    *failure `json:"failed"`
 	// SessionHash is the plugin's hex SHA-256 of the session seed (issue 3 §5); "" = none.
 	SessionHash string `json:"session_hash"`
+	// MaxWaitMs is the plugin's wait budget: the call spends at most this long in wait
+	// queues, 0 none; absent, only the configured queue timeouts bound it (wait.go).
+	MaxWaitMs *int64 `json:"max_wait_ms"`
+	// The inputs of the cost estimate (billing.go): the client body's size and the output
+	// maximum it names, 0 = none.
+	InputBytes      int64 `json:"input_bytes"`
+	MaxOutputTokens int64 `json:"max_output_tokens"`
 }
 
 // admitReply is a grant.
@@ -83,6 +94,12 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 	case rej != nil:
 		s.log.Info("admission refused", append(attrs(), "reason", rej.reason, "status", rej.status)...)
 		writeReject(w, req.Path, rej)
+	case r.Context().Err() != nil:
+		// Granted, but the plugin gave up the call first: it never learns of the grant and
+		// will never report it, so what the grant holds is given back now rather than
+		// after the lease TTL and the reservation TTL.
+		s.abandonGrant(r.Context(), reply, !readmission)
+		s.log.Info("grant abandoned by the caller", attrs()...)
 	default:
 		if s.log.Enabled(r.Context(), slog.LevelDebug) { // the hot path: build no attributes for nothing
 			s.log.Debug("admitted", append(attrs(), "account_id", reply.AccountID)...)
@@ -96,11 +113,21 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	if req.Model == "" {
 		return nil, rejectInvalid("model is required"), nil
 	}
+	// The request id keys the request's reservation and usage record.
+	if req.RequestID == "" || len(req.RequestID) > maxRequestIDLen {
+		return nil, rejectInvalid("Invalid request id"), nil
+	}
 	if len(req.GrantID) > maxGrantIDLen {
 		return nil, rejectInvalid("Invalid grant id"), nil
 	}
 	if req.SessionHash != "" && !validSessionHash(req.SessionHash) {
 		return nil, rejectInvalid("Invalid session hash"), nil
+	}
+	if req.MaxWaitMs != nil {
+		if *req.MaxWaitMs < 0 {
+			return nil, rejectInvalid("Invalid max_wait_ms"), nil
+		}
+		ctx = withWaitBudget(ctx, time.Duration(*req.MaxWaitMs)*time.Millisecond)
 	}
 	if req.APIKey == "" {
 		return nil, rejectAuth, nil
@@ -124,8 +151,13 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		s.markFailedAttempt(ctx, key, req.Model, *f)
 	}
 
-	if key.BalanceMicros <= 0 {
-		return nil, rejectBilling, nil
+	first := req.GrantID == ""
+	if first {
+		// A re-admission's request holds its reservation already: a balance that ran out
+		// meanwhile must not end it.
+		if rej := precheckBilling(key, time.Now()); rej != nil {
+			return nil, rej, nil
+		}
 	}
 
 	if key.UserConcurrency <= 0 {
@@ -143,11 +175,18 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		return nil, nil, err
 	}
 
-	first := req.GrantID == ""
 	if first {
 		req.GrantID = newGrantID()
 	}
 	chosen, rej, err := s.acquireSlots(ctx, key, req.GrantID, first, cands, selRej, req.SessionHash)
+	if err == nil && rej == nil {
+		// Billing runs with the slots held, after any wait (docs/billing.md).
+		rej, err = s.bill(ctx, key, req, chosen.upstream, first)
+		if err != nil || rej != nil {
+			s.undoSlots(ctx, first, key.UserID, req.GrantID, []slots.Acquisition{
+				{Kind: slots.KindAccount, ID: chosen.acc.ID, GrantID: req.GrantID, Limit: chosen.acc.Concurrency}})
+		}
+	}
 	if err != nil || rej != nil {
 		// On a re-admission the grant stays: the plugin's final report releases it.
 		if first {
@@ -284,6 +323,22 @@ func (s *Service) undoSlots(ctx context.Context, first bool, userID int64, grant
 	if err := s.slots.ReleaseMany(ctx, leases); err != nil {
 		// The leases expire by themselves after their TTL.
 		s.log.Warn("releasing slots of refused admission", "user_id", userID, "error", err)
+	}
+}
+
+// abandonGrant gives back what an admission nobody received took: the account slot, and
+// for a first admission the user slot and the reservation (a re-admitted request keeps
+// its grant and reservation, which its report releases).
+func (s *Service) abandonGrant(ctx context.Context, g *admitReply, first bool) {
+	s.undoSlots(ctx, first, g.UserID, g.GrantID, []slots.Acquisition{{Kind: slots.KindAccount, ID: g.AccountID, GrantID: g.GrantID}})
+	if !first {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+	defer cancel()
+	if _, err := s.store.ReleaseReservation(ctx, g.RequestID); err != nil {
+		// The sweeper releases it after the reservation TTL.
+		s.log.Warn("releasing reservation of abandoned grant", "request_id", g.RequestID, "error", err)
 	}
 }
 

@@ -175,9 +175,10 @@ func (e *env) seedFixture(t testing.TB, concurrency int, platform string) fixtur
 }
 
 type httpResult struct {
-	status int
-	reject string
-	body   []byte
+	status     int
+	reject     string
+	retryAfter string
+	body       []byte
 }
 
 func (e *env) post(t *testing.T, path, secret string, body any) httpResult {
@@ -209,7 +210,8 @@ func (e *env) post(t *testing.T, path, secret string, body any) httpResult {
 	if err != nil {
 		t.Fatalf("reading reply: %v", err)
 	}
-	return httpResult{status: resp.StatusCode, reject: resp.Header.Get(RejectHeader), body: b}
+	return httpResult{status: resp.StatusCode, reject: resp.Header.Get(RejectHeader),
+		retryAfter: resp.Header.Get("Retry-After"), body: b}
 }
 
 func (e *env) admit(t *testing.T, req admitRequest) httpResult {

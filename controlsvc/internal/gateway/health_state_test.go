@@ -204,7 +204,7 @@ func TestStickyBindingDroppedWhenItsAccountIsOut(t *testing.T) {
 				t.Fatalf("session bound to %d, want %d", first.AccountID, bound)
 			}
 			// Another request, without the session, has its attempt on the bound account fail.
-			g := e.mustGrant(t, admitRequest{RequestID: "req_other", APIKey: f.key, Model: "gpt-4o"})
+			g := e.mustGrant(t, admitRequest{RequestID: "req_other_" + t.Name(), APIKey: f.key, Model: "gpt-4o"})
 			e.release(t, e.failOver(t, f.key, "gpt-4o", g, tt.fail))
 
 			next := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", SessionHash: hash})

@@ -31,32 +31,37 @@ type rejection struct {
 	reason  string
 	errType string
 	message string
+	// code is the OpenAI error's code (omitted when empty; Anthropic's envelope has none).
+	code string
+	// retryAfter, when set, goes out as the Retry-After header (seconds).
+	retryAfter string
 }
 
 // The refusals of issue 2 §4, with its statuses and messages.
 var (
-	rejectAuth = &rejection{http.StatusUnauthorized, ReasonAuth, "authentication_error", "Invalid API key"}
+	rejectAuth = &rejection{status: http.StatusUnauthorized, reason: ReasonAuth, errType: "authentication_error",
+		message: "Invalid API key"}
 
-	rejectBilling = &rejection{http.StatusForbidden, ReasonBilling, "billing_error", "Insufficient account balance"}
+	rejectUserConcurrency = &rejection{status: http.StatusTooManyRequests, reason: ReasonUserConcurrency,
+		errType: "rate_limit_error", message: "Concurrency limit exceeded for user, please retry later"}
 
-	rejectUserConcurrency = &rejection{http.StatusTooManyRequests, ReasonUserConcurrency, "rate_limit_error",
-		"Concurrency limit exceeded for user, please retry later"}
-
-	rejectNoAccount = &rejection{http.StatusServiceUnavailable, ReasonNoAccount, "api_error", "Service temporarily unavailable"}
+	rejectNoAccount = &rejection{status: http.StatusServiceUnavailable, reason: ReasonNoAccount, errType: "api_error",
+		message: "Service temporarily unavailable"}
 )
 
 func rejectModelNotFound(model string) *rejection {
-	return &rejection{http.StatusNotFound, ReasonModelNotFound, "model_not_found",
-		fmt.Sprintf("Model %q is not supported by any configured account in this group", model)}
+	return &rejection{status: http.StatusNotFound, reason: ReasonModelNotFound, errType: "model_not_found",
+		message: fmt.Sprintf("Model %q is not supported by any configured account in this group", model)}
 }
 
 func rejectInvalid(message string) *rejection {
-	return &rejection{http.StatusBadRequest, ReasonInvalid, "invalid_request_error", message}
+	return &rejection{status: http.StatusBadRequest, reason: ReasonInvalid, errType: "invalid_request_error", message: message}
 }
 
 type errorDetail struct {
 	Type    string `json:"type"`
 	Message string `json:"message"`
+	Code    string `json:"code,omitempty"`
 }
 
 // openAIError is the {"error":{"type","message"}} envelope of OpenAI-style endpoints and of
@@ -72,19 +77,24 @@ type anthropicError struct {
 	Error errorDetail `json:"error"`
 }
 
-// errorBody renders an error in the format of the client's API, chosen by its path.
-func errorBody(path, errType, message string) any {
+// errorBody renders an error in the format of the client's API, chosen by its path: the
+// OpenAI envelope with code (when set), Anthropic's without.
+func errorBody(path, errType, message, code string) any {
 	d := errorDetail{Type: errType, Message: message}
 	if path == anthropicPath {
 		return anthropicError{Type: "error", Error: d}
 	}
+	d.Code = code
 	return openAIError{Error: d}
 }
 
 // writeReject answers a refused admission.
 func writeReject(w http.ResponseWriter, path string, rej *rejection) {
 	w.Header().Set(RejectHeader, rej.reason)
-	writeJSON(w, rej.status, errorBody(path, rej.errType, rej.message))
+	if rej.retryAfter != "" {
+		w.Header().Set("Retry-After", rej.retryAfter)
+	}
+	writeJSON(w, rej.status, errorBody(path, rej.errType, rej.message, rej.code))
 }
 
 // writeInternalError answers a failure of controlsvc itself: logged here, generic to the
@@ -122,10 +132,12 @@ const (
 const msgQueueFull = "Too many pending requests, please retry later"
 
 var (
-	rejectUserQueueFull = &rejection{http.StatusTooManyRequests, ReasonUserQueueFull, "rate_limit_error", msgQueueFull}
+	rejectUserQueueFull = &rejection{status: http.StatusTooManyRequests, reason: ReasonUserQueueFull,
+		errType: "rate_limit_error", message: msgQueueFull}
 
-	rejectAccountQueueFull = &rejection{http.StatusTooManyRequests, ReasonAccountQueueFull, "rate_limit_error", msgQueueFull}
+	rejectAccountQueueFull = &rejection{status: http.StatusTooManyRequests, reason: ReasonAccountQueueFull,
+		errType: "rate_limit_error", message: msgQueueFull}
 
-	rejectAccountConcurrency = &rejection{http.StatusTooManyRequests, ReasonAccountConcurrency, "rate_limit_error",
-		"Concurrency limit exceeded for account, please retry later"}
+	rejectAccountConcurrency = &rejection{status: http.StatusTooManyRequests, reason: ReasonAccountConcurrency,
+		errType: "rate_limit_error", message: "Concurrency limit exceeded for account, please retry later"}
 )

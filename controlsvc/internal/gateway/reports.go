@@ -3,15 +3,13 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
-	"github.com/poolgate/poolgate/controlsvc/internal/store"
-	"github.com/poolgate/poolgate/controlsvc/internal/usage"
 )
 
-// report is one completion report (docs/design.md, "/internal/v1/reports").
+// report is one completion report (docs/design.md, "/internal/v1/reports"). admission_ms
+// and upstream_ms are optional: a plugin that does not send them records 0.
 type report struct {
 	GrantID       string          `json:"grant_id"`
 	RequestID     string          `json:"request_id"`
@@ -27,6 +25,8 @@ type report struct {
 	ErrorClass    string          `json:"error_class"`
 	UsageFormat   string          `json:"usage_format"`
 	Usage         json.RawMessage `json:"usage"`
+	AdmissionMs   int64           `json:"admission_ms"`
+	UpstreamMs    int64           `json:"upstream_ms"`
 	FirstTokenMs  int64           `json:"first_token_ms"`
 	DurationMs    int64           `json:"duration_ms"`
 	Attempts      []attempt       `json:"attempts"`
@@ -34,17 +34,27 @@ type report struct {
 
 // attempt is one upstream attempt of a request. retry_after and ratelimit_reset are
 // optional: when the last attempt was a 429 they set the cooldown as at re-admission.
+// usage (the attempt's own usage object, in the report's usage_format), upstream_model (the
+// model sent to that attempt's account) and first_token_ms are optional too: the last
+// attempt's usage is the report's, an earlier attempt that sends none produced no usage, and
+// one without upstream_model is priced like the report.
 type attempt struct {
-	AccountID      int64  `json:"account_id"`
-	Status         int    `json:"status"`
-	ErrorClass     string `json:"error_class"`
-	DurationMs     int64  `json:"duration_ms"`
-	RetryAfter     string `json:"retry_after,omitempty"`
-	RatelimitReset string `json:"ratelimit_reset,omitempty"`
+	AccountID      int64           `json:"account_id"`
+	Status         int             `json:"status"`
+	ErrorClass     string          `json:"error_class"`
+	DurationMs     int64           `json:"duration_ms"`
+	FirstTokenMs   int64           `json:"first_token_ms"`
+	Usage          json.RawMessage `json:"usage"`
+	UpstreamModel  string          `json:"upstream_model"`
+	RetryAfter     string          `json:"retry_after,omitempty"`
+	RatelimitReset string          `json:"ratelimit_reset,omitempty"`
 }
 
 type reportsRequest struct {
 	Reports []report `json:"reports"`
+	// Dropped is the count of reports the gateway dropped unsent since its last
+	// acknowledged batch (docs/design.md); optional, and read leniently (droppedCount).
+	Dropped json.RawMessage `json:"dropped"`
 }
 
 type reportsReply struct {
@@ -56,8 +66,9 @@ type reportsReply struct {
 //
 //  1. every slot of the batch is released, in one pipelined Redis round trip, whatever
 //     happens next (a release is idempotent, so a retried batch finds them gone);
-//  2. the usage records of the valid reports are written and charged in one transaction,
-//     idempotent on request_id within the batch and across batches;
+//  2. the usage records of the valid reports are priced (reports_ledger.go) and written
+//     with their attempts and settled in one transaction, idempotent on request_id within
+//     the batch and across batches;
 //  3. the accounts of reports newly stored whose last attempt failed are marked.
 //
 // It answers 200 only when the write succeeded, so the plugin retries the batch otherwise.
@@ -71,27 +82,27 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := context.WithoutCancel(r.Context()) // a half-processed batch helps nobody
 	reps := req.Reports
+	dropped := s.droppedCount(req.Dropped)
 	if err := s.slots.ReleaseMany(ctx, leasesOf(reps)); err != nil {
 		// Not fatal: the leases expire by their TTL, and the retry releases them again.
 		s.log.Warn("releasing slots of reports", "reports", len(reps), "error", err)
 	}
 
-	writes := make([]store.UsageWrite, 0, len(reps))
 	valid := make([]*report, 0, len(reps))
 	for i := range reps {
 		rep := &reps[i]
 		if rep.RequestID == "" || rep.UserID <= 0 {
 			s.log.Error("dropping invalid report", "request_id", rep.RequestID, "grant_id", rep.GrantID,
 				"error", "report lacks request_id or user_id")
+			s.metrics.reportsInvalid.Inc()
 			continue
 		}
-		u, err := s.usageWrite(ctx, rep)
-		if err != nil {
-			writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
-			return
-		}
-		writes = append(writes, u)
 		valid = append(valid, rep)
+	}
+	writes, err := s.usageWrites(ctx, valid)
+	if err != nil {
+		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
+		return
 	}
 	inserted, err := s.store.WriteUsageBatch(ctx, writes)
 	if err != nil {
@@ -113,72 +124,32 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 				Model: upstreamOr(rep.UpstreamModel, rep.Model)})
 		}
 	}
+	s.metrics.recordsWritten.Add(int64(len(marked)))
+	s.metrics.recordsDuplicate.Add(int64(len(valid) - len(marked)))
+	if dropped > 0 {
+		// Counted once the batch is stored: an unacknowledged batch's count comes again.
+		s.metrics.reportsDropped.Add(dropped)
+		s.log.Warn("gateway dropped completion reports", "dropped", dropped)
+	}
 	writeJSON(w, http.StatusOK, reportsReply{Accepted: len(valid)})
 }
 
-// usageWrite turns a valid report into its usage record, priced.
-func (s *Service) usageWrite(ctx context.Context, rep *report) (store.UsageWrite, error) {
-	tokens, err := usage.Normalize(rep.UsageFormat, rep.Usage)
-	if err != nil {
-		// The request happened; record it without tokens rather than lose it.
-		s.log.Warn("unreadable usage", "request_id", rep.RequestID, "usage_format", rep.UsageFormat, "error", err)
+// droppedCount reads a batch's optional dropped count. It is a diagnostic, so a value that
+// is not a non-negative integer is logged and ignored rather than refusing the batch (a
+// 400 would drop the reports with it).
+func (s *Service) droppedCount(raw json.RawMessage) int64 {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0
 	}
-	cost, err := s.cost(ctx, rep, tokens)
-	if err != nil {
-		return store.UsageWrite{}, err
-	}
-	details, err := json.Marshal(attemptsOrEmpty(rep.Attempts))
-	if err != nil {
-		return store.UsageWrite{}, err
-	}
-	return store.UsageWrite{
-		RequestID:           rep.RequestID,
-		GrantID:             rep.GrantID,
-		UserID:              rep.UserID,
-		APIKeyID:            rep.APIKeyID,
-		GroupID:             rep.GroupID,
-		AccountID:           rep.AccountID,
-		Path:                rep.Path,
-		Model:               rep.Model,
-		UpstreamModel:       rep.UpstreamModel,
-		Stream:              rep.Stream,
-		Status:              rep.Status,
-		ErrorClass:          rep.ErrorClass,
-		InputTokens:         tokens.Input,
-		OutputTokens:        tokens.Output,
-		CacheReadTokens:     tokens.CacheRead,
-		CacheCreationTokens: tokens.CacheCreation,
-		CostMicros:          cost,
-		DurationMs:          rep.DurationMs,
-		FirstTokenMs:        rep.FirstTokenMs,
-		Attempts:            len(rep.Attempts),
-		AttemptDetails:      details,
-	}, nil
-}
-
-// cost prices a report by the model sent upstream (the requested model when no mapping
-// applied) times the group's rate multiplier. An unpriced model costs 0 for now.
-func (s *Service) cost(ctx context.Context, rep *report, tokens usage.Tokens) (int64, error) {
-	price, _, ok := s.prices.Table().Lookup(usage.PricedModel(rep.UpstreamModel, rep.Model))
-	if !ok {
-		if tokens != (usage.Tokens{}) {
-			s.log.Warn("no price for model, usage not charged", "request_id", rep.RequestID,
-				"model", rep.Model, "upstream_model", rep.UpstreamModel)
+	var n int64
+	if err := json.Unmarshal(raw, &n); err != nil || n < 0 {
+		if len(raw) > 32 {
+			raw = raw[:32]
 		}
-		return 0, nil
+		s.log.Warn("ignoring a report batch's dropped count", "dropped", string(raw))
+		return 0
 	}
-	rate, err := s.rates.get(ctx, rep.GroupID, func(ctx context.Context) (int64, error) {
-		r, err := s.store.GroupRateMicros(ctx, rep.GroupID)
-		if errors.Is(err, store.ErrGroupNotFound) {
-			s.log.Warn("report for unknown group, charging at rate 1", "group_id", rep.GroupID)
-			return usage.RateUnit, nil
-		}
-		return r, err
-	})
-	if err != nil {
-		return 0, err
-	}
-	return usage.Cost(tokens, price, rate), nil
+	return n
 }
 
 // leasesOf lists every lease the reports' grants may hold: the user slot and the slot of
@@ -211,11 +182,4 @@ func leasesOf(reps []report) []slots.Lease {
 		}
 	}
 	return out
-}
-
-func attemptsOrEmpty(a []attempt) []attempt {
-	if a == nil {
-		return []attempt{}
-	}
-	return a
 }

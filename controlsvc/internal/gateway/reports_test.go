@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
@@ -11,24 +12,70 @@ import (
 
 // usageRow is the part of a usage record the tests check.
 type usageRow struct {
-	input, output, cacheRead, cacheCreation, cost int64
-	attempts                                      int
-	status                                        int
-	accountID                                     *int64
-	details                                       string
+	input, output, cacheRead, cacheCreation, reasoning, cost int64
+	bucketCosts                                              [4]int64 // input, output, cache read, cache write
+	rate                                                     int64
+	priced                                                   bool
+	attempts                                                 int
+	status                                                   int
+	accountID                                                *int64
+	admissionMs, upstreamMs, firstTokenMs, durationMs        int64
 }
 
 func (e *env) usageRow(t *testing.T, requestID string) usageRow {
 	t.Helper()
 	var r usageRow
 	err := e.st.Pool.QueryRow(context.Background(), `SELECT input_tokens, output_tokens, cache_read_tokens,
-		cache_creation_tokens, cost_micros, attempts, status, account_id, attempt_details::text
+		cache_creation_tokens, reasoning_tokens, cost_micros, input_cost_micros, output_cost_micros,
+		cache_read_cost_micros, cache_write_cost_micros, rate_micros, priced, attempts, status, account_id,
+		admission_ms, upstream_ms, first_token_ms, duration_ms
 		FROM usage_records WHERE request_id = $1`, requestID).Scan(
-		&r.input, &r.output, &r.cacheRead, &r.cacheCreation, &r.cost, &r.attempts, &r.status, &r.accountID, &r.details)
+		&r.input, &r.output, &r.cacheRead, &r.cacheCreation, &r.reasoning, &r.cost, &r.bucketCosts[0],
+		&r.bucketCosts[1], &r.bucketCosts[2], &r.bucketCosts[3], &r.rate, &r.priced, &r.attempts, &r.status,
+		&r.accountID, &r.admissionMs, &r.upstreamMs, &r.firstTokenMs, &r.durationMs)
 	if err != nil {
 		t.Fatalf("reading usage record %s: %v", requestID, err)
 	}
 	return r
+}
+
+// attemptRow is one usage_attempts row as the tests check it.
+type attemptRow struct {
+	attempt                     int
+	account                     int64
+	status                      int
+	errorClass                  string
+	input, output, reasoning    int64
+	cost, latency, firstTokenMs int64
+}
+
+func (e *env) attemptRows(t *testing.T, requestID string) []attemptRow {
+	t.Helper()
+	rows, err := e.st.Pool.Query(context.Background(), `SELECT attempt, COALESCE(account_id, 0), status, error_class,
+		input_tokens, output_tokens, reasoning_tokens, cost_micros, latency_ms, first_token_ms
+		FROM usage_attempts WHERE request_id = $1 ORDER BY attempt`, requestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []attemptRow
+	for rows.Next() {
+		var a attemptRow
+		if err := rows.Scan(&a.attempt, &a.account, &a.status, &a.errorClass, &a.input, &a.output, &a.reasoning,
+			&a.cost, &a.latency, &a.firstTokenMs); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (e *env) accountCost(t *testing.T, account int64) int64 {
+	t.Helper()
+	return e.queryInt(t, `SELECT usage_cost_micros FROM accounts WHERE id = $1`, account)
 }
 
 func (e *env) balance(t *testing.T, user int64) int64 {
@@ -83,14 +130,18 @@ func TestReportIsChargedOnceAndReleasesSlots(t *testing.T) {
 		}
 	}
 	row := e.usageRow(t, "req_once")
-	if row.input != 800 || row.cacheRead != 200 || row.output != 500 || row.cost != 10_875 ||
-		row.attempts != 1 || row.status != 200 || row.accountID == nil || *row.accountID != acc {
-		t.Fatalf("usage record %+v", row)
+	// input 800×2.5×1.5 = 3000, cache read 200×1.25×1.5 = 375, output 500×10×1.5 = 7500
+	want := usageRow{input: 800, cacheRead: 200, output: 500, cost: 10_875, bucketCosts: [4]int64{3000, 7500, 375, 0},
+		rate: 1_500_000, priced: true, attempts: 1, status: 200, accountID: row.accountID, firstTokenMs: 120, durationMs: 900}
+	if row != want || row.accountID == nil || *row.accountID != acc {
+		t.Fatalf("usage record %+v\nwant          %+v", row, want)
 	}
-	var details []attempt
-	if err := json.Unmarshal([]byte(row.details), &details); err != nil || len(details) != 1 ||
-		details[0].AccountID != acc || details[0].DurationMs != 850 {
-		t.Fatalf("attempt_details %s", row.details)
+	wantAttempts := []attemptRow{{attempt: 1, account: acc, status: 200, input: 800, output: 500, cost: 10_875, latency: 850}}
+	if got := e.attemptRows(t, "req_once"); !reflect.DeepEqual(got, wantAttempts) {
+		t.Fatalf("attempts %+v, want %+v", got, wantAttempts)
+	}
+	if c := e.accountCost(t, acc); c != 10_875 {
+		t.Fatalf("account usage cost %d, want 10875 once", c)
 	}
 	if us, as := e.count(t, slots.KindUser, u), e.count(t, slots.KindAccount, acc); us != 0 || as != 0 {
 		t.Fatalf("slots user=%d account=%d after the report, want 0 and 0", us, as)
@@ -104,6 +155,7 @@ func TestReportUsageAndCost(t *testing.T) {
 		name          string
 		platform      string
 		rate          string
+		userRate      string // the user's own rate in the group; "" = none
 		model         string
 		upstreamModel string
 		format        string
@@ -111,61 +163,154 @@ func TestReportUsageAndCost(t *testing.T) {
 		want          usageRow
 	}{
 		{
-			name: "chat completions", platform: "openai", rate: "1", model: "gpt-4o-mini", format: "chat",
-			usage: `{"prompt_tokens":2006,"completion_tokens":300,"prompt_tokens_details":{"cached_tokens":1920}}`,
-			// 86×0.15 + 1920×0.075 + 300×0.6 = 12.9 + 144 + 180 = 336.9 → 337
-			want: usageRow{input: 86, cacheRead: 1920, output: 300, cost: 337},
+			name: "chat completions with reasoning", platform: "openai", rate: "1", model: "gpt-4o-mini", format: "chat",
+			usage: `{"prompt_tokens":2006,"completion_tokens":300,"prompt_tokens_details":{"cached_tokens":1920},
+				"completion_tokens_details":{"reasoning_tokens":120}}`,
+			// 86×0.15 = 12.9 → 13, 1920×0.075 = 144, 300×0.6 = 180 (reasoning is inside output)
+			want: usageRow{input: 86, cacheRead: 1920, output: 300, reasoning: 120, cost: 337,
+				bucketCosts: [4]int64{13, 180, 144, 0}, rate: 1_000_000, priced: true},
+		},
+		{
+			name: "responses with reasoning", platform: "openai", rate: "1", model: "gpt-4o", format: "responses",
+			usage: `{"input_tokens":10,"output_tokens":100,"output_tokens_details":{"reasoning_tokens":64}}`,
+			want: usageRow{input: 10, output: 100, reasoning: 64, cost: 1025, bucketCosts: [4]int64{25, 1000, 0, 0},
+				rate: 1_000_000, priced: true},
 		},
 		{
 			name: "anthropic with cache write, dated model", platform: "anthropic", rate: "1",
 			model: "claude-sonnet-4-20250514", format: "anthropic",
 			usage: `{"input_tokens":25,"cache_creation_input_tokens":1500,"cache_read_input_tokens":3000,"output_tokens":420}`,
-			want:  usageRow{input: 25, cacheRead: 3000, cacheCreation: 1500, output: 420, cost: 12_900},
+			// 25×3 = 75, 420×15 = 6300, 3000×0.3 = 900, 1500×3.75 = 5625
+			want: usageRow{input: 25, cacheRead: 3000, cacheCreation: 1500, output: 420, cost: 12_900,
+				bucketCosts: [4]int64{75, 6300, 900, 5625}, rate: 1_000_000, priced: true},
 		},
 		{
 			name: "priced by the upstream model", platform: "openai", rate: "2", model: "gpt-4o",
 			upstreamModel: "gpt-4o-mini-2024-07-18", format: "responses",
 			usage: `{"input_tokens":1000000,"output_tokens":0}`,
-			want:  usageRow{input: 1_000_000, cost: 300_000},
+			want:  usageRow{input: 1_000_000, cost: 300_000, bucketCosts: [4]int64{300_000, 0, 0, 0}, rate: 2_000_000, priced: true},
 		},
 		{
-			name: "unknown model costs nothing for now", platform: "openai", rate: "1", model: "my-local-llm",
+			name: "the user's own rate overrides the group's", platform: "openai", rate: "2", userRate: "0.5",
+			model: "gpt-4o", format: "responses", usage: `{"input_tokens":1000,"output_tokens":1000}`,
+			want: usageRow{input: 1000, output: 1000, cost: 6250, bucketCosts: [4]int64{1250, 5000, 0, 0},
+				rate: 500_000, priced: true},
+		},
+		{
+			name: "unpriced model is recorded unpriced at cost 0", platform: "openai", rate: "1", model: "my-local-llm",
 			format: "responses", usage: `{"input_tokens":1000,"output_tokens":1000}`,
-			want: usageRow{input: 1000, output: 1000, cost: 0},
+			want: usageRow{input: 1000, output: 1000, rate: 1_000_000},
 		},
 		{
 			name: "no usage", platform: "openai", rate: "1", model: "gpt-4o", format: "responses", usage: `null`,
-			want: usageRow{},
+			want: usageRow{rate: 1_000_000, priced: true},
 		},
 		{
 			name: "unreadable usage is recorded without tokens", platform: "openai", rate: "1", model: "gpt-4o",
 			format: "gemini", usage: `{"promptTokenCount":5}`,
-			want: usageRow{},
+			want: usageRow{rate: 1_000_000, priced: true},
 		},
 		{
 			name: "rate zero", platform: "openai", rate: "0", model: "gpt-4o", format: "responses",
 			usage: `{"input_tokens":1000,"output_tokens":1000}`,
-			want:  usageRow{input: 1000, output: 1000, cost: 0},
+			want:  usageRow{input: 1000, output: 1000, priced: true},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u := e.seedUser(t, 2, 5_000_000)
 			g := e.seedGroup(t, tt.platform, tt.rate)
-			e.seedAccount(t, g, accountSeed{platform: tt.platform})
+			e.exec(t, `UPDATE groups SET allow_unpriced = true WHERE id = $1`, g) // this test is about reports
+			if tt.userRate != "" {
+				e.exec(t, `INSERT INTO user_group_rates (user_id, group_id, rate_multiplier) VALUES ($1, $2, $3::numeric)`,
+					u, g, tt.userRate)
+			}
+			acc := e.seedAccount(t, g, accountSeed{platform: tt.platform})
 			grant := e.mustGrant(t, admitRequest{APIKey: e.seedKey(t, u, g), Model: tt.model})
 			rep := reportFor(grant, 200, tt.format, tt.usage)
 			rep.Model, rep.UpstreamModel = tt.model, tt.upstreamModel
+			rep.DurationMs, rep.FirstTokenMs = 0, 0
 			wantAccepted(t, e.sendReports(t, rep), 1)
 			got := e.usageRow(t, grant.RequestID)
-			if got.input != tt.want.input || got.output != tt.want.output || got.cacheRead != tt.want.cacheRead ||
-				got.cacheCreation != tt.want.cacheCreation || got.cost != tt.want.cost {
-				t.Fatalf("usage record %+v, want tokens/cost of %+v", got, tt.want)
+			want := tt.want
+			want.attempts, want.status, want.accountID = 1, 200, got.accountID
+			if got != want {
+				t.Fatalf("usage record %+v\nwant          %+v", got, want)
+			}
+			if sum := got.bucketCosts[0] + got.bucketCosts[1] + got.bucketCosts[2] + got.bucketCosts[3]; sum != got.cost {
+				t.Fatalf("bucket costs %v do not sum to the cost %d", got.bucketCosts, got.cost)
 			}
 			if b := e.balance(t, u); b != 5_000_000-tt.want.cost {
 				t.Fatalf("balance %d, want %d", b, 5_000_000-tt.want.cost)
 			}
+			if c := e.accountCost(t, acc); c != tt.want.cost {
+				t.Fatalf("account usage cost %d, want %d", c, tt.want.cost)
+			}
 		})
+	}
+}
+
+// A failover request: every attempt is in the ledger, the user pays for the answering one,
+// and each account accumulates the usage of its own attempts; a replay changes nothing.
+func TestReportLedgerOfFailover(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	f := e.seedFixture(t, 2, "openai")
+	a := e.seedAccount(t, f.group, accountSeed{priority: 1})
+	b := e.seedAccount(t, f.group, accountSeed{priority: 2})
+	grant := e.mustGrant(t, admitRequest{RequestID: "req_ledger", APIKey: f.key, Model: "gpt-4o"})
+	rep := reportFor(grant, 200, "responses",
+		`{"input_tokens":100,"output_tokens":100,"output_tokens_details":{"reasoning_tokens":30}}`)
+	rep.AccountID = b
+	rep.AdmissionMs, rep.UpstreamMs = 7, 880
+	rep.Attempts = []attempt{
+		{AccountID: a, Status: 429, ErrorClass: "upstream_status", DurationMs: 5, RetryAfter: "1"},
+		{AccountID: b, Status: 200, DurationMs: 850, FirstTokenMs: 140},
+	}
+	for range 2 {
+		wantAccepted(t, e.sendReports(t, rep), 1)
+	}
+	row := e.usageRow(t, "req_ledger")
+	if row.cost != costOf100x100 || row.attempts != 2 || row.reasoning != 30 || row.admissionMs != 7 ||
+		row.upstreamMs != 880 || row.firstTokenMs != 120 || row.durationMs != 900 {
+		t.Fatalf("usage record %+v", row)
+	}
+	want := []attemptRow{
+		{attempt: 1, account: a, status: 429, errorClass: "upstream_status", latency: 5},
+		{attempt: 2, account: b, status: 200, input: 100, output: 100, reasoning: 30, cost: costOf100x100,
+			latency: 850, firstTokenMs: 140},
+	}
+	if got := e.attemptRows(t, "req_ledger"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("attempts\n got %+v\nwant %+v", got, want)
+	}
+	if ca, cb := e.accountCost(t, a), e.accountCost(t, b); ca != 0 || cb != costOf100x100 {
+		t.Fatalf("account costs %d and %d, want 0 and %d", ca, cb, costOf100x100)
+	}
+	if bal := e.balance(t, f.user); bal != 10_000_000-costOf100x100 {
+		t.Fatalf("balance %d, want %d", bal, 10_000_000-costOf100x100)
+	}
+
+	// Earlier attempts that produced usage (their own usage object) are charged to their
+	// account at list price × rate, by the model that account was sent, never to the user.
+	grant2 := e.mustGrant(t, admitRequest{RequestID: "req_ledger2", APIKey: f.key, Model: "gpt-4o"})
+	rep2 := reportFor(grant2, 200, "responses", `{"input_tokens":100,"output_tokens":100}`)
+	rep2.Attempts = []attempt{
+		{AccountID: a, ErrorClass: "first_token_timeout", DurationMs: 500, Usage: json.RawMessage(`{"input_tokens":100}`)},
+		{AccountID: a, ErrorClass: "first_token_timeout", DurationMs: 500, Usage: json.RawMessage(`{"input_tokens":100}`),
+			UpstreamModel: "gpt-4o-mini"},
+		{AccountID: b, Status: 200, DurationMs: 300},
+	}
+	wantAccepted(t, e.sendReports(t, rep2), 1)
+	// 100 × 2.5 (gpt-4o) + 100 × 0.15 (gpt-4o-mini)
+	if ca, cb := e.accountCost(t, a), e.accountCost(t, b); ca != 265 || cb != 2*costOf100x100 {
+		t.Fatalf("account costs %d and %d, want 265 and %d", ca, cb, 2*costOf100x100)
+	}
+	if bal := e.balance(t, f.user); bal != 10_000_000-2*costOf100x100 {
+		t.Fatalf("balance %d, want %d", bal, 10_000_000-2*costOf100x100)
+	}
+	got := e.attemptRows(t, "req_ledger2")
+	if len(got) != 3 || got[0].input != 100 || got[0].cost != 250 || got[1].cost != 15 || got[2].cost != costOf100x100 {
+		t.Fatalf("attempts %+v", got)
 	}
 }
 

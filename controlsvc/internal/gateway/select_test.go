@@ -147,13 +147,13 @@ func TestReadmissionMarksFailedAccount(t *testing.T) {
 			f := e.seedFixture(t, 1, "openai")
 			primary := e.seedAccount(t, f.group, accountSeed{priority: 1})
 			backup := e.seedAccount(t, f.group, accountSeed{priority: 2})
-			first := e.mustGrant(t, admitRequest{RequestID: "req_x", APIKey: f.key, Model: "gpt-4o"})
+			first := e.mustGrant(t, admitRequest{RequestID: "req_" + t.Name(), APIKey: f.key, Model: "gpt-4o"})
 			if first.AccountID != primary {
 				t.Fatalf("first choice %d, want %d", first.AccountID, primary)
 			}
 			failed := tt.failed
 			failed.AccountID = primary
-			again := e.mustGrant(t, admitRequest{RequestID: "req_x", GrantID: first.GrantID, APIKey: f.key,
+			again := e.mustGrant(t, admitRequest{RequestID: "req_" + t.Name(), GrantID: first.GrantID, APIKey: f.key,
 				Model: "gpt-4o", Exclude: []int64{primary}, Failed: &failed})
 			if again.GrantID != first.GrantID || again.AccountID != backup {
 				t.Fatalf("re-admission = grant %s account %d, want grant %s account %d",
@@ -221,20 +221,25 @@ func TestRefusedReadmissionKeepsGrant(t *testing.T) {
 	}
 }
 
-// The failed attempt is settled even when the re-admission is refused for billing.
+// The failed attempt is settled even when the re-admission is refused for billing: here the
+// next account would be sent a model without a price. (A balance that ran out meanwhile does
+// not refuse a re-admission: the request holds its reservation; billing_test.go.)
 func TestReadmissionRefusedForBillingStillSettlesFailure(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	f := e.seedFixture(t, 2, "anthropic")
-	acc := e.seedAccount(t, f.group, accountSeed{platform: "anthropic"})
+	acc := e.seedAccount(t, f.group, accountSeed{platform: "anthropic", priority: 1})
+	unpriced := e.seedAccount(t, f.group, accountSeed{platform: "anthropic", priority: 2,
+		mapping: `{"claude-sonnet-4":"claude-unpriced-test"}`})
 	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "claude-sonnet-4", Path: "/v1/messages"})
-	e.exec(t, `UPDATE users SET balance_micros = 0 WHERE id = $1`, f.user)
-	time.Sleep(cacheTTL + 100*time.Millisecond) // the key cache holds the old balance
-	res := e.admit(t, admitRequest{GrantID: g.GrantID, APIKey: f.key, Model: "claude-sonnet-4", Path: "/v1/messages",
-		Exclude: []int64{acc}, Failed: &failure{AccountID: acc, Status: 529}})
-	wantError(t, res, 403, ReasonBilling, "anthropic", "billing_error", "Insufficient account balance")
-	if a := e.count(t, slots.KindAccount, acc); a != 0 {
-		t.Fatalf("failed account slot still held (%d)", a)
+	if g.AccountID != acc {
+		t.Fatalf("first choice %d, want %d", g.AccountID, acc)
+	}
+	res := e.admit(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "claude-sonnet-4",
+		Path: "/v1/messages", Exclude: []int64{acc}, Failed: &failure{AccountID: acc, Status: 529}})
+	wantError(t, res, 400, ReasonInvalid, "anthropic", "invalid_request_error", "No price configured for model claude-unpriced-test")
+	if a, b := e.count(t, slots.KindAccount, acc), e.count(t, slots.KindAccount, unpriced); a != 0 || b != 0 {
+		t.Fatalf("account slots still held: failed %d, refused %d", a, b)
 	}
 	if n := e.queryInt(t, `SELECT count(*) FROM accounts WHERE id = $1 AND overloaded_until > now()`, acc); n != 1 {
 		t.Fatal("failed account not marked overloaded")

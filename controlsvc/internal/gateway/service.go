@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
@@ -45,6 +46,13 @@ type Config struct {
 	// RateLimitCooldown is the rest of an account after a 429 that announces no reset;
 	// <= 0 means DefaultRateLimitCooldown, above MaxRateLimitCooldown is capped.
 	RateLimitCooldown time.Duration
+	// ReservationTTL is the age at which the sweeper releases a reservation whose report
+	// never came; <= 0 means store.DefaultReservationTTL. SweepInterval spaces the
+	// sweeps; <= 0 means every minute.
+	ReservationTTL time.Duration
+	SweepInterval  time.Duration
+	// Metrics receives the service's counters (metrics.go); nil keeps them private.
+	Metrics *metrics.Registry
 }
 
 // Service implements the internal API.
@@ -60,8 +68,9 @@ type Service struct {
 
 	keys     *ttlCache[string, keyResult]
 	accounts *ttlCache[groupKey, []groupAccount]
-	rates    *ttlCache[int64, int64]
 	touch    *toucher
+	sweep    *sweeper
+	metrics  gatewayMetrics
 	rules    RuleSource
 	prices   PriceSource
 
@@ -71,8 +80,8 @@ type Service struct {
 	rateLimitCooldown time.Duration
 }
 
-// New assembles the service and starts its last-used batcher and its subscription to slot
-// releases (which wakes waiting admissions); Close stops them.
+// New assembles the service and starts its last-used batcher, its subscription to slot
+// releases (which wakes waiting admissions) and its reservation sweeper; Close stops them.
 func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logger) *Service {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
@@ -82,6 +91,12 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	}
 	if cfg.RateLimitCooldown <= 0 {
 		cfg.RateLimitCooldown = DefaultRateLimitCooldown
+	}
+	if cfg.ReservationTTL <= 0 {
+		cfg.ReservationTTL = store.DefaultReservationTTL
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = sweepInterval
 	}
 	s := &Service{
 		store:    st,
@@ -94,22 +109,24 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		noAuth:   cfg.PluginSecret == "",
 		keys:     newTTLCache[string, keyResult](cacheTTL),
 		accounts: newTTLCache[groupKey, []groupAccount](cacheTTL),
-		rates:    newTTLCache[int64, int64](cacheTTL),
 		touch:    newToucher(st, log),
+		sweep:    newSweeper(st, cfg.ReservationTTL, cfg.SweepInterval, log),
 		rules:    cfg.Rules,
 		prices:   cfg.Prices,
+		metrics:  newGatewayMetrics(cfg.Metrics),
 	}
 	if s.prices == nil {
 		s.prices = defaultPrices{}
 	}
 	s.rateLimitCooldown = min(cfg.RateLimitCooldown, MaxRateLimitCooldown)
 	go s.touch.run()
+	go s.sweep.run()
 	return s
 }
 
 // Register mounts the internal endpoints on r, each behind the plugin secret.
 func (s *Service) Register(r *mux.Router) {
-	r.Handle("/internal/v1/admit", s.requireSecret(http.HandlerFunc(s.handleAdmit))).Methods(http.MethodPost)
+	r.Handle("/internal/v1/admit", s.requireSecret(s.countAdmissions(http.HandlerFunc(s.handleAdmit)))).Methods(http.MethodPost)
 	r.Handle("/internal/v1/reports", s.requireSecret(http.HandlerFunc(s.handleReports))).Methods(http.MethodPost)
 	r.Handle("/internal/v1/renew", s.requireSecret(http.HandlerFunc(s.handleRenew))).Methods(http.MethodPost)
 	r.Handle("/internal/v1/upstream-error", s.requireSecret(http.HandlerFunc(s.handleUpstreamError))).Methods(http.MethodPost)
@@ -119,6 +136,7 @@ func (s *Service) Register(r *mux.Router) {
 func (s *Service) Close() {
 	s.closeOnce.Do(func() {
 		s.touch.close()
+		s.sweep.close()
 		s.waker.close()
 	})
 }

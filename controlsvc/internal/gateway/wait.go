@@ -67,7 +67,7 @@ func (c WaitConfig) withDefaults() WaitConfig {
 }
 
 // MaxWait is the longest an admission can wait: the user queue, then a sticky account's.
-// The plugin's bound on an admit call must cover it (docs/design.md).
+// The plugin's wait budget (max_wait_ms) caps it further (docs/design.md).
 func (c WaitConfig) MaxWait() time.Duration {
 	c = c.withDefaults()
 	acc := c.StickyTimeout
@@ -152,14 +152,39 @@ func (w *waker) close() {
 	<-w.done
 }
 
-// waitSlot waits up to timeout for e's grant to get a slot in FIFO order, queueing it if it
-// is not queued yet. It returns nil once the grant holds the slot, errWaitQueueFull when it
-// could not queue, errWaitTimeout, or the context's error when the caller went away; in every
-// case but success the grant's queue entry is gone when it returns.
+// waitBudgetKey carries the deadline of an admission's waits in its context.
+type waitBudgetKey struct{}
+
+// withWaitBudget bounds the total time one admit call may spend in wait queues, whatever
+// the queues' own timeouts: the plugin sends the budget (max_wait_ms) and bounds the call by
+// it plus its admission timeout, so an admission always answers before the plugin gives up.
+func withWaitBudget(ctx context.Context, budget time.Duration) context.Context {
+	return context.WithValue(ctx, waitBudgetKey{}, time.Now().Add(budget))
+}
+
+// budgeted shortens a queue's timeout to what is left of the admission's wait budget (can
+// be 0 or less: no waiting).
+func budgeted(ctx context.Context, timeout time.Duration) time.Duration {
+	if until, ok := ctx.Value(waitBudgetKey{}).(time.Time); ok {
+		if left := time.Until(until); left < timeout {
+			return left
+		}
+	}
+	return timeout
+}
+
+// waitSlot waits up to timeout (shortened to the admission's wait budget) for e's grant to
+// get a slot in FIFO order, queueing it if it is not queued yet. It returns nil once the
+// grant holds the slot, errWaitQueueFull when it could not queue, errWaitTimeout, or the
+// context's error when the caller went away; in every case but success the grant's queue
+// entry is gone when it returns.
 func (s *Service) waitSlot(ctx context.Context, e slots.Entry, timeout time.Duration) error {
 	tag, err := slots.Tag(e.Kind, e.ID)
 	if err != nil {
 		return err
+	}
+	if timeout = budgeted(ctx, timeout); timeout < 0 {
+		timeout = 0 // one more try at the slot, then the timeout refusal
 	}
 	e.WaitTTL = timeout + waitEntryMargin
 	wake, unregister := s.waker.register(tag)

@@ -138,3 +138,60 @@ func TestWaiterThatLeavesFreesItsPlace(t *testing.T) {
 		t.Errorf("the queue entry outlived its caller by %s", el)
 	}
 }
+
+func ms(n int64) *int64 { return &n }
+
+// The plugin's wait budget (max_wait_ms) ends a wait before the queue's own timeout, with
+// the same refusal, so the admit call always answers within the plugin's bound.
+func TestWaitBudgetCapsTheWait(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, DefaultLeaseTTL, WaitConfig{UserTimeout: 20 * time.Second})
+	f := e.seedFixture(t, 1, "openai")
+	e.seedAccount(t, f.group, accountSeed{})
+	e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+
+	tests := []struct {
+		name    string
+		budget  int64
+		atLeast time.Duration
+		atMost  time.Duration
+	}{
+		{name: "budget of 300ms", budget: 300, atLeast: 300 * time.Millisecond, atMost: 3 * time.Second},
+		{name: "no waiting at all", budget: 0, atLeast: 0, atMost: 2 * time.Second},
+	}
+	for _, tt := range tests {
+		began := time.Now()
+		res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", MaxWaitMs: ms(tt.budget)})
+		el := time.Since(began)
+		wantError(t, res, 429, ReasonUserConcurrency, "openai", "rate_limit_error",
+			"Concurrency limit exceeded for user, please retry later")
+		if el < tt.atLeast || el > tt.atMost {
+			t.Errorf("%s: refused after %s, want between %s and %s", tt.name, el, tt.atLeast, tt.atMost)
+		}
+		if w := e.waiting(t, f.user); w != 0 {
+			t.Errorf("%s: %d waiters left", tt.name, w)
+		}
+	}
+	neg := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", MaxWaitMs: ms(-1)})
+	wantError(t, neg, 400, ReasonInvalid, "openai", "invalid_request_error", "Invalid max_wait_ms")
+}
+
+// The budget bounds the account queue too (here the fallback queue, whose timeout is 20 s).
+func TestWaitBudgetCapsAccountWait(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, DefaultLeaseTTL, WaitConfig{UserTimeout: 20 * time.Second, FallbackTimeout: 20 * time.Second})
+	f := e.seedFixture(t, 2, "openai")
+	acc := e.seedAccount(t, f.group, accountSeed{concurrency: 1})
+	first := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"}) // holds the account
+	if first.AccountID != acc {
+		t.Fatalf("granted account %d, want %d", first.AccountID, acc)
+	}
+	began := time.Now()
+	res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", MaxWaitMs: ms(400)})
+	el := time.Since(began)
+	wantError(t, res, 429, ReasonAccountConcurrency, "openai", "rate_limit_error",
+		"Concurrency limit exceeded for account, please retry later")
+	if el < 400*time.Millisecond || el > 3*time.Second {
+		t.Errorf("refused after %s, want about the 400ms budget", el)
+	}
+}

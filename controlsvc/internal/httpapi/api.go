@@ -85,6 +85,8 @@ func (a *API) Register(r *mux.Router) {
 	}
 	r.HandleFunc("/healthz", a.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", a.readyz).Methods(http.MethodGet, http.MethodHead)
+	// A gateway key's own usage: public (through Traefik), authenticated by the key itself.
+	r.Handle(KeyUsagePath, a.logRequests(byMethod{http.MethodGet: a.keyUsage}))
 
 	admin := r.PathPrefix(AdminPrefix).Subrouter()
 	admin.Use(a.logRequests, a.requireAdmin)
@@ -97,6 +99,16 @@ func (a *API) Register(r *mux.Router) {
 	const id = "/{id:[0-9]+}"
 	admin.Handle("/users", byMethod{http.MethodGet: a.listUsers, http.MethodPost: a.createUser})
 	admin.Handle("/users"+id, byMethod{http.MethodGet: a.getUser, http.MethodPatch: a.patchUser})
+	admin.Handle("/users"+id+"/balance", byMethod{http.MethodPost: a.adjustBalance})
+	admin.Handle("/users"+id+"/balance-adjustments", byMethod{http.MethodGet: a.listBalanceAdjustments})
+	admin.Handle("/users"+id+"/group-rates", byMethod{http.MethodGet: a.listUserGroupRates})
+	admin.Handle("/users"+id+"/group-rates/{group_id:[0-9]+}", byMethod{
+		http.MethodPut: a.putUserGroupRate, http.MethodDelete: a.deleteUserGroupRate,
+	})
+	admin.Handle("/subscriptions", byMethod{http.MethodGet: a.listSubscriptions, http.MethodPost: a.createSubscription})
+	admin.Handle("/subscriptions"+id, byMethod{
+		http.MethodGet: a.getSubscription, http.MethodPatch: a.patchSubscription, http.MethodDelete: a.cancelSubscription,
+	})
 	admin.Handle("/groups", byMethod{http.MethodGet: a.listGroups, http.MethodPost: a.createGroup})
 	admin.Handle("/groups"+id, byMethod{http.MethodGet: a.getGroup, http.MethodPatch: a.patchGroup})
 	admin.Handle("/accounts", byMethod{http.MethodGet: a.listAccounts, http.MethodPost: a.createAccount})
@@ -105,8 +117,12 @@ func (a *API) Register(r *mux.Router) {
 	})
 	admin.Handle("/accounts"+id+"/clear-state", byMethod{http.MethodPost: a.clearAccountState})
 	admin.Handle("/api-keys", byMethod{http.MethodGet: a.listAPIKeys, http.MethodPost: a.createAPIKey})
-	admin.Handle("/api-keys"+id, byMethod{http.MethodDelete: a.deleteAPIKey})
+	admin.Handle("/api-keys"+id, byMethod{
+		http.MethodGet: a.getAPIKey, http.MethodPatch: a.patchAPIKey, http.MethodDelete: a.deleteAPIKey,
+	})
 	admin.Handle("/usage", byMethod{http.MethodGet: a.listUsage})
+	admin.Handle("/usage/summary", byMethod{http.MethodGet: a.usageSummary}) // before /usage/{request_id}
+	admin.Handle("/usage/{request_id}", byMethod{http.MethodGet: a.getUsage})
 	admin.Handle("/concurrency", byMethod{http.MethodGet: a.concurrency})
 	admin.Handle("/error-passthrough-rules", byMethod{http.MethodGet: a.listRules, http.MethodPost: a.createRule})
 	admin.Handle("/error-passthrough-rules"+id, byMethod{

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -8,14 +9,20 @@ import (
 )
 
 type apiKeyView struct {
-	ID         int64      `json:"id"`
-	UserID     int64      `json:"user_id"`
-	GroupID    int64      `json:"group_id"`
-	Name       string     `json:"name"`
-	KeyPrefix  string     `json:"key_prefix"`
-	Status     string     `json:"status"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-	CreatedAt  time.Time  `json:"created_at"`
+	ID        int64  `json:"id"`
+	UserID    int64  `json:"user_id"`
+	GroupID   int64  `json:"group_id"`
+	Name      string `json:"name"`
+	KeyPrefix string `json:"key_prefix"`
+	Status    string `json:"status"`
+	// QuotaUSD caps the key's spend (null = none); QuotaUsedUSD is what it spent while it had
+	// a quota and QuotaReservedUSD what its requests in flight hold against the quota.
+	QuotaUSD         *json.Number `json:"quota_usd"`
+	QuotaUsedUSD     json.Number  `json:"quota_used_usd"`
+	QuotaReservedUSD json.Number  `json:"quota_reserved_usd"`
+	ExpiresAt        *time.Time   `json:"expires_at"`
+	LastUsedAt       *time.Time   `json:"last_used_at"`
+	CreatedAt        time.Time    `json:"created_at"`
 	// Key is the full key, set only in the create response: it is not stored.
 	Key string `json:"key,omitempty"`
 }
@@ -23,14 +30,57 @@ type apiKeyView struct {
 func newAPIKeyView(k store.APIKey) apiKeyView {
 	return apiKeyView{
 		ID: k.ID, UserID: k.UserID, GroupID: k.GroupID, Name: k.Name, KeyPrefix: k.KeyPrefix,
-		Status: k.Status, LastUsedAt: k.LastUsedAt, CreatedAt: k.CreatedAt,
+		Status: k.Status, QuotaUSD: optionalUSD(k.QuotaMicros), QuotaUsedUSD: formatMicros(k.QuotaUsedMicros),
+		QuotaReservedUSD: formatMicros(k.QuotaReservedMicros), ExpiresAt: utcPtr(k.ExpiresAt),
+		LastUsedAt: k.LastUsedAt, CreatedAt: k.CreatedAt,
 	}
 }
 
+// optionalUSD renders nullable micros.
+func optionalUSD(v *int64) *json.Number {
+	if v == nil {
+		return nil
+	}
+	n := formatMicros(*v)
+	return &n
+}
+
+// utcPtr shows a nullable time in UTC.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// apiKeyInput is the body of POST and PATCH /api-keys.
 type apiKeyInput struct {
-	UserID  *int64  `json:"user_id"`
-	GroupID *int64  `json:"group_id"`
-	Name    *string `json:"name"`
+	UserID    *int64   `json:"user_id"`
+	GroupID   *int64   `json:"group_id"`
+	Name      *string  `json:"name"`
+	Status    *string  `json:"status"`
+	QuotaUSD  nullable `json:"quota_usd"`
+	ExpiresAt nullable `json:"expires_at"`
+}
+
+// patch validates the fields that both POST and PATCH take.
+func (in *apiKeyInput) patch() (store.APIKeyPatch, error) {
+	p := store.APIKeyPatch{Name: in.Name, Status: in.Status}
+	if in.Name != nil {
+		if err := checkLength("name", *in.Name); err != nil {
+			return p, err
+		}
+	}
+	if err := checkEnum("status", in.Status, statuses); err != nil {
+		return p, err
+	}
+	var err error
+	if p.Quota, err = in.QuotaUSD.usd("quota_usd"); err != nil {
+		return p, err
+	}
+	p.ExpiresAt, err = in.ExpiresAt.timestamp("expires_at")
+	return p, err
 }
 
 func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) {
@@ -39,22 +89,26 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	name := ""
-	var err error
+	p, err := in.patch()
 	switch {
+	case err != nil:
 	case in.UserID == nil || *in.UserID <= 0:
 		err = invalid("user_id is required and must be a positive integer")
 	case in.GroupID == nil || *in.GroupID <= 0:
 		err = invalid("group_id is required and must be a positive integer")
-	case in.Name != nil:
-		name = *in.Name
-		err = checkLength("name", name)
 	}
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	k, key, err := a.st.CreateAPIKey(r.Context(), *in.UserID, *in.GroupID, name)
+	n := store.NewAPIKey{UserID: *in.UserID, GroupID: *in.GroupID, QuotaMicros: p.Quota.Micros, ExpiresAt: p.ExpiresAt.At}
+	if p.Name != nil {
+		n.Name = *p.Name
+	}
+	if p.Status != nil {
+		n.Status = *p.Status
+	}
+	k, key, err := a.st.CreateAPIKey(r.Context(), n)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -80,6 +134,49 @@ func (a *API) listAPIKeys(w http.ResponseWriter, r *http.Request) {
 		views = append(views, newAPIKeyView(k))
 	}
 	writeList(w, views)
+}
+
+func (a *API) getAPIKey(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	k, err := a.st.GetAPIKey(r.Context(), id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newAPIKeyView(k))
+}
+
+func (a *API) patchAPIKey(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var in apiKeyInput
+	if err := decodeBody(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p, err := in.patch()
+	switch {
+	case err != nil:
+	case in.UserID != nil || in.GroupID != nil:
+		err = invalid("user_id and group_id of a key cannot be changed; create a new key")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	k, err := a.st.UpdateAPIKey(r.Context(), id, p)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newAPIKeyView(k))
 }
 
 func (a *API) deleteAPIKey(w http.ResponseWriter, r *http.Request) {

@@ -17,10 +17,11 @@ type groupView struct {
 	Status         string      `json:"status"`
 	// Stream deadlines of the group's requests in milliseconds: null = the gateway's
 	// default (the plugin configuration), 0 = off.
-	FirstTokenTimeoutMs *int64    `json:"first_token_timeout_ms"`
-	StreamIdleTimeoutMs *int64    `json:"stream_idle_timeout_ms"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms"`
+	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms"`
+	groupBillingView
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func newGroupView(g store.Group) (groupView, error) {
@@ -31,7 +32,7 @@ func newGroupView(g store.Group) (groupView, error) {
 	return groupView{
 		ID: g.ID, Name: g.Name, Platform: g.Platform, RateMultiplier: formatMicros(rate),
 		Status: g.Status, FirstTokenTimeoutMs: g.FirstTokenTimeoutMs, StreamIdleTimeoutMs: g.StreamIdleTimeoutMs,
-		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+		groupBillingView: newGroupBillingView(g.GroupBilling), CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
 	}, nil
 }
 
@@ -43,6 +44,7 @@ type groupInput struct {
 	Status              *string          `json:"status"`
 	FirstTokenTimeoutMs optionalMillis   `json:"first_token_timeout_ms"`
 	StreamIdleTimeoutMs optionalMillis   `json:"stream_idle_timeout_ms"`
+	groupBillingInput
 }
 
 // optionalMillis is a nullable millisecond field of a request body. It tells an absent
@@ -119,7 +121,8 @@ func (in *groupInput) group() (store.Group, error) {
 		return g, err
 	}
 	g.FirstTokenTimeoutMs, g.StreamIdleTimeoutMs = firstToken.Ms, streamIdle.Ms
-	return g, nil
+	g.GroupBilling, err = in.billing()
+	return g, err
 }
 
 // patch validates a PATCH body. The platform cannot change: the group's accounts and keys
@@ -143,8 +146,10 @@ func (in *groupInput) patch() (store.GroupPatch, error) {
 		p.RateMultiplier = &rate
 	}
 	var err error
-	p.FirstTokenTimeout, p.StreamIdleTimeout, err = in.timeouts()
-	return p, err
+	if p.FirstTokenTimeout, p.StreamIdleTimeout, err = in.timeouts(); err != nil {
+		return p, err
+	}
+	return p, in.billingPatch(&p)
 }
 
 func (a *API) createGroup(w http.ResponseWriter, r *http.Request) {

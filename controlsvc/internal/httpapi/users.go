@@ -16,14 +16,19 @@ type userView struct {
 	Name        string      `json:"name"`
 	Concurrency int         `json:"concurrency"`
 	BalanceUSD  json.Number `json:"balance_usd"`
-	Status      string      `json:"status"`
-	CreatedAt   time.Time   `json:"created_at"`
-	UpdatedAt   time.Time   `json:"updated_at"`
+	// ReservedUSD is held by the user's requests in flight; AvailableUSD = balance - reserved
+	// is what admission can still spend.
+	ReservedUSD  json.Number `json:"reserved_usd"`
+	AvailableUSD json.Number `json:"available_usd"`
+	Status       string      `json:"status"`
+	CreatedAt    time.Time   `json:"created_at"`
+	UpdatedAt    time.Time   `json:"updated_at"`
 }
 
 func newUserView(u store.User) userView {
 	return userView{
 		ID: u.ID, Name: u.Name, Concurrency: u.Concurrency, BalanceUSD: formatMicros(u.BalanceMicros),
+		ReservedUSD: formatMicros(u.ReservedMicros), AvailableUSD: formatMicros(u.BalanceMicros - u.ReservedMicros),
 		Status: u.Status, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"math"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 // Input rules shared by the resources.
@@ -166,4 +169,64 @@ func (c *credentialInput) apiKey() (string, error) {
 		return "", invalid("credential.api_key must not contain line breaks")
 	}
 	return strings.TrimSpace(*c.APIKey), nil
+}
+
+// nullable is a field of a request body that may be absent (keep), null (clear) or a value;
+// a pointer cannot tell absent from null. Its value is checked by the methods below, so
+// errors name the field.
+type nullable struct {
+	present bool
+	raw     json.RawMessage
+}
+
+// UnmarshalJSON implements json.Unmarshaler; encoding/json calls it for null too.
+func (n *nullable) UnmarshalJSON(b []byte) error {
+	n.present = true
+	n.raw = append(n.raw[:0], b...)
+	return nil
+}
+
+func (n *nullable) isNull() bool { return string(n.raw) == "null" }
+
+// usd reads a non-negative USD amount or null.
+func (n *nullable) usd(field string) (store.MicrosPatch, error) {
+	if !n.present {
+		return store.MicrosPatch{}, nil
+	}
+	if n.isNull() {
+		return store.MicrosPatch{Set: true}, nil
+	}
+	v, err := parseUSD(field, n.raw)
+	if err != nil {
+		return store.MicrosPatch{}, err
+	}
+	return store.MicrosPatch{Set: true, Micros: &v}, nil
+}
+
+// timestamp reads an RFC 3339 timestamp or null.
+func (n *nullable) timestamp(field string) (store.TimePatch, error) {
+	if !n.present {
+		return store.TimePatch{}, nil
+	}
+	if n.isNull() {
+		return store.TimePatch{Set: true}, nil
+	}
+	t, err := parseTimestamp(field, n.raw)
+	if err != nil {
+		return store.TimePatch{}, err
+	}
+	return store.TimePatch{Set: true, At: &t}, nil
+}
+
+// parseTimestamp reads a JSON string holding an RFC 3339 timestamp.
+func parseTimestamp(field string, raw json.RawMessage) (time.Time, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return time.Time{}, invalid("%s must be an RFC 3339 timestamp string, e.g. 2026-01-02T15:04:05Z", field)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, invalid("%s must be an RFC 3339 timestamp, e.g. 2026-01-02T15:04:05Z", field)
+	}
+	return t, nil
 }

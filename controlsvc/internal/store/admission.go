@@ -21,18 +21,32 @@ type KeyAuth struct {
 	UserConcurrency int
 	BalanceMicros   int64
 	Platform        string // the group's platform: openai | anthropic
-	RateMicros      int64  // the group's rate multiplier, fixed point (1.0 = 1_000_000)
+	// RateMicros is the rate multiplier of the key's user in the group, fixed point
+	// (1.0 = 1_000_000): the user's override from user_group_rates, else the group's.
+	RateMicros int64
 	// The group's deadline overrides in milliseconds (Group); nil = the plugin's default.
 	FirstTokenTimeoutMs *int64
 	StreamIdleTimeoutMs *int64
+
+	// Billing (docs/billing.md): the group's mode and estimate settings, and the key's
+	// expiry (nil = never). Reserve re-checks everything under row locks; these cached
+	// copies serve the cost estimate and refusals before any wait.
+	BillingMode            string // BillingBalance | BillingSubscription
+	AllowUnpriced          bool
+	DefaultMaxOutputTokens int64
+	MaxReserveMicros       int64
+	KeyExpiresAt           *time.Time
 }
 
 const sqlAuthenticateKey = `
 SELECT k.id, k.user_id, k.group_id, u.concurrency, u.balance_micros, g.platform,
-       (g.rate_multiplier * 1000000)::bigint, g.first_token_timeout_ms, g.stream_idle_timeout_ms
+       (COALESCE(r.rate_multiplier, g.rate_multiplier) * 1000000)::bigint,
+       g.first_token_timeout_ms, g.stream_idle_timeout_ms,
+       g.billing_mode, g.allow_unpriced, g.default_max_output_tokens, g.max_reserve_micros, k.expires_at
 FROM api_keys k
 JOIN users  u ON u.id = k.user_id
 JOIN groups g ON g.id = k.group_id
+LEFT JOIN user_group_rates r ON r.user_id = k.user_id AND r.group_id = k.group_id
 WHERE k.key_hash = $1
   AND k.status = 'active' AND k.deleted_at IS NULL
   AND u.status = 'active'
@@ -43,7 +57,8 @@ func (s *Store) AuthenticateKey(ctx context.Context, keyHash string) (KeyAuth, e
 	var a KeyAuth
 	err := s.Pool.QueryRow(ctx, sqlAuthenticateKey, keyHash).Scan(
 		&a.KeyID, &a.UserID, &a.GroupID, &a.UserConcurrency, &a.BalanceMicros, &a.Platform, &a.RateMicros,
-		&a.FirstTokenTimeoutMs, &a.StreamIdleTimeoutMs)
+		&a.FirstTokenTimeoutMs, &a.StreamIdleTimeoutMs,
+		&a.BillingMode, &a.AllowUnpriced, &a.DefaultMaxOutputTokens, &a.MaxReserveMicros, &a.KeyExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return KeyAuth{}, ErrKeyNotFound
 	}
@@ -124,25 +139,28 @@ func deref(t *time.Time) time.Time {
 }
 
 const (
-	sqlTouchAccounts = `UPDATE accounts SET last_used_at = GREATEST(COALESCE(last_used_at, $2), $2) WHERE id = ANY($1)`
-	sqlTouchAPIKeys  = `UPDATE api_keys SET last_used_at = GREATEST(COALESCE(last_used_at, $2), $2) WHERE id = ANY($1)`
+	// The touches lock rows in id order and skip rows another transaction holds (a report
+	// batch settling money locks keys and accounts in its own order): last_used_at is a
+	// best-effort hint, never worth a lock wait or a deadlock.
+	sqlTouchAccounts = `UPDATE accounts a SET last_used_at = GREATEST(COALESCE(a.last_used_at, $2), $2)
+FROM (SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED) l WHERE a.id = l.id`
+	sqlTouchAPIKeys = `UPDATE api_keys k SET last_used_at = GREATEST(COALESCE(k.last_used_at, $2), $2)
+FROM (SELECT id FROM api_keys WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED) l WHERE k.id = l.id`
 )
 
 // TouchLastUsed records that accounts and API keys were used at the given time (never
 // moving last_used_at backwards). Callers batch it off the request path.
+// Each table is touched in its own transaction, so no lock is held across the two.
 func (s *Store) TouchLastUsed(ctx context.Context, accountIDs, keyIDs []int64, at time.Time) error {
-	b := &pgx.Batch{}
 	if len(accountIDs) > 0 {
-		b.Queue(sqlTouchAccounts, accountIDs, at)
+		if _, err := s.Pool.Exec(ctx, sqlTouchAccounts, accountIDs, at); err != nil {
+			return fmt.Errorf("touching accounts' last_used_at: %w", err)
+		}
 	}
 	if len(keyIDs) > 0 {
-		b.Queue(sqlTouchAPIKeys, keyIDs, at)
-	}
-	if b.Len() == 0 {
-		return nil
-	}
-	if err := s.Pool.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("touching last_used_at: %w", err)
+		if _, err := s.Pool.Exec(ctx, sqlTouchAPIKeys, keyIDs, at); err != nil {
+			return fmt.Errorf("touching api keys' last_used_at: %w", err)
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,22 +23,54 @@ const (
 
 // APIKey is a client key as stored: only its hash and a short prefix, never the key.
 type APIKey struct {
-	ID         int64
-	UserID     int64
-	GroupID    int64
-	Name       string
-	KeyPrefix  string
-	Status     string
-	LastUsedAt *time.Time
-	CreatedAt  time.Time
+	ID        int64
+	UserID    int64
+	GroupID   int64
+	Name      string
+	KeyPrefix string
+	Status    string
+	// QuotaMicros caps the key's spend (QuotaUsedMicros); nil = no quota.
+	QuotaMicros *int64
+	// QuotaUsedMicros is what the key spent while it had a quota; QuotaReservedMicros is
+	// held by its requests in flight against the quota.
+	QuotaUsedMicros     int64
+	QuotaReservedMicros int64
+	ExpiresAt           *time.Time // nil = never
+	LastUsedAt          *time.Time
+	CreatedAt           time.Time
 }
 
-const apiKeyColumns = `id, user_id, group_id, name, key_prefix, status, last_used_at, created_at`
+// NewAPIKey is a key to create.
+type NewAPIKey struct {
+	UserID      int64
+	GroupID     int64
+	Name        string
+	Status      string // "" = active
+	QuotaMicros *int64
+	ExpiresAt   *time.Time
+}
+
+// APIKeyPatch lists the fields to change; nil (or an unset patch) leaves a field as it is.
+type APIKeyPatch struct {
+	Name      *string
+	Status    *string
+	Quota     MicrosPatch
+	ExpiresAt TimePatch
+}
+
+// TimePatch changes a nullable timestamp column when Set: to At, or to NULL when At is nil.
+type TimePatch struct {
+	Set bool
+	At  *time.Time
+}
+
+const apiKeyColumns = `id, user_id, group_id, name, key_prefix, status, quota_micros, quota_used_micros,
+quota_reserved_micros, expires_at, last_used_at, created_at`
 
 const (
 	sqlInsertAPIKey = `
-INSERT INTO api_keys (user_id, group_id, name, key_hash, key_prefix)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO api_keys (user_id, group_id, name, key_hash, key_prefix, status, quota_micros, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING ` + apiKeyColumns
 
 	sqlUserExists  = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`
@@ -50,6 +83,17 @@ WHERE deleted_at IS NULL AND ($1::bigint = 0 OR user_id = $1)
 ORDER BY id`
 
 	sqlDeleteAPIKey = `UPDATE api_keys SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`
+
+	sqlGetAPIKey = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE id = $1 AND deleted_at IS NULL`
+
+	sqlUpdateAPIKey = `
+UPDATE api_keys SET
+    name         = COALESCE($2, name),
+    status       = COALESCE($3, status),
+    quota_micros = CASE WHEN $4::boolean THEN $5::bigint ELSE quota_micros END,
+    expires_at   = CASE WHEN $6::boolean THEN $7::timestamptz ELSE expires_at END
+WHERE id = $1 AND deleted_at IS NULL
+RETURNING ` + apiKeyColumns
 )
 
 // HashAPIKey is the stored form of a key: hex SHA-256. Admission looks keys up by it.
@@ -69,13 +113,18 @@ func generateAPIKey() (string, error) {
 
 func scanAPIKey(row pgx.Row) (APIKey, error) {
 	var k APIKey
-	err := row.Scan(&k.ID, &k.UserID, &k.GroupID, &k.Name, &k.KeyPrefix, &k.Status, &k.LastUsedAt, &k.CreatedAt)
+	err := row.Scan(&k.ID, &k.UserID, &k.GroupID, &k.Name, &k.KeyPrefix, &k.Status, &k.QuotaMicros, &k.QuotaUsedMicros,
+		&k.QuotaReservedMicros, &k.ExpiresAt, &k.LastUsedAt, &k.CreatedAt)
 	return k, err
 }
 
 // CreateAPIKey makes a key for the user in the group. The returned string is the key
 // itself; it is not stored and cannot be recovered later.
-func (s *Store) CreateAPIKey(ctx context.Context, userID, groupID int64, name string) (APIKey, string, error) {
+func (s *Store) CreateAPIKey(ctx context.Context, n NewAPIKey) (APIKey, string, error) {
+	userID, groupID := n.UserID, n.GroupID
+	if n.Status == "" {
+		n.Status = "active"
+	}
 	key, err := generateAPIKey()
 	if err != nil {
 		return APIKey{}, "", fmt.Errorf("creating api key: %w", err)
@@ -88,7 +137,8 @@ func (s *Store) CreateAPIKey(ctx context.Context, userID, groupID int64, name st
 		if err := mustExist(ctx, tx, sqlGroupExists, groupID, "group_id", "group"); err != nil {
 			return err
 		}
-		out, err = scanAPIKey(tx.QueryRow(ctx, sqlInsertAPIKey, userID, groupID, name, HashAPIKey(key), key[:apiKeyShownChars]))
+		out, err = scanAPIKey(tx.QueryRow(ctx, sqlInsertAPIKey, userID, groupID, n.Name, HashAPIKey(key), key[:apiKeyShownChars],
+			n.Status, n.QuotaMicros, n.ExpiresAt))
 		return err
 	})
 	if err != nil {
@@ -108,6 +158,32 @@ func (s *Store) ListAPIKeys(ctx context.Context, userID int64) ([]APIKey, error)
 		return nil, fmt.Errorf("listing api keys: %w", err)
 	}
 	return keys, nil
+}
+
+// GetAPIKey returns the key with that id, unless deleted.
+func (s *Store) GetAPIKey(ctx context.Context, id int64) (APIKey, error) {
+	k, err := scanAPIKey(s.Pool.QueryRow(ctx, sqlGetAPIKey, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return APIKey{}, &NotFoundError{Resource: "api key", ID: id}
+	}
+	if err != nil {
+		return APIKey{}, fmt.Errorf("reading api key %d: %w", id, err)
+	}
+	return k, nil
+}
+
+// UpdateAPIKey applies p to the key (not deleted) and returns the result. A new quota
+// applies to the next admission; requests in flight keep what they reserved.
+func (s *Store) UpdateAPIKey(ctx context.Context, id int64, p APIKeyPatch) (APIKey, error) {
+	k, err := scanAPIKey(s.Pool.QueryRow(ctx, sqlUpdateAPIKey, id, p.Name, p.Status,
+		p.Quota.Set, p.Quota.Micros, p.ExpiresAt.Set, p.ExpiresAt.At))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return APIKey{}, &NotFoundError{Resource: "api key", ID: id}
+	}
+	if err != nil {
+		return APIKey{}, fmt.Errorf("updating api key %d: %w", id, err)
+	}
+	return k, nil
 }
 
 // DeleteAPIKey soft-deletes the key; admission stops accepting it.

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCreateAPIKey(t *testing.T) {
@@ -22,7 +23,7 @@ func TestCreateAPIKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	k, key, err := st.CreateAPIKey(ctx, u.ID, g.ID, "laptop")
+	k, key, err := st.CreateAPIKey(ctx, NewAPIKey{UserID: u.ID, GroupID: g.ID, Name: "laptop"})
 	if err != nil {
 		t.Fatalf("CreateAPIKey: %v", err)
 	}
@@ -49,7 +50,7 @@ func TestCreateAPIKey(t *testing.T) {
 		t.Errorf("AuthenticateKey() = %+v, %v; want key %d", auth, err, k.ID)
 	}
 
-	_, key2, err := st.CreateAPIKey(ctx, u.ID, g.ID, "")
+	_, key2, err := st.CreateAPIKey(ctx, NewAPIKey{UserID: u.ID, GroupID: g.ID, Name: ""})
 	if err != nil || key2 == key {
 		t.Errorf("second key = %q, %v; want a different key", key2, err)
 	}
@@ -71,7 +72,7 @@ func TestCreateAPIKeyUnknownRefs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, key, err := st.CreateAPIKey(ctx, tt.user, tt.grp, "x")
+			_, key, err := st.CreateAPIKey(ctx, NewAPIKey{UserID: tt.user, GroupID: tt.grp, Name: "x"})
 			var ie *InvalidError
 			if !errors.As(err, &ie) || ie.Field != tt.wantField || key != "" {
 				t.Errorf("CreateAPIKey() = %q, %v; want InvalidError on %s", key, err, tt.wantField)
@@ -89,7 +90,7 @@ func TestListAndDeleteAPIKeys(t *testing.T) {
 	g, _ := st.CreateGroup(ctx, Group{Name: "g", Platform: "openai", RateMultiplier: "1", Status: "active"})
 	var ids []int64
 	for _, uid := range []int64{u1.ID, u2.ID, u1.ID} {
-		k, _, err := st.CreateAPIKey(ctx, uid, g.ID, "k")
+		k, _, err := st.CreateAPIKey(ctx, NewAPIKey{UserID: uid, GroupID: g.ID, Name: "k"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,5 +127,61 @@ func TestListAndDeleteAPIKeys(t *testing.T) {
 	var nf *NotFoundError
 	if err := st.DeleteAPIKey(ctx, ids[2]); !errors.As(err, &nf) || nf.Resource != "api key" {
 		t.Errorf("deleting twice: %v, want NotFoundError", err)
+	}
+}
+
+func TestAPIKeyQuotaAndExpiry(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	u, _ := st.CreateUser(ctx, User{Name: "u", Concurrency: 1, Status: "active"})
+	g, _ := st.CreateGroup(ctx, Group{Name: "g", Platform: "openai", RateMultiplier: "1", Status: "active"})
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	k, _, err := st.CreateAPIKey(ctx, NewAPIKey{UserID: u.ID, GroupID: g.ID, Name: "q", Status: "disabled",
+		QuotaMicros: ptr(int64(5_000_000)), ExpiresAt: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Status != "disabled" || k.QuotaMicros == nil || *k.QuotaMicros != 5_000_000 || k.ExpiresAt == nil || !k.ExpiresAt.Equal(exp) ||
+		k.QuotaUsedMicros != 0 || k.QuotaReservedMicros != 0 {
+		t.Fatalf("created = %+v", k)
+	}
+	got, err := st.GetAPIKey(ctx, k.ID)
+	if err != nil || got.ID != k.ID || *got.QuotaMicros != 5_000_000 {
+		t.Fatalf("GetAPIKey = %+v, %v", got, err)
+	}
+	tests := []struct {
+		name  string
+		patch APIKeyPatch
+		check func(APIKey) bool
+	}{
+		{"empty patch keeps everything", APIKeyPatch{}, func(k APIKey) bool {
+			return k.Status == "disabled" && k.QuotaMicros != nil && k.ExpiresAt != nil && k.Name == "q"
+		}},
+		{"clear quota", APIKeyPatch{Quota: MicrosPatch{Set: true}}, func(k APIKey) bool {
+			return k.QuotaMicros == nil && k.ExpiresAt != nil
+		}},
+		{"clear expiry, enable, rename", APIKeyPatch{ExpiresAt: TimePatch{Set: true}, Status: ptr("active"), Name: ptr("r")},
+			func(k APIKey) bool {
+				return k.ExpiresAt == nil && k.Status == "active" && k.Name == "r" && k.QuotaMicros == nil
+			}},
+		{"set both", APIKeyPatch{Quota: MicrosPatch{Set: true, Micros: ptr(int64(1))}, ExpiresAt: TimePatch{Set: true, At: &exp}},
+			func(k APIKey) bool { return *k.QuotaMicros == 1 && k.ExpiresAt.Equal(exp) }},
+	}
+	for _, tt := range tests { // sequential
+		got, err := st.UpdateAPIKey(ctx, k.ID, tt.patch)
+		if err != nil || !tt.check(got) {
+			t.Fatalf("%s: UpdateAPIKey = %+v, %v", tt.name, got, err)
+		}
+	}
+	if err := st.DeleteAPIKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	var nf *NotFoundError
+	if _, err := st.UpdateAPIKey(ctx, k.ID, APIKeyPatch{Name: ptr("x")}); !errors.As(err, &nf) {
+		t.Errorf("patching a deleted key = %v, want NotFoundError", err)
+	}
+	if _, err := st.GetAPIKey(ctx, k.ID); !errors.As(err, &nf) {
+		t.Errorf("reading a deleted key = %v, want NotFoundError", err)
 	}
 }

@@ -21,9 +21,39 @@ type Group struct {
 	// nil keeps the plugin's default, 0 turns the deadline off.
 	FirstTokenTimeoutMs *int64
 	StreamIdleTimeoutMs *int64
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	GroupBilling
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
+
+// GroupBilling is how a group's requests are paid for (docs/billing.md).
+type GroupBilling struct {
+	BillingMode string // BillingBalance | BillingSubscription; "" on create = balance
+	// Subscription window limits in micros; nil = no limit for that window.
+	DailyLimitMicros   *int64
+	WeeklyLimitMicros  *int64
+	MonthlyLimitMicros *int64
+	// AllowUnpriced serves models without a price (records flagged priced = false, cost 0).
+	AllowUnpriced bool
+	// DefaultMaxOutputTokens is the output estimate of a request that names no maximum;
+	// 0 on create = DefaultMaxOutputTokens.
+	DefaultMaxOutputTokens int
+	// MaxReserveMicros caps one request's reservation; 0 on create = DefaultMaxReserveMicros.
+	MaxReserveMicros int64
+}
+
+// Billing modes of a group.
+const (
+	BillingBalance      = "balance"
+	BillingSubscription = "subscription"
+)
+
+// Billing defaults and bounds (the column defaults and CHECKs of migration 0006).
+const (
+	DefaultMaxOutputTokens  = 4096
+	MaxMaxOutputTokens      = 10_000_000
+	DefaultMaxReserveMicros = 5_000_000
+)
 
 // MaxGroupTimeoutMs bounds the per-group deadlines (the CHECK of migration 0004): 30
 // minutes, the plugin's default overall request deadline.
@@ -37,6 +67,21 @@ type GroupPatch struct {
 	Status            *string
 	FirstTokenTimeout MillisPatch
 	StreamIdleTimeout MillisPatch
+
+	BillingMode            *string
+	DailyLimit             MicrosPatch
+	WeeklyLimit            MicrosPatch
+	MonthlyLimit           MicrosPatch
+	AllowUnpriced          *bool
+	DefaultMaxOutputTokens *int
+	MaxReserveMicros       *int64
+}
+
+// MicrosPatch changes a nullable money column when Set: to Micros, or to NULL when Micros
+// is nil.
+type MicrosPatch struct {
+	Set    bool
+	Micros *int64
 }
 
 // MillisPatch changes a nullable millisecond column when Set: to Ms, or back to NULL (the
@@ -48,12 +93,16 @@ type MillisPatch struct {
 
 // groupColumns reads rate_multiplier as text so no float ever touches it.
 const groupColumns = `id, name, platform, rate_multiplier::text, status,
-first_token_timeout_ms, stream_idle_timeout_ms, created_at, updated_at`
+first_token_timeout_ms, stream_idle_timeout_ms,
+billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros, allow_unpriced,
+default_max_output_tokens, max_reserve_micros, created_at, updated_at`
 
 const (
 	sqlInsertGroup = `
-INSERT INTO groups (name, platform, rate_multiplier, status, first_token_timeout_ms, stream_idle_timeout_ms)
-VALUES ($1, $2, $3::text::numeric, $4, $5, $6)
+INSERT INTO groups (name, platform, rate_multiplier, status, first_token_timeout_ms, stream_idle_timeout_ms,
+    billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros, allow_unpriced,
+    default_max_output_tokens, max_reserve_micros)
+VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 RETURNING ` + groupColumns
 
 	sqlUpdateGroup = `
@@ -63,6 +112,13 @@ UPDATE groups SET
     status                 = COALESCE($4, status),
     first_token_timeout_ms = CASE WHEN $5::boolean THEN $6::integer ELSE first_token_timeout_ms END,
     stream_idle_timeout_ms = CASE WHEN $7::boolean THEN $8::integer ELSE stream_idle_timeout_ms END,
+    billing_mode           = COALESCE($9, billing_mode),
+    daily_limit_micros     = CASE WHEN $10::boolean THEN $11::bigint ELSE daily_limit_micros END,
+    weekly_limit_micros    = CASE WHEN $12::boolean THEN $13::bigint ELSE weekly_limit_micros END,
+    monthly_limit_micros   = CASE WHEN $14::boolean THEN $15::bigint ELSE monthly_limit_micros END,
+    allow_unpriced         = COALESCE($16, allow_unpriced),
+    default_max_output_tokens = COALESCE($17::integer, default_max_output_tokens),
+    max_reserve_micros     = COALESCE($18::bigint, max_reserve_micros),
     updated_at             = now()
 WHERE id = $1
 RETURNING ` + groupColumns
@@ -77,14 +133,19 @@ RETURNING ` + groupColumns
 func scanGroup(row pgx.Row) (Group, error) {
 	var g Group
 	err := row.Scan(&g.ID, &g.Name, &g.Platform, &g.RateMultiplier, &g.Status,
-		&g.FirstTokenTimeoutMs, &g.StreamIdleTimeoutMs, &g.CreatedAt, &g.UpdatedAt)
+		&g.FirstTokenTimeoutMs, &g.StreamIdleTimeoutMs,
+		&g.BillingMode, &g.DailyLimitMicros, &g.WeeklyLimitMicros, &g.MonthlyLimitMicros, &g.AllowUnpriced,
+		&g.DefaultMaxOutputTokens, &g.MaxReserveMicros, &g.CreatedAt, &g.UpdatedAt)
 	return g, err
 }
 
 // CreateGroup inserts g (ID and timestamps are ignored). A duplicate name is a ConflictError.
 func (s *Store) CreateGroup(ctx context.Context, g Group) (Group, error) {
+	b := g.GroupBilling.withDefaults()
 	out, err := scanGroup(s.Pool.QueryRow(ctx, sqlInsertGroup, g.Name, g.Platform, g.RateMultiplier, g.Status,
-		g.FirstTokenTimeoutMs, g.StreamIdleTimeoutMs))
+		g.FirstTokenTimeoutMs, g.StreamIdleTimeoutMs,
+		b.BillingMode, b.DailyLimitMicros, b.WeeklyLimitMicros, b.MonthlyLimitMicros, b.AllowUnpriced,
+		b.DefaultMaxOutputTokens, b.MaxReserveMicros))
 	if pgCode(err) == pgUniqueViolation {
 		return Group{}, &ConflictError{Message: fmt.Sprintf("a group named %q already exists", g.Name)}
 	}
@@ -92,6 +153,20 @@ func (s *Store) CreateGroup(ctx context.Context, g Group) (Group, error) {
 		return Group{}, fmt.Errorf("inserting group: %w", err)
 	}
 	return out, nil
+}
+
+// withDefaults fills the zero values that stand for "the default".
+func (b GroupBilling) withDefaults() GroupBilling {
+	if b.BillingMode == "" {
+		b.BillingMode = BillingBalance
+	}
+	if b.DefaultMaxOutputTokens == 0 {
+		b.DefaultMaxOutputTokens = DefaultMaxOutputTokens
+	}
+	if b.MaxReserveMicros == 0 {
+		b.MaxReserveMicros = DefaultMaxReserveMicros
+	}
+	return b
 }
 
 // GetGroup returns the group with that id.
@@ -110,7 +185,9 @@ func (s *Store) GetGroup(ctx context.Context, id int64) (Group, error) {
 // another group is a ConflictError.
 func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group, error) {
 	g, err := scanGroup(s.Pool.QueryRow(ctx, sqlUpdateGroup, id, p.Name, p.RateMultiplier, p.Status,
-		p.FirstTokenTimeout.Set, p.FirstTokenTimeout.Ms, p.StreamIdleTimeout.Set, p.StreamIdleTimeout.Ms))
+		p.FirstTokenTimeout.Set, p.FirstTokenTimeout.Ms, p.StreamIdleTimeout.Set, p.StreamIdleTimeout.Ms,
+		p.BillingMode, p.DailyLimit.Set, p.DailyLimit.Micros, p.WeeklyLimit.Set, p.WeeklyLimit.Micros,
+		p.MonthlyLimit.Set, p.MonthlyLimit.Micros, p.AllowUnpriced, p.DefaultMaxOutputTokens, p.MaxReserveMicros))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return Group{}, &NotFoundError{Resource: "group", ID: id}

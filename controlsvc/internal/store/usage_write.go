@@ -5,72 +5,153 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// UsageWrite is one usage record as the reports endpoint writes it.
+// UsageWrite is one usage record as the reports endpoint writes it: the request as the
+// client saw it, priced by the usage of the attempt that answered (the last), and every
+// upstream attempt (docs/billing.md, "Ledger").
 type UsageWrite struct {
-	RequestID           string
-	GrantID             string
-	UserID              int64
-	APIKeyID            int64
-	GroupID             int64
-	AccountID           int64 // 0 = no account (stored as NULL)
-	Path                string
-	Model               string
-	UpstreamModel       string
-	Stream              bool
-	Status              int
-	ErrorClass          string
+	RequestID     string
+	GrantID       string
+	UserID        int64
+	APIKeyID      int64
+	GroupID       int64
+	AccountID     int64 // the last attempt's account; 0 = none (stored as NULL)
+	Path          string
+	Model         string
+	UpstreamModel string
+	Stream        bool
+	Status        int
+	ErrorClass    string
+
 	InputTokens         int64 // exclusive of cache tokens
+	OutputTokens        int64 // including ReasoningTokens
+	CacheReadTokens     int64
+	CacheCreationTokens int64
+	ReasoningTokens     int64 // part of OutputTokens, informational
+
+	Priced               bool  // false: no price for the model, every cost is 0
+	CostMicros           int64 // billed to the user; the sum of the four bucket costs
+	InputCostMicros      int64
+	OutputCostMicros     int64
+	CacheReadCostMicros  int64
+	CacheWriteCostMicros int64
+	RateMicros           int64 // rate multiplier applied, fixed point (1.0 = 1_000_000)
+
+	AdmissionMs  int64
+	UpstreamMs   int64
+	FirstTokenMs int64
+	DurationMs   int64
+
+	Attempts []AttemptWrite // in order; attempt numbers are the positions, from 1
+}
+
+// AttemptWrite is one upstream attempt of a request.
+type AttemptWrite struct {
+	AccountID           int64 // 0 = none (stored as NULL)
+	Status              int   // upstream status; 0 when none came (transport error, deadline)
+	ErrorClass          string
+	InputTokens         int64
 	OutputTokens        int64
 	CacheReadTokens     int64
 	CacheCreationTokens int64
-	CostMicros          int64
-	DurationMs          int64
+	ReasoningTokens     int64
+	CostMicros          int64 // list price × rate; added to the account's usage_cost_micros
+	LatencyMs           int64
 	FirstTokenMs        int64
-	Attempts            int
-	AttemptDetails      []byte // JSON array
 }
 
 const (
-	// sqlInsertUsageBatch inserts a batch of records from parallel arrays, one per column, in
-	// request_id order (concurrent batches that share records then lock them in the same
-	// order). A record whose request_id is stored already is skipped; RETURNING names the
-	// rows actually inserted, which are the only ones to charge.
-	sqlInsertUsageBatch = `
-INSERT INTO usage_records (request_id, grant_id, user_id, api_key_id, group_id, account_id,
-    path, model, upstream_model, stream, status, error_class,
-    input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cost_micros,
-    duration_ms, first_token_ms, attempts, attempt_details)
-SELECT t.request_id, t.grant_id, t.user_id, t.api_key_id, t.group_id, NULLIF(t.account_id, 0),
-    t.path, t.model, t.upstream_model, t.stream, t.status, t.error_class,
-    t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_creation_tokens, t.cost_micros,
-    t.duration_ms, t.first_token_ms, t.attempts, t.attempt_details::jsonb
-FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-    $7::text[], $8::text[], $9::text[], $10::boolean[], $11::integer[], $12::text[],
-    $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],
-    $18::bigint[], $19::bigint[], $20::integer[], $21::text[])
-    AS t(request_id, grant_id, user_id, api_key_id, group_id, account_id,
-    path, model, upstream_model, stream, status, error_class,
-    input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cost_micros,
-    duration_ms, first_token_ms, attempts, attempt_details)
-ORDER BY t.request_id
-ON CONFLICT (request_id) DO NOTHING
-RETURNING request_id, user_id, cost_micros`
+	// sqlWriteUsageBatch inserts a batch of records, and the attempts of the records it
+	// inserted, from parallel arrays (the shape unnest takes), in request_id order so that
+	// concurrent batches sharing records lock them in the same order. A record whose
+	// request_id is stored already is skipped with its attempts; an attempt already stored is
+	// skipped too. It answers one row: the request ids inserted, and the cost of the
+	// inserted attempts per account (ascending account id) to add to the accounts.
+	sqlWriteUsageBatch = `
+WITH ins AS (
+    INSERT INTO usage_records (request_id, grant_id, user_id, api_key_id, group_id, account_id,
+        path, model, upstream_model, stream, status, error_class,
+        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
+        priced, cost_micros, input_cost_micros, output_cost_micros, cache_read_cost_micros,
+        cache_write_cost_micros, rate_micros,
+        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts)
+    SELECT t.request_id, t.grant_id, t.user_id, t.api_key_id, t.group_id, NULLIF(t.account_id, 0),
+        t.path, t.model, t.upstream_model, t.stream, t.status, t.error_class,
+        t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_creation_tokens, t.reasoning_tokens,
+        t.priced, t.cost_micros, t.input_cost_micros, t.output_cost_micros, t.cache_read_cost_micros,
+        t.cache_write_cost_micros, t.rate_micros,
+        t.admission_ms, t.upstream_ms, t.first_token_ms, t.duration_ms, t.attempts
+    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+        $7::text[], $8::text[], $9::text[], $10::boolean[], $11::integer[], $12::text[],
+        $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],
+        $18::boolean[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[],
+        $23::bigint[], $24::bigint[],
+        $25::bigint[], $26::bigint[], $27::bigint[], $28::bigint[], $29::integer[])
+        AS t(request_id, grant_id, user_id, api_key_id, group_id, account_id,
+        path, model, upstream_model, stream, status, error_class,
+        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
+        priced, cost_micros, input_cost_micros, output_cost_micros, cache_read_cost_micros,
+        cache_write_cost_micros, rate_micros,
+        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts)
+    ORDER BY t.request_id
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING request_id
+), att AS (
+    INSERT INTO usage_attempts (request_id, attempt, account_id, status, error_class,
+        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
+        cost_micros, latency_ms, first_token_ms)
+    SELECT a.request_id, a.attempt, NULLIF(a.account_id, 0), a.status, a.error_class,
+        a.input_tokens, a.output_tokens, a.cache_read_tokens, a.cache_creation_tokens, a.reasoning_tokens,
+        a.cost_micros, a.latency_ms, a.first_token_ms
+    FROM unnest($30::text[], $31::integer[], $32::bigint[], $33::integer[], $34::text[],
+        $35::bigint[], $36::bigint[], $37::bigint[], $38::bigint[], $39::bigint[],
+        $40::bigint[], $41::bigint[], $42::bigint[])
+        AS a(request_id, attempt, account_id, status, error_class,
+        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
+        cost_micros, latency_ms, first_token_ms)
+    WHERE a.request_id IN (SELECT request_id FROM ins)
+    ORDER BY a.request_id, a.attempt
+    ON CONFLICT (request_id, attempt) DO NOTHING
+    RETURNING account_id, cost_micros
+), acc AS (
+    SELECT account_id, sum(cost_micros)::bigint AS cost_micros
+    FROM att
+    WHERE account_id IS NOT NULL AND cost_micros <> 0
+    GROUP BY account_id
+)
+SELECT ARRAY(SELECT request_id FROM ins),
+       ARRAY(SELECT account_id FROM acc ORDER BY account_id),
+       ARRAY(SELECT cost_micros FROM acc ORDER BY account_id)`
 
-	sqlChargeUser = `UPDATE users SET balance_micros = balance_micros - $2 WHERE id = $1`
+	// sqlRecordSettlements stores how the inserted records were charged, when that is not
+	// the columns' defaults (balance mode, no subscription, nothing reserved).
+	sqlRecordSettlements = `
+UPDATE usage_records r
+SET billing_mode = t.billing_mode, subscription_id = NULLIF(t.subscription_id, 0),
+    reserved_micros = t.reserved_micros
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+    AS t(request_id, billing_mode, subscription_id, reserved_micros)
+WHERE r.request_id = t.request_id`
 
-	sqlGroupRate = `SELECT (rate_multiplier * 1000000)::bigint FROM groups WHERE id = $1`
+	sqlAddAccountCost = `UPDATE accounts SET usage_cost_micros = usage_cost_micros + $2 WHERE id = $1`
+
+	// sqlRates is the rate of each user × group pair: the user's own rate in the group, else
+	// the group's. Pairs whose group does not exist are left out.
+	sqlRates = `
+SELECT t.user_id, t.group_id, (COALESCE(r.rate_multiplier, g.rate_multiplier) * 1000000)::bigint
+FROM unnest($1::bigint[], $2::bigint[]) AS t(user_id, group_id)
+JOIN groups g ON g.id = t.group_id
+LEFT JOIN user_group_rates r ON r.user_id = t.user_id AND r.group_id = t.group_id`
 )
 
 // ErrGroupNotFound means no group has that id.
 var ErrGroupNotFound = errors.New("group not found")
 
-// WriteUsage inserts the usage record and charges its cost to the user's balance in one
-// transaction. It is idempotent on RequestID: a repeated record is neither stored nor
-// charged again, and inserted reports false.
+// WriteUsage writes one record as WriteUsageBatch does; inserted is false for a replay.
 func (s *Store) WriteUsage(ctx context.Context, u UsageWrite) (inserted bool, err error) {
 	ins, err := s.WriteUsageBatch(ctx, []UsageWrite{u})
 	if err != nil {
@@ -79,48 +160,67 @@ func (s *Store) WriteUsage(ctx context.Context, u UsageWrite) (inserted bool, er
 	return ins[u.RequestID], nil
 }
 
-// WriteUsageBatch inserts a batch of usage records and charges their costs in one
-// transaction: one multi-row INSERT … ON CONFLICT (request_id) DO NOTHING, then one UPDATE
-// per charged user (in user id order, so concurrent batches cannot deadlock) for the rows
-// actually inserted. It is idempotent on RequestID, within the batch (the first record of a
-// request_id wins) and across batches: a repeated record is neither stored nor charged
-// again. inserted holds the request ids stored by this call. Either everything is written
-// or nothing is.
+// WriteUsageBatch writes a batch of usage records in one transaction:
+//
+//  1. one statement inserts the records (ON CONFLICT (request_id) DO NOTHING) and the
+//     attempts of the records it inserted (ON CONFLICT (request_id, attempt) DO NOTHING);
+//  2. every inserted record is settled (SettleInTx), in (user id, request id) order so that
+//     concurrent batches lock users in the same order;
+//  3. one pipelined round trip stores how each was charged and adds the inserted attempts'
+//     costs to their accounts (ascending account id, for the same reason).
+//
+// It is idempotent on RequestID within the batch (the first record of a request_id wins)
+// and across batches: a replayed record inserts nothing and charges nothing. inserted holds
+// the request ids stored by this call. Either everything is written or nothing is.
 func (s *Store) WriteUsageBatch(ctx context.Context, batch []UsageWrite) (inserted map[string]bool, err error) {
 	inserted = make(map[string]bool, len(batch))
 	if len(batch) == 0 {
 		return inserted, nil
 	}
+	byID := make(map[string]*UsageWrite, len(batch))
 	cols := newUsageColumns(len(batch))
-	seen := make(map[string]bool, len(batch))
 	for i := range batch {
-		if seen[batch[i].RequestID] {
+		u := &batch[i]
+		if _, dup := byID[u.RequestID]; dup {
 			continue
 		}
-		seen[batch[i].RequestID] = true
-		cols.add(&batch[i])
+		byID[u.RequestID] = u
+		cols.add(u)
 	}
 	err = s.WithTx(ctx, func(tx pgx.Tx) error {
-		charges := make(map[int64]int64)
-		rows, err := tx.Query(ctx, sqlInsertUsageBatch, cols.args()...)
-		if err != nil {
+		var ids []string
+		var accounts, costs []int64
+		if err := tx.QueryRow(ctx, sqlWriteUsageBatch, cols.args()...).Scan(&ids, &accounts, &costs); err != nil {
 			return fmt.Errorf("inserting usage records: %w", err)
 		}
-		var (
-			requestID  string
-			user, cost int64
-		)
-		_, err = pgx.ForEachRow(rows, []any{&requestID, &user, &cost}, func() error {
-			inserted[requestID] = true
-			if cost != 0 {
-				charges[user] += cost
-			}
+		if len(ids) == 0 {
 			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("inserting usage records: %w", err)
 		}
-		return chargeUsers(ctx, tx, charges)
+		writes := make([]*UsageWrite, 0, len(ids))
+		for _, id := range ids {
+			inserted[id] = true
+			writes = append(writes, byID[id])
+		}
+		slices.SortFunc(writes, func(a, b *UsageWrite) int {
+			if a.UserID != b.UserID {
+				return cmpInt64(a.UserID, b.UserID)
+			}
+			return strings.Compare(a.RequestID, b.RequestID)
+		})
+		b := &pgx.Batch{}
+		if err := settleAll(ctx, tx, writes, b); err != nil {
+			return err
+		}
+		for i, a := range accounts {
+			b.Queue(sqlAddAccountCost, a, costs[i])
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("recording settlements and account costs: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("writing %d usage records: %w", len(batch), err)
@@ -128,99 +228,85 @@ func (s *Store) WriteUsageBatch(ctx context.Context, batch []UsageWrite) (insert
 	return inserted, nil
 }
 
-// chargeUsers subtracts each user's total from the balance, in one pipelined round trip.
-func chargeUsers(ctx context.Context, tx pgx.Tx, charges map[int64]int64) error {
-	if len(charges) == 0 {
-		return nil
-	}
-	users := make([]int64, 0, len(charges))
-	for u := range charges {
-		users = append(users, u)
-	}
-	slices.Sort(users)
-	b := &pgx.Batch{}
-	for _, u := range users {
-		b.Queue(sqlChargeUser, u, charges[u])
-	}
-	br := tx.SendBatch(ctx, b)
-	for _, u := range users {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return fmt.Errorf("charging user %d: %w", u, err)
+// settleAll settles the inserted records in the given order and queues on b the update that
+// records the settlements differing from the columns' defaults.
+func settleAll(ctx context.Context, tx pgx.Tx, writes []*UsageWrite, b *pgx.Batch) error {
+	var reqIDs, modes []string
+	var subs, reserved []int64
+	for _, u := range writes {
+		res, err := SettleInTx(ctx, tx, Settlement{RequestID: u.RequestID, UserID: u.UserID, APIKeyID: u.APIKeyID,
+			GroupID: u.GroupID, CostMicros: u.CostMicros})
+		if err != nil {
+			return fmt.Errorf("settling request %s: %w", u.RequestID, err)
 		}
+		mode := res.BillingMode
+		if mode == "" {
+			mode = defaultBillingMode
+		}
+		var sub int64
+		if res.SubscriptionID != nil {
+			sub = *res.SubscriptionID
+		}
+		if mode == defaultBillingMode && sub == 0 && res.ReservedMicros == 0 {
+			continue
+		}
+		reqIDs = append(reqIDs, u.RequestID)
+		modes = append(modes, mode)
+		subs = append(subs, sub)
+		reserved = append(reserved, res.ReservedMicros)
 	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("charging users: %w", err)
+	if len(reqIDs) > 0 {
+		b.Queue(sqlRecordSettlements, reqIDs, modes, subs, reserved)
 	}
 	return nil
 }
 
-// usageColumns holds a batch as one slice per column, the shape unnest takes.
-type usageColumns struct {
-	requestID, grantID, path, model, upstreamModel, errorClass, details []string
-	userID, apiKeyID, groupID, accountID                                []int64
-	input, output, cacheRead, cacheCreation, cost, duration, firstToken []int64
-	stream                                                              []bool
-	status, attempts                                                    []int32
-}
+// defaultBillingMode is usage_records.billing_mode's default.
+const defaultBillingMode = BillingBalance
 
-func newUsageColumns(n int) *usageColumns {
-	return &usageColumns{
-		requestID: make([]string, 0, n), grantID: make([]string, 0, n), path: make([]string, 0, n),
-		model: make([]string, 0, n), upstreamModel: make([]string, 0, n), errorClass: make([]string, 0, n),
-		details: make([]string, 0, n), userID: make([]int64, 0, n), apiKeyID: make([]int64, 0, n),
-		groupID: make([]int64, 0, n), accountID: make([]int64, 0, n), input: make([]int64, 0, n),
-		output: make([]int64, 0, n), cacheRead: make([]int64, 0, n), cacheCreation: make([]int64, 0, n),
-		cost: make([]int64, 0, n), duration: make([]int64, 0, n), firstToken: make([]int64, 0, n),
-		stream: make([]bool, 0, n), status: make([]int32, 0, n), attempts: make([]int32, 0, n),
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
 	}
+	return 0
 }
 
-func (c *usageColumns) add(u *UsageWrite) {
-	details := string(u.AttemptDetails)
-	if details == "" {
-		details = "[]"
+// UserGroup is a user in a group, the key of a rate.
+type UserGroup struct {
+	UserID  int64
+	GroupID int64
+}
+
+// RatesMicros returns the rate multiplier of each pair in fixed point (1.0 = 1_000_000):
+// the user's override in the group (user_group_rates), else the group's rate. Pairs whose
+// group does not exist are missing from the map. One round trip for any number of pairs.
+func (s *Store) RatesMicros(ctx context.Context, pairs []UserGroup) (map[UserGroup]int64, error) {
+	out := make(map[UserGroup]int64, len(pairs))
+	if len(pairs) == 0 {
+		return out, nil
 	}
-	c.requestID = append(c.requestID, u.RequestID)
-	c.grantID = append(c.grantID, u.GrantID)
-	c.userID = append(c.userID, u.UserID)
-	c.apiKeyID = append(c.apiKeyID, u.APIKeyID)
-	c.groupID = append(c.groupID, u.GroupID)
-	c.accountID = append(c.accountID, u.AccountID)
-	c.path = append(c.path, u.Path)
-	c.model = append(c.model, u.Model)
-	c.upstreamModel = append(c.upstreamModel, u.UpstreamModel)
-	c.stream = append(c.stream, u.Stream)
-	c.status = append(c.status, int32(u.Status))
-	c.errorClass = append(c.errorClass, u.ErrorClass)
-	c.input = append(c.input, u.InputTokens)
-	c.output = append(c.output, u.OutputTokens)
-	c.cacheRead = append(c.cacheRead, u.CacheReadTokens)
-	c.cacheCreation = append(c.cacheCreation, u.CacheCreationTokens)
-	c.cost = append(c.cost, u.CostMicros)
-	c.duration = append(c.duration, u.DurationMs)
-	c.firstToken = append(c.firstToken, u.FirstTokenMs)
-	c.attempts = append(c.attempts, int32(u.Attempts))
-	c.details = append(c.details, details)
-}
-
-// args are the parameters of sqlInsertUsageBatch, in its order.
-func (c *usageColumns) args() []any {
-	return []any{c.requestID, c.grantID, c.userID, c.apiKeyID, c.groupID, c.accountID,
-		c.path, c.model, c.upstreamModel, c.stream, c.status, c.errorClass,
-		c.input, c.output, c.cacheRead, c.cacheCreation, c.cost,
-		c.duration, c.firstToken, c.attempts, c.details}
-}
-
-// GroupRateMicros returns a group's rate multiplier in fixed point (1.0 = 1_000_000).
-func (s *Store) GroupRateMicros(ctx context.Context, groupID int64) (int64, error) {
-	var r int64
-	err := s.Pool.QueryRow(ctx, sqlGroupRate, groupID).Scan(&r)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, ErrGroupNotFound
+	users := make([]int64, len(pairs))
+	groups := make([]int64, len(pairs))
+	for i, p := range pairs {
+		users[i], groups[i] = p.UserID, p.GroupID
 	}
+	rows, err := s.Pool.Query(ctx, sqlRates, users, groups)
 	if err != nil {
-		return 0, fmt.Errorf("reading rate of group %d: %w", groupID, err)
+		return nil, fmt.Errorf("reading rates: %w", err)
 	}
-	return r, nil
+	var (
+		p    UserGroup
+		rate int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&p.UserID, &p.GroupID, &rate}, func() error {
+		out[p] = rate
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading rates: %w", err)
+	}
+	return out, nil
 }

@@ -15,10 +15,13 @@ type User struct {
 	ID            int64
 	Name          string
 	Concurrency   int   // simultaneous requests allowed across all the user's keys
-	BalanceMicros int64 // USD × 1 000 000
-	Status        string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	BalanceMicros int64 // USD × 1 000 000; negative when actual costs overran reservations
+	// ReservedMicros is held by the reservations of the user's requests in flight
+	// (balance-mode groups); admission spends only BalanceMicros - ReservedMicros.
+	ReservedMicros int64
+	Status         string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // UserPatch lists the fields to change; nil leaves a field as it is.
@@ -29,7 +32,7 @@ type UserPatch struct {
 	Status        *string
 }
 
-const userColumns = `id, name, concurrency, balance_micros, status, created_at, updated_at`
+const userColumns = `id, name, concurrency, balance_micros, reserved_micros, status, created_at, updated_at`
 
 const (
 	sqlInsertUser = `
@@ -54,13 +57,25 @@ RETURNING ` + userColumns
 
 func scanUser(row pgx.Row) (User, error) {
 	var u User
-	err := row.Scan(&u.ID, &u.Name, &u.Concurrency, &u.BalanceMicros, &u.Status, &u.CreatedAt, &u.UpdatedAt)
+	err := row.Scan(&u.ID, &u.Name, &u.Concurrency, &u.BalanceMicros, &u.ReservedMicros, &u.Status, &u.CreatedAt, &u.UpdatedAt)
 	return u, err
 }
 
-// CreateUser inserts u (ID and timestamps are ignored) and returns the stored row.
+// CreateUser inserts u (ID, ReservedMicros and timestamps are ignored) and returns the
+// stored row. A starting balance is recorded as a balance adjustment, so the adjustments
+// explain every balance.
 func (s *Store) CreateUser(ctx context.Context, u User) (User, error) {
-	out, err := scanUser(s.Pool.QueryRow(ctx, sqlInsertUser, u.Name, u.Concurrency, u.BalanceMicros, u.Status))
+	var out User
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if out, err = scanUser(tx.QueryRow(ctx, sqlInsertUser, u.Name, u.Concurrency, u.BalanceMicros, u.Status)); err != nil {
+			return err
+		}
+		if out.BalanceMicros == 0 {
+			return nil
+		}
+		return insertAdjustment(ctx, tx, out.ID, out.BalanceMicros, out.BalanceMicros, NoteInitialBalance)
+	})
 	if err != nil {
 		return User{}, fmt.Errorf("inserting user: %w", err)
 	}
@@ -97,9 +112,26 @@ func (s *Store) UserIDs(ctx context.Context) ([]int64, error) {
 	return collectIDs(ctx, s, sqlUserIDs, "users")
 }
 
-// UpdateUser applies p to the user with that id and returns the result.
+// UpdateUser applies p to the user with that id and returns the result. A new balance is
+// recorded as a balance adjustment of the difference.
 func (s *Store) UpdateUser(ctx context.Context, id int64, p UserPatch) (User, error) {
-	u, err := scanUser(s.Pool.QueryRow(ctx, sqlUpdateUser, id, p.Name, p.Concurrency, p.BalanceMicros, p.Status))
+	var u User
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		var before int64
+		if p.BalanceMicros != nil {
+			if err := tx.QueryRow(ctx, sqlLockUserBalance, id).Scan(&before); err != nil {
+				return err
+			}
+		}
+		var err error
+		if u, err = scanUser(tx.QueryRow(ctx, sqlUpdateUser, id, p.Name, p.Concurrency, p.BalanceMicros, p.Status)); err != nil {
+			return err
+		}
+		if p.BalanceMicros == nil || u.BalanceMicros == before {
+			return nil
+		}
+		return insertAdjustment(ctx, tx, id, u.BalanceMicros-before, u.BalanceMicros, NoteBalanceSet)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, &NotFoundError{Resource: "user", ID: id}
 	}

@@ -1,7 +1,7 @@
 // Package usage turns an upstream's usage object into poolgate's token buckets and prices
 // them. Input tokens are always exclusive of cache tokens, whatever the upstream's
 // convention: OpenAI's input_tokens/prompt_tokens include cached_tokens, Anthropic's
-// input_tokens do not (docs/design.md, "/internal/v1/reports").
+// input_tokens do not (docs/design.md, "/internal/v1/reports"; docs/billing.md).
 package usage
 
 import (
@@ -25,12 +25,16 @@ var (
 	ErrInvalidUsage  = errors.New("usage is not a JSON object")
 )
 
-// Tokens are the billed token buckets of one request.
+// Tokens are the token buckets of one request, the one internal shape of every upstream's
+// usage. Input, Output, CacheRead and CacheCreation are billed; Reasoning is informational:
+// it is part of Output (OpenAI counts reasoning tokens inside output_tokens and bills them
+// as output), never billed on its own.
 type Tokens struct {
 	Input         int64 // exclusive of cache reads and cache writes
-	Output        int64
+	Output        int64 // including Reasoning
 	CacheRead     int64
 	CacheCreation int64
+	Reasoning     int64 // part of Output
 }
 
 // Normalize reads the raw usage object of the given format. A missing or null usage is
@@ -55,6 +59,7 @@ func Normalize(format string, raw []byte) (Tokens, error) {
 			Input:     nonNegative(count(r, "input_tokens") - cached),
 			Output:    count(r, "output_tokens"),
 			CacheRead: cached,
+			Reasoning: count(r, "output_tokens_details.reasoning_tokens"),
 		}, nil
 	case FormatChat:
 		// https://platform.openai.com/docs/api-reference/chat/object#chat/object-usage
@@ -63,10 +68,12 @@ func Normalize(format string, raw []byte) (Tokens, error) {
 			Input:     nonNegative(count(r, "prompt_tokens") - cached),
 			Output:    count(r, "completion_tokens"),
 			CacheRead: cached,
+			Reasoning: count(r, "completion_tokens_details.reasoning_tokens"),
 		}, nil
 	case FormatAnthropic:
 		// https://docs.anthropic.com/en/api/messages#response-usage: input_tokens already
-		// excludes cache_read_input_tokens and cache_creation_input_tokens.
+		// excludes cache_read_input_tokens and cache_creation_input_tokens. Extended
+		// thinking is billed as output and not reported apart: Reasoning stays 0.
 		return Tokens{
 			Input:         count(r, "input_tokens"),
 			Output:        count(r, "output_tokens"),
@@ -76,6 +83,11 @@ func Normalize(format string, raw []byte) (Tokens, error) {
 	default:
 		return Tokens{}, fmt.Errorf("%w %q", ErrUnknownFormat, format)
 	}
+}
+
+// Billed reports whether any billed bucket is non-zero (Reasoning is inside Output).
+func (t Tokens) Billed() bool {
+	return t.Input != 0 || t.Output != 0 || t.CacheRead != 0 || t.CacheCreation != 0
 }
 
 // count reads a token count; absent, non-numeric or negative values count as 0.

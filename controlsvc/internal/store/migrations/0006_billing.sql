@@ -13,9 +13,9 @@ ALTER TABLE groups
     -- the reservation's output estimate when the request names no maximum
     ADD COLUMN default_max_output_tokens INTEGER NOT NULL DEFAULT 4096
         CHECK (default_max_output_tokens BETWEEN 1 AND 10000000),
-    -- cap of one request's reservation
+    -- cap of one request's reservation (a cap of 0 would admit everything unreserved)
     ADD COLUMN max_reserve_micros        BIGINT  NOT NULL DEFAULT 5000000
-        CHECK (max_reserve_micros >= 0);
+        CHECK (max_reserve_micros > 0);
 
 -- money held by the reservations of requests in flight (balance mode)
 ALTER TABLE users
@@ -99,8 +99,11 @@ ALTER TABLE usage_records
     ADD COLUMN subscription_id         BIGINT,
     ADD COLUMN reserved_micros         BIGINT  NOT NULL DEFAULT 0,
     ADD COLUMN admission_ms            BIGINT  NOT NULL DEFAULT 0,
-    ADD COLUMN upstream_ms             BIGINT  NOT NULL DEFAULT 0;
+    ADD COLUMN upstream_ms             BIGINT  NOT NULL DEFAULT 0,
+    -- superseded by usage_attempts
+    DROP COLUMN attempt_details;
 CREATE INDEX usage_records_group_idx ON usage_records (group_id, id);
+CREATE INDEX usage_records_model_idx ON usage_records (model, id);
 
 -- one row per upstream attempt of a request
 CREATE TABLE usage_attempts (

@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
+	"github.com/poolgate/poolgate/controlsvc/internal/usage"
+)
+
+// Billing in admission (docs/billing.md, "Billing modes and eligibility" and "Reserve, then
+// settle"). A request is priced by the model the chosen account is sent; the first
+// admission, once its slots are held, reserves an estimate of the request's cost against
+// the balance or subscription windows and the key's quota. A re-admission (failover) never
+// reserves again: the request's reservation covers every attempt, and the report settles it.
+
+// Error types and codes of the billing refusals.
+const (
+	typeBilling          = "billing_error"
+	typePermission       = "permission_error"
+	typeRateLimitBilling = "rate_limit_exceeded"
+	typeInsufficientQuot = "insufficient_quota"
+)
+
+// billingRefusal turns a refusal of a billing rule into the client's error. On the OpenAI
+// paths type and code are both the table's value; Anthropic's envelope has the type alone.
+func billingRefusal(r *store.BillingRefusal) *rejection {
+	rej := &rejection{status: http.StatusForbidden, reason: ReasonBilling, errType: typeBilling, message: r.Message}
+	switch r.Kind {
+	case store.RefuseKeyExpired:
+		rej.errType = typePermission
+	case store.RefuseWindowExhausted:
+		rej.status, rej.errType = http.StatusTooManyRequests, typeRateLimitBilling
+		rej.retryAfter = strconv.FormatInt(max(r.RetryAfterSeconds, 1), 10)
+	case store.RefuseKeyQuota:
+		rej.status, rej.errType = http.StatusTooManyRequests, typeInsufficientQuot
+	}
+	rej.code = rej.errType
+	return rej
+}
+
+var (
+	rejectKeyExpired = billingRefusal(&store.BillingRefusal{Kind: store.RefuseKeyExpired, Message: store.MsgKeyExpired})
+
+	rejectInsufficientBalance = billingRefusal(&store.BillingRefusal{Kind: store.RefuseInsufficientBalance,
+		Message: store.MsgInsufficientBalance})
+)
+
+// rejectUnpriced refuses a model without a price in a group that does not serve those.
+func rejectUnpriced(model string) *rejection {
+	return rejectInvalid("No price configured for model " + model)
+}
+
+// precheckBilling refuses, from the cached key, a first admission that cannot pass the
+// billing rules whatever happens before Reserve: an expired key, a balance group with
+// nothing on the balance. It runs before any wait, so such requests never queue; Reserve
+// decides for real after the waits.
+func precheckBilling(key store.KeyAuth, now time.Time) *rejection {
+	if key.KeyExpiresAt != nil && !now.Before(*key.KeyExpiresAt) {
+		return rejectKeyExpired
+	}
+	if key.BillingMode != store.BillingSubscription && key.BalanceMicros <= 0 {
+		return rejectInsufficientBalance
+	}
+	return nil
+}
+
+// priceFor resolves the price of what the chosen account is sent. ok is false for an
+// unpriced model the group serves anyway (its records cost 0); a rejection refuses the
+// request.
+func (s *Service) priceFor(key store.KeyAuth, model, upstreamModel string) (usage.Price, bool, *rejection) {
+	priced := usage.PricedModel(upstreamModel, model)
+	p, _, ok := s.prices.Table().Lookup(priced)
+	if !ok && !key.AllowUnpriced {
+		return usage.Price{}, false, rejectUnpriced(priced)
+	}
+	return p, ok, nil
+}
+
+// estimateMicros is the reservation of a request: its input at most input_bytes / 2 tokens
+// at the input price, plus its output maximum (the group's default when the request names
+// none) at the output price, times the user's rate, capped by the group's max_reserve.
+func estimateMicros(key store.KeyAuth, p usage.Price, inputBytes, maxOutputTokens int64) int64 {
+	input := (max(inputBytes, 0) + 1) / 2
+	output := maxOutputTokens
+	if output <= 0 {
+		output = key.DefaultMaxOutputTokens
+	}
+	cost := usage.Cost(usage.Tokens{Input: input, Output: output}, p, key.RateMicros)
+	if key.MaxReserveMicros > 0 {
+		cost = min(cost, key.MaxReserveMicros)
+	}
+	return cost
+}
+
+// bill prices the admission on the chosen account and, on a first admission, reserves the
+// estimate. A refusal or an error leaves nothing reserved.
+func (s *Service) bill(ctx context.Context, key store.KeyAuth, req *admitRequest, upstreamModel string, first bool) (*rejection, error) {
+	price, priced, rej := s.priceFor(key, req.Model, upstreamModel)
+	if rej != nil || !first {
+		return rej, nil
+	}
+	amount := int64(0)
+	if priced {
+		amount = estimateMicros(key, price, req.InputBytes, req.MaxOutputTokens)
+	}
+	_, refusal, err := s.store.Reserve(ctx, store.ReserveInput{RequestID: req.RequestID, UserID: key.UserID,
+		APIKeyID: key.KeyID, GroupID: key.GroupID, AmountMicros: amount})
+	var nf *store.NotFoundError
+	switch {
+	case errors.As(err, &nf):
+		// The key, its user or its group went away since the key was cached.
+		return rejectAuth, nil
+	case errors.Is(err, store.ErrReservationMismatch):
+		// Another key's request holds this request id: not one request of the plugin's.
+		return rejectInvalid("Duplicate request id"), nil
+	case err != nil:
+		return nil, fmt.Errorf("reserving: %w", err)
+	case refusal != nil:
+		return billingRefusal(refusal), nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
+)
+
+// Names of the internal API's counters at GET /metrics (docs/design.md, "Metrics").
+const (
+	metricReportsDropped   = "poolgate_reports_dropped_total"
+	metricRecordsWritten   = "poolgate_report_records_written_total"
+	metricRecordsDuplicate = "poolgate_report_records_duplicate_total"
+	metricReportsInvalid   = "poolgate_reports_invalid_total"
+	metricAdmissions       = "poolgate_admissions_total"
+)
+
+// gatewayMetrics are the counters of the internal API. They count since this controlsvc
+// started, like every Prometheus counter; rates and sums across instances are the
+// scraper's business.
+type gatewayMetrics struct {
+	reportsDropped   *metrics.Counter // as the gateways report them with their batches
+	recordsWritten   *metrics.Counter // usage records newly stored
+	recordsDuplicate *metrics.Counter // valid reports already stored: retries, replays
+	reportsInvalid   *metrics.Counter // reports without request_id or user_id
+	admitGranted     *metrics.Counter
+	admitRefused     *metrics.Counter
+	admitError       *metrics.Counter
+}
+
+func newGatewayMetrics(reg *metrics.Registry) gatewayMetrics {
+	if reg == nil {
+		reg = metrics.NewRegistry()
+	}
+	const admitHelp = "Admit calls by result: granted (200), refused (an answer with X-Poolgate-Reject), error (anything else, which the gateway answers with 503)."
+	return gatewayMetrics{
+		reportsDropped: reg.Counter(metricReportsDropped,
+			"Completion reports the gateways dropped unsent (spool full, or refused as invalid), as they report them with their next acknowledged batch; their usage is lost."),
+		recordsWritten: reg.Counter(metricRecordsWritten,
+			"Usage records stored from completion reports."),
+		recordsDuplicate: reg.Counter(metricRecordsDuplicate,
+			"Completion reports acknowledged without a write because their request_id was stored already (retried or repeated batches)."),
+		reportsInvalid: reg.Counter(metricReportsInvalid,
+			"Completion reports dropped by controlsvc because they lack request_id or user_id."),
+		admitGranted: reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "granted"}),
+		admitRefused: reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "refused"}),
+		admitError:   reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "error"}),
+	}
+}
+
+// countAdmissions counts every admit call by its answer.
+func (s *Service) countAdmissions(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		switch {
+		case sw.status == http.StatusOK:
+			s.metrics.admitGranted.Inc()
+		case sw.Header().Get(RejectHeader) != "":
+			s.metrics.admitRefused.Inc()
+		default:
+			s.metrics.admitError.Inc()
+		}
+	})
+}
+
+// statusWriter remembers the status written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
+	"github.com/poolgate/poolgate/controlsvc/internal/usage"
+)
+
+// usageWrites prices the valid reports of a batch into their usage records and attempts
+// (docs/billing.md, "Ledger"). A request is priced by the model sent upstream at its
+// user's rate in its group; every attempt that produced usage is priced the same way. The
+// user is billed for the attempt that answered, the last, whose usage is the report's. The
+// rates of the whole batch cost one query.
+func (s *Service) usageWrites(ctx context.Context, reps []*report) ([]store.UsageWrite, error) {
+	if len(reps) == 0 {
+		return nil, nil
+	}
+	pairs := make([]store.UserGroup, 0, len(reps))
+	seen := make(map[store.UserGroup]bool, len(reps))
+	for _, rep := range reps {
+		p := store.UserGroup{UserID: rep.UserID, GroupID: rep.GroupID}
+		if !seen[p] {
+			seen[p] = true
+			pairs = append(pairs, p)
+		}
+	}
+	rates, err := s.store.RatesMicros(ctx, pairs)
+	if err != nil {
+		return nil, err
+	}
+	table := s.prices.Table()
+	out := make([]store.UsageWrite, 0, len(reps))
+	for _, rep := range reps {
+		rate, ok := rates[store.UserGroup{UserID: rep.UserID, GroupID: rep.GroupID}]
+		if !ok {
+			s.log.Warn("report for unknown group, pricing at rate 1", "request_id", rep.RequestID, "group_id", rep.GroupID)
+			rate = usage.RateUnit
+		}
+		out = append(out, s.usageWrite(rep, table, rate))
+	}
+	return out, nil
+}
+
+// usageWrite turns one valid report into its usage record with its attempts.
+func (s *Service) usageWrite(rep *report, table *usage.PriceTable, rate int64) store.UsageWrite {
+	model := usage.PricedModel(rep.UpstreamModel, rep.Model)
+	price, _, priced := table.Lookup(model)
+	tokens := s.normalize(rep, 0, rep.Usage)
+	if !priced && tokens.Billed() {
+		s.log.Warn("no price for model, usage recorded at cost 0", "request_id", rep.RequestID,
+			"model", rep.Model, "upstream_model", rep.UpstreamModel)
+	}
+	cost := priceTokens(tokens, price, priced, rate)
+	u := store.UsageWrite{
+		RequestID:            rep.RequestID,
+		GrantID:              rep.GrantID,
+		UserID:               rep.UserID,
+		APIKeyID:             rep.APIKeyID,
+		GroupID:              rep.GroupID,
+		AccountID:            rep.AccountID,
+		Path:                 rep.Path,
+		Model:                rep.Model,
+		UpstreamModel:        rep.UpstreamModel,
+		Stream:               rep.Stream,
+		Status:               rep.Status,
+		ErrorClass:           rep.ErrorClass,
+		InputTokens:          tokens.Input,
+		OutputTokens:         tokens.Output,
+		CacheReadTokens:      tokens.CacheRead,
+		CacheCreationTokens:  tokens.CacheCreation,
+		ReasoningTokens:      tokens.Reasoning,
+		Priced:               priced,
+		CostMicros:           cost.Total,
+		InputCostMicros:      cost.Input,
+		OutputCostMicros:     cost.Output,
+		CacheReadCostMicros:  cost.CacheRead,
+		CacheWriteCostMicros: cost.CacheWrite,
+		RateMicros:           rate,
+		AdmissionMs:          nonNegative(rep.AdmissionMs),
+		UpstreamMs:           nonNegative(rep.UpstreamMs),
+		FirstTokenMs:         nonNegative(rep.FirstTokenMs),
+		DurationMs:           nonNegative(rep.DurationMs),
+		Attempts:             make([]store.AttemptWrite, len(rep.Attempts)),
+	}
+	last := len(rep.Attempts) - 1
+	for i, a := range rep.Attempts {
+		at, ac := tokens, cost // the answering attempt's usage is the report's
+		if i != last {
+			at = s.normalize(rep, i+1, a.Usage)
+			p, ok := price, priced
+			if a.UpstreamModel != "" && at.Billed() { // another account may map the model differently
+				p, _, ok = table.Lookup(a.UpstreamModel)
+			}
+			ac = priceTokens(at, p, ok, rate)
+		}
+		u.Attempts[i] = store.AttemptWrite{
+			AccountID:           a.AccountID,
+			Status:              a.Status,
+			ErrorClass:          a.ErrorClass,
+			InputTokens:         at.Input,
+			OutputTokens:        at.Output,
+			CacheReadTokens:     at.CacheRead,
+			CacheCreationTokens: at.CacheCreation,
+			ReasoningTokens:     at.Reasoning,
+			CostMicros:          ac.Total,
+			LatencyMs:           nonNegative(a.DurationMs),
+			FirstTokenMs:        nonNegative(a.FirstTokenMs),
+		}
+	}
+	return u
+}
+
+// normalize reads a usage object of the report's format: the report's (attempt 0) or an
+// attempt's. Unreadable usage is logged and counts as none: the request happened, and it is
+// recorded rather than lost.
+func (s *Service) normalize(rep *report, attempt int, raw json.RawMessage) usage.Tokens {
+	t, err := usage.Normalize(rep.UsageFormat, raw)
+	if err != nil {
+		s.log.Warn("unreadable usage", "request_id", rep.RequestID, "attempt", attempt,
+			"usage_format", rep.UsageFormat, "error", err)
+	}
+	return t
+}
+
+// priceTokens is the cost of tokens at list price × rate; 0 when the model has no price.
+func priceTokens(t usage.Tokens, p usage.Price, priced bool, rate int64) usage.Breakdown {
+	if !priced {
+		return usage.Breakdown{}
+	}
+	return usage.CostBreakdown(t, p, rate)
+}
+
+func nonNegative(v int64) int64 {
+	if v < 0 {
+		return 0
+	}
+	return v
+}

@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
+)
+
+// A user's own rate multiplier in a group: PUT/DELETE /users/{id}/group-rates/{group_id},
+// GET /users/{id}/group-rates. It overrides the group's rate_multiplier for that user.
+
+type userGroupRateView struct {
+	UserID         int64       `json:"user_id"`
+	GroupID        int64       `json:"group_id"`
+	RateMultiplier json.Number `json:"rate_multiplier"`
+	CreatedAt      time.Time   `json:"created_at"`
+	UpdatedAt      time.Time   `json:"updated_at"`
+}
+
+func newUserGroupRateView(r store.UserGroupRate) (userGroupRateView, error) {
+	rate, err := decimalTextToMicros(r.RateMultiplier)
+	if err != nil {
+		return userGroupRateView{}, err
+	}
+	return userGroupRateView{UserID: r.UserID, GroupID: r.GroupID, RateMultiplier: formatMicros(rate),
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}, nil
+}
+
+type userGroupRateInput struct {
+	RateMultiplier *json.RawMessage `json:"rate_multiplier"`
+}
+
+// pathGroupID is the {group_id} of the route.
+func pathGroupID(r *http.Request) (int64, error) {
+	raw := mux.Vars(r)["group_id"]
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &requestError{status: http.StatusNotFound, typ: typeNotFound, message: "no group with id " + strconv.Quote(raw)}
+	}
+	return id, nil
+}
+
+func (a *API) putUserGroupRate(w http.ResponseWriter, r *http.Request) {
+	userID, err := pathID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	groupID, err := pathGroupID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var in userGroupRateInput
+	if err := decodeBody(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if in.RateMultiplier == nil {
+		writeError(w, r, invalid("rate_multiplier is required"))
+		return
+	}
+	rate, err := parseRateMultiplier(*in.RateMultiplier)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out, err := a.st.SetUserGroupRate(r.Context(), userID, groupID, rate)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeView(w, r, http.StatusOK, out, newUserGroupRateView)
+}
+
+func (a *API) deleteUserGroupRate(w http.ResponseWriter, r *http.Request) {
+	userID, err := pathID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	groupID, err := pathGroupID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := a.st.DeleteUserGroupRate(r.Context(), userID, groupID); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) listUserGroupRates(w http.ResponseWriter, r *http.Request) {
+	userID, err := pathID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	rates, err := a.st.ListUserGroupRates(r.Context(), userID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	views := make([]userGroupRateView, 0, len(rates))
+	for _, rt := range rates {
+		v, err := newUserGroupRateView(rt)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		views = append(views, v)
+	}
+	writeList(w, views)
+}
