@@ -25,10 +25,20 @@ func (st *Stack) spawn(name string, o Options, env []string, bin string, args ..
 }
 
 func (st *Stack) start(name string, o Options, env []string, workdir, bin string, args ...string) (*child, error) {
+	return st.startLogged(name, o, env, workdir, false, bin, args...)
+}
+
+// startLogged starts a child whose output goes to <dir>/<name>.log, truncated first unless
+// appendLog (a restart keeps the log of the earlier run).
+func (st *Stack) startLogged(name string, o Options, env []string, workdir string, appendLog bool, bin string, args ...string) (*child, error) {
 	if bin == "" {
 		return nil, fmt.Errorf("no binary given for %s", name)
 	}
-	logf, err := os.Create(st.LogPath(name))
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if appendLog {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	}
+	logf, err := os.OpenFile(st.LogPath(name), flags, 0o644)
 	if err != nil {
 		return nil, err
 	}

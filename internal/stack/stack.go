@@ -50,10 +50,13 @@ type Stack struct {
 	AdminToken, PluginSecret        string
 	DatabaseURL, RedisURL           string
 
-	dir   string
-	procs []*child
-	pg    *testenv.Postgres
-	redis *testenv.Redis
+	dir     string
+	opts    Options
+	procs   []*child
+	control *child   // controlsvc, replaced by RestartControlsvc
+	ctlEnv  []string // controlsvc's environment, kept for restarts
+	pg      *testenv.Postgres
+	redis   *testenv.Redis
 }
 
 const readyTimeout = 90 * time.Second
@@ -64,7 +67,7 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 	if o.Dir == "" || o.RepoRoot == "" || o.TraefikBin == "" || o.ControlsvcBin == "" {
 		return nil, errors.New("stack: Dir, RepoRoot, TraefikBin and ControlsvcBin are required")
 	}
-	st = &Stack{dir: o.Dir, AdminToken: o.AdminToken, PluginSecret: o.PluginSecret}
+	st = &Stack{dir: o.Dir, opts: o, AdminToken: o.AdminToken, PluginSecret: o.PluginSecret}
 	defer func() {
 		if err != nil {
 			st.Stop()
@@ -105,12 +108,9 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 		"POOLGATE_PLUGIN_SECRET=" + st.PluginSecret,
 		"POOLGATE_LISTEN=" + controlAddr,
 	}
-	env = append(env, o.ControlsvcEnv...)
-	if err := st.spawn("controlsvc", o, env, o.ControlsvcBin); err != nil {
+	st.ctlEnv = append(env, o.ControlsvcEnv...)
+	if err := st.startControlsvc(ctx); err != nil {
 		return st, err
-	}
-	if err := waitHTTP(ctx, st.ControlURL+"/readyz", 200); err != nil {
-		return st, fmt.Errorf("controlsvc not ready: %w\n%s", err, st.LogTail("controlsvc"))
 	}
 	if err := st.startTraefik(ctx, o); err != nil {
 		return st, err

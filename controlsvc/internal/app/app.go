@@ -16,6 +16,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
 	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
+	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/prices"
 	"github.com/poolgate/poolgate/controlsvc/internal/rules"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
@@ -75,8 +76,10 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	rc.Start()
 	pc.Start()
 
+	reg := metrics.NewRegistry()
 	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, LeaseTTL: cfg.LeaseTTL, Rules: rc, Prices: pc,
-		RateLimitCooldown: cfg.RateLimitCooldown, Wait: waitConfig(cfg.Wait), ReservationTTL: cfg.ReservationTTL}, log)
+		RateLimitCooldown: cfg.RateLimitCooldown, Wait: waitConfig(cfg.Wait), ReservationTTL: cfg.ReservationTTL,
+		Metrics: reg}, log)
 	admin := httpapi.New(httpapi.Options{
 		Store:      st,
 		Slots:      slots.New(rdb, cfg.LeaseTTL),
@@ -94,6 +97,8 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	r := mux.NewRouter()
 	admin.Register(r)
 	gw.Register(r)
+	// Prometheus scrapes controlsvc's own address; Traefik does not route /metrics.
+	r.Handle("/metrics", reg).Methods(http.MethodGet)
 	return &App{log: log, store: st, redis: rdb, gateway: gw, rules: rc, prices: pc, handler: r}, nil
 }
 
@@ -103,7 +108,7 @@ var _ httpapi.SlotCounter = (*slots.Slots)(nil)
 // Compile-time guard: the gateway hears of the admin API's account changes.
 var _ httpapi.AccountNotifier = (*gateway.Service)(nil)
 
-// Handler serves every route: /healthz, /readyz, /api/v1/admin/…, /internal/v1/….
+// Handler serves every route: /healthz, /readyz, /metrics, /api/v1/admin/…, /internal/v1/….
 func (a *App) Handler() http.Handler { return a.handler }
 
 // Logger is the service's structured logger.

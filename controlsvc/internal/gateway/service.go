@@ -47,10 +47,8 @@ type Config struct {
 	// <= 0 means DefaultRateLimitCooldown, above MaxRateLimitCooldown is capped.
 	RateLimitCooldown time.Duration
 	// ReservationTTL is the age at which the sweeper releases a reservation whose report
-	// never came; <= 0 means store.DefaultReservationTTL. SweepInterval spaces the
-	// sweeps; <= 0 means every minute.
+	// never came; <= 0 means store.DefaultReservationTTL.
 	ReservationTTL time.Duration
-	SweepInterval  time.Duration
 	// Metrics receives the service's counters (metrics.go); nil keeps them private.
 	Metrics *metrics.Registry
 }
@@ -95,9 +93,6 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	if cfg.ReservationTTL <= 0 {
 		cfg.ReservationTTL = store.DefaultReservationTTL
 	}
-	if cfg.SweepInterval <= 0 {
-		cfg.SweepInterval = sweepInterval
-	}
 	s := &Service{
 		store:    st,
 		slots:    slots.New(rdb, cfg.LeaseTTL),
@@ -110,7 +105,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		keys:     newTTLCache[string, keyResult](cacheTTL),
 		accounts: newTTLCache[groupKey, []groupAccount](cacheTTL),
 		touch:    newToucher(st, log),
-		sweep:    newSweeper(st, cfg.ReservationTTL, cfg.SweepInterval, log),
+		sweep:    newSweeper(st, cfg.ReservationTTL, sweepInterval, log),
 		rules:    cfg.Rules,
 		prices:   cfg.Prices,
 		metrics:  newGatewayMetrics(cfg.Metrics),

@@ -58,7 +58,8 @@ func TestAuthenticateKey(t *testing.T) {
 				return
 			}
 			want := KeyAuth{KeyID: key, UserID: user, GroupID: group, UserConcurrency: 7, BalanceMicros: 1234,
-				Platform: "anthropic", RateMicros: 1_500_000}
+				Platform: "anthropic", RateMicros: 1_500_000,
+				BillingMode: BillingBalance, DefaultMaxOutputTokens: 4096, MaxReserveMicros: 5_000_000}
 			if got != want {
 				t.Fatalf("AuthenticateKey = %+v, want %+v", got, want)
 			}
@@ -66,6 +67,32 @@ func TestAuthenticateKey(t *testing.T) {
 	}
 	if _, err := st.AuthenticateKey(ctx, "no-such-hash"); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("unknown hash: %v, want ErrKeyNotFound", err)
+	}
+}
+
+// The key's billing settings come with it: the group's, the user's own rate in the group
+// and the key's expiry.
+func TestAuthenticateKeyBilling(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	user := admSQL(t, st, `INSERT INTO users (name, concurrency, balance_micros) VALUES ('u', 7, 0) RETURNING id`)
+	group := admSQL(t, st, `INSERT INTO groups (name, platform, rate_multiplier, billing_mode, allow_unpriced,
+		default_max_output_tokens, max_reserve_micros) VALUES ('auth-billing', 'openai', 2, 'subscription', true, 10, 777) RETURNING id`)
+	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	admSQL(t, st, `INSERT INTO api_keys (user_id, group_id, key_hash, key_prefix, expires_at) VALUES ($1, $2, 'hash-billing', 'sk-pg', $3) RETURNING id`,
+		user, group, expires)
+	got, err := st.AuthenticateKey(ctx, "hash-billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RateMicros != 2_000_000 || got.BillingMode != BillingSubscription || !got.AllowUnpriced ||
+		got.DefaultMaxOutputTokens != 10 || got.MaxReserveMicros != 777 || got.KeyExpiresAt == nil || !got.KeyExpiresAt.Equal(expires) {
+		t.Fatalf("AuthenticateKey = %+v", got)
+	}
+	admExec(t, st, `INSERT INTO user_group_rates (user_id, group_id, rate_multiplier) VALUES ($1, $2, 0.25)`, user, group)
+	if got, err = st.AuthenticateKey(ctx, "hash-billing"); err != nil || got.RateMicros != 250_000 {
+		t.Fatalf("with the user's own rate: %+v, %v; want rate 250000", got, err)
 	}
 }
 
