@@ -80,8 +80,8 @@ func millis(d time.Duration) int64 {
 // soon as a sender is free; reports that arrive while batches are in flight form the next
 // batch (up to maxBatch), with at most maxInFlight batches in flight. So an idle gateway
 // releases a finished request's slots after one round trip, and a busy one sends few, large
-// batches. A batch that is not acknowledged goes back to the head of the queue, and nothing
-// is sent until its backoff has passed: a controlsvc that is down or restarting costs
+// batches. A batch that is not acknowledged goes back into the queue in its place, and
+// nothing is sent until its backoff has passed: a controlsvc that is down or restarting costs
 // retries, never a report. Only a full spool drops reports, the oldest first
 // (report_spool.go).
 //
@@ -114,20 +114,6 @@ type reporter struct {
 	wake      chan struct{}
 	stop      chan struct{}
 	done      chan struct{}
-}
-
-// spooled is a queued report with its place in the order of enqueueing, which survives
-// batches that fail and come back in any order.
-type spooled struct {
-	seq uint64
-	r   report
-}
-
-// outBatch is one batch on its way to controlsvc: its reports and the count of earlier
-// drops it carries. Both go back to the reporter unless controlsvc acknowledges it.
-type outBatch struct {
-	reports []spooled
-	dropped int64
 }
 
 func newReporter(client *controlClient, maxBatch, maxSpool int) *reporter {
@@ -237,50 +223,7 @@ func (rp *reporter) dispatch() time.Duration {
 	}
 }
 
-// takeLocked removes the oldest batch from the queue; it carries every drop not yet
-// reported, so that two batches in flight never report the same drops.
-func (rp *reporter) takeLocked() outBatch {
-	n := len(rp.queue)
-	if n > rp.maxBatch {
-		n = rp.maxBatch
-	}
-	if n == 0 {
-		return outBatch{}
-	}
-	b := outBatch{reports: make([]spooled, n), dropped: rp.drops.unsent}
-	rp.drops.unsent = 0
-	copy(b.reports, rp.queue[:n])
-	rp.queue = rp.queue[n:]
-	if len(rp.queue) == 0 {
-		rp.queue = nil // let the backing array go
-	}
-	return b
-}
-
-// giveBackLocked puts an unacknowledged batch back into the queue in its place, and its
-// drops back among those not yet reported. Its place is usually the head, but not always:
-// with two batches in flight the newer one may fail last, and the spool must still trim
-// the oldest reports.
-func (rp *reporter) giveBackLocked(b outBatch) {
-	rp.drops.unsent += b.dropped
-	if len(b.reports) == 0 {
-		return
-	}
-	// Batches are taken from the head of a queue in seq order, so a batch's seqs never
-	// interleave with the queue's: it goes in before the first newer report.
-	at := 0
-	for at < len(rp.queue) && rp.queue[at].seq < b.reports[0].seq {
-		at++
-	}
-	q := make([]spooled, 0, len(rp.queue)+len(b.reports))
-	q = append(q, rp.queue[:at]...)
-	q = append(q, b.reports...)
-	q = append(q, rp.queue[at:]...)
-	rp.queue = q
-	rp.trimLocked()
-}
-
-// sendAsync sends one batch. An unacknowledged batch goes back to the head of the queue and
+// sendAsync sends one batch. An unacknowledged batch goes back into the queue and
 // starts a backoff that doubles up to reportBackoffHi; an acknowledged one resets it.
 func (rp *reporter) sendAsync(b outBatch) {
 	defer rp.senders.Done()
@@ -308,14 +251,8 @@ func (rp *reporter) sendAsync(b outBatch) {
 	ok = rp.send(b)
 }
 
-func (rp *reporter) pending() int {
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	return len(rp.queue)
-}
-
 // flushOne sends the oldest batch in the caller's goroutine (used when stopping). On
-// failure the batch goes back to the head of the queue.
+// failure the batch goes back into the queue.
 func (rp *reporter) flushOne() bool {
 	rp.mu.Lock()
 	b := rp.takeLocked()

@@ -30,6 +30,69 @@ type dropCounts struct {
 	nextLog       time.Time // no log line before this
 }
 
+// spooled is a queued report with its place in the order of enqueueing, which survives
+// batches that fail and come back in any order.
+type spooled struct {
+	seq uint64
+	r   report
+}
+
+// outBatch is one batch on its way to controlsvc: its reports and the count of earlier
+// drops it carries. Both go back to the reporter unless controlsvc acknowledges it.
+type outBatch struct {
+	reports []spooled
+	dropped int64
+}
+
+// takeLocked removes the oldest batch from the queue; it carries every drop not yet
+// reported, so that two batches in flight never report the same drops.
+func (rp *reporter) takeLocked() outBatch {
+	n := len(rp.queue)
+	if n > rp.maxBatch {
+		n = rp.maxBatch
+	}
+	if n == 0 {
+		return outBatch{}
+	}
+	b := outBatch{reports: make([]spooled, n), dropped: rp.drops.unsent}
+	rp.drops.unsent = 0
+	copy(b.reports, rp.queue[:n])
+	rp.queue = rp.queue[n:]
+	if len(rp.queue) == 0 {
+		rp.queue = nil // let the backing array go
+	}
+	return b
+}
+
+// giveBackLocked puts an unacknowledged batch back into the queue in its place, and its
+// drops back among those not yet reported. Its place is usually the head, but not always:
+// with two batches in flight the newer one may fail last, and the spool must still trim
+// the oldest reports.
+func (rp *reporter) giveBackLocked(b outBatch) {
+	rp.drops.unsent += b.dropped
+	if len(b.reports) == 0 {
+		return
+	}
+	// Batches are taken from the head of a queue in seq order, so a batch's seqs never
+	// interleave with the queue's: it goes in before the first newer report.
+	at := 0
+	for at < len(rp.queue) && rp.queue[at].seq < b.reports[0].seq {
+		at++
+	}
+	q := make([]spooled, 0, len(rp.queue)+len(b.reports))
+	q = append(q, rp.queue[:at]...)
+	q = append(q, b.reports...)
+	q = append(q, rp.queue[at:]...)
+	rp.queue = q
+	rp.trimLocked()
+}
+
+func (rp *reporter) pending() int {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return len(rp.queue)
+}
+
 // trimLocked drops the oldest reports beyond the spool bound.
 func (rp *reporter) trimLocked() {
 	over := len(rp.queue) - rp.maxSpool

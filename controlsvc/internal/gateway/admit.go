@@ -46,6 +46,10 @@ type admitRequest struct {
 	// maximum it names, 0 = none.
 	InputBytes      int64 `json:"input_bytes"`
 	MaxOutputTokens int64 `json:"max_output_tokens"`
+
+	// platform is the key's group's platform once authenticated ("" before): it picks the
+	// envelope of a refusal (rejectBody). Not part of the JSON.
+	platform string
 }
 
 // admitReply is a grant.
@@ -63,19 +67,23 @@ type admitReply struct {
 	// The group's deadline overrides (issue 3 §9); absent: the plugin's default, 0: off.
 	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
 	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms,omitempty"`
+	// Convert tells the plugin to serve the request by conversion (group_rules.go): with
+	// "responses_to_messages" it calls <base_url>/v1/messages. Absent: pass-through.
+	Convert string `json:"convert,omitempty"`
 }
 
 // keyResult is a cached key lookup; ok false is a cached "no such servable key".
 type keyResult struct {
-	auth store.KeyAuth
-	ok   bool
+	auth  store.KeyAuth
+	rules groupRules
+	ok    bool
 }
 
 func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var req admitRequest
 	if err := decodeBody(w, r, maxAdmitBody, &req); err != nil {
-		writeReject(w, req.Path, rejectInvalid("Failed to parse admission request"))
+		writeReject(w, req.Path, "", rejectInvalid("Failed to parse admission request"))
 		return
 	}
 	readmission := req.GrantID != ""
@@ -93,7 +101,7 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 		writeInternalError(w, s.log, "admission failed", err, attrs()...)
 	case rej != nil:
 		s.log.Info("admission refused", append(attrs(), "reason", rej.reason, "status", rej.status)...)
-		writeReject(w, req.Path, rej)
+		writeReject(w, req.Path, req.platform, rej)
 	case r.Context().Err() != nil:
 		// Granted, but the plugin gave up the call first: it never learns of the grant and
 		// will never report it, so what the grant holds is given back now rather than
@@ -132,13 +140,17 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	if req.APIKey == "" {
 		return nil, rejectAuth, nil
 	}
-	key, ok, err := s.authenticate(ctx, req.APIKey)
+	kr, err := s.authenticate(ctx, req.APIKey)
 	if err != nil {
 		return nil, nil, err
 	}
-	if !ok {
+	if !kr.ok {
 		return nil, rejectAuth, nil
 	}
+	key := kr.auth
+	req.platform = key.Platform
+	// The group's mapping applies first; the accounts' own mappings apply to its result.
+	routed, named := kr.rules.route(req.Model)
 
 	// The failed attempt is settled before anything can refuse this admission, so that its
 	// slot is freed and its account marked even when the client gets an error now.
@@ -148,7 +160,10 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 				return nil, nil, err
 			}
 		}
-		s.markFailedAttempt(ctx, key, req.Model, *f)
+		s.markFailedAttempt(ctx, key, routed, *f)
+	}
+	if rej := kr.rules.endpointRefusal(req.Path, key.Platform, named); rej != nil {
+		return nil, rej, nil
 	}
 
 	first := req.GrantID == ""
@@ -170,7 +185,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	if req.Failed != nil {
 		exclude[req.Failed.AccountID] = true
 	}
-	cands, selRej, err := s.candidates(ctx, key, req.Model, exclude)
+	cands, selRej, err := s.candidates(ctx, key, req.Model, routed, exclude)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -210,6 +225,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 
 		FirstTokenTimeoutMs: key.FirstTokenTimeoutMs,
 		StreamIdleTimeoutMs: key.StreamIdleTimeoutMs,
+		Convert:             convertFor(req.Path, key.Platform),
 	}, nil, nil
 }
 
@@ -342,9 +358,10 @@ func (s *Service) abandonGrant(ctx context.Context, g *admitReply, first bool) {
 	}
 }
 
-// authenticate resolves a presented key through the 2 s cache; ok is false for an unknown
-// or unservable key (cached too, so a flood of bad keys does not reach PostgreSQL).
-func (s *Service) authenticate(ctx context.Context, apiKey string) (store.KeyAuth, bool, error) {
+// authenticate resolves a presented key, with its group's compiled model rules, through the
+// 2 s cache; ok is false for an unknown or unservable key (cached too, so a flood of bad keys
+// does not reach PostgreSQL).
+func (s *Service) authenticate(ctx context.Context, apiKey string) (keyResult, error) {
 	sum := sha256.Sum256([]byte(apiKey))
 	hash := hex.EncodeToString(sum[:])
 	res, err := s.keys.get(ctx, hash, func(ctx context.Context) (keyResult, error) {
@@ -355,17 +372,21 @@ func (s *Service) authenticate(ctx context.Context, apiKey string) (store.KeyAut
 		if err != nil {
 			return keyResult{}, err
 		}
-		return keyResult{auth: a, ok: true}, nil
+		rules, err := compileGroupRules(a)
+		if err != nil {
+			return keyResult{}, err
+		}
+		return keyResult{auth: a, rules: rules, ok: true}, nil
 	})
 	if err != nil {
-		return store.KeyAuth{}, false, fmt.Errorf("authenticating key: %w", err)
+		return keyResult{}, fmt.Errorf("authenticating key: %w", err)
 	}
-	return res.auth, res.ok, nil
+	return res, nil
 }
 
 // upstreamHeaders are the credential headers the plugin sets on the upstream request.
 func upstreamHeaders(platform, apiKey string) map[string]string {
-	if platform == "anthropic" {
+	if platform == platformAnthropic {
 		return map[string]string{"x-api-key": apiKey, "anthropic-version": anthropicVersion}
 	}
 	return map[string]string{"Authorization": "Bearer " + apiKey}

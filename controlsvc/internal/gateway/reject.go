@@ -77,24 +77,86 @@ type anthropicError struct {
 	Error errorDetail `json:"error"`
 }
 
-// errorBody renders an error in the format of the client's API, chosen by its path: the
-// OpenAI envelope with code (when set), Anthropic's without.
-func errorBody(path, errType, message, code string) any {
-	d := errorDetail{Type: errType, Message: message}
-	if path == anthropicPath {
-		return anthropicError{Type: "error", Error: d}
-	}
-	d.Code = code
-	return openAIError{Error: d}
+// codeError is the {"error":{"code","message"}} envelope of /v1/responses on an Anthropic
+// group (issue 5 §5; sub2api-behaviour.md §2.3).
+type codeError struct {
+	Error codeDetail `json:"error"`
 }
 
-// writeReject answers a refused admission.
-func writeReject(w http.ResponseWriter, path string, rej *rejection) {
+type codeDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// msgNoAvailableAccounts words no_account on the Responses-on-Anthropic path (issue 5 §5).
+const msgNoAvailableAccounts = "No available accounts"
+
+// rejectBody renders a refusal in the format of the client's API, chosen by its path and the
+// key's group's platform ("" before authentication): Anthropic's envelope with Anthropic's
+// error type on /v1/messages; {"error":{"code","message"}} on /v1/responses served by an
+// Anthropic group, the code being the OpenAI code or else the type; otherwise the OpenAI
+// envelope with code (when set).
+func rejectBody(path, platform string, rej *rejection) any {
+	switch {
+	case path == anthropicPath:
+		return anthropicError{Type: "error", Error: errorDetail{Type: anthropicErrorType(rej), Message: rej.message}}
+	case platform == platformAnthropic && isResponsesPath(path):
+		d := codeDetail{Code: rej.code, Message: rej.message}
+		if d.Code == "" {
+			d.Code = rej.errType
+		}
+		if rej.reason == ReasonNoAccount {
+			d.Message = msgNoAvailableAccounts
+		}
+		return codeError{Error: d}
+	}
+	return openAIError{Error: errorDetail{Type: rej.errType, Message: rej.message, Code: rej.code}}
+}
+
+// anthropicErrorTypes are the types of Anthropic's error envelope
+// (https://docs.anthropic.com/en/api/errors).
+var anthropicErrorTypes = map[string]bool{
+	"invalid_request_error": true, "authentication_error": true, "billing_error": true,
+	"permission_error": true, "not_found_error": true, "request_too_large": true,
+	"rate_limit_error": true, "timeout_error": true, "overloaded_error": true, "api_error": true,
+}
+
+// anthropicErrorType is the refusal's type on /v1/messages: its own when Anthropic has it
+// (billing_error included), else Anthropic's type for the status (model_not_found →
+// not_found_error, rate_limit_exceeded and insufficient_quota → rate_limit_error).
+func anthropicErrorType(rej *rejection) string {
+	if anthropicErrorTypes[rej.errType] {
+		return rej.errType
+	}
+	switch rej.status {
+	case http.StatusUnauthorized:
+		return "authentication_error"
+	case http.StatusPaymentRequired:
+		return "billing_error"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusNotFound:
+		return "not_found_error"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case 529:
+		return "overloaded_error"
+	}
+	if rej.status >= 500 {
+		return "api_error"
+	}
+	return "invalid_request_error"
+}
+
+// writeReject answers a refused admission in the client's format (rejectBody).
+func writeReject(w http.ResponseWriter, path, platform string, rej *rejection) {
 	w.Header().Set(RejectHeader, rej.reason)
 	if rej.retryAfter != "" {
 		w.Header().Set("Retry-After", rej.retryAfter)
 	}
-	writeJSON(w, rej.status, errorBody(path, rej.errType, rej.message, rej.code))
+	writeJSON(w, rej.status, rejectBody(path, platform, rej))
 }
 
 // writeInternalError answers a failure of controlsvc itself: logged here, generic to the

@@ -65,12 +65,15 @@ type candidate struct {
 
 // candidates lists the accounts of the key's group that can serve model now: active on the
 // platform (cached), mapping the model, not excluded, with a concurrency, no health mark and
-// no block for the upstream model the mapping sends it. It refuses with model_not_found when
-// no account of the group serves the model at all, and with no_account when some do but none
-// is usable now — accounts blocked for the model included: an upstream's "model not found"
-// is a state of the account that passes, not the group's configuration. It never touches
-// Redis.
-func (s *Service) candidates(ctx context.Context, key store.KeyAuth, model string,
+// no block for the upstream model the mapping sends it. model is the group-mapped name of
+// the client's requested model (group_rules.go): a candidate's upstream is its own mapping's
+// target, else model when the group's mapping renamed requested, so the grant names what
+// is sent whenever any mapping changed it. It refuses with model_not_found (naming
+// requested) when no account of the group serves the model at all, and with no_account when
+// some do but none is usable now — accounts blocked for the model included: an upstream's
+// "model not found" is a state of the account that passes, not the group's configuration.
+// It never touches Redis.
+func (s *Service) candidates(ctx context.Context, key store.KeyAuth, requested, model string,
 	exclude map[int64]bool) ([]candidate, *rejection, error) {
 	accounts, err := s.groupAccounts(ctx, key.GroupID, key.Platform)
 	if err != nil {
@@ -89,11 +92,14 @@ func (s *Service) candidates(ctx context.Context, key store.KeyAuth, model strin
 		if exclude[a.ID] || a.Concurrency <= 0 || !a.healthyAt(now) || a.blockedFor(upstreamOr(up, model), now) {
 			continue
 		}
+		if up == "" && model != requested {
+			up = model
+		}
 		out = append(out, candidate{acc: a, upstream: up})
 	}
 	switch {
 	case !served && len(accounts) > 0:
-		return nil, rejectModelNotFound(model), nil
+		return nil, rejectModelNotFound(requested), nil
 	case len(out) == 0:
 		return nil, rejectNoAccount, nil
 	}

@@ -19,6 +19,7 @@ type groupView struct {
 	// default (the plugin configuration), 0 = off.
 	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms"`
 	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms"`
+	groupRulesView
 	groupBillingView
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -32,7 +33,7 @@ func newGroupView(g store.Group) (groupView, error) {
 	return groupView{
 		ID: g.ID, Name: g.Name, Platform: g.Platform, RateMultiplier: formatMicros(rate),
 		Status: g.Status, FirstTokenTimeoutMs: g.FirstTokenTimeoutMs, StreamIdleTimeoutMs: g.StreamIdleTimeoutMs,
-		groupBillingView: newGroupBillingView(g.GroupBilling), CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+		groupRulesView: newGroupRulesView(g.GroupModelRules), groupBillingView: newGroupBillingView(g.GroupBilling), CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
 	}, nil
 }
 
@@ -44,6 +45,7 @@ type groupInput struct {
 	Status              *string          `json:"status"`
 	FirstTokenTimeoutMs optionalMillis   `json:"first_token_timeout_ms"`
 	StreamIdleTimeoutMs optionalMillis   `json:"stream_idle_timeout_ms"`
+	groupRulesInput
 	groupBillingInput
 }
 
@@ -121,6 +123,9 @@ func (in *groupInput) group() (store.Group, error) {
 		return g, err
 	}
 	g.FirstTokenTimeoutMs, g.StreamIdleTimeoutMs = firstToken.Ms, streamIdle.Ms
+	if g.GroupModelRules, err = in.rules(); err != nil {
+		return g, err
+	}
 	g.GroupBilling, err = in.billing()
 	return g, err
 }
@@ -147,6 +152,9 @@ func (in *groupInput) patch() (store.GroupPatch, error) {
 	}
 	var err error
 	if p.FirstTokenTimeout, p.StreamIdleTimeout, err = in.timeouts(); err != nil {
+		return p, err
+	}
+	if err := in.rulesPatch(&p); err != nil {
 		return p, err
 	}
 	return p, in.billingPatch(&p)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -21,12 +22,12 @@ func TestGroupsCRUD(t *testing.T) {
 	}
 	var got groupView
 	e.mustCall(http.MethodGet, "/api/v1/admin/groups/"+itoa(g.ID), nil, http.StatusOK, &got)
-	if got != g {
+	if !reflect.DeepEqual(got, g) {
 		t.Errorf("GET = %+v, want %+v", got, g)
 	}
 	var list listBody[groupView]
 	e.mustCall(http.MethodGet, "/api/v1/admin/groups", nil, http.StatusOK, &list)
-	if len(list.Items) != 2 || list.Items[0] != g || list.Items[1] != def {
+	if len(list.Items) != 2 || !reflect.DeepEqual(list.Items[0], g) || !reflect.DeepEqual(list.Items[1], def) {
 		t.Errorf("list = %+v", list.Items)
 	}
 	e.wantError(http.MethodPost, "/api/v1/admin/groups", `{"name":"default","platform":"anthropic"}`,

@@ -49,3 +49,36 @@ func TestParseMappingRejectsNonStringTargets(t *testing.T) {
 		}
 	}
 }
+
+// A group's mapping with restrict_models allows only what a rule names: unlike Resolve, the
+// empty mapping names nothing.
+func TestMappingLookup(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		mapping      string
+		model        string
+		wantUpstream string
+		wantNamed    bool
+	}{
+		{name: "empty names nothing", mapping: `{}`, model: "claude-sonnet-4", wantNamed: false},
+		{name: "exact rewrite", mapping: `{"sonnet":"claude-sonnet-4-5"}`, model: "sonnet", wantUpstream: "claude-sonnet-4-5", wantNamed: true},
+		{name: "exact identity", mapping: `{"claude-opus-4":"claude-opus-4"}`, model: "claude-opus-4", wantNamed: true},
+		{name: "prefix identity", mapping: `{"claude-haiku*":"claude-haiku*"}`, model: "claude-haiku-4-5", wantNamed: true},
+		{name: "longest prefix wins", mapping: `{"claude-*":"a","claude-opus*":"b"}`, model: "claude-opus-4-1", wantUpstream: "b", wantNamed: true},
+		{name: "not named", mapping: `{"claude-opus*":"b"}`, model: "claude-sonnet-4", wantNamed: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m, err := ParseMapping([]byte(tt.mapping))
+			if err != nil {
+				t.Fatalf("ParseMapping: %v", err)
+			}
+			up, named := m.Lookup(tt.model)
+			if up != tt.wantUpstream || named != tt.wantNamed {
+				t.Errorf("Lookup(%q) = %q, %v; want %q, %v", tt.model, up, named, tt.wantUpstream, tt.wantNamed)
+			}
+		})
+	}
+}

@@ -27,6 +27,10 @@ type KeyAuth struct {
 	// The group's deadline overrides in milliseconds (Group); nil = the plugin's default.
 	FirstTokenTimeoutMs *int64
 	StreamIdleTimeoutMs *int64
+	// The group's model rules (GroupModelRules): its mapping as raw JSON, "" when empty.
+	GroupModelMapping string
+	RestrictModels    bool
+	ClaudeCodeOnly    bool
 
 	// Billing (docs/billing.md): the group's mode and estimate settings, and the key's
 	// expiry (nil = never). Reserve re-checks everything under row locks; these cached
@@ -42,7 +46,8 @@ const sqlAuthenticateKey = `
 SELECT k.id, k.user_id, k.group_id, u.concurrency, u.balance_micros, g.platform,
        (COALESCE(r.rate_multiplier, g.rate_multiplier) * 1000000)::bigint,
        g.first_token_timeout_ms, g.stream_idle_timeout_ms,
-       g.billing_mode, g.allow_unpriced, g.default_max_output_tokens, g.max_reserve_micros, k.expires_at
+       g.billing_mode, g.allow_unpriced, g.default_max_output_tokens, g.max_reserve_micros, k.expires_at,
+       COALESCE(NULLIF(g.model_mapping, '{}'::jsonb)::text, ''), g.restrict_models, g.claude_code_only
 FROM api_keys k
 JOIN users  u ON u.id = k.user_id
 JOIN groups g ON g.id = k.group_id
@@ -58,7 +63,8 @@ func (s *Store) AuthenticateKey(ctx context.Context, keyHash string) (KeyAuth, e
 	err := s.Pool.QueryRow(ctx, sqlAuthenticateKey, keyHash).Scan(
 		&a.KeyID, &a.UserID, &a.GroupID, &a.UserConcurrency, &a.BalanceMicros, &a.Platform, &a.RateMicros,
 		&a.FirstTokenTimeoutMs, &a.StreamIdleTimeoutMs,
-		&a.BillingMode, &a.AllowUnpriced, &a.DefaultMaxOutputTokens, &a.MaxReserveMicros, &a.KeyExpiresAt)
+		&a.BillingMode, &a.AllowUnpriced, &a.DefaultMaxOutputTokens, &a.MaxReserveMicros, &a.KeyExpiresAt,
+		&a.GroupModelMapping, &a.RestrictModels, &a.ClaudeCodeOnly)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return KeyAuth{}, ErrKeyNotFound
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Group binds API keys to a platform and a pool of accounts, and sets the price multiplier
@@ -21,9 +22,22 @@ type Group struct {
 	// nil keeps the plugin's default, 0 turns the deadline off.
 	FirstTokenTimeoutMs *int64
 	StreamIdleTimeoutMs *int64
+	GroupModelRules
 	GroupBilling
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// GroupModelRules are the group's model rules (issue 5 §5; migration 0007).
+type GroupModelRules struct {
+	// ModelMapping maps requested models to the model the group's accounts are asked for
+	// ({"requested": "upstream"}, a trailing * matches by prefix); applied before each
+	// account's own mapping. Never nil when read.
+	ModelMapping map[string]string
+	// RestrictModels serves only the models ModelMapping names.
+	RestrictModels bool
+	// ClaudeCodeOnly refuses every endpoint but /v1/messages (anthropic groups only).
+	ClaudeCodeOnly bool
 }
 
 // GroupBilling is how a group's requests are paid for (docs/billing.md).
@@ -75,6 +89,10 @@ type GroupPatch struct {
 	AllowUnpriced          *bool
 	DefaultMaxOutputTokens *int
 	MaxReserveMicros       *int64
+
+	ModelMapping   *map[string]string
+	RestrictModels *bool
+	ClaudeCodeOnly *bool
 }
 
 // MicrosPatch changes a nullable money column when Set: to Micros, or to NULL when Micros
@@ -95,14 +113,15 @@ type MillisPatch struct {
 const groupColumns = `id, name, platform, rate_multiplier::text, status,
 first_token_timeout_ms, stream_idle_timeout_ms,
 billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros, allow_unpriced,
-default_max_output_tokens, max_reserve_micros, created_at, updated_at`
+default_max_output_tokens, max_reserve_micros, model_mapping, restrict_models, claude_code_only,
+created_at, updated_at`
 
 const (
 	sqlInsertGroup = `
 INSERT INTO groups (name, platform, rate_multiplier, status, first_token_timeout_ms, stream_idle_timeout_ms,
     billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros, allow_unpriced,
-    default_max_output_tokens, max_reserve_micros)
-VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    default_max_output_tokens, max_reserve_micros, model_mapping, restrict_models, claude_code_only)
+VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 RETURNING ` + groupColumns
 
 	sqlUpdateGroup = `
@@ -119,6 +138,9 @@ UPDATE groups SET
     allow_unpriced         = COALESCE($16, allow_unpriced),
     default_max_output_tokens = COALESCE($17::integer, default_max_output_tokens),
     max_reserve_micros     = COALESCE($18::bigint, max_reserve_micros),
+    model_mapping          = COALESCE($19::jsonb, model_mapping),
+    restrict_models        = COALESCE($20, restrict_models),
+    claude_code_only       = COALESCE($21, claude_code_only),
     updated_at             = now()
 WHERE id = $1
 RETURNING ` + groupColumns
@@ -135,19 +157,30 @@ func scanGroup(row pgx.Row) (Group, error) {
 	err := row.Scan(&g.ID, &g.Name, &g.Platform, &g.RateMultiplier, &g.Status,
 		&g.FirstTokenTimeoutMs, &g.StreamIdleTimeoutMs,
 		&g.BillingMode, &g.DailyLimitMicros, &g.WeeklyLimitMicros, &g.MonthlyLimitMicros, &g.AllowUnpriced,
-		&g.DefaultMaxOutputTokens, &g.MaxReserveMicros, &g.CreatedAt, &g.UpdatedAt)
+		&g.DefaultMaxOutputTokens, &g.MaxReserveMicros, &g.ModelMapping, &g.RestrictModels, &g.ClaudeCodeOnly,
+		&g.CreatedAt, &g.UpdatedAt)
+	if g.ModelMapping == nil {
+		g.ModelMapping = map[string]string{}
+	}
 	return g, err
 }
 
 // CreateGroup inserts g (ID and timestamps are ignored). A duplicate name is a ConflictError.
 func (s *Store) CreateGroup(ctx context.Context, g Group) (Group, error) {
 	b := g.GroupBilling.withDefaults()
+	mapping := g.ModelMapping
+	if mapping == nil {
+		mapping = map[string]string{}
+	}
 	out, err := scanGroup(s.Pool.QueryRow(ctx, sqlInsertGroup, g.Name, g.Platform, g.RateMultiplier, g.Status,
 		g.FirstTokenTimeoutMs, g.StreamIdleTimeoutMs,
 		b.BillingMode, b.DailyLimitMicros, b.WeeklyLimitMicros, b.MonthlyLimitMicros, b.AllowUnpriced,
-		b.DefaultMaxOutputTokens, b.MaxReserveMicros))
+		b.DefaultMaxOutputTokens, b.MaxReserveMicros, mapping, g.RestrictModels, g.ClaudeCodeOnly))
 	if pgCode(err) == pgUniqueViolation {
 		return Group{}, &ConflictError{Message: fmt.Sprintf("a group named %q already exists", g.Name)}
+	}
+	if ie := groupRuleViolation(err); ie != nil {
+		return Group{}, ie
 	}
 	if err != nil {
 		return Group{}, fmt.Errorf("inserting group: %w", err)
@@ -184,11 +217,23 @@ func (s *Store) GetGroup(ctx context.Context, id int64) (Group, error) {
 // UpdateGroup applies p to the group with that id and returns the result. A name taken by
 // another group is a ConflictError.
 func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group, error) {
+	var mapping any // untyped nil → SQL NULL → COALESCE keeps the column
+	if p.ModelMapping != nil {
+		m := *p.ModelMapping
+		if m == nil {
+			m = map[string]string{}
+		}
+		mapping = m
+	}
 	g, err := scanGroup(s.Pool.QueryRow(ctx, sqlUpdateGroup, id, p.Name, p.RateMultiplier, p.Status,
 		p.FirstTokenTimeout.Set, p.FirstTokenTimeout.Ms, p.StreamIdleTimeout.Set, p.StreamIdleTimeout.Ms,
 		p.BillingMode, p.DailyLimit.Set, p.DailyLimit.Micros, p.WeeklyLimit.Set, p.WeeklyLimit.Micros,
-		p.MonthlyLimit.Set, p.MonthlyLimit.Micros, p.AllowUnpriced, p.DefaultMaxOutputTokens, p.MaxReserveMicros))
+		p.MonthlyLimit.Set, p.MonthlyLimit.Micros, p.AllowUnpriced, p.DefaultMaxOutputTokens, p.MaxReserveMicros,
+		mapping, p.RestrictModels, p.ClaudeCodeOnly))
+	ie := groupRuleViolation(err)
 	switch {
+	case ie != nil:
+		return Group{}, ie
 	case errors.Is(err, pgx.ErrNoRows):
 		return Group{}, &NotFoundError{Resource: "group", ID: id}
 	case pgCode(err) == pgUniqueViolation && p.Name != nil:
@@ -210,6 +255,28 @@ func (s *Store) ListGroups(ctx context.Context) ([]Group, error) {
 		return nil, fmt.Errorf("listing groups: %w", err)
 	}
 	return groups, nil
+}
+
+// pgCheckViolation is the SQLSTATE of a failed CHECK constraint.
+const pgCheckViolation = "23514"
+
+// groupRuleViolation turns a violation of migration 0007's rules into the InvalidError of
+// the field the admin set; nil for any other error. The rules hold on the row as a whole, so
+// a PATCH of one field is checked against the others' stored values.
+func groupRuleViolation(err error) *InvalidError {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != pgCheckViolation {
+		return nil
+	}
+	switch pgErr.ConstraintName {
+	case "groups_restrict_models_mapping":
+		return &InvalidError{Field: "restrict_models",
+			Message: "needs a non-empty model_mapping: a restricted group serves only the models its mapping names"}
+	case "groups_claude_code_only_platform":
+		return &InvalidError{Field: "claude_code_only",
+			Message: "is only allowed on anthropic groups: it leaves /v1/messages as the only endpoint"}
+	}
+	return nil
 }
 
 // groupPlatforms maps each existing id of ids to its group's platform.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -19,7 +20,7 @@ func TestGroupsRoundTrip(t *testing.T) {
 		t.Fatalf("CreateGroup() = %+v", g)
 	}
 	got, err := st.GetGroup(ctx, g.ID)
-	if err != nil || got != g {
+	if err != nil || !reflect.DeepEqual(got, g) {
 		t.Fatalf("GetGroup() = %+v, %v; want %+v", got, err, g)
 	}
 	if _, err := st.CreateGroup(ctx, Group{Name: "claude", Platform: "anthropic", RateMultiplier: "0", Status: "active"}); err != nil {
