@@ -1,0 +1,117 @@
+package prices
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
+	"github.com/poolgate/poolgate/controlsvc/internal/usage"
+	"github.com/poolgate/poolgate/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func TestEffectiveOverridesReplaceAndAdd(t *testing.T) {
+	t.Parallel()
+	defaults := usage.DefaultPrices()
+	got := Effective([]store.ModelPrice{
+		{Model: "gpt-4o*", InputMicros: 1, OutputMicros: 2, CacheReadMicros: 3, CacheWriteMicros: 4, Note: "n"},
+		{Model: "my-model", InputMicros: 5, OutputMicros: 6},
+	})
+	if len(got) != len(defaults)+1 {
+		t.Fatalf("%d entries, want %d", len(got), len(defaults)+1)
+	}
+	if !sort.SliceIsSorted(got, func(i, j int) bool { return got[i].Model < got[j].Model }) {
+		t.Error("entries are not sorted by model")
+	}
+	for _, e := range got {
+		switch e.Model {
+		case "gpt-4o*":
+			if e.Source != SourceOverride || e.Price != (usage.Price{Input: 1, Output: 2, CacheRead: 3, CacheWrite: 4}) || e.Note != "n" {
+				t.Errorf("override of a default = %+v", e)
+			}
+		case "my-model":
+			if e.Source != SourceOverride || e.Price.Input != 5 {
+				t.Errorf("new key = %+v", e)
+			}
+		default:
+			if e.Source != SourceDefault || e.Price != defaults[e.Model] {
+				t.Errorf("default entry %+v", e)
+			}
+		}
+	}
+}
+
+// TestChangeReachesOtherInstance: an override written and announced by one instance prices
+// requests in another within a second (the periodic reload is an hour away).
+func TestChangeReachesOtherInstance(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	redisURL := testenv.RedisURL(t)
+	var caches []*Cache
+	for i := 0; i < 2; i++ {
+		opts, err := redis.ParseURL(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := redis.NewClient(opts)
+		t.Cleanup(func() { _ = rdb.Close() })
+		c, err := NewCache(st, rdb, time.Hour, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.Start()
+		t.Cleanup(c.Close)
+		caches = append(caches, c)
+		// Wait until this instance listens, so the test measures propagation.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n, err := rdb.PubSubNumSub(ctx, Channel).Result()
+			if err == nil && n[Channel] >= int64(i+1) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("subscribers: %v %v", n, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	a, b := caches[0], caches[1]
+	if _, _, ok := b.Table().Lookup("llama-3"); ok {
+		t.Fatal("llama-3 priced before any override")
+	}
+	if _, _, err := st.PutPrice(ctx, store.ModelPrice{Model: "llama-*", InputMicros: 100, OutputMicros: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Changed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		if p, key, ok := b.Table().Lookup("llama-3"); ok {
+			if key != "llama-*" || p.Output != 200 {
+				t.Fatalf("other instance prices llama-3 as %+v by %q", p, key)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other instance did not reload within a second")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
