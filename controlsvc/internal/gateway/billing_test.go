@@ -166,7 +166,8 @@ func TestBillingRefusals(t *testing.T) {
 				e.subscribe(t, f, time.Hour, 1000, nil, nil)
 				return admitRequest{Model: "claude-sonnet-4", Path: "/v1/messages"}
 			},
-			status: 429, reason: ReasonBilling, errType: "rate_limit_exceeded", message: "Daily usage limit exceeded",
+			// Anthropic's type for a 429 (reject.go, anthropicErrorType); OpenAI clients get rate_limit_exceeded.
+			status: 429, reason: ReasonBilling, errType: "rate_limit_error", message: "Daily usage limit exceeded",
 			retryAfter: -1, // up to the next midnight UTC: checked below
 		},
 		{

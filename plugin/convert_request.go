@@ -1,0 +1,262 @@
+package plugin
+
+// Responses → Anthropic Messages request conversion (issue 5 §2; sub2api-behaviour.md §7.1,
+// with its defects fixed: max_tokens always exceeds the thinking budget, and the tool pairing
+// is repaired so that Anthropic accepts the history). The conversion runs once per attempt on
+// the untouched client body; convert_messages.go turns the input items into messages.
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// Output and thinking sizes of a converted request.
+const (
+	// defaultMaxTokens is max_tokens when the client names no max_output_tokens (Anthropic
+	// requires one).
+	defaultMaxTokens = 8192
+	// maxDefaultedTokens caps max_tokens when it is derived from a thinking budget: 32000 is
+	// the lowest output maximum of the Claude models that think (Opus 4 and 4.1).
+	maxDefaultedTokens = 32000
+	// minThinkingBudget is Anthropic's minimum budget_tokens.
+	minThinkingBudget = 1024
+	// minAnswerTokens is what a budget leaves of max_tokens for the answer at least.
+	minAnswerTokens = 1024
+)
+
+// thinkingBudgets maps reasoning.effort to budget_tokens; 0: no thinking.
+var thinkingBudgets = map[string]int64{
+	"none":    0,
+	"minimal": 0,
+	"low":     1024,
+	"medium":  4096,
+	"high":    10240,
+	"xhigh":   32768,
+}
+
+// responsesRequest holds the fields of a Responses request the conversion reads. Fields it
+// drops on purpose: store, include, text (format, verbosity), service_tier, prompt_cache_key,
+// previous_response_id (Anthropic keeps no server-side state), metadata, truncation,
+// max_tool_calls, top_logprobs, user, safety_identifier, stream (upstream always streams).
+type responsesRequest struct {
+	Model             json.RawMessage `json:"model"`
+	Input             json.RawMessage `json:"input"`
+	Instructions      json.RawMessage `json:"instructions"`
+	MaxOutputTokens   json.RawMessage `json:"max_output_tokens"`
+	Temperature       json.RawMessage `json:"temperature"`
+	TopP              json.RawMessage `json:"top_p"`
+	Tools             json.RawMessage `json:"tools"`
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls json.RawMessage `json:"parallel_tool_calls"`
+	Reasoning         json.RawMessage `json:"reasoning"`
+}
+
+// messagesRequest is the Anthropic Messages request sent upstream.
+type messagesRequest struct {
+	Model       string            `json:"model"`
+	MaxTokens   int64             `json:"max_tokens"`
+	System      string            `json:"system,omitempty"`
+	Messages    []messagesMessage `json:"messages"`
+	Tools       []messagesTool    `json:"tools,omitempty"`
+	ToolChoice  *messagesToolPick `json:"tool_choice,omitempty"`
+	Temperature *float64          `json:"temperature,omitempty"`
+	TopP        *float64          `json:"top_p,omitempty"`
+	Thinking    *messagesThinking `json:"thinking,omitempty"`
+	Stream      bool              `json:"stream"`
+}
+
+type messagesTool struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	InputSchema json.RawMessage `json:"input_schema"`
+}
+
+type messagesToolPick struct {
+	Type                   string `json:"type"`
+	Name                   string `json:"name,omitempty"`
+	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
+}
+
+type messagesThinking struct {
+	Type         string `json:"type"`
+	BudgetTokens int64  `json:"budget_tokens"`
+}
+
+type responsesReasoning struct {
+	Effort json.RawMessage `json:"effort"`
+}
+
+var (
+	errConvertNotObject = errors.New("request body must be a JSON object")
+	errNoMessages       = errors.New("input must contain at least one user or assistant message")
+)
+
+// emptyObjectSchema is the input_schema of a function tool without parameters.
+var emptyObjectSchema = json.RawMessage(`{"type":"object","properties":{}}`)
+
+// responsesToMessages converts a Responses request body into the Anthropic Messages body
+// sent to upstreamModel (the body's model when empty), always streamed. An error describes
+// invalid input in words fit for the client's 400.
+func responsesToMessages(body []byte, upstreamModel string) ([]byte, error) {
+	var req responsesRequest
+	if len(body) == 0 || body[0] != '{' || json.Unmarshal(body, &req) != nil {
+		return nil, errConvertNotObject
+	}
+	out := messagesRequest{Model: upstreamModel, Stream: true}
+	if out.Model == "" {
+		out.Model, _ = rawString(req.Model)
+	}
+	system, msgs, err := convertInput(req.Instructions, req.Input)
+	if err != nil {
+		return nil, err
+	}
+	out.System = system
+	if out.Tools, err = convertTools(req.Tools); err != nil {
+		return nil, err
+	}
+	if out.ToolChoice, err = convertToolChoice(req.ToolChoice, req.ParallelToolCalls); err != nil {
+		return nil, err
+	}
+	out.Messages = repairMessages(msgs)
+	if len(out.Messages) == 0 {
+		return nil, errNoMessages
+	}
+	if len(out.Tools) == 0 {
+		out.ToolChoice = nil // Anthropic refuses tool_choice without tools
+		if names := toolNamesUsed(out.Messages); len(names) > 0 {
+			// "Requests which include tool_use or tool_result blocks must define tools":
+			// declare the tools of the history, and forbid calling them.
+			out.Tools = placeholderTools(names)
+			out.ToolChoice = &messagesToolPick{Type: "none"}
+		}
+	}
+	if out.Temperature, err = rawUnitNumber(req.Temperature, "temperature", 2); err != nil {
+		return nil, err
+	}
+	if out.Temperature != nil && *out.Temperature > 1 {
+		one := 1.0 // OpenAI's range is 0–2, Anthropic's 0–1
+		out.Temperature = &one
+	}
+	if out.TopP, err = rawUnitNumber(req.TopP, "top_p", 1); err != nil {
+		return nil, err
+	}
+	maxTokens, given, err := rawPositiveInt(req.MaxOutputTokens, "max_output_tokens")
+	if err != nil {
+		return nil, err
+	}
+	budget, err := thinkingBudget(req.Reasoning)
+	if err != nil {
+		return nil, err
+	}
+	if budget > 0 && !thinkingAllowed(out) {
+		budget = 0
+	}
+	out.MaxTokens, budget = outputSizes(maxTokens, given, budget)
+	if budget > 0 {
+		out.Thinking = &messagesThinking{Type: "enabled", BudgetTokens: budget}
+		// With thinking on, Anthropic accepts temperature 1 only and top_p from 0.95.
+		// (Two statements: Yaegi v0.16.1 panics on "a, b = nil, nil".)
+		out.Temperature = nil
+		out.TopP = nil
+	}
+	return encodeJSON(out)
+}
+
+// outputSizes returns max_tokens and the thinking budget (0: no thinking), keeping
+// max_tokens > budget_tokens (Anthropic refuses the request otherwise; sub2api sent 8192
+// with a 10240 budget). A client's max_output_tokens is kept, as OpenAI counts reasoning
+// inside it, and the budget shrinks to leave minAnswerTokens; without one, max_tokens is
+// the budget plus defaultMaxTokens, capped at maxDefaultedTokens.
+func outputSizes(maxTokens int64, given bool, budget int64) (int64, int64) {
+	if !given {
+		maxTokens = defaultMaxTokens
+		if budget > 0 {
+			maxTokens = budget + defaultMaxTokens
+			if maxTokens > maxDefaultedTokens {
+				maxTokens = maxDefaultedTokens
+			}
+		}
+	}
+	if budget > maxTokens-minAnswerTokens {
+		budget = maxTokens - minAnswerTokens
+	}
+	if budget < minThinkingBudget {
+		budget = 0
+	}
+	return maxTokens, budget
+}
+
+// thinkingAllowed reports whether Anthropic accepts thinking for the converted request: not
+// with a tool_choice that forces a tool, and not when the last assistant message calls tools,
+// because reasoning items are not replayed and Anthropic then wants that message to start
+// with a thinking block.
+func thinkingAllowed(r messagesRequest) bool {
+	if r.ToolChoice != nil && (r.ToolChoice.Type == "any" || r.ToolChoice.Type == "tool") {
+		return false
+	}
+	for i := len(r.Messages) - 1; i >= 0; i-- {
+		if r.Messages[i].Role != roleAssistant {
+			continue
+		}
+		for _, b := range r.Messages[i].Content {
+			if b.Type == blockToolUse {
+				return false
+			}
+		}
+		return true
+	}
+	return true
+}
+
+func thinkingBudget(raw json.RawMessage) (int64, error) {
+	if isNullRaw(raw) {
+		return 0, nil
+	}
+	var r responsesReasoning
+	if raw[0] != '{' || json.Unmarshal(raw, &r) != nil {
+		return 0, errors.New("reasoning must be an object")
+	}
+	if isNullRaw(r.Effort) {
+		return thinkingBudgets["medium"], nil // OpenAI's default effort
+	}
+	effort, ok := rawString(r.Effort)
+	budget, known := thinkingBudgets[effort]
+	if !ok || !known {
+		return 0, errors.New("reasoning.effort must be one of none, minimal, low, medium, high, xhigh")
+	}
+	return budget, nil
+}
+
+// rawUnitNumber reads an optional number in [0, limit].
+func rawUnitNumber(raw json.RawMessage, field string, limit float64) (*float64, error) {
+	if isNullRaw(raw) {
+		return nil, nil
+	}
+	var f float64
+	if json.Unmarshal(raw, &f) != nil || f < 0 || f > limit {
+		return nil, errors.New(field + " must be a number between 0 and " + strconv.Itoa(int(limit)))
+	}
+	return &f, nil
+}
+
+// rawPositiveInt reads an optional positive whole number; given is false when absent or null.
+func rawPositiveInt(raw json.RawMessage, field string) (int64, bool, error) {
+	if isNullRaw(raw) {
+		return 0, false, nil
+	}
+	var f float64
+	if json.Unmarshal(raw, &f) != nil || f < 1 || f != float64(int64(f)) || f > maxTokenCount {
+		return 0, false, errors.New(field + " must be a positive integer")
+	}
+	return int64(f), true, nil
+}
+
+// quoteForError quotes a client-supplied name for an error message.
+func quoteForError(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `'`) + `"`
+}
