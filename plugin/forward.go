@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -146,24 +147,46 @@ func buildUpstreamRequest(ctx context.Context, client *http.Request, path string
 }
 
 // bodyFor returns the body to send under g: the client's own bytes unless the account maps
-// the model or usage reporting must be switched on. The last rewrite is cached, since
+// the model, usage reporting must be switched on or the grant sets the output limit
+// (g.MaxOutputTokens: the limit the reservation covers). The last rewrite is cached, since
 // failover attempts usually land on accounts with the same mapping.
 func (x *exchange) bodyFor(g *grant) []byte {
 	model := ""
 	if g.UpstreamModel != "" && g.UpstreamModel != x.info.model {
 		model = g.UpstreamModel
 	}
-	if model == "" && !x.info.forceIncludeUsage {
+	limit := g.MaxOutputTokens
+	if limit < 0 {
+		limit = 0
+	}
+	if model == "" && !x.info.forceIncludeUsage && limit == 0 {
 		return x.body
 	}
-	if x.rewritten != nil && x.rewrittenFor == model {
+	key := model
+	if limit > 0 {
+		key = model + "\x00" + strconv.FormatInt(limit, 10)
+	}
+	if x.rewritten != nil && x.rewrittenFor == key {
 		return x.rewritten
 	}
-	b, err := rewriteBody(x.body, model, x.info.forceIncludeUsage)
+	b, err := rewriteBody(x.body, model, x.info.forceIncludeUsage, outputLimitField(x.path), limit)
 	if err != nil {
 		return x.body // cannot happen for a validated object; send it unchanged
 	}
 	x.rewritten = b
-	x.rewrittenFor = model
+	x.rewrittenFor = key
 	return b
+}
+
+// outputLimitField is the body field that limits the output on path.
+func outputLimitField(path string) string {
+	switch path {
+	case pathResponses:
+		return "max_output_tokens"
+	case pathChat:
+		return "max_completion_tokens"
+	case pathMessages:
+		return "max_tokens"
+	}
+	return ""
 }

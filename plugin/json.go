@@ -8,6 +8,7 @@ package plugin
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 )
 
 // Usage formats: how controlsvc must read a report's usage object.
@@ -68,6 +69,12 @@ type grant struct {
 	// Per-group deadline overrides (issue 3 §9); absent: the plugin's configuration, 0: none.
 	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
 	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms,omitempty"`
+	// Convert names the conversion the request takes to this account ("" = none;
+	// "responses_to_messages": a Responses request answered by an Anthropic account).
+	Convert string `json:"convert,omitempty"`
+	// MaxOutputTokens, when above 0, is the output limit the body sent upstream must carry:
+	// what the request's reservation covers (docs/billing.md, "Output cap").
+	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
 }
 
 // report is one completion record of POST /internal/v1/reports.
@@ -275,12 +282,16 @@ func includeUsageSet(raw json.RawMessage) bool {
 	return string(so.IncludeUsage) == "true"
 }
 
-// rewriteBody returns body with the top-level model replaced (when model is not empty) and
-// stream_options.include_usage set (when includeUsage). body is never modified.
-func rewriteBody(body []byte, model string, includeUsage bool) ([]byte, error) {
+// rewriteBody returns body with the top-level model replaced (when model is not empty),
+// stream_options.include_usage set (when includeUsage) and limitField set to limit (when
+// both are set). body is never modified.
+func rewriteBody(body []byte, model string, includeUsage bool, limitField string, limit int64) ([]byte, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, err
+	}
+	if limitField != "" && limit > 0 {
+		m[limitField] = json.RawMessage(strconv.FormatInt(limit, 10))
 	}
 	if model != "" {
 		mb, err := encodeJSON(model)

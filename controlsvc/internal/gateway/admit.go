@@ -70,6 +70,9 @@ type admitReply struct {
 	// Convert tells the plugin to serve the request by conversion (group_rules.go): with
 	// "responses_to_messages" it calls <base_url>/v1/messages. Absent: pass-through.
 	Convert string `json:"convert,omitempty"`
+	// MaxOutputTokens, when present, is the output limit the body sent upstream must carry:
+	// the limit the request's reservation covers (billing.go, outputCap).
+	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
 }
 
 // keyResult is a cached key lookup; ok false is a cached "no such servable key".
@@ -226,6 +229,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		FirstTokenTimeoutMs: key.FirstTokenTimeoutMs,
 		StreamIdleTimeoutMs: key.StreamIdleTimeoutMs,
 		Convert:             convertFor(req.Path, key.Platform),
+		MaxOutputTokens:     outputCap(key, req.MaxOutputTokens),
 	}, nil, nil
 }
 

@@ -81,20 +81,40 @@ func (s *Service) priceFor(key store.KeyAuth, model, upstreamModel string) (usag
 	return p, ok, nil
 }
 
-// estimateMicros is the reservation of a request: its input at most input_bytes / 2 tokens
-// at the input price, plus its output maximum (the group's default when the request names
-// none) at the output price, times the user's rate, capped by the group's max_reserve.
+// estimateMicros is the reservation of a request: its input tokens, plus its output maximum
+// (the group's default when the request names none) at the output price, times the user's
+// rate.
+//
+// With the group's output cap (cap_output_tokens) the reservation is an upper bound of what
+// a text request can cost: the output cannot exceed the limit the upstream is sent
+// (outputCap), a token of text is at least one byte of the body, and every input token is
+// priced as the dearer of input and cache write. Without it the input counts input_bytes / 2
+// tokens at the input price and the sum is capped by the group's max_reserve.
 func estimateMicros(key store.KeyAuth, p usage.Price, inputBytes, maxOutputTokens int64) int64 {
-	input := (max(inputBytes, 0) + 1) / 2
 	output := maxOutputTokens
 	if output <= 0 {
 		output = key.DefaultMaxOutputTokens
 	}
-	cost := usage.Cost(usage.Tokens{Input: input, Output: output}, p, key.RateMicros)
+	inputBytes = max(inputBytes, 0)
+	if key.CapOutputTokens {
+		p.Input = max(p.Input, p.CacheWrite)
+		return usage.Cost(usage.Tokens{Input: inputBytes, Output: output}, p, key.RateMicros)
+	}
+	cost := usage.Cost(usage.Tokens{Input: (inputBytes + 1) / 2, Output: output}, p, key.RateMicros)
 	if key.MaxReserveMicros > 0 {
 		cost = min(cost, key.MaxReserveMicros)
 	}
 	return cost
+}
+
+// outputCap is the output limit the plugin must send upstream (the grant's
+// max_output_tokens; 0: the body as the client sent it): the group's default when the group
+// caps output and the request names no maximum of its own.
+func outputCap(key store.KeyAuth, maxOutputTokens int64) int64 {
+	if !key.CapOutputTokens || maxOutputTokens > 0 {
+		return 0
+	}
+	return key.DefaultMaxOutputTokens
 }
 
 // bill prices the admission on the chosen account and, on a first admission, reserves the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
@@ -233,7 +234,9 @@ func TestBillingRefusals(t *testing.T) {
 
 // The estimate of docs/billing.md: input ≤ input_bytes/2 tokens at the input price plus the
 // output maximum (else the group's default) at the output price, times the user's rate,
-// capped by the group's max_reserve.
+// capped by the group's max_reserve; with the group's output cap, one input token per byte,
+// never capped, and the grant carries the group's default as the output limit when the
+// request names none.
 func TestReservationEstimate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -250,6 +253,7 @@ func TestReservationEstimate(t *testing.T) {
 		inputBytes int64
 		maxOutput  int64
 		want       int64
+		wantCap    int64 // the grant's max_output_tokens
 	}{
 		{name: "named output maximum", inputBytes: 1000, maxOutput: 100, want: cost(500, 100, usage.RateUnit)},
 		{name: "odd body size rounds up", inputBytes: 1001, maxOutput: 100, want: cost(501, 100, usage.RateUnit)},
@@ -284,6 +288,27 @@ func TestReservationEstimate(t *testing.T) {
 			inputBytes: 1000, maxOutput: 100, want: 777,
 		},
 		{
+			name: "output cap: the group's default is sent and reserved, input at a token per byte",
+			setup: func(t *testing.T, f billFixture) {
+				e.exec(t, `UPDATE groups SET cap_output_tokens = true, default_max_output_tokens = 10 WHERE id = $1`, f.group)
+			},
+			inputBytes: 1000, want: cost(1000, 10, usage.RateUnit), wantCap: 10,
+		},
+		{
+			name: "output cap: a named maximum stays the client's",
+			setup: func(t *testing.T, f billFixture) {
+				e.exec(t, `UPDATE groups SET cap_output_tokens = true, default_max_output_tokens = 10 WHERE id = $1`, f.group)
+			},
+			inputBytes: 1000, maxOutput: 100, want: cost(1000, 100, usage.RateUnit),
+		},
+		{
+			name: "output cap: max_reserve does not cut an upper bound",
+			setup: func(t *testing.T, f billFixture) {
+				e.exec(t, `UPDATE groups SET cap_output_tokens = true, max_reserve_micros = 777 WHERE id = $1`, f.group)
+			},
+			inputBytes: 1000, maxOutput: 100, want: cost(1000, 100, usage.RateUnit),
+		},
+		{
 			name: "unpriced model the group serves: nothing held",
 			setup: func(t *testing.T, f billFixture) {
 				e.exec(t, `UPDATE groups SET allow_unpriced = true WHERE id = $1`, f.group)
@@ -306,6 +331,9 @@ func TestReservationEstimate(t *testing.T) {
 				tt.setup(t, f)
 			}
 			g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: tt.inputBytes, MaxOutputTokens: tt.maxOutput})
+			if g.MaxOutputTokens != tt.wantCap {
+				t.Errorf("grant max_output_tokens = %d, want %d", g.MaxOutputTokens, tt.wantCap)
+			}
 			res, ok, err := e.st.GetReservation(t.Context(), g.RequestID)
 			if err != nil || !ok {
 				t.Fatalf("reservation of %s: %v %v", g.RequestID, ok, err)
@@ -643,6 +671,125 @@ func TestParallelRequestsNeverOverspend(t *testing.T) {
 	}
 	if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, f.account); u != 0 || a != 0 {
 		t.Errorf("slots user %d account %d after every request ended", u, a)
+	}
+}
+
+// Every input token of a capped reservation is priced at the dearer of input and cache
+// write: an Anthropic request that writes its whole prompt to the cache stays covered.
+func TestCappedEstimateCoversCacheWrites(t *testing.T) {
+	p := usage.Price{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000, CacheWrite: 3_750_000}
+	key := store.KeyAuth{CapOutputTokens: true, DefaultMaxOutputTokens: 50, RateMicros: usage.RateUnit}
+	got := estimateMicros(key, p, 400, 0)
+	worst := usage.Cost(usage.Tokens{CacheCreation: 400, Output: 50}, p, usage.RateUnit)
+	if got < worst {
+		t.Errorf("capped estimate %d below the cost of writing the whole input to the cache %d", got, worst)
+	}
+	if want := usage.Cost(usage.Tokens{Input: 400, Output: 50}, usage.Price{Input: 3_750_000, Output: 15_000_000}, usage.RateUnit); got != want {
+		t.Errorf("capped estimate %d, want %d", got, want)
+	}
+	if c := outputCap(key, 0); c != 50 {
+		t.Errorf("outputCap with no maximum named = %d, want the group default 50", c)
+	}
+	if c := outputCap(key, 70); c != 0 {
+		t.Errorf("outputCap with the client's own maximum = %d, want 0 (the body is sent as it is)", c)
+	}
+	key.CapOutputTokens = false
+	if c := outputCap(key, 0); c != 0 {
+		t.Errorf("outputCap of a group without the cap = %d, want 0", c)
+	}
+}
+
+// With the group's output cap, 100 parallel requests that name no output maximum, on a
+// balance worth 10 of them, spend no more than the balance: every reservation is an upper
+// bound, since the upstream is sent the limit the reservation covers and a text prompt has
+// at most one token per byte. Each simulated upstream honours the limit it was sent and
+// reports as many input tokens as the body had bytes (the worst case).
+func TestParallelCappedRequestsStayWithinTheBalance(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const (
+		n          = 100
+		inputBytes = 1000
+		limit      = 100
+	)
+	gpt4o, _, _ := defaultPrices{}.Table().Lookup("gpt-4o")
+	reservation := usage.Cost(usage.Tokens{Input: inputBytes, Output: limit}, gpt4o, usage.RateUnit)
+	balance := 10 * reservation
+
+	f := e.seedBillFixture(t, "openai", balance)
+	e.exec(t, `UPDATE users SET concurrency = 1000 WHERE id = $1`, f.user)
+	e.exec(t, `UPDATE accounts SET concurrency = 1000 WHERE id = $1`, f.account)
+	e.exec(t, `UPDATE groups SET cap_output_tokens = true, default_max_output_tokens = $2 WHERE id = $1`, f.group, limit)
+
+	type outcome struct {
+		granted bool
+		refusal httpResult
+		err     error
+	}
+	results := make(chan outcome, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			<-start
+			var o outcome
+			defer func() { results <- o }()
+			res, err := e.postInternal("/internal/v1/admit", admitRequest{RequestID: "req_cap_" + strconv.Itoa(i),
+				APIKey: f.key, Path: "/v1/responses", Model: "gpt-4o", InputBytes: inputBytes})
+			if err != nil {
+				o.err = err
+				return
+			}
+			if res.status != http.StatusOK {
+				o.refusal = res
+				return
+			}
+			var g admitReply
+			if o.err = json.Unmarshal(res.body, &g); o.err != nil {
+				return
+			}
+			if g.MaxOutputTokens != limit {
+				o.err = fmt.Errorf("grant max_output_tokens = %d, want %d", g.MaxOutputTokens, limit)
+				return
+			}
+			o.granted = true
+			// The model would have written 5000 tokens; the upstream stops at the limit.
+			out := min(int64(5000), g.MaxOutputTokens)
+			u := `{"input_tokens":` + strconv.Itoa(inputBytes) + `,"output_tokens":` + strconv.FormatInt(out, 10) + `}`
+			rep, err := e.postInternal("/internal/v1/reports", reportsRequest{Reports: []report{reportFor(g, 200, "responses", u)}})
+			if err == nil && rep.status != http.StatusOK {
+				err = &reportError{rep}
+			}
+			o.err = err
+		}()
+	}
+	close(start)
+	granted := 0
+	for range n {
+		o := <-results
+		if o.err != nil {
+			t.Fatalf("request failed: %v", o.err)
+		}
+		if o.granted {
+			granted++
+			continue
+		}
+		wantBillingError(t, o.refusal, 403, ReasonBilling, "", "billing_error", "Insufficient account balance")
+	}
+	spent := balance - e.balance(t, f.user)
+	records := e.queryInt(t, `SELECT COALESCE(sum(cost_micros), 0) FROM usage_records WHERE user_id = $1`, f.user)
+	t.Logf("%d of %d granted; spent %d of %d micros", granted, n, spent, balance)
+	switch {
+	case granted == 0 || granted == n:
+		t.Errorf("%d of %d requests granted: the balance must admit some and refuse others", granted, n)
+	case spent != records:
+		t.Errorf("balance dropped by %d, the records cost %d", spent, records)
+	case spent > balance:
+		t.Errorf("spent %d of a balance of %d: a capped reservation must be an upper bound", spent, balance)
+	case spent != int64(granted)*reservation:
+		t.Errorf("spent %d for %d requests of %d each", spent, granted, reservation)
+	}
+	if r := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user); r != 0 {
+		t.Errorf("reserved %d after every request settled", r)
 	}
 }
 

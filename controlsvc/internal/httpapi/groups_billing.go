@@ -17,6 +17,8 @@ type groupBillingView struct {
 	// The reservation's output estimate when a request names no maximum, and its cap.
 	DefaultMaxOutputTokens int         `json:"default_max_output_tokens"`
 	MaxReserveUSD          json.Number `json:"max_reserve_usd"`
+	// Requests naming no output maximum are sent with default_max_output_tokens.
+	CapOutputTokens bool `json:"cap_output_tokens"`
 }
 
 func newGroupBillingView(b store.GroupBilling) groupBillingView {
@@ -24,7 +26,7 @@ func newGroupBillingView(b store.GroupBilling) groupBillingView {
 		BillingMode: b.BillingMode, DailyLimitUSD: optionalUSD(b.DailyLimitMicros),
 		WeeklyLimitUSD: optionalUSD(b.WeeklyLimitMicros), MonthlyLimitUSD: optionalUSD(b.MonthlyLimitMicros),
 		AllowUnpriced: b.AllowUnpriced, DefaultMaxOutputTokens: b.DefaultMaxOutputTokens,
-		MaxReserveUSD: formatMicros(b.MaxReserveMicros),
+		MaxReserveUSD: formatMicros(b.MaxReserveMicros), CapOutputTokens: b.CapOutputTokens,
 	}
 }
 
@@ -39,6 +41,7 @@ type groupBillingInput struct {
 	AllowUnpriced          *bool            `json:"allow_unpriced"`
 	DefaultMaxOutputTokens *int             `json:"default_max_output_tokens"`
 	MaxReserveUSD          *json.RawMessage `json:"max_reserve_usd"`
+	CapOutputTokens        *bool            `json:"cap_output_tokens"`
 }
 
 // billingPatch validates the billing fields into p.
@@ -46,7 +49,7 @@ func (in *groupBillingInput) billingPatch(p *store.GroupPatch) error {
 	if err := checkEnum("billing_mode", in.BillingMode, billingModes); err != nil {
 		return err
 	}
-	p.BillingMode, p.AllowUnpriced = in.BillingMode, in.AllowUnpriced
+	p.BillingMode, p.AllowUnpriced, p.CapOutputTokens = in.BillingMode, in.AllowUnpriced, in.CapOutputTokens
 	var err error
 	if p.DailyLimit, err = in.DailyLimitUSD.usd("daily_limit_usd"); err != nil {
 		return err
@@ -94,6 +97,9 @@ func (in *groupBillingInput) billing() (store.GroupBilling, error) {
 	}
 	if p.MaxReserveMicros != nil {
 		b.MaxReserveMicros = *p.MaxReserveMicros
+	}
+	if p.CapOutputTokens != nil {
+		b.CapOutputTokens = *p.CapOutputTokens
 	}
 	return b, nil
 }

@@ -39,6 +39,7 @@ type KeyAuth struct {
 	AllowUnpriced          bool
 	DefaultMaxOutputTokens int64
 	MaxReserveMicros       int64
+	CapOutputTokens        bool
 	KeyExpiresAt           *time.Time
 }
 
@@ -46,7 +47,7 @@ const sqlAuthenticateKey = `
 SELECT k.id, k.user_id, k.group_id, u.concurrency, u.balance_micros, g.platform,
        (COALESCE(r.rate_multiplier, g.rate_multiplier) * 1000000)::bigint,
        g.first_token_timeout_ms, g.stream_idle_timeout_ms,
-       g.billing_mode, g.allow_unpriced, g.default_max_output_tokens, g.max_reserve_micros, k.expires_at,
+       g.billing_mode, g.allow_unpriced, g.default_max_output_tokens, g.max_reserve_micros, g.cap_output_tokens, k.expires_at,
        COALESCE(NULLIF(g.model_mapping, '{}'::jsonb)::text, ''), g.restrict_models, g.claude_code_only
 FROM api_keys k
 JOIN users  u ON u.id = k.user_id
@@ -63,7 +64,7 @@ func (s *Store) AuthenticateKey(ctx context.Context, keyHash string) (KeyAuth, e
 	err := s.Pool.QueryRow(ctx, sqlAuthenticateKey, keyHash).Scan(
 		&a.KeyID, &a.UserID, &a.GroupID, &a.UserConcurrency, &a.BalanceMicros, &a.Platform, &a.RateMicros,
 		&a.FirstTokenTimeoutMs, &a.StreamIdleTimeoutMs,
-		&a.BillingMode, &a.AllowUnpriced, &a.DefaultMaxOutputTokens, &a.MaxReserveMicros, &a.KeyExpiresAt,
+		&a.BillingMode, &a.AllowUnpriced, &a.DefaultMaxOutputTokens, &a.MaxReserveMicros, &a.CapOutputTokens, &a.KeyExpiresAt,
 		&a.GroupModelMapping, &a.RestrictModels, &a.ClaudeCodeOnly)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return KeyAuth{}, ErrKeyNotFound

@@ -23,7 +23,8 @@ type ReserveInput struct {
 	APIKeyID  int64
 	GroupID   int64
 	// AmountMicros is the cost estimate; Reserve caps it at the group's max_reserve_micros
-	// (negative counts as 0).
+	// unless the group caps output (cap_output_tokens: the estimate is an upper bound and
+	// stays whole); negative counts as 0.
 	AmountMicros int64
 }
 
@@ -89,7 +90,8 @@ const (
 	sqlReserveLockUser = `SELECT balance_micros, reserved_micros FROM users WHERE id = $1 FOR UPDATE`
 	sqlGetReservation  = `SELECT ` + reservationColumns + ` FROM reservations WHERE request_id = $1`
 	sqlReserveGroup    = `
-SELECT billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros, max_reserve_micros
+SELECT billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros,
+       CASE WHEN cap_output_tokens THEN 9223372036854775807 ELSE max_reserve_micros END
 FROM groups WHERE id = $1`
 	// The subscription in force at $3 of the user in the group, locked; only looked up when
 	// the group bills by subscription.

@@ -53,7 +53,12 @@ type GroupBilling struct {
 	// 0 on create = DefaultMaxOutputTokens.
 	DefaultMaxOutputTokens int
 	// MaxReserveMicros caps one request's reservation; 0 on create = DefaultMaxReserveMicros.
+	// It does not apply with CapOutputTokens: a capped reservation is no upper bound.
 	MaxReserveMicros int64
+	// CapOutputTokens sends a request that names no output maximum upstream with
+	// DefaultMaxOutputTokens as its limit, so that its reservation covers what it can cost
+	// (docs/billing.md, "Output cap").
+	CapOutputTokens bool
 }
 
 // Billing modes of a group.
@@ -89,6 +94,7 @@ type GroupPatch struct {
 	AllowUnpriced          *bool
 	DefaultMaxOutputTokens *int
 	MaxReserveMicros       *int64
+	CapOutputTokens        *bool
 
 	ModelMapping   *map[string]string
 	RestrictModels *bool
@@ -114,14 +120,15 @@ const groupColumns = `id, name, platform, rate_multiplier::text, status,
 first_token_timeout_ms, stream_idle_timeout_ms,
 billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros, allow_unpriced,
 default_max_output_tokens, max_reserve_micros, model_mapping, restrict_models, claude_code_only,
-created_at, updated_at`
+cap_output_tokens, created_at, updated_at`
 
 const (
 	sqlInsertGroup = `
 INSERT INTO groups (name, platform, rate_multiplier, status, first_token_timeout_ms, stream_idle_timeout_ms,
     billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros, allow_unpriced,
-    default_max_output_tokens, max_reserve_micros, model_mapping, restrict_models, claude_code_only)
-VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+    default_max_output_tokens, max_reserve_micros, model_mapping, restrict_models, claude_code_only,
+    cap_output_tokens)
+VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 RETURNING ` + groupColumns
 
 	sqlUpdateGroup = `
@@ -141,6 +148,7 @@ UPDATE groups SET
     model_mapping          = COALESCE($19::jsonb, model_mapping),
     restrict_models        = COALESCE($20, restrict_models),
     claude_code_only       = COALESCE($21, claude_code_only),
+    cap_output_tokens      = COALESCE($22, cap_output_tokens),
     updated_at             = now()
 WHERE id = $1
 RETURNING ` + groupColumns
@@ -158,7 +166,7 @@ func scanGroup(row pgx.Row) (Group, error) {
 		&g.FirstTokenTimeoutMs, &g.StreamIdleTimeoutMs,
 		&g.BillingMode, &g.DailyLimitMicros, &g.WeeklyLimitMicros, &g.MonthlyLimitMicros, &g.AllowUnpriced,
 		&g.DefaultMaxOutputTokens, &g.MaxReserveMicros, &g.ModelMapping, &g.RestrictModels, &g.ClaudeCodeOnly,
-		&g.CreatedAt, &g.UpdatedAt)
+		&g.CapOutputTokens, &g.CreatedAt, &g.UpdatedAt)
 	if g.ModelMapping == nil {
 		g.ModelMapping = map[string]string{}
 	}
@@ -175,7 +183,8 @@ func (s *Store) CreateGroup(ctx context.Context, g Group) (Group, error) {
 	out, err := scanGroup(s.Pool.QueryRow(ctx, sqlInsertGroup, g.Name, g.Platform, g.RateMultiplier, g.Status,
 		g.FirstTokenTimeoutMs, g.StreamIdleTimeoutMs,
 		b.BillingMode, b.DailyLimitMicros, b.WeeklyLimitMicros, b.MonthlyLimitMicros, b.AllowUnpriced,
-		b.DefaultMaxOutputTokens, b.MaxReserveMicros, mapping, g.RestrictModels, g.ClaudeCodeOnly))
+		b.DefaultMaxOutputTokens, b.MaxReserveMicros, mapping, g.RestrictModels, g.ClaudeCodeOnly,
+		b.CapOutputTokens))
 	if pgCode(err) == pgUniqueViolation {
 		return Group{}, &ConflictError{Message: fmt.Sprintf("a group named %q already exists", g.Name)}
 	}
@@ -229,7 +238,7 @@ func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group,
 		p.FirstTokenTimeout.Set, p.FirstTokenTimeout.Ms, p.StreamIdleTimeout.Set, p.StreamIdleTimeout.Ms,
 		p.BillingMode, p.DailyLimit.Set, p.DailyLimit.Micros, p.WeeklyLimit.Set, p.WeeklyLimit.Micros,
 		p.MonthlyLimit.Set, p.MonthlyLimit.Micros, p.AllowUnpriced, p.DefaultMaxOutputTokens, p.MaxReserveMicros,
-		mapping, p.RestrictModels, p.ClaudeCodeOnly))
+		mapping, p.RestrictModels, p.ClaudeCodeOnly, p.CapOutputTokens))
 	ie := groupRuleViolation(err)
 	switch {
 	case ie != nil:
