@@ -575,32 +575,20 @@ func (e *env) postInternal(path string, v any) (httpResult, error) {
 	return httpResult{status: resp.StatusCode, reject: resp.Header.Get(RejectHeader), body: buf.Bytes()}, nil
 }
 
-// 100 parallel requests (admission, then report) on a balance worth 10 of them never spend
-// more than the balance plus the overruns of the requests admitted (docs/billing.md, "Bound").
-// Without reservations every request would pass the balance > 0 check and 100 would be
-// charged.
-func TestParallelRequestsNeverOverspend(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	const (
-		n          = 100
-		inputBytes = 2000 // 1000 input tokens in the estimate
-		maxOutput  = 100
-	)
-	gpt4o, _, _ := defaultPrices{}.Table().Lookup("gpt-4o")
-	estimate := usage.Cost(usage.Tokens{Input: inputBytes / 2, Output: maxOutput}, gpt4o, usage.RateUnit)
-	fitting := `{"input_tokens":1000,"output_tokens":100}` // costs exactly the estimate
-	overrun := `{"input_tokens":1000,"output_tokens":300}` // 200 output tokens beyond it
-	overrunMicros := usage.Cost(usage.Tokens{Input: 1000, Output: 300}, gpt4o, usage.RateUnit) - estimate
-	balance := 10 * estimate
-
-	f := e.seedBillFixture(t, "openai", balance)
+// parallelRun sends n admissions at once, each followed, when granted, by the report of the
+// usage that usageOf gives for its grant; refusals must be the balance's. It returns how
+// many were granted and which (by index), after checking that every request settled: the
+// balance dropped by exactly what the records cost, nothing stays reserved and no slot is
+// held. The caller checks what was spent against its bound.
+func (e *env) parallelRun(t *testing.T, f billFixture, n int, admit func(i int) admitRequest,
+	usageOf func(i int, g admitReply) (string, error)) (granted []bool, spent int64) {
+	t.Helper()
 	e.exec(t, `UPDATE users SET concurrency = 1000 WHERE id = $1`, f.user)
 	e.exec(t, `UPDATE accounts SET concurrency = 1000 WHERE id = $1`, f.account)
-
+	before := e.balance(t, f.user)
 	type outcome struct {
+		i       int
 		granted bool
-		overrun bool
 		refusal httpResult
 		err     error
 	}
@@ -609,10 +597,9 @@ func TestParallelRequestsNeverOverspend(t *testing.T) {
 	for i := range n {
 		go func() {
 			<-start
-			var o outcome
+			o := outcome{i: i}
 			defer func() { results <- o }()
-			res, err := e.postInternal("/internal/v1/admit", admitRequest{RequestID: "req_par_" + strconv.Itoa(i),
-				APIKey: f.key, Path: "/v1/responses", Model: "gpt-4o", InputBytes: inputBytes, MaxOutputTokens: maxOutput})
+			res, err := e.postInternal("/internal/v1/admit", admit(i))
 			if err != nil {
 				o.err = err
 				return
@@ -626,10 +613,10 @@ func TestParallelRequestsNeverOverspend(t *testing.T) {
 				return
 			}
 			o.granted = true
-			o.overrun = i%3 == 0
-			u := fitting
-			if o.overrun {
-				u = overrun
+			u, err := usageOf(i, g)
+			if err != nil {
+				o.err = err
+				return
 			}
 			rep, err := e.postInternal("/internal/v1/reports", reportsRequest{Reports: []report{reportFor(g, 200, "responses", u)}})
 			if err == nil && rep.status != http.StatusOK {
@@ -639,38 +626,74 @@ func TestParallelRequestsNeverOverspend(t *testing.T) {
 		}()
 	}
 	close(start)
-	granted, overruns := 0, int64(0)
+	granted = make([]bool, n)
+	count := 0
 	for range n {
 		o := <-results
 		if o.err != nil {
-			t.Fatalf("request failed: %v", o.err)
+			t.Fatalf("request %d failed: %v", o.i, o.err)
 		}
 		if o.granted {
-			granted++
-			if o.overrun {
-				overruns += overrunMicros
-			}
+			granted[o.i] = true
+			count++
 			continue
 		}
 		wantBillingError(t, o.refusal, 403, ReasonBilling, "", "billing_error", "Insufficient account balance")
 	}
-	final := e.balance(t, f.user)
-	spent := balance - final
+	spent = before - e.balance(t, f.user)
 	records := e.queryInt(t, `SELECT COALESCE(sum(cost_micros), 0) FROM usage_records WHERE user_id = $1`, f.user)
-	t.Logf("%d of %d granted; spent %d of %d micros (overruns %d)", granted, n, spent, balance, overruns)
-	switch {
-	case granted == 0 || granted == n:
-		t.Errorf("%d of %d requests granted: the balance must admit some and refuse others", granted, n)
-	case spent != records:
+	t.Logf("%d of %d granted; spent %d of %d micros", count, n, spent, before)
+	if count == 0 || count == n {
+		t.Errorf("%d of %d requests granted: the balance must admit some and refuse others", count, n)
+	}
+	if spent != records {
 		t.Errorf("balance dropped by %d, the records cost %d", spent, records)
-	case spent > balance+overruns:
-		t.Errorf("spent %d, beyond the balance %d plus the overruns %d", spent, balance, overruns)
 	}
 	if r := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user); r != 0 {
 		t.Errorf("reserved %d after every request settled", r)
 	}
 	if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, f.account); u != 0 || a != 0 {
 		t.Errorf("slots user %d account %d after every request ended", u, a)
+	}
+	return granted, spent
+}
+
+// 100 parallel requests (admission, then report) on a balance worth 10 of them never spend
+// more than the balance plus the overruns of the requests admitted (docs/billing.md, "Bound").
+// Without reservations every request would pass the balance > 0 check and 100 would be
+// charged.
+func TestParallelRequestsNeverOverspend(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const (
+		inputBytes = 2000 // 1000 input tokens in the estimate
+		maxOutput  = 100
+	)
+	gpt4o, _, _ := defaultPrices{}.Table().Lookup("gpt-4o")
+	estimate := usage.Cost(usage.Tokens{Input: inputBytes / 2, Output: maxOutput}, gpt4o, usage.RateUnit)
+	fitting := `{"input_tokens":1000,"output_tokens":100}` // costs exactly the estimate
+	overrun := `{"input_tokens":1000,"output_tokens":300}` // 200 output tokens beyond it
+	overrunMicros := usage.Cost(usage.Tokens{Input: 1000, Output: 300}, gpt4o, usage.RateUnit) - estimate
+	balance := 10 * estimate
+	f := e.seedBillFixture(t, "openai", balance)
+
+	granted, spent := e.parallelRun(t, f, 100, func(i int) admitRequest {
+		return admitRequest{RequestID: "req_par_" + strconv.Itoa(i), APIKey: f.key, Path: "/v1/responses",
+			Model: "gpt-4o", InputBytes: inputBytes, MaxOutputTokens: maxOutput}
+	}, func(i int, _ admitReply) (string, error) {
+		if i%3 == 0 {
+			return overrun, nil
+		}
+		return fitting, nil
+	})
+	overruns := int64(0)
+	for i, ok := range granted {
+		if ok && i%3 == 0 {
+			overruns += overrunMicros
+		}
+	}
+	if spent > balance+overruns {
+		t.Errorf("spent %d, beyond the balance %d plus the overruns %d", spent, balance, overruns)
 	}
 }
 
@@ -708,88 +731,37 @@ func TestParallelCappedRequestsStayWithinTheBalance(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	const (
-		n          = 100
 		inputBytes = 1000
 		limit      = 100
 	)
 	gpt4o, _, _ := defaultPrices{}.Table().Lookup("gpt-4o")
 	reservation := usage.Cost(usage.Tokens{Input: inputBytes, Output: limit}, gpt4o, usage.RateUnit)
 	balance := 10 * reservation
-
 	f := e.seedBillFixture(t, "openai", balance)
-	e.exec(t, `UPDATE users SET concurrency = 1000 WHERE id = $1`, f.user)
-	e.exec(t, `UPDATE accounts SET concurrency = 1000 WHERE id = $1`, f.account)
 	e.exec(t, `UPDATE groups SET cap_output_tokens = true, default_max_output_tokens = $2 WHERE id = $1`, f.group, limit)
 
-	type outcome struct {
-		granted bool
-		refusal httpResult
-		err     error
-	}
-	results := make(chan outcome, n)
-	start := make(chan struct{})
-	for i := range n {
-		go func() {
-			<-start
-			var o outcome
-			defer func() { results <- o }()
-			res, err := e.postInternal("/internal/v1/admit", admitRequest{RequestID: "req_cap_" + strconv.Itoa(i),
-				APIKey: f.key, Path: "/v1/responses", Model: "gpt-4o", InputBytes: inputBytes})
-			if err != nil {
-				o.err = err
-				return
-			}
-			if res.status != http.StatusOK {
-				o.refusal = res
-				return
-			}
-			var g admitReply
-			if o.err = json.Unmarshal(res.body, &g); o.err != nil {
-				return
-			}
-			if g.MaxOutputTokens != limit {
-				o.err = fmt.Errorf("grant max_output_tokens = %d, want %d", g.MaxOutputTokens, limit)
-				return
-			}
-			o.granted = true
-			// The model would have written 5000 tokens; the upstream stops at the limit.
-			out := min(int64(5000), g.MaxOutputTokens)
-			u := `{"input_tokens":` + strconv.Itoa(inputBytes) + `,"output_tokens":` + strconv.FormatInt(out, 10) + `}`
-			rep, err := e.postInternal("/internal/v1/reports", reportsRequest{Reports: []report{reportFor(g, 200, "responses", u)}})
-			if err == nil && rep.status != http.StatusOK {
-				err = &reportError{rep}
-			}
-			o.err = err
-		}()
-	}
-	close(start)
-	granted := 0
-	for range n {
-		o := <-results
-		if o.err != nil {
-			t.Fatalf("request failed: %v", o.err)
+	granted, spent := e.parallelRun(t, f, 100, func(i int) admitRequest {
+		return admitRequest{RequestID: "req_cap_" + strconv.Itoa(i), APIKey: f.key, Path: "/v1/responses",
+			Model: "gpt-4o", InputBytes: inputBytes}
+	}, func(_ int, g admitReply) (string, error) {
+		if g.MaxOutputTokens != limit {
+			return "", fmt.Errorf("grant max_output_tokens = %d, want %d", g.MaxOutputTokens, limit)
 		}
-		if o.granted {
-			granted++
-			continue
+		// The model would have written 5000 tokens; the upstream stops at the limit.
+		out := min(int64(5000), g.MaxOutputTokens)
+		return `{"input_tokens":` + strconv.Itoa(inputBytes) + `,"output_tokens":` + strconv.FormatInt(out, 10) + `}`, nil
+	})
+	n := int64(0)
+	for _, ok := range granted {
+		if ok {
+			n++
 		}
-		wantBillingError(t, o.refusal, 403, ReasonBilling, "", "billing_error", "Insufficient account balance")
 	}
-	spent := balance - e.balance(t, f.user)
-	records := e.queryInt(t, `SELECT COALESCE(sum(cost_micros), 0) FROM usage_records WHERE user_id = $1`, f.user)
-	t.Logf("%d of %d granted; spent %d of %d micros", granted, n, spent, balance)
-	switch {
-	case granted == 0 || granted == n:
-		t.Errorf("%d of %d requests granted: the balance must admit some and refuse others", granted, n)
-	case spent != records:
-		t.Errorf("balance dropped by %d, the records cost %d", spent, records)
-	case spent > balance:
+	if spent > balance {
 		t.Errorf("spent %d of a balance of %d: a capped reservation must be an upper bound", spent, balance)
-	case spent != int64(granted)*reservation:
-		t.Errorf("spent %d for %d requests of %d each", spent, granted, reservation)
 	}
-	if r := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user); r != 0 {
-		t.Errorf("reserved %d after every request settled", r)
+	if spent != n*reservation {
+		t.Errorf("spent %d for %d requests of %d each", spent, n, reservation)
 	}
 }
 
