@@ -11,6 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 // Environment variables read by FromEnv.
@@ -43,13 +46,13 @@ const (
 	DefaultLeaseTTL = 60 * time.Second
 	// DefaultLogLevel is one of debug, info, warn, error.
 	DefaultLogLevel = "info"
-	// DefaultRateLimitCooldown is the rest after a 429 without reset headers
-	// (sub2api-behaviour.md §5.2); at most MaxRateLimitCooldown.
-	DefaultRateLimitCooldown = 5 * time.Second
-	MaxRateLimitCooldown     = 2 * time.Hour
+	// The rest after a 429 without reset headers (sub2api-behaviour.md §5.2) and its cap,
+	// as the gateway applies them.
+	DefaultRateLimitCooldown = gateway.DefaultRateLimitCooldown
+	MaxRateLimitCooldown     = gateway.MaxRateLimitCooldown
 	// DefaultReservationTTL stays above the plugin's 30 min request deadline, so only the
 	// reservations of requests whose report will never come are released.
-	DefaultReservationTTL = 35 * time.Minute
+	DefaultReservationTTL = store.DefaultReservationTTL
 	// DefaultBillingTimezone is the zone of the daily windows.
 	DefaultBillingTimezone = "UTC"
 )
