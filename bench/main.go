@@ -7,8 +7,10 @@
 //
 // and then the saturated case (saturated.go): a user with concurrency 2 and 16 clients, so
 // requests queue for slots, against the same number of requests in flight without queueing,
-// with the admission overhead per request. -only compare|saturated runs one part; -d and
-// -warmup shorten a run.
+// with the admission overhead per request, and the convert part (convert.go): one long
+// stream relayed as it is and converted from Anthropic Messages to Responses events, in
+// events per second and per Traefik CPU second. -only compare|saturated|convert runs one
+// part; -d and -warmup shorten a run.
 //
 // Figures are only comparable within one run on one machine; the ratios are the point.
 package main
@@ -40,11 +42,11 @@ func main() {
 		concurrency = flag.Int("c", 16, "concurrent clients")
 		duration    = flag.Duration("d", 5*time.Second, "measuring time per case")
 		warmup      = flag.Duration("warmup", time.Second, "warm-up time per case")
-		only        = flag.String("only", "", "run only the cases of one part: compare (upstream, traefik, gateway) or saturated")
+		only        = flag.String("only", "", "run only the cases of one part: compare (upstream, traefik, gateway), saturated or convert")
 	)
 	flag.Parse()
-	if *only != "" && *only != "compare" && *only != "saturated" {
-		fmt.Fprintln(os.Stderr, "bench: -only must be compare or saturated")
+	if *only != "" && *only != "compare" && *only != "saturated" && *only != "convert" {
+		fmt.Fprintln(os.Stderr, "bench: -only must be compare, saturated or convert")
 		os.Exit(2)
 	}
 	if err := run(*bin, *only, *concurrency, *duration, *warmup); err != nil {
@@ -78,11 +80,14 @@ func run(bin, only string, conc int, dur, warm time.Duration) error {
 	defer st.Stop()
 	fmt.Printf("poolgate bench: %s per case (after %s warm-up), %d cores\n", dur, warm, numCPU())
 	var errs []error
-	if only != "saturated" {
+	if only == "" || only == "compare" {
 		errs = append(errs, runCompare(ctx, st, bin, dir, conc, dur, warm))
 	}
-	if only != "compare" {
+	if only == "" || only == "saturated" {
 		errs = append(errs, runSaturated(st, dur, warm))
+	}
+	if only == "" || only == "convert" {
+		errs = append(errs, runConvert(ctx, st, bin, dir, conc, dur, warm))
 	}
 	return errors.Join(errs...)
 }
@@ -93,7 +98,7 @@ func runCompare(ctx context.Context, st *stack.Stack, bin, dir string, conc int,
 	if err != nil {
 		return fmt.Errorf("seeding: %w", err)
 	}
-	plain, stopPlain, err := startPlainTraefik(ctx, filepath.Join(bin, "traefik"), filepath.Join(dir, "plain"), st.FakeURL)
+	plain, _, stopPlain, err := startPlainTraefik(ctx, filepath.Join(bin, "traefik"), filepath.Join(dir, "plain"), st.FakeURL)
 	if err != nil {
 		return err
 	}
@@ -316,33 +321,34 @@ func adminPost(st *stack.Stack, path string, body any) (map[string]any, error) {
 }
 
 // startPlainTraefik runs a second Traefik with no plugin, routing /v1/ to the fake upstream:
-// the baseline that shows what the plugin and controlsvc add.
-func startPlainTraefik(ctx context.Context, traefikBin, dir, upstream string) (string, func(), error) {
+// the baseline that shows what the plugin and controlsvc add. It returns its URL and its
+// process id.
+func startPlainTraefik(ctx context.Context, traefikBin, dir, upstream string) (string, int, func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	static := fmt.Sprintf("entryPoints:\n  web:\n    address: %q\nproviders:\n  file:\n    filename: dynamic.yml\napi:\n  dashboard: false\nping:\n  entryPoint: web\nlog:\n  level: WARN\n", addr)
 	dynamic := fmt.Sprintf("http:\n  routers:\n    ai:\n      entryPoints: [web]\n      rule: PathPrefix(`/v1/`)\n      service: upstream\n  services:\n    upstream:\n      loadBalancer:\n        servers:\n          - url: %q\n", upstream)
 	if err := os.WriteFile(filepath.Join(dir, "traefik.yml"), []byte(static), 0o644); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "dynamic.yml"), []byte(dynamic), 0o644); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "traefik.log"))
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.Command(traefikBin, "--configFile="+filepath.Join(dir, "traefik.yml"))
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	stop := func() {
 		cmd.Process.Kill()
@@ -352,16 +358,18 @@ func startPlainTraefik(ctx context.Context, traefikBin, dir, upstream string) (s
 	url := "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(url + "/ping")
+		// /ping answers before the file provider's routers are in: wait for the route to
+		// the upstream, whose GET answer (405 from the fake upstream) is not Traefik's 404.
+		resp, err := http.Get(url + "/v1/messages")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return url, stop, nil
+			if resp.StatusCode != http.StatusNotFound {
+				return url, cmd.Process.Pid, stop, nil
 			}
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", nil, fmt.Errorf("plain traefik not ready")
+			return "", 0, nil, fmt.Errorf("plain traefik not ready")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

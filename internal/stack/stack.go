@@ -54,6 +54,7 @@ type Stack struct {
 	opts    Options
 	procs   []*child
 	control *child   // controlsvc, replaced by RestartControlsvc
+	traefik *child   // its process id is TraefikPID
 	ctlEnv  []string // controlsvc's environment, kept for restarts
 	pg      *testenv.Postgres
 	redis   *testenv.Redis
@@ -173,9 +174,11 @@ func (st *Stack) startTraefik(ctx context.Context, o Options) error {
 		"POOLGATE_CONTROL_URL=" + st.ControlURL,
 		"POOLGATE_PLUGIN_SECRET=" + st.PluginSecret,
 	}, o.TraefikEnv...)
-	if _, err := st.start("traefik", o, env, work, o.TraefikBin, "--configFile="+filepath.Join(work, "traefik.yml")); err != nil {
+	c, err := st.start("traefik", o, env, work, o.TraefikBin, "--configFile="+filepath.Join(work, "traefik.yml"))
+	if err != nil {
 		return err
 	}
+	st.traefik = c
 	if err := waitHTTP(ctx, st.GatewayURL+"/ping", 200); err != nil {
 		return fmt.Errorf("traefik not ready: %w\n%s", err, st.LogTail("traefik"))
 	}
@@ -258,6 +261,15 @@ func (st *Stack) Stop() {
 		st.pg.Stop()
 		st.pg = nil
 	}
+}
+
+// TraefikPID is the process id of the stack's Traefik (0 when it was not started), e.g. for
+// the benchmark to read the CPU time Traefik spent from /proc/<pid>/stat.
+func (st *Stack) TraefikPID() int {
+	if st.traefik == nil {
+		return 0
+	}
+	return st.traefik.cmd.Process.Pid
 }
 
 // LogPath is where a child's output is written.
