@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Environment variables naming existing servers.
@@ -156,4 +158,16 @@ func RedisURL(t testing.TB) string {
 		}
 	})
 	return r.URL
+}
+
+// RedisClient returns a client of redisURL, closed by t.Cleanup.
+func RedisClient(t testing.TB, redisURL string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatalf("testenv: parsing %s: %v", redisURL, err)
+	}
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -164,22 +163,11 @@ func TestDBNameIsValidAndUnique(t *testing.T) {
 	}
 }
 
-func redisClient(t *testing.T, redisURL string) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatalf("parse %s: %v", redisURL, err)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func TestRedisURLGivesIsolatedServers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a := redisClient(t, RedisURL(t))
-	b := redisClient(t, RedisURL(t))
+	a := RedisClient(t, RedisURL(t))
+	b := RedisClient(t, RedisURL(t))
 	if got, err := a.Ping(ctx).Result(); err != nil || got != "PONG" {
 		t.Fatalf("PING = %q, %v; want PONG", got, err)
 	}
@@ -229,7 +217,7 @@ func TestClaimRedisDBOnExternalServer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	server := RedisURL(t)
-	admin := redisClient(t, server)
+	admin := RedisClient(t, server)
 
 	urlA, releaseA, err := claimRedisDB(ctx, server)
 	if err != nil {
@@ -242,11 +230,11 @@ func TestClaimRedisDBOnExternalServer(t *testing.T) {
 	if urlA == urlB {
 		t.Fatalf("two claims returned the same database %s", urlA)
 	}
-	a := redisClient(t, urlA)
+	a := RedisClient(t, urlA)
 	if err := a.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatalf("SET: %v", err)
 	}
-	if n, err := redisClient(t, urlB).DBSize(ctx).Result(); err != nil || n != 0 {
+	if n, err := RedisClient(t, urlB).DBSize(ctx).Result(); err != nil || n != 0 {
 		t.Errorf("DBSIZE on b = %d, %v; want 0", n, err)
 	}
 	dbA := strings.TrimPrefix(mustURL(t, urlA).Path, "/")

@@ -34,12 +34,35 @@ func setEnv(t *testing.T, overrides map[string]string) {
 	}
 }
 
-func TestFromEnvDefaults(t *testing.T) {
-	setEnv(t, nil)
+// mustFromEnv is FromEnv over validEnv plus overrides; an error fails the test.
+func mustFromEnv(t *testing.T, overrides map[string]string) Config {
+	t.Helper()
+	setEnv(t, overrides)
 	cfg, err := FromEnv()
 	if err != nil {
 		t.Fatalf("FromEnv: %v", err)
 	}
+	return cfg
+}
+
+// fromEnvError is FromEnv over validEnv plus overrides, which must fail naming wantVar and
+// containing wantText. It returns the message.
+func fromEnvError(t *testing.T, overrides map[string]string, wantVar, wantText string) string {
+	t.Helper()
+	setEnv(t, overrides)
+	_, err := FromEnv()
+	if err == nil {
+		t.Fatal("FromEnv() succeeded, want an error")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, wantVar) || !strings.Contains(msg, wantText) {
+		t.Errorf("error %q, want it to name %s and contain %q", msg, wantVar, wantText)
+	}
+	return msg
+}
+
+func TestFromEnvDefaults(t *testing.T) {
+	cfg := mustFromEnv(t, nil)
 	want := Config{
 		DatabaseURL:  validEnv[EnvDatabaseURL],
 		RedisURL:     validEnv[EnvRedisURL],
@@ -60,7 +83,7 @@ func TestFromEnvDefaults(t *testing.T) {
 }
 
 func TestFromEnvOverrides(t *testing.T) {
-	setEnv(t, map[string]string{
+	cfg := mustFromEnv(t, map[string]string{
 		EnvListen:   "0.0.0.0:9000",
 		EnvLeaseTTL: "90s",
 		EnvLogLevel: "DEBUG",
@@ -68,10 +91,6 @@ func TestFromEnvOverrides(t *testing.T) {
 		EnvRateLimitCooldown: "30s",
 		EnvReservationTTL:    "40m",
 	})
-	cfg, err := FromEnv()
-	if err != nil {
-		t.Fatalf("FromEnv: %v", err)
-	}
 	if cfg.Listen != "0.0.0.0:9000" || cfg.LeaseTTL != 90*time.Second || cfg.LogLevel != "debug" ||
 		cfg.RateLimitCooldown != 30*time.Second || cfg.ReservationTTL != 40*time.Minute {
 		t.Errorf("FromEnv() = %+v, want listen 0.0.0.0:9000, ttl 90s, level debug, rate limit cooldown 30s", cfg)
@@ -107,15 +126,7 @@ func TestFromEnvErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			setEnv(t, tt.give)
-			_, err := FromEnv()
-			if err == nil {
-				t.Fatal("FromEnv() succeeded, want an error")
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, tt.wantVar) || !strings.Contains(msg, tt.wantText) {
-				t.Errorf("error %q, want it to name %s and contain %q", msg, tt.wantVar, tt.wantText)
-			}
+			msg := fromEnvError(t, tt.give, tt.wantVar, tt.wantText)
 			for _, secret := range []string{"s3cretpw", "redispw"} {
 				if strings.Contains(msg, secret) {
 					t.Errorf("error %q leaks a password", msg)

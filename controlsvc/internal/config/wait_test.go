@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -15,7 +14,7 @@ func TestWaitQueueDefaults(t *testing.T) {
 }
 
 func TestWaitQueuesFromEnv(t *testing.T) {
-	setEnv(t, map[string]string{
+	cfg := mustFromEnv(t, map[string]string{
 		EnvUserWaitMax:        "5",
 		EnvUserWaitTimeout:    "3s",
 		EnvStickyWaitMax:      "0",
@@ -23,10 +22,6 @@ func TestWaitQueuesFromEnv(t *testing.T) {
 		EnvAccountWaitMax:     " 7 ",
 		EnvAccountWaitTimeout: "1500ms",
 	})
-	cfg, err := FromEnv()
-	if err != nil {
-		t.Fatalf("FromEnv: %v", err)
-	}
 	want := WaitQueues{UserMax: 5, UserTimeout: 3 * time.Second, StickyMax: 0, StickyTimeout: time.Minute,
 		AccountMax: 7, AccountTimeout: 1500 * time.Millisecond}
 	if cfg.Wait != want {
@@ -52,14 +47,7 @@ func TestWaitQueuesFromEnvErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			setEnv(t, tt.give)
-			_, err := FromEnv()
-			if err == nil {
-				t.Fatal("FromEnv() succeeded, want an error")
-			}
-			if msg := err.Error(); !strings.Contains(msg, tt.wantVar) || !strings.Contains(msg, tt.wantText) {
-				t.Errorf("error %q, want it to name %s and contain %q", msg, tt.wantVar, tt.wantText)
-			}
+			fromEnvError(t, tt.give, tt.wantVar, tt.wantText)
 		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
+	"github.com/poolgate/poolgate/controlsvc/internal/store/storetest"
 	"github.com/poolgate/poolgate/internal/testenv"
 )
 
@@ -48,21 +49,8 @@ func newEnvTTL(t testing.TB, leaseTTL time.Duration) *env {
 
 func newEnvWith(t testing.TB, leaseTTL time.Duration, wait WaitConfig) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatalf("opening store: %v", err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
-	opts, err := redis.ParseURL(testenv.RedisURL(t))
-	if err != nil {
-		t.Fatalf("parsing redis url: %v", err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
+	st := storetest.Open(t)
+	rdb := testenv.RedisClient(t, testenv.RedisURL(t))
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {

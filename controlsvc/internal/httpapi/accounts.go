@@ -115,16 +115,12 @@ func (in *accountInput) patch(create bool) (store.AccountPatch, error) {
 	return p, nil
 }
 
-func (a *API) createAccount(w http.ResponseWriter, r *http.Request) {
-	var in accountInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
+// newAccount validates a POST body into a new account; absent fields take the column
+// defaults.
+func (in *accountInput) newAccount() (store.NewAccount, error) {
 	p, err := in.patch(true)
 	if err != nil {
-		writeError(w, r, err)
-		return
+		return store.NewAccount{}, err
 	}
 	n := store.NewAccount{
 		Name: *p.Name, Platform: *p.Platform, BaseURL: *p.BaseURL, APIKey: *p.APIKey,
@@ -145,76 +141,26 @@ func (a *API) createAccount(w http.ResponseWriter, r *http.Request) {
 	if p.ModelMapping != nil {
 		n.ModelMapping = *p.ModelMapping
 	}
-	created, err := a.st.CreateAccount(r.Context(), n)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, newAccountView(created))
+	return n, nil
+}
+
+func (a *API) createAccount(w http.ResponseWriter, r *http.Request) {
+	serveCreate(w, r, (*accountInput).newAccount, a.st.CreateAccount, infallible(newAccountView), a.accountsChanged)
 }
 
 func (a *API) listAccounts(w http.ResponseWriter, r *http.Request) {
-	accounts, err := a.st.ListAccounts(r.Context())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	views := make([]accountView, 0, len(accounts))
-	for _, acc := range accounts {
-		views = append(views, newAccountView(acc))
-	}
-	writeList(w, views)
+	serveList(w, r, a.st.ListAccounts, infallible(newAccountView))
 }
 
 func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	acc, err := a.st.GetAccount(r.Context(), id)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, newAccountView(acc))
+	serveByID(w, r, a.st.GetAccount, infallible(newAccountView))
 }
 
 func (a *API) patchAccount(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	var in accountInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	p, err := in.patch(false)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	acc, err := a.st.UpdateAccount(r.Context(), id, p)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	a.accountsChanged()
-	writeJSON(w, http.StatusOK, newAccountView(acc))
+	update := func(in *accountInput) (store.AccountPatch, error) { return in.patch(false) }
+	servePatch(w, r, update, a.st.UpdateAccount, infallible(newAccountView), a.accountsChanged)
 }
 
 func (a *API) deleteAccount(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := a.st.DeleteAccount(r.Context(), id); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	a.accountsChanged()
-	w.WriteHeader(http.StatusNoContent)
+	serveDelete(w, r, a.st.DeleteAccount, a.accountsChanged)
 }

@@ -83,23 +83,16 @@ func (in *apiKeyInput) patch() (store.APIKeyPatch, error) {
 	return p, err
 }
 
-func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) {
-	var in apiKeyInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
+// newKey validates a POST body into a new key: user_id and group_id are required.
+func (in *apiKeyInput) newKey() (store.NewAPIKey, error) {
 	p, err := in.patch()
 	switch {
 	case err != nil:
+		return store.NewAPIKey{}, err
 	case in.UserID == nil || *in.UserID <= 0:
-		err = invalid("user_id is required and must be a positive integer")
+		return store.NewAPIKey{}, invalid("user_id is required and must be a positive integer")
 	case in.GroupID == nil || *in.GroupID <= 0:
-		err = invalid("group_id is required and must be a positive integer")
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
+		return store.NewAPIKey{}, invalid("group_id is required and must be a positive integer")
 	}
 	n := store.NewAPIKey{UserID: *in.UserID, GroupID: *in.GroupID, QuotaMicros: p.Quota.Micros, ExpiresAt: p.ExpiresAt.At}
 	if p.Name != nil {
@@ -107,6 +100,31 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.Status != nil {
 		n.Status = *p.Status
+	}
+	return n, nil
+}
+
+// update validates a PATCH body: a key's user and group are fixed.
+func (in *apiKeyInput) update() (store.APIKeyPatch, error) {
+	p, err := in.patch()
+	if err == nil && (in.UserID != nil || in.GroupID != nil) {
+		err = invalid("user_id and group_id of a key cannot be changed; create a new key")
+	}
+	return p, err
+}
+
+// createAPIKey is the one create whose answer carries more than the stored object: the
+// full key, shown once.
+func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) {
+	var in apiKeyInput
+	if err := decodeBody(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	n, err := in.newKey()
+	if err != nil {
+		writeError(w, r, err)
+		return
 	}
 	k, key, err := a.st.CreateAPIKey(r.Context(), n)
 	if err != nil {
@@ -129,65 +147,17 @@ func (a *API) listAPIKeys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	views := make([]apiKeyView, 0, len(keys))
-	for _, k := range keys {
-		views = append(views, newAPIKeyView(k))
-	}
-	writeList(w, views)
+	writeViews(w, r, keys, infallible(newAPIKeyView))
 }
 
 func (a *API) getAPIKey(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	k, err := a.st.GetAPIKey(r.Context(), id)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, newAPIKeyView(k))
+	serveByID(w, r, a.st.GetAPIKey, infallible(newAPIKeyView))
 }
 
 func (a *API) patchAPIKey(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	var in apiKeyInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	p, err := in.patch()
-	switch {
-	case err != nil:
-	case in.UserID != nil || in.GroupID != nil:
-		err = invalid("user_id and group_id of a key cannot be changed; create a new key")
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	k, err := a.st.UpdateAPIKey(r.Context(), id, p)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, newAPIKeyView(k))
+	servePatch(w, r, (*apiKeyInput).update, a.st.UpdateAPIKey, infallible(newAPIKeyView))
 }
 
 func (a *API) deleteAPIKey(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := a.st.DeleteAPIKey(r.Context(), id); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	serveDelete(w, r, a.st.DeleteAPIKey)
 }

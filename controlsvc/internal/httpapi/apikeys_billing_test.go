@@ -79,15 +79,7 @@ func TestAPIKeyQuotaExpiryAPI(t *testing.T) {
 			400, "quota_usd must have at most 6 decimal places"},
 	}
 	for _, tt := range errs {
-		var body any
-		if tt.body != "" {
-			body = tt.body
-		}
-		typ := "invalid_request_error"
-		if tt.status == 404 {
-			typ = "not_found_error"
-		}
-		e.wantError(tt.method, tt.path, body, tt.status, typ, tt.msg)
+		e.wantStatusError(tt.method, tt.path, tt.body, tt.status, tt.msg)
 	}
 	// A deleted key is gone for GET and PATCH too.
 	if status, _ := e.call(http.MethodDelete, path, nil); status != http.StatusNoContent {

@@ -43,37 +43,23 @@ type groupInput struct {
 	Platform            *string          `json:"platform"`
 	RateMultiplier      *json.RawMessage `json:"rate_multiplier"`
 	Status              *string          `json:"status"`
-	FirstTokenTimeoutMs optionalMillis   `json:"first_token_timeout_ms"`
-	StreamIdleTimeoutMs optionalMillis   `json:"stream_idle_timeout_ms"`
+	FirstTokenTimeoutMs nullable         `json:"first_token_timeout_ms"`
+	StreamIdleTimeoutMs nullable         `json:"stream_idle_timeout_ms"`
 	groupRulesInput
 	groupBillingInput
 }
 
-// optionalMillis is a nullable millisecond field of a request body. It tells an absent
-// field (keep) from an explicit null (back to the gateway's default), which a pointer
-// cannot; the value is checked by patch, so its errors name the field.
-type optionalMillis struct {
-	present bool
-	raw     json.RawMessage
-}
-
-// UnmarshalJSON implements json.Unmarshaler; encoding/json calls it for null too.
-func (o *optionalMillis) UnmarshalJSON(b []byte) error {
-	o.present = true
-	o.raw = append(o.raw[:0], b...)
-	return nil
-}
-
-// patch validates the field: an integer from 0 (off) to store.MaxGroupTimeoutMs, or null.
-func (o *optionalMillis) patch(field string) (store.MillisPatch, error) {
-	if !o.present {
+// millis reads a stream deadline: an integer from 0 (off) to store.MaxGroupTimeoutMs, or
+// null for the gateway's default.
+func (n *nullable) millis(field string) (store.MillisPatch, error) {
+	if !n.present {
 		return store.MillisPatch{}, nil
 	}
-	if string(o.raw) == "null" {
+	if n.isNull() {
 		return store.MillisPatch{Set: true}, nil
 	}
 	var v int64
-	if err := json.Unmarshal(o.raw, &v); err != nil {
+	if err := json.Unmarshal(n.raw, &v); err != nil {
 		return store.MillisPatch{}, invalid("%s must be an integer number of milliseconds, or null for the gateway's default", field)
 	}
 	if v < 0 || v > store.MaxGroupTimeoutMs {
@@ -85,10 +71,10 @@ func (o *optionalMillis) patch(field string) (store.MillisPatch, error) {
 
 // timeouts validates both deadline fields.
 func (in *groupInput) timeouts() (firstToken, streamIdle store.MillisPatch, err error) {
-	if firstToken, err = in.FirstTokenTimeoutMs.patch("first_token_timeout_ms"); err != nil {
+	if firstToken, err = in.FirstTokenTimeoutMs.millis("first_token_timeout_ms"); err != nil {
 		return firstToken, streamIdle, err
 	}
-	streamIdle, err = in.StreamIdleTimeoutMs.patch("stream_idle_timeout_ms")
+	streamIdle, err = in.StreamIdleTimeoutMs.millis("stream_idle_timeout_ms")
 	return firstToken, streamIdle, err
 }
 
@@ -161,86 +147,17 @@ func (in *groupInput) patch() (store.GroupPatch, error) {
 }
 
 func (a *API) createGroup(w http.ResponseWriter, r *http.Request) {
-	var in groupInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	g, err := in.group()
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	created, err := a.st.CreateGroup(r.Context(), g)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeView(w, r, http.StatusCreated, created, newGroupView)
+	serveCreate(w, r, (*groupInput).group, a.st.CreateGroup, newGroupView)
 }
 
 func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
-	groups, err := a.st.ListGroups(r.Context())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	views := make([]groupView, 0, len(groups))
-	for _, g := range groups {
-		v, err := newGroupView(g)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		views = append(views, v)
-	}
-	writeList(w, views)
+	serveList(w, r, a.st.ListGroups, newGroupView)
 }
 
 func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	g, err := a.st.GetGroup(r.Context(), id)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeView(w, r, http.StatusOK, g, newGroupView)
+	serveByID(w, r, a.st.GetGroup, newGroupView)
 }
 
 func (a *API) patchGroup(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	var in groupInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	p, err := in.patch()
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	g, err := a.st.UpdateGroup(r.Context(), id, p)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeView(w, r, http.StatusOK, g, newGroupView)
-}
-
-// writeView renders one object through a conversion that can fail.
-func writeView[T, V any](w http.ResponseWriter, r *http.Request, status int, v T, view func(T) (V, error)) {
-	out, err := view(v)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, status, out)
+	servePatch(w, r, (*groupInput).patch, a.st.UpdateGroup, newGroupView)
 }

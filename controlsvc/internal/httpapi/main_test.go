@@ -18,6 +18,7 @@ import (
 
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
+	"github.com/poolgate/poolgate/controlsvc/internal/store/storetest"
 	"github.com/poolgate/poolgate/internal/testenv"
 )
 
@@ -63,22 +64,8 @@ func newEnv(t *testing.T) *env {
 // newEnvWith is newEnv with a hook to add dependencies to the API's options.
 func newEnvWith(t *testing.T, configure func(*Options, *redis.Client)) *env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	st, err := store.Open(ctx, testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatalf("store.Open: %v", err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	opts, err := redis.ParseURL(testenv.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { _ = rdb.Close() })
+	st := storetest.Open(t)
+	rdb := testenv.RedisClient(t, testenv.RedisURL(t))
 
 	logs := &syncBuffer{}
 	sl := slots.New(rdb, time.Minute)
@@ -194,6 +181,26 @@ func (e *env) wantError(method, path string, body any, status int, typ, msg stri
 	if got != status || ae.Error.Type != typ || !strings.Contains(ae.Error.Message, msg) {
 		e.t.Errorf("%s %s = %d %s, want %d %s containing %q", method, path, got, raw, status, typ, msg)
 	}
+}
+
+// errorTypes are the error types of the statuses the error tables expect.
+var errorTypes = map[int]string{
+	http.StatusBadRequest: "invalid_request_error",
+	http.StatusNotFound:   "not_found_error",
+	http.StatusConflict:   "conflict_error",
+}
+
+// wantStatusError is wantError with the error type of status; a body of "" sends none.
+func (e *env) wantStatusError(method, path string, body any, status int, msg string) {
+	e.t.Helper()
+	typ, ok := errorTypes[status]
+	if !ok {
+		e.t.Fatalf("no error type known for status %d", status)
+	}
+	if s, isString := body.(string); isString && s == "" {
+		body = nil
+	}
+	e.wantError(method, path, body, status, typ, msg)
 }
 
 // Fixtures created through the API.

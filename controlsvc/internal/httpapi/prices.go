@@ -109,11 +109,7 @@ func (a *API) listPrices(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	views := make([]priceView, 0, len(entries))
-	for _, e := range entries {
-		views = append(views, newPriceView(e))
-	}
-	writeList(w, views)
+	writeViews(w, r, entries, infallible(newPriceView))
 }
 
 // resolvePrice answers which entry prices ?model=, as billing would.

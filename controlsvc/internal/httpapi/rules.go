@@ -237,7 +237,10 @@ func checkPlatforms(in []string) ([]string, error) {
 	return out, nil
 }
 
-func (a *API) ruleChanged(r *http.Request) { notifyChanged(a, r, a.rules, "error passthrough rules") }
+// rulesChanged is the hook of rule writes made by request r.
+func (a *API) rulesChanged(r *http.Request) func() {
+	return func() { notifyChanged(a, r, a.rules, "error passthrough rules") }
+}
 
 // notifyChanged tells every instance to reload what. The write is already stored: a failed
 // notification is logged, and the other instances catch up on their periodic reload.
@@ -250,85 +253,35 @@ func notifyChanged(a *API, r *http.Request, n ChangeNotifier, what string) {
 	}
 }
 
-func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
-	var in ruleInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
+// rule validates a POST body into a new rule, starting from defaultRule.
+func (in *ruleInput) rule() (store.PassthroughRule, error) {
 	rule := defaultRule()
-	if err := in.apply(&rule, true); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	created, err := a.st.CreatePassthroughRule(r.Context(), rule)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	a.ruleChanged(r)
-	writeJSON(w, http.StatusCreated, newRuleView(created))
+	err := in.apply(&rule, true)
+	return rule, err
+}
+
+func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
+	serveCreate(w, r, (*ruleInput).rule, a.st.CreatePassthroughRule, infallible(newRuleView), a.rulesChanged(r))
 }
 
 func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
-	rules, err := a.st.ListPassthroughRules(r.Context())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	views := make([]ruleView, 0, len(rules))
-	for _, rule := range rules {
-		views = append(views, newRuleView(rule))
-	}
-	writeList(w, views)
+	serveList(w, r, a.st.ListPassthroughRules, infallible(newRuleView))
 }
 
 func (a *API) getRule(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	rule, err := a.st.GetPassthroughRule(r.Context(), id)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, newRuleView(rule))
+	serveByID(w, r, a.st.GetPassthroughRule, infallible(newRuleView))
+}
+
+// change is what a PATCH body does to the current rule. The store applies it inside its
+// transaction, so the body is judged by the rule it produces.
+func (in *ruleInput) change() (func(*store.PassthroughRule) error, error) {
+	return func(cur *store.PassthroughRule) error { return in.apply(cur, false) }, nil
 }
 
 func (a *API) patchRule(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	var in ruleInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	rule, err := a.st.UpdatePassthroughRule(r.Context(), id, func(cur *store.PassthroughRule) error {
-		return in.apply(cur, false)
-	})
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	a.ruleChanged(r)
-	writeJSON(w, http.StatusOK, newRuleView(rule))
+	servePatch(w, r, (*ruleInput).change, a.st.UpdatePassthroughRule, infallible(newRuleView), a.rulesChanged(r))
 }
 
 func (a *API) deleteRule(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := a.st.DeletePassthroughRule(r.Context(), id); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	a.ruleChanged(r)
-	w.WriteHeader(http.StatusNoContent)
+	serveDelete(w, r, a.st.DeletePassthroughRule, a.rulesChanged(r))
 }

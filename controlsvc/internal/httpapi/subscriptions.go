@@ -77,8 +77,9 @@ func newAdminSubscriptionView(s store.Subscription, now time.Time, loc *time.Loc
 	}
 }
 
-func (a *API) writeSubscription(w http.ResponseWriter, status int, s store.Subscription) {
-	writeJSON(w, status, newAdminSubscriptionView(s, time.Now(), billing.Location()))
+// subscriptionViewNow shows one subscription as of the moment it is written.
+func subscriptionViewNow(s store.Subscription) (adminSubscriptionView, error) {
+	return newAdminSubscriptionView(s, time.Now(), billing.Location()), nil
 }
 
 // subscriptionInput is the body of POST and PATCH /subscriptions.
@@ -160,22 +161,8 @@ func (in *subscriptionInput) patch() (store.SubscriptionPatch, error) {
 }
 
 func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) {
-	var in subscriptionInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	n, err := in.create(time.Now())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s, err := a.st.CreateSubscription(r.Context(), n)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	a.writeSubscription(w, http.StatusCreated, s)
+	create := func(in *subscriptionInput) (store.NewSubscription, error) { return in.create(time.Now()) }
+	serveCreate(w, r, create, a.st.CreateSubscription, subscriptionViewNow)
 }
 
 func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
@@ -202,63 +189,22 @@ func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	// One moment for the whole list, so every state is as of the same time.
 	now, loc := time.Now(), billing.Location()
-	views := make([]adminSubscriptionView, 0, len(subs))
-	for _, s := range subs {
-		views = append(views, newAdminSubscriptionView(s, now, loc))
-	}
-	writeList(w, views)
+	writeViews(w, r, subs, infallible(func(s store.Subscription) adminSubscriptionView {
+		return newAdminSubscriptionView(s, now, loc)
+	}))
 }
 
 func (a *API) getSubscription(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s, err := a.st.GetSubscription(r.Context(), id)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	a.writeSubscription(w, http.StatusOK, s)
+	serveByID(w, r, a.st.GetSubscription, subscriptionViewNow)
 }
 
 func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	var in subscriptionInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	p, err := in.patch()
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s, err := a.st.UpdateSubscription(r.Context(), id, p)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	a.writeSubscription(w, http.StatusOK, s)
+	servePatch(w, r, (*subscriptionInput).patch, a.st.UpdateSubscription, subscriptionViewNow)
 }
 
 // cancelSubscription answers DELETE: the subscription stays, cancelled, for its history.
 func (a *API) cancelSubscription(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s, err := a.st.CancelSubscription(r.Context(), id)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	a.writeSubscription(w, http.StatusOK, s)
+	serveByID(w, r, a.st.CancelSubscription, subscriptionViewNow)
 }

@@ -79,11 +79,7 @@ func TestSubscriptionsAPI(t *testing.T) {
 		{"status on create", map[string]any{"user_id": u2, "group_id": g, "duration_days": 1, "status": "active"}, 400, "status cannot be set"},
 	}
 	for _, tt := range errs {
-		typ := "invalid_request_error"
-		if tt.status == 409 {
-			typ = "conflict_error"
-		}
-		e.wantError(http.MethodPost, "/api/v1/admin/subscriptions", tt.body, tt.status, typ, tt.msg)
+		e.wantStatusError(http.MethodPost, "/api/v1/admin/subscriptions", tt.body, tt.status, tt.msg)
 	}
 
 	// A renewal booked from the end of the first, and one for another user.

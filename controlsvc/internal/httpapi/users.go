@@ -63,16 +63,11 @@ func (in *userInput) patch(create bool) (store.UserPatch, error) {
 	return p, nil
 }
 
-func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
-	var in userInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
+// user validates a POST body into a new user; absent fields take the column defaults.
+func (in *userInput) user() (store.User, error) {
 	p, err := in.patch(true)
 	if err != nil {
-		writeError(w, r, err)
-		return
+		return store.User{}, err
 	}
 	u := store.User{Name: *p.Name, Concurrency: defaultUserConcurrency, Status: "active"}
 	if p.Concurrency != nil {
@@ -84,61 +79,22 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 	if p.Status != nil {
 		u.Status = *p.Status
 	}
-	created, err := a.st.CreateUser(r.Context(), u)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, newUserView(created))
+	return u, nil
+}
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
+	serveCreate(w, r, (*userInput).user, a.st.CreateUser, infallible(newUserView))
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
-	users, err := a.st.ListUsers(r.Context())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	views := make([]userView, 0, len(users))
-	for _, u := range users {
-		views = append(views, newUserView(u))
-	}
-	writeList(w, views)
+	serveList(w, r, a.st.ListUsers, infallible(newUserView))
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	u, err := a.st.GetUser(r.Context(), id)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, newUserView(u))
+	serveByID(w, r, a.st.GetUser, infallible(newUserView))
 }
 
 func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	var in userInput
-	if err := decodeBody(w, r, &in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	p, err := in.patch(false)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	u, err := a.st.UpdateUser(r.Context(), id, p)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, newUserView(u))
+	update := func(in *userInput) (store.UserPatch, error) { return in.patch(false) }
+	servePatch(w, r, update, a.st.UpdateUser, infallible(newUserView))
 }

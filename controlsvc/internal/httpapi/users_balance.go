@@ -123,9 +123,5 @@ func (a *API) listBalanceAdjustments(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	views := make([]adjustmentView, 0, len(list))
-	for _, adj := range list {
-		views = append(views, newAdjustmentView(adj))
-	}
-	writeList(w, views)
+	writeViews(w, r, list, infallible(newAdjustmentView))
 }

@@ -45,11 +45,7 @@ func TestBalanceAdjustmentAPI(t *testing.T) {
 		{"unknown user", "/api/v1/admin/users/999/balance", `{"amount_usd":1,"note":"x"}`, 404, "user 999 not found"},
 	}
 	for _, tt := range errs {
-		typ := "invalid_request_error"
-		if tt.status == 404 {
-			typ = "not_found_error"
-		}
-		e.wantError(http.MethodPost, tt.path, tt.body, tt.status, typ, tt.msg)
+		e.wantStatusError(http.MethodPost, tt.path, tt.body, tt.status, tt.msg)
 	}
 	e.wantError(http.MethodGet, path, nil, http.StatusMethodNotAllowed, "invalid_request_error", "not allowed")
 
@@ -138,14 +134,6 @@ func TestUserGroupRatesAPI(t *testing.T) {
 		{"list of unknown user", http.MethodGet, "/api/v1/admin/users/999/group-rates", "", 404, "user 999 not found"},
 	}
 	for _, tt := range errs {
-		var body any
-		if tt.body != "" {
-			body = tt.body
-		}
-		typ := "invalid_request_error"
-		if tt.status == 404 {
-			typ = "not_found_error"
-		}
-		e.wantError(tt.method, tt.path, body, tt.status, typ, tt.msg)
+		e.wantStatusError(tt.method, tt.path, tt.body, tt.status, tt.msg)
 	}
 }

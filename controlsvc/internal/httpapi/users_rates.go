@@ -35,23 +35,21 @@ type userGroupRateInput struct {
 	RateMultiplier *json.RawMessage `json:"rate_multiplier"`
 }
 
-// pathGroupID is the {group_id} of the route.
-func pathGroupID(r *http.Request) (int64, error) {
-	raw := mux.Vars(r)["group_id"]
-	id, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, &requestError{status: http.StatusNotFound, typ: typeNotFound, message: "no group with id " + strconv.Quote(raw)}
+// pathUserGroup is the {id} of the user and the {group_id} of the route.
+func pathUserGroup(r *http.Request) (userID, groupID int64, err error) {
+	if userID, err = pathID(r); err != nil {
+		return 0, 0, err
 	}
-	return id, nil
+	raw := mux.Vars(r)["group_id"]
+	groupID, err = strconv.ParseInt(raw, 10, 64)
+	if err != nil || groupID <= 0 {
+		return 0, 0, &requestError{status: http.StatusNotFound, typ: typeNotFound, message: "no group with id " + strconv.Quote(raw)}
+	}
+	return userID, groupID, nil
 }
 
 func (a *API) putUserGroupRate(w http.ResponseWriter, r *http.Request) {
-	userID, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	groupID, err := pathGroupID(r)
+	userID, groupID, err := pathUserGroup(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -79,12 +77,7 @@ func (a *API) putUserGroupRate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteUserGroupRate(w http.ResponseWriter, r *http.Request) {
-	userID, err := pathID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	groupID, err := pathGroupID(r)
+	userID, groupID, err := pathUserGroup(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -107,14 +100,5 @@ func (a *API) listUserGroupRates(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	views := make([]userGroupRateView, 0, len(rates))
-	for _, rt := range rates {
-		v, err := newUserGroupRateView(rt)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		views = append(views, v)
-	}
-	writeList(w, views)
+	writeViews(w, r, rates, newUserGroupRateView)
 }

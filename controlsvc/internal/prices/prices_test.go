@@ -8,7 +8,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/livecache/livecachetest"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
+	"github.com/poolgate/poolgate/controlsvc/internal/store/storetest"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
 	"github.com/poolgate/poolgate/internal/testenv"
 )
@@ -51,46 +53,10 @@ func TestEffectiveOverridesReplaceAndAdd(t *testing.T) {
 func TestChangeReachesOtherInstance(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	redisURL := testenv.RedisURL(t)
-	var caches []*Cache
-	for i := 0; i < 2; i++ {
-		opts, err := redis.ParseURL(redisURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rdb := redis.NewClient(opts)
-		t.Cleanup(func() { _ = rdb.Close() })
-		c, err := NewCache(st, rdb, time.Hour, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		c.Start()
-		t.Cleanup(c.Close)
-		caches = append(caches, c)
-		// Wait until this instance listens, so the test measures propagation.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n, err := rdb.PubSubNumSub(ctx, Channel).Result()
-			if err == nil && n[Channel] >= int64(i+1) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("subscribers: %v %v", n, err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	st := storetest.Open(t)
+	caches := livecachetest.Start(t, 2, testenv.RedisURL(t), Channel, func(rdb *redis.Client) (*Cache, error) {
+		return NewCache(st, rdb, time.Hour, nil)
+	})
 	a, b := caches[0], caches[1]
 	if _, _, ok := b.Table().Lookup("llama-3"); ok {
 		t.Fatal("llama-3 priced before any override")

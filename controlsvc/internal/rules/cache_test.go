@@ -7,59 +7,23 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/livecache/livecachetest"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
+	"github.com/poolgate/poolgate/controlsvc/internal/store/storetest"
 	"github.com/poolgate/poolgate/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// twoInstances are two caches, as in two controlsvc processes, on one database and Redis.
+// twoInstances are two caches, as in two controlsvc processes, on one database and Redis,
+// both listening for changes.
 func twoInstances(t *testing.T, refresh time.Duration) (*store.Store, *Cache, *Cache) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	redisURL := testenv.RedisURL(t)
-	var caches []*Cache
-	for i := 0; i < 2; i++ {
-		opts, err := redis.ParseURL(redisURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rdb := redis.NewClient(opts)
-		t.Cleanup(func() { _ = rdb.Close() })
-		c := NewCache(st, rdb, refresh, nil)
-		if err := c.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		c.Start()
-		t.Cleanup(c.Close)
-		caches = append(caches, c)
-	}
+	st := storetest.Open(t)
+	caches := livecachetest.Start(t, 2, testenv.RedisURL(t), Channel, func(rdb *redis.Client) (*Cache, error) {
+		return NewCache(st, rdb, refresh, nil), nil
+	})
 	return st, caches[0], caches[1]
-}
-
-// waitSubscribed waits until both caches listen on the channel, so the test measures
-// propagation and not start-up.
-func waitSubscribed(t *testing.T, c *Cache) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n, err := c.rdb.PubSubNumSub(context.Background(), Channel).Result()
-		if err == nil && n[Channel] >= 2 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("subscribers on %s: %v, %v", Channel, n, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestChangeReachesOtherInstanceWithinASecond(t *testing.T) {
@@ -67,7 +31,6 @@ func TestChangeReachesOtherInstanceWithinASecond(t *testing.T) {
 	// The safety-net reload is far away, so only the published change can explain a
 	// reload within a second.
 	st, a, b := twoInstances(t, time.Hour)
-	waitSubscribed(t, a)
 	ctx := context.Background()
 	in := Input{Platform: "openai", Status: 500, Body: []byte("quota")}
 	if _, ok := b.Rules().Match(in); ok {

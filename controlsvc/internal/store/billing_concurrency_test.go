@@ -112,8 +112,8 @@ func watch(t *testing.T, f *billFixture, remaining string) (stop func() (lowest,
 	return func() (int64, int64) { close(done); r := <-result; return r[0], r[1] }
 }
 
-// The three budgets a request can be held against, each worth 10 reservations.
-var concBudgets = []struct {
+// concBudget is a budget a request can be held against, worth 10 reservations.
+type concBudget struct {
 	name      string
 	setup     billSetup
 	subscribe bool
@@ -121,7 +121,33 @@ var concBudgets = []struct {
 	// SQL of the budget left after what is held ($1 user, $2 key, $3 subscription).
 	remaining string
 	refusal   RefusalKind
-}{
+}
+
+// concRun is what 100 parallel requests against one budget observed: the requests, the
+// budget left after holds at its lowest, the most reservations at once, and the sums after.
+type concRun struct {
+	concResult
+	lowest, most int64
+	sums         billSums
+}
+
+// run seeds the budget on st and sends 100 parallel requests settling at cost, watching the
+// budget meanwhile.
+func (b concBudget) run(t *testing.T, st *Store, cost func(r *rand.Rand) int64) concRun {
+	t.Helper()
+	f := seedBill(t, st, b.setup)
+	if b.subscribe {
+		f.withSubscription(t, billNow.Add(-time.Hour))
+	}
+	stop := watch(t, f, b.remaining)
+	got := concRun{concResult: runParallelRequests(t, f, cost)}
+	got.lowest, got.most = stop()
+	got.sums = f.sums(t)
+	return got
+}
+
+// The three budgets a request can be held against.
+var concBudgets = []concBudget{
 	{
 		name: "balance", setup: billSetup{balance: 10 * concReserve},
 		spent:     func(s billSums) int64 { return 10*concReserve - s.balance },
@@ -150,14 +176,8 @@ func TestConcurrentReservationsNeverOverspend(t *testing.T) {
 	st := newStore(t)
 	for _, b := range concBudgets {
 		t.Run(b.name, func(t *testing.T) {
-			f := seedBill(t, st, b.setup)
-			if b.subscribe {
-				f.withSubscription(t, billNow.Add(-time.Hour))
-			}
-			stop := watch(t, f, b.remaining)
-			got := runParallelRequests(t, f, func(r *rand.Rand) int64 { return r.Int64N(concReserve + 1) })
-			lowest, most := stop()
-			s := f.sums(t)
+			got := b.run(t, st, func(r *rand.Rand) int64 { return r.Int64N(concReserve + 1) })
+			s, lowest, most := got.sums, got.lowest, got.most
 			if lowest < 0 || most > 10 {
 				t.Errorf("during the run: budget left after holds down to %d (want ≥ 0), up to %d reservations (want ≤ 10)",
 					lowest, most)
@@ -188,14 +208,8 @@ func TestConcurrentOverrunsAreBounded(t *testing.T) {
 	st := newStore(t)
 	for _, b := range concBudgets {
 		t.Run(b.name, func(t *testing.T) {
-			f := seedBill(t, st, b.setup)
-			if b.subscribe {
-				f.withSubscription(t, billNow.Add(-time.Hour))
-			}
-			stop := watch(t, f, b.remaining)
-			got := runParallelRequests(t, f, func(r *rand.Rand) int64 { return concReserve + r.Int64N(concReserve/2+1) })
-			_, most := stop()
-			s := f.sums(t)
+			got := b.run(t, st, func(r *rand.Rand) int64 { return concReserve + r.Int64N(concReserve/2+1) })
+			s, most := got.sums, got.most
 			spent := b.spent(s)
 			if spent != got.charged {
 				t.Errorf("spent %d != settled costs %d", spent, got.charged)

@@ -152,3 +152,34 @@ func collectIDs(ctx context.Context, s *Store, query, what string) ([]int64, err
 	}
 	return ids, nil
 }
+
+// listOfUser runs query for rows of one user in a transaction that first checks the user
+// exists, so an unknown user is a NotFoundError rather than an empty list. Other errors
+// are wrapped with what.
+func listOfUser[T any](ctx context.Context, s *Store, what string, userID int64, scan func(pgx.Row) (T, error),
+	query string, args ...any) ([]T, error) {
+	var out []T
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		var ok bool
+		if err := tx.QueryRow(ctx, sqlUserExists, userID).Scan(&ok); err != nil {
+			return err
+		}
+		if !ok {
+			return &NotFoundError{Resource: "user", ID: userID}
+		}
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+		return err
+	})
+	var nf *NotFoundError
+	if errors.As(err, &nf) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s of user %d: %w", what, userID, err)
+	}
+	return out, nil
+}

@@ -92,34 +92,13 @@ func (s *Store) AdjustBalance(ctx context.Context, userID, amountMicros int64, n
 // ListBalanceAdjustments returns up to limit adjustments of the user, newest first, older
 // than the adjustment id before (0 = from the newest). An unknown user is a NotFoundError.
 func (s *Store) ListBalanceAdjustments(ctx context.Context, userID, before int64, limit int) ([]BalanceAdjustment, error) {
-	var out []BalanceAdjustment
-	err := s.WithTx(ctx, func(tx pgx.Tx) error {
-		var ok bool
-		if err := tx.QueryRow(ctx, sqlUserExists, userID).Scan(&ok); err != nil {
-			return err
-		}
-		if !ok {
-			return &NotFoundError{Resource: "user", ID: userID}
-		}
-		rows, err := tx.Query(ctx, sqlListAdjustments, userID, before, limit)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (BalanceAdjustment, error) {
-			var a BalanceAdjustment
-			err := r.Scan(&a.ID, &a.UserID, &a.AmountMicros, &a.BalanceAfterMicros, &a.Note, &a.CreatedAt)
-			return a, err
-		})
-		return err
-	})
-	var nf *NotFoundError
-	if errors.As(err, &nf) {
-		return nil, err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("listing balance adjustments of user %d: %w", userID, err)
-	}
-	return out, nil
+	return listOfUser(ctx, s, "listing balance adjustments", userID, scanAdjustment, sqlListAdjustments, userID, before, limit)
+}
+
+func scanAdjustment(row pgx.Row) (BalanceAdjustment, error) {
+	var a BalanceAdjustment
+	err := row.Scan(&a.ID, &a.UserID, &a.AmountMicros, &a.BalanceAfterMicros, &a.Note, &a.CreatedAt)
+	return a, err
 }
 
 // formatUSD renders micros as an exact decimal for messages.

@@ -78,30 +78,7 @@ func (s *Store) DeleteUserGroupRate(ctx context.Context, userID, groupID int64) 
 // ListUserGroupRates returns the user's overrides by group id. An unknown user is a
 // NotFoundError.
 func (s *Store) ListUserGroupRates(ctx context.Context, userID int64) ([]UserGroupRate, error) {
-	var out []UserGroupRate
-	err := s.WithTx(ctx, func(tx pgx.Tx) error {
-		var ok bool
-		if err := tx.QueryRow(ctx, sqlUserExists, userID).Scan(&ok); err != nil {
-			return err
-		}
-		if !ok {
-			return &NotFoundError{Resource: "user", ID: userID}
-		}
-		rows, err := tx.Query(ctx, sqlListUserGroupRates, userID)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (UserGroupRate, error) { return scanUserGroupRate(r) })
-		return err
-	})
-	var nf *NotFoundError
-	if errors.As(err, &nf) {
-		return nil, err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("listing rates of user %d: %w", userID, err)
-	}
-	return out, nil
+	return listOfUser(ctx, s, "listing rates", userID, scanUserGroupRate, sqlListUserGroupRates, userID)
 }
 
 // userAndGroupExist turns a missing user or group into a NotFoundError.
