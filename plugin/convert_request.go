@@ -36,22 +36,11 @@ var thinkingBudgets = map[string]int64{
 	"xhigh":   32768,
 }
 
-// responsesRequest holds the fields of a Responses request the conversion reads. Fields it
-// drops on purpose: store, include, text (format, verbosity), service_tier, prompt_cache_key,
-// previous_response_id (Anthropic keeps no server-side state), metadata, truncation,
-// max_tool_calls, top_logprobs, user, safety_identifier, stream (upstream always streams).
-type responsesRequest struct {
-	Model             json.RawMessage `json:"model"`
-	Input             json.RawMessage `json:"input"`
-	Instructions      json.RawMessage `json:"instructions"`
-	MaxOutputTokens   json.RawMessage `json:"max_output_tokens"`
-	Temperature       json.RawMessage `json:"temperature"`
-	TopP              json.RawMessage `json:"top_p"`
-	Tools             json.RawMessage `json:"tools"`
-	ToolChoice        json.RawMessage `json:"tool_choice"`
-	ParallelToolCalls json.RawMessage `json:"parallel_tool_calls"`
-	Reasoning         json.RawMessage `json:"reasoning"`
-}
+// The conversion reads the Responses fields it maps from requestFields (json.go), the one
+// decode of the body that validation made. Fields it drops on purpose: store, include, text
+// (format, verbosity), service_tier, prompt_cache_key, previous_response_id (Anthropic keeps
+// no server-side state), metadata, truncation, max_tool_calls, top_logprobs, user,
+// safety_identifier, stream (upstream always streams).
 
 // messagesRequest is the Anthropic Messages request sent upstream.
 type messagesRequest struct {
@@ -100,10 +89,20 @@ var emptyObjectSchema = json.RawMessage(`{"type":"object","properties":{}}`)
 // sent to upstreamModel (the body's model when empty), always streamed. An error describes
 // invalid input in words fit for the client's 400.
 func responsesToMessages(body []byte, upstreamModel string) ([]byte, error) {
-	var req responsesRequest
-	if len(body) == 0 || body[0] != '{' || json.Unmarshal(body, &req) != nil {
+	if len(body) == 0 || body[0] != '{' {
 		return nil, errConvertNotObject
 	}
+	req, ok := decodeRequestFields(body)
+	if !ok {
+		return nil, errConvertNotObject
+	}
+	return convertRequest(&req, upstreamModel, 0)
+}
+
+// convertRequest converts the decoded fields of a Responses request. limit, when above 0,
+// is the output cap of the grant (what the reservation covers): max_tokens never exceeds
+// it, and it is max_tokens when the client names no max_output_tokens.
+func convertRequest(req *requestFields, upstreamModel string, limit int64) ([]byte, error) {
 	out := messagesRequest{Model: upstreamModel, Stream: true}
 	if out.Model == "" {
 		out.Model, _ = rawString(req.Model)
@@ -152,6 +151,9 @@ func responsesToMessages(body []byte, upstreamModel string) ([]byte, error) {
 	}
 	if budget > 0 && !thinkingAllowed(out) {
 		budget = 0
+	}
+	if limit > 0 && (!given || maxTokens > limit) {
+		maxTokens, given = limit, true
 	}
 	out.MaxTokens, budget = outputSizes(maxTokens, given, budget)
 	if budget > 0 {

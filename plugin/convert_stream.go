@@ -11,7 +11,7 @@ package plugin
 // copied through and concatenated. This file frames and decodes the upstream events;
 // convert_items.go opens and closes the output items, convert_response.go renders them.
 //
-// Wiring (not done here): the caller holds the returned bytes until started() (the commit
+// Wiring (converted.go): the caller holds the returned bytes until started() (the commit
 // point) and may fail over before it, e.g. on upstreamError(); it ends a cut or stalled
 // stream with fail(), a clean EOF with finish(), and reports anthropicUsage().
 

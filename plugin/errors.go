@@ -12,6 +12,8 @@ const (
 	typeAPI            = "api_error"
 	typeRateLimit      = "rate_limit_error"
 	typeUpstream       = "upstream_error"
+	typeOverloaded     = "overloaded_error" // Anthropic's
+	typeServer         = "server_error"     // the code of an exhausted failover on a converted request
 )
 
 // Messages the plugin writes itself; the texts are part of the client contract (issue 2 §4).
@@ -32,6 +34,9 @@ const (
 		"or previous_response_id/tool_call context; if relying on history, ensure store=true " +
 		"and reuse previous_response_id"
 )
+
+// statusOverloaded is Anthropic's "overloaded" status.
+const statusOverloaded = 529
 
 // statusClientClosed is nginx's "client closed request", used in reports (issue 2 §4).
 const statusClientClosed = 499
@@ -60,10 +65,36 @@ func badRequest(msg string) *clientError {
 	return newClientError(http.StatusBadRequest, typeInvalidRequest, msg)
 }
 
+// Shapes of the client-facing error bodies.
+const (
+	shapeOpenAI    = 0 // {"error":{"type","message"}}
+	shapeAnthropic = 1 // {"type":"error","error":{"type","message"}}
+	// shapeCode is the shape of /v1/responses answered by an Anthropic account
+	// (issue 5 §5; sub2api-behaviour.md §2.3): {"error":{"code","message"}}.
+	shapeCode = 2
+)
+
 // writeClientError writes e in the error format of the client's API: Anthropic's
 // {"type":"error","error":{…}} on /v1/messages, OpenAI's {"error":{…}} elsewhere.
 func writeClientError(rw http.ResponseWriter, path, requestID string, e *clientError) {
-	body := errorBody(path == pathMessages, e.typ, e.msg)
+	shape := shapeOpenAI
+	if path == pathMessages {
+		shape = shapeAnthropic
+	}
+	writeShapedError(rw, shape, requestID, e)
+}
+
+// writeShapedError writes e as a JSON error body of the given shape.
+func writeShapedError(rw http.ResponseWriter, shape int, requestID string, e *clientError) {
+	var body []byte
+	switch shape {
+	case shapeAnthropic:
+		body = errorBody(true, anthropicErrorType(e.status, e.typ), e.msg)
+	case shapeCode:
+		body = codeErrorBody(e.typ, e.msg)
+	default:
+		body = errorBody(false, e.typ, e.msg)
+	}
 	h := rw.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -75,6 +106,38 @@ func writeClientError(rw http.ResponseWriter, path, requestID string, e *clientE
 	}
 	rw.WriteHeader(e.status)
 	_, _ = rw.Write(body)
+}
+
+// anthropicErrorType returns typ when it is one of Anthropic's error types, else the type
+// Anthropic gives status (https://docs.anthropic.com/en/api/errors), so that Anthropic
+// clients recognise the plugin's own errors (upstream_error is not one of theirs).
+func anthropicErrorType(status int, typ string) string {
+	switch typ {
+	case typeInvalidRequest, typeAuthentication, "billing_error", "permission_error", "not_found_error",
+		"request_too_large", typeRateLimit, typeAPI, "timeout_error", typeOverloaded:
+		return typ
+	}
+	switch status {
+	case http.StatusBadRequest:
+		return typeInvalidRequest
+	case http.StatusUnauthorized:
+		return typeAuthentication
+	case http.StatusPaymentRequired:
+		return "billing_error"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusNotFound:
+		return "not_found_error"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusTooManyRequests:
+		return typeRateLimit
+	case http.StatusGatewayTimeout:
+		return "timeout_error"
+	case statusOverloaded:
+		return typeOverloaded
+	}
+	return typeAPI
 }
 
 // writeRejection copies a controlsvc refusal to the client as it is: status, body and

@@ -37,6 +37,10 @@ type exchange struct {
 
 	rewritten    []byte // body rewritten for rewrittenFor (see bodyFor)
 	rewrittenFor string
+	// converted is the Messages body of a converted request, for convertedFor (the upstream
+	// model and output cap; converted.go).
+	converted    []byte
+	convertedFor string
 
 	grant    *grant  // the current grant; nil until controlsvc granted one
 	exclude  []int64 // accounts already tried
@@ -144,7 +148,7 @@ func (x *exchange) writeError(e *clientError) {
 	x.written = true
 	x.status = e.status
 	defer func() { _ = recover() }()
-	writeClientError(x.rw, x.path, x.requestID, e)
+	writeShapedError(x.rw, x.errorShape(), x.requestID, e)
 }
 
 func (x *exchange) writeRejection(r *rejection) {

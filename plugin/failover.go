@@ -89,6 +89,9 @@ func (x *exchange) admit(failed *failedAttempt) bool {
 func (x *exchange) forward() {
 	switches := 0
 	for {
+		if x.converting() && !x.prepareConverted() {
+			return
+		}
 		resp, wd, err := x.attempt()
 		if x.clientGone() {
 			if resp != nil {
@@ -113,6 +116,12 @@ func (x *exchange) forward() {
 		case resp.StatusCode >= 400:
 			x.relayError(resp, wd.release) // passthrough.go
 			return
+		case x.converting():
+			failed = x.relayConverted(resp, wd) // converted.go
+			wd.release()
+			if failed == nil {
+				return
+			}
 		case isEventStream(resp.Header.Get("Content-Type")):
 			failed = x.relayStream(resp, wd)
 			wd.release()
@@ -152,7 +161,13 @@ func (x *exchange) attempt() (*http.Response, *watchdog, error) {
 	if x.firstSend.IsZero() {
 		x.firstSend = began
 	}
-	out, err := buildUpstreamRequest(ctx, x.req, x.path, g, x.bodyFor(g))
+	var out *http.Request
+	var err error
+	if x.converting() {
+		out, err = buildConvertedRequest(ctx, g, x.converted) // prepared by prepareConverted
+	} else {
+		out, err = buildUpstreamRequest(ctx, x.req, x.path, g, x.bodyFor(g))
+	}
 	var resp *http.Response
 	if err == nil {
 		resp, err = x.p.transport.RoundTrip(out)
@@ -287,7 +302,14 @@ func (x *exchange) exhaust(last *failedAttempt) {
 	if x.applyPassthrough(last.Status, last.Body, safeRetryAfter(last.RetryAfter)) {
 		return
 	}
-	x.writeError(exhaustedError(last))
+	e := exhaustedError(last)
+	switch {
+	case x.converting():
+		e = convertedExhausted(last)
+	case x.path == pathMessages && last.Status == statusOverloaded:
+		e.typ = typeOverloaded // Anthropic's type for an overloaded upstream (errors.go maps the rest)
+	}
+	x.writeError(e)
 }
 
 // exhaustedError maps the last upstream failure to the client's answer when no account is

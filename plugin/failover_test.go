@@ -102,21 +102,21 @@ func TestExhaustedMapping(t *testing.T) {
 		status     int // 0: transport error
 		switches   int
 		wantStatus int
-		wantType   string
+		wantType   string // Anthropic's error types: the requests go to /v1/messages
 		wantMsg    string
 	}{
-		{"401", 401, 3, 502, "upstream_error", "Upstream authentication failed, please contact administrator"},
-		{"402", 402, 3, 502, "upstream_error", "Upstream request failed"},
-		{"403", 403, 3, 502, "upstream_error", "Upstream access forbidden, please contact administrator"},
+		{"401", 401, 3, 502, "api_error", "Upstream authentication failed, please contact administrator"},
+		{"402", 402, 3, 502, "api_error", "Upstream request failed"},
+		{"403", 403, 3, 502, "api_error", "Upstream access forbidden, please contact administrator"},
 		{"429", 429, 3, 429, "rate_limit_error", "Upstream rate limit exceeded, please retry later"},
-		{"529", 529, 3, 503, "upstream_error", "Upstream service overloaded, please retry later"},
-		{"500", 500, 3, 502, "upstream_error", "Upstream service temporarily unavailable"},
-		{"502", 502, 3, 502, "upstream_error", "Upstream service temporarily unavailable"},
-		{"503", 503, 3, 502, "upstream_error", "Upstream service temporarily unavailable"},
-		{"504", 504, 3, 502, "upstream_error", "Upstream service temporarily unavailable"},
-		{"501", 501, 3, 502, "upstream_error", "Upstream request failed"},
-		{"transport error", 0, 3, 502, "upstream_error", "Upstream request failed"},
-		{"503 without switches", 503, 0, 502, "upstream_error", "Upstream service temporarily unavailable"},
+		{"529", 529, 3, 503, "overloaded_error", "Upstream service overloaded, please retry later"},
+		{"500", 500, 3, 502, "api_error", "Upstream service temporarily unavailable"},
+		{"502", 502, 3, 502, "api_error", "Upstream service temporarily unavailable"},
+		{"503", 503, 3, 502, "api_error", "Upstream service temporarily unavailable"},
+		{"504", 504, 3, 502, "api_error", "Upstream service temporarily unavailable"},
+		{"501", 501, 3, 502, "api_error", "Upstream request failed"},
+		{"transport error", 0, 3, 502, "api_error", "Upstream request failed"},
+		{"503 without switches", 503, 0, 502, "api_error", "Upstream service temporarily unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

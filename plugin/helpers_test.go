@@ -47,6 +47,11 @@ type stubAccount struct {
 	baseURL       string
 	apiKey        string
 	upstreamModel string
+	// anthropic: an account of an anthropic group, granted as controlsvc grants them
+	// (x-api-key, anthropic-version; Responses requests converted).
+	anthropic bool
+	// outputCap is the grant's max_output_tokens.
+	outputCap int64
 }
 
 func newContractStub(t *testing.T, accounts ...stubAccount) *contractStub {
@@ -151,7 +156,14 @@ func (s *contractStub) admit(w http.ResponseWriter, ar admitRequest) {
 			GrantID: gid, RequestID: ar.RequestID, UserID: 7, APIKeyID: 8, GroupID: 9,
 			Platform: "openai", AccountID: a.id, BaseURL: a.baseURL,
 			Headers:       map[string]string{"Authorization": "Bearer " + a.apiKey},
-			UpstreamModel: a.upstreamModel,
+			UpstreamModel: a.upstreamModel, MaxOutputTokens: a.outputCap,
+		}
+		if a.anthropic {
+			g.Platform = "anthropic"
+			g.Headers = map[string]string{"x-api-key": a.apiKey, "anthropic-version": "2023-06-01"}
+			if ar.Path == pathResponses {
+				g.Convert = convertResponsesToMessages
+			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(g)
@@ -253,6 +265,9 @@ func (u *testUpstream) recorded() []recordedRequest {
 func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if key == "" {
+		key = r.Header.Get("X-Api-Key") // an Anthropic account
+	}
 	u.mu.Lock()
 	u.requests = append(u.requests, recordedRequest{path: r.URL.Path, rawQuery: r.URL.RawQuery, header: r.Header.Clone(), body: body})
 	reply, ok := u.replies[key]

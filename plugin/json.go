@@ -192,6 +192,14 @@ type requestFields struct {
 	MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
 	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
 	MaxTokens           json.RawMessage `json:"max_tokens"`
+	// The rest of what the Responses → Messages conversion reads (convert_request.go), so
+	// that a converted request needs no second decode of the whole body.
+	Temperature       json.RawMessage `json:"temperature"`
+	TopP              json.RawMessage `json:"top_p"`
+	Tools             json.RawMessage `json:"tools"`
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls json.RawMessage `json:"parallel_tool_calls"`
+	Reasoning         json.RawMessage `json:"reasoning"`
 }
 
 // inputItem is a Responses input item, or a Chat Completions or Anthropic message, reduced
@@ -501,4 +509,18 @@ func decodeUpstreamErrorReply(data []byte) (int, []byte, bool) {
 		return 0, nil, false
 	}
 	return r.Status, []byte(r.Body), true
+}
+
+// codeErrorBody renders {"error":{"code","message"}}, the error shape of a Responses request
+// answered by an Anthropic account (issue 5 §5).
+func codeErrorBody(code, msg string) []byte {
+	b, err := encodeJSON(codeError{Error: streamErrorCode{Code: code, Message: msg}})
+	if err != nil {
+		return []byte(`{"error":{"code":"api_error","message":"Internal server error"}}`)
+	}
+	return b
+}
+
+type codeError struct {
+	Error streamErrorCode `json:"error"`
 }

@@ -20,7 +20,7 @@ func TestBodyForSetsTheGrantsOutputLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			x := &exchange{path: tt.path, body: []byte(tt.body), }
+			x := &exchange{path: tt.path, body: []byte(tt.body)}
 			x.info.model = modelOf(t, tt.body)
 
 			if got := x.bodyFor(&grant{UpstreamModel: x.info.model}); string(got) != tt.body {

@@ -97,6 +97,11 @@ func (x *exchange) relayError(resp *http.Response, cancel context.CancelFunc) {
 		cancel()
 		return
 	}
+	if x.converting() {
+		cancel()
+		x.convertedUpstreamError(resp.StatusCode, head) // converted.go
+		return
+	}
 	if x.keepAliveOnly {
 		// Keep-alives committed the response: the upstream's error goes in the stream.
 		cancel()

@@ -36,7 +36,7 @@ func (x *exchange) report() report {
 		Stream:        x.info.stream,
 		Status:        x.status,
 		ErrorClass:    x.errorClass,
-		UsageFormat:   usageFormatFor(x.path),
+		UsageFormat:   x.reportUsageFormat(),
 		Usage:         rawJSON(x.usage),
 		AdmissionMs:   millis(x.admitting),
 		Attempts:      x.attempts,

@@ -95,7 +95,9 @@ func streamErrorFrame(path, model, typ, msg string) []byte {
 		}}
 	case pathMessages:
 		event = "error"
-		v = anthropicError{Type: "error", Error: errorDetail{Type: typ, Message: msg}}
+		// The status line went out as 200; the type alone must tell Anthropic clients what
+		// failed, so a plugin type they do not know (upstream_error) becomes api_error.
+		v = anthropicError{Type: "error", Error: errorDetail{Type: anthropicErrorType(http.StatusOK, typ), Message: msg}}
 	default:
 		v = chatStreamError{Error: chatStreamErrorDetail{Type: typ, Message: msg, Code: typ}}
 	}

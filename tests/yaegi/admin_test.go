@@ -93,7 +93,13 @@ var seedCounter atomic.Int64
 // the fake upstream. Credentials are unique, so fake scripts and logs are per tenant.
 func (s *stack) seed(t *testing.T, specs ...accountSpec) tenant {
 	t.Helper()
-	tn, err := s.seedTenant(strings.ReplaceAll(t.Name(), "/", "-"), specs...)
+	return s.seedOn(t, "openai", specs...)
+}
+
+// seedOn is seed with a group and accounts of the given platform ("openai", "anthropic").
+func (s *stack) seedOn(t *testing.T, platform string, specs ...accountSpec) tenant {
+	t.Helper()
+	tn, err := s.seedTenantOn(strings.ReplaceAll(t.Name(), "/", "-"), platform, specs...)
 	if err != nil {
 		t.Fatalf("seeding: %v", err)
 	}
@@ -101,6 +107,10 @@ func (s *stack) seed(t *testing.T, specs ...accountSpec) tenant {
 }
 
 func (s *stack) seedTenant(name string, specs ...accountSpec) (tenant, error) {
+	return s.seedTenantOn(name, "openai", specs...)
+}
+
+func (s *stack) seedTenantOn(name, platform string, specs ...accountSpec) (tenant, error) {
 	tag := fmt.Sprintf("%s-%d", name, seedCounter.Add(1))
 	var tn tenant
 	var u, g, k struct {
@@ -110,14 +120,14 @@ func (s *stack) seedTenant(name string, specs ...accountSpec) (tenant, error) {
 	if err := s.admin.call(http.MethodPost, "/users", map[string]any{"name": "user-" + tag, "concurrency": 10, "balance_usd": 100}, http.StatusCreated, &u); err != nil {
 		return tn, err
 	}
-	if err := s.admin.call(http.MethodPost, "/groups", map[string]any{"name": "group-" + tag, "platform": "openai", "rate_multiplier": 1}, http.StatusCreated, &g); err != nil {
+	if err := s.admin.call(http.MethodPost, "/groups", map[string]any{"name": "group-" + tag, "platform": platform, "rate_multiplier": 1}, http.StatusCreated, &g); err != nil {
 		return tn, err
 	}
 	tn.userID, tn.groupID = u.ID, g.ID
 	for _, sp := range specs {
 		cred := "sk-upstream-" + tag + "-" + sp.name
 		in := map[string]any{
-			"name": "acct-" + tag + "-" + sp.name, "platform": "openai", "base_url": s.fakeServer.URL,
+			"name": "acct-" + tag + "-" + sp.name, "platform": platform, "base_url": s.fakeServer.URL,
 			"credential": map[string]string{"api_key": cred}, "concurrency": 10, "priority": sp.priority,
 			"group_ids": []int64{g.ID},
 		}
@@ -147,7 +157,7 @@ func (s *stack) seedTenant(name string, specs ...accountSpec) (tenant, error) {
 func (s *stack) upstreamRequests(cred string) []fakeupstream.RecordedRequest {
 	var out []fakeupstream.RecordedRequest
 	for _, r := range s.fake.Requests() {
-		if r.Headers.Get("Authorization") == "Bearer "+cred {
+		if r.Headers.Get("Authorization") == "Bearer "+cred || r.Headers.Get("X-Api-Key") == cred {
 			out = append(out, r)
 		}
 	}

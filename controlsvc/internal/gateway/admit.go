@@ -213,6 +213,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		return nil, rej, err
 	}
 	acc, upstreamModel := chosen.acc, chosen.upstream
+	convert := convertFor(req.Path, key.Platform)
 	s.touch.used(acc.ID, key.KeyID, time.Now())
 	return &admitReply{
 		GrantID:       req.GrantID,
@@ -228,8 +229,8 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 
 		FirstTokenTimeoutMs: key.FirstTokenTimeoutMs,
 		StreamIdleTimeoutMs: key.StreamIdleTimeoutMs,
-		Convert:             convertFor(req.Path, key.Platform),
-		MaxOutputTokens:     outputCap(key, req.MaxOutputTokens),
+		Convert:             convert,
+		MaxOutputTokens:     outputCap(key, req.MaxOutputTokens, convert),
 	}, nil, nil
 }
 

@@ -108,10 +108,11 @@ func estimateMicros(key store.KeyAuth, p usage.Price, inputBytes, maxOutputToken
 }
 
 // outputCap is the output limit the plugin must send upstream (the grant's
-// max_output_tokens; 0: the body as the client sent it): the group's default when the group
-// caps output and the request names no maximum of its own.
-func outputCap(key store.KeyAuth, maxOutputTokens int64) int64 {
-	if !key.CapOutputTokens || maxOutputTokens > 0 {
+// max_output_tokens; 0: the body as the client sent it): the group's default when the
+// request names no maximum of its own and either the group caps output or the request is
+// converted (a Messages body needs a max_tokens, and the reservation counted this one).
+func outputCap(key store.KeyAuth, maxOutputTokens int64, convert string) int64 {
+	if maxOutputTokens > 0 || (!key.CapOutputTokens && convert == "") {
 		return 0
 	}
 	return key.DefaultMaxOutputTokens

@@ -710,15 +710,22 @@ func TestCappedEstimateCoversCacheWrites(t *testing.T) {
 	if want := usage.Cost(usage.Tokens{Input: 400, Output: 50}, usage.Price{Input: 3_750_000, Output: 15_000_000}, usage.RateUnit); got != want {
 		t.Errorf("capped estimate %d, want %d", got, want)
 	}
-	if c := outputCap(key, 0); c != 50 {
+	if c := outputCap(key, 0, ""); c != 50 {
 		t.Errorf("outputCap with no maximum named = %d, want the group default 50", c)
 	}
-	if c := outputCap(key, 70); c != 0 {
+	if c := outputCap(key, 70, ""); c != 0 {
 		t.Errorf("outputCap with the client's own maximum = %d, want 0 (the body is sent as it is)", c)
 	}
 	key.CapOutputTokens = false
-	if c := outputCap(key, 0); c != 0 {
+	if c := outputCap(key, 0, ""); c != 0 {
 		t.Errorf("outputCap of a group without the cap = %d, want 0", c)
+	}
+	// A converted request always gets the limit its reservation counted.
+	if c := outputCap(key, 0, convertResponsesToMessages); c != 50 {
+		t.Errorf("outputCap of a converted request = %d, want the group default 50", c)
+	}
+	if c := outputCap(key, 70, convertResponsesToMessages); c != 0 {
+		t.Errorf("outputCap of a converted request naming 70 = %d, want 0", c)
 	}
 }
 

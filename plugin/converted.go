@@ -1,0 +1,159 @@
+package plugin
+
+// Responses requests answered by an Anthropic account (issue 5 §1–4; docs/design.md,
+// "Conversion contract"). A grant with convert "responses_to_messages" sends each attempt
+// the Messages body converted from the client's fields (convert_request.go) to
+// <base_url>/v1/messages, always streamed, and converts the Anthropic stream back
+// (convert_stream.go). The converter's started() is the commit point: before it, an upstream
+// error event, a cut or a stream without message_stop fails the attempt over like any
+// failed attempt; from it on, the converted stream ends in response.completed,
+// response.incomplete or response.failed, never in another protocol's error frame. A client
+// that did not ask to stream gets the final response object, or an error, at the end.
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+)
+
+// convertResponsesToMessages is the grant's convert value for this path.
+const convertResponsesToMessages = "responses_to_messages"
+
+const (
+	// defaultAnthropicVersion is sent when the grant's headers name none.
+	defaultAnthropicVersion = "2023-06-01"
+	// classStreamError: the upstream stream carried an Anthropic error event.
+	classStreamError = "stream_error"
+	// classInvalidRequest: the body could not be converted (a 400 to the client).
+	classInvalidRequest = "invalid_request"
+
+	msgAccountsExhausted = "All available accounts exhausted"
+)
+
+// converting reports whether the current grant serves the request by conversion.
+func (x *exchange) converting() bool {
+	return x.grant != nil && x.grant.Convert == convertResponsesToMessages
+}
+
+// errorShape is the shape of the exchange's error bodies (errors.go).
+func (x *exchange) errorShape() int {
+	switch {
+	case x.path == pathMessages:
+		return shapeAnthropic
+	case x.converting():
+		return shapeCode
+	}
+	return shapeOpenAI
+}
+
+// reportUsageFormat tells controlsvc how to read the report's usage: a converted request
+// reports the Anthropic usage it received.
+func (x *exchange) reportUsageFormat() string {
+	if x.converting() {
+		return usageAnthropic
+	}
+	return usageFormatFor(x.path)
+}
+
+// convertedBody returns the Messages body for g, converted from the fields validation
+// decoded. It is cached per upstream model and output cap: failover attempts usually land
+// on accounts that agree on both.
+func (x *exchange) convertedBody(g *grant) ([]byte, error) {
+	model := g.UpstreamModel
+	if model == "" {
+		model = x.info.model
+	}
+	limit := g.MaxOutputTokens
+	if limit < 0 {
+		limit = 0
+	}
+	key := model + "\x00" + strconv.FormatInt(limit, 10)
+	if x.converted != nil && x.convertedFor == key {
+		return x.converted, nil
+	}
+	b, err := convertRequest(&x.info.fields, model, limit)
+	if err != nil {
+		return nil, err
+	}
+	x.converted, x.convertedFor = b, key
+	return b, nil
+}
+
+// prepareConverted converts the body for the current grant; a body that cannot be
+// converted is answered with a 400 naming the problem, and false.
+func (x *exchange) prepareConverted() bool {
+	if _, err := x.convertedBody(x.grant); err != nil {
+		x.errorClass = classInvalidRequest
+		x.writeError(newClientError(http.StatusBadRequest, typeInvalidRequest, err.Error()))
+		return false
+	}
+	return true
+}
+
+// buildConvertedRequest makes one attempt's request to the Anthropic account: the grant's
+// headers (x-api-key, anthropic-version) and nothing of the client's, whose headers belong
+// to another API.
+func buildConvertedRequest(ctx context.Context, g *grant, body []byte) (*http.Request, error) {
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, upstreamURL(g.BaseURL, pathMessages, ""), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	out.Header.Set("Content-Type", "application/json")
+	out.Header.Set("Accept", "text/event-stream")
+	for k, v := range g.Headers {
+		out.Header.Set(k, v)
+	}
+	if out.Header.Get("Anthropic-Version") == "" {
+		out.Header.Set("Anthropic-Version", defaultAnthropicVersion)
+	}
+	return out, nil
+}
+
+// convertedExhausted is the answer when no account is left on a converted request: the last
+// upstream status (502 when there was none) with code server_error (issue 5 §5).
+func convertedExhausted(last *failedAttempt) *clientError {
+	status := last.Status
+	if status < 400 || status > 599 {
+		status = http.StatusBadGateway
+	}
+	e := newClientError(status, typeServer, msgAccountsExhausted)
+	if status == http.StatusTooManyRequests {
+		e.retryAfter = safeRetryAfter(last.RetryAfter)
+	}
+	return e
+}
+
+// convertedUpstreamError answers an upstream error status that is not failed over (e.g. a
+// 400 from Anthropic) in the converted path's shape, with Anthropic's type as the code.
+func (x *exchange) convertedUpstreamError(status int, head []byte) {
+	x.errorClass = classUpstreamStatus
+	typ, msg := errorFields(head, typeUpstream, msgUpstreamFailed)
+	x.writeError(newClientError(status, typ, msg))
+}
+
+// anthropicTypeStatus is the HTTP status Anthropic gives an error type
+// (https://docs.anthropic.com/en/api/errors); an error event in a stream has only the type.
+func anthropicTypeStatus(typ string) int {
+	switch typ {
+	case typeInvalidRequest:
+		return http.StatusBadRequest
+	case typeAuthentication:
+		return http.StatusUnauthorized
+	case "billing_error":
+		return http.StatusPaymentRequired
+	case "permission_error":
+		return http.StatusForbidden
+	case "not_found_error":
+		return http.StatusNotFound
+	case "request_too_large":
+		return http.StatusRequestEntityTooLarge
+	case typeRateLimit:
+		return http.StatusTooManyRequests
+	case "timeout_error":
+		return http.StatusGatewayTimeout
+	case typeOverloaded:
+		return statusOverloaded
+	}
+	return http.StatusInternalServerError
+}

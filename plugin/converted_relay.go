@@ -1,0 +1,238 @@
+package plugin
+
+// The relay of a converted attempt (converted.go): the Anthropic stream is fed through the
+// converter (convert_stream.go) read by read; the converted events are held until the commit
+// point, then written and flushed batch by batch, or, for a client that did not stream,
+// rendered as one response object at the end.
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// convertedAttempt is the relay of one attempt's Anthropic stream.
+type convertedAttempt struct {
+	x         *exchange
+	wd        *watchdog
+	conv      *responsesStream
+	held      []byte // converted events before the commit point (streaming clients)
+	committed bool
+	flusher   http.Flusher
+}
+
+// relayConverted converts an upstream 2xx reply. It returns the failed attempt when the reply
+// failed before the commit point, so that the caller fails over; nil when the exchange is
+// answered.
+func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAttempt {
+	defer resp.Body.Close()
+	if !isEventStream(resp.Header.Get("Content-Type")) {
+		// Asked with stream: true, an Anthropic account always streams.
+		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+		x.markLastAttempt(classNotEventStream)
+		return &failedAttempt{AccountID: x.grant.AccountID, Status: resp.StatusCode, ErrorClass: classNotEventStream}
+	}
+	wd.armIdle(x.idleTimeout())
+	c := &convertedAttempt{x: x, wd: wd, conv: newResponsesStream(x.info.model, newResponseID(), time.Now().Unix())}
+	if f, ok := x.rw.(http.Flusher); ok {
+		c.flusher = f
+	}
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			wd.progress()
+			if f, done := c.step(c.conv.feed(buf[:n])); done {
+				return f
+			}
+		}
+		if rerr == io.EOF {
+			f, _ := c.step(c.conv.finish())
+			return f
+		}
+		if rerr != nil {
+			return c.broken()
+		}
+	}
+}
+
+// step passes on the events converted from one read. done is true when the attempt is over:
+// answered (nil) or failed before the commit point.
+func (c *convertedAttempt) step(out []byte) (*failedAttempt, bool) {
+	x := c.x
+	status := c.conv.finalStatus()
+	if !c.committed {
+		if status == statusFailed && !c.conv.started() {
+			return c.failBeforeCommit(), true
+		}
+		if x.info.stream {
+			c.held = append(c.held, out...)
+		}
+		if !c.conv.started() && status == "" && len(c.held) <= maxHold {
+			return nil, false
+		}
+		c.commit()
+		out = nil // held, and written by commit
+	}
+	if x.info.stream && len(out) > 0 && !c.write(out) {
+		return nil, true
+	}
+	if status == "" {
+		return nil, false
+	}
+	c.end()
+	return nil, true
+}
+
+// commit marks the first semantic output: from here on the account is not switched. A
+// streaming client gets the status line (unless keep-alives sent it) and the held events.
+func (c *convertedAttempt) commit() {
+	x := c.x
+	c.committed = true
+	c.wd.firstToken()
+	x.firstByte = time.Now()
+	if !x.info.stream {
+		return
+	}
+	if x.written {
+		x.keepAliveOnly = false
+	} else {
+		h := x.rw.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		h.Set(headerRequestID, x.requestID)
+		x.written = true
+		x.status = http.StatusOK
+		x.rw.WriteHeader(http.StatusOK)
+	}
+	held := c.held
+	c.held = nil
+	c.write(held)
+}
+
+// write sends converted events to a streaming client and flushes; false when the client is
+// gone.
+func (c *convertedAttempt) write(p []byte) bool {
+	x := c.x
+	if x.status == statusClientClosed {
+		return false
+	}
+	if _, err := x.rw.Write(p); err != nil {
+		x.status = statusClientClosed
+		x.errorClass = classClientGone
+		x.usage = c.conv.anthropicUsage()
+		return false
+	}
+	if c.flusher != nil {
+		c.flusher.Flush()
+	}
+	return true
+}
+
+// end finishes an answered attempt: the usage for the report and, for a client that did not
+// stream, the response object or the error.
+func (c *convertedAttempt) end() {
+	x := c.x
+	conv := c.conv
+	x.usage = conv.anthropicUsage()
+	if conv.finalStatus() == statusFailed && x.errorClass == "" {
+		x.errorClass = classStreamIncomplete
+		if _, _, up := conv.upstreamError(); up {
+			x.errorClass = classStreamError
+		}
+		x.markLastAttempt(x.errorClass)
+	}
+	if x.info.stream || x.written {
+		return
+	}
+	if conv.finalStatus() == statusFailed {
+		status := http.StatusBadGateway
+		if typ, _, up := conv.upstreamError(); up && anthropicTypeStatus(typ) < 500 {
+			status = anthropicTypeStatus(typ)
+		}
+		x.writeError(newClientError(status, conv.errCode, conv.errMsg))
+		return
+	}
+	body := conv.responseJSON()
+	defer func() { _ = recover() }()
+	h := x.rw.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set(headerRequestID, x.requestID)
+	x.written = true
+	x.status = http.StatusOK
+	x.rw.WriteHeader(http.StatusOK)
+	_, _ = x.rw.Write(body)
+}
+
+// failBeforeCommit ends an attempt whose stream failed before any semantic output: an
+// Anthropic error event (a failover status, like overloaded_error, fails over; another is
+// answered as the upstream's error) or a stream that ended without message_stop. The
+// attempt's usage is kept on it: its account consumed the input.
+func (c *convertedAttempt) failBeforeCommit() *failedAttempt {
+	x := c.x
+	if n := len(x.attempts); n > 0 {
+		x.attempts[n-1].Usage = rawJSON(c.conv.anthropicUsage())
+	}
+	typ, msg, up := c.conv.upstreamError()
+	if !up {
+		x.markLastAttempt(classStreamIncomplete)
+		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: classStreamIncomplete}
+	}
+	x.markLastAttempt(classStreamError)
+	status := anthropicTypeStatus(typ)
+	if !isFailoverStatus(status) {
+		x.errorClass = classStreamError
+		x.writeError(newClientError(status, typ, msg))
+		return nil
+	}
+	head := codeErrorBody(typ, msg)
+	return &failedAttempt{AccountID: x.grant.AccountID, Status: status, ErrorClass: classStreamError, Body: head}
+}
+
+// broken handles a read error: the client went away, a deadline fired or the connection
+// broke. Before the commit point the attempt fails over (or the request times out); after it
+// the response fails in the stream.
+func (c *convertedAttempt) broken() *failedAttempt {
+	x := c.x
+	if x.clientGone() {
+		x.status = statusClientClosed
+		x.errorClass = classClientGone
+		x.usage = c.conv.anthropicUsage()
+		return nil
+	}
+	class := classStreamCut
+	if fired := c.wd.firedClass(); fired != "" {
+		class = fired
+	}
+	if !c.committed {
+		if class == classRequestTimeout {
+			x.timedOut()
+			return nil
+		}
+		if n := len(x.attempts); n > 0 {
+			x.attempts[n-1].Usage = rawJSON(c.conv.anthropicUsage())
+		}
+		x.markLastAttempt(class)
+		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: class}
+	}
+	msg := msgStreamCut
+	switch class {
+	case classStreamIdleTimeout:
+		msg = msgStreamIdle
+	case classRequestTimeout:
+		msg = msgRequestTimout
+	}
+	x.errorClass = class
+	x.markLastAttempt(class)
+	out := c.conv.fail(typeUpstream, msg)
+	if x.info.stream {
+		c.write(out)
+	}
+	c.end()
+	return nil
+}
