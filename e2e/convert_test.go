@@ -231,6 +231,17 @@ func TestConvertErrorsOnAnthropicGroup(t *testing.T) {
 		assertNoSlotsHeld(t, []int64{tn.UserID}, accts)
 	})
 
+	t.Run("no account at all", func(t *testing.T) {
+		tn, _ := anthropicTenant(t, nil)
+		for _, path := range []string{"/v1/responses", "/openai/v1/responses"} {
+			code, _, body := post(t, path, tn.Key, `{"model":"claude-sonnet-4-5","input":"hi","stream":true}`, nil)
+			if want := `{"error":{"code":"api_error","message":"No available accounts"}}`; code != http.StatusServiceUnavailable || !jsonEqual(body, want) {
+				t.Errorf("%s: got %d %s, want 503 %s", path, code, body, want)
+			}
+		}
+		assertNoSlotsHeld(t, []int64{tn.UserID}, nil)
+	})
+
 	t.Run("group rules", func(t *testing.T) {
 		cred := unique("sk-antconvrules")
 		programCredential(t, cred, obj{"body": toolCallStream})
