@@ -202,6 +202,9 @@ func (s *usageScanner) feed(p []byte) {
 		s.tee = append(s.tee, p...)
 		return
 	}
+	if !s.skipping && len(s.carry) == 0 && len(p) > 0 && p[len(p)-1] == '\n' && bytes.Index(p, usageKey) < 0 {
+		return // whole lines without usage: the common read of a stream, one stdlib call
+	}
 	if s.skipping || len(s.carry) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
