@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -76,6 +78,9 @@ func run(cfg config.Config) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("controlsvc listening", "addr", ln.Addr().String(), "lease_ttl", cfg.LeaseTTL.String())
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, log)
+	}
 
 	select {
 	case err := <-serveErr:
@@ -90,4 +95,21 @@ func run(cfg config.Config) error {
 	}
 	log.Info("controlsvc stopped")
 	return nil
+}
+
+// servePprof serves the runtime profiles on their own listener (POOLGATE_PPROF_ADDR), apart
+// from the API's mux, so that profiling is only reachable where the operator put it. A
+// failure to listen is logged, not fatal: profiling is a diagnostic aid.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
+	log.Info("pprof listening", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("pprof listener stopped", "addr", addr, "err", err)
+	}
 }

@@ -34,6 +34,9 @@ const (
 	// EnvBillingTimezone is the IANA time zone whose midnight resets subscriptions' daily
 	// usage windows (docs/billing.md).
 	EnvBillingTimezone = "POOLGATE_BILLING_TIMEZONE"
+	// EnvPprofAddr, when set, serves net/http/pprof on that host:port (off by default; for
+	// profiling only, never on a public interface: it has no authentication).
+	EnvPprofAddr = "POOLGATE_PPROF_ADDR"
 )
 
 // Documented defaults.
@@ -81,6 +84,8 @@ type Config struct {
 	ReservationTTL time.Duration
 	// BillingLocation is the zone of subscriptions' daily windows (billing.SetLocation).
 	BillingLocation *time.Location
+	// PprofAddr is the host:port of the profiling listener; "" (the default) starts none.
+	PprofAddr string
 }
 
 // FromEnv reads the configuration from the environment, applies the defaults and validates
@@ -94,6 +99,7 @@ func FromEnv() (Config, error) {
 		Listen:       valueOr(os.Getenv(EnvListen), DefaultListen),
 		LeaseTTL:     DefaultLeaseTTL,
 		LogLevel:     strings.ToLower(valueOr(os.Getenv(EnvLogLevel), DefaultLogLevel)),
+		PprofAddr:    strings.TrimSpace(os.Getenv(EnvPprofAddr)),
 	}
 	var err error
 	if cfg.Wait, err = waitQueuesFromEnv(); err != nil {
@@ -176,6 +182,11 @@ func (c Config) validate() error {
 	}
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
 		return fmt.Errorf("%s: %q is not a host:port address", EnvListen, c.Listen)
+	}
+	if c.PprofAddr != "" {
+		if _, port, err := net.SplitHostPort(c.PprofAddr); err != nil || port == "" {
+			return fmt.Errorf("%s: %q is not a host:port address", EnvPprofAddr, c.PprofAddr)
+		}
 	}
 	if c.LeaseTTL < minLeaseTTL {
 		return fmt.Errorf("%s: %s is too short, minimum is %s", EnvLeaseTTL, c.LeaseTTL, minLeaseTTL)

@@ -19,6 +19,7 @@ var validEnv = map[string]string{
 	EnvRateLimitCooldown: "",
 	EnvReservationTTL:    "",
 	EnvBillingTimezone:   "",
+	EnvPprofAddr:         "",
 
 	EnvUserWaitMax: "", EnvUserWaitTimeout: "", EnvStickyWaitMax: "", EnvStickyWaitTimeout: "",
 	EnvAccountWaitMax: "", EnvAccountWaitTimeout: "",
@@ -90,9 +91,11 @@ func TestFromEnvOverrides(t *testing.T) {
 
 		EnvRateLimitCooldown: "30s",
 		EnvReservationTTL:    "40m",
+		EnvPprofAddr:         "127.0.0.1:6060",
 	})
 	if cfg.Listen != "0.0.0.0:9000" || cfg.LeaseTTL != 90*time.Second || cfg.LogLevel != "debug" ||
-		cfg.RateLimitCooldown != 30*time.Second || cfg.ReservationTTL != 40*time.Minute {
+		cfg.RateLimitCooldown != 30*time.Second || cfg.ReservationTTL != 40*time.Minute ||
+		cfg.PprofAddr != "127.0.0.1:6060" {
 		t.Errorf("FromEnv() = %+v, want listen 0.0.0.0:9000, ttl 90s, level debug, rate limit cooldown 30s", cfg)
 	}
 }
@@ -113,6 +116,7 @@ func TestFromEnvErrors(t *testing.T) {
 		{"admin token padded", map[string]string{EnvAdminToken: " tok "}, EnvAdminToken, "whitespace"},
 		{"plugin secret missing", map[string]string{EnvPluginSecret: ""}, EnvPluginSecret, "required"},
 		{"listen without port", map[string]string{EnvListen: "localhost"}, EnvListen, "host:port"},
+		{"pprof without port", map[string]string{EnvPprofAddr: "localhost"}, EnvPprofAddr, "host:port"},
 		{"lease ttl not a duration", map[string]string{EnvLeaseTTL: "sixty"}, EnvLeaseTTL, "not a duration"},
 		{"lease ttl bare number", map[string]string{EnvLeaseTTL: "60"}, EnvLeaseTTL, "not a duration"},
 		{"lease ttl too short", map[string]string{EnvLeaseTTL: "10ms"}, EnvLeaseTTL, "too short"},

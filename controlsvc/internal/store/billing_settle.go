@@ -90,12 +90,26 @@ func settleInTx(ctx context.Context, tx pgx.Tx, in Settlement, now time.Time, lo
 	if err != nil {
 		return SettleResult{}, fmt.Errorf("settling request %s: %w", in.RequestID, err)
 	}
+	b := &pgx.Batch{}
+	res := queueSettleWrites(b, in, st, now, loc)
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return SettleResult{}, fmt.Errorf("settling request %s: charging %d micros: %w", in.RequestID, max(in.CostMicros, 0), err)
+		}
+	}
+	return res, nil
+}
+
+// queueSettleWrites queues on b the charge of a settlement whose rows st were read under
+// their locks, and returns how the request is settled. The writes must run before anything
+// else reads the same rows: a batch runs its statements in order, so a later settlement's
+// reads may follow them in the same batch (WriteUsageBatch pipelines that way).
+func queueSettleWrites(b *pgx.Batch, in Settlement, st *settleRows, now time.Time, loc *time.Location) SettleResult {
 	cost := max(in.CostMicros, 0)
 	res := SettleResult{BillingMode: st.mode, ReservedMicros: st.amount}
 	if st.mode == BillingSubscription && st.sub != nil {
 		res.SubscriptionID = &st.sub.id
 	}
-	b := &pgx.Batch{}
 	switch {
 	case st.mode == BillingSubscription && st.sub != nil && (cost != 0 || st.amount != 0):
 		starts, used := chargeWindows(st.sub, cost, now, loc)
@@ -110,12 +124,7 @@ func settleInTx(ctx context.Context, tx pgx.Tx, in Settlement, now time.Time, lo
 	if keyRelease := st.keyRelease(); keyCharge != 0 || keyRelease != 0 {
 		b.Queue(sqlSettleKey, in.APIKeyID, keyCharge, keyRelease)
 	}
-	if b.Len() > 0 {
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return SettleResult{}, fmt.Errorf("settling request %s: charging %d micros: %w", in.RequestID, cost, err)
-		}
-	}
-	return res, nil
+	return res
 }
 
 // settleRows is what a settlement reads under its locks.
@@ -140,11 +149,7 @@ func (s *settleRows) keyRelease() int64 {
 // and reads the group's mode and whether the key has a quota, in one round trip.
 func readSettleRows(ctx context.Context, tx pgx.Tx, in Settlement, now time.Time) (*settleRows, error) {
 	b := &pgx.Batch{}
-	b.Queue(sqlSettleLockUser, in.UserID)
-	b.Queue(sqlSettleLockSubscription, in.RequestID, in.UserID, in.GroupID, now)
-	b.Queue(sqlDeleteReservation, in.RequestID)
-	b.Queue(sqlGroupBillingMode, in.GroupID)
-	b.Queue(sqlKeyHasQuota, in.APIKeyID)
+	queueSettleReads(b, in, now)
 	br := tx.SendBatch(ctx, b)
 	st, err := scanSettleRows(br)
 	if cerr := br.Close(); err == nil && cerr != nil {
@@ -154,6 +159,15 @@ func readSettleRows(ctx context.Context, tx pgx.Tx, in Settlement, now time.Time
 		return nil, err
 	}
 	return st, nil
+}
+
+// queueSettleReads queues the reads of readSettleRows, in their locking order.
+func queueSettleReads(b *pgx.Batch, in Settlement, now time.Time) {
+	b.Queue(sqlSettleLockUser, in.UserID)
+	b.Queue(sqlSettleLockSubscription, in.RequestID, in.UserID, in.GroupID, now)
+	b.Queue(sqlDeleteReservation, in.RequestID)
+	b.Queue(sqlGroupBillingMode, in.GroupID)
+	b.Queue(sqlKeyHasQuota, in.APIKeyID)
 }
 
 func scanSettleRows(br pgx.BatchResults) (*settleRows, error) {

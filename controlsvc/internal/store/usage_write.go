@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/billing"
 )
 
 // UsageWrite is one usage record as the reports endpoint writes it: the request as the
@@ -228,17 +231,29 @@ func (s *Store) WriteUsageBatch(ctx context.Context, batch []UsageWrite) (insert
 	return inserted, nil
 }
 
-// settleAll settles the inserted records in the given order and queues on b the update that
-// records the settlements differing from the columns' defaults.
+// settleAll settles the inserted records in the given order and queues on b the last
+// record's charge and the update that records the settlements differing from the columns'
+// defaults. It is SettleInTx for each record, pipelined: each round trip carries the
+// previous record's charge followed by the next record's locks and reads, so the users'
+// row locks are held for one round trip per record instead of two (every reservation of
+// those users waits for them). The statements and their order are SettleInTx's.
 func settleAll(ctx context.Context, tx pgx.Tx, writes []*UsageWrite, b *pgx.Batch) error {
 	var reqIDs, modes []string
 	var subs, reserved []int64
-	for _, u := range writes {
-		res, err := SettleInTx(ctx, tx, Settlement{RequestID: u.RequestID, UserID: u.UserID, APIKeyID: u.APIKeyID,
-			GroupID: u.GroupID, CostMicros: u.CostMicros})
+	pending, pendingID := &pgx.Batch{}, "" // the previous record's charge, not yet sent
+	for i, u := range writes {
+		in := Settlement{RequestID: u.RequestID, UserID: u.UserID, APIKeyID: u.APIKeyID,
+			GroupID: u.GroupID, CostMicros: u.CostMicros}
+		now := time.Now()
+		st, err := sendSettleReads(ctx, tx, pending, pendingID, in, now)
 		if err != nil {
-			return fmt.Errorf("settling request %s: %w", u.RequestID, err)
+			return err
 		}
+		pending, pendingID = &pgx.Batch{}, in.RequestID
+		if i == len(writes)-1 {
+			pending = b // the last charge goes out with the caller's batch
+		}
+		res := queueSettleWrites(pending, in, st, now, billing.Location())
 		mode := res.BillingMode
 		if mode == "" {
 			mode = defaultBillingMode
@@ -259,6 +274,30 @@ func settleAll(ctx context.Context, tx pgx.Tx, writes []*UsageWrite, b *pgx.Batc
 		b.Queue(sqlRecordSettlements, reqIDs, modes, subs, reserved)
 	}
 	return nil
+}
+
+// sendSettleReads sends the charge queued on pending (of request pendingID) and then the
+// locks and reads of in's settlement, in one round trip.
+func sendSettleReads(ctx context.Context, tx pgx.Tx, pending *pgx.Batch, pendingID string, in Settlement, now time.Time) (*settleRows, error) {
+	charges := pending.Len()
+	queueSettleReads(pending, in, now)
+	br := tx.SendBatch(ctx, pending)
+	var err error
+	for i := 0; i < charges && err == nil; i++ {
+		if _, err = br.Exec(); err != nil {
+			err = fmt.Errorf("settling request %s: charging: %w", pendingID, err)
+		}
+	}
+	var st *settleRows
+	if err == nil {
+		if st, err = scanSettleRows(br); err != nil {
+			err = fmt.Errorf("settling request %s: %w", in.RequestID, err)
+		}
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("settling request %s: %w", in.RequestID, cerr)
+	}
+	return st, err
 }
 
 // defaultBillingMode is usage_records.billing_mode's default.
