@@ -58,24 +58,7 @@ func messageParams(model string) anthropic.MessageNewParams {
 // as x-api-key (how the grant authenticates an Anthropic account).
 func anthropicRequestsFor(t *testing.T, credential string) []upstreamRequest {
 	t.Helper()
-	resp, err := http.Get(gw.FakeURL + "/_fake/requests")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var all struct {
-		Items []upstreamRequest `json:"items"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
-		t.Fatalf("decoding the fake upstream's request log: %v", err)
-	}
-	var mine []upstreamRequest
-	for _, r := range all.Items {
-		if headerValue(r.Headers, "x-api-key") == credential {
-			mine = append(mine, r)
-		}
-	}
-	return mine
+	return fakeRequestsWith(t, "x-api-key", credential)
 }
 
 // upstreamModelOf is the model field of a recorded upstream request body.

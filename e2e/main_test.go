@@ -263,8 +263,16 @@ type upstreamRequest struct {
 	Body    string              `json:"body"`
 }
 
-// upstreamRequestsFor lists the requests the fake upstream received with this credential.
+// upstreamRequestsFor lists the requests the fake upstream received with this credential
+// as a bearer token (how the grant authenticates an OpenAI account).
 func upstreamRequestsFor(t testing.TB, credential string) []upstreamRequest {
+	t.Helper()
+	return fakeRequestsWith(t, "Authorization", "Bearer "+credential)
+}
+
+// fakeRequestsWith lists the requests the fake upstream received whose header name had
+// exactly value.
+func fakeRequestsWith(t testing.TB, name, value string) []upstreamRequest {
 	t.Helper()
 	resp, err := http.Get(gw.FakeURL + "/_fake/requests")
 	if err != nil {
@@ -279,7 +287,7 @@ func upstreamRequestsFor(t testing.TB, credential string) []upstreamRequest {
 	}
 	var mine []upstreamRequest
 	for _, r := range all.Items {
-		if headerValue(r.Headers, "Authorization") == "Bearer "+credential {
+		if headerValue(r.Headers, name) == value {
 			mine = append(mine, r)
 		}
 	}
