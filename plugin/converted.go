@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"strconv"
 )
 
 // convertResponsesToMessages is the grant's convert value for this path.
@@ -68,15 +67,15 @@ func (x *exchange) convertedBody(g *grant) ([]byte, error) {
 	if limit < 0 {
 		limit = 0
 	}
-	key := model + "\x00" + strconv.FormatInt(limit, 10)
-	if x.converted != nil && x.convertedFor == key {
-		return x.converted, nil
+	key := sentKey(model, limit)
+	if x.sent != nil && x.sentFor == key {
+		return x.sent, nil
 	}
 	b, err := convertRequest(&x.info.fields, model, limit)
 	if err != nil {
 		return nil, err
 	}
-	x.converted, x.convertedFor = b, key
+	x.sent, x.sentFor = b, key
 	return b, nil
 }
 

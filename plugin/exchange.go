@@ -35,12 +35,10 @@ type exchange struct {
 	// sessionHash keys the sticky binding of the request's session (session.go).
 	sessionHash string
 
-	rewritten    []byte // body rewritten for rewrittenFor (see bodyFor)
-	rewrittenFor string
-	// converted is the Messages body of a converted request, for convertedFor (the upstream
-	// model and output cap; converted.go).
-	converted    []byte
-	convertedFor string
+	// sent is the last body built for the upstream (rewritten by bodyFor, or converted by
+	// convertedBody: a request takes one of the two), for sentFor (sentKey).
+	sent    []byte
+	sentFor string
 
 	grant    *grant  // the current grant; nil until controlsvc granted one
 	exclude  []int64 // accounts already tried

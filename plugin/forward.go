@@ -162,20 +162,25 @@ func (x *exchange) bodyFor(g *grant) []byte {
 	if model == "" && !x.info.forceIncludeUsage && limit == 0 {
 		return x.body
 	}
-	key := model
-	if limit > 0 {
-		key = model + "\x00" + strconv.FormatInt(limit, 10)
-	}
-	if x.rewritten != nil && x.rewrittenFor == key {
-		return x.rewritten
+	key := sentKey(model, limit)
+	if x.sent != nil && x.sentFor == key {
+		return x.sent
 	}
 	b, err := rewriteBody(x.body, model, x.info.forceIncludeUsage, outputLimitField(x.path), limit)
 	if err != nil {
 		return x.body // cannot happen for a validated object; send it unchanged
 	}
-	x.rewritten = b
-	x.rewrittenFor = key
+	x.sent, x.sentFor = b, key
 	return b
+}
+
+// sentKey keys the cached upstream body (exchange.sent) by what shapes it beyond the
+// client's bytes: the model and the output limit (0: none).
+func sentKey(model string, limit int64) string {
+	if limit <= 0 {
+		return model
+	}
+	return model + "\x00" + strconv.FormatInt(limit, 10)
 }
 
 // outputLimitField is the body field that limits the output on path.
