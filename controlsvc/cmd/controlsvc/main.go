@@ -20,19 +20,6 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 )
 
-// Server timeouts. No response of this service streams: admin calls and admissions are
-// short, report batches are bounded in size.
-const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 60 * time.Second
-	writeTimeout      = 60 * time.Second
-	idleTimeout       = 120 * time.Second
-	// startTimeout bounds connecting to PostgreSQL and Redis and migrating.
-	startTimeout = 60 * time.Second
-	// shutdownTimeout lets in-flight requests (and their usage reports) finish.
-	shutdownTimeout = 20 * time.Second
-)
-
 // Exit codes.
 const (
 	exitRuntime = 1
@@ -63,18 +50,13 @@ func run(cfg config.Config) error {
 	}
 	defer a.Close()
 	log := a.Logger()
+	warnBounds(cfg, log)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s (%s): %w", cfg.Listen, config.EnvListen, err)
 	}
-	srv := &http.Server{
-		Handler:           a.Handler(),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-	}
+	srv := newServer(a.Handler(), defaultServerTimeouts)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("controlsvc listening", "addr", ln.Addr().String(), "lease_ttl", cfg.LeaseTTL.String())
@@ -87,10 +69,21 @@ func run(cfg config.Config) error {
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("controlsvc shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	allowance := shutdownAllowance(cfg)
+	log.Info("controlsvc shutting down", "allowance", allowance.String())
+	return shutdown(srv, a, allowance, log)
+}
+
+// shutdown stops gracefully (docs/design.md, "Shutdown"): the waits end first, answered 503
+// shutting_down so that the plugin retries elsewhere; then the server stops accepting
+// connections and lets the requests under way finish, report batches included (they release
+// slots and bill), within allowance.
+func shutdown(srv *http.Server, a *app.App, allowance time.Duration, log *slog.Logger) error {
+	a.BeginShutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), allowance)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		_ = srv.Close() // cut what is left: the plugin retries its reports
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	log.Info("controlsvc stopped")

@@ -51,50 +51,76 @@ func baseEnv() []string {
 	return env
 }
 
-func TestStartServeAndGracefulStop(t *testing.T) {
-	const adminToken, pluginSecret = "admin-token-abc-987", "plugin-secret-xyz-123"
+// proc is a controlsvc binary started by a test.
+type proc struct {
+	cmd    *exec.Cmd
+	addr   string
+	done   chan error
+	stderr *bytes.Buffer
+}
+
+// startBinary builds and starts controlsvc on a fresh database and Redis with the given
+// secrets and extra environment, and waits until it is ready.
+func startBinary(t *testing.T, dbURL, redisURL, adminToken, pluginSecret string, env ...string) *proc {
+	t.Helper()
 	bin := buildBinary(t)
-	addr := freeAddr(t)
-	cmd := exec.Command(bin)
-	cmd.Env = append(baseEnv(),
-		"POOLGATE_DATABASE_URL="+testenv.PostgresURL(t),
-		"POOLGATE_REDIS_URL="+testenv.RedisURL(t),
+	p := &proc{addr: freeAddr(t), done: make(chan error, 1), stderr: &bytes.Buffer{}}
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = append(append(baseEnv(),
+		"POOLGATE_DATABASE_URL="+dbURL,
+		"POOLGATE_REDIS_URL="+redisURL,
 		"POOLGATE_ADMIN_TOKEN="+adminToken,
 		"POOLGATE_PLUGIN_SECRET="+pluginSecret,
-		"POOLGATE_LISTEN="+addr,
-	)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+		"POOLGATE_LISTEN="+p.addr,
+	), env...)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-done
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
 		}
 	})
-
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
+		resp, err := http.Get("http://" + p.addr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return p
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("controlsvc not ready within 30s: %v\n%s", err, stderr.String())
+			t.Fatalf("controlsvc not ready within 30s: %v\n%s", err, p.stderr.String())
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("controlsvc exited early: %v\n%s", err, stderr.String())
+		case err := <-p.done:
+			t.Fatalf("controlsvc exited early: %v\n%s", err, p.stderr.String())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// waitExit waits up to bound for the process to end and fails unless it exited 0.
+func (p *proc) waitExit(t *testing.T, bound time.Duration) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.stderr.String())
+		}
+	case <-time.After(bound):
+		t.Fatalf("no exit within %s of SIGTERM\n%s", bound, p.stderr.String())
+	}
+}
+
+func TestStartServeAndGracefulStop(t *testing.T) {
+	const adminToken, pluginSecret = "admin-token-abc-987", "plugin-secret-xyz-123"
+	p := startBinary(t, testenv.PostgresURL(t), testenv.RedisURL(t), adminToken, pluginSecret)
+	addr, cmd, stderr := p.addr, p.cmd, p.stderr
 
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v1/admin/users", nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
@@ -107,14 +133,7 @@ func TestStartServeAndGracefulStop(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no exit within 30s of SIGTERM\n%s", stderr.String())
-	}
+	p.waitExit(t, 30*time.Second)
 	logs := stderr.String()
 	for _, want := range []string{`"msg":"controlsvc listening"`, `"msg":"admin request"`, `"msg":"controlsvc stopped"`} {
 		if !strings.Contains(logs, want) {

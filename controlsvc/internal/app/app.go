@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/redis/go-redis/v9"
@@ -111,6 +112,11 @@ var _ httpapi.AccountNotifier = (*gateway.Service)(nil)
 // Handler serves every route: /healthz, /readyz, /metrics, /api/v1/admin/…, /internal/v1/….
 func (a *App) Handler() http.Handler { return a.handler }
 
+// BeginShutdown starts a graceful stop: admit calls waiting in the queues, and new ones, are
+// answered 503 shutting_down (gateway.Service.BeginShutdown); everything else goes on until
+// the HTTP server has shut down and Close is called.
+func (a *App) BeginShutdown() { a.gateway.BeginShutdown() }
+
 // Logger is the service's structured logger.
 func (a *App) Logger() *slog.Logger { return a.log }
 
@@ -151,12 +157,37 @@ func openRedis(ctx context.Context, url string) (*redis.Client, error) {
 		// The URL may carry a password: do not echo it.
 		return nil, fmt.Errorf("parsing %s: not a valid Redis URL", config.EnvRedisURL)
 	}
+	redisTimeouts(opts)
 	rdb := redis.NewClient(opts)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("connecting to redis at %s: %w", opts.Addr, err)
 	}
 	return rdb, nil
+}
+
+// Redis bounds unless the URL sets its own (dial_timeout, read_timeout, write_timeout);
+// docs/design.md, "Timeouts". go-redis's defaults are the same values, named here so that the
+// table can rely on them.
+const (
+	redisDialTimeout  = 5 * time.Second
+	redisReadTimeout  = 3 * time.Second
+	redisWriteTimeout = 3 * time.Second
+)
+
+// redisTimeouts fills in the bounds the URL left unset, and makes commands honour their
+// context's deadline (an admission's work stops before the caller's deadline_ms).
+func redisTimeouts(opts *redis.Options) {
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = redisDialTimeout
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = redisReadTimeout
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = redisWriteTimeout
+	}
+	opts.ContextTimeoutEnabled = true
 }
 
 func newLogger(level string) (*slog.Logger, error) {

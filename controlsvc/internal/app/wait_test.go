@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
 )
@@ -34,6 +36,35 @@ func TestWaitConfigMapping(t *testing.T) {
 			t.Parallel()
 			if got := waitConfig(tt.give); got != tt.want {
 				t.Fatalf("waitConfig(%+v) = %+v, want %+v", tt.give, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRedisTimeouts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                string
+		url                 string
+		dial, read, written time.Duration
+	}{
+		{name: "defaults made explicit", url: "redis://127.0.0.1:6379/0", dial: 5 * time.Second, read: 3 * time.Second,
+			written: 3 * time.Second},
+		{name: "the URL's own", url: "redis://127.0.0.1:6379/0?dial_timeout=1s&read_timeout=2s&write_timeout=4s",
+			dial: time.Second, read: 2 * time.Second, written: 4 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			opts, err := redis.ParseURL(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			redisTimeouts(opts)
+			if opts.DialTimeout != tt.dial || opts.ReadTimeout != tt.read || opts.WriteTimeout != tt.written ||
+				!opts.ContextTimeoutEnabled {
+				t.Errorf("dial %s read %s write %s context %v, want %s %s %s true", opts.DialTimeout, opts.ReadTimeout,
+					opts.WriteTimeout, opts.ContextTimeoutEnabled, tt.dial, tt.read, tt.written)
 			}
 		})
 	}

@@ -118,3 +118,14 @@ func (w WaitQueues) validate() error {
 	}
 	return nil
 }
+
+// Longest is the longest an admit call can wait in the queues: the user queue, then an
+// account's (a sticky account's or the least-loaded one's, whichever is longer). The server's
+// write bound of admit calls and the shutdown allowance are derived from it.
+func (w WaitQueues) Longest() time.Duration {
+	acc := w.StickyTimeout
+	if w.AccountTimeout > acc {
+		acc = w.AccountTimeout
+	}
+	return w.UserTimeout + acc
+}

@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -42,6 +40,9 @@ type admitRequest struct {
 	// MaxWaitMs is the plugin's wait budget: the call spends at most this long in wait
 	// queues, 0 none; absent, only the configured queue timeouts bound it (wait.go).
 	MaxWaitMs *int64 `json:"max_wait_ms"`
+	// DeadlineMs is the absolute Unix time in milliseconds by which the plugin stops waiting
+	// for the answer (0: none); admit_call.go keeps the call within it.
+	DeadlineMs int64 `json:"deadline_ms"`
 	// The inputs of the cost estimate (billing.go): the client body's size and the output
 	// maximum it names, 0 = none.
 	InputBytes      int64 `json:"input_bytes"`
@@ -82,43 +83,6 @@ type keyResult struct {
 	ok    bool
 }
 
-func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	var req admitRequest
-	if err := decodeBody(w, r, maxAdmitBody, &req); err != nil {
-		writeReject(w, req.Path, "", rejectInvalid("Failed to parse admission request"))
-		return
-	}
-	readmission := req.GrantID != ""
-	reply, rej, err := s.admit(r.Context(), &req)
-	attrs := func() []any {
-		return []any{"request_id", req.RequestID, "grant_id", req.GrantID, "path", req.Path,
-			"model", req.Model, "readmission", readmission, "elapsed", time.Since(start)}
-	}
-	switch {
-	case err != nil && r.Context().Err() != nil:
-		// The plugin gave up the call (its client left): nobody reads an answer, and the
-		// wait already dropped the request's queue entries.
-		s.log.Info("admission abandoned by the caller", attrs()...)
-	case err != nil:
-		writeInternalError(w, s.log, "admission failed", err, attrs()...)
-	case rej != nil:
-		s.log.Info("admission refused", append(attrs(), "reason", rej.reason, "status", rej.status)...)
-		writeReject(w, req.Path, req.platform, rej)
-	case r.Context().Err() != nil:
-		// Granted, but the plugin gave up the call first: it never learns of the grant and
-		// will never report it, so what the grant holds is given back now rather than
-		// after the lease TTL and the reservation TTL.
-		s.abandonGrant(r.Context(), reply, !readmission)
-		s.log.Info("grant abandoned by the caller", attrs()...)
-	default:
-		if s.log.Enabled(r.Context(), slog.LevelDebug) { // the hot path: build no attributes for nothing
-			s.log.Debug("admitted", append(attrs(), "account_id", reply.AccountID)...)
-		}
-		writeJSON(w, http.StatusOK, reply)
-	}
-}
-
 // admit runs one admission: exactly one of the results is set.
 func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *rejection, error) {
 	if req.Model == "" {
@@ -134,11 +98,14 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	if req.SessionHash != "" && !validSessionHash(req.SessionHash) {
 		return nil, rejectInvalid("Invalid session hash"), nil
 	}
-	if req.MaxWaitMs != nil {
-		if *req.MaxWaitMs < 0 {
-			return nil, rejectInvalid("Invalid max_wait_ms"), nil
-		}
-		ctx = withWaitBudget(ctx, time.Duration(*req.MaxWaitMs)*time.Millisecond)
+	if req.MaxWaitMs != nil && *req.MaxWaitMs < 0 {
+		return nil, rejectInvalid("Invalid max_wait_ms"), nil
+	}
+	if req.DeadlineMs < 0 {
+		return nil, rejectInvalid("Invalid deadline_ms"), nil
+	}
+	if budget, ok := req.waitBudget(time.Now()); ok {
+		ctx = withWaitBudget(ctx, budget)
 	}
 	if req.APIKey == "" {
 		return nil, rejectAuth, nil
@@ -277,7 +244,7 @@ func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID s
 			return nil, userRefusal(key.UserConcurrency, errWaitQueueFull), nil
 		}
 		if err := s.waitSlot(ctx, user, s.wait.UserTimeout); err != nil {
-			if errors.Is(err, errWaitTimeout) || errors.Is(err, errWaitQueueFull) {
+			if errors.Is(err, errWaitTimeout) || errors.Is(err, errWaitQueueFull) || errors.Is(err, errShuttingDown) {
 				return nil, userRefusal(key.UserConcurrency, err), nil
 			}
 			return nil, nil, err
@@ -303,6 +270,9 @@ func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID s
 // userRefusal maps a failed user wait to the client's error: a full queue, or a timeout (also
 // a user whose concurrency is 0, who may never run anything).
 func userRefusal(concurrency int, err error) *rejection {
+	if errors.Is(err, errShuttingDown) {
+		return rejectShuttingDown
+	}
 	if concurrency > 0 && errors.Is(err, errWaitQueueFull) {
 		return rejectUserQueueFull
 	}

@@ -130,6 +130,8 @@ func (s *Service) acquireAccount(ctx context.Context, cands []candidate, loads m
 	}
 	refuse := func(err error) (*candidate, *rejection, error) {
 		switch {
+		case errors.Is(err, errShuttingDown):
+			return nil, rejectShuttingDown, nil
 		case !first:
 			return nil, rejectNoAccount, nil
 		case errors.Is(err, errWaitQueueFull):

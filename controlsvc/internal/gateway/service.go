@@ -4,6 +4,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -73,6 +74,12 @@ type Service struct {
 	prices   PriceSource
 
 	closeOnce sync.Once
+	// stopping is closed by BeginShutdown (wait.go).
+	stopping chan struct{}
+	stopOnce sync.Once
+	// beforeAnswer, in tests only, runs between a grant and its answer (admit_call.go), with
+	// the request's context: it stands for a slow last step or a caller leaving right then.
+	beforeAnswer func(context.Context)
 
 	// rateLimitCooldown: Config.RateLimitCooldown with its default applied.
 	rateLimitCooldown time.Duration
@@ -109,6 +116,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		rules:    cfg.Rules,
 		prices:   cfg.Prices,
 		metrics:  newGatewayMetrics(cfg.Metrics),
+		stopping: make(chan struct{}),
 	}
 	if s.prices == nil {
 		s.prices = defaultPrices{}

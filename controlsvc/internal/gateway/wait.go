@@ -66,21 +66,12 @@ func (c WaitConfig) withDefaults() WaitConfig {
 	}
 }
 
-// MaxWait is the longest an admission can wait: the user queue, then a sticky account's.
-// The plugin's wait budget (max_wait_ms) caps it further (docs/design.md).
-func (c WaitConfig) MaxWait() time.Duration {
-	c = c.withDefaults()
-	acc := c.StickyTimeout
-	if c.FallbackTimeout > acc {
-		acc = c.FallbackTimeout
-	}
-	return c.UserTimeout + acc
-}
-
 // Outcomes of a wait that did not end with a slot.
 var (
 	errWaitTimeout   = errors.New("wait timed out")
 	errWaitQueueFull = errors.New("wait queue full")
+	// errShuttingDown: the service is stopping and takes no new waits (BeginShutdown).
+	errShuttingDown = errors.New("shutting down")
 )
 
 // waker holds the local waiters of this controlsvc per slot set and wakes them when a
@@ -175,9 +166,9 @@ func budgeted(ctx context.Context, timeout time.Duration) time.Duration {
 
 // waitSlot waits up to timeout (shortened to the admission's wait budget) for e's grant to
 // get a slot in FIFO order, queueing it if it is not queued yet. It returns nil once the
-// grant holds the slot, errWaitQueueFull when it could not queue, errWaitTimeout, or the
-// context's error when the caller went away; in every case but success the grant's queue
-// entry is gone when it returns.
+// grant holds the slot, errWaitQueueFull when it could not queue, errWaitTimeout,
+// errShuttingDown once the service stops, or the context's error when the caller went away;
+// in every case but success the grant's queue entry is gone when it returns.
 func (s *Service) waitSlot(ctx context.Context, e slots.Entry, timeout time.Duration) error {
 	tag, err := slots.Tag(e.Kind, e.ID)
 	if err != nil {
@@ -208,8 +199,14 @@ func (s *Service) waitSlot(ctx context.Context, e slots.Entry, timeout time.Dura
 			return nil
 		case res == slots.Refused:
 			return errWaitQueueFull
+		case s.shuttingDown():
+			s.leaveQueue(ctx, e)
+			return errShuttingDown
 		}
 		select {
+		case <-s.stopping:
+			s.leaveQueue(ctx, e)
+			return errShuttingDown
 		case <-ctx.Done():
 			s.leaveQueue(ctx, e)
 			return ctx.Err()
@@ -230,5 +227,23 @@ func (s *Service) leaveQueue(ctx context.Context, e slots.Entry) {
 	defer cancel()
 	if err := s.slots.Leave(ctx, e.Kind, e.ID, e.GrantID); err != nil {
 		s.log.Warn("leaving wait queue", "kind", e.Kind, "id", e.ID, "error", err)
+	}
+}
+
+// BeginShutdown makes the service refuse new waits and ends the waits under way: their admit
+// calls, and new first admissions, are answered 503 shutting_down with Retry-After, which the
+// plugin retries on another instance. Admissions under way that do not wait, re-admissions
+// that need not wait, reports and renewals go on, so that the HTTP server's graceful shutdown
+// can let them finish. Safe to call twice.
+func (s *Service) BeginShutdown() {
+	s.stopOnce.Do(func() { close(s.stopping) })
+}
+
+func (s *Service) shuttingDown() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
 	}
 }
