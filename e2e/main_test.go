@@ -27,6 +27,10 @@ var gw *stack.Stack
 const (
 	queueUserWaitTimeout = 3 * time.Second
 	queuePingInterval    = 300 * time.Millisecond
+	// drainTimeout bounds the drain of a stream whose client left (drain_test.go): long
+	// enough for the fake's streams to finish, short enough that a stalled one frees its
+	// slots within the scenarios' 10 s.
+	drainTimeout = 3 * time.Second
 )
 
 func TestMain(m *testing.M) {
@@ -64,7 +68,8 @@ func runMain(m *testing.M) int {
 		ControlsvcBin:   filepath.Join(bin, "controlsvc"),
 		FakeupstreamBin: filepath.Join(bin, "fakeupstream"),
 		ControlsvcEnv:   []string{"POOLGATE_USER_WAIT_TIMEOUT=" + queueUserWaitTimeout.String()},
-		TraefikEnv:      []string{"POOLGATE_PING_INTERVAL=" + queuePingInterval.String()},
+		TraefikEnv: []string{"POOLGATE_PING_INTERVAL=" + queuePingInterval.String(),
+			"POOLGATE_DRAIN_TIMEOUT=" + drainTimeout.String()},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: starting the stack:", err)

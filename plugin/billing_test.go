@@ -145,7 +145,9 @@ func TestFailedOverStreamKeepsAttemptUsage(t *testing.T) {
 		StallAfterEvents: fakeupstream.Events(3),
 		Usage:            &fakeupstream.Usage{InputTokens: 40, OutputTokens: 1},
 	})
-	fake.SetCredentialScript("acct-2", fakeupstream.Script{Usage: &fakeupstream.Usage{InputTokens: 25, OutputTokens: 6}})
+	// A few milliseconds before the headers, so that the answering attempt's first_token_ms
+	// is never 0 (omitted) on a fast machine.
+	fake.SetCredentialScript("acct-2", fakeupstream.Script{DelayMS: 5, Usage: &fakeupstream.Usage{InputTokens: 25, OutputTokens: 6}})
 	stub := newContractStub(t,
 		stubAccount{id: 1, baseURL: fakeURL, apiKey: "acct-1", upstreamModel: "claude-mapped"},
 		stubAccount{id: 2, baseURL: fakeURL, apiKey: "acct-2"},

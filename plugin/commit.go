@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"time"
@@ -17,7 +16,9 @@ import (
 // (writeStreamError), and a stream that ends without its terminal event gets one too.
 //
 // After the commit, only complete events (up to the last blank line) are passed on, so that
-// an error frame never lands inside a half-sent event.
+// an error frame never lands inside a half-sent event. A client that leaves before the
+// commit point cuts the attempt at once (nothing billed); after it the attempt drains
+// (docs/billing.md, "Drain and estimates").
 
 const (
 	// maxHold bounds the bytes held before the commit point; past it the stream commits.
@@ -31,148 +32,11 @@ const (
 // classStreamIncomplete: the upstream ended the body cleanly without a terminal event.
 const classStreamIncomplete = "stream_incomplete"
 
-// eventBoundary returns the index just past the first blank line in b ("\n\n" or
-// "\n\r\n"), or -1.
-func eventBoundary(b []byte) int {
-	i := bytes.Index(b, lfLF)
-	j := bytes.Index(b, lfCRLF)
-	switch {
-	case i < 0 && j < 0:
-		return -1
-	case j < 0 || (i >= 0 && i < j):
-		return i + 2
-	}
-	return j + 3
-}
-
-// lastEventBoundary returns the index just past the last blank line in b, or -1.
-func lastEventBoundary(b []byte) int {
-	end := -1
-	if i := bytes.LastIndex(b, lfLF); i >= 0 {
-		end = i + 2
-	}
-	if j := bytes.LastIndex(b, lfCRLF); j >= 0 && j+3 > end {
-		end = j + 3
-	}
-	return end
-}
-
-var (
-	lfLF     = []byte("\n\n")
-	lfCRLF   = []byte("\n\r\n")
-	eventTag = []byte("event:")
-	doneData = []byte("[DONE]")
-	typeJSON = []byte(`{"type":"`)
-	errJSON  = []byte(`{"error"`)
-)
-
-// sseFields returns the event name and the first data value of one SSE event block
-// (either may be empty). Comment lines are skipped.
-func sseFields(block []byte) (name, data []byte) {
-	for len(block) > 0 {
-		line := block
-		rest := []byte(nil)
-		if i := bytes.IndexByte(block, '\n'); i >= 0 {
-			line, rest = block[:i], block[i+1:]
-		}
-		block = rest
-		line = bytes.TrimRight(line, "\r")
-		switch {
-		case bytes.HasPrefix(line, eventTag):
-			name = bytes.TrimSpace(line[len(eventTag):])
-		case data == nil && bytes.HasPrefix(line, dataPrefix):
-			data = bytes.TrimSpace(line[len(dataPrefix):])
-		}
-	}
-	return name, data
-}
-
-// eventType is the event name, else the "type" the data starts with (OpenAI and Anthropic
-// put it first), else "".
-func eventType(name, data []byte) string {
-	if len(name) > 0 {
-		return string(name)
-	}
-	if bytes.HasPrefix(data, typeJSON) {
-		rest := data[len(typeJSON):]
-		if i := bytes.IndexByte(rest, '"'); i >= 0 {
-			return string(rest[:i])
-		}
-	}
-	return ""
-}
-
-// isTerminalEvent reports whether an event ends a stream: completion, failure or an error.
-func isTerminalEvent(block []byte) bool {
-	name, data := sseFields(block)
-	switch eventType(name, data) {
-	case "response.completed", "response.failed", "response.incomplete", "error", "message_stop":
-		return true
-	}
-	return bytes.Equal(data, doneData) || bytes.HasPrefix(data, errJSON)
-}
-
-// commitsNothing reports whether an event may be held before the commit point.
-func commitsNothing(block []byte) bool {
-	name, data := sseFields(block)
-	if len(name) == 0 && len(data) == 0 {
-		return true // comments, empty blocks
-	}
-	switch eventType(name, data) {
-	case "response.created", "response.in_progress", "response.queued",
-		"response.output_item.added", "response.content_part.added",
-		"message_start", "ping", "content_block_start":
-		return true
-	case "":
-		return isEmptyChatChunk(data)
-	}
-	return false
-}
-
-type chatChunkProbe struct {
-	Choices []struct {
-		Delta        map[string]json.RawMessage `json:"delta"`
-		FinishReason *string                    `json:"finish_reason"`
-	} `json:"choices"`
-	Error json.RawMessage `json:"error"`
-	Usage json.RawMessage `json:"usage"`
-}
-
-// isEmptyChatChunk reports whether a Chat Completions chunk carries no output: a role-only
-// first chunk, or a chunk without choices and usage.
-func isEmptyChatChunk(data []byte) bool {
-	if len(data) == 0 || data[0] != '{' {
-		return false
-	}
-	var c chatChunkProbe
-	if err := json.Unmarshal(data, &c); err != nil {
-		return false
-	}
-	if !isNullRaw(c.Error) || !isNullRaw(c.Usage) {
-		return false
-	}
-	for i := 0; i < len(c.Choices); i++ {
-		ch := c.Choices[i]
-		if ch.FinishReason != nil {
-			return false
-		}
-		for k, v := range ch.Delta {
-			if k == "role" {
-				continue
-			}
-			s := string(v)
-			if s == "null" || s == `""` || s == "[]" {
-				continue
-			}
-			return false
-		}
-	}
-	return true
-}
-
 // relayStream relays an SSE reply with a commit point. It returns the failed attempt when
 // the reply failed before the commit point, so that the caller fails over; nil when the
-// exchange is answered (success, in-stream error or client gone).
+// exchange is answered (success, in-stream error or client gone). A client that leaves
+// after the commit point leaves the attempt draining: it is read on within drainTimeout
+// (the watchdog), its output discarded and its usage still scanned.
 func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt {
 	defer resp.Body.Close()
 	wd.armIdle(x.idleTimeout())
@@ -189,6 +53,7 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 	var pending []byte // bytes read and not yet written
 	scanned := 0       // pre-commit: complete events of pending already classified
 	committed := false
+	draining := false
 	// last is a copy of the last complete event passed on; whether it ends the stream is
 	// only asked once the body ends, so that a read costs no event parsing (every stdlib
 	// call from interpreted code costs about 1 µs of reflection).
@@ -197,6 +62,7 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			wd.progress()
+			x.outputBytes += int64(n)
 			pending = append(pending, buf[:n]...)
 			if !committed {
 				for {
@@ -214,13 +80,18 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 				if !committed && len(pending) > maxHold {
 					committed = true
 				}
-				if committed {
-					wd.firstToken()
-					x.firstByte = time.Now()
-					x.commitHeaders(resp, true)
+				if committed && !x.commitStream(resp, wd) {
+					x.goneBeforeCommit()
+					return nil
 				}
 			}
-			if committed {
+			if committed && !draining && x.clientGone() {
+				draining = x.drain(wd)
+			}
+			if draining {
+				scan.feed(pending)
+				pending = pending[:0]
+			} else if committed {
 				cut := lastEventBoundary(pending)
 				if len(pending) > maxCarry {
 					cut = len(pending) // an event that never ends: pass it on as it comes
@@ -228,12 +99,8 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 				if cut > 0 {
 					out := pending[:cut]
 					if _, werr := x.rw.Write(out); werr != nil {
-						x.status = statusClientClosed
-						x.errorClass = classClientGone
-						x.usage = scan.result()
-						return nil
-					}
-					if flusher != nil {
+						draining = x.drain(wd)
+					} else if flusher != nil {
 						flusher.Flush()
 					}
 					scan.feed(out)
@@ -243,29 +110,57 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 			}
 		}
 		if rerr != nil {
-			return x.streamStopped(resp, wd, rerr, committed, isTerminalEvent(last), pending, scan)
+			return x.streamStopped(resp, wd, rerr, streamState{committed, draining, isTerminalEvent(last)}, pending, scan)
 		}
 	}
 }
 
-// lastEvent returns the last event block of b, which ends with a blank line.
-func lastEvent(b []byte) []byte {
-	body := bytes.TrimRight(b, "\r\n")
-	if end := lastEventBoundary(body); end > 0 {
-		return body[end:]
+// commitStream passes the commit point of a stream: the status line and headers go out
+// (unless keep-alives sent them). False when the client left first, which cut the attempt.
+func (x *exchange) commitStream(resp *http.Response, wd *watchdog) bool {
+	if !wd.commit() {
+		return false
 	}
-	return body
+	wd.firstToken()
+	x.firstByte = time.Now()
+	x.billable = true
+	x.commitHeaders(resp, true)
+	return true
+}
+
+// drain starts reading a committed attempt on after its client left (drainTimeout bounds
+// it); it returns true, the caller's new draining state.
+func (x *exchange) drain(wd *watchdog) bool {
+	wd.clientLeft()
+	return true
+}
+
+// goneBeforeCommit answers an attempt cut because the client left before its commit
+// point: 499 and nothing billed.
+func (x *exchange) goneBeforeCommit() {
+	x.markLastAttempt(classClientGone)
+	x.abandon()
+}
+
+// markClientGone records a client that went away while its answer was relayed: 499. A
+// committed attempt is still billed, from the usage the upstream reported or an estimate.
+func (x *exchange) markClientGone() {
+	x.status = statusClientClosed
+	x.errorClass = classClientGone
+}
+
+// streamState is where a relayed stream stood when its body ended.
+type streamState struct {
+	committed bool // past the commit point
+	draining  bool // the client left after it
+	terminal  bool // the last event passed on ends the stream
 }
 
 // streamStopped handles the end of an SSE body: rerr is io.EOF for a clean end.
-func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, committed, terminal bool,
+func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, st streamState,
 	pending []byte, scan *usageScanner) *failedAttempt {
-	if x.clientGone() {
-		x.status = statusClientClosed
-		x.errorClass = classClientGone
-		if committed {
-			x.usage = scan.result()
-		}
+	if !st.committed && x.clientGone() {
+		x.goneBeforeCommit()
 		return nil
 	}
 	class := classStreamCut
@@ -273,24 +168,28 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 		class = classStreamIncomplete
 		// A last event without its blank line still counts when it is complete.
 		if len(bytes.TrimSpace(pending)) > 0 && isTerminalEvent(lastEvent(pending)) {
-			if !committed {
-				wd.firstToken()
-				x.firstByte = time.Now()
-				x.commitHeaders(resp, true)
+			if !st.committed {
+				if !x.commitStream(resp, wd) {
+					x.goneBeforeCommit()
+					return nil
+				}
+				st.committed = true
 			}
-			if _, err := x.rw.Write(pending); err == nil {
-				scan.feed(pending)
+			if !st.draining {
+				if _, err := x.rw.Write(pending); err != nil {
+					st.draining = x.drain(wd)
+				}
+				if f, ok := x.rw.(http.Flusher); ok {
+					f.Flush()
+				}
 			}
-			if f, ok := x.rw.(http.Flusher); ok {
-				f.Flush()
-			}
-			x.usage = scan.result()
-			return nil
+			scan.feed(pending)
+			st.terminal = true
 		}
 	} else if c := wd.firedClass(); c != "" {
 		class = c
 	}
-	if !committed {
+	if !st.committed {
 		if class == classRequestTimeout {
 			x.errorClass = class
 			x.timedOut()
@@ -301,8 +200,15 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: class}
 	}
 	x.usage = scan.result()
-	if terminal && class == classStreamIncomplete {
-		return nil // a complete stream; only a trailing partial line was dropped
+	x.usageComplete = scan.complete()
+	if st.terminal && !st.draining {
+		// Complete: the client got the last event, even if it left right after it (a cut
+		// after the last event only dropped a trailing partial line).
+		return nil
+	}
+	if st.draining || x.clientGone() {
+		x.markClientGone()
+		return nil
 	}
 	x.errorClass = class
 	x.markLastAttempt(class)

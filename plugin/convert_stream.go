@@ -126,6 +126,7 @@ type responsesStream struct {
 	upErr    bool   // the failure is an upstream error event
 	upType   string // its Anthropic error type
 	usage    tokenCounts
+	final    bool // a message_delta carried usage: the counts are the final ones
 	nextOut  int
 	items    [][]byte // rendered done items, by output_index
 	msg      convMessage
@@ -233,6 +234,10 @@ func (s *responsesStream) fail(typ, msg string) []byte {
 // tool call. Until then nothing the client would miss was produced (the commit point).
 func (s *responsesStream) started() bool { return s.semantic }
 
+// usageComplete reports whether the upstream's final usage (message_delta's) was seen;
+// message_start's alone counts the input only.
+func (s *responsesStream) usageComplete() bool { return s.final }
+
 // finalStatus is "completed", "incomplete" or "failed" once the response ended, else "".
 func (s *responsesStream) finalStatus() string { return s.status }
 
@@ -318,6 +323,9 @@ func (s *responsesStream) handle(name, data, block []byte) {
 			s.stop = ev.Delta.StopReason
 		}
 		s.usage.merge(ev.Usage)
+		if ev.Usage != nil {
+			s.final = true
+		}
 	case "message_stop":
 		s.complete()
 	}

@@ -3,7 +3,9 @@ package plugin
 // The relay of a converted attempt (converted.go): the Anthropic stream is fed through the
 // converter (convert_stream.go) read by read; the converted events are held until the commit
 // point, then written and flushed batch by batch, or, for a client that did not stream,
-// rendered as one response object at the end.
+// rendered as one response object at the end. A client that leaves after the commit point
+// leaves the attempt draining: the stream is converted on within drainTimeout (the
+// watchdog) for its usage, and nothing more is written.
 
 import (
 	"io"
@@ -19,6 +21,7 @@ type convertedAttempt struct {
 	conv      *responsesStream
 	held      []byte // converted events before the commit point (streaming clients)
 	committed bool
+	draining  bool // the client left after the commit point
 	flusher   http.Flusher
 }
 
@@ -45,6 +48,7 @@ func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAtte
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			wd.progress()
+			x.outputBytes += int64(n)
 			if f, done := c.step(c.conv.feed(buf[:n])); done {
 				return f
 			}
@@ -74,11 +78,13 @@ func (c *convertedAttempt) step(out []byte) (*failedAttempt, bool) {
 		if !c.conv.started() && status == "" && len(c.held) <= maxHold {
 			return nil, false
 		}
-		c.commit()
+		if !c.commit() {
+			return nil, true
+		}
 		out = nil // held, and written by commit
 	}
-	if x.info.stream && len(out) > 0 && !c.write(out) {
-		return nil, true
+	if x.info.stream && len(out) > 0 {
+		c.write(out)
 	}
 	if status == "" {
 		return nil, false
@@ -89,13 +95,19 @@ func (c *convertedAttempt) step(out []byte) (*failedAttempt, bool) {
 
 // commit marks the first semantic output: from here on the account is not switched. A
 // streaming client gets the status line (unless keep-alives sent it) and the held events.
-func (c *convertedAttempt) commit() {
+// False when the client left first, which cut the attempt (answered 499).
+func (c *convertedAttempt) commit() bool {
 	x := c.x
+	if !c.wd.commit() {
+		x.goneBeforeCommit()
+		return false
+	}
 	c.committed = true
+	x.billable = true
 	c.wd.firstToken()
 	x.firstByte = time.Now()
 	if !x.info.stream {
-		return
+		return true
 	}
 	if x.written {
 		x.keepAliveOnly = false
@@ -112,25 +124,26 @@ func (c *convertedAttempt) commit() {
 	held := c.held
 	c.held = nil
 	c.write(held)
+	return true
 }
 
-// write sends converted events to a streaming client and flushes; false when the client is
-// gone.
-func (c *convertedAttempt) write(p []byte) bool {
+// write sends converted events to a streaming client and flushes. Once the client is gone
+// the attempt drains and nothing more is written.
+func (c *convertedAttempt) write(p []byte) {
 	x := c.x
-	if x.status == statusClientClosed {
-		return false
+	if !c.draining && x.clientGone() {
+		c.draining = x.drain(c.wd)
+	}
+	if c.draining {
+		return
 	}
 	if _, err := x.rw.Write(p); err != nil {
-		x.status = statusClientClosed
-		x.errorClass = classClientGone
-		x.usage = c.conv.anthropicUsage()
-		return false
+		c.draining = x.drain(c.wd)
+		return
 	}
 	if c.flusher != nil {
 		c.flusher.Flush()
 	}
-	return true
 }
 
 // end finishes an answered attempt: the usage for the report and, for a client that did not
@@ -139,6 +152,11 @@ func (c *convertedAttempt) end() {
 	x := c.x
 	conv := c.conv
 	x.usage = conv.anthropicUsage()
+	x.usageComplete = conv.usageComplete()
+	if c.draining || (!x.info.stream && x.clientGone()) {
+		x.markClientGone() // billed from the usage drained (or an estimate)
+		return
+	}
 	if conv.finalStatus() == statusFailed && x.errorClass == "" {
 		x.errorClass = classStreamIncomplete
 		if _, _, up := conv.upstreamError(); up {
@@ -199,10 +217,14 @@ func (c *convertedAttempt) failBeforeCommit() *failedAttempt {
 // the response fails in the stream.
 func (c *convertedAttempt) broken() *failedAttempt {
 	x := c.x
-	if x.clientGone() {
-		x.status = statusClientClosed
-		x.errorClass = classClientGone
+	if !c.committed && x.clientGone() {
+		x.goneBeforeCommit()
+		return nil
+	}
+	if c.committed && (c.draining || x.clientGone()) {
 		x.usage = c.conv.anthropicUsage()
+		x.usageComplete = c.conv.usageComplete()
+		x.markClientGone()
 		return nil
 	}
 	class := classStreamCut

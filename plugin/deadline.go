@@ -12,6 +12,9 @@ const (
 	classFirstTokenTimeout = "first_token_timeout"
 	classStreamIdleTimeout = "stream_idle_timeout"
 	classRequestTimeout    = "request_timeout"
+	// classDrainTimeout: the client left after the commit point and the upstream did not
+	// finish within drainTimeout.
+	classDrainTimeout = "drain_timeout"
 )
 
 // watchdog enforces the deadlines of one upstream attempt without a select statement
@@ -29,6 +32,15 @@ type watchdog struct {
 	idle  *time.Timer // stream idle; nil until armed or when off
 	total *time.Timer // the request's overall deadline
 	idleD time.Duration
+
+	// The client's departure (watchClient). The attempt's context is detached from the
+	// client's, so that a committed attempt can be drained: before the commit point a
+	// departure cancels the attempt at once, after it the drain timer bounds the rest.
+	committed bool
+	left      bool          // the client went away
+	drainD    time.Duration // drainTimeout; 0: cut at once
+	drain     *time.Timer   // armed when the client left after the commit point
+	unwatch   func() bool   // stops watching the client's context
 }
 
 // newWatchdog arms the first-token timer (when firstToken > 0) and the overall deadline.
@@ -87,11 +99,55 @@ func (w *watchdog) firstToken() {
 	}
 }
 
+// watchClient ends the attempt when the client's request ends (ctx): at once before the
+// commit point, after drain past it. A context.AfterFunc, not a select (docs/design.md,
+// "Writing plugin code").
+func (w *watchdog) watchClient(ctx context.Context, drain time.Duration) {
+	w.drainD = drain
+	w.unwatch = context.AfterFunc(ctx, func() { w.clientLeft() })
+}
+
+// clientLeft records that the client went away (its context ended or a write failed).
+func (w *watchdog) clientLeft() {
+	w.mu.Lock()
+	if w.done || w.left {
+		w.mu.Unlock()
+		return
+	}
+	w.left = true
+	if !w.committed || w.drainD <= 0 {
+		w.mu.Unlock()
+		w.cancel()
+		return
+	}
+	w.drain = time.AfterFunc(w.drainD, func() { w.fire(classDrainTimeout) })
+	w.mu.Unlock()
+}
+
+// commit marks the attempt's commit point; false when the client left first, which has
+// already cut the attempt.
+func (w *watchdog) commit() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.left {
+		return false
+	}
+	w.committed = true
+	return true
+}
+
 // stop disarms every timer; a timer already running its function finds done set.
 func (w *watchdog) stop() {
 	w.mu.Lock()
 	w.done = true
+	drain := w.drain
 	w.mu.Unlock()
+	if w.unwatch != nil {
+		w.unwatch()
+	}
+	if drain != nil {
+		drain.Stop()
+	}
 	if w.first != nil {
 		w.first.Stop()
 	}

@@ -53,6 +53,14 @@ type exchange struct {
 	firstByte     time.Time
 	usage         []byte
 
+	// Billing facts of the answering attempt (docs/billing.md, "Drain and estimates"):
+	// billable once it was committed to the client (a stream past its commit point, a 2xx
+	// reply), usageComplete once its final usage was seen (else controlsvc estimates), and
+	// outputBytes, the bytes of its upstream body relayed or drained.
+	billable      bool
+	usageComplete bool
+	outputBytes   int64
+
 	// Latencies of the report: admitting is the time spent in admit calls, waits included;
 	// firstSend is when the first attempt went upstream, readmitting the part of admitting
 	// after it (re-admissions), so that upstream time excludes it; attemptSent is when the

@@ -154,8 +154,16 @@ func (x *exchange) forward() {
 // and the caller calls it when done with resp.
 func (x *exchange) attempt() (*http.Response, *watchdog, error) {
 	g := x.grant
-	ctx, cancel := context.WithCancel(x.req.Context())
+	// Detached from the client: a committed attempt is drained after the client left, to
+	// bill what the upstream counts. The watchdog cuts it at once before the commit point.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(x.req.Context()))
 	wd := newWatchdog(cancel, x.firstTokenTimeout(), x.start.Add(x.p.requestLimit))
+	wd.watchClient(x.req.Context(), x.p.drain)
+	// One per statement: Yaegi panics on a tuple assignment of nil to fields.
+	x.billable = false
+	x.usageComplete = false
+	x.outputBytes = 0
+	x.usage = nil
 	began := time.Now()
 	x.attemptSent = began
 	if x.firstSend.IsZero() {

@@ -93,6 +93,13 @@ type report struct {
 	ErrorClass    string          `json:"error_class"`
 	UsageFormat   string          `json:"usage_format"`
 	Usage         json.RawMessage `json:"usage"`
+	// UsageSource is "estimate" when the answering attempt was committed to the client and
+	// its final usage was not seen (a drain that ran out, a reply without usage): controlsvc
+	// then bills from the sizes below (docs/billing.md, "Drain and estimates").
+	UsageSource     string `json:"usage_source"`
+	InputBytes      int64  `json:"input_bytes"`       // the client's body, as at admission
+	MaxOutputTokens int64  `json:"max_output_tokens"` // the body's output maximum, as at admission
+	OutputBytes     int64  `json:"output_bytes"`      // the answering attempt's body, relayed and drained
 	// AdmissionMs is the time spent in admit calls, waits included; UpstreamMs the time in
 	// upstream attempts (from the first send to the end, re-admissions excluded).
 	AdmissionMs  int64           `json:"admission_ms"`
@@ -405,16 +412,6 @@ type sseEvent struct {
 
 func isNullRaw(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
-}
-
-// usageFromBody returns the top-level "usage" object of a JSON reply, or nil. All three APIs
-// put it there in non-streaming replies.
-func usageFromBody(body []byte) []byte {
-	var h usageHolder
-	if json.Unmarshal(body, &h) != nil || isNullRaw(h.Usage) {
-		return nil
-	}
-	return h.Usage
 }
 
 // Kinds of usage found in one SSE payload.

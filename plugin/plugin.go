@@ -30,6 +30,7 @@ const (
 	defaultFirstTokenTimeout     = "0s"
 	defaultStreamIdleTimeout     = "180s"
 	defaultRequestTimeout        = "30m"
+	defaultDrainTimeout          = "30s"
 )
 
 // Sentinel configuration errors; New wraps them with the offending value.
@@ -67,6 +68,9 @@ type Config struct {
 	StreamIdleTimeout string `json:"streamIdleTimeout,omitempty"`
 	// RequestTimeout bounds a client request as a whole, every attempt included.
 	RequestTimeout string `json:"requestTimeout,omitempty"`
+	// DrainTimeout bounds how long an attempt is read on after its client left past the
+	// commit point, to bill the usage the upstream reports; 0s cuts it at once.
+	DrainTimeout string `json:"drainTimeout,omitempty"`
 }
 
 // CreateConfig returns the defaults; Traefik overlays the configured keys on them.
@@ -82,6 +86,7 @@ func CreateConfig() *Config {
 		FirstTokenTimeout:     defaultFirstTokenTimeout,
 		StreamIdleTimeout:     defaultStreamIdleTimeout,
 		RequestTimeout:        defaultRequestTimeout,
+		DrainTimeout:          defaultDrainTimeout,
 	}
 }
 
@@ -99,6 +104,7 @@ type Poolgate struct {
 	firstToken   time.Duration // 0: none
 	streamIdle   time.Duration // 0: none
 	requestLimit time.Duration
+	drain        time.Duration // 0: a committed attempt is cut when its client leaves
 	control      *sharedControl
 	transport    *http.Transport
 }
@@ -150,6 +156,10 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 	if err != nil {
 		return nil, fmt.Errorf("poolgate middleware %q: requestTimeout %q: %w", name, cfg.RequestTimeout, err)
 	}
+	drain, err := parseOptionalDuration(cfg.DrainTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: drainTimeout %q: %w", name, cfg.DrainTimeout, err)
+	}
 	return &Poolgate{
 		next:         next,
 		name:         name,
@@ -161,6 +171,7 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 		firstToken:   firstToken,
 		streamIdle:   streamIdle,
 		requestLimit: requestLimit,
+		drain:        drain,
 		control:      controlFor(controlURL, cfg.PluginSecret),
 		transport:    sharedTransport(headerTimeout),
 	}, nil

@@ -23,6 +23,7 @@ func TestCreateConfigDefaults(t *testing.T) {
 		FirstTokenTimeout:     "0s",
 		StreamIdleTimeout:     "180s",
 		RequestTimeout:        "30m",
+		DrainTimeout:          "30s",
 	}
 	if got != want {
 		t.Fatalf("CreateConfig() = %+v, want %+v", got, want)
@@ -48,6 +49,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{name: "no waiting, no pings", give: func(c *Config) { c.MaxWait = "0s"; c.PingInterval = "0s" }},
 		{name: "negative max wait", give: func(c *Config) { c.MaxWait = "-1s" }, wantErr: errBadOptional},
 		{name: "bad ping interval", give: func(c *Config) { c.PingInterval = "often" }, wantErr: errBadOptional},
+		{name: "no drain", give: func(c *Config) { c.DrainTimeout = "0s" }},
+		{name: "negative drain", give: func(c *Config) { c.DrainTimeout = "-5s" }, wantErr: errBadOptional},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

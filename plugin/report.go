@@ -20,6 +20,12 @@ const (
 	reportBackoffHi   = 5 * time.Second
 )
 
+// Usage sources of a report.
+const (
+	usageSourceUpstream = "upstream"
+	usageSourceEstimate = "estimate"
+)
+
 // report builds the completion record of the exchange's grant.
 func (x *exchange) report() report {
 	g := x.grant
@@ -40,6 +46,14 @@ func (x *exchange) report() report {
 		Usage:         rawJSON(x.usage),
 		AdmissionMs:   millis(x.admitting),
 		Attempts:      x.attempts,
+
+		UsageSource:     usageSourceUpstream,
+		InputBytes:      int64(len(x.body)),
+		MaxOutputTokens: x.info.maxOutputTokens,
+		OutputBytes:     x.outputBytes,
+	}
+	if x.billable && !x.usageComplete {
+		r.UsageSource = usageSourceEstimate // never zero billing facts for a committed attempt
 	}
 	end := time.Now()
 	r.DurationMs = millis(end.Sub(x.start))

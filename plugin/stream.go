@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -17,13 +16,7 @@ const (
 	msgNotEventStream   = "Upstream returned a non-streaming response"
 )
 
-const (
-	copyBufferSize = 32 << 10
-	// maxTee bounds how much of a JSON reply is kept to read its usage at the end.
-	maxTee = 1 << 20
-	// maxCarry bounds one SSE line kept across reads; a longer line is skipped.
-	maxCarry = 4 << 20
-)
+const copyBufferSize = 32 << 10
 
 // copyBuffers pools the relay buffers: a 32 KB allocation per request is measurable in
 // interpreted code (traefik-yaegi-lab.md §5).
@@ -41,7 +34,9 @@ func (x *exchange) relay(resp *http.Response, cancel context.CancelFunc) {
 }
 
 // relayWith is relay with the attempt's watchdog (nil: none), whose idle timer watches the
-// body.
+// body. A 2xx reply is committed once its headers go out: a client that leaves after that
+// leaves the attempt draining (read on within drainTimeout, output discarded, usage still
+// scanned), so that the answer is billed from the upstream's own usage.
 func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd *watchdog) {
 	defer cancel()
 	defer resp.Body.Close()
@@ -52,6 +47,13 @@ func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd 
 		return
 	}
 	if wd != nil {
+		if resp.StatusCode/100 == 2 {
+			if !wd.commit() {
+				x.goneBeforeCommit()
+				return
+			}
+			x.billable = true
+		}
 		wd.firstToken()
 		wd.armIdle(x.idleTimeout())
 	}
@@ -70,33 +72,47 @@ func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd 
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
+	draining := false
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if wd != nil {
 				wd.progress()
 			}
-			if _, werr := x.rw.Write(buf[:n]); werr != nil {
-				x.status = statusClientClosed
-				x.errorClass = classClientGone
-				break // the deferred cancel ends the upstream request
+			x.outputBytes += int64(n)
+			if x.billable && !draining && x.clientGone() {
+				draining = x.drain(wd)
 			}
-			if x.firstByte.IsZero() {
-				x.firstByte = time.Now()
-			}
-			if flusher != nil {
-				flusher.Flush()
+			if !draining {
+				if _, werr := x.rw.Write(buf[:n]); werr != nil {
+					if !x.billable {
+						x.markClientGone()
+						break // the deferred cancel ends the upstream request
+					}
+					draining = x.drain(wd)
+				} else {
+					if x.firstByte.IsZero() {
+						x.firstByte = time.Now()
+					}
+					if flusher != nil {
+						flusher.Flush()
+					}
+				}
 			}
 			scan.feed(buf[:n])
 		}
 		if rerr != nil {
-			if rerr != io.EOF {
+			if rerr != io.EOF && !draining {
 				x.streamEnded(wd)
 			}
 			break
 		}
 	}
 	x.usage = scan.result()
+	x.usageComplete = scan.complete()
+	if draining {
+		x.markClientGone()
+	}
 }
 
 // commitHeaders sends the upstream status line and headers, unless a keep-alive already
@@ -160,147 +176,4 @@ func (x *exchange) firstTokenTimeout() time.Duration {
 
 func isEventStream(contentType string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/event-stream")
-}
-
-var (
-	usageKey   = []byte(`"usage"`)
-	dataPrefix = []byte("data:")
-)
-
-// usageScanner pulls the usage object out of a reply as it streams by. JSON replies are
-// teed (bounded) and decoded once at the end. SSE replies are scanned with bytes.Index for
-// `"usage"`, and only complete data lines that contain it are decoded; the unfinished last
-// line of a read is carried over to the next.
-type usageScanner struct {
-	format string
-	sse    bool
-
-	tee      []byte
-	overflow bool
-
-	carry    []byte
-	skipping bool // inside an over-long line: ignore bytes until its end
-
-	final []byte // responses/chat usage, or anthropic message_delta usage
-	start []byte // anthropic message_start usage
-}
-
-func newUsageScanner(format string, sse bool) *usageScanner {
-	return &usageScanner{format: format, sse: sse}
-}
-
-func (s *usageScanner) feed(p []byte) {
-	if !s.sse {
-		if s.overflow {
-			return
-		}
-		if len(s.tee)+len(p) > maxTee {
-			s.overflow = true
-			s.tee = nil
-			return
-		}
-		s.tee = append(s.tee, p...)
-		return
-	}
-	if !s.skipping && len(s.carry) == 0 && len(p) > 0 && p[len(p)-1] == '\n' && bytes.Index(p, usageKey) < 0 {
-		return // whole lines without usage: the common read of a stream, one stdlib call
-	}
-	if s.skipping || len(s.carry) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			s.extendCarry(p)
-			return
-		}
-		if !s.skipping {
-			s.carry = append(s.carry, p[:i]...)
-			s.scanLines(s.carry)
-		}
-		s.carry = s.carry[:0]
-		s.skipping = false
-		p = p[i+1:]
-	}
-	last := bytes.LastIndexByte(p, '\n')
-	s.scanLines(p[:last+1])
-	s.extendCarry(p[last+1:])
-}
-
-func (s *usageScanner) extendCarry(p []byte) {
-	if s.skipping || len(p) == 0 {
-		return
-	}
-	if len(s.carry)+len(p) > maxCarry {
-		s.carry = s.carry[:0]
-		s.skipping = true
-		return
-	}
-	s.carry = append(s.carry, p...)
-}
-
-// scanLines decodes the lines of b (complete lines, or one line without its newline) that
-// contain a non-null "usage".
-func (s *usageScanner) scanLines(b []byte) {
-	off := 0
-	for off < len(b) {
-		i := bytes.Index(b[off:], usageKey)
-		if i < 0 {
-			return
-		}
-		pos := off + i
-		if usageIsNull(b[pos+len(usageKey):]) {
-			off = pos + len(usageKey)
-			continue
-		}
-		lineStart := bytes.LastIndexByte(b[:pos], '\n') + 1
-		lineEnd := len(b)
-		if j := bytes.IndexByte(b[pos:], '\n'); j >= 0 {
-			lineEnd = pos + j
-		}
-		s.line(b[lineStart:lineEnd])
-		off = lineEnd + 1
-	}
-}
-
-// usageIsNull reports whether the bytes after `"usage"` are `:null` (spaces allowed):
-// Chat chunks carry "usage":null until the last one.
-func usageIsNull(rest []byte) bool {
-	rest = bytes.TrimLeft(rest, " \t")
-	if len(rest) == 0 || rest[0] != ':' {
-		return false
-	}
-	return bytes.HasPrefix(bytes.TrimLeft(rest[1:], " \t"), []byte("null"))
-}
-
-func (s *usageScanner) line(l []byte) {
-	l = bytes.TrimSpace(l)
-	if !bytes.HasPrefix(l, dataPrefix) {
-		return
-	}
-	kind, usage := sseUsage(s.format, bytes.TrimSpace(l[len(dataPrefix):]))
-	switch kind {
-	case sseFinalUsage:
-		s.final = usage
-	case sseAnthropicDelta:
-		s.final = mergeAnthropicUsage(s.final, usage) // several deltas merge field by field too
-	case sseAnthropicStart:
-		s.start = usage
-	}
-}
-
-// result returns the raw usage JSON of the reply, or nil.
-func (s *usageScanner) result() []byte {
-	if !s.sse {
-		if s.overflow || len(s.tee) == 0 {
-			return nil
-		}
-		return usageFromBody(s.tee)
-	}
-	if len(s.carry) > 0 && !s.skipping {
-		// The stream ended without a final newline: the last line is still complete JSON.
-		s.scanLines(s.carry)
-		s.carry = s.carry[:0]
-	}
-	if s.format == usageAnthropic {
-		return mergeAnthropicUsage(s.start, s.final)
-	}
-	return s.final
 }

@@ -1,0 +1,157 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// SSE framing and the event classes of the commit point (commit.go): where events end, what
+// they are called, and which of them end a stream or commit nothing.
+
+// eventBoundary returns the index just past the first blank line in b ("\n\n" or
+// "\n\r\n"), or -1.
+func eventBoundary(b []byte) int {
+	i := bytes.Index(b, lfLF)
+	j := bytes.Index(b, lfCRLF)
+	switch {
+	case i < 0 && j < 0:
+		return -1
+	case j < 0 || (i >= 0 && i < j):
+		return i + 2
+	}
+	return j + 3
+}
+
+// lastEventBoundary returns the index just past the last blank line in b, or -1.
+func lastEventBoundary(b []byte) int {
+	end := -1
+	if i := bytes.LastIndex(b, lfLF); i >= 0 {
+		end = i + 2
+	}
+	if j := bytes.LastIndex(b, lfCRLF); j >= 0 && j+3 > end {
+		end = j + 3
+	}
+	return end
+}
+
+var (
+	lfLF     = []byte("\n\n")
+	lfCRLF   = []byte("\n\r\n")
+	eventTag = []byte("event:")
+	doneData = []byte("[DONE]")
+	typeJSON = []byte(`{"type":"`)
+	errJSON  = []byte(`{"error"`)
+)
+
+// sseFields returns the event name and the first data value of one SSE event block
+// (either may be empty). Comment lines are skipped.
+func sseFields(block []byte) (name, data []byte) {
+	for len(block) > 0 {
+		line := block
+		rest := []byte(nil)
+		if i := bytes.IndexByte(block, '\n'); i >= 0 {
+			line, rest = block[:i], block[i+1:]
+		}
+		block = rest
+		line = bytes.TrimRight(line, "\r")
+		switch {
+		case bytes.HasPrefix(line, eventTag):
+			name = bytes.TrimSpace(line[len(eventTag):])
+		case data == nil && bytes.HasPrefix(line, dataPrefix):
+			data = bytes.TrimSpace(line[len(dataPrefix):])
+		}
+	}
+	return name, data
+}
+
+// eventType is the event name, else the "type" the data starts with (OpenAI and Anthropic
+// put it first), else "".
+func eventType(name, data []byte) string {
+	if len(name) > 0 {
+		return string(name)
+	}
+	if bytes.HasPrefix(data, typeJSON) {
+		rest := data[len(typeJSON):]
+		if i := bytes.IndexByte(rest, '"'); i >= 0 {
+			return string(rest[:i])
+		}
+	}
+	return ""
+}
+
+// isTerminalEvent reports whether an event ends a stream: completion, failure or an error.
+func isTerminalEvent(block []byte) bool {
+	name, data := sseFields(block)
+	switch eventType(name, data) {
+	case "response.completed", "response.failed", "response.incomplete", "error", "message_stop":
+		return true
+	}
+	return bytes.Equal(data, doneData) || bytes.HasPrefix(data, errJSON)
+}
+
+// commitsNothing reports whether an event may be held before the commit point.
+func commitsNothing(block []byte) bool {
+	name, data := sseFields(block)
+	if len(name) == 0 && len(data) == 0 {
+		return true // comments, empty blocks
+	}
+	switch eventType(name, data) {
+	case "response.created", "response.in_progress", "response.queued",
+		"response.output_item.added", "response.content_part.added",
+		"message_start", "ping", "content_block_start":
+		return true
+	case "":
+		return isEmptyChatChunk(data)
+	}
+	return false
+}
+
+type chatChunkProbe struct {
+	Choices []struct {
+		Delta        map[string]json.RawMessage `json:"delta"`
+		FinishReason *string                    `json:"finish_reason"`
+	} `json:"choices"`
+	Error json.RawMessage `json:"error"`
+	Usage json.RawMessage `json:"usage"`
+}
+
+// isEmptyChatChunk reports whether a Chat Completions chunk carries no output: a role-only
+// first chunk, or a chunk without choices and usage.
+func isEmptyChatChunk(data []byte) bool {
+	if len(data) == 0 || data[0] != '{' {
+		return false
+	}
+	var c chatChunkProbe
+	if err := json.Unmarshal(data, &c); err != nil {
+		return false
+	}
+	if !isNullRaw(c.Error) || !isNullRaw(c.Usage) {
+		return false
+	}
+	for i := 0; i < len(c.Choices); i++ {
+		ch := c.Choices[i]
+		if ch.FinishReason != nil {
+			return false
+		}
+		for k, v := range ch.Delta {
+			if k == "role" {
+				continue
+			}
+			s := string(v)
+			if s == "null" || s == `""` || s == "[]" {
+				continue
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// lastEvent returns the last event block of b, which ends with a blank line.
+func lastEvent(b []byte) []byte {
+	body := bytes.TrimRight(b, "\r\n")
+	if end := lastEventBoundary(body); end > 0 {
+		return body[end:]
+	}
+	return body
+}

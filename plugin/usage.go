@@ -1,0 +1,292 @@
+package plugin
+
+import "bytes"
+
+// Usage extraction from upstream replies as their bytes pass to the client (docs/billing.md,
+// "Drain and estimates"): nothing of a reply is kept beyond a few bytes of carry and the
+// usage object itself, whatever the reply's size.
+
+const (
+	// maxCarry bounds one SSE line kept across reads; a longer line is skipped.
+	maxCarry = 4 << 20
+	// maxUsageObject bounds the usage object captured from a JSON reply; a longer object
+	// after a "usage" key is not a usage object and is dropped.
+	maxUsageObject = 64 << 10
+)
+
+var (
+	usageKey   = []byte(`"usage"`)
+	dataPrefix = []byte("data:")
+	openBrace  = []byte("{")
+)
+
+// usageScanner pulls the usage object out of a reply as it streams by. JSON replies are
+// searched for their "usage" object (jsonUsage). SSE replies are scanned with bytes.Index
+// for `"usage"`, and only complete data lines that contain it are decoded; the unfinished
+// last line of a read is carried over to the next.
+type usageScanner struct {
+	format string
+	sse    bool
+
+	body jsonUsage // JSON replies
+
+	carry    []byte
+	skipping bool // inside an over-long line: ignore bytes until its end
+
+	final []byte // responses/chat usage, or anthropic message_delta usage
+	start []byte // anthropic message_start usage
+}
+
+func newUsageScanner(format string, sse bool) *usageScanner {
+	return &usageScanner{format: format, sse: sse}
+}
+
+func (s *usageScanner) feed(p []byte) {
+	if !s.sse {
+		s.body.feed(p)
+		return
+	}
+	if !s.skipping && len(s.carry) == 0 && len(p) > 0 && p[len(p)-1] == '\n' && bytes.Index(p, usageKey) < 0 {
+		return // whole lines without usage: the common read of a stream, one stdlib call
+	}
+	if s.skipping || len(s.carry) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			s.extendCarry(p)
+			return
+		}
+		if !s.skipping {
+			s.carry = append(s.carry, p[:i]...)
+			s.scanLines(s.carry)
+		}
+		s.carry = s.carry[:0]
+		s.skipping = false
+		p = p[i+1:]
+	}
+	last := bytes.LastIndexByte(p, '\n')
+	s.scanLines(p[:last+1])
+	s.extendCarry(p[last+1:])
+}
+
+func (s *usageScanner) extendCarry(p []byte) {
+	if s.skipping || len(p) == 0 {
+		return
+	}
+	if len(s.carry)+len(p) > maxCarry {
+		s.carry = s.carry[:0]
+		s.skipping = true
+		return
+	}
+	s.carry = append(s.carry, p...)
+}
+
+// scanLines decodes the lines of b (complete lines, or one line without its newline) that
+// contain a non-null "usage".
+func (s *usageScanner) scanLines(b []byte) {
+	off := 0
+	for off < len(b) {
+		i := bytes.Index(b[off:], usageKey)
+		if i < 0 {
+			return
+		}
+		pos := off + i
+		if usageIsNull(b[pos+len(usageKey):]) {
+			off = pos + len(usageKey)
+			continue
+		}
+		lineStart := bytes.LastIndexByte(b[:pos], '\n') + 1
+		lineEnd := len(b)
+		if j := bytes.IndexByte(b[pos:], '\n'); j >= 0 {
+			lineEnd = pos + j
+		}
+		s.line(b[lineStart:lineEnd])
+		off = lineEnd + 1
+	}
+}
+
+// usageIsNull reports whether the bytes after `"usage"` are `:null` (spaces allowed):
+// Chat chunks carry "usage":null until the last one.
+func usageIsNull(rest []byte) bool {
+	rest = bytes.TrimLeft(rest, " \t")
+	if len(rest) == 0 || rest[0] != ':' {
+		return false
+	}
+	return bytes.HasPrefix(bytes.TrimLeft(rest[1:], " \t"), []byte("null"))
+}
+
+func (s *usageScanner) line(l []byte) {
+	l = bytes.TrimSpace(l)
+	if !bytes.HasPrefix(l, dataPrefix) {
+		return
+	}
+	kind, usage := sseUsage(s.format, bytes.TrimSpace(l[len(dataPrefix):]))
+	switch kind {
+	case sseFinalUsage:
+		s.final = usage
+	case sseAnthropicDelta:
+		s.final = mergeAnthropicUsage(s.final, usage) // several deltas merge field by field too
+	case sseAnthropicStart:
+		s.start = usage
+	}
+}
+
+// result returns the raw usage JSON of the reply, or nil. For an Anthropic stream that
+// ended early it may be message_start's partial usage (complete says which).
+func (s *usageScanner) result() []byte {
+	if !s.sse {
+		return s.body.found
+	}
+	if len(s.carry) > 0 && !s.skipping {
+		// The stream ended without a final newline: the last line is still complete JSON.
+		s.scanLines(s.carry)
+		s.carry = s.carry[:0]
+	}
+	if s.format == usageAnthropic {
+		return mergeAnthropicUsage(s.start, s.final)
+	}
+	return s.final
+}
+
+// complete reports whether the reply carried its final usage: the JSON reply's usage
+// object, the terminal Responses event's, Chat's usage chunk, or an Anthropic
+// message_delta's. Call it after result.
+func (s *usageScanner) complete() bool {
+	if !s.sse {
+		return s.body.found != nil
+	}
+	return s.final != nil
+}
+
+// States of jsonUsage.
+const (
+	jsonSearching  = 0 // looking for `"usage"`
+	jsonAfterKey   = 1 // `"usage"` seen: expecting ':'
+	jsonAfterColon = 2 // expecting the value: '{' starts a capture, anything else resumes the search
+	jsonCapturing  = 3 // inside the object, up to its closing brace
+)
+
+// jsonUsage finds the "usage" object of a JSON reply as the bytes pass, so that a reply of
+// any size yields its usage with bounded memory. Per read the common case is one
+// bytes.Index; a key split between two reads is found from the few bytes carried over
+// (tail). The object is captured from its '{' to the '}' that balances it (counted with
+// bytes.Count, confirmed by jsonValid), at most maxUsageObject bytes. The last complete
+// object wins: all three APIs put the top-level usage after the output, which is where a
+// "usage" key of the model's own (a tool's input object) would be.
+type jsonUsage struct {
+	state   int
+	tail    []byte // the end of the last read when it is the start of `"usage"`
+	capture []byte
+	depth   int // braces opened minus closed in capture
+	found   []byte
+}
+
+func (j *jsonUsage) feed(p []byte) {
+	for len(p) > 0 {
+		switch j.state {
+		case jsonCapturing:
+			p = j.extend(p)
+		case jsonAfterKey, jsonAfterColon:
+			p = j.afterKey(p)
+		default:
+			p = j.search(p)
+		}
+	}
+}
+
+// search looks for the key in p and returns what follows it (nil when p has none).
+func (j *jsonUsage) search(p []byte) []byte {
+	if len(j.tail) > 0 {
+		rest := usageKey[len(j.tail):]
+		switch {
+		case len(p) >= len(rest) && bytes.HasPrefix(p, rest):
+			j.tail = j.tail[:0]
+			j.state = jsonAfterKey
+			return p[len(rest):]
+		case len(p) < len(rest) && bytes.HasPrefix(rest, p):
+			j.tail = append(j.tail, p...)
+			return nil
+		}
+		j.tail = j.tail[:0]
+	}
+	i := bytes.Index(p, usageKey)
+	if i < 0 {
+		j.keepTail(p)
+		return nil
+	}
+	j.state = jsonAfterKey
+	return p[i+len(usageKey):]
+}
+
+// keepTail keeps the end of p when it could be the start of the key: from the last quote
+// among its last len(usageKey)-1 bytes (the key's proper prefixes hold one quote, first).
+func (j *jsonUsage) keepTail(p []byte) {
+	from := len(p) - (len(usageKey) - 1)
+	if from < 0 {
+		from = 0
+	}
+	for i := len(p) - 1; i >= from; i-- {
+		if p[i] == '"' {
+			if bytes.HasPrefix(usageKey, p[i:]) {
+				j.tail = append(j.tail[:0], p[i:]...)
+			}
+			return
+		}
+	}
+}
+
+// afterKey reads the ':' and the start of the value after the key, skipping white space.
+func (j *jsonUsage) afterKey(p []byte) []byte {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+			continue
+		}
+		switch {
+		case j.state == jsonAfterKey && c == ':':
+			j.state = jsonAfterColon
+		case j.state == jsonAfterColon && c == '{':
+			j.state = jsonCapturing
+			j.capture = j.capture[:0]
+			j.depth = 0
+			return p[i:]
+		default:
+			// A "usage" string value, null, or not JSON: search on from here.
+			j.state = jsonSearching
+			return p[i:]
+		}
+	}
+	return nil
+}
+
+// extend captures the object up to its balancing '}' and returns the bytes after it (nil
+// when p ends inside the object).
+func (j *jsonUsage) extend(p []byte) []byte {
+	for len(p) > 0 {
+		k := bytes.IndexByte(p, '}')
+		piece := p
+		if k >= 0 {
+			piece = p[:k+1]
+		}
+		if len(j.capture)+len(piece) > maxUsageObject {
+			// Too long for a usage object: drop it and search on after this piece.
+			j.capture = j.capture[:0]
+			j.state = jsonSearching
+			return p[len(piece):]
+		}
+		j.capture = append(j.capture, piece...)
+		j.depth += bytes.Count(piece, openBrace)
+		if k < 0 {
+			return nil
+		}
+		j.depth--
+		p = p[k+1:]
+		// Braces inside strings can make the count wrong: jsonValid decides.
+		if j.depth <= 0 && jsonValid(j.capture) {
+			j.found = append([]byte(nil), j.capture...) // a copy: capture is reused
+			j.capture = j.capture[:0]
+			j.state = jsonSearching
+			return p
+		}
+	}
+	return nil
+}
