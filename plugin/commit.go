@@ -18,7 +18,7 @@ import (
 // After the commit, only complete events (up to the last blank line) are passed on, so that
 // an error frame never lands inside a half-sent event. A client that leaves before the
 // commit point cuts the attempt at once (nothing billed); after it the attempt drains
-// (docs/billing.md, "Drain and estimates").
+// (docs/billing.md, "Disconnects, drains and estimates").
 
 const (
 	// maxHold bounds the bytes held before the commit point; past it the stream commits.

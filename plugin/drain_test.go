@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Clients that leave (docs/billing.md, "Drain and estimates"): before the commit point the
+// Clients that leave (docs/billing.md, "Disconnects, drains and estimates"): before the commit point the
 // upstream is cut at once and nothing is billed; after it the attempt is drained within
 // drainTimeout and billed from the upstream's usage, or by estimate.
 

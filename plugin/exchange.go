@@ -53,7 +53,7 @@ type exchange struct {
 	firstByte     time.Time
 	usage         []byte
 
-	// Billing facts of the answering attempt (docs/billing.md, "Drain and estimates"):
+	// Billing facts of the answering attempt (docs/billing.md, "Disconnects, drains and estimates"):
 	// billable once it was committed to the client (a stream past its commit point, a 2xx
 	// reply), usageComplete once its final usage was seen (else controlsvc estimates), and
 	// outputBytes, the bytes of its upstream body relayed or drained.

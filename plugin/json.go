@@ -95,7 +95,7 @@ type report struct {
 	Usage         json.RawMessage `json:"usage"`
 	// UsageSource is "estimate" when the answering attempt was committed to the client and
 	// its final usage was not seen (a drain that ran out, a reply without usage): controlsvc
-	// then bills from the sizes below (docs/billing.md, "Drain and estimates").
+	// then bills from the sizes below (docs/billing.md, "Disconnects, drains and estimates").
 	UsageSource     string `json:"usage_source"`
 	InputBytes      int64  `json:"input_bytes"`       // the client's body, as at admission
 	MaxOutputTokens int64  `json:"max_output_tokens"` // the body's output maximum, as at admission

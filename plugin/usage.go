@@ -3,7 +3,7 @@ package plugin
 import "bytes"
 
 // Usage extraction from upstream replies as their bytes pass to the client (docs/billing.md,
-// "Drain and estimates"): nothing of a reply is kept beyond a few bytes of carry and the
+// "Disconnects, drains and estimates"): nothing of a reply is kept beyond a few bytes of carry and the
 // usage object itself, whatever the reply's size.
 
 const (

@@ -91,20 +91,37 @@ func (s *Service) priceFor(key store.KeyAuth, model, upstreamModel string) (usag
 // priced as the dearer of input and cache write. Without it the input counts input_bytes / 2
 // tokens at the input price and the sum is capped by the group's max_reserve.
 func estimateMicros(key store.KeyAuth, p usage.Price, inputBytes, maxOutputTokens int64) int64 {
-	output := maxOutputTokens
-	if output <= 0 {
-		output = key.DefaultMaxOutputTokens
-	}
-	inputBytes = max(inputBytes, 0)
+	t := usage.Tokens{Input: reservedInputTokens(key.CapOutputTokens, inputBytes),
+		Output: reservedOutputTokens(maxOutputTokens, key.DefaultMaxOutputTokens)}
 	if key.CapOutputTokens {
 		p.Input = max(p.Input, p.CacheWrite)
-		return usage.Cost(usage.Tokens{Input: inputBytes, Output: output}, p, key.RateMicros)
+		return usage.Cost(t, p, key.RateMicros)
 	}
-	cost := usage.Cost(usage.Tokens{Input: (inputBytes + 1) / 2, Output: output}, p, key.RateMicros)
+	cost := usage.Cost(t, p, key.RateMicros)
 	if key.MaxReserveMicros > 0 {
 		cost = min(cost, key.MaxReserveMicros)
 	}
 	return cost
+}
+
+// reservedInputTokens is the input a reservation counts for a body of inputBytes: one token
+// per byte in a group that caps output (an upper bound for text), else input_bytes / 2,
+// rounded up. A report billed by estimate counts the same (reports_estimate.go).
+func reservedInputTokens(capOutputTokens bool, inputBytes int64) int64 {
+	inputBytes = max(inputBytes, 0)
+	if capOutputTokens {
+		return inputBytes
+	}
+	return inputBytes/2 + inputBytes%2
+}
+
+// reservedOutputTokens is the output limit a reservation counts: the request's own
+// maximum, else the group's default.
+func reservedOutputTokens(maxOutputTokens, defaultMaxOutputTokens int64) int64 {
+	if maxOutputTokens > 0 {
+		return maxOutputTokens
+	}
+	return defaultMaxOutputTokens
 }
 
 // outputCap is the output limit the plugin must send upstream (the grant's

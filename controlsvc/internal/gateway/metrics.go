@@ -13,6 +13,8 @@ const (
 	metricRecordsDuplicate = "poolgate_report_records_duplicate_total"
 	metricReportsInvalid   = "poolgate_reports_invalid_total"
 	metricAdmissions       = "poolgate_admissions_total"
+	metricUsageEstimated   = "poolgate_usage_estimated_total"
+	metricReportsRefused   = "poolgate_reports_refused_total"
 )
 
 // gatewayMetrics are the counters of the internal API. They count since this controlsvc
@@ -23,9 +25,12 @@ type gatewayMetrics struct {
 	recordsWritten   *metrics.Counter // usage records newly stored
 	recordsDuplicate *metrics.Counter // valid reports already stored: retries, replays
 	reportsInvalid   *metrics.Counter // reports without request_id or user_id
-	admitGranted     *metrics.Counter
-	admitRefused     *metrics.Counter
-	admitError       *metrics.Counter
+	usageEstimated   *metrics.Counter // usage records stored billed by estimate
+	// reports refused because their reservation belongs to another user, key or group
+	reportsRefusedMismatch *metrics.Counter
+	admitGranted           *metrics.Counter
+	admitRefused           *metrics.Counter
+	admitError             *metrics.Counter
 }
 
 func newGatewayMetrics(reg *metrics.Registry) gatewayMetrics {
@@ -42,6 +47,11 @@ func newGatewayMetrics(reg *metrics.Registry) gatewayMetrics {
 			"Completion reports acknowledged without a write because their request_id was stored already (retried or repeated batches)."),
 		reportsInvalid: reg.Counter(metricReportsInvalid,
 			"Completion reports dropped by controlsvc because they lack request_id or user_id."),
+		usageEstimated: reg.Counter(metricUsageEstimated,
+			"Usage records stored billed by estimate: committed answers without complete usage from the upstream (usage_source estimate, or a 2xx report without usage)."),
+		reportsRefusedMismatch: reg.Counter(metricReportsRefused,
+			"Completion reports refused unstored and uncharged, by reason; reservation_mismatch: the report's user, key or group disagrees with its request's reservation.",
+			metrics.Label{Name: "reason", Value: "reservation_mismatch"}),
 		admitGranted: reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "granted"}),
 		admitRefused: reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "refused"}),
 		admitError:   reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "error"}),

@@ -6,10 +6,14 @@ import (
 	"net/http"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 // report is one completion report (docs/design.md, "/internal/v1/reports"). admission_ms
-// and upstream_ms are optional: a plugin that does not send them records 0.
+// and upstream_ms are optional: a plugin that does not send them records 0. usage_source,
+// input_bytes, max_output_tokens and output_bytes are optional too: a report without them is
+// billed from its usage (usage_source "upstream"), except a 2xx answer without usage, which
+// is billed by estimate (reports_estimate.go).
 type report struct {
 	GrantID       string          `json:"grant_id"`
 	RequestID     string          `json:"request_id"`
@@ -25,11 +29,17 @@ type report struct {
 	ErrorClass    string          `json:"error_class"`
 	UsageFormat   string          `json:"usage_format"`
 	Usage         json.RawMessage `json:"usage"`
-	AdmissionMs   int64           `json:"admission_ms"`
-	UpstreamMs    int64           `json:"upstream_ms"`
-	FirstTokenMs  int64           `json:"first_token_ms"`
-	DurationMs    int64           `json:"duration_ms"`
-	Attempts      []attempt       `json:"attempts"`
+	// UsageSource is "upstream" (absent) or "estimate": the attempt was committed to the
+	// client and no complete usage came from the upstream.
+	UsageSource     string    `json:"usage_source"`
+	InputBytes      int64     `json:"input_bytes"`       // the client body's size, as at admission
+	MaxOutputTokens int64     `json:"max_output_tokens"` // the body's output maximum, as at admission (0: none)
+	OutputBytes     int64     `json:"output_bytes"`      // the answering attempt's body relayed and drained
+	AdmissionMs     int64     `json:"admission_ms"`
+	UpstreamMs      int64     `json:"upstream_ms"`
+	FirstTokenMs    int64     `json:"first_token_ms"`
+	DurationMs      int64     `json:"duration_ms"`
+	Attempts        []attempt `json:"attempts"`
 }
 
 // attempt is one upstream attempt of a request. retry_after and ratelimit_reset are
@@ -68,12 +78,13 @@ type reportsReply struct {
 //     happens next (a release is idempotent, so a retried batch finds them gone);
 //  2. the usage records of the valid reports are priced (reports_ledger.go) and written
 //     with their attempts and settled in one transaction, idempotent on request_id within
-//     the batch and across batches;
+//     the batch and across batches; a report whose reservation belongs to another user,
+//     key or group is refused (not stored, not charged, the reservation kept);
 //  3. the accounts of reports newly stored whose last attempt failed are marked.
 //
 // It answers 200 only when the write succeeded, so the plugin retries the batch otherwise.
 // A report without request_id or user_id is dropped (retrying cannot fix it) and not
-// counted; duplicates are acknowledged and counted.
+// counted, and so is a refused one; duplicates are acknowledged and counted.
 func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 	var req reportsRequest
 	if err := decodeBody(w, r, maxReportBody, &req); err != nil {
@@ -104,19 +115,28 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
 		return
 	}
-	inserted, err := s.store.WriteUsageBatch(ctx, writes)
+	inserted, refused, err := s.store.WriteUsageBatch(ctx, writes)
 	if err != nil {
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
 		return
 	}
+	isRefused := s.refuse(ctx, valid, refused)
 
 	marked := make(map[string]bool, len(inserted))
-	for _, rep := range valid {
+	estimated, duplicates := 0, 0
+	for i, rep := range valid {
+		if isRefused[rep.RequestID] {
+			continue
+		}
 		if !inserted[rep.RequestID] || marked[rep.RequestID] {
 			s.log.Debug("duplicate report ignored", "request_id", rep.RequestID)
+			duplicates++
 			continue
 		}
 		marked[rep.RequestID] = true // a duplicate later in the batch was not stored
+		if writes[i].UsageSource == store.UsageEstimate {
+			estimated++
+		}
 		if n := len(rep.Attempts); n > 0 {
 			last := rep.Attempts[n-1]
 			s.markAccount(ctx, failure{AccountID: last.AccountID, Status: last.Status, ErrorClass: last.ErrorClass,
@@ -125,13 +145,14 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.metrics.recordsWritten.Add(int64(len(marked)))
-	s.metrics.recordsDuplicate.Add(int64(len(valid) - len(marked)))
+	s.metrics.recordsDuplicate.Add(int64(duplicates))
+	s.metrics.usageEstimated.Add(int64(estimated))
 	if dropped > 0 {
 		// Counted once the batch is stored: an unacknowledged batch's count comes again.
 		s.metrics.reportsDropped.Add(dropped)
 		s.log.Warn("gateway dropped completion reports", "dropped", dropped)
 	}
-	writeJSON(w, http.StatusOK, reportsReply{Accepted: len(valid)})
+	writeJSON(w, http.StatusOK, reportsReply{Accepted: len(marked) + duplicates})
 }
 
 // droppedCount reads a batch's optional dropped count. It is a diagnostic, so a value that

@@ -11,8 +11,11 @@ import (
 // usageWrites prices the valid reports of a batch into their usage records and attempts
 // (docs/billing.md, "Ledger"). A request is priced by the model sent upstream at its
 // user's rate in its group; every attempt that produced usage is priced the same way. The
-// user is billed for the attempt that answered, the last, whose usage is the report's. The
-// rates of the whole batch cost one query.
+// user is billed for the attempt that answered, the last, whose usage is the report's,
+// completed by estimate when the report says so (reports_estimate.go). The terms of the
+// whole batch (rates, output limits) cost one query. The user and group priced are the
+// report's: the batch writer refuses a report whose reservation names others, so every
+// record stored was priced at its reservation's rate.
 func (s *Service) usageWrites(ctx context.Context, reps []*report) ([]store.UsageWrite, error) {
 	if len(reps) == 0 {
 		return nil, nil
@@ -26,28 +29,33 @@ func (s *Service) usageWrites(ctx context.Context, reps []*report) ([]store.Usag
 			pairs = append(pairs, p)
 		}
 	}
-	rates, err := s.store.RatesMicros(ctx, pairs)
+	terms, err := s.store.GroupTerms(ctx, pairs)
 	if err != nil {
 		return nil, err
 	}
 	table := s.prices.Table()
 	out := make([]store.UsageWrite, 0, len(reps))
 	for _, rep := range reps {
-		rate, ok := rates[store.UserGroup{UserID: rep.UserID, GroupID: rep.GroupID}]
+		t, ok := terms[store.UserGroup{UserID: rep.UserID, GroupID: rep.GroupID}]
 		if !ok {
 			s.log.Warn("report for unknown group, pricing at rate 1", "request_id", rep.RequestID, "group_id", rep.GroupID)
-			rate = usage.RateUnit
+			t = store.GroupTerms{RateMicros: usage.RateUnit, DefaultMaxOutputTokens: store.DefaultMaxOutputTokens}
 		}
-		out = append(out, s.usageWrite(rep, table, rate))
+		out = append(out, s.usageWrite(rep, table, t))
 	}
 	return out, nil
 }
 
 // usageWrite turns one valid report into its usage record with its attempts.
-func (s *Service) usageWrite(rep *report, table *usage.PriceTable, rate int64) store.UsageWrite {
+func (s *Service) usageWrite(rep *report, table *usage.PriceTable, terms store.GroupTerms) store.UsageWrite {
 	model := usage.PricedModel(rep.UpstreamModel, rep.Model)
 	price, _, priced := table.Lookup(model)
+	rate := terms.RateMicros
 	tokens := s.normalize(rep, 0, rep.Usage)
+	source := s.billedSource(rep, tokens)
+	if source == store.UsageEstimate {
+		tokens = estimateTokens(tokens, rep, terms)
+	}
 	if !priced && tokens.Billed() {
 		s.log.Warn("no price for model, usage recorded at cost 0", "request_id", rep.RequestID,
 			"model", rep.Model, "upstream_model", rep.UpstreamModel)
@@ -71,6 +79,7 @@ func (s *Service) usageWrite(rep *report, table *usage.PriceTable, rate int64) s
 		CacheReadTokens:      tokens.CacheRead,
 		CacheCreationTokens:  tokens.CacheCreation,
 		ReasoningTokens:      tokens.Reasoning,
+		UsageSource:          source,
 		Priced:               priced,
 		CostMicros:           cost.Total,
 		InputCostMicros:      cost.Input,
@@ -86,8 +95,9 @@ func (s *Service) usageWrite(rep *report, table *usage.PriceTable, rate int64) s
 	}
 	last := len(rep.Attempts) - 1
 	for i, a := range rep.Attempts {
-		at, ac := tokens, cost // the answering attempt's usage is the report's
+		at, ac, as := tokens, cost, source // the answering attempt's usage is the report's
 		if i != last {
+			as = store.UsageUpstream
 			at = s.normalize(rep, i+1, a.Usage)
 			p, ok := price, priced
 			if a.UpstreamModel != "" && at.Billed() { // another account may map the model differently
@@ -107,6 +117,7 @@ func (s *Service) usageWrite(rep *report, table *usage.PriceTable, rate int64) s
 			CostMicros:          ac.Total,
 			LatencyMs:           nonNegative(a.DurationMs),
 			FirstTokenMs:        nonNegative(a.FirstTokenMs),
+			UsageSource:         as,
 		}
 	}
 	return u

@@ -202,13 +202,16 @@ func TestReportUsageAndCost(t *testing.T) {
 			want: usageRow{input: 1000, output: 1000, rate: 1_000_000},
 		},
 		{
-			name: "no usage", platform: "openai", rate: "1", model: "gpt-4o", format: "responses", usage: `null`,
-			want: usageRow{rate: 1_000_000, priced: true},
+			// A 2xx answer is never free: without usage it is billed by estimate
+			// (reports_estimate_test.go), here the minimum of one output token.
+			name: "no usage on a 2xx answer", platform: "openai", rate: "1", model: "gpt-4o", format: "responses",
+			usage: `null`,
+			want:  usageRow{output: 1, cost: 10, bucketCosts: [4]int64{0, 10, 0, 0}, rate: 1_000_000, priced: true},
 		},
 		{
-			name: "unreadable usage is recorded without tokens", platform: "openai", rate: "1", model: "gpt-4o",
-			format: "gemini", usage: `{"promptTokenCount":5}`,
-			want: usageRow{rate: 1_000_000, priced: true},
+			name: "unreadable usage on a 2xx answer is billed by estimate", platform: "openai", rate: "1",
+			model: "gpt-4o", format: "gemini", usage: `{"promptTokenCount":5}`,
+			want: usageRow{output: 1, cost: 10, bucketCosts: [4]int64{0, 10, 0, 0}, rate: 1_000_000, priced: true},
 		},
 		{
 			name: "rate zero", platform: "openai", rate: "0", model: "gpt-4o", format: "responses",

@@ -36,6 +36,7 @@ type usageView struct {
 	CacheReadTokens     int64       `json:"cache_read_tokens"`
 	CacheCreationTokens int64       `json:"cache_creation_tokens"`
 	ReasoningTokens     int64       `json:"reasoning_tokens"` // part of output_tokens
+	UsageSource         string      `json:"usage_source"`     // upstream | estimate
 	Priced              bool        `json:"priced"`
 	CostUSD             json.Number `json:"cost_usd"`
 	InputCostUSD        json.Number `json:"input_cost_usd"`
@@ -60,7 +61,7 @@ func newUsageView(u store.UsageRecord) usageView {
 		Stream: u.Stream, UserID: u.UserID, APIKeyID: u.APIKeyID, GroupID: u.GroupID, AccountID: u.AccountID,
 		Status: u.Status, ErrorClass: u.ErrorClass, InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
 		CacheReadTokens: u.CacheReadTokens, CacheCreationTokens: u.CacheCreationTokens,
-		ReasoningTokens: u.ReasoningTokens, Priced: u.Priced, CostUSD: formatMicros(u.CostMicros),
+		ReasoningTokens: u.ReasoningTokens, UsageSource: u.UsageSource, Priced: u.Priced, CostUSD: formatMicros(u.CostMicros),
 		InputCostUSD: formatMicros(u.InputCostMicros), OutputCostUSD: formatMicros(u.OutputCostMicros),
 		CacheReadCostUSD: formatMicros(u.CacheReadCostMicros), CacheWriteCostUSD: formatMicros(u.CacheWriteCostMicros),
 		RateMultiplier: formatMicros(u.RateMicros), BillingMode: u.BillingMode, SubscriptionID: u.SubscriptionID,
@@ -85,8 +86,9 @@ type attemptView struct {
 	CacheReadTokens     int64       `json:"cache_read_tokens"`
 	CacheCreationTokens int64       `json:"cache_creation_tokens"`
 	ReasoningTokens     int64       `json:"reasoning_tokens"`
-	CostUSD             json.Number `json:"cost_usd"` // at list price × rate, what the account consumed
-	Billed              bool        `json:"billed"`   // the answering attempt, the one the user paid for
+	UsageSource         string      `json:"usage_source"` // upstream | estimate
+	CostUSD             json.Number `json:"cost_usd"`     // at list price × rate, what the account consumed
+	Billed              bool        `json:"billed"`       // the answering attempt, the one the user paid for
 	LatencyMs           int64       `json:"latency_ms"`
 	FirstTokenMs        int64       `json:"first_token_ms"`
 	CreatedAt           time.Time   `json:"created_at"`
@@ -226,7 +228,7 @@ func (a *API) getUsage(w http.ResponseWriter, r *http.Request) {
 			Attempt: at.Attempt, AccountID: at.AccountID, Status: at.Status, ErrorClass: at.ErrorClass,
 			InputTokens: at.InputTokens, OutputTokens: at.OutputTokens, CacheReadTokens: at.CacheReadTokens,
 			CacheCreationTokens: at.CacheCreationTokens, ReasoningTokens: at.ReasoningTokens,
-			CostUSD: formatMicros(at.CostMicros), Billed: at.Attempt == rec.Attempts,
+			UsageSource: at.UsageSource, CostUSD: formatMicros(at.CostMicros), Billed: at.Attempt == rec.Attempts,
 			LatencyMs: at.LatencyMs, FirstTokenMs: at.FirstTokenMs, CreatedAt: at.CreatedAt,
 		})
 	}

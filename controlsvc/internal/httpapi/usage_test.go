@@ -91,7 +91,7 @@ func TestUsageListing(t *testing.T) {
 	want := usageView{
 		ID: page.Items[0].ID, RequestID: "req-1", Path: "/v1/responses", Model: "gpt-4o", UpstreamModel: "gpt-4o-2024-08-06",
 		Stream: true, UserID: 1, APIKeyID: 11, GroupID: 7, AccountID: 101, Status: 200, InputTokens: 100, OutputTokens: 50,
-		CacheReadTokens: 30, CacheCreationTokens: 5, ReasoningTokens: 20, Priced: true, CostUSD: "1.5",
+		CacheReadTokens: 30, CacheCreationTokens: 5, ReasoningTokens: 20, UsageSource: "upstream", Priced: true, CostUSD: "1.5",
 		InputCostUSD: "0.375", OutputCostUSD: "1.125", CacheReadCostUSD: "0", CacheWriteCostUSD: "0",
 		RateMultiplier: "1", BillingMode: "balance", ReservedUSD: "0",
 		AdmissionMs: 4, UpstreamMs: 1100, FirstTokenMs: 150, DurationMs: 1200, Attempts: 2,
@@ -191,7 +191,8 @@ func TestUsageValidation(t *testing.T) {
 	}
 }
 
-// The record of a failover: both attempts listed, only the answering one billed.
+// The record of a failover: both attempts listed, only the answering one billed, and by
+// estimate (usage_source) in the record, the answering attempt and the listing.
 func TestUsageDetailListsAttempts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -201,10 +202,11 @@ func TestUsageDetailListsAttempts(t *testing.T) {
 		RequestID: "req_fo", UserID: user, APIKeyID: 1, GroupID: group, AccountID: a2, Path: "/v1/responses",
 		Model: "gpt-4o", Status: 200, InputTokens: 10, OutputTokens: 4, ReasoningTokens: 2, Priced: true,
 		CostMicros: 65, InputCostMicros: 25, OutputCostMicros: 40, RateMicros: 1_000_000, DurationMs: 300,
+		UsageSource: store.UsageEstimate,
 		Attempts: []store.AttemptWrite{
 			{AccountID: a1, Status: 429, ErrorClass: "upstream_status", LatencyMs: 3},
 			{AccountID: a2, Status: 200, InputTokens: 10, OutputTokens: 4, ReasoningTokens: 2, CostMicros: 65,
-				LatencyMs: 250, FirstTokenMs: 90},
+				LatencyMs: 250, FirstTokenMs: 90, UsageSource: store.UsageEstimate},
 		},
 	})
 	if err != nil {
@@ -212,13 +214,15 @@ func TestUsageDetailListsAttempts(t *testing.T) {
 	}
 	var got usageDetailView
 	e.mustCall(http.MethodGet, "/api/v1/admin/usage/req_fo", nil, http.StatusOK, &got)
-	if got.RequestID != "req_fo" || got.AccountID != a2 || got.CostUSD != "0.000065" || got.ReasoningTokens != 2 {
+	if got.RequestID != "req_fo" || got.AccountID != a2 || got.CostUSD != "0.000065" || got.ReasoningTokens != 2 ||
+		got.UsageSource != "estimate" {
 		t.Errorf("record = %+v", got.usageView)
 	}
 	want := []attemptView{
-		{Attempt: 1, AccountID: a1, Status: 429, ErrorClass: "upstream_status", CostUSD: "0", LatencyMs: 3},
+		{Attempt: 1, AccountID: a1, Status: 429, ErrorClass: "upstream_status", UsageSource: "upstream", CostUSD: "0",
+			LatencyMs: 3},
 		{Attempt: 2, AccountID: a2, Status: 200, InputTokens: 10, OutputTokens: 4, ReasoningTokens: 2,
-			CostUSD: "0.000065", Billed: true, LatencyMs: 250, FirstTokenMs: 90},
+			UsageSource: "estimate", CostUSD: "0.000065", Billed: true, LatencyMs: 250, FirstTokenMs: 90},
 	}
 	for i := range got.Attempts {
 		if i < len(want) {
@@ -233,6 +237,11 @@ func TestUsageDetailListsAttempts(t *testing.T) {
 	var generic map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &generic); err != nil || len(generic["attempts"]) == 0 || generic["attempts"][0] != '[' {
 		t.Errorf("attempts is %s, want a list", generic["attempts"])
+	}
+	var page usagePageView
+	e.mustCall(http.MethodGet, fmt.Sprintf("/api/v1/admin/usage?user_id=%d", user), nil, http.StatusOK, &page)
+	if len(page.Items) != 1 || page.Items[0].UsageSource != "estimate" {
+		t.Errorf("listing = %+v, want the record with usage_source estimate", page.Items)
 	}
 }
 

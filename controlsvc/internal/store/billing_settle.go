@@ -31,9 +31,11 @@ const (
 
 	// The subscription to charge, locked: the reservation's, else (no reservation, the
 	// group bills by subscription) the user's subscription in force at $4. Read before the
-	// reservation is deleted, in the same round trip.
+	// reservation is deleted, in the same round trip. Only a reservation of this user ($2),
+	// group ($3) and key ($5) counts: another holder's is never charged nor released here.
 	sqlSettleLockSubscription = `
-WITH r AS (SELECT billing_mode, subscription_id FROM reservations WHERE request_id = $1),
+WITH r AS (SELECT billing_mode, subscription_id FROM reservations
+           WHERE request_id = $1 AND user_id = $2 AND group_id = $3 AND api_key_id = $5),
      m AS (SELECT COALESCE((SELECT billing_mode FROM r), (SELECT billing_mode FROM groups WHERE id = $3)) AS mode)
 SELECT s.id, s.starts_at, s.daily_window_start, s.daily_used_micros, s.weekly_window_start,
        s.weekly_used_micros, s.monthly_window_start, s.monthly_used_micros, s.reserved_micros
@@ -46,7 +48,7 @@ WHERE (SELECT mode FROM m) = 'subscription'
 FOR UPDATE OF s`
 
 	sqlDeleteReservation = `
-DELETE FROM reservations WHERE request_id = $1
+DELETE FROM reservations WHERE request_id = $1 AND user_id = $2 AND api_key_id = $3 AND group_id = $4
 RETURNING billing_mode, subscription_id, key_quota, amount_micros`
 
 	sqlGroupBillingMode = `SELECT billing_mode FROM groups WHERE id = $1`
@@ -75,9 +77,16 @@ WHERE id = $1`
 // writer's, for a record it inserted): it deletes the request's reservation and releases
 // its amount from the reserved sums, and charges CostMicros to the user's balance or to the
 // current windows of the subscription (the reservation's, else the one in force), and to
-// the key's quota_used if the key has a quota. With no
-// reservation (it expired and was swept, or never existed) the cost is charged by the
-// group's billing mode as it is now; a missing user, group or key is skipped, not an error.
+// the key's quota_used if the key has a quota. The billing mode and subscription are the
+// reservation's; the reservation is read and deleted under the user's lock, in the same
+// transaction as the charge, so it is gone exactly when the charge that replaces it is
+// made. With no reservation (it expired and was swept, or never existed) the cost is
+// charged by the group's billing mode as it is now; a missing user, group or key is
+// skipped, not an error.
+//
+// Only a reservation of in's user, key and group is settled: the caller refuses a record
+// whose request holds another holder's (WriteUsageBatch does, in the same transaction), and
+// should one slip through it is neither charged nor released here.
 //
 // It locks the user row first. A transaction that settles several requests must settle
 // them in ascending user id, so concurrent batches lock users in one order.
@@ -164,8 +173,8 @@ func readSettleRows(ctx context.Context, tx pgx.Tx, in Settlement, now time.Time
 // queueSettleReads queues the reads of readSettleRows, in their locking order.
 func queueSettleReads(b *pgx.Batch, in Settlement, now time.Time) {
 	b.Queue(sqlSettleLockUser, in.UserID)
-	b.Queue(sqlSettleLockSubscription, in.RequestID, in.UserID, in.GroupID, now)
-	b.Queue(sqlDeleteReservation, in.RequestID)
+	b.Queue(sqlSettleLockSubscription, in.RequestID, in.UserID, in.GroupID, now, in.APIKeyID)
+	b.Queue(sqlDeleteReservation, in.RequestID, in.UserID, in.APIKeyID, in.GroupID)
 	b.Queue(sqlGroupBillingMode, in.GroupID)
 	b.Queue(sqlKeyHasQuota, in.APIKeyID)
 }

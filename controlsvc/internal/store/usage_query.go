@@ -47,7 +47,8 @@ type UsageRecord struct {
 	OutputTokens         int64
 	CacheReadTokens      int64
 	CacheCreationTokens  int64
-	ReasoningTokens      int64 // part of OutputTokens
+	ReasoningTokens      int64  // part of OutputTokens
+	UsageSource          string // UsageUpstream | UsageEstimate
 	Priced               bool
 	CostMicros           int64
 	InputCostMicros      int64
@@ -77,6 +78,7 @@ type UsageAttempt struct {
 	CacheReadTokens     int64
 	CacheCreationTokens int64
 	ReasoningTokens     int64
+	UsageSource         string // UsageUpstream | UsageEstimate (the answering attempt billed by estimate)
 	CostMicros          int64
 	LatencyMs           int64
 	FirstTokenMs        int64
@@ -94,7 +96,7 @@ const usageColumnList = `id, request_id, user_id, api_key_id, group_id, COALESCE
     upstream_model, stream, status, error_class, input_tokens, output_tokens, cache_read_tokens,
     cache_creation_tokens, reasoning_tokens, priced, cost_micros, input_cost_micros, output_cost_micros,
     cache_read_cost_micros, cache_write_cost_micros, rate_micros, billing_mode, subscription_id,
-    reserved_micros, admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, created_at`
+    reserved_micros, admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, created_at, usage_source`
 
 func scanUsageRecord(r pgx.Row) (UsageRecord, error) {
 	var u UsageRecord
@@ -103,7 +105,7 @@ func scanUsageRecord(r pgx.Row) (UsageRecord, error) {
 		&u.CacheReadTokens, &u.CacheCreationTokens, &u.ReasoningTokens, &u.Priced, &u.CostMicros,
 		&u.InputCostMicros, &u.OutputCostMicros, &u.CacheReadCostMicros, &u.CacheWriteCostMicros,
 		&u.RateMicros, &u.BillingMode, &u.SubscriptionID, &u.ReservedMicros, &u.AdmissionMs, &u.UpstreamMs,
-		&u.FirstTokenMs, &u.DurationMs, &u.Attempts, &u.CreatedAt)
+		&u.FirstTokenMs, &u.DurationMs, &u.Attempts, &u.CreatedAt, &u.UsageSource)
 	return u, err
 }
 
@@ -198,7 +200,7 @@ func (s *Store) GetUsage(ctx context.Context, requestID string) (UsageRecord, er
 const sqlUsageAttempts = `
 SELECT attempt, COALESCE(account_id, 0), status, error_class, input_tokens, output_tokens,
        cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_micros, latency_ms,
-       first_token_ms, created_at
+       first_token_ms, created_at, usage_source
 FROM usage_attempts WHERE request_id = $1 ORDER BY attempt`
 
 // UsageAttempts lists the upstream attempts of a request in order.
@@ -211,7 +213,7 @@ func (s *Store) UsageAttempts(ctx context.Context, requestID string) ([]UsageAtt
 		var a UsageAttempt
 		err := r.Scan(&a.Attempt, &a.AccountID, &a.Status, &a.ErrorClass, &a.InputTokens, &a.OutputTokens,
 			&a.CacheReadTokens, &a.CacheCreationTokens, &a.ReasoningTokens, &a.CostMicros, &a.LatencyMs,
-			&a.FirstTokenMs, &a.CreatedAt)
+			&a.FirstTokenMs, &a.CreatedAt, &a.UsageSource)
 		return a, err
 	})
 	if err != nil {

@@ -35,6 +35,9 @@ type UsageWrite struct {
 	CacheReadTokens     int64
 	CacheCreationTokens int64
 	ReasoningTokens     int64 // part of OutputTokens, informational
+	// UsageSource says where the tokens come from: UsageUpstream (the upstream's usage) or
+	// UsageEstimate (billed by estimate); "" = UsageUpstream.
+	UsageSource string
 
 	Priced               bool  // false: no price for the model, every cost is 0
 	CostMicros           int64 // billed to the user; the sum of the four bucket costs
@@ -65,98 +68,41 @@ type AttemptWrite struct {
 	CostMicros          int64 // list price × rate; added to the account's usage_cost_micros
 	LatencyMs           int64
 	FirstTokenMs        int64
+	UsageSource         string // as UsageWrite's; "" = UsageUpstream
 }
 
+// Usage sources of a record (usage_records.usage_source, usage_attempts.usage_source).
 const (
-	// sqlWriteUsageBatch inserts a batch of records, and the attempts of the records it
-	// inserted, from parallel arrays (the shape unnest takes), in request_id order so that
-	// concurrent batches sharing records lock them in the same order. A record whose
-	// request_id is stored already is skipped with its attempts; an attempt already stored is
-	// skipped too. It answers one row: the request ids inserted, and the cost of the
-	// inserted attempts per account (ascending account id) to add to the accounts.
-	sqlWriteUsageBatch = `
-WITH ins AS (
-    INSERT INTO usage_records (request_id, grant_id, user_id, api_key_id, group_id, account_id,
-        path, model, upstream_model, stream, status, error_class,
-        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
-        priced, cost_micros, input_cost_micros, output_cost_micros, cache_read_cost_micros,
-        cache_write_cost_micros, rate_micros,
-        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts)
-    SELECT t.request_id, t.grant_id, t.user_id, t.api_key_id, t.group_id, NULLIF(t.account_id, 0),
-        t.path, t.model, t.upstream_model, t.stream, t.status, t.error_class,
-        t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_creation_tokens, t.reasoning_tokens,
-        t.priced, t.cost_micros, t.input_cost_micros, t.output_cost_micros, t.cache_read_cost_micros,
-        t.cache_write_cost_micros, t.rate_micros,
-        t.admission_ms, t.upstream_ms, t.first_token_ms, t.duration_ms, t.attempts
-    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-        $7::text[], $8::text[], $9::text[], $10::boolean[], $11::integer[], $12::text[],
-        $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],
-        $18::boolean[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[],
-        $23::bigint[], $24::bigint[],
-        $25::bigint[], $26::bigint[], $27::bigint[], $28::bigint[], $29::integer[])
-        AS t(request_id, grant_id, user_id, api_key_id, group_id, account_id,
-        path, model, upstream_model, stream, status, error_class,
-        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
-        priced, cost_micros, input_cost_micros, output_cost_micros, cache_read_cost_micros,
-        cache_write_cost_micros, rate_micros,
-        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts)
-    ORDER BY t.request_id
-    ON CONFLICT (request_id) DO NOTHING
-    RETURNING request_id
-), att AS (
-    INSERT INTO usage_attempts (request_id, attempt, account_id, status, error_class,
-        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
-        cost_micros, latency_ms, first_token_ms)
-    SELECT a.request_id, a.attempt, NULLIF(a.account_id, 0), a.status, a.error_class,
-        a.input_tokens, a.output_tokens, a.cache_read_tokens, a.cache_creation_tokens, a.reasoning_tokens,
-        a.cost_micros, a.latency_ms, a.first_token_ms
-    FROM unnest($30::text[], $31::integer[], $32::bigint[], $33::integer[], $34::text[],
-        $35::bigint[], $36::bigint[], $37::bigint[], $38::bigint[], $39::bigint[],
-        $40::bigint[], $41::bigint[], $42::bigint[])
-        AS a(request_id, attempt, account_id, status, error_class,
-        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
-        cost_micros, latency_ms, first_token_ms)
-    WHERE a.request_id IN (SELECT request_id FROM ins)
-    ORDER BY a.request_id, a.attempt
-    ON CONFLICT (request_id, attempt) DO NOTHING
-    RETURNING account_id, cost_micros
-), acc AS (
-    SELECT account_id, sum(cost_micros)::bigint AS cost_micros
-    FROM att
-    WHERE account_id IS NOT NULL AND cost_micros <> 0
-    GROUP BY account_id
+	UsageUpstream = "upstream" // the upstream's own usage
+	UsageEstimate = "estimate" // committed to the client without complete usage: billed by estimate
 )
-SELECT ARRAY(SELECT request_id FROM ins),
-       ARRAY(SELECT account_id FROM acc ORDER BY account_id),
-       ARRAY(SELECT cost_micros FROM acc ORDER BY account_id)`
 
-	// sqlRecordSettlements stores how the inserted records were charged, when that is not
-	// the columns' defaults (balance mode, no subscription, nothing reserved).
-	sqlRecordSettlements = `
-UPDATE usage_records r
-SET billing_mode = t.billing_mode, subscription_id = NULLIF(t.subscription_id, 0),
-    reserved_micros = t.reserved_micros
-FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
-    AS t(request_id, billing_mode, subscription_id, reserved_micros)
-WHERE r.request_id = t.request_id`
+// sourceOr is a usage source as stored: "" is the upstream's.
+func sourceOr(src string) string {
+	if src == "" {
+		return UsageUpstream
+	}
+	return src
+}
 
-	sqlAddAccountCost = `UPDATE accounts SET usage_cost_micros = usage_cost_micros + $2 WHERE id = $1`
-
-	// sqlRates is the rate of each user × group pair: the user's own rate in the group, else
-	// the group's. Pairs whose group does not exist are left out.
-	sqlRates = `
-SELECT t.user_id, t.group_id, (COALESCE(r.rate_multiplier, g.rate_multiplier) * 1000000)::bigint
-FROM unnest($1::bigint[], $2::bigint[]) AS t(user_id, group_id)
-JOIN groups g ON g.id = t.group_id
-LEFT JOIN user_group_rates r ON r.user_id = t.user_id AND r.group_id = t.group_id`
-)
+// RefusedWrite is a record WriteUsageBatch refused because its request's reservation
+// belongs to another user, key or group: it was neither stored nor charged, and the
+// reservation stays (the sweeper releases it).
+type RefusedWrite struct {
+	RequestID string
+	// The reservation's holder.
+	UserID   int64
+	APIKeyID int64
+	GroupID  int64
+}
 
 // ErrGroupNotFound means no group has that id.
 var ErrGroupNotFound = errors.New("group not found")
 
-// WriteUsage writes one record as WriteUsageBatch does; inserted is false for a replay.
+// WriteUsage writes one record as WriteUsageBatch does; inserted is false for a replay
+// and for a record refused because its reservation belongs to another user, key or group.
 func (s *Store) WriteUsage(ctx context.Context, u UsageWrite) (inserted bool, err error) {
-	ins, err := s.WriteUsageBatch(ctx, []UsageWrite{u})
+	ins, _, err := s.WriteUsageBatch(ctx, []UsageWrite{u})
 	if err != nil {
 		return false, err
 	}
@@ -165,20 +111,24 @@ func (s *Store) WriteUsage(ctx context.Context, u UsageWrite) (inserted bool, er
 
 // WriteUsageBatch writes a batch of usage records in one transaction:
 //
-//  1. one statement inserts the records (ON CONFLICT (request_id) DO NOTHING) and the
-//     attempts of the records it inserted (ON CONFLICT (request_id, attempt) DO NOTHING);
+//  1. one statement refuses the records whose request holds a reservation of another user,
+//     key or group (refused: not stored, not charged, the reservation kept), inserts the
+//     others (ON CONFLICT (request_id) DO NOTHING) and the attempts of the records it
+//     inserted (ON CONFLICT (request_id, attempt) DO NOTHING);
 //  2. every inserted record is settled (SettleInTx), in (user id, request id) order so that
-//     concurrent batches lock users in the same order;
+//     concurrent batches lock users in the same order: its reservation, matching the
+//     record's user, key and group, is deleted under the user's lock together with the
+//     charge, and names the billing mode and subscription charged;
 //  3. one pipelined round trip stores how each was charged and adds the inserted attempts'
 //     costs to their accounts (ascending account id, for the same reason).
 //
 // It is idempotent on RequestID within the batch (the first record of a request_id wins)
 // and across batches: a replayed record inserts nothing and charges nothing. inserted holds
 // the request ids stored by this call. Either everything is written or nothing is.
-func (s *Store) WriteUsageBatch(ctx context.Context, batch []UsageWrite) (inserted map[string]bool, err error) {
+func (s *Store) WriteUsageBatch(ctx context.Context, batch []UsageWrite) (inserted map[string]bool, refused []RefusedWrite, err error) {
 	inserted = make(map[string]bool, len(batch))
 	if len(batch) == 0 {
-		return inserted, nil
+		return inserted, nil, nil
 	}
 	byID := make(map[string]*UsageWrite, len(batch))
 	cols := newUsageColumns(len(batch))
@@ -191,10 +141,15 @@ func (s *Store) WriteUsageBatch(ctx context.Context, batch []UsageWrite) (insert
 		cols.add(u)
 	}
 	err = s.WithTx(ctx, func(tx pgx.Tx) error {
-		var ids []string
-		var accounts, costs []int64
-		if err := tx.QueryRow(ctx, sqlWriteUsageBatch, cols.args()...).Scan(&ids, &accounts, &costs); err != nil {
+		var ids, misIDs []string
+		var accounts, costs, misUsers, misKeys, misGroups []int64
+		if err := tx.QueryRow(ctx, sqlWriteUsageBatch, cols.args()...).Scan(&ids, &accounts, &costs,
+			&misIDs, &misUsers, &misKeys, &misGroups); err != nil {
 			return fmt.Errorf("inserting usage records: %w", err)
+		}
+		refused = refused[:0] // a retried transaction starts over
+		for i, id := range misIDs {
+			refused = append(refused, RefusedWrite{RequestID: id, UserID: misUsers[i], APIKeyID: misKeys[i], GroupID: misGroups[i]})
 		}
 		if len(ids) == 0 {
 			return nil
@@ -226,9 +181,9 @@ func (s *Store) WriteUsageBatch(ctx context.Context, batch []UsageWrite) (insert
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("writing %d usage records: %w", len(batch), err)
+		return nil, nil, fmt.Errorf("writing %d usage records: %w", len(batch), err)
 	}
-	return inserted, nil
+	return inserted, refused, nil
 }
 
 // settleAll settles the inserted records in the given order and queues on b the last
@@ -311,41 +266,4 @@ func cmpInt64(a, b int64) int {
 		return 1
 	}
 	return 0
-}
-
-// UserGroup is a user in a group, the key of a rate.
-type UserGroup struct {
-	UserID  int64
-	GroupID int64
-}
-
-// RatesMicros returns the rate multiplier of each pair in fixed point (1.0 = 1_000_000):
-// the user's override in the group (user_group_rates), else the group's rate. Pairs whose
-// group does not exist are missing from the map. One round trip for any number of pairs.
-func (s *Store) RatesMicros(ctx context.Context, pairs []UserGroup) (map[UserGroup]int64, error) {
-	out := make(map[UserGroup]int64, len(pairs))
-	if len(pairs) == 0 {
-		return out, nil
-	}
-	users := make([]int64, len(pairs))
-	groups := make([]int64, len(pairs))
-	for i, p := range pairs {
-		users[i], groups[i] = p.UserID, p.GroupID
-	}
-	rows, err := s.Pool.Query(ctx, sqlRates, users, groups)
-	if err != nil {
-		return nil, fmt.Errorf("reading rates: %w", err)
-	}
-	var (
-		p    UserGroup
-		rate int64
-	)
-	_, err = pgx.ForEachRow(rows, []any{&p.UserID, &p.GroupID, &rate}, func() error {
-		out[p] = rate
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading rates: %w", err)
-	}
-	return out, nil
 }

@@ -1,9 +1,10 @@
 package store
 
 // usageColumns holds a batch as one slice per column, the shape unnest takes: the records'
-// columns ($1–$29 of sqlWriteUsageBatch) and their attempts' ($30–$42).
+// columns ($1–$29 and $43 of sqlWriteUsageBatch) and their attempts' ($30–$42 and $44).
 type usageColumns struct {
 	requestID, grantID, path, model, upstreamModel, errorClass []string
+	usageSource                                                []string
 	userID, apiKeyID, groupID, accountID                       []int64
 	input, output, cacheRead, cacheCreation, reasoning         []int64
 	cost, inputCost, outputCost, cacheReadCost, cacheWriteCost []int64
@@ -14,7 +15,7 @@ type usageColumns struct {
 }
 
 type attemptColumns struct {
-	requestID, errorClass                              []string
+	requestID, errorClass, usageSource                 []string
 	number, status                                     []int32
 	accountID, input, output, cacheRead, cacheCreation []int64
 	reasoning, cost, latency, firstToken               []int64
@@ -25,7 +26,7 @@ func newUsageColumns(n int) *usageColumns {
 	i := func() []int64 { return make([]int64, 0, n) }
 	return &usageColumns{
 		requestID: s(), grantID: s(), path: s(), model: s(), upstreamModel: s(), errorClass: s(),
-		userID: i(), apiKeyID: i(), groupID: i(), accountID: i(),
+		usageSource: s(), userID: i(), apiKeyID: i(), groupID: i(), accountID: i(),
 		input: i(), output: i(), cacheRead: i(), cacheCreation: i(), reasoning: i(),
 		cost: i(), inputCost: i(), outputCost: i(), cacheReadCost: i(), cacheWriteCost: i(),
 		rate: i(), admission: i(), upstream: i(), firstToken: i(), duration: i(),
@@ -33,7 +34,7 @@ func newUsageColumns(n int) *usageColumns {
 		status: make([]int32, 0, n), attempts: make([]int32, 0, n),
 		// Empty, not nil, even for a batch without attempts: pgx sends a nil slice as NULL.
 		attempt: attemptColumns{
-			requestID: s(), errorClass: s(), number: make([]int32, 0, n), status: make([]int32, 0, n),
+			requestID: s(), errorClass: s(), usageSource: s(), number: make([]int32, 0, n), status: make([]int32, 0, n),
 			accountID: i(), input: i(), output: i(), cacheRead: i(), cacheCreation: i(),
 			reasoning: i(), cost: i(), latency: i(), firstToken: i(),
 		},
@@ -70,6 +71,7 @@ func (c *usageColumns) add(u *UsageWrite) {
 	c.firstToken = append(c.firstToken, u.FirstTokenMs)
 	c.duration = append(c.duration, u.DurationMs)
 	c.attempts = append(c.attempts, int32(len(u.Attempts)))
+	c.usageSource = append(c.usageSource, sourceOr(u.UsageSource))
 	for i := range u.Attempts {
 		c.attempt.add(u.RequestID, int32(i+1), &u.Attempts[i])
 	}
@@ -89,6 +91,7 @@ func (c *attemptColumns) add(requestID string, number int32, a *AttemptWrite) {
 	c.cost = append(c.cost, a.CostMicros)
 	c.latency = append(c.latency, a.LatencyMs)
 	c.firstToken = append(c.firstToken, a.FirstTokenMs)
+	c.usageSource = append(c.usageSource, sourceOr(a.UsageSource))
 }
 
 // args are the parameters of sqlWriteUsageBatch, in its order.
@@ -102,5 +105,6 @@ func (c *usageColumns) args() []any {
 		c.admission, c.upstream, c.firstToken, c.duration, c.attempts,
 		a.requestID, a.number, a.accountID, a.status, a.errorClass,
 		a.input, a.output, a.cacheRead, a.cacheCreation, a.reasoning,
-		a.cost, a.latency, a.firstToken}
+		a.cost, a.latency, a.firstToken,
+		c.usageSource, a.usageSource}
 }

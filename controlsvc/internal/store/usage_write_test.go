@@ -74,6 +74,7 @@ func TestWriteUsageStoresRecordAndAttemptsOnce(t *testing.T) {
 		InputTokens: 10, OutputTokens: 20, CacheReadTokens: 3, CacheCreationTokens: 4, ReasoningTokens: 6,
 		Priced: true, CostMicros: 1500, InputCostMicros: 100, OutputCostMicros: 1200, CacheReadCostMicros: 50,
 		CacheWriteCostMicros: 150, RateMicros: 1_500_000, BillingMode: "balance",
+		UsageSource: UsageUpstream, // "" is the upstream's
 		AdmissionMs: 3, UpstreamMs: 850, FirstTokenMs: 120, DurationMs: 900, Attempts: 2, CreatedAt: got.CreatedAt,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -84,9 +85,10 @@ func TestWriteUsageStoresRecordAndAttemptsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantAttempts := []UsageAttempt{
-		{Attempt: 1, AccountID: f.acctA, Status: 429, ErrorClass: "upstream_status", LatencyMs: 4},
+		{Attempt: 1, AccountID: f.acctA, Status: 429, ErrorClass: "upstream_status", LatencyMs: 4, UsageSource: UsageUpstream},
 		{Attempt: 2, AccountID: f.acctB, Status: 200, InputTokens: 10, OutputTokens: 20, CacheReadTokens: 3,
-			CacheCreationTokens: 4, ReasoningTokens: 6, CostMicros: 1500, LatencyMs: 840, FirstTokenMs: 110},
+			CacheCreationTokens: 4, ReasoningTokens: 6, CostMicros: 1500, LatencyMs: 840, FirstTokenMs: 110,
+			UsageSource: UsageUpstream},
 	}
 	for i := range attempts {
 		attempts[i].CreatedAt = wantAttempts[i].CreatedAt
@@ -171,7 +173,7 @@ func TestWriteUsageBatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		// Sequential: each case builds on the records stored by the previous ones.
-		got, err := st.WriteUsageBatch(ctx, tt.give)
+		got, _, err := st.WriteUsageBatch(ctx, tt.give)
 		if err != nil {
 			t.Fatalf("%s: WriteUsageBatch: %v", tt.name, err)
 		}
@@ -229,7 +231,7 @@ func TestWriteUsageConcurrentReplays(t *testing.T) {
 				}
 				mine[j] = batch[i]
 			}
-			got, err := st.WriteUsageBatch(ctx, mine)
+			got, _, err := st.WriteUsageBatch(ctx, mine)
 			if err != nil {
 				errs <- err
 				return
@@ -285,7 +287,7 @@ func TestWriteUsageCountsEveryAttemptWithUsage(t *testing.T) {
 	}
 }
 
-func TestRatesMicros(t *testing.T) {
+func TestGroupTerms(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	ctx := context.Background()
@@ -298,28 +300,31 @@ func TestRatesMicros(t *testing.T) {
 		{"1", 1_000_000}, {"1.5", 1_500_000}, {"0", 0}, {"0.000001", 1}, {"999999.999999", 999_999_999_999},
 	}
 	var pairs []UserGroup
-	want := make(map[UserGroup]int64)
+	want := make(map[UserGroup]GroupTerms)
 	for _, tt := range tests {
 		g := admSQL(t, st, `INSERT INTO groups (name, platform, rate_multiplier) VALUES ('rate-' || $1::text, 'openai', $1::numeric) RETURNING id`, tt.rate)
 		p := UserGroup{UserID: user, GroupID: g}
 		pairs = append(pairs, p)
-		want[p] = tt.want
+		want[p] = GroupTerms{RateMicros: tt.want, DefaultMaxOutputTokens: DefaultMaxOutputTokens}
 	}
 	// A user's own rate overrides the group's, for that user only.
 	admExec(t, st, `INSERT INTO user_group_rates (user_id, group_id, rate_multiplier) VALUES ($1, $2, 0.25)`, user, pairs[1].GroupID)
-	want[pairs[1]] = 250_000
+	want[pairs[1]] = GroupTerms{RateMicros: 250_000, DefaultMaxOutputTokens: DefaultMaxOutputTokens}
+	// The output limit and the output cap are the group's.
+	admExec(t, st, `UPDATE groups SET default_max_output_tokens = 77, cap_output_tokens = true WHERE id = $1`, pairs[2].GroupID)
+	want[pairs[2]] = GroupTerms{RateMicros: 0, DefaultMaxOutputTokens: 77, CapOutputTokens: true}
 	o := UserGroup{UserID: other, GroupID: pairs[1].GroupID}
 	pairs = append(pairs, o, UserGroup{UserID: user, GroupID: 999_999})
-	want[o] = 1_500_000
-	got, err := st.RatesMicros(ctx, pairs)
+	want[o] = GroupTerms{RateMicros: 1_500_000, DefaultMaxOutputTokens: DefaultMaxOutputTokens}
+	got, err := st.GroupTerms(ctx, pairs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("RatesMicros = %v, want %v (unknown group left out)", got, want)
+		t.Fatalf("GroupTerms = %v, want %v (unknown group left out)", got, want)
 	}
-	if got, err := st.RatesMicros(ctx, nil); err != nil || len(got) != 0 {
-		t.Fatalf("RatesMicros(nil) = %v, %v", got, err)
+	if got, err := st.GroupTerms(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("GroupTerms(nil) = %v, %v", got, err)
 	}
 }
 
@@ -343,7 +348,7 @@ func TestWriteUsageRecordsSettlements(t *testing.T) {
 
 	batch := []UsageWrite{subs.failoverWrite("req_sub"), bal.failoverWrite("req_bal"), bal.failoverWrite("req_unreserved")}
 	for range 2 { // the replay settles nothing again
-		if _, err := st.WriteUsageBatch(ctx, batch); err != nil {
+		if _, _, err := st.WriteUsageBatch(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -105,9 +105,9 @@ func TestUserGroupRates(t *testing.T) {
 		t.Fatalf("ListUserGroupRates = %+v, %v", list, err)
 	}
 	// The usage writer's rate lookup sees the override.
-	rates, err := st.RatesMicros(ctx, []UserGroup{{f.user, f.group}, {f.user, g2}})
-	if err != nil || rates[UserGroup{f.user, f.group}] != 2_250_000 || rates[UserGroup{f.user, g2}] != 0 {
-		t.Errorf("RatesMicros = %v, %v", rates, err)
+	terms, err := st.GroupTerms(ctx, []UserGroup{{f.user, f.group}, {f.user, g2}})
+	if err != nil || terms[UserGroup{f.user, f.group}].RateMicros != 2_250_000 || terms[UserGroup{f.user, g2}].RateMicros != 0 {
+		t.Errorf("GroupTerms = %v, %v", terms, err)
 	}
 	if err := st.DeleteUserGroupRate(ctx, f.user, f.group); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,81 @@
+package gateway
+
+import (
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
+	"github.com/poolgate/poolgate/controlsvc/internal/usage"
+)
+
+// Billing by estimate (docs/billing.md, "Disconnects, drains and estimates"). An attempt
+// committed to the client is never free: when the plugin saw no complete usage from the
+// upstream it reports usage_source "estimate", and controlsvc bills what the upstream did
+// report, completing it from the request's size and the bytes relayed.
+
+// bytesPerOutputToken is the estimate of how many bytes of the upstream's body one output
+// token produced (text, with the event framing around it).
+const bytesPerOutputToken = 4
+
+// usageSource reads a report's usage_source: absent is the upstream's. An unknown value is
+// billed by estimate, so that a typo in a gateway never gives an answer away (a report
+// that does carry complete usage bills the same either way, since estimates keep every
+// count the upstream reported).
+func (s *Service) usageSource(rep *report) string {
+	switch rep.UsageSource {
+	case "", store.UsageUpstream:
+		return store.UsageUpstream
+	case store.UsageEstimate:
+		return store.UsageEstimate
+	}
+	s.log.Warn("unknown usage_source, billed by estimate", "request_id", rep.RequestID,
+		"usage_source", truncate(rep.UsageSource, 32))
+	return store.UsageEstimate
+}
+
+// billedSource is how a report is billed: its usage source, except that a 2xx answer
+// without any usage is billed by estimate too. The plugin should have said "estimate";
+// the client got an answer, and an answer is never free.
+func (s *Service) billedSource(rep *report, reported usage.Tokens) string {
+	src := s.usageSource(rep)
+	if src == store.UsageUpstream && rep.Status >= 200 && rep.Status <= 299 && !reported.Billed() {
+		s.log.Warn("2xx report without usage, billed by estimate", "request_id", rep.RequestID,
+			"status", rep.Status, "usage_format", rep.UsageFormat)
+		return store.UsageEstimate
+	}
+	return src
+}
+
+// estimateTokens completes the usage the upstream reported (possibly none) by contract 3
+// of docs/design.md ("/internal/v1/reports"):
+//   - input: the reported input buckets when the upstream reported any input (Anthropic's
+//     message_start announces it), else the input the reservation counted for input_bytes
+//     (reservedInputTokens, the rule admission uses);
+//   - output: output_bytes / 4 rounded up, at least 1 and at most the output limit the
+//     reservation counted (the report's max_output_tokens, else the group's
+//     default_max_output_tokens); the reported output instead when it is larger.
+//
+// The reported output wins only when larger because a partial count is a lower bound:
+// Anthropic's message_start announces "output_tokens": 1 before any text, and its final
+// count comes only with message_delta at the end of the stream, which an estimate by
+// definition did not see (https://docs.anthropic.com/en/docs/build-with-claude/streaming).
+// Billing that placeholder would give a cut stream's text away.
+func estimateTokens(reported usage.Tokens, rep *report, terms store.GroupTerms) usage.Tokens {
+	t := reported
+	if reported.Input <= 0 && reported.CacheRead <= 0 && reported.CacheCreation <= 0 {
+		t.Input = reservedInputTokens(terms.CapOutputTokens, rep.InputBytes)
+	}
+	b := max(rep.OutputBytes, 0)
+	out := max(b/bytesPerOutputToken+min(b%bytesPerOutputToken, 1), 1)
+	if limit := reservedOutputTokens(rep.MaxOutputTokens, terms.DefaultMaxOutputTokens); limit > 0 {
+		out = min(out, limit)
+	}
+	if out > reported.Output {
+		t.Output = out // the reported reasoning, if any, stays: it is part of the output
+	}
+	return t
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

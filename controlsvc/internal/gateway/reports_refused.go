@@ -1,0 +1,52 @@
+package gateway
+
+import (
+	"context"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/slots"
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
+)
+
+// refuse logs and counts the reports the batch writer refused because their request's
+// reservation belongs to another user, key or group (docs/billing.md, "Reserve, then
+// settle"), and releases the user slot of the reservation's user, which the report's own
+// user_id may have missed. A retry cannot fix them, so the batch is still acknowledged;
+// their reservations stay until the sweeper releases them after POOLGATE_RESERVATION_TTL.
+func (s *Service) refuse(ctx context.Context, valid []*report, refused []store.RefusedWrite) map[string]bool {
+	if len(refused) == 0 {
+		return nil
+	}
+	out := make(map[string]bool, len(refused))
+	for _, r := range refused {
+		out[r.RequestID] = true
+	}
+	var leases []slots.Lease
+	for _, rep := range valid {
+		if !out[rep.RequestID] {
+			continue
+		}
+		s.metrics.reportsRefusedMismatch.Inc()
+		res := refusedOf(refused, rep.RequestID)
+		if rep.GrantID != "" && res.UserID != rep.UserID {
+			leases = append(leases, slots.Lease{Kind: slots.KindUser, ID: res.UserID, GrantID: rep.GrantID})
+		}
+		s.log.Error("refusing report that disagrees with its reservation", "request_id", rep.RequestID,
+			"grant_id", rep.GrantID, "user_id", rep.UserID, "api_key_id", rep.APIKeyID, "group_id", rep.GroupID,
+			"reserved_user_id", res.UserID, "reserved_api_key_id", res.APIKeyID, "reserved_group_id", res.GroupID)
+	}
+	if len(leases) > 0 {
+		if err := s.slots.ReleaseMany(ctx, leases); err != nil {
+			s.log.Warn("releasing slots of refused reports", "reports", len(leases), "error", err)
+		}
+	}
+	return out
+}
+
+func refusedOf(refused []store.RefusedWrite, requestID string) store.RefusedWrite {
+	for _, r := range refused {
+		if r.RequestID == requestID {
+			return r
+		}
+	}
+	return store.RefusedWrite{}
+}

@@ -1,0 +1,96 @@
+package store
+
+// The statements of WriteUsageBatch (usage_write.go).
+
+const (
+	// sqlWriteUsageBatch inserts a batch of records, and the attempts of the records it
+	// inserted, from parallel arrays (the shape unnest takes), in request_id order so that
+	// concurrent batches sharing records lock them in the same order. A record whose
+	// request_id holds a reservation of another user, key or group is refused: neither it
+	// nor its attempts are inserted, and the reservation is left alone (docs/billing.md,
+	// "Reserve, then settle"). The reservation is read without a lock: its holder never
+	// changes (Reserve refuses the same id for another holder), and taking a row lock before
+	// the user's would invert the lock order of Reserve and the sweeper. A record whose
+	// request_id is stored already is skipped with its attempts; an attempt already stored is
+	// skipped too. It answers one row: the request ids inserted, the cost of the inserted
+	// attempts per account (ascending account id) to add to the accounts, and the refused
+	// request ids with their reservation's user, key and group.
+	sqlWriteUsageBatch = `
+WITH t AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+        $7::text[], $8::text[], $9::text[], $10::boolean[], $11::integer[], $12::text[],
+        $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],
+        $18::boolean[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[],
+        $23::bigint[], $24::bigint[],
+        $25::bigint[], $26::bigint[], $27::bigint[], $28::bigint[], $29::integer[], $43::text[])
+        AS t(request_id, grant_id, user_id, api_key_id, group_id, account_id,
+        path, model, upstream_model, stream, status, error_class,
+        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
+        priced, cost_micros, input_cost_micros, output_cost_micros, cache_read_cost_micros,
+        cache_write_cost_micros, rate_micros,
+        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source)
+), mis AS (
+    SELECT t.request_id, r.user_id, r.api_key_id, r.group_id
+    FROM t JOIN reservations r ON r.request_id = t.request_id
+    WHERE (r.user_id, r.api_key_id, r.group_id) IS DISTINCT FROM (t.user_id, t.api_key_id, t.group_id)
+), ins AS (
+    INSERT INTO usage_records (request_id, grant_id, user_id, api_key_id, group_id, account_id,
+        path, model, upstream_model, stream, status, error_class,
+        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
+        priced, cost_micros, input_cost_micros, output_cost_micros, cache_read_cost_micros,
+        cache_write_cost_micros, rate_micros,
+        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source)
+    SELECT t.request_id, t.grant_id, t.user_id, t.api_key_id, t.group_id, NULLIF(t.account_id, 0),
+        t.path, t.model, t.upstream_model, t.stream, t.status, t.error_class,
+        t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_creation_tokens, t.reasoning_tokens,
+        t.priced, t.cost_micros, t.input_cost_micros, t.output_cost_micros, t.cache_read_cost_micros,
+        t.cache_write_cost_micros, t.rate_micros,
+        t.admission_ms, t.upstream_ms, t.first_token_ms, t.duration_ms, t.attempts, t.usage_source
+    FROM t
+    WHERE t.request_id NOT IN (SELECT request_id FROM mis)
+    ORDER BY t.request_id
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING request_id
+), att AS (
+    INSERT INTO usage_attempts (request_id, attempt, account_id, status, error_class,
+        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
+        cost_micros, latency_ms, first_token_ms, usage_source)
+    SELECT a.request_id, a.attempt, NULLIF(a.account_id, 0), a.status, a.error_class,
+        a.input_tokens, a.output_tokens, a.cache_read_tokens, a.cache_creation_tokens, a.reasoning_tokens,
+        a.cost_micros, a.latency_ms, a.first_token_ms, a.usage_source
+    FROM unnest($30::text[], $31::integer[], $32::bigint[], $33::integer[], $34::text[],
+        $35::bigint[], $36::bigint[], $37::bigint[], $38::bigint[], $39::bigint[],
+        $40::bigint[], $41::bigint[], $42::bigint[], $44::text[])
+        AS a(request_id, attempt, account_id, status, error_class,
+        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
+        cost_micros, latency_ms, first_token_ms, usage_source)
+    WHERE a.request_id IN (SELECT request_id FROM ins)
+    ORDER BY a.request_id, a.attempt
+    ON CONFLICT (request_id, attempt) DO NOTHING
+    RETURNING account_id, cost_micros
+), acc AS (
+    SELECT account_id, sum(cost_micros)::bigint AS cost_micros
+    FROM att
+    WHERE account_id IS NOT NULL AND cost_micros <> 0
+    GROUP BY account_id
+)
+SELECT ARRAY(SELECT request_id FROM ins),
+       ARRAY(SELECT account_id FROM acc ORDER BY account_id),
+       ARRAY(SELECT cost_micros FROM acc ORDER BY account_id),
+       ARRAY(SELECT request_id FROM mis ORDER BY request_id),
+       ARRAY(SELECT user_id FROM mis ORDER BY request_id),
+       ARRAY(SELECT api_key_id FROM mis ORDER BY request_id),
+       ARRAY(SELECT group_id FROM mis ORDER BY request_id)`
+
+	// sqlRecordSettlements stores how the inserted records were charged, when that is not
+	// the columns' defaults (balance mode, no subscription, nothing reserved).
+	sqlRecordSettlements = `
+UPDATE usage_records r
+SET billing_mode = t.billing_mode, subscription_id = NULLIF(t.subscription_id, 0),
+    reserved_micros = t.reserved_micros
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+    AS t(request_id, billing_mode, subscription_id, reserved_micros)
+WHERE r.request_id = t.request_id`
+
+	sqlAddAccountCost = `UPDATE accounts SET usage_cost_micros = usage_cost_micros + $2 WHERE id = $1`
+)
