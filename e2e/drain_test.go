@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Answers that reached the client are billed (docs/billing.md, "Drain and estimates"), end to
+// Answers that reached the client are billed (docs/billing.md, "Disconnects, drains and estimates"), end to
 // end through Traefik: a client that leaves a committed stream is billed the upstream's own
 // usage after the drain, with its slots held meanwhile and freed after; a non-stream answer
 // of 5 MiB yields its usage.

@@ -12,7 +12,7 @@ import (
 	"github.com/poolgate/poolgate/fakeupstream"
 )
 
-// Billing that survives the client (docs/billing.md, "Drain and estimates"), with the plugin
+// Billing that survives the client (docs/billing.md, "Disconnects, drains and estimates"), with the plugin
 // interpreted: a client that leaves a committed stream is billed the upstream's own usage
 // after the drain, and a non-stream reply far above any buffer yields its usage.
 
