@@ -101,10 +101,12 @@ func (w *watchdog) firstToken() {
 
 // watchClient ends the attempt when the client's request ends (ctx): at once before the
 // commit point, after drain past it. A context.AfterFunc, not a select (docs/design.md,
-// "Writing plugin code").
+// "Writing plugin code"). The method value is made here, on the request goroutine: a
+// closure written inline would get its reflect wrapper built in the AfterFunc goroutine,
+// which races inside Yaegi v0.16.1.
 func (w *watchdog) watchClient(ctx context.Context, drain time.Duration) {
 	w.drainD = drain
-	w.unwatch = context.AfterFunc(ctx, func() { w.clientLeft() })
+	w.unwatch = context.AfterFunc(ctx, w.clientLeft)
 }
 
 // clientLeft records that the client went away (its context ended or a write failed).
