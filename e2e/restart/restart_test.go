@@ -12,13 +12,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/poolgate/poolgate/internal/gatewaytest"
 	"github.com/poolgate/poolgate/internal/stack"
 )
 
@@ -55,25 +55,25 @@ type outcome struct {
 
 func TestKillAndRestartControlsvcLosesNothing(t *testing.T) {
 	s := startStack(t)
-	c := &client{t: t, s: s, http: &http.Client{
+	c := &client{&gatewaytest.Client{T: t, S: s, HTTP: &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 2 * concurrency, MaxConnsPerHost: 4 * concurrency},
-	}}
+	}}}
 	credential := "sk-restart-upstream"
-	c.programUpstream(credential, obj{"text": "ok", "usage": obj{"input_tokens": inputTokens, "output_tokens": outputTokens}})
-	user := c.mustAdmin("POST", "/users", obj{"name": "restart-user", "concurrency": 50, "balance_usd": initialMicros / 1e6})
-	group := c.mustAdmin("POST", "/groups", obj{"name": "restart-group", "platform": "openai"})
-	account := c.mustAdmin("POST", "/accounts", obj{"name": "restart-account", "platform": "openai",
+	c.ProgramUpstream(credential, obj{"text": "ok", "usage": obj{"input_tokens": inputTokens, "output_tokens": outputTokens}})
+	user := c.MustAdmin("POST", "/users", obj{"name": "restart-user", "concurrency": 50, "balance_usd": initialMicros / 1e6})
+	group := c.MustAdmin("POST", "/groups", obj{"name": "restart-group", "platform": "openai"})
+	account := c.MustAdmin("POST", "/accounts", obj{"name": "restart-account", "platform": "openai",
 		"base_url": s.FakeURL, "credential": obj{"api_key": credential}, "concurrency": 50,
-		"group_ids": []int64{id(group)}})
-	keyObj := c.mustAdmin("POST", "/api-keys", obj{"user_id": id(user), "group_id": id(group), "name": "restart"})
+		"group_ids": []int64{gatewaytest.ID(group)}})
+	keyObj := c.MustAdmin("POST", "/api-keys", obj{"user_id": gatewaytest.ID(user), "group_id": gatewaytest.ID(group), "name": "restart"})
 	key, _ := keyObj["key"].(string)
 
 	out := c.load(key)
 	t.Logf("load run: %d × 200, %d × 503 (%d of the 200s began after the restart)",
 		len(out.okIDs), out.unavailable, out.okAfterStart)
 	if len(out.others) > 0 {
-		t.Fatalf("%d requests got neither 200 nor 503 (controlsvc down): %v", len(out.others), head(out.others))
+		t.Fatalf("%d requests got neither 200 nor 503 (controlsvc down): %v", len(out.others), gatewaytest.Head(out.others))
 	}
 	if len(out.okIDs)+out.unavailable != totalRequests {
 		t.Fatalf("%d × 200 + %d × 503 != %d requests", len(out.okIDs), out.unavailable, totalRequests)
@@ -82,16 +82,16 @@ func TestKillAndRestartControlsvcLosesNothing(t *testing.T) {
 		t.Fatalf("the run did not straddle the outage: %d × 503, %d × 200 after the restart", out.unavailable, out.okAfterStart)
 	}
 
-	keyID := id(keyObj)
-	records := c.drainedUsage(keyID, len(out.okIDs))
-	checkLedger(t, records, out.okIDs)
-
-	var spent int64
+	keyID := gatewaytest.ID(keyObj)
+	records := c.DrainedUsage(keyID, len(out.okIDs), 45*time.Second)
+	spent := gatewaytest.CheckLedger(t, records, out.okIDs)
 	for _, r := range records {
-		spent += r.costMicros
+		if r.CostMicros != costMicros {
+			t.Fatalf("record %s costs %d micros, want %d", r.RequestID, r.CostMicros, costMicros)
+		}
 	}
-	c.waitBalance(id(user), initialMicros-spent)
-	c.waitNoSlots(id(user), id(account))
+	c.waitBalance(gatewaytest.ID(user), initialMicros-spent)
+	c.WaitNoSlots([]int64{gatewaytest.ID(user)}, []int64{gatewaytest.ID(account)}, leaseTTL+10*time.Second)
 	c.checkMetrics()
 	if log := s.Log("traefik"); strings.Contains(log, "dropped completion reports") {
 		t.Errorf("the plugin dropped reports:\n%s", s.LogTail("traefik"))
@@ -109,14 +109,14 @@ func (c *client) load(key string) *outcome {
 		outage     = make(chan error, 1)
 	)
 	crash := func() {
-		if err := c.s.KillControlsvc(); err != nil {
+		if err := c.S.KillControlsvc(); err != nil {
 			outage <- err
 			return
 		}
 		time.Sleep(downFor)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		err := c.s.RestartControlsvc(ctx)
+		err := c.S.RestartControlsvc(ctx)
 		restarted.Store(true)
 		outage <- err
 	}
@@ -152,149 +152,65 @@ func (c *client) load(key string) *outcome {
 	}
 	wg.Wait()
 	if err := <-outage; err != nil {
-		c.t.Fatalf("kill and restart of controlsvc: %v", err)
+		c.T.Fatalf("kill and restart of controlsvc: %v", err)
 	}
 	return out
-}
-
-// record is the part of a usage record the test checks.
-type record struct {
-	requestID  string
-	status     int64
-	costMicros int64
-}
-
-// drainedUsage waits until the reporters have delivered (the usage count reaches want, or
-// stops moving), then lists every record of the key.
-func (c *client) drainedUsage(keyID int64, want int) []record {
-	c.t.Helper()
-	start := time.Now()
-	deadline := start.Add(45 * time.Second)
-	last, lastChange := -1, start
-	for {
-		n := c.usageCount(keyID)
-		if n != last {
-			last, lastChange = n, time.Now()
-		}
-		// Stable for longer than the reporter's largest backoff (5 s): nothing more comes.
-		if n >= want || time.Since(lastChange) > 8*time.Second || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	c.t.Logf("usage count %d of %d successes %v after the run", last, want, time.Since(start).Round(time.Millisecond))
-	time.Sleep(time.Second) // a late duplicate would show now
-	return c.listUsage(keyID)
-}
-
-// checkLedger: one record per successful request, no other, no duplicate, each charged.
-func checkLedger(t *testing.T, records []record, okIDs []string) {
-	t.Helper()
-	ok := make(map[string]bool, len(okIDs))
-	for _, id := range okIDs {
-		ok[id] = true
-	}
-	seen := make(map[string]bool, len(records))
-	var dup, extra, free []string
-	for _, r := range records {
-		if seen[r.requestID] {
-			dup = append(dup, r.requestID)
-		}
-		seen[r.requestID] = true
-		if !ok[r.requestID] || r.status != http.StatusOK {
-			extra = append(extra, fmt.Sprintf("%s (status %d)", r.requestID, r.status))
-		}
-		if r.costMicros != costMicros {
-			free = append(free, fmt.Sprintf("%s costs %d micros", r.requestID, r.costMicros))
-		}
-	}
-	var lost []string
-	for _, id := range okIDs {
-		if !seen[id] {
-			lost = append(lost, id)
-		}
-	}
-	if len(records) != len(okIDs) || len(dup)+len(extra)+len(lost) > 0 {
-		t.Fatalf("%d usage records for %d successful requests: %d duplicated %v, %d not a success %v, %d lost %v",
-			len(records), len(okIDs), len(dup), head(dup), len(extra), head(extra), len(lost), head(lost))
-	}
-	if len(free) > 0 {
-		t.Fatalf("%d records not charged %d micros: %v", len(free), costMicros, head(free))
-	}
 }
 
 // waitBalance waits for the reservations of the run to be gone (settled by the reports,
 // or, for a grant whose answer the crash lost, released by the sweeper) and checks the
 // balance to the micro-dollar.
 func (c *client) waitBalance(userID int64, want int64) {
-	c.t.Helper()
+	c.T.Helper()
 	// The sweeper runs every minute and releases reservations older than reservationTTL.
 	start := time.Now()
 	deadline := start.Add(reservationTTL + 75*time.Second)
 	for first := true; ; first = false {
-		u := c.mustAdmin("GET", fmt.Sprintf("/users/%d", userID), nil)
-		balance, reserved := micros(c.t, u["balance_usd"]), micros(c.t, u["reserved_usd"])
+		balance, reserved := c.Balance(userID)
 		if balance != want {
-			c.t.Fatalf("balance %d micros, want %d = %d - %d micros of usage records", balance, want, int64(initialMicros), int64(initialMicros)-want)
+			c.T.Fatalf("balance %d micros, want %d = %d - %d micros of usage records", balance, want, int64(initialMicros), int64(initialMicros)-want)
 		}
 		if first {
-			c.t.Logf("after the drain: balance %d micros, %d micros reserved", balance, reserved)
+			c.T.Logf("after the drain: balance %d micros, %d micros reserved", balance, reserved)
 		}
 		if reserved == 0 {
 			if !first {
-				c.t.Logf("reservations released %v after the drain", time.Since(start).Round(time.Second))
+				c.T.Logf("reservations released %v after the drain", time.Since(start).Round(time.Second))
 			}
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%d micros still reserved", reserved)
+			c.T.Fatalf("%d micros still reserved", reserved)
 		}
 		time.Sleep(500 * time.Millisecond)
-	}
-}
-
-// waitNoSlots waits until the user and the account hold no slot: the grants whose reports
-// were stored released theirs, those lost in the crash expire with their lease.
-func (c *client) waitNoSlots(userID, accountID int64) {
-	c.t.Helper()
-	deadline := time.Now().Add(leaseTTL + 10*time.Second)
-	for {
-		busy := c.busySlots(userID, accountID)
-		if busy == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("slots still held %s after the run: %s", leaseTTL+10*time.Second, busy)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
 // checkMetrics reads controlsvc's own /metrics (after the restart, so the counters cover
 // the second run only) and checks that Traefik does not expose it.
 func (c *client) checkMetrics() {
-	c.t.Helper()
-	m := c.metrics(c.s.ControlURL + "/metrics")
+	c.T.Helper()
+	m := c.Metrics(c.S.ControlURL + "/metrics")
 	if m["poolgate_reports_dropped_total"] != 0 {
-		c.t.Errorf("poolgate_reports_dropped_total = %d, want 0", m["poolgate_reports_dropped_total"])
+		c.T.Errorf("poolgate_reports_dropped_total = %d, want 0", m["poolgate_reports_dropped_total"])
 	}
 	for _, name := range []string{"poolgate_report_records_written_total", `poolgate_admissions_total{result="granted"}`} {
 		if m[name] <= 0 {
-			c.t.Errorf("%s = %d, want > 0 after the restart's requests", name, m[name])
+			c.T.Errorf("%s = %d, want > 0 after the restart's requests", name, m[name])
 		}
 	}
 	for _, name := range []string{"poolgate_report_records_duplicate_total", `poolgate_admissions_total{result="refused"}`} {
 		if _, ok := m[name]; !ok {
-			c.t.Errorf("/metrics lacks %s", name)
+			c.T.Errorf("/metrics lacks %s", name)
 		}
 	}
-	resp, err := c.http.Get(c.s.GatewayURL + "/metrics")
+	resp, err := c.HTTP.Get(c.S.GatewayURL + "/metrics")
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
-		c.t.Errorf("GET /metrics through Traefik = %d, want 404: controlsvc's metrics are internal", resp.StatusCode)
+		c.T.Errorf("GET /metrics through Traefik = %d, want 404: controlsvc's metrics are internal", resp.StatusCode)
 	}
 }
 
@@ -343,13 +259,5 @@ func startStack(t *testing.T) *stack.Stack {
 		s.Stop()
 		os.RemoveAll(dir)
 	})
-	return s
-}
-
-func head(s []string) []string {
-	sort.Strings(s)
-	if len(s) > 5 {
-		return s[:5]
-	}
 	return s
 }

@@ -65,6 +65,15 @@ func (st *Stack) startLogged(name string, o Options, env []string, workdir strin
 	return c, nil
 }
 
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (c *child) stop() {
 	select {
 	case <-c.done:

@@ -4,59 +4,169 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
+	"time"
 )
 
-// startControlsvc starts controlsvc with the stack's environment and waits until it is
-// ready. Its log is appended to, so a restart keeps the history.
-func (st *Stack) startControlsvc(ctx context.Context) error {
-	c, err := st.startLogged("controlsvc", st.opts, st.ctlEnv, "", st.control != nil, st.opts.ControlsvcBin)
+// controlInstance is one controlsvc process; restarts reuse its address and environment.
+type controlInstance struct {
+	name string // log name: controlsvc, controlsvc-2, …
+	url  string
+	env  []string
+	proc *child // nil while stopped
+}
+
+// controlStopTimeout bounds a graceful stop (SIGTERM) before the process is killed; it
+// covers controlsvc's own shutdown allowance.
+const controlStopTimeout = 3 * time.Minute
+
+// startControlsvcs starts every instance, one after the other: the first migrates the
+// schema, the others find it migrated.
+func (st *Stack) startControlsvcs(ctx context.Context, o Options) error {
+	n := o.ControlsvcInstances
+	if n == 0 {
+		n = 1
+	}
+	for i := 0; i < n; i++ {
+		want := ""
+		if i == 0 {
+			want = o.ControlAddr
+		}
+		addr, err := addrOrFree(want)
+		if err != nil {
+			return err
+		}
+		name := "controlsvc"
+		if i > 0 {
+			name = fmt.Sprintf("controlsvc-%d", i+1)
+		}
+		env := append([]string{
+			"POOLGATE_DATABASE_URL=" + st.DatabaseURL,
+			"POOLGATE_REDIS_URL=" + st.RedisURL,
+			"POOLGATE_ADMIN_TOKEN=" + st.AdminToken,
+			"POOLGATE_PLUGIN_SECRET=" + st.PluginSecret,
+			"POOLGATE_LISTEN=" + addr,
+		}, o.ControlsvcEnv...)
+		c := &controlInstance{name: name, url: "http://" + addr, env: env}
+		st.controls = append(st.controls, c)
+		st.ControlURLs = append(st.ControlURLs, c.url)
+		if err := st.StartControlsvcAt(ctx, i); err != nil {
+			return err
+		}
+	}
+	st.ControlURL = st.ControlURLs[0]
+	return nil
+}
+
+func (st *Stack) control(i int) (*controlInstance, error) {
+	if i < 0 || i >= len(st.controls) {
+		return nil, fmt.Errorf("stack: no controlsvc instance %d (have %d)", i, len(st.controls))
+	}
+	return st.controls[i], nil
+}
+
+// ControlsvcLog is the log name of instance i, for Log and LogTail.
+func (st *Stack) ControlsvcLog(i int) string {
+	if c, err := st.control(i); err == nil {
+		return c.name
+	}
+	return ""
+}
+
+// StartControlsvcAt starts instance i (stopped, killed or never started) on its address and
+// waits for /readyz. Its log is appended to, so a restart keeps the history.
+func (st *Stack) StartControlsvcAt(ctx context.Context, i int) error {
+	c, err := st.control(i)
 	if err != nil {
 		return err
 	}
-	st.control = c
-	if err := waitHTTP(ctx, st.ControlURL+"/readyz", 200); err != nil {
-		return fmt.Errorf("controlsvc not ready: %w\n%s", err, st.LogTail("controlsvc"))
+	if c.proc != nil && !c.proc.exited() {
+		return fmt.Errorf("stack: %s is still running", c.name)
+	}
+	if c.proc != nil {
+		c.proc.log.Close()
+		st.forget(c.proc)
+	}
+	restart := c.proc != nil
+	p, err := st.startLogged(c.name, st.opts, c.env, "", restart, st.opts.ControlsvcBin)
+	if err != nil {
+		return err
+	}
+	c.proc = p
+	if err := waitHTTP(ctx, c.url+"/readyz", 200); err != nil {
+		return fmt.Errorf("%s not ready: %w\n%s", c.name, err, st.LogTail(c.name))
 	}
 	return nil
 }
 
-// KillControlsvc ends controlsvc with SIGKILL, as a crash would: no graceful shutdown, no
+// SignalControlsvcAt sends sig to instance i and returns at once; the channel closes when
+// the process has exited (e.g. SIGTERM: its graceful shutdown is under way meanwhile).
+func (st *Stack) SignalControlsvcAt(i int, sig os.Signal) (<-chan struct{}, error) {
+	c, err := st.control(i)
+	if err != nil {
+		return nil, err
+	}
+	if c.proc == nil || c.proc.exited() {
+		return nil, fmt.Errorf("stack: %s is not running", c.name)
+	}
+	if err := c.proc.cmd.Process.Signal(sig); err != nil {
+		return nil, fmt.Errorf("signalling %s: %w", c.name, err)
+	}
+	return c.proc.done, nil
+}
+
+// KillControlsvcAt ends instance i with SIGKILL, as a crash would: no graceful shutdown, no
 // flushing, connections reset. It returns once the process is gone.
-func (st *Stack) KillControlsvc() error {
-	c := st.control
-	if c == nil {
-		return errors.New("stack: controlsvc is not running")
+func (st *Stack) KillControlsvcAt(i int) error {
+	done, err := st.SignalControlsvcAt(i, syscall.SIGKILL)
+	if err != nil {
+		return err
+	}
+	<-done
+	return nil
+}
+
+// StopControlsvcAt stops instance i gracefully (SIGTERM) and waits for it to exit, killing
+// it after controlStopTimeout.
+func (st *Stack) StopControlsvcAt(i int) error {
+	done, err := st.SignalControlsvcAt(i, syscall.SIGTERM)
+	if err != nil {
+		return err
 	}
 	select {
-	case <-c.done:
-		return errors.New("stack: controlsvc had already exited")
-	default:
+	case <-done:
+		return nil
+	case <-time.After(controlStopTimeout):
+		_ = st.KillControlsvcAt(i)
+		return fmt.Errorf("stack: %s did not exit within %s of SIGTERM", st.controls[i].name, controlStopTimeout)
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		return fmt.Errorf("killing controlsvc: %w", err)
-	}
-	<-c.done
-	c.log.Close()
-	st.forget(c)
-	return nil
 }
 
-// RestartControlsvc starts controlsvc again on the same address with the same environment
-// after KillControlsvc, and waits for /readyz. It kills a controlsvc still running first.
-func (st *Stack) RestartControlsvc(ctx context.Context) error {
-	if c := st.control; c != nil {
-		select {
-		case <-c.done:
-			st.forget(c)
-		default:
-			if err := st.KillControlsvc(); err != nil {
-				return err
-			}
+// RestartControlsvcAt kills instance i if it still runs, then starts it again.
+func (st *Stack) RestartControlsvcAt(ctx context.Context, i int) error {
+	c, err := st.control(i)
+	if err != nil {
+		return err
+	}
+	if c.proc != nil && !c.proc.exited() {
+		if err := st.KillControlsvcAt(i); err != nil {
+			return err
 		}
 	}
-	return st.startControlsvc(ctx)
+	return st.StartControlsvcAt(ctx, i)
 }
+
+// KillControlsvc is KillControlsvcAt(0); it fails if the instance had already exited.
+func (st *Stack) KillControlsvc() error {
+	if len(st.controls) == 0 || st.controls[0].proc == nil {
+		return errors.New("stack: controlsvc is not running")
+	}
+	return st.KillControlsvcAt(0)
+}
+
+// RestartControlsvc is RestartControlsvcAt(0).
+func (st *Stack) RestartControlsvc(ctx context.Context) error { return st.RestartControlsvcAt(ctx, 0) }
 
 // forget drops c from the processes Stop ends.
 func (st *Stack) forget(c *child) {

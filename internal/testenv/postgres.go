@@ -33,6 +33,9 @@ type Postgres struct {
 
 	mu      sync.Mutex // serialises CREATE DATABASE
 	proc    *process   // nil for an external server
+	bin     string
+	su      *serviceUser
+	port    int
 	dir     string
 	sockDir string
 	logPath string
@@ -76,16 +79,17 @@ func StartPostgres(ctx context.Context, dir string) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating socket dir: %w", err)
 	}
-	p := &Postgres{dir: dir, sockDir: sockDir, logPath: filepath.Join(dir, "postgres.log")}
-	if err := p.start(ctx, bin, su); err != nil {
+	p := &Postgres{bin: bin, su: su, dir: dir, sockDir: sockDir, logPath: filepath.Join(dir, "postgres.log")}
+	if err := p.start(ctx); err != nil {
 		os.RemoveAll(sockDir)
 		return nil, err
 	}
 	return p, nil
 }
 
-func (p *Postgres) start(ctx context.Context, bin string, su *serviceUser) error {
-	dataDir := filepath.Join(p.dir, "data")
+func (p *Postgres) start(ctx context.Context) error {
+	bin, su := p.bin, p.su
+	dataDir := p.dataDir()
 	if su != nil {
 		if err := makeTraversable(p.dir); err != nil {
 			return err
@@ -111,7 +115,7 @@ func (p *Postgres) start(ctx context.Context, bin string, su *serviceUser) error
 		if err != nil {
 			return err
 		}
-		lastErr = p.run(ctx, bin, su, dataDir, port)
+		lastErr = p.run(ctx, port, false)
 		if lastErr == nil {
 			return nil
 		}
@@ -122,14 +126,22 @@ func (p *Postgres) start(ctx context.Context, bin string, su *serviceUser) error
 	return lastErr
 }
 
-func (p *Postgres) run(ctx context.Context, bin string, su *serviceUser, dataDir string, port int) error {
-	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+func (p *Postgres) dataDir() string { return filepath.Join(p.dir, "data") }
+
+// run starts the server of the initialised cluster on port; appendLog keeps the log of an
+// earlier run (a restart).
+func (p *Postgres) run(ctx context.Context, port int, appendLog bool) error {
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if appendLog {
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	logFile, err := os.OpenFile(p.logPath, flags, 0o644)
 	if err != nil {
 		return fmt.Errorf("creating postgres log: %w", err)
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	cmd := exec.Command(filepath.Join(bin, "postgres"),
-		"-D", dataDir,
+	cmd := exec.Command(filepath.Join(p.bin, "postgres"),
+		"-D", p.dataDir(),
 		"-p", strconv.Itoa(port),
 		"-k", p.sockDir,
 		"-c", "listen_addresses=127.0.0.1",
@@ -142,12 +154,13 @@ func (p *Postgres) run(ctx context.Context, bin string, su *serviceUser, dataDir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// SIGQUIT is PostgreSQL's immediate shutdown: used if the test binary dies.
-	cmd.SysProcAttr = procAttr(su, syscall.SIGQUIT)
+	cmd.SysProcAttr = procAttr(p.su, syscall.SIGQUIT)
 	proc, err := startProcess(cmd)
 	if err != nil {
 		return fmt.Errorf("starting postgres: %w", err)
 	}
 	p.proc = proc
+	p.port = port
 	p.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	if err := p.waitReady(ctx); err != nil {
 		_ = proc.stop(syscall.SIGQUIT)
@@ -255,6 +268,45 @@ func (p *Postgres) Stop() error {
 		err = errors.Join(err, fmt.Errorf("removing %s: %w", p.sockDir, rmErr))
 	}
 	return err
+}
+
+// ShutdownMode is how Shutdown stops the server, as pg_ctl's -m names them.
+type ShutdownMode int
+
+const (
+	// ShutdownFast (SIGINT) rolls back open transactions, disconnects clients and exits.
+	ShutdownFast ShutdownMode = iota
+	// ShutdownImmediate (SIGQUIT) exits at once, as a crash would; the next start recovers
+	// from the WAL. The throwaway servers run with synchronous_commit off, so commits of
+	// the last wal_writer_delay (200 ms) are lost, acknowledged or not: a test that checks
+	// no acknowledged write is lost stops the server with ShutdownFast.
+	ShutdownImmediate
+)
+
+// Shutdown stops a throwaway server and keeps its data directory, for Restart.
+func (p *Postgres) Shutdown(mode ShutdownMode) error {
+	if p.proc == nil {
+		return errors.New("postgres is not running here (stopped, or an external server)")
+	}
+	sig := syscall.SIGINT
+	if mode == ShutdownImmediate {
+		sig = syscall.SIGQUIT
+	}
+	err := p.proc.stop(sig)
+	p.proc = nil
+	return err
+}
+
+// Restart starts the server again on the same port and data directory after Shutdown, so
+// clients holding its URLs reconnect to it.
+func (p *Postgres) Restart(ctx context.Context) error {
+	if p.proc != nil {
+		return errors.New("postgres is still running: Shutdown first")
+	}
+	if p.port == 0 {
+		return errors.New("postgres was never started here (an external server?)")
+	}
+	return p.run(ctx, p.port, true)
 }
 
 // tail trims command output to its last logTailBytes.

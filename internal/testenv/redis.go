@@ -21,6 +21,8 @@ type Redis struct {
 	URL string
 
 	proc    *process
+	bin     string
+	port    int
 	dir     string
 	logPath string
 }
@@ -36,7 +38,7 @@ func StartRedis(ctx context.Context, dir string) (*Redis, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating redis dir: %w", err)
 	}
-	r := &Redis{dir: dir, logPath: filepath.Join(dir, "redis.log")}
+	r := &Redis{bin: bin, dir: dir, logPath: filepath.Join(dir, "redis.log")}
 	const attempts = 3 // a free port can be taken between lookup and bind
 	var lastErr error
 	for i := 0; i < attempts; i++ {
@@ -44,7 +46,7 @@ func StartRedis(ctx context.Context, dir string) (*Redis, error) {
 		if err != nil {
 			return nil, err
 		}
-		lastErr = r.run(ctx, bin, port)
+		lastErr = r.run(ctx, port, false)
 		if lastErr == nil {
 			return r, nil
 		}
@@ -55,13 +57,18 @@ func StartRedis(ctx context.Context, dir string) (*Redis, error) {
 	return nil, lastErr
 }
 
-func (r *Redis) run(ctx context.Context, bin string, port int) error {
-	logFile, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+// run starts the server on port; appendLog keeps the log of an earlier run (a restart).
+func (r *Redis) run(ctx context.Context, port int, appendLog bool) error {
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if appendLog {
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	logFile, err := os.OpenFile(r.logPath, flags, 0o644)
 	if err != nil {
 		return fmt.Errorf("creating redis log: %w", err)
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	cmd := exec.Command(bin,
+	cmd := exec.Command(r.bin,
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -79,6 +86,7 @@ func (r *Redis) run(ctx context.Context, bin string, port int) error {
 		return fmt.Errorf("starting redis-server: %w", err)
 	}
 	r.proc = proc
+	r.port = port
 	r.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	if err := r.waitReady(ctx); err != nil {
 		_ = proc.stop(syscall.SIGKILL)
@@ -130,4 +138,27 @@ func (r *Redis) Stop() error {
 		err = errors.Join(err, fmt.Errorf("removing %s: %w", r.dir, rmErr))
 	}
 	return err
+}
+
+// Kill ends the server with SIGKILL, as a crash would, and keeps its directory. Persistence
+// is off, so whatever it held is gone: Restart brings up an empty server.
+func (r *Redis) Kill() error {
+	if r.proc == nil {
+		return errors.New("redis-server is not running")
+	}
+	err := r.proc.stop(syscall.SIGKILL)
+	r.proc = nil
+	return err
+}
+
+// Restart starts a fresh, empty server on the port of the killed one, so clients holding
+// its URL reconnect to it.
+func (r *Redis) Restart(ctx context.Context) error {
+	if r.proc != nil {
+		return errors.New("redis-server is still running: Kill it first")
+	}
+	if r.port == 0 {
+		return errors.New("redis-server was never started")
+	}
+	return r.run(ctx, r.port, true)
 }

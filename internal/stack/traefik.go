@@ -1,0 +1,117 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// startTraefik lays out Traefik's working directory the way a local plugin is installed
+// (./plugins-local/src/<moduleName>/ with the manifest), writes the static configuration
+// with the chosen address and starts the real binary there.
+func (st *Stack) startTraefik(ctx context.Context, o Options) error {
+	work := filepath.Join(o.Dir, "traefik")
+	if err := InstallPlugin(o.RepoRoot, filepath.Join(work, "plugins-local")); err != nil {
+		return err
+	}
+	addr, err := addrOrFree(o.GatewayAddr)
+	if err != nil {
+		return err
+	}
+	static, err := os.ReadFile(filepath.Join(o.RepoRoot, "traefik-static.yml"))
+	if err != nil {
+		return fmt.Errorf("reading static config: %w", err)
+	}
+	const defaultAddr = `address: "127.0.0.1:8080"`
+	if !strings.Contains(string(static), defaultAddr) {
+		return fmt.Errorf("traefik-static.yml: entry point line %q not found", defaultAddr)
+	}
+	static = []byte(strings.Replace(string(static), defaultAddr, fmt.Sprintf("address: %q", addr), 1))
+	if err := os.WriteFile(filepath.Join(work, "traefik.yml"), static, 0o644); err != nil {
+		return err
+	}
+	if err := copyFile(filepath.Join(o.RepoRoot, "traefik-dynamic.yml"), filepath.Join(work, "traefik-dynamic.yml")); err != nil {
+		return err
+	}
+	st.GatewayURL = "http://" + addr
+	env := append(pluginEnv(st, o), o.TraefikEnv...)
+	c, err := st.start("traefik", o, env, work, o.TraefikBin, "--configFile="+filepath.Join(work, "traefik.yml"))
+	if err != nil {
+		return err
+	}
+	st.traefik = c
+	if err := waitHTTP(ctx, st.GatewayURL+"/ping", 200); err != nil {
+		return fmt.Errorf("traefik not ready: %w\n%s", err, st.LogTail("traefik"))
+	}
+	// A broken plugin does not stop Traefik: it drops every router using a plugin, which
+	// then answers 404. The plugin's own answer to a keyless request proves it is loaded.
+	if err := waitPluginLoaded(ctx, st.GatewayURL); err != nil {
+		return fmt.Errorf("traefik did not load the poolgate plugin: %w\n%s", err, st.LogTail("traefik"))
+	}
+	return nil
+}
+
+// InstallPlugin copies the plugin as Traefik expects a local plugin:
+// <pluginsLocal>/src/github.com/poolgate/poolgate/{.traefik.yml,go.mod,plugin/*.go}.
+// Test files are left out: Traefik's interpreter never loads them.
+func InstallPlugin(repoRoot, pluginsLocal string) error {
+	dst := filepath.Join(pluginsLocal, "src", "github.com", "poolgate", "poolgate")
+	if err := os.RemoveAll(dst); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dst, "plugin"), 0o755); err != nil {
+		return err
+	}
+	for _, f := range []string{".traefik.yml", "go.mod"} {
+		if err := copyFile(filepath.Join(repoRoot, f), filepath.Join(dst, f)); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(repoRoot, "plugin"))
+	if err != nil {
+		return fmt.Errorf("reading plugin dir: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		if err := copyFile(filepath.Join(repoRoot, "plugin", name), filepath.Join(dst, "plugin", name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pluginEnv is what traefik-dynamic.yml reads to configure the plugin: the controlsvc
+// addresses, the secret and the settings Options names.
+func pluginEnv(st *Stack, o Options) []string {
+	env := []string{
+		"POOLGATE_CONTROL_URL=" + st.ControlURL,
+		"POOLGATE_CONTROL_URLS=" + strings.Join(st.ControlURLs, ","),
+		"POOLGATE_PLUGIN_SECRET=" + st.PluginSecret,
+	}
+	for _, s := range []struct{ name, value string }{
+		{"POOLGATE_DRAIN_TIMEOUT", o.DrainTimeout},
+		{"POOLGATE_WRITE_STALL_TIMEOUT", o.WriteStallTimeout},
+		{"POOLGATE_REQUEST_TIMEOUT", o.RequestTimeout},
+	} {
+		if s.value != "" {
+			env = append(env, s.name+"="+s.value)
+		}
+	}
+	return env
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
+}
