@@ -151,11 +151,16 @@ func (s *Service) acquireAccount(ctx context.Context, cands []candidate, loads m
 				return c, nil, nil
 			}
 			if loads[sticky].Waiting < int64(s.wait.StickyMaxWaiters) {
-				// A busy sticky account makes the request wait rather than rebind.
-				if err := s.waitSlot(ctx, entry(c, s.wait.StickyMaxWaiters, s.wait.StickyTimeout), s.wait.StickyTimeout); err != nil {
+				// A busy sticky account makes the request wait rather than rebind. Its queue
+				// may have filled since loads was read: then the request is placed like one
+				// without a sticky account, as if the queue had been seen full.
+				err := s.waitSlot(ctx, entry(c, s.wait.StickyMaxWaiters, s.wait.StickyTimeout), s.wait.StickyTimeout)
+				if err == nil {
+					return c, nil, nil
+				}
+				if !errors.Is(err, errWaitQueueFull) {
 					return refuse(err)
 				}
-				return c, nil, nil
 			}
 		} else if sessionHash != "" {
 			s.unbindSticky(ctx, groupID, sessionHash) // no longer schedulable for this request's model

@@ -4,8 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 func TestStickySessionKeepsItsAccount(t *testing.T) {
@@ -46,4 +48,39 @@ func TestStickySessionKeepsItsAccount(t *testing.T) {
 	}
 	res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", SessionHash: "not-hex"})
 	wantError(t, res, 400, ReasonInvalid, "openai", "invalid_request_error", "Invalid session hash")
+}
+
+// A sticky queue that filled between reading the loads and entering it sends the request on
+// to the other accounts, not to a 429: the loads are a snapshot (acquireAccount).
+func TestStickyQueueFilledMeanwhilePlacesTheRequestElsewhere(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	group := e.seedGroup(t, "openai", "1")
+	sticky := e.seedAccount(t, group, accountSeed{concurrency: 1})
+	other := e.seedAccount(t, group, accountSeed{concurrency: 1})
+	busy := slots.Entry{Kind: slots.KindAccount, ID: sticky, GrantID: "g_busy", Limit: 1}
+	if res, err := e.slots.Enter(ctx, busy); err != nil || res != slots.Held {
+		t.Fatalf("holding the sticky account: %d %v", res, err)
+	}
+	max := e.svc.wait.StickyMaxWaiters
+	for i := 0; i < max; i++ {
+		w := slots.Entry{Kind: slots.KindAccount, ID: sticky, GrantID: "g_wait" + strings.Repeat("x", i+1), Limit: 1,
+			MaxWaiters: max, WaitTTL: time.Minute}
+		if res, err := e.slots.Enter(ctx, w); err != nil || res != slots.Queued {
+			t.Fatalf("waiter %d: %d %v", i, res, err)
+		}
+	}
+	cands := []candidate{
+		{acc: &groupAccount{CandidateAccount: store.CandidateAccount{ID: sticky, Concurrency: 1}}},
+		{acc: &groupAccount{CandidateAccount: store.CandidateAccount{ID: other, Concurrency: 1}}},
+	}
+	stale := map[int64]slots.Load{sticky: {Active: 1}, other: {}} // read before the queue filled
+	got, rej, err := e.svc.acquireAccount(ctx, cands, stale, "g_late", group, strings.Repeat("cd", 32), sticky, true)
+	if err != nil || rej != nil {
+		t.Fatalf("acquireAccount: rejection %v, error %v; want the other account", rej, err)
+	}
+	if got.acc.ID != other {
+		t.Fatalf("placed on account %d, want %d", got.acc.ID, other)
+	}
 }
