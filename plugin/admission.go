@@ -1,11 +1,9 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -32,9 +30,10 @@ const (
 // refusal: unreachable, too slow, a non-200 without X-Poolgate-Reject, a garbled body.
 var errControlUnavailable = errors.New("control service unavailable")
 
-// sharedControl bundles the package-level objects that talk to one controlsvc. Package state
-// is shared by every instance of the plugin (Traefik builds one interpreter per plugin), and
-// New runs per router and on every reload, so these are created once per controlURL+secret.
+// sharedControl bundles the package-level objects that talk to one controlsvc deployment.
+// Package state is shared by every instance of the plugin (Traefik builds one interpreter per
+// plugin), and New runs per router and on every reload, so these are created once per
+// address list + secret.
 type sharedControl struct {
 	client  *controlClient
 	reports *reporter
@@ -46,16 +45,17 @@ var (
 	controls   = make(map[string]*sharedControl)
 )
 
-// controlFor returns the shared control objects for baseURL and secret, creating them on
-// first use. Their goroutines start lazily, on the first report or lease.
-func controlFor(baseURL, secret string) *sharedControl {
-	key := baseURL + "\x00" + secret
+// controlFor returns the shared control objects for the address list (comma-joined, from
+// parseControlURLs) and secret, creating them on first use. Their goroutines start lazily,
+// on the first report or lease.
+func controlFor(list, secret string) *sharedControl {
+	key := controlKey(list, secret)
 	controlsMu.Lock()
 	defer controlsMu.Unlock()
 	if c, ok := controls[key]; ok {
 		return c
 	}
-	client := newControlClient(baseURL, secret)
+	client := newControlClient(list, secret)
 	c := &sharedControl{
 		client:  client,
 		reports: newReporter(client, reportMaxBatch, reportMaxSpool),
@@ -65,10 +65,10 @@ func controlFor(baseURL, secret string) *sharedControl {
 	return c
 }
 
-// closeControl stops the background work for baseURL and secret after a final report flush
-// and forgets it. Traefik has no hook for this; tests use it.
-func closeControl(baseURL, secret string) {
-	key := baseURL + "\x00" + secret
+// closeControl stops the background work for the address list and secret after a final
+// report flush and forgets it. Traefik has no hook for this; tests use it.
+func closeControl(list, secret string) {
+	key := controlKey(list, secret)
 	controlsMu.Lock()
 	c, ok := controls[key]
 	delete(controls, key)
@@ -77,49 +77,6 @@ func closeControl(baseURL, secret string) {
 		c.reports.close()
 		c.leases.close()
 	}
-}
-
-// controlClient makes the plugin's calls to controlsvc over its own keep-alive pool.
-type controlClient struct {
-	baseURL   string
-	secret    string
-	transport *http.Transport
-}
-
-func newControlClient(baseURL, secret string) *controlClient {
-	return &controlClient{
-		baseURL: baseURL,
-		secret:  secret,
-		transport: &http.Transport{
-			Proxy:               nil, // controlsvc is local: never route it through a proxy from the environment
-			DialContext:         dialer(5 * time.Second),
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-	}
-}
-
-// post sends body to path and returns the status, headers and (bounded) body of the reply.
-// ctx bounds the whole exchange, reading the reply included.
-func (c *controlClient) post(ctx context.Context, path string, body []byte) (int, http.Header, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("building %s request: %w", path, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(headerSecret, c.secret)
-	resp, err := c.transport.RoundTrip(req)
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("calling %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxControlReply))
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("reading %s reply: %w", path, err)
-	}
-	return resp.StatusCode, resp.Header, data, nil
 }
 
 // admitBound bounds one admit call: controlsvc's own work (admissionTimeout) plus the
@@ -139,12 +96,16 @@ type rejection struct {
 
 // admit asks for an account. Exactly one of the grant, the rejection and the error is set;
 // the error is errControlUnavailable (wrapped) for anything but a grant or a refusal.
+// The call, every controlsvc address it tries included, ends at now + timeout, and the
+// request tells controlsvc so in deadline_ms.
 func (c *controlClient) admit(ctx context.Context, timeout time.Duration, ar *admitRequest) (*grant, *rejection, error) {
+	deadline := time.Now().Add(timeout)
+	ar.DeadlineMs = deadlineMs(deadline)
 	body, err := encodeJSON(ar)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding admit request: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	status, header, data, err := c.post(ctx, admitPath, body)
 	if err != nil {

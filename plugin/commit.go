@@ -41,10 +41,6 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 	defer resp.Body.Close()
 	wd.armIdle(x.idleTimeout())
 
-	var flusher http.Flusher
-	if f, ok := x.rw.(http.Flusher); ok {
-		flusher = f
-	}
 	scan := newUsageScanner(usageFormatFor(x.path), true)
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
@@ -93,16 +89,17 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 				pending = pending[:0]
 			} else if committed {
 				cut := lastEventBoundary(pending)
+				whole := true
 				if len(pending) > maxCarry {
+					whole = cut == len(pending)
 					cut = len(pending) // an event that never ends: pass it on as it comes
 				}
 				if cut > 0 {
 					out := pending[:cut]
-					if _, werr := x.rw.Write(out); werr != nil {
+					if _, werr := x.writeClient(out); werr != nil {
 						draining = x.drain(wd)
-					} else if flusher != nil {
-						flusher.Flush()
 					}
+					x.midEvent = !whole // panic.go
 					scan.feed(out)
 					last = append(last[:0], lastEvent(out)...)
 					pending = append(pending[:0], pending[cut:]...)
@@ -176,11 +173,8 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 				st.committed = true
 			}
 			if !st.draining {
-				if _, err := x.rw.Write(pending); err != nil {
+				if _, err := x.writeClient(pending); err != nil {
 					st.draining = x.drain(wd)
-				}
-				if f, ok := x.rw.(http.Flusher); ok {
-					f.Flush()
 				}
 			}
 			scan.feed(pending)

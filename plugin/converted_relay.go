@@ -22,7 +22,6 @@ type convertedAttempt struct {
 	held      []byte // converted events before the commit point (streaming clients)
 	committed bool
 	draining  bool // the client left after the commit point
-	flusher   http.Flusher
 }
 
 // relayConverted converts an upstream 2xx reply. It returns the failed attempt when the reply
@@ -38,9 +37,6 @@ func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAtte
 	}
 	wd.armIdle(x.idleTimeout())
 	c := &convertedAttempt{x: x, wd: wd, conv: newResponsesStream(x.info.model, newResponseID(), time.Now().Unix())}
-	if f, ok := x.rw.(http.Flusher); ok {
-		c.flusher = f
-	}
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
@@ -137,12 +133,8 @@ func (c *convertedAttempt) write(p []byte) {
 	if c.draining {
 		return
 	}
-	if _, err := x.rw.Write(p); err != nil {
+	if _, err := x.writeClient(p); err != nil {
 		c.draining = x.drain(c.wd)
-		return
-	}
-	if c.flusher != nil {
-		c.flusher.Flush()
 	}
 }
 
@@ -184,7 +176,7 @@ func (c *convertedAttempt) end() {
 	x.written = true
 	x.status = http.StatusOK
 	x.rw.WriteHeader(http.StatusOK)
-	_, _ = x.rw.Write(body)
+	_, _ = x.writeClient(body)
 }
 
 // failBeforeCommit ends an attempt whose stream failed before any semantic output: an

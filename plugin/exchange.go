@@ -48,10 +48,12 @@ type exchange struct {
 	// keepAliveOnly: keep-alives committed the response (200, text/event-stream) and
 	// nothing else was written yet, so an error must go in the stream (keepalive.go).
 	keepAliveOnly bool
-	status        int    // the status the client got; 499 when it went away
-	errorClass    string // "" on success
-	firstByte     time.Time
-	usage         []byte
+	// midEvent: what the client got may end inside an SSE event (panic.go).
+	midEvent   bool
+	status     int    // the status the client got; 499 when it went away
+	errorClass string // "" on success
+	firstByte  time.Time
+	usage      []byte
 
 	// Billing facts of the answering attempt (docs/billing.md, "Disconnects, drains and estimates"):
 	// billable once it was committed to the client (a stream past its commit point, a 2xx
@@ -69,6 +71,9 @@ type exchange struct {
 	readmitting time.Duration
 	firstSend   time.Time
 	attemptSent time.Time
+
+	// stall watches the writes to the client (stall.go).
+	stall *stallGuard
 }
 
 func newExchange(p *Poolgate, rw http.ResponseWriter, req *http.Request, path string) *exchange {
@@ -80,6 +85,7 @@ func newExchange(p *Poolgate, rw http.ResponseWriter, req *http.Request, path st
 		requestID: newRequestID(),
 		start:     time.Now(),
 		exclude:   make([]int64, 0, 4),
+		stall:     newStallGuard(p.writeStall, rw, p.control.leases),
 	}
 }
 
@@ -110,13 +116,15 @@ func (x *exchange) run() {
 	x.forward()
 }
 
-// finish runs deferred: it turns a panic into a 500, makes sure something was written, and
-// sends the one report of the grant, which also releases its slots in controlsvc.
+// finish runs deferred: it answers after a panic (a 500, or the stream's terminal error:
+// panic.go), makes sure something was written, and sends the one report of the grant, which
+// also releases its slots in controlsvc.
 func (x *exchange) finish() {
+	cut := false
 	if r := recover(); r != nil {
-		x.errorClass = classInternal
-		x.writeError(newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
+		cut = x.endAfterPanic()
 	}
+	defer x.cutIf(cut) // after the report
 	if !x.written || (x.keepAliveOnly && !x.clientGone()) {
 		x.writeError(newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
 	}
@@ -127,8 +135,9 @@ func (x *exchange) finish() {
 	x.p.control.reports.enqueue(x.report())
 }
 
+// clientGone reports whether the client disconnected or stopped reading (stall.go).
 func (x *exchange) clientGone() bool {
-	return x.req.Context().Err() != nil
+	return x.req.Context().Err() != nil || x.stall.isStalled()
 }
 
 // abandon records that the client went away. Writing the error is harmless when the

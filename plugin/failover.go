@@ -53,13 +53,10 @@ func (x *exchange) admit(failed *failedAttempt) bool {
 	if g != nil {
 		// Take the grant before anything else: even if the client is gone now, the grant
 		// must be reported so that its slots are released.
-		if x.grant != nil && x.grant.GrantID != g.GrantID {
-			// Re-admission extends the grant; should controlsvc ever answer with another
-			// id, stop renewing the old one rather than renew it forever.
-			x.p.control.leases.unregister(x.grant.GrantID)
-		}
+		// Re-admission extends the grant; should controlsvc ever answer with another id,
+		// holdLease stops renewing the old one rather than renew it forever.
 		x.grant = g
-		x.p.control.leases.register(lease{GrantID: g.GrantID, UserID: g.UserID, AccountID: g.AccountID})
+		x.holdLease(g) // stall.go: not when the client stopped reading
 	}
 	if x.clientGone() {
 		x.abandon()
@@ -164,6 +161,7 @@ func (x *exchange) attempt() (*http.Response, *watchdog, error) {
 	x.usageComplete = false
 	x.outputBytes = 0
 	x.usage = nil
+	x.stall.onStall(func() { wd.fire(classClientGone) }) // stall.go
 	began := time.Now()
 	x.attemptSent = began
 	if x.firstSend.IsZero() {

@@ -33,6 +33,9 @@ type admitRequest struct {
 	// MaxWaitMs is the plugin's wait budget: controlsvc keeps the call in its wait queues
 	// at most this long (0: not at all) and then refuses as a wait timeout.
 	MaxWaitMs int64 `json:"max_wait_ms"`
+	// DeadlineMs is the absolute Unix time in milliseconds at which the plugin stops
+	// waiting for the answer: controlsvc stops working on the call before it.
+	DeadlineMs int64 `json:"deadline_ms,omitempty"`
 	// SessionHash is the hex SHA-256 of the session seed (sticky sessions, issue 3 §5).
 	SessionHash string `json:"session_hash,omitempty"`
 	// The inputs of controlsvc's cost estimate (docs/billing.md, "Reserve, then settle"):

@@ -39,9 +39,12 @@ func keepAliveFrame(path string) []byte {
 	return openAIKeepAlive
 }
 
-// keepAlive writes keep-alives to one client until stopped.
+// keepAlive writes keep-alives to one client until stopped. Its writes run under the
+// exchange's stall watchdog (stall.go): a ping blocked for writeStallTimeout ends the admit
+// call and keeps no lease alive.
 type keepAlive struct {
 	rw        http.ResponseWriter // the writer Traefik handed in (see flush)
+	guard     *stallGuard         // writes and flushes rw
 	ctx       context.Context     // the client's request: no ping after it ended
 	frame     []byte
 	interval  time.Duration
@@ -56,10 +59,11 @@ type keepAlive struct {
 
 // startKeepAlive arms the first ping. committed says that an earlier keep-alive of this
 // request already sent the status line.
-func startKeepAlive(ctx context.Context, rw http.ResponseWriter, path, requestID string,
+func startKeepAlive(ctx context.Context, rw http.ResponseWriter, guard *stallGuard, path, requestID string,
 	interval time.Duration, committed bool) *keepAlive {
 	k := &keepAlive{
 		rw:        rw,
+		guard:     guard,
 		ctx:       ctx,
 		frame:     keepAliveFrame(path),
 		interval:  interval,
@@ -95,12 +99,9 @@ func (k *keepAlive) tick() {
 		k.committed = true
 		k.rw.WriteHeader(http.StatusOK)
 	}
-	if _, err := k.rw.Write(k.frame); err != nil {
+	if _, err := k.guard.write(k.frame); err != nil {
 		k.broken = true
 		return
-	}
-	if f, ok := k.rw.(http.Flusher); ok {
-		f.Flush()
 	}
 	k.timer.Reset(k.interval)
 }
@@ -117,13 +118,17 @@ func (k *keepAlive) stop() bool {
 
 // admitWithKeepAlive makes one admit call, with keep-alives to a streaming client while it
 // is out. It starts none when the request does not stream, when pings are off, or when the
-// client already got more than keep-alives.
+// client already got more than keep-alives. A stalled client ends the call: controlsvc then
+// undoes a grant it was about to give.
 func (x *exchange) admitWithKeepAlive(ar *admitRequest) (*grant, *rejection, error) {
+	ctx, cancel := context.WithCancel(x.req.Context())
+	defer cancel()
+	x.stall.onStall(cancel)
 	var k *keepAlive
 	if x.info.stream && x.p.pingInterval > 0 && (!x.written || x.keepAliveOnly) {
-		k = startKeepAlive(x.req.Context(), x.rw, x.path, x.requestID, x.p.pingInterval, x.written)
+		k = startKeepAlive(x.req.Context(), x.rw, x.stall, x.path, x.requestID, x.p.pingInterval, x.written)
 	}
-	g, rej, err := x.p.control.client.admit(x.req.Context(), x.p.admitBound(), ar)
+	g, rej, err := x.p.control.client.admit(ctx, x.p.admitBound(), ar)
 	if k != nil && k.stop() && !x.written {
 		x.written = true
 		x.keepAliveOnly = true

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -31,12 +32,13 @@ const (
 	defaultStreamIdleTimeout     = "180s"
 	defaultRequestTimeout        = "30m"
 	defaultDrainTimeout          = "30s"
+	defaultWriteStallTimeout     = "60s"
 )
 
 // Sentinel configuration errors; New wraps them with the offending value.
 var (
 	errMissingSecret = errors.New("pluginSecret is required")
-	errBadControlURL = errors.New("controlURL must be an absolute http or https URL")
+	errBadControlURL = errors.New("must be an absolute http or https URL")
 	errBadBodyLimit  = errors.New("maxBodyBytes must be positive")
 	errBadSwitches   = errors.New("maxAccountSwitches must not be negative")
 	errBadDuration   = errors.New("timeout must be a positive duration such as 5s")
@@ -46,7 +48,10 @@ var (
 // Config is the plugin's dynamic configuration. Traefik decodes the middleware's keys
 // (controlURL, pluginSecret, …) into these fields, matching names without regard to case.
 type Config struct {
+	// ControlURL is one controlsvc base URL; ControlURLs, when set, wins: a comma-separated
+	// list of instances, any of which can serve any call (controlurls.go).
 	ControlURL         string `json:"controlURL,omitempty"`
+	ControlURLs        string `json:"controlURLs,omitempty"`
 	PluginSecret       string `json:"pluginSecret,omitempty"`
 	MaxBodyBytes       int64  `json:"maxBodyBytes,omitempty"`
 	MaxAccountSwitches int    `json:"maxAccountSwitches,omitempty"`
@@ -71,6 +76,9 @@ type Config struct {
 	// DrainTimeout bounds how long an attempt is read on after its client left past the
 	// commit point, to bill the usage the upstream reports; 0s cuts it at once.
 	DrainTimeout string `json:"drainTimeout,omitempty"`
+	// WriteStallTimeout bounds one write to the client: a client that stops reading for
+	// longer loses its stream and its slots (stall.go); 0s is none.
+	WriteStallTimeout string `json:"writeStallTimeout,omitempty"`
 }
 
 // CreateConfig returns the defaults; Traefik overlays the configured keys on them.
@@ -87,6 +95,7 @@ func CreateConfig() *Config {
 		StreamIdleTimeout:     defaultStreamIdleTimeout,
 		RequestTimeout:        defaultRequestTimeout,
 		DrainTimeout:          defaultDrainTimeout,
+		WriteStallTimeout:     defaultWriteStallTimeout,
 	}
 }
 
@@ -104,7 +113,8 @@ type Poolgate struct {
 	firstToken   time.Duration // 0: none
 	streamIdle   time.Duration // 0: none
 	requestLimit time.Duration
-	drain        time.Duration // 0: a committed attempt is cut when its client leaves
+	drain        time.Duration // 0: a committed attempt is cut when its client leaves; with requestLimit it bounds lease renewal (leaseCap)
+	writeStall   time.Duration // 0: no stall watchdog
 	control      *sharedControl
 	transport    *http.Transport
 }
@@ -118,8 +128,11 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 	if cfg.PluginSecret == "" {
 		return nil, fmt.Errorf("poolgate middleware %q: %w", name, errMissingSecret)
 	}
-	controlURL, err := parseControlURL(cfg.ControlURL)
+	controlURLs, err := parseControlURLs(cfg.ControlURLs, cfg.ControlURL)
 	if err != nil {
+		if strings.TrimSpace(cfg.ControlURLs) != "" {
+			return nil, fmt.Errorf("poolgate middleware %q: controlURLs %q: %w", name, cfg.ControlURLs, err)
+		}
 		return nil, fmt.Errorf("poolgate middleware %q: controlURL %q: %w", name, cfg.ControlURL, err)
 	}
 	if cfg.MaxBodyBytes <= 0 {
@@ -160,6 +173,10 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 	if err != nil {
 		return nil, fmt.Errorf("poolgate middleware %q: drainTimeout %q: %w", name, cfg.DrainTimeout, err)
 	}
+	writeStall, err := parseOptionalDuration(cfg.WriteStallTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: writeStallTimeout %q: %w", name, cfg.WriteStallTimeout, err)
+	}
 	return &Poolgate{
 		next:         next,
 		name:         name,
@@ -172,7 +189,8 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 		streamIdle:   streamIdle,
 		requestLimit: requestLimit,
 		drain:        drain,
-		control:      controlFor(controlURL, cfg.PluginSecret),
+		writeStall:   writeStall,
+		control:      controlFor(strings.Join(controlURLs, ","), cfg.PluginSecret),
 		transport:    sharedTransport(headerTimeout),
 	}, nil
 }

@@ -24,6 +24,7 @@ func TestCreateConfigDefaults(t *testing.T) {
 		StreamIdleTimeout:     "180s",
 		RequestTimeout:        "30m",
 		DrainTimeout:          "30s",
+		WriteStallTimeout:     "60s",
 	}
 	if got != want {
 		t.Fatalf("CreateConfig() = %+v, want %+v", got, want)
@@ -51,6 +52,11 @@ func TestNewValidatesConfig(t *testing.T) {
 		{name: "bad ping interval", give: func(c *Config) { c.PingInterval = "often" }, wantErr: errBadOptional},
 		{name: "no drain", give: func(c *Config) { c.DrainTimeout = "0s" }},
 		{name: "negative drain", give: func(c *Config) { c.DrainTimeout = "-5s" }, wantErr: errBadOptional},
+		{name: "no stall watchdog", give: func(c *Config) { c.WriteStallTimeout = "0s" }},
+		{name: "bad stall timeout", give: func(c *Config) { c.WriteStallTimeout = "-1s" }, wantErr: errBadOptional},
+		{name: "control URL list", give: func(c *Config) { c.ControlURLs = "http://127.0.0.1:1, http://127.0.0.1:2/" }},
+		{name: "bad entry in control URL list", give: func(c *Config) { c.ControlURLs = "http://127.0.0.1:1,127.0.0.1:2" }, wantErr: errBadControlURL},
+		{name: "list wins over a bad single URL", give: func(c *Config) { c.ControlURL = "nope"; c.ControlURLs = "http://127.0.0.1:1" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,7 +76,10 @@ func TestNewValidatesConfig(t *testing.T) {
 			}
 		})
 	}
-	t.Cleanup(func() { closeControl("http://127.0.0.1:1", "s") })
+	t.Cleanup(func() {
+		closeControl("http://127.0.0.1:1", "s")
+		closeControl("http://127.0.0.1:1,http://127.0.0.1:2", "s")
+	})
 }
 
 func TestNewSharesBackgroundObjects(t *testing.T) {

@@ -10,7 +10,18 @@ import (
 const (
 	renewInterval = 15 * time.Second
 	renewTimeout  = 5 * time.Second
+	// leaseCapMargin is what a lease may be renewed for beyond its request's own bounds
+	// (requestTimeout + drainTimeout): the time to write the last event and the report.
+	leaseCapMargin = 60 * time.Second
 )
+
+// renewal is one registered lease and the time after which it is never renewed again (zero:
+// no such time). A request that outlives its bounds — a goroutine stuck in a write nobody
+// can interrupt, a bug — then loses its slots within a lease TTL of that time.
+type renewal struct {
+	l     lease
+	until time.Time
+}
 
 // renewer keeps the leases of live grants alive: every interval it renews all of them in one
 // POST /internal/v1/renew. A failed call is not retried; the next tick covers it, well
@@ -20,12 +31,13 @@ type renewer struct {
 	interval time.Duration
 
 	mu      sync.Mutex
-	leases  map[string]lease
+	leases  map[string]renewal
 	running bool
 
+	stopped   bool // close was called (under mu)
 	startOnce sync.Once
 	closeOnce sync.Once
-	stop      chan struct{}
+	wake      *wakeup
 	done      chan struct{}
 }
 
@@ -33,14 +45,15 @@ func newRenewer(client *controlClient, interval time.Duration) *renewer {
 	return &renewer{
 		client:   client,
 		interval: interval,
-		leases:   make(map[string]lease),
-		stop:     make(chan struct{}),
+		leases:   make(map[string]renewal),
+		wake:     newWakeup(),
 		done:     make(chan struct{}),
 	}
 }
 
-// register adds or updates (after re-admission to another account) a live grant.
-func (rn *renewer) register(l lease) {
+// register adds or updates (after re-admission to another account) a live grant, to be
+// renewed until the time until (zero: as long as it is registered).
+func (rn *renewer) register(l lease, until time.Time) {
 	rn.startOnce.Do(func() {
 		rn.mu.Lock()
 		rn.running = true
@@ -48,7 +61,7 @@ func (rn *renewer) register(l lease) {
 		go rn.run()
 	})
 	rn.mu.Lock()
-	rn.leases[l.GrantID] = l
+	rn.leases[l.GrantID] = renewal{l: l, until: until}
 	rn.mu.Unlock()
 }
 
@@ -59,12 +72,17 @@ func (rn *renewer) unregister(grantID string) {
 	rn.mu.Unlock()
 }
 
-func (rn *renewer) snapshot() []lease {
+// snapshot returns the leases to renew now and forgets those past their cap.
+func (rn *renewer) snapshot(now time.Time) []lease {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
 	out := make([]lease, 0, len(rn.leases))
-	for _, l := range rn.leases {
-		out = append(out, l)
+	for id, r := range rn.leases {
+		if !r.until.IsZero() && now.After(r.until) {
+			delete(rn.leases, id)
+			continue
+		}
+		out = append(out, r.l)
 	}
 	return out
 }
@@ -72,20 +90,25 @@ func (rn *renewer) snapshot() []lease {
 func (rn *renewer) run() {
 	defer close(rn.done)
 	defer func() { _ = recover() }() // a panic here must not take Traefik down
-	ticker := time.NewTicker(rn.interval)
-	defer ticker.Stop()
+	next := time.Now().Add(rn.interval)
 	for {
-		select {
-		case <-rn.stop:
+		rn.wake.wait(time.Until(next))
+		rn.mu.Lock()
+		stopped := rn.stopped
+		rn.mu.Unlock()
+		if stopped {
 			return
-		case <-ticker.C:
-			rn.renew()
 		}
+		if time.Now().Before(next) {
+			continue // a spurious wake (wakeup)
+		}
+		next = time.Now().Add(rn.interval)
+		rn.renew()
 	}
 }
 
 func (rn *renewer) renew() {
-	leases := rn.snapshot()
+	leases := rn.snapshot(time.Now())
 	if len(leases) == 0 {
 		return
 	}
@@ -103,8 +126,9 @@ func (rn *renewer) close() {
 		rn.startOnce.Do(func() {})
 		rn.mu.Lock()
 		running := rn.running
+		rn.stopped = true
 		rn.mu.Unlock()
-		close(rn.stop)
+		rn.wake.raise()
 		if running {
 			<-rn.done
 		}

@@ -99,10 +99,10 @@ func millis(d time.Duration) int64 {
 // retries, never a report. Only a full spool drops reports, the oldest first
 // (report_spool.go).
 //
-// Only the package-level run goroutine executes a select (Yaegi v0.16.1 races when one
-// select statement runs in two goroutines at once, see docs/design.md): request goroutines
-// and senders wake it through a one-slot channel guarded by the notified flag, so their send
-// never blocks and needs no select.
+// No select statement anywhere (Yaegi v0.16.1 races when one select statement runs in two
+// goroutines at once, and there is one run goroutine per control service address list, see
+// docs/design.md): request goroutines, senders and backoff timers wake run through a
+// one-slot channel guarded by the notified flag, so their send never blocks.
 type reporter struct {
 	client      *controlClient
 	maxBatch    int
@@ -126,7 +126,6 @@ type reporter struct {
 	senders   sync.WaitGroup
 	closeOnce sync.Once
 	wake      chan struct{}
-	stop      chan struct{}
 	done      chan struct{}
 }
 
@@ -140,7 +139,6 @@ func newReporter(client *controlClient, maxBatch, maxSpool int) *reporter {
 		logDropsEvery: reportDropLogEvery,
 		backoff:       reportBackoffLo,
 		wake:          make(chan struct{}, 1),
-		stop:          make(chan struct{}),
 		done:          make(chan struct{}),
 	}
 }
@@ -196,24 +194,32 @@ func (rp *reporter) run() {
 	}
 }
 
-// wait sleeps until a wake-up, the end of a backoff (d > 0) or stop; false means stopped.
+// wait sleeps until a wake-up, the end of a backoff (d > 0) or close; false means closed.
+// No select statement: see wakeup.go.
 func (rp *reporter) wait(d time.Duration) bool {
-	var timeout <-chan time.Time
+	var t *time.Timer
 	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
+		t = time.AfterFunc(d, rp.poke) // a method value made here (docs/design.md)
 	}
-	select {
-	case <-rp.stop:
-		return false
-	case <-rp.wake:
-		rp.mu.Lock()
-		rp.notified = false // before dispatch reads the queue: no wake-up is lost
-		rp.mu.Unlock()
-	case <-timeout:
+	<-rp.wake
+	rp.mu.Lock()
+	rp.notified = false // before dispatch reads the queue: no wake-up is lost
+	closed := rp.closed
+	rp.mu.Unlock()
+	if t != nil {
+		t.Stop()
 	}
-	return true
+	return !closed
+}
+
+// poke wakes run, unless a wake-up is pending already.
+func (rp *reporter) poke() {
+	rp.mu.Lock()
+	wake := rp.notifyLocked()
+	rp.mu.Unlock()
+	if wake {
+		rp.wake <- struct{}{}
+	}
 }
 
 // dispatch starts senders for queued batches while senders are free. During a backoff it
@@ -327,13 +333,18 @@ func (rp *reporter) close() {
 		rp.closed = true
 		running := rp.running
 		rp.mu.Unlock()
-		close(rp.stop)
+		rp.poke()
 		if !running {
 			return
 		}
-		select {
-		case <-rp.done:
-		case <-time.After(reportTimeout):
-		}
+		// The last flush, bounded, without a select (wakeup.go).
+		exit := make(chan struct{}, 2)
+		go func() {
+			<-rp.done
+			exit <- struct{}{}
+		}()
+		t := time.AfterFunc(reportTimeout, func() { exit <- struct{}{} })
+		<-exit
+		t.Stop()
 	})
 }

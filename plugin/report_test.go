@@ -248,11 +248,11 @@ func TestRenewerRenewsLiveLeasesInOneCall(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	rn.register(lease{GrantID: "g_1", UserID: 1, AccountID: 10})
-	rn.register(lease{GrantID: "g_2", UserID: 2, AccountID: 20})
+	rn.register(lease{GrantID: "g_1", UserID: 1, AccountID: 10}, time.Time{})
+	rn.register(lease{GrantID: "g_2", UserID: 2, AccountID: 20}, time.Time{})
 	waitRenew([]lease{{"g_1", 1, 10}, {"g_2", 2, 20}})
 
-	rn.register(lease{GrantID: "g_1", UserID: 1, AccountID: 11}) // re-admitted elsewhere
+	rn.register(lease{GrantID: "g_1", UserID: 1, AccountID: 11}, time.Time{}) // re-admitted elsewhere
 	rn.unregister("g_2")
 	waitRenew([]lease{{"g_1", 1, 11}})
 
@@ -296,17 +296,17 @@ func TestLiveRequestHoldsLeaseUntilCompletion(t *testing.T) {
 	}()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		if l := p.control.leases.snapshot(); len(l) == 1 && l[0] == (lease{GrantID: "g_1", UserID: 7, AccountID: 4}) {
+		if l := p.control.leases.snapshot(time.Now()); len(l) == 1 && l[0] == (lease{GrantID: "g_1", UserID: 7, AccountID: 4}) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("leases = %+v during the request", p.control.leases.snapshot())
+			t.Fatalf("leases = %+v during the request", p.control.leases.snapshot(time.Now()))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(gate)
 	<-done
-	if l := p.control.leases.snapshot(); len(l) != 0 {
+	if l := p.control.leases.snapshot(time.Now()); len(l) != 0 {
 		t.Fatalf("leases after completion = %+v", l)
 	}
 	stub.waitReport()

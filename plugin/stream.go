@@ -61,13 +61,8 @@ func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd 
 	if resp.StatusCode >= 400 {
 		x.errorClass = classUpstreamStatus
 	}
+	x.midEvent = true // raw chunks: no known event boundary (panic.go)
 	sse := isEventStream(resp.Header.Get("Content-Type"))
-	var flusher http.Flusher
-	if sse {
-		if f, ok := x.rw.(http.Flusher); ok {
-			flusher = f
-		}
-	}
 	scan := newUsageScanner(usageFormatFor(x.path), sse)
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
@@ -84,19 +79,14 @@ func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd 
 				draining = x.drain(wd)
 			}
 			if !draining {
-				if _, werr := x.rw.Write(buf[:n]); werr != nil {
+				if _, werr := x.writeClient(buf[:n]); werr != nil {
 					if !x.billable {
 						x.markClientGone()
 						break // the deferred cancel ends the upstream request
 					}
 					draining = x.drain(wd)
-				} else {
-					if x.firstByte.IsZero() {
-						x.firstByte = time.Now()
-					}
-					if flusher != nil {
-						flusher.Flush()
-					}
+				} else if x.firstByte.IsZero() {
+					x.firstByte = time.Now()
 				}
 			}
 			scan.feed(buf[:n])
