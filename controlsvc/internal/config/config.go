@@ -53,7 +53,7 @@ const (
 	// as the gateway applies them.
 	DefaultRateLimitCooldown = gateway.DefaultRateLimitCooldown
 	MaxRateLimitCooldown     = gateway.MaxRateLimitCooldown
-	// DefaultReservationTTL stays above the plugin's 30 min request deadline, so only the
+	// DefaultReservationTTL stays above the latest a report can come (Traefik's writeTimeout), so only the
 	// reservations of requests whose report will never come are released.
 	DefaultReservationTTL = store.DefaultReservationTTL
 	// DefaultBillingTimezone is the zone of the daily windows.

@@ -10,9 +10,11 @@ import (
 )
 
 // DefaultReservationTTL is how long a reservation lives without its report: above the
-// plugin's 30-minute request deadline, so only reservations of requests whose report will
-// never come (a crashed gateway) are released by the sweeper (POOLGATE_RESERVATION_TTL).
-const DefaultReservationTTL = 35 * time.Minute
+// longest a report can take (docs/design.md, "Timeouts": a client that never reads holds its
+// request until Traefik's 35-minute writeTimeout ends the blocked write), so only
+// reservations of requests whose report will never come (a crashed gateway) are released
+// by the sweeper (POOLGATE_RESERVATION_TTL).
+const DefaultReservationTTL = 40 * time.Minute
 
 const (
 	sqlExpiredReservationUsers = `
