@@ -525,7 +525,8 @@ func TestSweeperReleasesExpiredReservations(t *testing.T) {
 	old := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
 	young := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
 	youngRes, _, _ := e.st.GetReservation(t.Context(), young.RequestID)
-	e.exec(t, `UPDATE reservations SET created_at = now() - interval '36 minutes' WHERE request_id = $1`, old.RequestID)
+	e.exec(t, `UPDATE reservations SET created_at = now() - make_interval(secs => $2) WHERE request_id = $1`,
+		old.RequestID, (store.DefaultReservationTTL + time.Minute).Seconds())
 
 	w := newSweeper(e.st, store.DefaultReservationTTL, 20*time.Millisecond, e.svc.log)
 	go w.run()
