@@ -126,6 +126,11 @@ func (x *exchange) finish() {
 	}
 	defer x.cutIf(cut) // after the report
 	if !x.written || (x.keepAliveOnly && !x.clientGone()) {
+		// A path that wrote nothing is a bug; its report must not read as an answer (a 200
+		// after keep-alives with no error class would be billed by estimate).
+		if x.errorClass == "" {
+			x.errorClass = classInternal
+		}
 		x.writeError(newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
 	}
 	if x.grant == nil {

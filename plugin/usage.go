@@ -9,15 +9,14 @@ import "bytes"
 const (
 	// maxCarry bounds one SSE line kept across reads; a longer line is skipped.
 	maxCarry = 4 << 20
-	// maxUsageObject bounds the usage object captured from a JSON reply; a longer object
-	// after a "usage" key is not a usage object and is dropped.
+	// maxUsageObject bounds the usage object taken from a reply, JSON or stream; a longer
+	// object after a "usage" key is not a usage object and is dropped.
 	maxUsageObject = 64 << 10
 )
 
 var (
 	usageKey   = []byte(`"usage"`)
 	dataPrefix = []byte("data:")
-	openBrace  = []byte("{")
 )
 
 // usageScanner pulls the usage object out of a reply as it streams by. JSON replies are
@@ -120,6 +119,11 @@ func (s *usageScanner) line(l []byte) {
 		return
 	}
 	kind, usage := sseUsage(s.format, bytes.TrimSpace(l[len(dataPrefix):]))
+	if len(usage) > maxUsageObject {
+		// Not a usage object (as in a JSON reply): it would go into the report as it is,
+		// and a report batch over controlsvc's body limit is refused whole.
+		return
+	}
 	switch kind {
 	case sseFinalUsage:
 		s.final = usage
@@ -168,16 +172,19 @@ const (
 // jsonUsage finds the "usage" object of a JSON reply as the bytes pass, so that a reply of
 // any size yields its usage with bounded memory. Per read the common case is one
 // bytes.Index; a key split between two reads is found from the few bytes carried over
-// (tail). The object is captured from its '{' to the '}' that balances it (counted with
-// bytes.Count, confirmed by jsonValid), at most maxUsageObject bytes. The last complete
+// (tail). The object is captured from its '{' to the '}' that balances it (counted outside
+// strings, confirmed by jsonValid), at most maxUsageObject bytes. The last complete
 // object wins: all three APIs put the top-level usage after the output, which is where a
 // "usage" key of the model's own (a tool's input object) would be.
 type jsonUsage struct {
 	state   int
 	tail    []byte // the end of the last read when it is the start of `"usage"`
 	capture []byte
-	depth   int // braces opened minus closed in capture
-	found   []byte
+	depth   int // braces opened minus closed in capture, outside strings
+	// inString and escaped: where capture ends, inside a string, after its backslash.
+	inString bool
+	escaped  bool
+	found    []byte
 }
 
 func (j *jsonUsage) feed(p []byte) {
@@ -246,8 +253,7 @@ func (j *jsonUsage) afterKey(p []byte) []byte {
 			j.state = jsonAfterColon
 		case j.state == jsonAfterColon && c == '{':
 			j.state = jsonCapturing
-			j.capture = j.capture[:0]
-			j.depth = 0
+			j.resetCapture()
 			return p[i:]
 		default:
 			// A "usage" string value, null, or not JSON: search on from here.
@@ -259,34 +265,64 @@ func (j *jsonUsage) afterKey(p []byte) []byte {
 }
 
 // extend captures the object up to its balancing '}' and returns the bytes after it (nil
-// when p ends inside the object).
+// when p ends inside the object). Braces are counted outside strings only: a usage key in
+// the model's output (a tool's input) may hold a string like "{", and a count that took it
+// for a brace would run past that object's end and swallow the real usage after it. Each
+// step is one bytes.IndexAny over the bytes up to the next quote, backslash or brace, so a
+// real usage object costs a few dozen steps.
 func (j *jsonUsage) extend(p []byte) []byte {
-	for len(p) > 0 {
-		k := bytes.IndexByte(p, '}')
-		piece := p
-		if k >= 0 {
-			piece = p[:k+1]
+	i := 0
+	closed := false
+	for i < len(p) && !closed {
+		if j.escaped {
+			j.escaped = false
+			i++
+			continue
 		}
-		if len(j.capture)+len(piece) > maxUsageObject {
-			// Too long for a usage object: drop it and search on after this piece.
-			j.capture = j.capture[:0]
-			j.state = jsonSearching
-			return p[len(piece):]
+		specials := "{}\""
+		if j.inString {
+			specials = "\\\""
 		}
-		j.capture = append(j.capture, piece...)
-		j.depth += bytes.Count(piece, openBrace)
+		k := bytes.IndexAny(p[i:], specials)
 		if k < 0 {
-			return nil
+			i = len(p)
+			break
 		}
-		j.depth--
-		p = p[k+1:]
-		// Braces inside strings can make the count wrong: jsonValid decides.
-		if j.depth <= 0 && jsonValid(j.capture) {
-			j.found = append([]byte(nil), j.capture...) // a copy: capture is reused
-			j.capture = j.capture[:0]
-			j.state = jsonSearching
-			return p
+		i += k
+		switch p[i] {
+		case '\\':
+			j.escaped = true
+		case '"':
+			j.inString = !j.inString
+		case '{':
+			j.depth++
+		case '}':
+			j.depth--
+			closed = j.depth == 0
 		}
+		i++
 	}
-	return nil
+	if len(j.capture)+i > maxUsageObject {
+		// Too long for a usage object: drop it and search on after these bytes.
+		j.resetCapture()
+		j.state = jsonSearching
+		return p[i:]
+	}
+	j.capture = append(j.capture, p[:i]...)
+	if !closed {
+		return nil
+	}
+	if jsonValid(j.capture) {
+		j.found = append([]byte(nil), j.capture...) // a copy: capture is reused
+	}
+	j.resetCapture()
+	j.state = jsonSearching
+	return p[i:]
+}
+
+func (j *jsonUsage) resetCapture() {
+	j.capture = j.capture[:0]
+	j.depth = 0
+	j.inString = false
+	j.escaped = false
 }

@@ -95,3 +95,24 @@ func TestLargeNonStreamReplyThroughPlugin(t *testing.T) {
 	}
 	s.waitIdle(t, tn)
 }
+
+// A "usage" key inside the model's output (here an object holding a "{" string) must not
+// hide the reply's own usage, interpreted as compiled.
+func TestNonStreamReplyNestedUsageThroughPlugin(t *testing.T) {
+	s := getStack(t)
+	body := `{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"x",` +
+		`"extra":{"a":{"usage":{"prompt_tokens":1,"completion_tokens":1}},"b":{"usage":{"s":"{\"\\"}}}}` +
+		`,"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":300,"total_tokens":320}}`
+	tn := s.seed(t, accountSpec{name: "a", priority: 1, script: &fakeupstream.Script{Body: fakeupstream.RawBody(body)}})
+
+	rec := serve(t, s.handler, "/v1/chat/completions", bearer(tn.key),
+		`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
+	if rec.Code != http.StatusOK || rec.Body.Len() != len(body) {
+		t.Fatalf("status %d, %d bytes of %d", rec.Code, rec.Body.Len(), len(body))
+	}
+	rows := s.waitUsage(t, tn.keyID, 1)
+	if r := rows[0]; r.Status != 200 || r.InputTokens != 20 || r.OutputTokens != 300 {
+		t.Errorf("usage row %+v, want 200 with 20 input and 300 output tokens", r)
+	}
+	s.waitIdle(t, tn)
+}

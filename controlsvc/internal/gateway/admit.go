@@ -22,6 +22,27 @@ const (
 	maxRequestIDLen = 128
 )
 
+// maxModelLen bounds a requested model name (real ones are well under 100 bytes). The name
+// goes into the request's completion report as it is, and a report batch over
+// maxReportBody is refused whole, every report in it lost: unbounded, a client's names near
+// the admit body's 1 MiB could make other users' reports unstorable.
+const maxModelLen = 256
+
+// validModel reports whether a requested model name is at most maxModelLen bytes without
+// control characters: a NUL cannot be stored in a text column, so its report would fail its
+// whole batch (500), which the plugin retries forever.
+func validModel(m string) bool {
+	if len(m) > maxModelLen {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if m[i] < 0x20 || m[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // Upstream authentication per platform.
 const anthropicVersion = "2023-06-01" // https://docs.anthropic.com/en/api/versioning
 
@@ -87,6 +108,9 @@ type keyResult struct {
 func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *rejection, error) {
 	if req.Model == "" {
 		return nil, rejectInvalid("model is required"), nil
+	}
+	if !validModel(req.Model) {
+		return nil, rejectInvalid("Invalid model"), nil
 	}
 	// The request id keys the request's reservation and usage record.
 	if req.RequestID == "" || len(req.RequestID) > maxRequestIDLen {

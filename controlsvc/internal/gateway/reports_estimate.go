@@ -31,11 +31,15 @@ func (s *Service) usageSource(rep *report) string {
 }
 
 // billedSource is how a report is billed: its usage source, except that a 2xx answer
-// without any usage is billed by estimate too. The plugin should have said "estimate";
-// the client got an answer, and an answer is never free.
+// without any usage is billed by estimate too: an old report (no usage_source), or one that
+// says "upstream" but records no error. The plugin should have said "estimate"; the client
+// got an answer, and an answer is never free. A report that says "upstream" and carries an
+// error class is trusted: a 200 that keep-alives sent while the request waited, followed by
+// an error event because every attempt failed, committed no answer.
 func (s *Service) billedSource(rep *report, reported usage.Tokens) string {
 	src := s.usageSource(rep)
-	if src == store.UsageUpstream && rep.Status >= 200 && rep.Status <= 299 && !reported.Billed() {
+	trusted := rep.UsageSource == store.UsageUpstream && rep.ErrorClass != ""
+	if src == store.UsageUpstream && !trusted && rep.Status >= 200 && rep.Status <= 299 && !reported.Billed() {
 		s.log.Warn("2xx report without usage, billed by estimate", "request_id", rep.RequestID,
 			"status", rep.Status, "usage_format", rep.UsageFormat)
 		return store.UsageEstimate

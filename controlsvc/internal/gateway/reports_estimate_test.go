@@ -44,6 +44,7 @@ func TestReportEstimates(t *testing.T) {
 		groupDefault  int64  // the group's default_max_output_tokens; 0 = 4096
 		capOutput     bool
 		status        int // default 499: the client left after the commit point
+		errorClass    string
 		format        string
 		usage         string
 		source        string
@@ -123,6 +124,18 @@ func TestReportEstimates(t *testing.T) {
 			name: "a 499 before the commit point is not billed", usage: `null`, inputBytes: 5000, outputBytes: 0,
 			wantSource: "upstream",
 		},
+		{
+			// Keep-alives sent the 200 while the request waited; every attempt then failed and
+			// the client got an error event: nothing was committed, and the plugin says so.
+			name: "keep-alives, then a failure in the stream: not billed", status: 200, errorClass: "request_timeout",
+			usage: `null`, source: "upstream", inputBytes: 5000, outputBytes: 0,
+			wantSource: "upstream",
+		},
+		{
+			name: "an old report's 2xx without usage is estimated, error class or not", status: 200,
+			errorClass: "stream_cut", usage: `null`, inputBytes: 2, outputBytes: 40,
+			wantSource: "estimate", wantIn: 1, wantOut: 10, wantCost: 3 + 100,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +162,7 @@ func TestReportEstimates(t *testing.T) {
 			before := e.svc.metrics.usageEstimated.Value()
 			rep := reportFor(grant, status, format, tt.usage)
 			rep.Model = model
+			rep.ErrorClass = tt.errorClass
 			rep.UsageSource, rep.InputBytes, rep.MaxOutputTokens, rep.OutputBytes = tt.source, tt.inputBytes,
 				tt.maxOutput, tt.outputBytes
 			wantAccepted(t, e.sendReports(t, rep), 1)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"strings"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
@@ -69,7 +70,7 @@ func (s *Service) usageWrite(rep *report, table *usage.PriceTable, terms store.G
 		GroupID:              rep.GroupID,
 		AccountID:            rep.AccountID,
 		Path:                 rep.Path,
-		Model:                rep.Model,
+		Model:                strings.ReplaceAll(rep.Model, "\x00", ""), // a NUL would fail the batch (admission refuses them now)
 		UpstreamModel:        rep.UpstreamModel,
 		Stream:               rep.Stream,
 		Status:               rep.Status,
