@@ -43,15 +43,9 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	bin := os.Getenv("POOLGATE_BIN_DIR")
-	if bin == "" {
-		bin = filepath.Join(root, "bin")
-	}
-	for _, b := range []string{"traefik", "controlsvc", "fakeupstream"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: %s missing in %s: run `make build traefik` (or `make test`)\n", b, bin)
-			return 1
-		}
+	if _, err := stack.TestOptions(root, ""); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
 	}
 	dir, err := os.MkdirTemp("", "poolgate-e2e-")
 	if err != nil {
@@ -61,16 +55,11 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	gw, err = stack.Start(ctx, stack.Options{
-		Dir:             dir,
-		RepoRoot:        root,
-		TraefikBin:      filepath.Join(bin, "traefik"),
-		ControlsvcBin:   filepath.Join(bin, "controlsvc"),
-		FakeupstreamBin: filepath.Join(bin, "fakeupstream"),
-		ControlsvcEnv:   []string{"POOLGATE_USER_WAIT_TIMEOUT=" + queueUserWaitTimeout.String()},
-		TraefikEnv: []string{"POOLGATE_PING_INTERVAL=" + queuePingInterval.String(),
-			"POOLGATE_DRAIN_TIMEOUT=" + drainTimeout.String()},
-	})
+	opts, _ := stack.TestOptions(root, dir)
+	opts.ControlsvcEnv = []string{"POOLGATE_USER_WAIT_TIMEOUT=" + queueUserWaitTimeout.String()}
+	opts.TraefikEnv = []string{"POOLGATE_PING_INTERVAL=" + queuePingInterval.String(),
+		"POOLGATE_DRAIN_TIMEOUT=" + drainTimeout.String()}
+	gw, err = stack.Start(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: starting the stack:", err)
 		return 1

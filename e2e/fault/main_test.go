@@ -46,21 +46,13 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	bin := os.Getenv("POOLGATE_BIN_DIR")
-	if bin == "" {
-		bin = filepath.Join(root, "bin")
-	}
-	for _, b := range []string{"traefik", "controlsvc", "fakeupstream"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			fmt.Fprintf(os.Stderr, "fault: %s missing in %s: run `make build traefik` (or `make test`)\n", b, bin)
-			return 1
-		}
+	if _, err := stack.TestOptions(root, ""); err != nil {
+		fmt.Fprintln(os.Stderr, "fault:", err)
+		return 1
 	}
 	base := func(dir string) stack.Options {
-		return stack.Options{Dir: dir, RepoRoot: root,
-			TraefikBin:      filepath.Join(bin, "traefik"),
-			ControlsvcBin:   filepath.Join(bin, "controlsvc"),
-			FakeupstreamBin: filepath.Join(bin, "fakeupstream")}
+		o, _ := stack.TestOptions(root, dir) // checked above
+		return o
 	}
 	kill := func(o stack.Options) stack.Options {
 		o.ControlsvcInstances = 2

@@ -220,14 +220,9 @@ func startStack(t *testing.T) *stack.Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := os.Getenv("POOLGATE_BIN_DIR")
-	if bin == "" {
-		bin = filepath.Join(root, "bin")
-	}
-	for _, b := range []string{"traefik", "controlsvc", "fakeupstream"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			t.Fatalf("%s missing in %s: run `make build traefik` (or `make test`)", b, bin)
-		}
+	opts, err := stack.TestOptions(root, "")
+	if err != nil {
+		t.Fatal(err)
 	}
 	dir, err := os.MkdirTemp("", "poolgate-restart-")
 	if err != nil {
@@ -235,17 +230,12 @@ func startStack(t *testing.T) *stack.Stack {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s, err := stack.Start(ctx, stack.Options{
-		Dir:             dir,
-		RepoRoot:        root,
-		TraefikBin:      filepath.Join(bin, "traefik"),
-		ControlsvcBin:   filepath.Join(bin, "controlsvc"),
-		FakeupstreamBin: filepath.Join(bin, "fakeupstream"),
-		ControlsvcEnv: []string{
-			"POOLGATE_LEASE_TTL=" + leaseTTL.String(),
-			"POOLGATE_RESERVATION_TTL=" + reservationTTL.String(),
-		},
-	})
+	opts.Dir = dir
+	opts.ControlsvcEnv = []string{
+		"POOLGATE_LEASE_TTL=" + leaseTTL.String(),
+		"POOLGATE_RESERVATION_TTL=" + reservationTTL.String(),
+	}
+	s, err := stack.Start(ctx, opts)
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatalf("starting the stack: %v", err)
