@@ -101,8 +101,8 @@ func millis(d time.Duration) int64 {
 //
 // No select statement anywhere (Yaegi v0.16.1 races when one select statement runs in two
 // goroutines at once, and there is one run goroutine per control service address list, see
-// docs/design.md): request goroutines, senders and backoff timers wake run through a
-// one-slot channel guarded by the notified flag, so their send never blocks.
+// docs/design.md): request goroutines, senders, backoff timers and close wake run through
+// a wakeup (wakeup.go), which never blocks them.
 type reporter struct {
 	client      *controlClient
 	maxBatch    int
@@ -121,11 +121,10 @@ type reporter struct {
 	inFlight int
 	backoff  time.Duration
 	retryAt  time.Time // no batch goes out before this, after a failure
-	notified bool      // a wake-up is in the channel and not yet taken by run
 
 	senders   sync.WaitGroup
 	closeOnce sync.Once
-	wake      chan struct{}
+	wake      *wakeup
 	done      chan struct{}
 }
 
@@ -138,7 +137,7 @@ func newReporter(client *controlClient, maxBatch, maxSpool int) *reporter {
 		logf:          logLine,
 		logDropsEvery: reportDropLogEvery,
 		backoff:       reportBackoffLo,
-		wake:          make(chan struct{}, 1),
+		wake:          newWakeup(),
 		done:          make(chan struct{}),
 	}
 }
@@ -154,24 +153,11 @@ func (rp *reporter) enqueue(r report) {
 	rp.seq++
 	rp.queue = append(rp.queue, spooled{seq: rp.seq, r: r})
 	rp.trimLocked()
-	wake := rp.notifyLocked()
 	rp.mu.Unlock()
 	if start {
 		go rp.run()
 	}
-	if wake {
-		rp.wake <- struct{}{} // cannot block: the channel is empty unless notified was set
-	}
-}
-
-// notifyLocked reports whether the caller must put a wake-up into the channel (after
-// unlocking): only when none is pending, so the one-slot channel never fills up.
-func (rp *reporter) notifyLocked() bool {
-	if rp.notified {
-		return false
-	}
-	rp.notified = true
-	return true
+	rp.wake.raise() // after the append: the wait it ends comes before dispatch reads the queue
 }
 
 // run dispatches batches until stopped: it sleeps while idle, while every sender is busy or
@@ -197,29 +183,11 @@ func (rp *reporter) run() {
 // wait sleeps until a wake-up, the end of a backoff (d > 0) or close; false means closed.
 // No select statement: see wakeup.go.
 func (rp *reporter) wait(d time.Duration) bool {
-	var t *time.Timer
-	if d > 0 {
-		t = time.AfterFunc(d, rp.poke) // a method value made here (docs/design.md)
-	}
-	<-rp.wake
+	rp.wake.wait(d)
 	rp.mu.Lock()
-	rp.notified = false // before dispatch reads the queue: no wake-up is lost
 	closed := rp.closed
 	rp.mu.Unlock()
-	if t != nil {
-		t.Stop()
-	}
 	return !closed
-}
-
-// poke wakes run, unless a wake-up is pending already.
-func (rp *reporter) poke() {
-	rp.mu.Lock()
-	wake := rp.notifyLocked()
-	rp.mu.Unlock()
-	if wake {
-		rp.wake <- struct{}{}
-	}
 }
 
 // dispatch starts senders for queued batches while senders are free. During a backoff it
@@ -262,11 +230,8 @@ func (rp *reporter) sendAsync(b outBatch) {
 				rp.backoff = reportBackoffHi
 			}
 		}
-		wake := rp.notifyLocked()
 		rp.mu.Unlock()
-		if wake {
-			rp.wake <- struct{}{}
-		}
+		rp.wake.raise()
 	}()
 	ok = rp.send(b)
 }
@@ -333,7 +298,7 @@ func (rp *reporter) close() {
 		rp.closed = true
 		running := rp.running
 		rp.mu.Unlock()
-		rp.poke()
+		rp.wake.raise()
 		if !running {
 			return
 		}
