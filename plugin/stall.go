@@ -79,7 +79,7 @@ func (g *stallGuard) arm() {
 		return
 	}
 	if g.timer == nil {
-		g.timer = time.AfterFunc(g.limit, func() { g.trip() })
+		g.timer = time.AfterFunc(g.limit, g.trip) // a method value made here (docs/design.md)
 		return
 	}
 	g.timer.Reset(g.limit)
