@@ -164,10 +164,7 @@ func (s *Service) droppedCount(raw json.RawMessage) int64 {
 	}
 	var n int64
 	if err := json.Unmarshal(raw, &n); err != nil || n < 0 {
-		if len(raw) > 32 {
-			raw = raw[:32]
-		}
-		s.log.Warn("ignoring a report batch's dropped count", "dropped", string(raw))
+		s.log.Warn("ignoring a report batch's dropped count", "dropped", truncate(string(raw), 32))
 		return 0
 	}
 	return n

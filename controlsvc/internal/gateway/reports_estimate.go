@@ -15,9 +15,9 @@ import (
 const bytesPerOutputToken = 4
 
 // usageSource reads a report's usage_source: absent is the upstream's. An unknown value is
-// billed by estimate, so that a typo in a gateway never gives an answer away (a report
-// that does carry complete usage bills the same either way, since estimates keep every
-// count the upstream reported).
+// billed by estimate, so that a typo in a gateway never gives an answer away. An estimate
+// keeps every count the upstream reported, but may raise the output to the byte estimate:
+// a complete usage under an unknown source can bill more than under "upstream", never less.
 func (s *Service) usageSource(rep *report) string {
 	switch rep.UsageSource {
 	case "", store.UsageUpstream:
