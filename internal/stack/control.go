@@ -47,6 +47,7 @@ func (st *Stack) startControlsvcs(ctx context.Context, o Options) error {
 			"POOLGATE_ADMIN_TOKEN=" + st.AdminToken,
 			"POOLGATE_PLUGIN_SECRET=" + st.PluginSecret,
 			"POOLGATE_LISTEN=" + addr,
+			"POOLGATE_CREDENTIAL_KEY=" + credentialKey(), // credential_key.go
 		}, o.ControlsvcEnv...)
 		c := &controlInstance{name: name, url: "http://" + addr, env: env}
 		st.controls = append(st.controls, c)

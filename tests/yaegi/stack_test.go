@@ -193,6 +193,10 @@ func buildControlsvc(ctx context.Context, bin string) error {
 	return nil
 }
 
+// credentialKey encrypts the test accounts' credentials: base64 of
+// "poolgate-dev-credential-key-0001", internal/stack's development key.
+const credentialKey = "cG9vbGdhdGUtZGV2LWNyZWRlbnRpYWwta2V5LTAwMDE="
+
 func (s *stack) startControlsvc(ctx context.Context, bin, dbURL string) error {
 	port, err := freePort()
 	if err != nil {
@@ -214,6 +218,7 @@ func (s *stack) startControlsvc(ctx context.Context, bin, dbURL string) error {
 		"POOLGATE_PLUGIN_SECRET="+pluginSecret,
 		"POOLGATE_LISTEN="+addr,
 		"POOLGATE_LOG_LEVEL=info",
+		"POOLGATE_CREDENTIAL_KEY="+credentialKey,
 	)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile

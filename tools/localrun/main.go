@@ -78,6 +78,7 @@ poolgate is running.
   fake upstream (to try it):  %s
   database:                   %s
   redis:                      %s
+  credential key:             %s
 
 Add a user, a group, an account and a key, then send a request:
 
@@ -89,5 +90,14 @@ Add a user, a group, an account and a key, then send a request:
   curl -s %s/v1/responses -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","input":"Hello"}'
 
 Ctrl-C stops everything.
-`, gw, gw, adm, st.ControlURL, st.FakeURL, st.DatabaseURL, st.RedisURL, adm, gw, st.FakeURL, gw)
+`, gw, gw, adm, st.ControlURL, st.FakeURL, st.DatabaseURL, st.RedisURL, credentialKeyNote(), adm, gw, st.FakeURL, gw)
+}
+
+// credentialKeyNote says which key encrypts the accounts' credentials: a kept database
+// (POOLGATE_DATABASE_URL) must see the same key on every run.
+func credentialKeyNote() string {
+	if os.Getenv("POOLGATE_CREDENTIAL_KEY") != "" {
+		return "POOLGATE_CREDENTIAL_KEY from the environment"
+	}
+	return "the published development key (set POOLGATE_CREDENTIAL_KEY for data you keep)"
 }

@@ -27,6 +27,9 @@ const (
 )
 
 func main() {
+	if len(os.Args) > 1 { // a maintenance command (commands.go)
+		os.Exit(runCommand(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	cfg, err := config.FromEnv()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "controlsvc: configuration error: %v\n", err)

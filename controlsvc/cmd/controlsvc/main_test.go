@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/store/storetest"
 	"github.com/poolgate/poolgate/internal/testenv"
 )
 
@@ -72,6 +73,7 @@ func startBinary(t *testing.T, dbURL, redisURL, adminToken, pluginSecret string,
 		"POOLGATE_ADMIN_TOKEN="+adminToken,
 		"POOLGATE_PLUGIN_SECRET="+pluginSecret,
 		"POOLGATE_LISTEN="+p.addr,
+		"POOLGATE_CREDENTIAL_KEY="+storetest.CredentialKey,
 	), env...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -159,6 +161,10 @@ func TestConfigErrorExitsTwo(t *testing.T) {
 			"POOLGATE_DATABASE_URL=postgres://u:pw@127.0.0.1:5432/db", "POOLGATE_REDIS_URL=redis://127.0.0.1:6379/0",
 			"POOLGATE_PLUGIN_SECRET=x",
 		}, "POOLGATE_ADMIN_TOKEN is required"},
+		{"no credential key", []string{
+			"POOLGATE_DATABASE_URL=postgres://u:pw@127.0.0.1:5432/db", "POOLGATE_REDIS_URL=redis://127.0.0.1:6379/0",
+			"POOLGATE_ADMIN_TOKEN=admin-token-0123456789abcdef0123456789", "POOLGATE_PLUGIN_SECRET=plugin-secret-0123456789abcdef012345",
+		}, "POOLGATE_CREDENTIAL_KEY (or POOLGATE_CREDENTIAL_KEY_FILE) is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

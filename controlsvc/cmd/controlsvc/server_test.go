@@ -11,6 +11,7 @@ import (
 
 	"github.com/poolgate/poolgate/controlsvc/internal/app"
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
+	"github.com/poolgate/poolgate/controlsvc/internal/store/storetest"
 	"github.com/poolgate/poolgate/internal/testenv"
 )
 
@@ -53,7 +54,7 @@ func TestAdmitWaitOutlivesServerBounds(t *testing.T) {
 	t.Parallel()
 	cfg := config.Config{DatabaseURL: testenv.PostgresURL(t), RedisURL: testenv.RedisURL(t), AdminToken: "admin-token-test",
 		PluginSecret: testPluginSecret, LeaseTTL: time.Minute, LogLevel: "warn", Wait: config.DefaultWaitQueues(),
-		ReservationTTL: config.DefaultReservationTTL}
+		ReservationTTL: config.DefaultReservationTTL, CredentialKeys: storetest.Keys(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	a, err := app.New(ctx, cfg)
 	cancel()

@@ -53,6 +53,10 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 		st.Close()
 		return nil, fmt.Errorf("migrating database: %w", err)
 	}
+	if err := prepareCredentials(ctx, st, cfg.CredentialKeys, log); err != nil {
+		st.Close()
+		return nil, err
+	}
 	rdb, err := openRedis(ctx, cfg.RedisURL)
 	if err != nil {
 		st.Close()

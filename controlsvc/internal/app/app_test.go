@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
+	"github.com/poolgate/poolgate/controlsvc/internal/store/storetest"
 	"github.com/poolgate/poolgate/internal/testenv"
 )
 
@@ -26,6 +27,8 @@ func testConfig(t *testing.T) config.Config {
 		LeaseTTL:     config.DefaultLeaseTTL,
 		LogLevel:     "error",
 		Wait:         config.DefaultWaitQueues(),
+
+		CredentialKeys: storetest.Keys(t),
 	}
 }
 
@@ -111,6 +114,7 @@ func TestNewFailsClearly(t *testing.T) {
 		}, "database"},
 		{"redis unreachable", func(c *config.Config) { c.RedisURL = "redis://:hunter2@127.0.0.1:1/0" }, "redis"},
 		{"bad log level", func(c *config.Config) { c.LogLevel = "loud" }, config.EnvLogLevel},
+		{"no credential key", func(c *config.Config) { c.CredentialKeys = nil }, config.EnvCredentialKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

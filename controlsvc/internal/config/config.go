@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/credentials"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
@@ -86,6 +87,8 @@ type Config struct {
 	BillingLocation *time.Location
 	// PprofAddr is the host:port of the profiling listener; "" (the default) starts none.
 	PprofAddr string
+	// CredentialKeys encrypt the accounts' upstream credentials (credentials.go).
+	CredentialKeys *credentials.Keyring
 }
 
 // FromEnv reads the configuration from the environment, applies the defaults and validates
@@ -132,6 +135,9 @@ func FromEnv() (Config, error) {
 		cfg.LeaseTTL = ttl
 	}
 	if err := cfg.validate(); err != nil {
+		return Config{}, err
+	}
+	if cfg.CredentialKeys, err = CredentialKeysFromEnv(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil

@@ -23,6 +23,9 @@ var validEnv = map[string]string{
 
 	EnvUserWaitMax: "", EnvUserWaitTimeout: "", EnvStickyWaitMax: "", EnvStickyWaitTimeout: "",
 	EnvAccountWaitMax: "", EnvAccountWaitTimeout: "",
+
+	EnvCredentialKey: testCredentialKey, EnvCredentialKeyFile: "",
+	EnvCredentialKeyPrevious: "", EnvCredentialKeyPreviousFile: "",
 }
 
 func setEnv(t *testing.T, overrides map[string]string) {
@@ -78,6 +81,10 @@ func TestFromEnvDefaults(t *testing.T) {
 		ReservationTTL:    DefaultReservationTTL,
 		BillingLocation:   time.UTC,
 	}
+	if cfg.CredentialKeys == nil || cfg.CredentialKeys.CurrentID() != testCredentialKeyID {
+		t.Fatalf("CredentialKeys = %+v, want key id %s", cfg.CredentialKeys, testCredentialKeyID)
+	}
+	want.CredentialKeys = cfg.CredentialKeys
 	if cfg != want {
 		t.Errorf("FromEnv() = %+v, want %+v", cfg, want)
 	}

@@ -13,13 +13,15 @@ const (
 	defaultAccountPriority    = 50
 )
 
-// accountView never carries the credential, only whether one is set.
+// accountView never carries the credential, only whether one is set and its fingerprint
+// (the first 8 hex digits of its SHA-256; docs/design.md, "Credentials at rest").
 type accountView struct {
 	ID            int64             `json:"id"`
 	Name          string            `json:"name"`
 	Platform      string            `json:"platform"`
 	BaseURL       string            `json:"base_url"`
 	HasCredential bool              `json:"has_credential"`
+	CredentialFP  string            `json:"credential_fingerprint"`
 	Concurrency   int               `json:"concurrency"`
 	Priority      int               `json:"priority"`
 	Status        string            `json:"status"`
@@ -34,7 +36,8 @@ type accountView struct {
 func newAccountView(a store.Account) accountView {
 	v := accountView{
 		ID: a.ID, Name: a.Name, Platform: a.Platform, BaseURL: a.BaseURL, HasCredential: a.HasCredential,
-		Concurrency: a.Concurrency, Priority: a.Priority, Status: a.Status, GroupIDs: a.GroupIDs,
+		CredentialFP: a.CredentialFP,
+		Concurrency:  a.Concurrency, Priority: a.Priority, Status: a.Status, GroupIDs: a.GroupIDs,
 		ModelMapping: a.ModelMapping, State: newAccountState(a, time.Now()), LastUsedAt: a.LastUsedAt,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}

@@ -1,12 +1,21 @@
 package httpapi
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 )
+
+// fingerprint is what the admin API shows of a credential, as an operator computes it:
+// printf %s "$KEY" | sha256sum | cut -c1-8.
+func fingerprint(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])[:8]
+}
 
 func TestAccountsCRUD(t *testing.T) {
 	t.Parallel()
@@ -26,7 +35,8 @@ func TestAccountsCRUD(t *testing.T) {
 	}, http.StatusCreated, &a)
 	want := accountView{
 		ID: a.ID, Name: "primary", Platform: "openai", BaseURL: "https://api.openai.com", HasCredential: true,
-		Concurrency: 2, Priority: 1, Status: "active", GroupIDs: []int64{oa, oa2},
+		CredentialFP: fingerprint(secret),
+		Concurrency:  2, Priority: 1, Status: "active", GroupIDs: []int64{oa, oa2},
 		ModelMapping: map[string]string{"gpt-4o": "gpt-4o-2024-08-06", "gpt-5*": "gpt-5"},
 		State:        accountState{ModelBlocks: map[string]time.Time{}},
 		CreatedAt:    a.CreatedAt, UpdatedAt: a.UpdatedAt,
@@ -57,7 +67,7 @@ func TestAccountsCRUD(t *testing.T) {
 		"credential": map[string]string{"api_key": secret2},
 	}, http.StatusOK, &patched)
 	if patched.Status != "disabled" || !reflect.DeepEqual(patched.GroupIDs, []int64{oa}) || len(patched.ModelMapping) != 0 ||
-		patched.Name != "primary" || patched.Priority != 1 || !patched.HasCredential {
+		patched.Name != "primary" || patched.Priority != 1 || !patched.HasCredential || patched.CredentialFP != fingerprint(secret2) {
 		t.Errorf("patched = %+v", patched)
 	}
 	e.mustCall(http.MethodPatch, "/api/v1/admin/accounts/"+itoa(a.ID), `{"platform":"anthropic","group_ids":[`+itoa(an)+`]}`, http.StatusOK, &patched)

@@ -11,13 +11,14 @@ import (
 )
 
 // Account is an upstream AI account as the admin API shows it. The credential itself is
-// never read by these queries: HasCredential says whether one is set.
+// never read by these queries: HasCredential says whether one is set, CredentialFP which.
 type Account struct {
 	ID               int64
 	Name             string
 	Platform         string // openai | anthropic
 	BaseURL          string
 	HasCredential    bool
+	CredentialFP     string // credentials.Fingerprint of the api_key; "" without one
 	Concurrency      int
 	Priority         int // lower is preferred
 	Status           string
@@ -61,13 +62,14 @@ type AccountPatch struct {
 	ModelMapping *map[string]string
 }
 
-// credential is the JSON stored in accounts.credential.
+// credential is the JSON sealed in accounts.credential_ciphertext (credentials.go).
 type credential struct {
 	APIKey string `json:"api_key"`
 }
 
 const accountColumns = `
-a.id, a.name, a.platform, a.base_url, COALESCE(a.credential->>'api_key', '') <> '',
+a.id, a.name, a.platform, a.base_url,
+a.credential_ciphertext IS NOT NULL OR COALESCE(a.credential->>'api_key', '') <> '', a.credential_fingerprint,
 a.concurrency, a.priority, a.status,
 ARRAY(SELECT ag.group_id FROM account_groups ag WHERE ag.account_id = a.id ORDER BY ag.group_id),
 a.model_mapping, a.rate_limited_until, a.overloaded_until, a.paused_until, a.pause_reason,
@@ -119,7 +121,7 @@ func scanAccount(row pgx.Row) (Account, error) {
 	var a Account
 	var blockedModels []string
 	var blockedUntil []time.Time
-	err := row.Scan(&a.ID, &a.Name, &a.Platform, &a.BaseURL, &a.HasCredential,
+	err := row.Scan(&a.ID, &a.Name, &a.Platform, &a.BaseURL, &a.HasCredential, &a.CredentialFP,
 		&a.Concurrency, &a.Priority, &a.Status, &a.GroupIDs,
 		&a.ModelMapping, &a.RateLimitedUntil, &a.OverloadedUntil, &a.PausedUntil, &a.PauseReason,
 		&a.DisabledReason, &a.ForbiddenAt, &blockedModels, &blockedUntil,
@@ -153,10 +155,15 @@ func (s *Store) CreateAccount(ctx context.Context, n NewAccount) (Account, error
 			return err
 		}
 		var id int64
-		err := tx.QueryRow(ctx, sqlInsertAccount, n.Name, n.Platform, n.BaseURL, credential{APIKey: n.APIKey},
+		err := tx.QueryRow(ctx, sqlInsertAccount, n.Name, n.Platform, n.BaseURL, emptyCredential,
 			n.Concurrency, n.Priority, n.Status, mapping).Scan(&id)
 		if err != nil {
 			return fmt.Errorf("inserting account: %w", err)
+		}
+		if n.APIKey != "" { // sealed once the id, its additional data, is known
+			if err := s.sealCredential(ctx, tx, id, n.APIKey); err != nil {
+				return err
+			}
 		}
 		if err := setAccountGroups(ctx, tx, id, groupIDs); err != nil {
 			return err
@@ -235,7 +242,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id int64, p AccountPatch) (Ac
 		}
 		var cred, mapping any // untyped nil → SQL NULL → COALESCE keeps the column
 		if p.APIKey != nil {
-			cred = credential{APIKey: *p.APIKey}
+			cred = emptyCredential // sealed below; a non-NULL value clears the pause
 		}
 		if p.ModelMapping != nil {
 			m := *p.ModelMapping
@@ -247,6 +254,11 @@ func (s *Store) UpdateAccount(ctx context.Context, id int64, p AccountPatch) (Ac
 		if _, err := tx.Exec(ctx, sqlUpdateAccount, id, p.Name, p.Platform, p.BaseURL, cred,
 			p.Concurrency, p.Priority, p.Status, mapping); err != nil {
 			return fmt.Errorf("updating account: %w", err)
+		}
+		if p.APIKey != nil {
+			if err := s.sealCredential(ctx, tx, id, *p.APIKey); err != nil {
+				return err
+			}
 		}
 		if p.GroupIDs != nil {
 			if err := setAccountGroups(ctx, tx, id, groupIDs); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/credentials"
 )
 
 // seedGroups creates an openai and an anthropic group.
@@ -23,13 +25,19 @@ func seedGroups(t *testing.T, st *Store) (openai, anthropic Group) {
 	return openai, anthropic
 }
 
+// rawCredential is the credential document stored for account id, opened with the store's
+// keys; the plaintext column must be empty.
 func rawCredential(t *testing.T, st *Store, id int64) string {
 	t.Helper()
-	var s string
-	if err := st.Pool.QueryRow(context.Background(), `SELECT credential::text FROM accounts WHERE id = $1`, id).Scan(&s); err != nil {
-		t.Fatal(err)
+	row := rawSealed(t, st, id)
+	if row.plaintext != "{}" {
+		t.Fatalf("accounts.credential = %s, want {} (sealed)", row.plaintext)
 	}
-	return s
+	doc, err := st.keys.Open(id, credentials.Sealed{Ciphertext: row.ciphertext, Nonce: row.nonce, KeyID: row.keyID})
+	if err != nil {
+		t.Fatalf("opening the credential of account %d: %v", id, err)
+	}
+	return string(doc)
 }
 
 func TestAccountsRoundTrip(t *testing.T) {
@@ -49,14 +57,15 @@ func TestAccountsRoundTrip(t *testing.T) {
 	}
 	want := Account{
 		ID: a.ID, Name: "acct-1", Platform: "openai", BaseURL: "https://api.openai.com", HasCredential: true,
-		Concurrency: 4, Priority: 10, Status: "active", GroupIDs: []int64{oa.ID},
+		CredentialFP: credentials.Fingerprint("sk-upstream-secret"),
+		Concurrency:  4, Priority: 10, Status: "active", GroupIDs: []int64{oa.ID},
 		ModelMapping: map[string]string{"gpt-4o": "gpt-4o-2024-08-06", "gpt-5*": "gpt-5"},
 		CreatedAt:    a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 	if !reflect.DeepEqual(a, want) {
 		t.Fatalf("CreateAccount() = %+v\nwant %+v", a, want)
 	}
-	if cred := rawCredential(t, st, a.ID); !strings.Contains(cred, `"api_key": "sk-upstream-secret"`) {
+	if cred := rawCredential(t, st, a.ID); !strings.Contains(cred, `"api_key":"sk-upstream-secret"`) {
 		t.Errorf("stored credential = %s, want the api_key", cred)
 	}
 	got, err := st.GetAccount(ctx, a.ID)

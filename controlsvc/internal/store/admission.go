@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/credentials"
 )
 
 // ErrKeyNotFound means no servable API key has that hash: it is unknown, disabled or
@@ -80,7 +82,7 @@ func (s *Store) AuthenticateKey(ctx context.Context, keyHash string) (KeyAuth, e
 type CandidateAccount struct {
 	ID               int64
 	BaseURL          string
-	APIKey           string // credential.api_key; never logged or returned by the admin API
+	APIKey           string // credential.api_key, opened (credentials.go); never logged or returned by the admin API
 	Concurrency      int
 	Priority         int
 	ModelMapping     []byte // raw JSON object
@@ -94,7 +96,8 @@ type CandidateAccount struct {
 }
 
 const sqlGroupAccounts = `
-SELECT a.id, a.base_url, COALESCE(a.credential->>'api_key', ''), a.concurrency, a.priority,
+SELECT a.id, a.base_url, COALESCE(a.credential->>'api_key', ''),
+       a.credential_ciphertext, a.credential_nonce, COALESCE(a.credential_key_id, ''), a.concurrency, a.priority,
        a.model_mapping, a.rate_limited_until, a.overloaded_until, a.paused_until, a.last_used_at,
        ARRAY(SELECT b.model FROM account_model_blocks b WHERE b.account_id = a.id AND b.blocked_until > now() ORDER BY b.model),
        ARRAY(SELECT b.blocked_until FROM account_model_blocks b WHERE b.account_id = a.id AND b.blocked_until > now() ORDER BY b.model)
@@ -115,13 +118,20 @@ func (s *Store) GroupAccounts(ctx context.Context, groupID int64, platform strin
 	var out []CandidateAccount
 	for rows.Next() {
 		var a CandidateAccount
+		var sealed credentials.Sealed
 		var rl, ov, pa, lu *time.Time
 		var blockedModels []string
 		var blockedUntil []time.Time
-		if err := rows.Scan(&a.ID, &a.BaseURL, &a.APIKey, &a.Concurrency, &a.Priority,
+		if err := rows.Scan(&a.ID, &a.BaseURL, &a.APIKey, &sealed.Ciphertext, &sealed.Nonce, &sealed.KeyID,
+			&a.Concurrency, &a.Priority,
 			&a.ModelMapping, &rl, &ov, &pa, &lu, &blockedModels, &blockedUntil); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading accounts of group %d: %w", groupID, err)
+		}
+		var err error
+		if a.APIKey, err = s.openAPIKey(a.ID, a.APIKey, sealed); err != nil {
+			rows.Close()
+			return nil, err
 		}
 		a.RateLimitedUntil, a.OverloadedUntil, a.PausedUntil, a.LastUsedAt = deref(rl), deref(ov), deref(pa), deref(lu)
 		for i := 0; i < len(blockedModels) && i < len(blockedUntil); i++ {

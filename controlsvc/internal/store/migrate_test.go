@@ -33,6 +33,7 @@ func newStore(t *testing.T) *Store {
 	if err := st.Migrate(context.Background()); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
+	st.SetCredentialKeys(testKeys(t, testKeyA, nil))
 	return st
 }
 

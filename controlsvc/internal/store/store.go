@@ -11,11 +11,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/credentials"
 )
 
 // Store is the PostgreSQL handle shared by the control service's packages.
 type Store struct {
 	Pool *pgxpool.Pool
+	keys *credentials.Keyring // seals and opens account credentials (credentials.go)
 }
 
 // Bounds of every connection unless the database URL sets its own (connect_timeout;
