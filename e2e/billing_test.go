@@ -35,6 +35,13 @@ func billingTenant(t *testing.T, balanceUSD float64, group obj) (tenant, int64, 
 		"name": unique("acct"), "platform": "openai", "base_url": gw.FakeURL,
 		"credential": obj{"api_key": cred}, "concurrency": 10, "group_ids": []int64{id(gr)},
 	})
+	// Every request of the tenant is answered with billingUsage: a credential script, since
+	// the plugin forwards no X-Fake-Script header.
+	var script obj
+	if err := json.Unmarshal([]byte(billingUsage), &script); err != nil {
+		t.Fatal(err)
+	}
+	programCredential(t, cred, script)
 	k := mustAdmin(t, "POST", "/api-keys", obj{"user_id": id(u), "group_id": id(gr), "name": "e2e-billing"})
 	key, _ := k["key"].(string)
 	if key == "" {
@@ -94,10 +101,11 @@ var billedRequests = []struct {
 	{"chat stream", "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}`},
 }
 
-// sendBilled sends one request scripted with billingUsage and returns its request id.
+// sendBilled sends one request of a billingTenant (answered with billingUsage) and returns
+// its request id.
 func sendBilled(t *testing.T, key, path, body string) string {
 	t.Helper()
-	code, hdr, resp := post(t, path, key, body, map[string]string{"X-Fake-Script": billingUsage})
+	code, hdr, resp := post(t, path, key, body, nil)
 	if code != 200 {
 		t.Fatalf("request: %d %s", code, resp)
 	}

@@ -133,6 +133,7 @@ func unique(prefix string) string {
 type tenant struct {
 	UserID, GroupID, KeyID int64
 	Key                    string
+	Creds                  []string // the accounts' credentials, as newTenant created them
 }
 
 type accountSpec struct {
@@ -166,7 +167,11 @@ func newTenant(t testing.TB, accounts ...accountSpec) (tenant, []int64) {
 	if key == "" {
 		t.Fatalf("api key creation returned no key: %v", k)
 	}
-	return tenant{UserID: id(u), GroupID: id(g), KeyID: id(k), Key: key}, ids
+	tn := tenant{UserID: id(u), GroupID: id(g), KeyID: id(k), Key: key}
+	for _, a := range accounts {
+		tn.Creds = append(tn.Creds, a.Credential)
+	}
+	return tn, ids
 }
 
 // usageFor waits for the usage record of the key's n-th request (reports are asynchronous).

@@ -14,6 +14,8 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/poolgate/poolgate/fakeupstream"
 )
 
 // Wait queues, keep-alives and sticky sessions (issue 3 §1–§3, §5), end to end. TestMain
@@ -45,17 +47,13 @@ type queueResult struct {
 }
 
 // queuePost sends one request without failing the test, so that goroutines may use it.
-// script, when set, goes to the fake upstream as X-Fake-Script (the plugin forwards it).
-func queuePost(ctx context.Context, path, key, body, script string, hdr map[string]string) queueResult {
+func queuePost(ctx context.Context, path, key, body string, hdr map[string]string) queueResult {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gw.GatewayURL+path, strings.NewReader(body))
 	if err != nil {
 		return queueResult{err: err}
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
-	if script != "" {
-		req.Header.Set("X-Fake-Script", script)
-	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -69,13 +67,15 @@ func queuePost(ctx context.Context, path, key, body, script string, hdr map[stri
 }
 
 // queueHold starts a request the upstream answers after delay and returns once it holds
-// the user's slot; the channel yields its result.
+// the user's slot; the channel yields its result. The delay is a one-request script of the
+// tenant's first account (the plugin forwards no X-Fake-Script header): the requests after
+// it get the fake's default answer.
 func queueHold(t *testing.T, tn tenant, delay time.Duration) <-chan queueResult {
 	t.Helper()
+	programCredential(t, tn.Creds[0], obj{"delay_ms": delay.Milliseconds(), "times": 1})
 	done := make(chan queueResult, 1)
 	go func() {
-		done <- queuePost(context.Background(), "/v1/responses", tn.Key, responsesBody,
-			fmt.Sprintf(`{"delay_ms":%d}`, delay.Milliseconds()), nil)
+		done <- queuePost(context.Background(), "/v1/responses", tn.Key, responsesBody, nil)
 	}()
 	waitActive(t, "users", "user_id", tn.UserID, 1)
 	return done
@@ -120,7 +120,7 @@ func TestQueueThenSuccess(t *testing.T) {
 	tn, accts := queueTenant(t, 1, accountSpec{Credential: unique("sk-q")})
 	held := queueHold(t, tn, 1500*time.Millisecond)
 	began := time.Now()
-	second := queuePost(context.Background(), "/v1/responses", tn.Key, responsesBody, "", nil)
+	second := queuePost(context.Background(), "/v1/responses", tn.Key, responsesBody, nil)
 	wantOK(t, "the waiting request", second)
 	if el := time.Since(began); el < time.Second {
 		t.Errorf("the second request answered after %s: it did not wait for the first", el)
@@ -140,12 +140,12 @@ func TestQueueFull(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			waiters <- queuePost(context.Background(), "/v1/responses", tn.Key, responsesBody, "", nil)
+			waiters <- queuePost(context.Background(), "/v1/responses", tn.Key, responsesBody, nil)
 		}()
 	}
 	waitWaiting(t, tn.UserID, queueDefaultMaxWaiters)
 	began := time.Now()
-	full := queuePost(context.Background(), "/v1/responses", tn.Key, responsesBody, "", nil)
+	full := queuePost(context.Background(), "/v1/responses", tn.Key, responsesBody, nil)
 	wantRateLimit(t, "the request past the full queue", full, msgQueueFull)
 	if el := time.Since(began); el > time.Second {
 		t.Errorf("the refusal took %s, want it at once", el)
@@ -173,7 +173,7 @@ func TestQueueWaitTimeout(t *testing.T) {
 	tn, accts := queueTenant(t, 1, accountSpec{Credential: unique("sk-q")})
 	held := queueHold(t, tn, queueUserWaitTimeout+2*time.Second)
 	began := time.Now()
-	r := queuePost(context.Background(), "/v1/responses", tn.Key, responsesBody, "", nil)
+	r := queuePost(context.Background(), "/v1/responses", tn.Key, responsesBody, nil)
 	el := time.Since(began)
 	wantRateLimit(t, "the waiting request", r, msgUserConcurrency)
 	if el < queueUserWaitTimeout-500*time.Millisecond || el > queueUserWaitTimeout+3*time.Second {
@@ -193,10 +193,8 @@ type teeBody struct {
 // official OpenAI Go SDK reads without error. The raw bytes show the comment lines with no
 // blank line after them.
 func TestQueueKeepAliveDuringStreamingWaitWithSDK(t *testing.T) {
-	cred := unique("sk-q")
-	programCredential(t, cred, obj{"text": "waited for this", "chunk_delay_ms": 5})
-	tn, accts := queueTenant(t, 1, accountSpec{Credential: cred})
-	held := queueHold(t, tn, 1500*time.Millisecond)
+	tn, accts := queueTenant(t, 1, accountSpec{Credential: unique("sk-q")})
+	held := queueHold(t, tn, 1500*time.Millisecond) // the waiting stream gets the fake's default answer
 
 	var mu sync.Mutex
 	var raw bytes.Buffer
@@ -232,7 +230,7 @@ func TestQueueKeepAliveDuringStreamingWaitWithSDK(t *testing.T) {
 	if err := stream.Err(); err != nil {
 		t.Fatalf("the SDK failed on the stream: %v", err)
 	}
-	if !completed || text != "waited for this" {
+	if !completed || text != fakeupstream.DefaultText {
 		t.Errorf("completed=%v text=%q", completed, text)
 	}
 	wantOK(t, "the holding request", <-held)
@@ -289,7 +287,7 @@ func leadingKeepAlives(body string) (int, string) {
 func TestQueueStreamingWaitTimeoutAfterKeepAlives(t *testing.T) {
 	tn, accts := queueTenant(t, 1, accountSpec{Credential: unique("sk-q")})
 	held := queueHold(t, tn, queueUserWaitTimeout+2*time.Second)
-	r := queuePost(context.Background(), "/v1/responses", tn.Key, `{"model":"gpt-4o-mini","input":"hi","stream":true}`, "", nil)
+	r := queuePost(context.Background(), "/v1/responses", tn.Key, `{"model":"gpt-4o-mini","input":"hi","stream":true}`, nil)
 	if r.err != nil || r.status != 200 || r.header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("status %d, err %v, content type %q; want 200 text/event-stream", r.status, r.err, r.header.Get("Content-Type"))
 	}

@@ -3,7 +3,9 @@
 // not, in their wire formats. Tests choose per request (header
 // X-Fake-Script) or per credential (PUT /_fake/credentials/{api_key}) the
 // status, headers, body, delays, stream cuts and stalls, and read back what
-// the fake received (GET /_fake/requests).
+// the fake received (GET /_fake/requests). Through the gateway only credential
+// scripts work: the plugin forwards no X-Fake-Script header (docs/design.md,
+// "Forwarded headers").
 package fakeupstream
 
 import (

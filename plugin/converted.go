@@ -91,18 +91,17 @@ func (x *exchange) prepareConverted() bool {
 }
 
 // buildConvertedRequest makes one attempt's request to the Anthropic account: the grant's
-// headers (x-api-key, anthropic-version) and nothing of the client's, whose headers belong
-// to another API.
-func buildConvertedRequest(ctx context.Context, g *grant, body []byte) (*http.Request, error) {
+// headers (x-api-key, anthropic-version, the account's fixed headers) and of the client's
+// only the User-Agent by the group's policy: its other headers belong to another API.
+func buildConvertedRequest(ctx context.Context, client *http.Request, g *grant, body []byte) (*http.Request, error) {
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, upstreamURL(g.BaseURL, pathMessages, ""), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	out.Header.Set("Content-Type", "application/json")
 	out.Header.Set("Accept", "text/event-stream")
-	for k, v := range g.Headers {
-		out.Header.Set(k, v)
-	}
+	setUserAgent(out.Header, client.Header, g)
+	applyGrantHeaders(out.Header, g)
 	if out.Header.Get("Anthropic-Version") == "" {
 		out.Header.Set("Anthropic-Version", defaultAnthropicVersion)
 	}

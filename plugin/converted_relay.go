@@ -21,7 +21,8 @@ type convertedAttempt struct {
 	conv      *responsesStream
 	held      []byte // converted events before the commit point (streaming clients)
 	committed bool
-	draining  bool // the client left after the commit point
+	draining  bool   // the client left after the commit point
+	upstream  string // the upstream's request id, passed on as x-upstream-request-id
 }
 
 // relayConverted converts an upstream 2xx reply. It returns the failed attempt when the reply
@@ -36,7 +37,8 @@ func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAtte
 		return &failedAttempt{AccountID: x.grant.AccountID, Status: resp.StatusCode, ErrorClass: classNotEventStream}
 	}
 	wd.armIdle(x.idleTimeout())
-	c := &convertedAttempt{x: x, wd: wd, conv: newResponsesStream(x.info.model, newResponseID(), time.Now().Unix())}
+	c := &convertedAttempt{x: x, wd: wd, conv: newResponsesStream(x.info.model, newResponseID(), time.Now().Unix()),
+		upstream: upstreamRequestID(resp.Header)}
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
@@ -113,6 +115,7 @@ func (c *convertedAttempt) commit() bool {
 		h.Set("Cache-Control", "no-cache")
 		h.Set("X-Accel-Buffering", "no")
 		h.Set(headerRequestID, x.requestID)
+		c.setUpstreamID(h)
 		x.written = true
 		x.status = http.StatusOK
 		x.rw.WriteHeader(http.StatusOK)
@@ -173,6 +176,7 @@ func (c *convertedAttempt) end() {
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set(headerRequestID, x.requestID)
+	c.setUpstreamID(h)
 	x.written = true
 	x.status = http.StatusOK
 	x.rw.WriteHeader(http.StatusOK)
@@ -249,4 +253,11 @@ func (c *convertedAttempt) broken() *failedAttempt {
 	}
 	c.end()
 	return nil
+}
+
+// setUpstreamID names the answering upstream's request id to the client.
+func (c *convertedAttempt) setUpstreamID(h http.Header) {
+	if c.upstream != "" {
+		h[headerUpstreamRequestID] = []string{c.upstream}
+	}
 }

@@ -170,7 +170,7 @@ func (x *exchange) attempt() (*http.Response, *watchdog, error) {
 	var out *http.Request
 	var err error
 	if x.converting() {
-		out, err = buildConvertedRequest(ctx, g, x.sent) // prepared by prepareConverted
+		out, err = buildConvertedRequest(ctx, x.req, g, x.sent) // prepared by prepareConverted
 	} else {
 		out, err = buildUpstreamRequest(ctx, x.req, x.path, g, x.bodyFor(g))
 	}

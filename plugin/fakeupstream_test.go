@@ -53,10 +53,15 @@ func tokens(t *testing.T, format string, raw json.RawMessage) (in, out, cached i
 
 func TestThroughFakeUpstream(t *testing.T) {
 	t.Parallel()
-	_, fakeURL := newFakeUpstream(t)
+	fake, fakeURL := newFakeUpstream(t)
 	stub := newContractStub(t, stubAccount{id: 1, baseURL: fakeURL, apiKey: "acct-1"})
 	url := servePlugin(t, newTestHandler(t, stub, nil))
-	const script = `{"text":"four words of text","usage":{"input_tokens":30,"cached_tokens":10,"output_tokens":7}}`
+	// A credential script: the plugin forwards no X-Fake-Script header (headers.go).
+	sc, err := fakeupstream.ParseScript([]byte(`{"text":"four words of text","usage":{"input_tokens":30,"cached_tokens":10,"output_tokens":7}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.SetCredentialScript("acct-1", sc)
 
 	tests := []struct {
 		name    string
@@ -79,7 +84,6 @@ func TestThroughFakeUpstream(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, url+tt.path, strings.NewReader(tt.body))
 			req.Header.Set("X-Api-Key", "sk-client")
-			req.Header.Set(fakeupstream.ScriptHeader, script)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -54,72 +53,6 @@ func dialer(timeout time.Duration) func(ctx context.Context, network, addr strin
 	}
 }
 
-// hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy ones).
-var hopHeaders = map[string]bool{
-	"Connection":          true,
-	"Proxy-Connection":    true,
-	"Keep-Alive":          true,
-	"Proxy-Authenticate":  true,
-	"Proxy-Authorization": true,
-	"Te":                  true,
-	"Trailer":             true,
-	"Transfer-Encoding":   true,
-	"Upgrade":             true,
-}
-
-// droppedRequestHeaders never reach an upstream: the client's credentials (the account's
-// replace them), its cookies, and headers the transport sets itself. Expect is dropped
-// because the body is already read: forwarding it would make the transport wait for a
-// 100 Continue.
-var droppedRequestHeaders = map[string]bool{
-	"Expect":          true,
-	"Host":            true,
-	"Content-Length":  true,
-	"Authorization":   true,
-	"X-Api-Key":       true,
-	"X-Goog-Api-Key":  true,
-	"Cookie":          true,
-	"Accept-Encoding": true,
-}
-
-// droppedResponseHeaders would tell the client about the upstream account.
-var droppedResponseHeaders = map[string]bool{
-	"Set-Cookie":                true,
-	"Openai-Organization":       true,
-	"Openai-Project":            true,
-	"Anthropic-Organization-Id": true,
-}
-
-// connectionTokens returns the headers a Connection header names as hop-by-hop.
-func connectionTokens(h http.Header) map[string]bool {
-	values := h.Values("Connection")
-	if len(values) == 0 {
-		return nil
-	}
-	tokens := make(map[string]bool)
-	for i := 0; i < len(values); i++ {
-		parts := strings.Split(values[i], ",")
-		for j := 0; j < len(parts); j++ {
-			if t := strings.TrimSpace(parts[j]); t != "" {
-				tokens[http.CanonicalHeaderKey(t)] = true
-			}
-		}
-	}
-	return tokens
-}
-
-// copyHeaders copies src into dst except hop-by-hop headers and those in drop.
-func copyHeaders(dst, src http.Header, drop map[string]bool) {
-	conn := connectionTokens(src)
-	for k, vv := range src {
-		ck := http.CanonicalHeaderKey(k)
-		if hopHeaders[ck] || drop[ck] || conn[ck] {
-			continue
-		}
-		dst[ck] = append([]string(nil), vv...)
-	}
-}
-
 // upstreamURL joins an account's base URL, the normalised path and the client's query.
 func upstreamURL(baseURL, path, rawQuery string) string {
 	u := trimTrailingSlash(baseURL) + path
@@ -130,19 +63,18 @@ func upstreamURL(baseURL, path, rawQuery string) string {
 }
 
 // buildUpstreamRequest makes one attempt's request from the untouched client request and
-// the body for this grant: client headers minus credentials, the grant's headers on top.
+// the body for this grant: the client headers the allowlists let through (headers.go), the
+// grant's headers on top.
 func buildUpstreamRequest(ctx context.Context, client *http.Request, path string, g *grant, body []byte) (*http.Request, error) {
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, upstreamURL(g.BaseURL, path, client.URL.RawQuery), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	copyHeaders(out.Header, client.Header, droppedRequestHeaders)
+	forwardRequestHeaders(out.Header, client.Header, g)
 	if out.Header.Get("Content-Type") == "" {
 		out.Header.Set("Content-Type", "application/json")
 	}
-	for k, v := range g.Headers {
-		out.Header.Set(k, v)
-	}
+	applyGrantHeaders(out.Header, g)
 	return out, nil
 }
 

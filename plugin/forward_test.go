@@ -26,15 +26,9 @@ func TestForwardedRequestCarriesOnlyTheAccountsCredentials(t *testing.T) {
 
 	const body = `{"model":"m","input":"<b>hi</b>"}`
 	req := httptest.NewRequest(http.MethodPost, "/openai/v1/responses?api-version=2&x=1", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer sk-client")
-	req.Header.Set("X-Api-Key", "sk-client-2")
-	req.Header.Set("X-Goog-Api-Key", "sk-client-3")
-	req.Header.Set("Cookie", "a=b")
-	req.Header.Set("Accept-Encoding", "gzip")
-	req.Header.Set("Connection", "keep-alive, X-Hop")
-	req.Header.Set("X-Hop", "1")
-	req.Header.Set("Proxy-Authorization", "Basic eA==")
-	req.Header.Set("Expect", "100-continue")
+	for k, v := range hostileClientHeaders {
+		req.Header.Set(k, v)
+	}
 	req.Header.Set("OpenAI-Beta", "responses=v1")
 	req.Header.Set("User-Agent", "test-client/1")
 	rec := httptest.NewRecorder()
@@ -57,25 +51,25 @@ func TestForwardedRequestCarriesOnlyTheAccountsCredentials(t *testing.T) {
 	if a := r.header.Values("Authorization"); len(a) != 1 || a[0] != "Bearer up-1" {
 		t.Fatalf("upstream Authorization = %v", a)
 	}
-	for _, h := range []string{"X-Api-Key", "X-Goog-Api-Key", "Cookie", "X-Hop", "Proxy-Authorization", "Expect"} {
+	for h := range hostileClientHeaders {
+		if h == "Authorization" {
+			continue
+		}
 		if v := r.header.Get(h); v != "" {
 			t.Errorf("client header %s reached the upstream: %q", h, v)
 		}
 	}
-	if r.header.Get("Accept-Encoding") == "gzip" {
-		t.Error("client Accept-Encoding forwarded")
-	}
 	if r.header.Get("Openai-Beta") != "responses=v1" || r.header.Get("User-Agent") != "test-client/1" {
-		t.Errorf("ordinary client headers lost: %v", r.header)
+		t.Errorf("allowed client headers lost: %v", r.header)
 	}
 
-	for _, h := range []string{"Set-Cookie", "Openai-Organization", "Openai-Project", "Anthropic-Organization-Id"} {
+	for _, h := range []string{"Set-Cookie", "Openai-Organization", "Openai-Project", "Anthropic-Organization-Id", "X-Request-Id"} {
 		if v := rec.Header().Get(h); v != "" {
 			t.Errorf("upstream header %s reached the client: %q", h, v)
 		}
 	}
-	if rec.Header().Get("X-Request-Id") != "upstream-req-1" {
-		t.Error("ordinary upstream headers must reach the client")
+	if rec.Header().Get("X-Upstream-Request-Id") != "upstream-req-1" {
+		t.Error("the upstream's request id must reach the client as x-upstream-request-id")
 	}
 	if !strings.HasPrefix(rec.Header().Get(headerRequestID), "req_") {
 		t.Errorf("%s = %q", headerRequestID, rec.Header().Get(headerRequestID))

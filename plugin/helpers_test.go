@@ -52,6 +52,10 @@ type stubAccount struct {
 	anthropic bool
 	// outputCap is the grant's max_output_tokens.
 	outputCap int64
+	// The group's header policy and the account's fixed headers, as the grant carries them.
+	forwardBetas *string
+	userAgent    string
+	fixed        map[string]string
 }
 
 func newContractStub(t *testing.T, accounts ...stubAccount) *contractStub {
@@ -164,6 +168,10 @@ func (s *contractStub) admit(w http.ResponseWriter, ar admitRequest) {
 			if ar.Path == pathResponses {
 				g.Convert = convertResponsesToMessages
 			}
+		}
+		g.ForwardBetas, g.UserAgent = a.forwardBetas, a.userAgent
+		for k, v := range a.fixed {
+			g.Headers[k] = v
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(g)

@@ -78,6 +78,11 @@ type grant struct {
 	// MaxOutputTokens, when above 0, is the output limit the body sent upstream must carry:
 	// what the request's reservation covers (docs/billing.md, "Output cap").
 	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
+	// ForwardBetas is the group's allowlist of beta tokens, comma-separated ("" = none);
+	// absent: the default lists (headers.go). UserAgent is the group's fixed User-Agent;
+	// "" = the client's.
+	ForwardBetas *string `json:"forward_betas,omitempty"`
+	UserAgent    string  `json:"user_agent,omitempty"`
 }
 
 // report is one completion record of POST /internal/v1/reports.

@@ -115,10 +115,7 @@ func (x *exchange) commitHeaders(resp *http.Response, stream bool) {
 		return
 	}
 	h := x.rw.Header()
-	copyHeaders(h, resp.Header, droppedResponseHeaders)
-	if stream {
-		h.Del("Content-Length")
-	}
+	copyResponseHeaders(h, resp.Header, stream)
 	h.Set(headerRequestID, x.requestID)
 	x.written = true
 	x.status = resp.StatusCode

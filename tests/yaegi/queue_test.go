@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poolgate/poolgate/fakeupstream"
 )
 
 // Waiting for admission under Yaegi (issue 3 §1, §3): a streaming request that waits in the
@@ -27,11 +29,13 @@ func (s *stack) limitUser(t *testing.T, tn tenant, concurrency int) {
 // yields its status.
 func (s *stack) holdUserSlot(t *testing.T, tn tenant, delay time.Duration) <-chan int {
 	t.Helper()
+	// A one-request credential script (the plugin forwards no X-Fake-Script header): the
+	// requests after it get the fake's default answer.
+	s.fake.SetCredentialScript(tn.accounts[0].cred, fakeupstream.Script{DelayMS: int(delay.Milliseconds()), Times: 1})
 	done := make(chan int, 1)
 	go func() {
 		req := httptest.NewRequest(http.MethodPost, "/v1/responses", strings.NewReader(`{"model":"gpt-4o","input":"hold"}`))
 		req.Header.Set("Authorization", "Bearer "+tn.key)
-		req.Header.Set("X-Fake-Script", fmt.Sprintf(`{"delay_ms":%d}`, delay.Milliseconds()))
 		rec := httptest.NewRecorder()
 		s.handler.ServeHTTP(rec, req)
 		done <- rec.Code

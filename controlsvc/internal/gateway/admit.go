@@ -95,6 +95,11 @@ type admitReply struct {
 	// MaxOutputTokens, when present, is the output limit the body sent upstream must carry:
 	// the limit the request's reservation covers (billing.go, outputCap).
 	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
+	// The group's header policy (forward_headers.go): its beta allowlist comma-separated
+	// (absent: the plugin's default list, "": none) and its fixed User-Agent (absent: the
+	// client's).
+	ForwardBetas *string `json:"forward_betas,omitempty"`
+	UserAgent    string  `json:"user_agent,omitempty"`
 }
 
 // keyResult is a cached key lookup; ok false is a cached "no such servable key".
@@ -215,13 +220,15 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		Platform:      key.Platform,
 		AccountID:     acc.ID,
 		BaseURL:       acc.BaseURL,
-		Headers:       upstreamHeaders(key.Platform, acc.APIKey),
+		Headers:       grantHeaders(key.Platform, acc.APIKey, acc.Headers),
 		UpstreamModel: upstreamModel,
 
 		FirstTokenTimeoutMs: key.FirstTokenTimeoutMs,
 		StreamIdleTimeoutMs: key.StreamIdleTimeoutMs,
 		Convert:             convert,
 		MaxOutputTokens:     outputCap(key, req.MaxOutputTokens, convert),
+		ForwardBetas:        key.ForwardBetas,
+		UserAgent:           key.UserAgent,
 	}, nil, nil
 }
 

@@ -31,6 +31,7 @@ type accountView struct {
 	LastUsedAt    *time.Time        `json:"last_used_at"`
 	CreatedAt     time.Time         `json:"created_at"`
 	UpdatedAt     time.Time         `json:"updated_at"`
+	accountHeadersView
 }
 
 func newAccountView(a store.Account) accountView {
@@ -39,7 +40,7 @@ func newAccountView(a store.Account) accountView {
 		CredentialFP: a.CredentialFP,
 		Concurrency:  a.Concurrency, Priority: a.Priority, Status: a.Status, GroupIDs: a.GroupIDs,
 		ModelMapping: a.ModelMapping, State: newAccountState(a, time.Now()), LastUsedAt: a.LastUsedAt,
-		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, accountHeadersView: newAccountHeadersView(a.Headers),
 	}
 	if v.GroupIDs == nil {
 		v.GroupIDs = []int64{}
@@ -60,6 +61,7 @@ type accountInput struct {
 	Status       *string            `json:"status"`
 	GroupIDs     *[]int64           `json:"group_ids"`
 	ModelMapping *map[string]string `json:"model_mapping"`
+	accountHeadersInput
 }
 
 // patch validates the input. On create, name, platform, base_url and credential are
@@ -115,7 +117,9 @@ func (in *accountInput) patch(create bool) (store.AccountPatch, error) {
 			return p, err
 		}
 	}
-	return p, nil
+	var err error
+	p.Headers, err = in.headers() // account_headers.go
+	return p, err
 }
 
 // newAccount validates a POST body into a new account; absent fields take the column
@@ -143,6 +147,9 @@ func (in *accountInput) newAccount() (store.NewAccount, error) {
 	}
 	if p.ModelMapping != nil {
 		n.ModelMapping = *p.ModelMapping
+	}
+	if p.Headers != nil {
+		n.Headers = *p.Headers
 	}
 	return n, nil
 }

@@ -40,6 +40,7 @@ func TestAccountsCRUD(t *testing.T) {
 		ModelMapping: map[string]string{"gpt-4o": "gpt-4o-2024-08-06", "gpt-5*": "gpt-5"},
 		State:        accountState{ModelBlocks: map[string]time.Time{}},
 		CreatedAt:    a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		accountHeadersView: accountHeadersView{Headers: map[string]string{}},
 	}
 	if !reflect.DeepEqual(a, want) {
 		t.Fatalf("created = %+v\nwant      %+v", a, want)

@@ -21,6 +21,7 @@ type groupView struct {
 	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms"`
 	groupRulesView
 	groupBillingView
+	groupForwardingView
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -34,6 +35,7 @@ func newGroupView(g store.Group) (groupView, error) {
 		ID: g.ID, Name: g.Name, Platform: g.Platform, RateMultiplier: formatMicros(rate),
 		Status: g.Status, FirstTokenTimeoutMs: g.FirstTokenTimeoutMs, StreamIdleTimeoutMs: g.StreamIdleTimeoutMs,
 		groupRulesView: newGroupRulesView(g.GroupModelRules), groupBillingView: newGroupBillingView(g.GroupBilling), CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+		groupForwardingView: newGroupForwardingView(g.GroupForwarding),
 	}, nil
 }
 
@@ -47,6 +49,7 @@ type groupInput struct {
 	StreamIdleTimeoutMs nullable         `json:"stream_idle_timeout_ms"`
 	groupRulesInput
 	groupBillingInput
+	groupForwardingInput
 }
 
 // millis reads a stream deadline: an integer from 0 (off) to store.MaxGroupTimeoutMs, or
@@ -112,6 +115,9 @@ func (in *groupInput) group() (store.Group, error) {
 	if g.GroupModelRules, err = in.rules(); err != nil {
 		return g, err
 	}
+	if g.GroupForwarding, err = in.forwarding(); err != nil {
+		return g, err
+	}
 	g.GroupBilling, err = in.billing()
 	return g, err
 }
@@ -141,6 +147,9 @@ func (in *groupInput) patch() (store.GroupPatch, error) {
 		return p, err
 	}
 	if err := in.rulesPatch(&p); err != nil {
+		return p, err
+	}
+	if err := in.forwardingPatch(&p); err != nil {
 		return p, err
 	}
 	return p, in.billingPatch(&p)

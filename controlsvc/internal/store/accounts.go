@@ -34,6 +34,7 @@ type Account struct {
 	LastUsedAt       *time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	Headers          map[string]string // fixed upstream headers (account_headers.go); nil when none
 }
 
 // NewAccount is the input of CreateAccount.
@@ -47,6 +48,7 @@ type NewAccount struct {
 	Status       string
 	GroupIDs     []int64
 	ModelMapping map[string]string
+	Headers      map[string]string // fixed upstream headers; nil = none
 }
 
 // AccountPatch lists the fields to change; nil leaves a field as it is.
@@ -60,6 +62,7 @@ type AccountPatch struct {
 	Status       *string
 	GroupIDs     *[]int64 // replaces the whole membership
 	ModelMapping *map[string]string
+	Headers      *map[string]string // replaces all fixed headers
 }
 
 // credential is the JSON sealed in accounts.credential_ciphertext (credentials.go).
@@ -76,7 +79,8 @@ a.model_mapping, a.rate_limited_until, a.overloaded_until, a.paused_until, a.pau
 a.disabled_reason, a.forbidden_at,
 ARRAY(SELECT b.model FROM account_model_blocks b WHERE b.account_id = a.id ORDER BY b.model),
 ARRAY(SELECT b.blocked_until FROM account_model_blocks b WHERE b.account_id = a.id ORDER BY b.model),
-a.last_used_at, a.created_at, a.updated_at`
+a.last_used_at, a.created_at, a.updated_at,
+NULLIF(a.headers, '{}'::jsonb)`
 
 const (
 	sqlInsertAccount = `
@@ -125,7 +129,8 @@ func scanAccount(row pgx.Row) (Account, error) {
 		&a.Concurrency, &a.Priority, &a.Status, &a.GroupIDs,
 		&a.ModelMapping, &a.RateLimitedUntil, &a.OverloadedUntil, &a.PausedUntil, &a.PauseReason,
 		&a.DisabledReason, &a.ForbiddenAt, &blockedModels, &blockedUntil,
-		&a.LastUsedAt, &a.CreatedAt, &a.UpdatedAt)
+		&a.LastUsedAt, &a.CreatedAt, &a.UpdatedAt,
+		&a.Headers)
 	if a.ModelMapping == nil {
 		a.ModelMapping = map[string]string{}
 	}
@@ -167,6 +172,11 @@ func (s *Store) CreateAccount(ctx context.Context, n NewAccount) (Account, error
 		}
 		if err := setAccountGroups(ctx, tx, id, groupIDs); err != nil {
 			return err
+		}
+		if len(n.Headers) > 0 {
+			if err := setAccountHeaders(ctx, tx, id, n.Headers); err != nil {
+				return err
+			}
 		}
 		out, err = scanAccount(tx.QueryRow(ctx, sqlGetAccount, id))
 		return err
@@ -262,6 +272,11 @@ func (s *Store) UpdateAccount(ctx context.Context, id int64, p AccountPatch) (Ac
 		}
 		if p.GroupIDs != nil {
 			if err := setAccountGroups(ctx, tx, id, groupIDs); err != nil {
+				return err
+			}
+		}
+		if p.Headers != nil {
+			if err := setAccountHeaders(ctx, tx, id, *p.Headers); err != nil {
 				return err
 			}
 		}

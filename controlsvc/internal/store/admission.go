@@ -43,6 +43,11 @@ type KeyAuth struct {
 	MaxReserveMicros       int64
 	CapOutputTokens        bool
 	KeyExpiresAt           *time.Time
+
+	// The group's header policy (GroupForwarding) as the grant carries it: ForwardBetas is
+	// its list comma-separated, nil for the default list; UserAgent "" = the client's.
+	ForwardBetas *string
+	UserAgent    string
 }
 
 const sqlAuthenticateKey = `
@@ -50,7 +55,8 @@ SELECT k.id, k.user_id, k.group_id, u.concurrency, u.balance_micros, g.platform,
        (COALESCE(r.rate_multiplier, g.rate_multiplier) * 1000000)::bigint,
        g.first_token_timeout_ms, g.stream_idle_timeout_ms,
        g.billing_mode, g.allow_unpriced, g.default_max_output_tokens, g.max_reserve_micros, g.cap_output_tokens, k.expires_at,
-       COALESCE(NULLIF(g.model_mapping, '{}'::jsonb)::text, ''), g.restrict_models, g.claude_code_only
+       COALESCE(NULLIF(g.model_mapping, '{}'::jsonb)::text, ''), g.restrict_models, g.claude_code_only,
+       array_to_string(g.forward_betas, ','), g.user_agent
 FROM api_keys k
 JOIN users  u ON u.id = k.user_id
 JOIN groups g ON g.id = k.group_id
@@ -67,7 +73,8 @@ func (s *Store) AuthenticateKey(ctx context.Context, keyHash string) (KeyAuth, e
 		&a.KeyID, &a.UserID, &a.GroupID, &a.UserConcurrency, &a.BalanceMicros, &a.Platform, &a.RateMicros,
 		&a.FirstTokenTimeoutMs, &a.StreamIdleTimeoutMs,
 		&a.BillingMode, &a.AllowUnpriced, &a.DefaultMaxOutputTokens, &a.MaxReserveMicros, &a.CapOutputTokens, &a.KeyExpiresAt,
-		&a.GroupModelMapping, &a.RestrictModels, &a.ClaudeCodeOnly)
+		&a.GroupModelMapping, &a.RestrictModels, &a.ClaudeCodeOnly,
+		&a.ForwardBetas, &a.UserAgent)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return KeyAuth{}, ErrKeyNotFound
 	}
@@ -93,6 +100,8 @@ type CandidateAccount struct {
 	// ModelBlocks maps the upstream models the account is blocked for to the end of the
 	// block; only blocks in force when read, nil when none.
 	ModelBlocks map[string]time.Time
+	// Headers are the account's fixed upstream headers (migration 0010); nil when none.
+	Headers map[string]string
 }
 
 const sqlGroupAccounts = `
@@ -100,7 +109,8 @@ SELECT a.id, a.base_url, COALESCE(a.credential->>'api_key', ''),
        a.credential_ciphertext, a.credential_nonce, COALESCE(a.credential_key_id, ''), a.concurrency, a.priority,
        a.model_mapping, a.rate_limited_until, a.overloaded_until, a.paused_until, a.last_used_at,
        ARRAY(SELECT b.model FROM account_model_blocks b WHERE b.account_id = a.id AND b.blocked_until > now() ORDER BY b.model),
-       ARRAY(SELECT b.blocked_until FROM account_model_blocks b WHERE b.account_id = a.id AND b.blocked_until > now() ORDER BY b.model)
+       ARRAY(SELECT b.blocked_until FROM account_model_blocks b WHERE b.account_id = a.id AND b.blocked_until > now() ORDER BY b.model),
+       NULLIF(a.headers, '{}'::jsonb)
 FROM account_groups ag
 JOIN accounts a ON a.id = ag.account_id
 WHERE ag.group_id = $1 AND a.platform = $2
@@ -124,7 +134,8 @@ func (s *Store) GroupAccounts(ctx context.Context, groupID int64, platform strin
 		var blockedUntil []time.Time
 		if err := rows.Scan(&a.ID, &a.BaseURL, &a.APIKey, &sealed.Ciphertext, &sealed.Nonce, &sealed.KeyID,
 			&a.Concurrency, &a.Priority,
-			&a.ModelMapping, &rl, &ov, &pa, &lu, &blockedModels, &blockedUntil); err != nil {
+			&a.ModelMapping, &rl, &ov, &pa, &lu, &blockedModels, &blockedUntil,
+			&a.Headers); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading accounts of group %d: %w", groupID, err)
 		}

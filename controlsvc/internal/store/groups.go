@@ -24,6 +24,7 @@ type Group struct {
 	StreamIdleTimeoutMs *int64
 	GroupModelRules
 	GroupBilling
+	GroupForwarding
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -38,6 +39,23 @@ type GroupModelRules struct {
 	RestrictModels bool
 	// ClaudeCodeOnly refuses every endpoint but /v1/messages (anthropic groups only).
 	ClaudeCodeOnly bool
+}
+
+// GroupForwarding is what the group's requests carry upstream of the client's headers
+// (issue 12 §1; migration 0010; docs/design.md, "Forwarded headers").
+type GroupForwarding struct {
+	// ForwardBetas lists the anthropic-beta / OpenAI-Beta tokens let through; nil = the
+	// plugin's default list, empty = none.
+	ForwardBetas []string
+	// UserAgent is sent upstream instead of the client's User-Agent; "" = the client's.
+	UserAgent string
+}
+
+// BetasPatch changes forward_betas when Set: to Betas, or back to NULL (the default list)
+// when Betas is nil.
+type BetasPatch struct {
+	Set   bool
+	Betas []string
 }
 
 // GroupBilling is how a group's requests are paid for (docs/billing.md).
@@ -99,6 +117,9 @@ type GroupPatch struct {
 	ModelMapping   *map[string]string
 	RestrictModels *bool
 	ClaudeCodeOnly *bool
+
+	ForwardBetas BetasPatch
+	UserAgent    *string
 }
 
 // MicrosPatch changes a nullable money column when Set: to Micros, or to NULL when Micros
@@ -120,15 +141,17 @@ const groupColumns = `id, name, platform, rate_multiplier::text, status,
 first_token_timeout_ms, stream_idle_timeout_ms,
 billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros, allow_unpriced,
 default_max_output_tokens, max_reserve_micros, model_mapping, restrict_models, claude_code_only,
-cap_output_tokens, created_at, updated_at`
+cap_output_tokens, created_at, updated_at,
+forward_betas IS NOT NULL, COALESCE(forward_betas, '{}'), user_agent`
 
 const (
 	sqlInsertGroup = `
 INSERT INTO groups (name, platform, rate_multiplier, status, first_token_timeout_ms, stream_idle_timeout_ms,
     billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros, allow_unpriced,
     default_max_output_tokens, max_reserve_micros, model_mapping, restrict_models, claude_code_only,
-    cap_output_tokens)
-VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+    cap_output_tokens, forward_betas, user_agent)
+VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+    $18::text[], $19)
 RETURNING ` + groupColumns
 
 	sqlUpdateGroup = `
@@ -149,6 +172,8 @@ UPDATE groups SET
     restrict_models        = COALESCE($20, restrict_models),
     claude_code_only       = COALESCE($21, claude_code_only),
     cap_output_tokens      = COALESCE($22, cap_output_tokens),
+    forward_betas          = CASE WHEN $23::boolean THEN $24::text[] ELSE forward_betas END,
+    user_agent             = COALESCE($25, user_agent),
     updated_at             = now()
 WHERE id = $1
 RETURNING ` + groupColumns
@@ -162,14 +187,18 @@ RETURNING ` + groupColumns
 
 func scanGroup(row pgx.Row) (Group, error) {
 	var g Group
+	var hasBetas bool
+	var betas []string
 	err := row.Scan(&g.ID, &g.Name, &g.Platform, &g.RateMultiplier, &g.Status,
 		&g.FirstTokenTimeoutMs, &g.StreamIdleTimeoutMs,
 		&g.BillingMode, &g.DailyLimitMicros, &g.WeeklyLimitMicros, &g.MonthlyLimitMicros, &g.AllowUnpriced,
 		&g.DefaultMaxOutputTokens, &g.MaxReserveMicros, &g.ModelMapping, &g.RestrictModels, &g.ClaudeCodeOnly,
-		&g.CapOutputTokens, &g.CreatedAt, &g.UpdatedAt)
+		&g.CapOutputTokens, &g.CreatedAt, &g.UpdatedAt,
+		&hasBetas, &betas, &g.UserAgent)
 	if g.ModelMapping == nil {
 		g.ModelMapping = map[string]string{}
 	}
+	g.ForwardBetas = betasOrDefault(hasBetas, betas)
 	return g, err
 }
 
@@ -184,7 +213,7 @@ func (s *Store) CreateGroup(ctx context.Context, g Group) (Group, error) {
 		g.FirstTokenTimeoutMs, g.StreamIdleTimeoutMs,
 		b.BillingMode, b.DailyLimitMicros, b.WeeklyLimitMicros, b.MonthlyLimitMicros, b.AllowUnpriced,
 		b.DefaultMaxOutputTokens, b.MaxReserveMicros, mapping, g.RestrictModels, g.ClaudeCodeOnly,
-		b.CapOutputTokens))
+		b.CapOutputTokens, betasArg(g.ForwardBetas), g.UserAgent))
 	if pgCode(err) == pgUniqueViolation {
 		return Group{}, &ConflictError{Message: fmt.Sprintf("a group named %q already exists", g.Name)}
 	}
@@ -238,7 +267,8 @@ func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group,
 		p.FirstTokenTimeout.Set, p.FirstTokenTimeout.Ms, p.StreamIdleTimeout.Set, p.StreamIdleTimeout.Ms,
 		p.BillingMode, p.DailyLimit.Set, p.DailyLimit.Micros, p.WeeklyLimit.Set, p.WeeklyLimit.Micros,
 		p.MonthlyLimit.Set, p.MonthlyLimit.Micros, p.AllowUnpriced, p.DefaultMaxOutputTokens, p.MaxReserveMicros,
-		mapping, p.RestrictModels, p.ClaudeCodeOnly, p.CapOutputTokens))
+		mapping, p.RestrictModels, p.ClaudeCodeOnly, p.CapOutputTokens,
+		p.ForwardBetas.Set, betasArg(p.ForwardBetas.Betas), p.UserAgent))
 	ie := groupRuleViolation(err)
 	switch {
 	case ie != nil:
@@ -308,4 +338,23 @@ func groupPlatforms(ctx context.Context, q pgx.Tx, ids []int64) (map[int64]strin
 		return nil, fmt.Errorf("resolving groups: %w", err)
 	}
 	return out, nil
+}
+
+// betasArg is forward_betas as a query argument: SQL NULL (the default list) for nil.
+func betasArg(betas []string) any {
+	if betas == nil {
+		return nil
+	}
+	return betas
+}
+
+// betasOrDefault is the stored forward_betas: nil when NULL, never nil when set.
+func betasOrDefault(set bool, betas []string) []string {
+	if !set {
+		return nil
+	}
+	if betas == nil {
+		return []string{}
+	}
+	return betas
 }
