@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
+# FUZZTIME: how long make test runs each fuzz target (make fuzz: 60s).
+FUZZTIME ?= 3s
 
 .PHONY: run test test-unit test-yaegi test-e2e check-plugin bench build traefik deps clean
 
@@ -14,6 +16,13 @@ test: deps build traefik check-plugin
 	$(GO) vet ./...
 	POOLGATE_BIN_DIR=$(BIN) $(GO) test -race -count=1 ./...
 	cd tests/yaegi && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash scripts/fuzz.sh
+
+## fuzz: every fuzz target for FUZZTIME each (default here 60s; make test runs them 3s each); FUZZ_MATCH=<regexp> picks targets
+.PHONY: fuzz
+fuzz: FUZZTIME = 60s
+fuzz:
+	FUZZTIME=$(FUZZTIME) FUZZ_MATCH='$(FUZZ_MATCH)' GO=$(GO) bash scripts/fuzz.sh
 
 test-unit: deps
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
@@ -100,9 +101,11 @@ func parseRateMultiplier(raw json.RawMessage) (string, error) {
 }
 
 // normalizeBaseURL accepts an absolute http(s) URL without credentials, query or fragment
-// (the plugin appends the client path to it) and drops trailing slashes.
+// (the plugin appends the client path to it) and drops trailing slashes. Slashes and white
+// space are trimmed together before the checks, so "https://x/ /" is stored as "https://x",
+// not with a path of spaces, and normalising a stored value changes nothing.
 func normalizeBaseURL(raw string) (string, error) {
-	raw = strings.TrimSpace(raw)
+	raw = strings.TrimRightFunc(strings.TrimSpace(raw), func(r rune) bool { return r == '/' || unicode.IsSpace(r) })
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
 		return "", invalid("base_url must be an absolute http or https URL, e.g. https://api.openai.com")
@@ -111,10 +114,11 @@ func normalizeBaseURL(raw string) (string, error) {
 		// base_url is returned by the API; a credential in it would leak.
 		return "", invalid("base_url must not contain credentials; use credential.api_key")
 	}
-	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+	// An empty fragment ("https://x#") parses as none, yet would swallow the appended path.
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#") {
 		return "", invalid("base_url must not have a query or fragment")
 	}
-	return strings.TrimRight(raw, "/"), nil
+	return raw, nil
 }
 
 // checkModelMapping enforces {"requested": "upstream"} with an optional trailing * on the
