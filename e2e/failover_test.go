@@ -68,8 +68,15 @@ func TestFailoverExhaustedMapping(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, b := unique("sk-bad"), unique("sk-bad")
+			upstreamBody := `{"error":{"message":"secret upstream detail sk-upstream-credential"}}`
+			switch tt.status { // only a 401/403 that blames the credential fails over
+			case 401:
+				upstreamBody = `{"error":{"message":"Incorrect API key provided: sk-upstream-credential","type":"invalid_request_error","code":"invalid_api_key"}}`
+			case 403:
+				upstreamBody = `{"type":"error","error":{"type":"permission_error","message":"This organization has been disabled."}}`
+			}
 			for _, c := range []string{a, b} {
-				programCredential(t, c, obj{"status": tt.status, "body": `{"error":{"message":"secret upstream detail sk-upstream-credential"}}`})
+				programCredential(t, c, obj{"status": tt.status, "body": upstreamBody})
 			}
 			tn, accts := newTenant(t, accountSpec{Credential: a, Priority: 1}, accountSpec{Credential: b, Priority: 2})
 			code, _, body := post(t, "/v1/responses", tn.Key, responsesBody, nil)

@@ -100,10 +100,10 @@ func TestValidationErrors(t *testing.T) {
 		}
 	})
 	t.Run("body over the limit", func(t *testing.T) {
-		// 256 MiB is the configured limit; a body just over it is refused with 413.
-		big := `{"model":"gpt-4o","input":"` + strings.Repeat("a", 256<<20) + `"}`
+		// 64 MiB is the configured limit; a body just over it is refused with 413.
+		big := `{"model":"gpt-4o","input":"` + strings.Repeat("a", 64<<20) + `"}`
 		code, _, resp := post(t, "/v1/responses", tn.Key, big, nil)
-		want := `{"error":{"type":"invalid_request_error","message":"Request body too large, limit is 256MB"}}`
+		want := `{"error":{"type":"invalid_request_error","message":"Request body too large, limit is 64MB"}}`
 		if code != 413 || !jsonEqual(resp, want) {
 			t.Errorf("got %d %.200s", code, resp)
 		}

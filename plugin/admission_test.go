@@ -94,7 +94,7 @@ func TestRejectionCopiedVerbatim(t *testing.T) {
 		t.Fatalf("%d admit calls, want 1", len(calls))
 	}
 	c := calls[0]
-	if c.GrantID != "" || c.Path != "/v1/chat/completions" || c.Model != "m" || !c.Stream || c.APIKey != "sk-client" ||
+	if c.GrantID != "" || c.Path != "/v1/chat/completions" || c.Model != "m" || !c.Stream || c.APIKey != testClientKey ||
 		c.RequestID == "" || c.Exclude == nil || len(c.Exclude) != 0 || c.Failed != nil {
 		t.Fatalf("first admit request = %+v", c)
 	}

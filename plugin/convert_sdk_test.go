@@ -44,7 +44,7 @@ func TestConvertedStreamsReadByOpenAISDK(t *testing.T) {
 				_, _ = w.Write(final)
 			}))
 			defer srv.Close()
-			client := openai.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey("k"), option.WithMaxRetries(0))
+			client := openai.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey(testClientKey), option.WithMaxRetries(0))
 			params := responses.ResponseNewParams{
 				Model: convTestModel,
 				Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},

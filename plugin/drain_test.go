@@ -44,7 +44,7 @@ func readAndLeave(t *testing.T, url, path, body, leaveAt string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer sk-client")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestClientLeavesBeforeCommitPoint(t *testing.T) {
 				cancel()
 			}()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/responses", strings.NewReader(`{"model":"m","input":"x","stream":true}`))
-			req.Header.Set("Authorization", "Bearer sk-client")
+			req.Header.Set("Authorization", "Bearer "+testClientKey)
 			if resp, err := http.DefaultClient.Do(req); err == nil {
 				resp.Body.Close()
 				t.Fatalf("got an answer (%d) before the commit point", resp.StatusCode)

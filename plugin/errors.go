@@ -27,6 +27,7 @@ const (
 	msgEmptyBody      = "Request body is empty"
 	msgParseBody      = "Failed to parse request body"
 	msgModelRequired  = "model is required"
+	msgModelTooLong   = "Invalid model"
 	msgStreamType     = "invalid stream field type"
 	msgCallIDRequired = "function_call_output requires call_id or previous_response_id; " +
 		"if relying on history, ensure store=true and reuse previous_response_id"

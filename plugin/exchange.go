@@ -92,8 +92,10 @@ func newExchange(p *Poolgate, rw http.ResponseWriter, req *http.Request, path st
 // run takes the request through validation, admission and forwarding. Every branch ends
 // in a written response.
 func (x *exchange) run() {
+	// Cheap checks first: no body byte is read and nothing is allocated for a request whose
+	// key cannot be one (docs/security.md, "Nothing costly before authentication").
 	x.apiKey = extractAPIKey(x.req.Header)
-	if x.apiKey == "" {
+	if !wellFormedKey(x.apiKey) {
 		x.writeError(newClientError(http.StatusUnauthorized, typeAuthentication, msgInvalidAPIKey))
 		return
 	}

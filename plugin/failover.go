@@ -103,6 +103,11 @@ func (x *exchange) forward() {
 		switch {
 		case err != nil:
 			failed = x.failure(nil, err, wd)
+		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+			failed = x.authFailure(resp, wd) // credential.go
+			if failed == nil {
+				return
+			}
 		case isFailoverStatus(resp.StatusCode):
 			failed = x.failure(resp, nil, wd)
 		case resp.StatusCode == http.StatusNotFound:

@@ -122,7 +122,14 @@ func TestExhaustedMapping(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			up := newTestUpstream(t)
-			up.set("up-1", upstreamReply{status: tt.status, body: `{"error":{"message":"secret upstream detail"}}`})
+			body := `{"error":{"message":"secret upstream detail"}}`
+			switch tt.status { // only a credential fault fails over (credential.go)
+			case 401:
+				body = `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key secret upstream detail"}}`
+			case 403:
+				body = `{"type":"error","error":{"type":"permission_error","message":"This organization has been disabled."}}`
+			}
+			up.set("up-1", upstreamReply{status: tt.status, body: body})
 			base := up.srv.URL
 			if tt.status == 0 {
 				dead := httptest.NewServer(http.NotFoundHandler())

@@ -83,7 +83,7 @@ func TestThroughFakeUpstream(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, url+tt.path, strings.NewReader(tt.body))
-			req.Header.Set("X-Api-Key", "sk-client")
+			req.Header.Set("X-Api-Key", testClientKey)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)

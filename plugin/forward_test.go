@@ -29,6 +29,7 @@ func TestForwardedRequestCarriesOnlyTheAccountsCredentials(t *testing.T) {
 	for k, v := range hostileClientHeaders {
 		req.Header.Set(k, v)
 	}
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	req.Header.Set("OpenAI-Beta", "responses=v1")
 	req.Header.Set("User-Agent", "test-client/1")
 	rec := httptest.NewRecorder()

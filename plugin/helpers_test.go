@@ -16,6 +16,9 @@ import (
 
 const testSecret = "test-plugin-secret"
 
+// testClientKey has the gateway's key format (wellFormedKey); the contract stub admits any key.
+const testClientKey = "sk-pg-0123456789abcdef0123456789abcdef0123456789abcdef"
+
 // contractStub stands in for controlsvc as the network peer of the plugin's HTTP client: it
 // implements the internal API contract of docs/design.md (admit, reports, renew) over
 // in-memory accounts. It is not a substitute for controlsvc's storage; integration tests
@@ -351,7 +354,7 @@ func do(h http.Handler, path, body string, header map[string]string) *httptest.R
 	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if _, ok := header["Authorization"]; !ok && header["X-Api-Key"] == "" && header["X-Goog-Api-Key"] == "" {
-		req.Header.Set("Authorization", "Bearer sk-client")
+		req.Header.Set("Authorization", "Bearer "+testClientKey)
 	}
 	for k, v := range header {
 		if v == "" {

@@ -389,6 +389,28 @@ func errorFields(body []byte, defType, defMsg string) (string, string) {
 	return typ, msg
 }
 
+// errorCodeFields returns the code, type and message of an upstream error body in
+// OpenAI's ({"error":{"type","code","message"}}) or Anthropic's shape; a code that is not a
+// string (OpenAI sends null) is "".
+func errorCodeFields(body []byte) (code, typ, msg string) {
+	var env errorEnvelope
+	if json.Unmarshal(body, &env) != nil || isNullRaw(env.Error) {
+		return "", "", ""
+	}
+	var d errorCodeDetail
+	if json.Unmarshal(env.Error, &d) != nil {
+		return "", "", ""
+	}
+	c, _ := rawString(d.Code)
+	return c, d.Type, d.Message
+}
+
+type errorCodeDetail struct {
+	Type    string          `json:"type"`
+	Code    json.RawMessage `json:"code"`
+	Message string          `json:"message"`
+}
+
 // errorBody renders a client error in OpenAI's shape, or in Anthropic's when anthropic.
 func errorBody(anthropic bool, typ, msg string) []byte {
 	var v interface{}

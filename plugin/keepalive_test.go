@@ -65,7 +65,7 @@ func TestKeepAliveWhileWaitingThenStream(t *testing.T) {
 			url := servePlugin(t, newTestHandler(t, stub, pingConfig))
 
 			req, _ := http.NewRequest(http.MethodPost, url+path, strings.NewReader(`{"model":"m","stream":true}`))
-			req.Header.Set("Authorization", "Bearer sk-client")
+			req.Header.Set("Authorization", "Bearer "+testClientKey)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -111,7 +111,7 @@ func TestKeepAliveFlushedWhileAdmissionWaits(t *testing.T) {
 	url := servePlugin(t, newTestHandler(t, stub, pingConfig))
 	t.Cleanup(open) // runs before the servers close, should the test fail early
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/responses", strings.NewReader(`{"model":"m","stream":true}`))
-	req.Header.Set("Authorization", "Bearer sk-client")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	got := make(chan string, 1)
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
@@ -148,7 +148,7 @@ func TestKeepAliveThroughOpenAISDK(t *testing.T) {
 	stub := newContractStub(t, stubAccount{id: 1, baseURL: up.srv.URL, apiKey: "up-1"})
 	stub.admitHook = slowAdmission(200 * time.Millisecond)
 	url := servePlugin(t, newTestHandler(t, stub, pingConfig))
-	client := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("sk-client"), option.WithMaxRetries(0))
+	client := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey(testClientKey), option.WithMaxRetries(0))
 	stream := client.Responses.NewStreaming(context.Background(), responses.ResponseNewParams{
 		Model: "m",
 		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
@@ -353,7 +353,7 @@ func TestKeepAliveAcrossReadmission(t *testing.T) {
 
 	w := newRecordingWriter()
 	req := httptest.NewRequest(http.MethodPost, pathChat, strings.NewReader(`{"model":"m","stream":true}`))
-	req.Header.Set("Authorization", "Bearer sk-client")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	h.ServeHTTP(w, req)
 	w.markReturned()
 	code, writeHeaders, _, body := w.snapshot()
@@ -385,7 +385,7 @@ func TestKeepAliveStopsWhenClientLeaves(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	req := httptest.NewRequest(http.MethodPost, pathResponses, strings.NewReader(`{"model":"m","stream":true}`)).WithContext(ctx)
-	req.Header.Set("Authorization", "Bearer sk-client")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	w := newRecordingWriter()
 	time.AfterFunc(150*time.Millisecond, cancel)
 	began := time.Now()

@@ -74,7 +74,7 @@ func TestPanicAfterCommit(t *testing.T) {
 			p := newTestPlugin(t, stub, nil)
 			w := &panicOnce{ResponseRecorder: httptest.NewRecorder(), n: tt.panicAt}
 			req := httptest.NewRequest(http.MethodPost, "/v1/responses", strings.NewReader(`{"model":"m","stream":true}`))
-			req.Header.Set("Authorization", "Bearer sk-client")
+			req.Header.Set("Authorization", "Bearer "+testClientKey)
 			var got interface{}
 			func() {
 				defer func() { got = recover() }()

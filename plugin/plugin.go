@@ -22,7 +22,7 @@ import (
 // Defaults of the dynamic configuration (docs/design.md, "Plugin configuration").
 const (
 	defaultControlURL            = "http://127.0.0.1:8090"
-	defaultMaxBodyBytes          = 256 << 20
+	defaultMaxBodyBytes          = 64 << 20 // above the providers' own limits (Messages 32 MB, Responses about 50 MB)
 	defaultMaxAccountSwitches    = 3
 	defaultAdmissionTimeout      = "5s"
 	defaultMaxWait               = "150s"

@@ -14,7 +14,7 @@ func TestCreateConfigDefaults(t *testing.T) {
 	got := *CreateConfig()
 	want := Config{
 		ControlURL:            "http://127.0.0.1:8090",
-		MaxBodyBytes:          268435456,
+		MaxBodyBytes:          67108864,
 		MaxAccountSwitches:    3,
 		AdmissionTimeout:      "5s",
 		MaxWait:               "150s",

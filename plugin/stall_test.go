@@ -59,7 +59,7 @@ func stuckClient(t *testing.T, gatewayURL string) *net.TCPConn {
 	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetReadBuffer(1024)
 	body := `{"model":"m","stream":true}`
-	fmt.Fprintf(conn, "POST /v1/responses HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer sk-client\r\n"+
+	fmt.Fprintf(conn, "POST /v1/responses HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+testClientKey+"\r\n"+
 		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	return conn
 }
@@ -169,7 +169,7 @@ func TestStalledKeepAliveEndsTheAdmitCall(t *testing.T) {
 	})
 	w := &blockingWriter{ResponseRecorder: httptest.NewRecorder(), blockAt: 2, release: make(chan struct{})}
 	req := httptest.NewRequest(http.MethodPost, "/v1/responses", strings.NewReader(`{"model":"m","stream":true}`))
-	req.Header.Set("Authorization", "Bearer sk-client")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

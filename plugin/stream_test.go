@@ -167,7 +167,7 @@ func TestSSEIsFlushedPerEventAndUsageExtracted(t *testing.T) {
 	url := servePlugin(t, newTestHandler(t, stub, nil))
 
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/responses", strings.NewReader(`{"model":"m","stream":true}`))
-	req.Header.Set("Authorization", "Bearer sk-client")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func TestClientGoneBeforeUpstreamAnswers(t *testing.T) {
 	p := newTestPlugin(t, stub, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	req := httptest.NewRequest(http.MethodPost, "/v1/responses", strings.NewReader(`{"model":"m"}`)).WithContext(ctx)
-	req.Header.Set("Authorization", "Bearer sk-client")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	time.AfterFunc(100*time.Millisecond, cancel)
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, req)
@@ -286,7 +286,7 @@ func TestServeHTTPContainsPanics(t *testing.T) {
 	stub := newContractStub(t, stubAccount{id: 1, baseURL: up.srv.URL, apiKey: "up-1"})
 	p := newTestPlugin(t, stub, nil)
 	req := httptest.NewRequest(http.MethodPost, "/v1/responses", strings.NewReader(`{"model":"m"}`))
-	req.Header.Set("Authorization", "Bearer sk-client")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	func() {
 		defer func() {
 			// The status line was (as far as the plugin knows) sent and the body is not an

@@ -194,7 +194,7 @@ func TestStreamErrorThroughSDKs(t *testing.T) {
 		}
 		for name, prefix := range prefixes {
 			url := sdkServer(t, pathChat, prefix)
-			client := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("k"), option.WithMaxRetries(0))
+			client := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey(testClientKey), option.WithMaxRetries(0))
 			stream := client.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
 				Model:    "gpt-4o",
 				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
@@ -215,7 +215,7 @@ func TestStreamErrorThroughSDKs(t *testing.T) {
 			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"m1\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hel\"}\n\n" +
 			": keep-alive\n"
 		url := sdkServer(t, pathResponses, prefix)
-		client := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("k"), option.WithMaxRetries(0))
+		client := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey(testClientKey), option.WithMaxRetries(0))
 		stream := client.Responses.NewStreaming(context.Background(), responses.ResponseNewParams{
 			Model: "gpt-4o",
 			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
@@ -248,7 +248,7 @@ func TestStreamErrorThroughSDKs(t *testing.T) {
 		prefix := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":0}}}\n\n" +
 			"event: ping\ndata: {\"type\": \"ping\"}\n\n"
 		url := sdkServer(t, pathMessages, prefix)
-		client := anthropic.NewClient(anthropicoption.WithBaseURL(url), anthropicoption.WithAPIKey("k"), anthropicoption.WithMaxRetries(0))
+		client := anthropic.NewClient(anthropicoption.WithBaseURL(url), anthropicoption.WithAPIKey(testClientKey), anthropicoption.WithMaxRetries(0))
 		stream := client.Messages.NewStreaming(context.Background(), anthropic.MessageNewParams{
 			Model:     "claude-sonnet-4-5",
 			MaxTokens: 16,

@@ -124,7 +124,7 @@ func TestNonStreamClientLeavesMidReply(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/responses", strings.NewReader(`{"model":"m"}`))
-			req.Header.Set("Authorization", "Bearer sk-client")
+			req.Header.Set("Authorization", "Bearer "+testClientKey)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)

@@ -53,7 +53,34 @@ func extractAPIKey(h http.Header) string {
 	return strings.TrimSpace(h.Get("X-Goog-Api-Key"))
 }
 
-// readBody reads at most limit bytes of the request body.
+// The gateway's key format (controlsvc store/apikeys.go): a fixed prefix and 24 random
+// bytes in lowercase hex. Anything else cannot be a key, so it is refused before the body.
+const (
+	keyPrefix    = "sk-pg-"
+	keyHexDigits = 48
+)
+
+// wellFormedKey reports whether k has the gateway's key format. It is the cheap check that
+// runs before a single body byte is read: a made-up key costs no memory and no admit call.
+func wellFormedKey(k string) bool {
+	if len(k) != len(keyPrefix)+keyHexDigits || k[:len(keyPrefix)] != keyPrefix {
+		return false
+	}
+	return strings.Trim(k[len(keyPrefix):], "0123456789abcdef") == ""
+}
+
+// maxModelBytes bounds the model name, as controlsvc does (gateway admit.go maxModelLen).
+const maxModelBytes = 256
+
+// bodyReadChunk is the first allocation of a body read and the step the buffer grows by at
+// least; bytes.Buffer then doubles it as the bytes arrive.
+const bodyReadChunk = 32 << 10
+
+// readBody reads at most limit bytes of the request body. The buffer grows with the bytes
+// that really arrive: Content-Length only refuses a body announced over the limit, it never
+// sizes an allocation, so a client that announces 256 MB and sends nothing costs nothing.
+// The buffer is not pooled: the body of an attempt may still be read by the transport's
+// write loop after the exchange ended (an upstream that answers before reading it).
 func readBody(req *http.Request, limit int64) ([]byte, *clientError) {
 	if req.ContentLength > limit {
 		return nil, bodyTooLarge(limit)
@@ -62,9 +89,7 @@ func readBody(req *http.Request, limit int64) ([]byte, *clientError) {
 		return nil, badRequest(msgEmptyBody)
 	}
 	var buf bytes.Buffer
-	if req.ContentLength > 0 {
-		buf.Grow(int(req.ContentLength) + 1)
-	}
+	buf.Grow(bodyReadChunk)
 	if _, err := buf.ReadFrom(io.LimitReader(req.Body, limit+1)); err != nil {
 		return nil, badRequest(msgReadBody)
 	}
@@ -120,6 +145,10 @@ func validateBody(path string, body []byte) (requestInfo, *clientError) {
 	model, ok := rawString(f.Model)
 	if !ok || model == "" {
 		return info, badRequest(msgModelRequired)
+	}
+	if len(model) > maxModelBytes {
+		// controlsvc refuses it too (400 invalid); refusing here spares the admit call.
+		return info, badRequest(msgModelTooLong)
 	}
 	info.model = model
 	info.fields = f

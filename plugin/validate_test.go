@@ -37,6 +37,9 @@ func TestValidationErrors(t *testing.T) {
 			wantStatus: 401, wantType: "authentication_error", wantMsg: "Invalid API key"},
 		{name: "no key on messages uses anthropic shape", path: "/v1/messages", body: `{"model":"m"}`, header: map[string]string{"Authorization": ""},
 			wantStatus: 401, wantType: "authentication_error", wantMsg: "Invalid API key", wantShape: "anthropic"},
+		{name: "model over 256 bytes", path: "/v1/responses", body: `{"model":"` + strings.Repeat("m", 257) + `"}`,
+			wantStatus: 400, wantType: "invalid_request_error", wantMsg: "Invalid model"},
+		{name: "model of 256 bytes", path: "/v1/responses", body: `{"model":"` + strings.Repeat("m", 256) + `"}`, wantStatus: 200},
 		{name: "too large", path: "/v1/responses", body: `{"model":"m","pad":"` + strings.Repeat("x", 1<<20) + `"}`,
 			wantStatus: 413, wantType: "invalid_request_error", wantMsg: "Request body too large, limit is 1MB"},
 		{name: "empty", path: "/v1/chat/completions", body: ``,
@@ -149,7 +152,7 @@ func TestReadErrorAnswers400(t *testing.T) {
 	stub := newContractStub(t)
 	p := newTestPlugin(t, stub, nil)
 	req := httptest.NewRequest(http.MethodPost, "/v1/responses", io.MultiReader(strings.NewReader(`{"model"`), iotest.ErrReader(errReset)))
-	req.Header.Set("Authorization", "Bearer k")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, req)
 	_, typ, msg := errorOf(t, rec.Body.Bytes())
@@ -164,17 +167,22 @@ func TestAPIKeyExtractionOrder(t *testing.T) {
 	up.set("up-1", okReply("hi"))
 	stub := newContractStub(t, stubAccount{id: 1, baseURL: up.srv.URL, apiKey: "up-1"})
 	p := newTestPlugin(t, stub, nil)
+	const (
+		keyA = "sk-pg-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		keyB = "sk-pg-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+		keyC = "sk-pg-cccccccccccccccccccccccccccccccccccccccccccccccc"
+	)
 	tests := []struct {
 		name   string
 		header map[string]string
 		want   string
 	}{
-		{"bearer wins", map[string]string{"Authorization": "Bearer sk-a", "X-Api-Key": "sk-b", "X-Goog-Api-Key": "sk-c"}, "sk-a"},
-		{"bearer is case-insensitive", map[string]string{"Authorization": "bearer  sk-a "}, "sk-a"},
-		{"x-api-key next", map[string]string{"Authorization": "", "X-Api-Key": "sk-b", "X-Goog-Api-Key": "sk-c"}, "sk-b"},
-		{"non-bearer authorization skipped", map[string]string{"Authorization": "Basic Zm9v", "X-Api-Key": "sk-b"}, "sk-b"},
-		{"empty bearer skipped", map[string]string{"Authorization": "Bearer  ", "X-Goog-Api-Key": "sk-c"}, "sk-c"},
-		{"x-goog-api-key last", map[string]string{"Authorization": "", "X-Goog-Api-Key": "sk-c"}, "sk-c"},
+		{"bearer wins", map[string]string{"Authorization": "Bearer " + keyA, "X-Api-Key": keyB, "X-Goog-Api-Key": keyC}, keyA},
+		{"bearer is case-insensitive", map[string]string{"Authorization": "bearer  " + keyA + " "}, keyA},
+		{"x-api-key next", map[string]string{"Authorization": "", "X-Api-Key": keyB, "X-Goog-Api-Key": keyC}, keyB},
+		{"non-bearer authorization skipped", map[string]string{"Authorization": "Basic Zm9v", "X-Api-Key": keyB}, keyB},
+		{"empty bearer skipped", map[string]string{"Authorization": "Bearer  ", "X-Goog-Api-Key": keyC}, keyC},
+		{"x-goog-api-key last", map[string]string{"Authorization": "", "X-Goog-Api-Key": keyC}, keyC},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,7 +49,7 @@ func TestPluginLoadsUnderYaegi(t *testing.T) {
 	want := map[string]any{
 		"ControlURL":            "http://127.0.0.1:8090",
 		"PluginSecret":          "",
-		"MaxBodyBytes":          int64(268435456),
+		"MaxBodyBytes":          int64(67108864),
 		"MaxAccountSwitches":    3,
 		"AdmissionTimeout":      "5s",
 		"MaxWait":               "150s",
@@ -123,7 +123,7 @@ func TestConfigDecodesLikeTraefik(t *testing.T) {
 			settings: map[string]any{"CONTROLURL": "http://h:1", "pluginsecret": "x", "MaxAccountSwitches": 0},
 			want: map[string]any{
 				"ControlURL": "http://h:1", "PluginSecret": "x", "MaxAccountSwitches": 0,
-				"MaxBodyBytes": 268435456, "AdmissionTimeout": "5s", "MaxWait": "150s", "PingInterval": "10s",
+				"MaxBodyBytes": 67108864, "AdmissionTimeout": "5s", "MaxWait": "150s", "PingInterval": "10s",
 			},
 		},
 	}

@@ -153,11 +153,20 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 
 	// The failed attempt is settled before anything can refuse this admission, so that its
 	// slot is freed and its account marked even when the client gets an error now.
+	// Only the grant's current account can have failed it: a failed attempt naming another
+	// account (or coming without a grant) is refused and marks nothing, so that no caller
+	// can pause an account its request never used.
 	if f := req.Failed; f != nil && f.AccountID > 0 {
-		if req.GrantID != "" {
-			if err := s.slots.Release(ctx, slots.KindAccount, f.AccountID, req.GrantID); err != nil {
-				return nil, nil, err
-			}
+		if req.GrantID == "" {
+			return nil, rejectInvalid("failed requires a grant_id"), nil
+		}
+		held, err := s.slots.ReleaseHeld(ctx, slots.KindAccount, f.AccountID, req.GrantID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !held {
+			s.metrics.readmitRefusedAccount.Inc()
+			return nil, rejectFailedAccount, nil
 		}
 		s.markFailedAttempt(ctx, key, routed, *f)
 	}
@@ -370,6 +379,22 @@ func (s *Service) abandonGrant(ctx context.Context, g *admitReply, first bool) {
 func (s *Service) authenticate(ctx context.Context, apiKey string) (keyResult, error) {
 	sum := sha256.Sum256([]byte(apiKey))
 	hash := hex.EncodeToString(sum[:])
+	// A key of no row is refused from memory, and a key never seen costs a share of one
+	// batched query rather than a query of its own; unknown keys live in a cache of their
+	// own, so that a flood of them never evicts the keys in use.
+	if _, unknown := s.unknownKeys.peek(hash); unknown {
+		return keyResult{}, nil
+	}
+	if !s.keys.known(hash) {
+		exists, err := s.keyProbe.exists(ctx, hash) // keyprobe.go
+		if err != nil {
+			return keyResult{}, fmt.Errorf("authenticating key: %w", err)
+		}
+		if !exists {
+			s.unknownKeys.put(hash, struct{}{})
+			return keyResult{}, nil
+		}
+	}
 	res, err := s.keys.get(ctx, hash, func(ctx context.Context) (keyResult, error) {
 		a, err := s.store.AuthenticateKey(ctx, hash)
 		if errors.Is(err, store.ErrKeyNotFound) {

@@ -98,8 +98,11 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 	deadline := req.callDeadline()
 	readmission := req.GrantID != ""
 	attrs := func() []any {
-		return []any{"request_id", req.RequestID, "grant_id", req.GrantID, "path", req.Path,
-			"model", req.Model, "readmission", readmission, "elapsed", time.Since(start)}
+		// Client-supplied fields are cut to a small bound: a log line must not carry them
+		// at any length.
+		return []any{"request_id", truncate(req.RequestID, maxLogField), "grant_id", truncate(req.GrantID, maxLogField),
+			"path", truncate(req.Path, maxLogField), "model", truncate(req.Model, maxLogField),
+			"readmission", readmission, "elapsed", time.Since(start)}
 	}
 	var reply *admitReply
 	var rej *rejection
@@ -134,7 +137,10 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeInternalError(w, s.log, "admission failed", err, attrs()...)
 	case rej != nil:
-		s.log.Info("admission refused", append(attrs(), "reason", rej.reason, "status", rej.status)...)
+		if ok, suppressed := s.refusals.allow(rej.reason, time.Now()); ok { // logsample.go
+			s.log.Info("admission refused", append(attrs(), "reason", rej.reason, "status", rej.status,
+				"suppressed", suppressed)...)
+		}
 		writeReject(w, req.Path, req.platform, rej)
 	case r.Context().Err() != nil:
 		// Granted, but the plugin gave up the call first: it never learns of the grant and

@@ -19,7 +19,7 @@ const (
 	MaxRateLimitCooldown = 2 * time.Hour
 	// overloadCooldown follows a 529 (Anthropic "overloaded_error").
 	overloadCooldown = 10 * time.Minute
-	// pauseCooldown follows a 401/403 or a transport error: long enough to stop hammering a
+	// pauseCooldown follows a credential 401/403 or a transport error: long enough to stop hammering a
 	// broken credential or host, short enough to recover without an operator.
 	pauseCooldown = 10 * time.Minute
 	// modelBlockCooldown follows an upstream "model not found": the account is out for that
@@ -49,6 +49,9 @@ const (
 	errorClassTransport = "transport"
 	// errorClassModelNotFound: the upstream answered that it does not know the model.
 	errorClassModelNotFound = "model_not_found"
+	// errorClassCredential: a 401/403 the provider attributes to the account's credential
+	// (the plugin's credentialFault); the only auth failure that pauses an account.
+	errorClassCredential = "credential"
 )
 
 // statusOverloaded is Anthropic's non-standard "overloaded" status.
@@ -83,6 +86,10 @@ func markFor(f failure, now time.Time, cooldown time.Duration) (m store.AccountM
 			Until: now.Add(rateLimitCooldown(f.RetryAfter, f.RatelimitReset, now, cooldown))}, true
 	case f.Status == statusOverloaded:
 		return store.AccountMark{Kind: store.MarkOverloaded, Until: now.Add(overloadCooldown)}, true
+	case f.ErrorClass != errorClassCredential && (f.Status == http.StatusUnauthorized || f.Status == http.StatusForbidden):
+		// A 401/403 the provider does not attribute to the credential can be caused by the
+		// client (a beta, a model, an image URL): it fails the request and marks nothing.
+		return store.AccountMark{}, false
 	case f.Status == http.StatusUnauthorized:
 		return store.AccountMark{Kind: store.MarkPaused, Until: now.Add(pauseCooldown), Reason: "upstream 401"}, true
 	case f.Status == http.StatusForbidden:

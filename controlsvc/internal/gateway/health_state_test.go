@@ -124,7 +124,7 @@ func TestThirdForbiddenDisablesTheAccount(t *testing.T) {
 		if g.AccountID != bad {
 			t.Fatalf("403 %d: first choice %d, want %d", i, g.AccountID, bad)
 		}
-		again := e.failOver(t, f.key, "gpt-4o", g, failure{Status: 403, ErrorClass: "upstream_status"})
+		again := e.failOver(t, f.key, "gpt-4o", g, failure{Status: 403, ErrorClass: "credential"})
 		e.release(t, again)
 		if again.AccountID != good {
 			t.Fatalf("403 %d: failed over to %d, want %d", i, again.AccountID, good)
@@ -189,7 +189,7 @@ func TestStickyBindingDroppedWhenItsAccountIsOut(t *testing.T) {
 	}{
 		{name: "rate limited", fail: failure{Status: 429, RetryAfter: "600"}},
 		{name: "blocked for the model", fail: failure{Status: 404, ErrorClass: "model_not_found"}},
-		{name: "paused", fail: failure{Status: 401}},
+		{name: "paused", fail: failure{Status: 401, ErrorClass: "credential"}},
 		{name: "overloaded", fail: failure{Status: 529}},
 	}
 	for _, tt := range tests {

@@ -70,8 +70,13 @@ func TestMarkFor(t *testing.T) {
 	}{
 		{name: "429", give: failure{Status: 429, RetryAfter: "30"}, wantOK: true, wantKind: store.MarkRateLimited, wantFor: 30 * time.Second},
 		{name: "529", give: failure{Status: 529}, wantOK: true, wantKind: store.MarkOverloaded, wantFor: 10 * time.Minute},
-		{name: "401", give: failure{Status: 401}, wantOK: true, wantKind: store.MarkPaused, wantFor: 10 * time.Minute, reason: "upstream 401"},
-		{name: "403", give: failure{Status: 403}, wantOK: true, wantKind: store.MarkForbidden, wantFor: 10 * time.Minute, reason: "upstream 403"},
+		{name: "credential 401", give: failure{Status: 401, ErrorClass: "credential"}, wantOK: true, wantKind: store.MarkPaused, wantFor: 10 * time.Minute, reason: "upstream 401"},
+		{name: "credential 403", give: failure{Status: 403, ErrorClass: "credential"}, wantOK: true, wantKind: store.MarkForbidden, wantFor: 10 * time.Minute, reason: "upstream 403"},
+		// A 401/403 the provider does not blame on the credential (a client's bad beta,
+		// organization header or image URL) marks nothing.
+		{name: "generic 401", give: failure{Status: 401, ErrorClass: "upstream_status"}},
+		{name: "generic 403", give: failure{Status: 403, ErrorClass: "upstream_status"}},
+		{name: "401 without a class", give: failure{Status: 401}},
 		{name: "model not found", give: failure{Status: 404, ErrorClass: "model_not_found", Model: "gpt-4o-2024-08-06"},
 			wantOK: true, wantKind: store.MarkModelBlocked, wantFor: 30 * time.Minute},
 		{name: "model not found without a model", give: failure{Status: 404, ErrorClass: "model_not_found"}},

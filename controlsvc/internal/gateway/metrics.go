@@ -15,6 +15,7 @@ const (
 	metricAdmissions       = "poolgate_admissions_total"
 	metricUsageEstimated   = "poolgate_usage_estimated_total"
 	metricReportsRefused   = "poolgate_reports_refused_total"
+	metricReadmitRefused   = "poolgate_readmissions_refused_total"
 )
 
 // gatewayMetrics are the counters of the internal API. They count since this controlsvc
@@ -28,9 +29,13 @@ type gatewayMetrics struct {
 	usageEstimated   *metrics.Counter // usage records stored billed by estimate
 	// reports refused because their reservation belongs to another user, key or group
 	reportsRefusedMismatch *metrics.Counter
-	admitGranted           *metrics.Counter
-	admitRefused           *metrics.Counter
-	admitError             *metrics.Counter
+	// reports refused because their request has no grant (no reservation, no record)
+	reportsRefusedUngranted *metrics.Counter
+	// re-admissions refused because failed.account_id is not the grant's account
+	readmitRefusedAccount *metrics.Counter
+	admitGranted          *metrics.Counter
+	admitRefused          *metrics.Counter
+	admitError            *metrics.Counter
 }
 
 func newGatewayMetrics(reg *metrics.Registry) gatewayMetrics {
@@ -49,9 +54,13 @@ func newGatewayMetrics(reg *metrics.Registry) gatewayMetrics {
 			"Completion reports dropped by controlsvc because they lack request_id or user_id."),
 		usageEstimated: reg.Counter(metricUsageEstimated,
 			"Usage records stored billed by estimate: committed answers without complete usage from the upstream (usage_source estimate, or a 2xx report without usage)."),
-		reportsRefusedMismatch: reg.Counter(metricReportsRefused,
-			"Completion reports refused unstored and uncharged, by reason; reservation_mismatch: the report's user, key or group disagrees with its request's reservation.",
+		reportsRefusedMismatch: reg.Counter(metricReportsRefused, reportsRefusedHelp,
 			metrics.Label{Name: "reason", Value: "reservation_mismatch"}),
+		reportsRefusedUngranted: reg.Counter(metricReportsRefused, reportsRefusedHelp,
+			metrics.Label{Name: "reason", Value: "no_grant"}),
+		readmitRefusedAccount: reg.Counter(metricReadmitRefused,
+			"Re-admissions refused because failed.account_id is not the account the grant holds (nothing marked).",
+			metrics.Label{Name: "reason", Value: "account_mismatch"}),
 		admitGranted: reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "granted"}),
 		admitRefused: reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "refused"}),
 		admitError:   reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "error"}),
@@ -87,3 +96,5 @@ func (w *statusWriter) WriteHeader(status int) {
 
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+const reportsRefusedHelp = "Completion reports refused unstored and uncharged, by reason; reservation_mismatch: the report's user, key or group disagrees with its request's reservation; no_grant: its request has no reservation and no record (never admitted, or its reservation expired)."

@@ -45,6 +45,11 @@ var (
 	rejectUserConcurrency = &rejection{status: http.StatusTooManyRequests, reason: ReasonUserConcurrency,
 		errType: "rate_limit_error", message: "Concurrency limit exceeded for user, please retry later"}
 
+	// rejectFailedAccount: a re-admission's failed.account_id is not the account its grant
+	// holds (docs/design.md, POST /internal/v1/admit).
+	rejectFailedAccount = &rejection{status: http.StatusConflict, reason: ReasonInvalid, errType: "invalid_request_error",
+		message: "failed.account_id is not the grant's account"}
+
 	rejectNoAccount = &rejection{status: http.StatusServiceUnavailable, reason: ReasonNoAccount, errType: "api_error",
 		message: "Service temporarily unavailable"}
 )

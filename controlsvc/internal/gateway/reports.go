@@ -115,7 +115,7 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
 		return
 	}
-	inserted, refused, err := s.store.WriteUsageBatch(ctx, writes)
+	inserted, refused, err := s.store.WriteGrantedUsageBatch(ctx, writes)
 	if err != nil {
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
 		return

@@ -2,13 +2,14 @@ package gateway
 
 import (
 	"context"
+	"time"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// refuse logs and counts the reports the batch writer refused because their request's
-// reservation belongs to another user, key or group (docs/billing.md, "Reserve, then
+// refuse logs and counts the reports the batch writer refused because their request has no
+// grant (Ungranted), or because its reservation belongs to another user, key or group (docs/billing.md, "Reserve, then
 // settle"), and releases the user slot of the reservation's user, which the report's own
 // user_id may have missed. A retry cannot fix them, so the batch is still acknowledged;
 // their reservations stay until the sweeper releases them after POOLGATE_RESERVATION_TTL.
@@ -25,8 +26,18 @@ func (s *Service) refuse(ctx context.Context, valid []*report, refused []store.R
 		if !out[rep.RequestID] {
 			continue
 		}
-		s.metrics.reportsRefusedMismatch.Inc()
 		res := refusedOf(refused, rep.RequestID)
+		if res.Ungranted {
+			// No reservation and no record: controlsvc never admitted the request (or its
+			// reservation outlived POOLGATE_RESERVATION_TTL). Its leases went in step 1.
+			s.metrics.reportsRefusedUngranted.Inc()
+			if ok, suppressed := s.refusals.allow("report_no_grant", time.Now()); ok {
+				s.log.Error("refusing report of a request without a grant", "request_id", truncate(rep.RequestID, maxLogField),
+					"grant_id", truncate(rep.GrantID, maxLogField), "user_id", rep.UserID, "suppressed", suppressed)
+			}
+			continue
+		}
+		s.metrics.reportsRefusedMismatch.Inc()
 		if rep.GrantID != "" && res.UserID != rep.UserID {
 			leases = append(leases, slots.Lease{Kind: slots.KindUser, ID: res.UserID, GrantID: rep.GrantID})
 		}

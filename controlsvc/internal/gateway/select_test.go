@@ -136,9 +136,11 @@ func TestReadmissionMarksFailedAccount(t *testing.T) {
 		{name: "429 default cooldown", failed: failure{Status: 429}, column: "rate_limited_until", wantSecs: 5},
 		{name: "429 capped at two hours", failed: failure{Status: 429, RetryAfter: "86400"}, column: "rate_limited_until", wantSecs: 7200},
 		{name: "529 overloaded", failed: failure{Status: 529}, column: "overloaded_until", wantSecs: 600},
-		{name: "401 paused", failed: failure{Status: 401, ErrorClass: "upstream_status"}, column: "paused_until", wantSecs: 600, wantReason: "upstream 401"},
-		{name: "403 paused", failed: failure{Status: 403, ErrorClass: "upstream_status"}, column: "paused_until", wantSecs: 600, wantReason: "upstream 403"},
+		{name: "401 paused", failed: failure{Status: 401, ErrorClass: "credential"}, column: "paused_until", wantSecs: 600, wantReason: "upstream 401"},
+		{name: "403 paused", failed: failure{Status: 403, ErrorClass: "credential"}, column: "paused_until", wantSecs: 600, wantReason: "upstream 403"},
 		{name: "transport error paused", failed: failure{Status: 502, ErrorClass: "transport"}, column: "paused_until", wantSecs: 600, wantReason: "upstream transport error"},
+		{name: "generic 401 only excluded", failed: failure{Status: 401, ErrorClass: "upstream_status"}},
+		{name: "generic 403 only excluded", failed: failure{Status: 403, ErrorClass: "upstream_status"}},
 		{name: "500 only excluded", failed: failure{Status: 500, ErrorClass: "upstream_status"}},
 		{name: "503 only excluded", failed: failure{Status: 503, ErrorClass: "upstream_status"}},
 	}

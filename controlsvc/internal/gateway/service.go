@@ -65,13 +65,18 @@ type Service struct {
 	secret [sha256.Size]byte
 	noAuth bool // no secret configured: refuse everything
 
-	keys     *ttlCache[string, keyResult]
-	accounts *ttlCache[groupKey, []groupAccount]
-	touch    *toucher
-	sweep    *sweeper
-	metrics  gatewayMetrics
-	rules    RuleSource
-	prices   PriceSource
+	keys *ttlCache[string, keyResult]
+	// unknownKeys holds hashes of no key row (keyprobe.go), keyProbe batches the lookups
+	// that find them, refusals samples the refusal log (logsample.go).
+	unknownKeys *ttlCache[string, struct{}]
+	keyProbe    *keyProbe
+	refusals    *logSampler
+	accounts    *ttlCache[groupKey, []groupAccount]
+	touch       *toucher
+	sweep       *sweeper
+	metrics     gatewayMetrics
+	rules       RuleSource
+	prices      PriceSource
 
 	closeOnce sync.Once
 	// stopping is closed by BeginShutdown (wait.go).
@@ -116,7 +121,11 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		rules:    cfg.Rules,
 		prices:   cfg.Prices,
 		metrics:  newGatewayMetrics(cfg.Metrics),
-		stopping: make(chan struct{}),
+
+		unknownKeys: newTTLCache[string, struct{}](unknownKeyTTL),
+		keyProbe:    newKeyProbe(st.ExistingKeyHashes, probeInterval),
+		refusals:    newLogSampler(),
+		stopping:    make(chan struct{}),
 	}
 	if s.prices == nil {
 		s.prices = defaultPrices{}

@@ -131,6 +131,7 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	a.keyCreated()
 	v := newAPIKeyView(k)
 	v.Key = key
 	writeJSON(w, http.StatusCreated, v)
@@ -160,4 +161,16 @@ func (a *API) patchAPIKey(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteAPIKey(w http.ResponseWriter, r *http.Request) {
 	serveDelete(w, r, a.st.DeleteAPIKey)
+}
+
+// KeyNotifier is told after a key is created, so that admission forgets the unknown keys it
+// cached (package gateway); the notifier of accounts implements it too.
+type KeyNotifier interface {
+	KeysChanged()
+}
+
+func (a *API) keyCreated() {
+	if n, ok := a.accounts.(KeyNotifier); ok {
+		n.KeysChanged()
+	}
 }

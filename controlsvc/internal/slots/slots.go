@@ -97,6 +97,28 @@ func (s *Slots) Release(ctx context.Context, kind string, id int64, grantID stri
 	return nil
 }
 
+// ReleaseHeld is Release that also reports whether grantID held a lease in the set (an
+// expired lease not yet purged counts): a re-admission checks with it that its failed
+// attempt's account is its grant's.
+func (s *Slots) ReleaseHeld(ctx context.Context, kind string, id int64, grantID string) (bool, error) {
+	ops, err := leaveOps([]Lease{{Kind: kind, ID: id, GrantID: grantID}})
+	if err != nil {
+		return false, err
+	}
+	cmds, err := s.runOps(ctx, ops, nil)
+	if err == nil && len(cmds) != 1 {
+		err = fmt.Errorf("%d replies to one release", len(cmds))
+	}
+	if err != nil {
+		return false, fmt.Errorf("releasing %s slot %d: %w", kind, id, err)
+	}
+	n, err := cmds[0].Int64()
+	if err != nil {
+		return false, fmt.Errorf("releasing %s slot %d: %w", kind, id, err)
+	}
+	return n > 0, nil
+}
+
 // ReleaseMany drops many leases (and queue entries of the same grants) in one pipelined
 // round trip: one script call per set, each on a single hash tag, so it works on Redis
 // Cluster too; a set with waiters announces the release on FreedChannel. Releasing a lease

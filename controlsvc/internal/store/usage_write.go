@@ -94,6 +94,9 @@ type RefusedWrite struct {
 	UserID   int64
 	APIKeyID int64
 	GroupID  int64
+	// Ungranted: the request has no reservation and no record (WriteGrantedUsageBatch), so
+	// it was never admitted; the holder fields are 0.
+	Ungranted bool
 }
 
 // ErrGroupNotFound means no group has that id.
@@ -126,6 +129,18 @@ func (s *Store) WriteUsage(ctx context.Context, u UsageWrite) (inserted bool, er
 // and across batches: a replayed record inserts nothing and charges nothing. inserted holds
 // the request ids stored by this call. Either everything is written or nothing is.
 func (s *Store) WriteUsageBatch(ctx context.Context, batch []UsageWrite) (inserted map[string]bool, refused []RefusedWrite, err error) {
+	return s.writeUsageBatch(ctx, batch, false)
+}
+
+// WriteGrantedUsageBatch is WriteUsageBatch for the reports endpoint: it also refuses
+// (Ungranted) every record of a request that holds no reservation and has no record yet,
+// a request controlsvc never admitted (docs/design.md, "/internal/v1/reports"). A
+// reservation the sweeper released after POOLGATE_RESERVATION_TTL counts as none.
+func (s *Store) WriteGrantedUsageBatch(ctx context.Context, batch []UsageWrite) (inserted map[string]bool, refused []RefusedWrite, err error) {
+	return s.writeUsageBatch(ctx, batch, true)
+}
+
+func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted bool) (inserted map[string]bool, refused []RefusedWrite, err error) {
 	inserted = make(map[string]bool, len(batch))
 	if len(batch) == 0 {
 		return inserted, nil, nil
@@ -141,15 +156,18 @@ func (s *Store) WriteUsageBatch(ctx context.Context, batch []UsageWrite) (insert
 		cols.add(u)
 	}
 	err = s.WithTx(ctx, func(tx pgx.Tx) error {
-		var ids, misIDs []string
+		var ids, misIDs, unkIDs []string
 		var accounts, costs, misUsers, misKeys, misGroups []int64
-		if err := tx.QueryRow(ctx, sqlWriteUsageBatch, cols.args()...).Scan(&ids, &accounts, &costs,
-			&misIDs, &misUsers, &misKeys, &misGroups); err != nil {
+		if err := tx.QueryRow(ctx, sqlWriteUsageBatch, append(cols.args(), granted)...).Scan(&ids, &accounts, &costs,
+			&misIDs, &misUsers, &misKeys, &misGroups, &unkIDs); err != nil {
 			return fmt.Errorf("inserting usage records: %w", err)
 		}
 		refused = refused[:0] // a retried transaction starts over
 		for i, id := range misIDs {
 			refused = append(refused, RefusedWrite{RequestID: id, UserID: misUsers[i], APIKeyID: misKeys[i], GroupID: misGroups[i]})
+		}
+		for _, id := range unkIDs {
+			refused = append(refused, RefusedWrite{RequestID: id, Ungranted: true})
 		}
 		if len(ids) == 0 {
 			return nil

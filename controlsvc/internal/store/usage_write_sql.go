@@ -13,8 +13,9 @@ const (
 	// the user's would invert the lock order of Reserve and the sweeper. A record whose
 	// request_id is stored already is skipped with its attempts; an attempt already stored is
 	// skipped too. It answers one row: the request ids inserted, the cost of the inserted
-	// attempts per account (ascending account id) to add to the accounts, and the refused
-	// request ids with their reservation's user, key and group.
+	// attempts per account (ascending account id) to add to the accounts, the refused
+	// request ids with their reservation's user, key and group, and the request ids refused
+	// for having no grant ($45 set).
 	sqlWriteUsageBatch = `
 WITH t AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
@@ -33,6 +34,14 @@ WITH t AS (
     SELECT t.request_id, r.user_id, r.api_key_id, r.group_id
     FROM t JOIN reservations r ON r.request_id = t.request_id
     WHERE (r.user_id, r.api_key_id, r.group_id) IS DISTINCT FROM (t.user_id, t.api_key_id, t.group_id)
+), unk AS (
+    -- With $45 (the reports endpoint), a record of a request that has no grant is refused:
+    -- no reservation (every first admission makes one) and no record stored already (a
+    -- replayed batch). A report cannot settle a request controlsvc never admitted.
+    SELECT t.request_id FROM t
+    WHERE $45::boolean
+      AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.request_id = t.request_id)
+      AND NOT EXISTS (SELECT 1 FROM usage_records u WHERE u.request_id = t.request_id)
 ), ins AS (
     INSERT INTO usage_records (request_id, grant_id, user_id, api_key_id, group_id, account_id,
         path, model, upstream_model, stream, status, error_class,
@@ -47,7 +56,7 @@ WITH t AS (
         t.cache_write_cost_micros, t.rate_micros,
         t.admission_ms, t.upstream_ms, t.first_token_ms, t.duration_ms, t.attempts, t.usage_source
     FROM t
-    WHERE t.request_id NOT IN (SELECT request_id FROM mis)
+    WHERE t.request_id NOT IN (SELECT request_id FROM mis) AND t.request_id NOT IN (SELECT request_id FROM unk)
     ORDER BY t.request_id
     ON CONFLICT (request_id) DO NOTHING
     RETURNING request_id
@@ -80,7 +89,8 @@ SELECT ARRAY(SELECT request_id FROM ins),
        ARRAY(SELECT request_id FROM mis ORDER BY request_id),
        ARRAY(SELECT user_id FROM mis ORDER BY request_id),
        ARRAY(SELECT api_key_id FROM mis ORDER BY request_id),
-       ARRAY(SELECT group_id FROM mis ORDER BY request_id)`
+       ARRAY(SELECT group_id FROM mis ORDER BY request_id),
+       ARRAY(SELECT request_id FROM unk ORDER BY request_id)`
 
 	// sqlRecordSettlements stores how the inserted records were charged, when that is not
 	// the columns' defaults (balance mode, no subscription, nothing reserved).
