@@ -89,6 +89,8 @@ type Config struct {
 	PprofAddr string
 	// CredentialKeys encrypt the accounts' upstream credentials (credentials.go).
 	CredentialKeys *credentials.Keyring
+	// DB are the PostgreSQL session bounds (db.go).
+	DB store.Bounds
 }
 
 // FromEnv reads the configuration from the environment, applies the defaults and validates
@@ -106,6 +108,9 @@ func FromEnv() (Config, error) {
 	}
 	var err error
 	if cfg.Wait, err = waitQueuesFromEnv(); err != nil {
+		return Config{}, err
+	}
+	if cfg.DB, err = dbBoundsFromEnv(); err != nil {
 		return Config{}, err
 	}
 	cfg.RateLimitCooldown = DefaultRateLimitCooldown

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 // validEnv is a complete, valid environment; cases override single variables.
@@ -26,6 +28,7 @@ var validEnv = map[string]string{
 
 	EnvCredentialKey: testCredentialKey, EnvCredentialKeyFile: "",
 	EnvCredentialKeyPrevious: "", EnvCredentialKeyPreviousFile: "",
+	EnvDBStatementTimeout: "", EnvDBIdleInTransactionTimeout: "",
 }
 
 func setEnv(t *testing.T, overrides map[string]string) {
@@ -80,6 +83,7 @@ func TestFromEnvDefaults(t *testing.T) {
 		Wait:              DefaultWaitQueues(),
 		ReservationTTL:    DefaultReservationTTL,
 		BillingLocation:   time.UTC,
+		DB:                store.Bounds{Statement: 30 * time.Second, IdleInTransaction: 10 * time.Second},
 	}
 	if cfg.CredentialKeys == nil || cfg.CredentialKeys.CurrentID() != testCredentialKeyID {
 		t.Fatalf("CredentialKeys = %+v, want key id %s", cfg.CredentialKeys, testCredentialKeyID)
@@ -99,7 +103,13 @@ func TestFromEnvOverrides(t *testing.T) {
 		EnvRateLimitCooldown: "30s",
 		EnvReservationTTL:    "40m",
 		EnvPprofAddr:         "127.0.0.1:6060",
+
+		EnvDBStatementTimeout:         "45s",
+		EnvDBIdleInTransactionTimeout: "1500ms",
 	})
+	if cfg.DB != (store.Bounds{Statement: 45 * time.Second, IdleInTransaction: 1500 * time.Millisecond}) {
+		t.Errorf("FromEnv().DB = %+v, want statement 45s, idle in transaction 1.5s", cfg.DB)
+	}
 	if cfg.Listen != "0.0.0.0:9000" || cfg.LeaseTTL != 90*time.Second || cfg.LogLevel != "debug" ||
 		cfg.RateLimitCooldown != 30*time.Second || cfg.ReservationTTL != 40*time.Minute ||
 		cfg.PprofAddr != "127.0.0.1:6060" {
@@ -134,6 +144,10 @@ func TestFromEnvErrors(t *testing.T) {
 		{"rate limit cooldown above two hours", map[string]string{EnvRateLimitCooldown: "3h"}, EnvRateLimitCooldown, "out of range"},
 		{"reservation ttl not a duration", map[string]string{EnvReservationTTL: "35"}, EnvReservationTTL, "not a duration"},
 		{"reservation ttl too short", map[string]string{EnvReservationTTL: "0s"}, EnvReservationTTL, "too short"},
+		{"statement timeout bare number", map[string]string{EnvDBStatementTimeout: "30"}, EnvDBStatementTimeout, "not a duration"},
+		{"statement timeout zero", map[string]string{EnvDBStatementTimeout: "0s"}, EnvDBStatementTimeout, "at least 1ms"},
+		{"idle in transaction timeout negative", map[string]string{EnvDBIdleInTransactionTimeout: "-1s"},
+			EnvDBIdleInTransactionTimeout, "at least 1ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -159,7 +159,7 @@ func (a *API) createAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listAccounts(w http.ResponseWriter, r *http.Request) {
-	serveList(w, r, a.st.ListAccounts, infallible(newAccountView))
+	servePage(w, r, a.st.ListAccounts, func(a store.Account) []int64 { return []int64{a.ID} }, infallible(newAccountView))
 }
 
 func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {

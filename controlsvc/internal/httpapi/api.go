@@ -56,6 +56,8 @@ type API struct {
 	prices    ChangeNotifier
 
 	accounts AccountNotifier
+
+	keyUsages *keyUsageCache // GET /v1/usage's answers and refusals
 }
 
 // New assembles the API; it does no I/O.
@@ -74,6 +76,8 @@ func New(o Options) *API {
 		prices:    o.Prices,
 
 		accounts: o.Accounts,
+
+		keyUsages: newKeyUsageCache(),
 	}
 }
 

@@ -132,6 +132,7 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.keyCreated()
+	a.keyUsages.forgetUnknown() // GET /v1/usage must know the new key at once
 	v := newAPIKeyView(k)
 	v.Key = key
 	writeJSON(w, http.StatusCreated, v)
@@ -143,12 +144,17 @@ func (a *API) listAPIKeys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	keys, err := a.st.ListAPIKeys(r.Context(), userID)
+	p, err := readPage(r.URL.Query(), 1)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeViews(w, r, keys, infallible(newAPIKeyView))
+	keys, err := a.st.ListAPIKeys(r.Context(), userID, p)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writePage(w, r, p, keys, func(k store.APIKey) []int64 { return []int64{k.ID} }, infallible(newAPIKeyView))
 }
 
 func (a *API) getAPIKey(w http.ResponseWriter, r *http.Request) {
@@ -157,6 +163,7 @@ func (a *API) getAPIKey(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) patchAPIKey(w http.ResponseWriter, r *http.Request) {
 	servePatch(w, r, (*apiKeyInput).update, a.st.UpdateAPIKey, infallible(newAPIKeyView))
+	a.keyUsages.forgetUnknown() // the key may be active again
 }
 
 func (a *API) deleteAPIKey(w http.ResponseWriter, r *http.Request) {

@@ -160,7 +160,7 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listGroups(w http.ResponseWriter, r *http.Request) {
-	serveList(w, r, a.st.ListGroups, newGroupView)
+	servePage(w, r, a.st.ListGroups, func(g store.Group) []int64 { return []int64{g.ID} }, newGroupView)
 }
 
 func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
@@ -169,4 +169,5 @@ func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) patchGroup(w http.ResponseWriter, r *http.Request) {
 	servePatch(w, r, (*groupInput).patch, a.st.UpdateGroup, newGroupView)
+	a.keyUsages.forgetUnknown() // the group's keys may be usable again
 }

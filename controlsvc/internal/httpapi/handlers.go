@@ -7,7 +7,7 @@ import (
 
 // The shapes most admin resources share: create, list, get, patch and delete by {id}.
 // Handlers with more to do (query filters, two path ids, a one-time secret in the answer)
-// are written out and use writeView/writeViews for their last step.
+// are written out and use writeView or writePage for their last step.
 //
 // A view converts a stored object into its JSON body. Most conversions cannot fail; they
 // are passed through infallible.
@@ -38,17 +38,6 @@ func serveCreate[I, N, T, V any](w http.ResponseWriter, r *http.Request, build f
 	}
 	runHooks(then)
 	writeView(w, r, http.StatusCreated, created, view)
-}
-
-// serveList answers GET of a whole collection.
-func serveList[T, V any](w http.ResponseWriter, r *http.Request, list func(context.Context) ([]T, error),
-	view func(T) (V, error)) {
-	items, err := list(r.Context())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeViews(w, r, items, view)
 }
 
 // serveByID answers a request on /…/{id} that one store call answers with the object:
@@ -126,18 +115,4 @@ func writeView[T, V any](w http.ResponseWriter, r *http.Request, status int, v T
 		return
 	}
 	writeJSON(w, status, out)
-}
-
-// writeViews renders a list, in order; one failed conversion fails the whole answer.
-func writeViews[T, V any](w http.ResponseWriter, r *http.Request, items []T, view func(T) (V, error)) {
-	views := make([]V, 0, len(items))
-	for _, item := range items {
-		v, err := view(item)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		views = append(views, v)
-	}
-	writeList(w, views)
 }

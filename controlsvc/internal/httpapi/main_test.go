@@ -48,6 +48,7 @@ func (b *syncBuffer) String() string {
 type env struct {
 	t     *testing.T
 	srv   *httptest.Server
+	api   *API
 	st    *store.Store
 	rdb   *redis.Client
 	slots *slots.Slots
@@ -87,7 +88,7 @@ func newEnvWith(t *testing.T, configure func(*Options, *redis.Client)) *env {
 	api.Register(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	e := &env{t: t, srv: srv, st: st, rdb: rdb, slots: sl, logs: logs}
+	e := &env{t: t, srv: srv, api: api, st: st, rdb: rdb, slots: sl, logs: logs}
 	t.Cleanup(func() {
 		for _, s := range e.secrets {
 			if strings.Contains(logs.String(), s) {
@@ -233,4 +234,9 @@ func (e *env) createAccount(name string, groupIDs ...int64) int64 {
 		"credential": map[string]string{"api_key": secret}, "group_ids": groupIDs,
 	}, http.StatusCreated, &a)
 	return a.ID
+}
+
+// listBody is what the tests read of an admin list page: its items.
+type listBody[T any] struct {
+	Items []T `json:"items"`
 }

@@ -109,7 +109,16 @@ func (a *API) listPrices(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeViews(w, r, entries, infallible(newPriceView))
+	page, next, err := pageByModel(r.URL.Query(), entries)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	views := make([]priceView, 0, len(page))
+	for _, e := range page {
+		views = append(views, newPriceView(e))
+	}
+	writeJSON(w, http.StatusOK, pageBody[priceView]{Items: views, NextCursor: next})
 }
 
 // resolvePrice answers which entry prices ?model=, as billing would.

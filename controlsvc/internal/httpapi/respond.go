@@ -48,10 +48,6 @@ type errorDetail struct {
 	Message string `json:"message"`
 }
 
-type listBody[T any] struct {
-	Items []T `json:"items"`
-}
-
 // writeError is the one place that turns an error into a status and a JSON error body.
 // Domain errors carry messages written for clients; anything else is an internal error:
 // it is recorded for the request's log line and the client gets a generic 500.
@@ -86,13 +82,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	// An encoding failure here means the client went away; nothing useful is left to do.
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeList[T any](w http.ResponseWriter, items []T) {
-	if items == nil {
-		items = []T{}
-	}
-	writeJSON(w, http.StatusOK, listBody[T]{Items: items})
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {

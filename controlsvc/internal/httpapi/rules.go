@@ -265,7 +265,18 @@ func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
-	serveList(w, r, a.st.ListPassthroughRules, infallible(newRuleView))
+	p, err := readPage(r.URL.Query(), 2) // the cursor is (priority, id): the evaluation order
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	rules, err := a.st.ListPassthroughRulesPage(r.Context(), p)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writePage(w, r, p, rules, func(rl store.PassthroughRule) []int64 { return []int64{int64(rl.Priority), rl.ID} },
+		infallible(newRuleView))
 }
 
 func (a *API) getRule(w http.ResponseWriter, r *http.Request) {

@@ -184,14 +184,19 @@ func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Status = status
 	}
-	subs, err := a.st.ListSubscriptions(r.Context(), f)
+	p, err := readPage(q, 1)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	subs, err := a.st.ListSubscriptions(r.Context(), f, p)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	// One moment for the whole list, so every state is as of the same time.
 	now, loc := time.Now(), billing.Location()
-	writeViews(w, r, subs, infallible(func(s store.Subscription) adminSubscriptionView {
+	writePage(w, r, p, subs, func(s store.Subscription) []int64 { return []int64{s.ID} }, infallible(func(s store.Subscription) adminSubscriptionView {
 		return newAdminSubscriptionView(s, now, loc)
 	}))
 }

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -68,26 +70,45 @@ type windowView struct {
 }
 
 // keyUsage serves GET /v1/usage to a gateway key (Authorization: Bearer or x-api-key). A
-// missing, unknown or disabled key gets 401 in the OpenAI error format.
+// missing, unknown or disabled key gets 401 in the OpenAI error format. Answers come from
+// memory for a second, refusals of unknown keys for longer (usage_key_cache.go).
 func (a *API) keyUsage(w http.ResponseWriter, r *http.Request) {
 	key := gatewayKey(r.Header)
-	if key == "" {
+	if key == "" || len(key) > maxGatewayKeyLen {
 		writeKeyUnauthorized(w)
 		return
 	}
-	loc := billing.Location()
-	now := time.Now()
-	today := billing.DailyWindow(now, loc).Start
-	local := now.In(loc)
-	month := time.Date(local.Year(), local.Month(), 1, 0, 0, 0, 0, loc)
-	k, err := a.st.KeyUsage(r.Context(), store.HashAPIKey(key), now, today, month)
-	if errors.Is(err, store.ErrKeyUnknown) {
+	hash := store.HashAPIKey(key)
+	body, err := a.keyUsages.get(r.Context(), hash, func(ctx context.Context) ([]byte, error) {
+		return a.renderKeyUsage(ctx, hash)
+	})
+	if errors.As(err, new(errUnknownKey)) {
 		writeKeyUnauthorized(w)
 		return
 	}
 	if err != nil {
 		writeError(w, r, err)
 		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body) // a failure means the client went away
+}
+
+// renderKeyUsage reads the usage of the key with that hash and encodes the answer;
+// errUnknownKey{} for no usable key.
+func (a *API) renderKeyUsage(ctx context.Context, hash string) ([]byte, error) {
+	loc := billing.Location()
+	now := time.Now()
+	today := billing.DailyWindow(now, loc).Start
+	local := now.In(loc)
+	month := time.Date(local.Year(), local.Month(), 1, 0, 0, 0, 0, loc)
+	k, err := a.st.KeyUsage(ctx, hash, now, today, month)
+	if errors.Is(err, store.ErrKeyUnknown) {
+		return nil, errUnknownKey{}
+	}
+	if err != nil {
+		return nil, err
 	}
 	out := keyUsageView{
 		Object:      "usage",
@@ -110,7 +131,11 @@ func (a *API) keyUsage(w http.ResponseWriter, r *http.Request) {
 	case k.Subscription != nil:
 		out.Sub = newSubscriptionView(k, now, loc)
 	}
-	writeJSON(w, http.StatusOK, out)
+	body, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encoding key usage: %w", err)
+	}
+	return append(body, '\n'), nil // as writeJSON's encoder ends it
 }
 
 // newSubscriptionView shows the subscription's current windows: usage recorded in an older

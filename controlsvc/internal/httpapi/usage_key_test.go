@@ -32,6 +32,10 @@ func (e *env) keyCall(hdr map[string]string) (int, []byte) {
 	return resp.StatusCode, raw
 }
 
+// expireKeyUsages ends the second GET /v1/usage answers are kept, so a test sees the
+// rows it just changed in SQL.
+func (e *env) expireKeyUsages() { e.api.keyUsages.answers.clear() }
+
 func (e *env) createKey(user, group int64) (int64, string) {
 	e.t.Helper()
 	var k struct {
@@ -90,6 +94,7 @@ func TestKeyUsageBalanceMode(t *testing.T) {
 		quota_reserved_micros = 100000 WHERE id = $1`, keyID); err != nil {
 		t.Fatal(err)
 	}
+	e.expireKeyUsages()
 	_, raw := e.keyCall(map[string]string{"Authorization": "Bearer " + key})
 	var got keyUsageView
 	if err := json.Unmarshal(raw, &got); err != nil {
@@ -157,6 +162,7 @@ func TestKeyUsageSubscriptionMode(t *testing.T) {
 	if _, err := e.st.Pool.Exec(t.Context(), `UPDATE subscriptions SET status = 'cancelled' WHERE user_id = $1`, user); err != nil {
 		t.Fatal(err)
 	}
+	e.expireKeyUsages()
 	_, raw = e.keyCall(map[string]string{"Authorization": "Bearer " + key})
 	var none map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &none); err != nil || string(none["subscription"]) != "null" || string(none["balance"]) != "null" {

@@ -33,6 +33,10 @@ VALUES ($1, $2, $3, $4, NULLIF($5::bigint, 0), '/v1/responses', $6, $6 || '-2024
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Written outside settlement: count it into the key's totals too (GET /v1/usage).
+	if err := e.st.RebuildKeyTotals(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func ids(items []usageView) []string {

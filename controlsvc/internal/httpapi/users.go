@@ -87,7 +87,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
-	serveList(w, r, a.st.ListUsers, infallible(newUserView))
+	servePage(w, r, a.st.ListUsers, func(u store.User) []int64 { return []int64{u.ID} }, infallible(newUserView))
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
@@ -97,4 +97,5 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 	update := func(in *userInput) (store.UserPatch, error) { return in.patch(false) }
 	servePatch(w, r, update, a.st.UpdateUser, infallible(newUserView))
+	a.keyUsages.forgetUnknown() // the user's keys may be usable again
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -14,11 +13,7 @@ import (
 // Balance adjustments: POST /users/{id}/balance adds a signed amount with a note (audited in
 // balance_adjustments); GET /users/{id}/balance-adjustments lists them, newest first.
 
-const (
-	maxNoteLen           = 1000
-	defaultAdjustmentsPg = 100
-	maxAdjustmentsPg     = 1000
-)
+const maxNoteLen = 1000
 
 type balanceInput struct {
 	AmountUSD *json.RawMessage `json:"amount_usd"`
@@ -111,17 +106,18 @@ func (a *API) listBalanceAdjustments(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	limit := defaultAdjustmentsPg
-	if raw := q.Get("limit"); raw != "" {
-		if limit, err = strconv.Atoi(raw); err != nil || limit < 1 || limit > maxAdjustmentsPg {
-			writeError(w, r, invalid("query parameter limit must be an integer from 1 to %d", maxAdjustmentsPg))
-			return
-		}
-	}
-	list, err := a.st.ListBalanceAdjustments(r.Context(), id, before, limit)
+	p, err := readPage(q, 1) // newest first: the cursor is the last id, the next page is before it
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeViews(w, r, list, infallible(newAdjustmentView))
+	if len(p.After) == 1 {
+		before = p.After[0]
+	}
+	list, err := a.st.ListBalanceAdjustments(r.Context(), id, before, p.Limit+1)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writePage(w, r, p, list, func(b store.BalanceAdjustment) []int64 { return []int64{b.ID} }, infallible(newAdjustmentView))
 }

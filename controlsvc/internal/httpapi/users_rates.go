@@ -95,10 +95,15 @@ func (a *API) listUserGroupRates(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	rates, err := a.st.ListUserGroupRates(r.Context(), userID)
+	p, err := readPage(r.URL.Query(), 1) // the cursor is the group id
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeViews(w, r, rates, newUserGroupRateView)
+	rates, err := a.st.ListUserGroupRates(r.Context(), userID, p)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writePage(w, r, p, rates, func(g store.UserGroupRate) []int64 { return []int64{g.GroupID} }, newUserGroupRateView)
 }

@@ -89,7 +89,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING id`
 
 	sqlGetAccount   = `SELECT ` + accountColumns + ` FROM accounts a WHERE a.id = $1 AND a.deleted_at IS NULL`
-	sqlListAccounts = `SELECT ` + accountColumns + ` FROM accounts a WHERE a.deleted_at IS NULL ORDER BY a.id`
+	sqlListAccounts = `SELECT ` + accountColumns + ` FROM accounts a WHERE a.deleted_at IS NULL AND a.id > $1 ORDER BY a.id LIMIT $2`
 	sqlAccountIDs   = `SELECT id FROM accounts WHERE deleted_at IS NULL ORDER BY id`
 
 	sqlLockAccount = `SELECT platform FROM accounts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`
@@ -199,9 +199,9 @@ func (s *Store) GetAccount(ctx context.Context, id int64) (Account, error) {
 	return a, nil
 }
 
-// ListAccounts returns every account not deleted, oldest first.
-func (s *Store) ListAccounts(ctx context.Context) ([]Account, error) {
-	rows, err := s.Pool.Query(ctx, sqlListAccounts)
+// ListAccounts returns a page of the accounts not deleted, oldest first (Page).
+func (s *Store) ListAccounts(ctx context.Context, p Page) ([]Account, error) {
+	rows, err := s.Pool.Query(ctx, sqlListAccounts, p.after(0), p.fetch())
 	if err != nil {
 		return nil, fmt.Errorf("listing accounts: %w", err)
 	}

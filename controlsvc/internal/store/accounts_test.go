@@ -80,7 +80,7 @@ func TestAccountsRoundTrip(t *testing.T) {
 	if bare.HasCredential || len(bare.GroupIDs) != 0 || bare.ModelMapping == nil || len(bare.ModelMapping) != 0 {
 		t.Errorf("account without credential/groups/mapping = %+v", bare)
 	}
-	list, err := st.ListAccounts(ctx)
+	list, err := st.ListAccounts(ctx, Page{})
 	if err != nil || len(list) != 2 || list[0].ID != a.ID || list[1].ID != bare.ID {
 		t.Fatalf("ListAccounts() = %+v, %v", list, err)
 	}
@@ -110,7 +110,7 @@ func TestCreateAccountBadGroups(t *testing.T) {
 		})
 	}
 	// The failed transactions left nothing behind.
-	if list, err := st.ListAccounts(ctx); err != nil || len(list) != 0 {
+	if list, err := st.ListAccounts(ctx, Page{}); err != nil || len(list) != 0 {
 		t.Errorf("ListAccounts() after failures = %+v, %v; want none", list, err)
 	}
 }

@@ -79,8 +79,8 @@ RETURNING ` + apiKeyColumns
 	// $1 = 0 lists every user's keys.
 	sqlListAPIKeys = `
 SELECT ` + apiKeyColumns + ` FROM api_keys
-WHERE deleted_at IS NULL AND ($1::bigint = 0 OR user_id = $1)
-ORDER BY id`
+WHERE deleted_at IS NULL AND ($1::bigint = 0 OR user_id = $1) AND id > $2
+ORDER BY id LIMIT $3`
 
 	sqlDeleteAPIKey = `UPDATE api_keys SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`
 
@@ -147,9 +147,10 @@ func (s *Store) CreateAPIKey(ctx context.Context, n NewAPIKey) (APIKey, string, 
 	return out, key, nil
 }
 
-// ListAPIKeys returns the keys not deleted, of one user or (userID 0) of everyone.
-func (s *Store) ListAPIKeys(ctx context.Context, userID int64) ([]APIKey, error) {
-	rows, err := s.Pool.Query(ctx, sqlListAPIKeys, userID)
+// ListAPIKeys returns a page of the keys not deleted, of one user or (userID 0) of
+// everyone, oldest first (Page).
+func (s *Store) ListAPIKeys(ctx context.Context, userID int64, p Page) ([]APIKey, error) {
+	rows, err := s.Pool.Query(ctx, sqlListAPIKeys, userID, p.after(0), p.fetch())
 	if err != nil {
 		return nil, fmt.Errorf("listing api keys: %w", err)
 	}

@@ -111,7 +111,7 @@ func TestListAndDeleteAPIKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			keys, err := st.ListAPIKeys(ctx, tt.user)
+			keys, err := st.ListAPIKeys(ctx, tt.user, Page{})
 			if err != nil {
 				t.Fatal(err)
 			}

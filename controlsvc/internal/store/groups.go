@@ -179,7 +179,7 @@ WHERE id = $1
 RETURNING ` + groupColumns
 
 	sqlGetGroup   = `SELECT ` + groupColumns + ` FROM groups WHERE id = $1`
-	sqlListGroups = `SELECT ` + groupColumns + ` FROM groups ORDER BY id`
+	sqlListGroups = `SELECT ` + groupColumns + ` FROM groups WHERE id > $1 ORDER BY id LIMIT $2`
 
 	// sqlGroupPlatforms resolves group ids for reference checks.
 	sqlGroupPlatforms = `SELECT id, platform FROM groups WHERE id = ANY($1)`
@@ -283,9 +283,9 @@ func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group,
 	return g, nil
 }
 
-// ListGroups returns every group, oldest first.
-func (s *Store) ListGroups(ctx context.Context) ([]Group, error) {
-	rows, err := s.Pool.Query(ctx, sqlListGroups)
+// ListGroups returns a page of the groups, oldest first (Page).
+func (s *Store) ListGroups(ctx context.Context, p Page) ([]Group, error) {
+	rows, err := s.Pool.Query(ctx, sqlListGroups, p.after(0), p.fetch())
 	if err != nil {
 		return nil, fmt.Errorf("listing groups: %w", err)
 	}

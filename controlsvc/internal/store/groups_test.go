@@ -26,7 +26,7 @@ func TestGroupsRoundTrip(t *testing.T) {
 	if _, err := st.CreateGroup(ctx, Group{Name: "claude", Platform: "anthropic", RateMultiplier: "0", Status: "active"}); err != nil {
 		t.Fatal(err)
 	}
-	list, err := st.ListGroups(ctx)
+	list, err := st.ListGroups(ctx, Page{})
 	if err != nil || len(list) != 2 || list[0].ID != g.ID || list[1].Platform != "anthropic" || list[1].RateMultiplier != "0.000000" {
 		t.Fatalf("ListGroups() = %+v, %v", list, err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/billing"
 )
 
 //go:embed migrations/*.sql
@@ -35,7 +37,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 	sqlAppliedVersions = `SELECT version FROM schema_migrations`
 	sqlRecordMigration = `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`
 	sqlLock            = `SELECT pg_advisory_lock($1)`
-	sqlUnlock          = `SELECT pg_advisory_unlock($1)`
+	// sqlMigrationSettings sets, for one migration's transaction: the billing time zone
+	// (migration 0011 buckets the existing records by its days), and no statement_timeout,
+	// as a backfill may outlast the bound of a request's statement; the start bound
+	// (cmd/controlsvc) bounds migrating as a whole.
+	sqlMigrationSettings = `SELECT set_config('poolgate.billing_timezone', $1, true), set_config('statement_timeout', '0', true)`
+	sqlUnlock            = `SELECT pg_advisory_unlock($1)`
 )
 
 // migration is one numbered SQL file, e.g. migrations/0001_init.sql.
@@ -91,6 +98,9 @@ func (s *Store) migrate(ctx context.Context, files fs.FS) error {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, sqlMigrationSettings, billing.Location().String()); err != nil {
+				return err
+			}
 			// No arguments: pgx uses the simple protocol, so a file may hold many statements.
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err

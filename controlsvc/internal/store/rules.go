@@ -45,6 +45,9 @@ RETURNING ` + ruleColumns
 	sqlGetRuleForUpdate = sqlGetRule + ` FOR UPDATE`
 	// sqlListRules is in evaluation order.
 	sqlListRules = `SELECT ` + ruleColumns + ` FROM error_passthrough_rules ORDER BY priority, id`
+	// sqlListRulesPage is one page of them: after (priority $1, id $2) unless $3 (the first).
+	sqlListRulesPage = `SELECT ` + ruleColumns + ` FROM error_passthrough_rules
+WHERE $3 OR (priority, id) > ($1, $2) ORDER BY priority, id LIMIT $4`
 
 	sqlUpdateRule = `
 UPDATE error_passthrough_rules SET name = $2, enabled = $3, priority = $4, error_codes = $5, keywords = $6,
@@ -107,6 +110,20 @@ func (s *Store) GetPassthroughRule(ctx context.Context, id int64) (PassthroughRu
 // ascending, then id.
 func (s *Store) ListPassthroughRules(ctx context.Context) ([]PassthroughRule, error) {
 	rows, err := s.Pool.Query(ctx, sqlListRules)
+	if err != nil {
+		return nil, fmt.Errorf("listing error passthrough rules: %w", err)
+	}
+	rules, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PassthroughRule, error) { return scanRule(r) })
+	if err != nil {
+		return nil, fmt.Errorf("listing error passthrough rules: %w", err)
+	}
+	return rules, nil
+}
+
+// ListPassthroughRulesPage returns a page of the rules in evaluation order (Page: the
+// cursor is the last rule's priority and id).
+func (s *Store) ListPassthroughRulesPage(ctx context.Context, p Page) ([]PassthroughRule, error) {
+	rows, err := s.Pool.Query(ctx, sqlListRulesPage, p.after(0), p.after(1), len(p.After) == 0, p.fetch())
 	if err != nil {
 		return nil, fmt.Errorf("listing error passthrough rules: %w", err)
 	}

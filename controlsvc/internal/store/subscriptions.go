@@ -97,7 +97,8 @@ const (
 	sqlGetSubscription   = `SELECT ` + subscriptionColumns + sqlSubscriptionFrom + ` WHERE s.id = $1`
 	sqlListSubscriptions = `SELECT ` + subscriptionColumns + sqlSubscriptionFrom + `
 WHERE ($1::bigint = 0 OR s.user_id = $1) AND ($2::bigint = 0 OR s.group_id = $2) AND ($3 = '' OR s.status = $3)
-ORDER BY s.id`
+  AND s.id > $4
+ORDER BY s.id LIMIT $5`
 
 	sqlSubscriptionGroupMode = `SELECT billing_mode FROM groups WHERE id = $1`
 
@@ -214,9 +215,9 @@ func (s *Store) GetSubscription(ctx context.Context, id int64) (Subscription, er
 	return sub, nil
 }
 
-// ListSubscriptions returns the subscriptions f selects, oldest first.
-func (s *Store) ListSubscriptions(ctx context.Context, f SubscriptionFilter) ([]Subscription, error) {
-	rows, err := s.Pool.Query(ctx, sqlListSubscriptions, f.UserID, f.GroupID, f.Status)
+// ListSubscriptions returns a page of the subscriptions f selects, oldest first (Page).
+func (s *Store) ListSubscriptions(ctx context.Context, f SubscriptionFilter, p Page) ([]Subscription, error) {
+	rows, err := s.Pool.Query(ctx, sqlListSubscriptions, f.UserID, f.GroupID, f.Status, p.after(0), p.fetch())
 	if err != nil {
 		return nil, fmt.Errorf("listing subscriptions: %w", err)
 	}

@@ -110,7 +110,7 @@ func TestSubscriptionsCRUD(t *testing.T) {
 		{"nothing", SubscriptionFilter{UserID: other.user, GroupID: f.group}, nil},
 	}
 	for _, tt := range filters {
-		list, err := st.ListSubscriptions(ctx, tt.f)
+		list, err := st.ListSubscriptions(ctx, tt.f, Page{})
 		if err != nil {
 			t.Fatal(err)
 		}

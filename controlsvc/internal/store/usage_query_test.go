@@ -285,6 +285,10 @@ func TestKeyUsage(t *testing.T) {
 		insertUsage(t, st, r)
 	}
 	insertUsage(t, st, usageRow{reqID: "other-key", user: f.user, key: f.key + 1000, group: f.group, costIn: 1_000_000, at: now})
+	// The records were written outside settlement: count them into the totals.
+	if err := st.RebuildKeyTotals(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	got, err := st.KeyUsage(ctx, "h-key", now, today, month)
 	if err != nil {

@@ -158,7 +158,10 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 	err = s.WithTx(ctx, func(tx pgx.Tx) error {
 		var ids, misIDs, unkIDs []string
 		var accounts, costs, misUsers, misKeys, misGroups []int64
-		if err := tx.QueryRow(ctx, sqlWriteUsageBatch, append(cols.args(), granted)...).Scan(&ids, &accounts, &costs,
+		// $45: whether a record needs a grant; $46: the billing time zone, whose calendar days
+		// the keys' daily totals count.
+		args := append(cols.args(), granted, billing.Location().String())
+		if err := tx.QueryRow(ctx, sqlWriteUsageBatch, args...).Scan(&ids, &accounts, &costs,
 			&misIDs, &misUsers, &misKeys, &misGroups, &unkIDs); err != nil {
 			return fmt.Errorf("inserting usage records: %w", err)
 		}

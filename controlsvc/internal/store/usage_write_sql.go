@@ -2,7 +2,7 @@ package store
 
 // The statements of WriteUsageBatch (usage_write.go).
 
-const (
+var (
 	// sqlWriteUsageBatch inserts a batch of records, and the attempts of the records it
 	// inserted, from parallel arrays (the shape unnest takes), in request_id order so that
 	// concurrent batches sharing records lock them in the same order. A record whose
@@ -15,7 +15,9 @@ const (
 	// skipped too. It answers one row: the request ids inserted, the cost of the inserted
 	// attempts per account (ascending account id) to add to the accounts, the refused
 	// request ids with their reservation's user, key and group, and the request ids refused
-	// for having no grant ($45 set).
+	// for having no grant ($45 set). The inserted records are added to their keys' running
+	// totals (usage_totals_sql.go, day buckets in the zone $46) in the same statement, so a
+	// replayed record, which inserts nothing, adds nothing.
 	sqlWriteUsageBatch = `
 WITH t AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
@@ -59,8 +61,8 @@ WITH t AS (
     WHERE t.request_id NOT IN (SELECT request_id FROM mis) AND t.request_id NOT IN (SELECT request_id FROM unk)
     ORDER BY t.request_id
     ON CONFLICT (request_id) DO NOTHING
-    RETURNING request_id
-), att AS (
+    RETURNING request_id, api_key_id, created_at, ` + keyTotalsColumnList + `
+), ` + sqlAddKeyTotals("ins", "$46") + `, att AS (
     INSERT INTO usage_attempts (request_id, attempt, account_id, status, error_class,
         input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
         cost_micros, latency_ms, first_token_ms, usage_source)
@@ -91,7 +93,9 @@ SELECT ARRAY(SELECT request_id FROM ins),
        ARRAY(SELECT api_key_id FROM mis ORDER BY request_id),
        ARRAY(SELECT group_id FROM mis ORDER BY request_id),
        ARRAY(SELECT request_id FROM unk ORDER BY request_id)`
+)
 
+const (
 	// sqlRecordSettlements stores how the inserted records were charged, when that is not
 	// the columns' defaults (balance mode, no subscription, nothing reserved).
 	sqlRecordSettlements = `

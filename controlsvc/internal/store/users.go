@@ -41,7 +41,7 @@ VALUES ($1, $2, $3, $4)
 RETURNING ` + userColumns
 
 	sqlGetUser   = `SELECT ` + userColumns + ` FROM users WHERE id = $1`
-	sqlListUsers = `SELECT ` + userColumns + ` FROM users ORDER BY id`
+	sqlListUsers = `SELECT ` + userColumns + ` FROM users WHERE id > $1 ORDER BY id LIMIT $2`
 	sqlUserIDs   = `SELECT id FROM users ORDER BY id`
 
 	sqlUpdateUser = `
@@ -94,9 +94,9 @@ func (s *Store) GetUser(ctx context.Context, id int64) (User, error) {
 	return u, nil
 }
 
-// ListUsers returns every user, oldest first.
-func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.Pool.Query(ctx, sqlListUsers)
+// ListUsers returns a page of the users, oldest first (Page).
+func (s *Store) ListUsers(ctx context.Context, p Page) ([]User, error) {
+	rows, err := s.Pool.Query(ctx, sqlListUsers, p.after(0), p.fetch())
 	if err != nil {
 		return nil, fmt.Errorf("listing users: %w", err)
 	}

@@ -100,7 +100,7 @@ func TestUserGroupRates(t *testing.T) {
 	if _, err := st.SetUserGroupRate(ctx, f.user, g2, "0"); err != nil {
 		t.Fatal(err)
 	}
-	list, err := st.ListUserGroupRates(ctx, f.user)
+	list, err := st.ListUserGroupRates(ctx, f.user, Page{})
 	if err != nil || len(list) != 2 || list[0].GroupID != f.group || list[1].RateMultiplier != "0.000000" {
 		t.Fatalf("ListUserGroupRates = %+v, %v", list, err)
 	}
@@ -122,7 +122,7 @@ func TestUserGroupRates(t *testing.T) {
 	if _, err := st.SetUserGroupRate(ctx, f.user, 9999, "1"); !errors.As(err, &nf) || nf.Resource != "group" {
 		t.Errorf("unknown group = %v", err)
 	}
-	if _, err := st.ListUserGroupRates(ctx, 9999); !errors.As(err, &nf) {
+	if _, err := st.ListUserGroupRates(ctx, 9999, Page{}); !errors.As(err, &nf) {
 		t.Errorf("listing for an unknown user = %v", err)
 	}
 }

@@ -30,7 +30,7 @@ RETURNING ` + userGroupRateColumns
 
 	sqlDeleteUserGroupRate = `DELETE FROM user_group_rates WHERE user_id = $1 AND group_id = $2`
 
-	sqlListUserGroupRates = `SELECT ` + userGroupRateColumns + ` FROM user_group_rates WHERE user_id = $1 ORDER BY group_id`
+	sqlListUserGroupRates = `SELECT ` + userGroupRateColumns + ` FROM user_group_rates WHERE user_id = $1 AND group_id > $2 ORDER BY group_id LIMIT $3`
 )
 
 func scanUserGroupRate(row pgx.Row) (UserGroupRate, error) {
@@ -75,10 +75,11 @@ func (s *Store) DeleteUserGroupRate(ctx context.Context, userID, groupID int64) 
 	return nil
 }
 
-// ListUserGroupRates returns the user's overrides by group id. An unknown user is a
+// ListUserGroupRates returns a page of the user's overrides by group id (Page: the
+// cursor is the group id). An unknown user is a
 // NotFoundError.
-func (s *Store) ListUserGroupRates(ctx context.Context, userID int64) ([]UserGroupRate, error) {
-	return listOfUser(ctx, s, "listing rates", userID, scanUserGroupRate, sqlListUserGroupRates, userID)
+func (s *Store) ListUserGroupRates(ctx context.Context, userID int64, p Page) ([]UserGroupRate, error) {
+	return listOfUser(ctx, s, "listing rates", userID, scanUserGroupRate, sqlListUserGroupRates, userID, p.after(0), p.fetch())
 }
 
 // userAndGroupExist turns a missing user or group into a NotFoundError.

@@ -28,7 +28,7 @@ func TestUsersRoundTrip(t *testing.T) {
 	if _, err := st.CreateUser(ctx, User{Name: "bob", Concurrency: 1, Status: "disabled"}); err != nil {
 		t.Fatal(err)
 	}
-	list, err := st.ListUsers(ctx)
+	list, err := st.ListUsers(ctx, Page{})
 	if err != nil || len(list) != 2 || list[0].Name != "alice" || list[1].Name != "bob" {
 		t.Fatalf("ListUsers() = %+v, %v; want alice then bob", list, err)
 	}

@@ -1,0 +1,45 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
+)
+
+// PostgreSQL session bounds (docs/design.md, "Timeouts"). A statement_timeout or
+// idle_in_transaction_session_timeout in POOLGATE_DATABASE_URL wins over these.
+const (
+	EnvDBStatementTimeout         = "POOLGATE_DB_STATEMENT_TIMEOUT"
+	EnvDBIdleInTransactionTimeout = "POOLGATE_DB_IDLE_IN_TRANSACTION_TIMEOUT"
+
+	DefaultDBStatementTimeout         = store.DefaultStatementTimeout
+	DefaultDBIdleInTransactionTimeout = store.DefaultIdleInTransactionTimeout
+)
+
+// dbBoundsFromEnv reads the PostgreSQL session bounds; each must be a positive duration
+// of at least a millisecond (PostgreSQL counts them in milliseconds, and 0 would turn the
+// bound off).
+func dbBoundsFromEnv() (store.Bounds, error) {
+	b := store.Bounds{Statement: DefaultDBStatementTimeout, IdleInTransaction: DefaultDBIdleInTransactionTimeout}
+	for _, v := range []struct {
+		env string
+		d   *time.Duration
+	}{
+		{EnvDBStatementTimeout, &b.Statement},
+		{EnvDBIdleInTransactionTimeout, &b.IdleInTransaction},
+	} {
+		raw := strings.TrimSpace(os.Getenv(v.env))
+		if raw == "" {
+			continue
+		}
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < time.Millisecond {
+			return store.Bounds{}, fmt.Errorf("%s: %q is not a duration of at least 1ms (e.g. 30s)", v.env, raw)
+		}
+		*v.d = d
+	}
+	return b, nil
+}
