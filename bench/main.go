@@ -178,7 +178,7 @@ func waitSlotsFree(st *stack.Stack, timeout time.Duration) error {
 
 // liveSlots sums the active user and account slots of GET /api/v1/admin/concurrency.
 func liveSlots(st *stack.Stack) (int64, error) {
-	req, _ := http.NewRequest("GET", st.ControlURL+"/api/v1/admin/concurrency", nil)
+	req, _ := http.NewRequest("GET", st.ControlAdminURL+"/api/v1/admin/concurrency", nil)
 	req.Header.Set("Authorization", "Bearer "+st.AdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -306,7 +306,7 @@ func seed(st *stack.Stack, conc int) (string, error) {
 // adminPost calls the admin API of controlsvc and decodes its JSON answer.
 func adminPost(st *stack.Stack, path string, body any) (map[string]any, error) {
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest("POST", st.ControlURL+"/api/v1/admin"+path, bytes.NewReader(b))
+	req, _ := http.NewRequest("POST", st.ControlAdminURL+"/api/v1/admin"+path, bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+st.AdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -88,7 +88,7 @@ func admin(t testing.TB, method, path string, body any) (int, obj) {
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, gw.GatewayURL+"/api/v1/admin"+path, rd)
+	req, err := http.NewRequest(method, gw.AdminURL+"/api/v1/admin"+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func parseControlURLs(list, single string) ([]string, error) {
 // controlClient makes the plugin's calls to controlsvc over its own keep-alive pool.
 type controlClient struct {
 	urls      []string
-	secret    string
+	secret    *secretSource
 	transport *http.Transport
 
 	mu        sync.Mutex
@@ -66,11 +66,11 @@ type controlClient struct {
 }
 
 // newControlClient takes the comma-joined list made by parseControlURLs (one URL is a
-// list of one).
+// list of one) and a secret spec (secretSpec).
 func newControlClient(list, secret string) *controlClient {
 	return &controlClient{
 		urls:   strings.Split(list, ","),
-		secret: secret,
+		secret: newSecretSource(secret),
 		transport: &http.Transport{
 			Proxy:               nil, // controlsvc is local: never route it through a proxy from the environment
 			DialContext:         dialer(5 * time.Second),
@@ -135,7 +135,11 @@ func (c *controlClient) postTo(ctx context.Context, baseURL, path string, body [
 		return 0, nil, nil, false, fmt.Errorf("building %s request: %w", path, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(headerSecret, c.secret)
+	secret, err := c.secret.get()
+	if err != nil {
+		return 0, nil, nil, false, err
+	}
+	req.Header.Set(headerSecret, secret)
 	resp, err := c.transport.RoundTrip(req)
 	if err != nil {
 		return 0, nil, nil, false, fmt.Errorf("calling %s at %s: %w", path, baseURL, err)

@@ -37,7 +37,7 @@ const (
 
 // Sentinel configuration errors; New wraps them with the offending value.
 var (
-	errMissingSecret = errors.New("pluginSecret is required")
+	errMissingSecret = errors.New("pluginSecret or pluginSecretFile is required")
 	errBadControlURL = errors.New("must be an absolute http or https URL")
 	errBadBodyLimit  = errors.New("maxBodyBytes must be positive")
 	errBadSwitches   = errors.New("maxAccountSwitches must not be negative")
@@ -50,9 +50,12 @@ var (
 type Config struct {
 	// ControlURL is one controlsvc base URL; ControlURLs, when set, wins: a comma-separated
 	// list of instances, any of which can serve any call (controlurls.go).
-	ControlURL         string `json:"controlURL,omitempty"`
-	ControlURLs        string `json:"controlURLs,omitempty"`
-	PluginSecret       string `json:"pluginSecret,omitempty"`
+	ControlURL   string `json:"controlURL,omitempty"`
+	ControlURLs  string `json:"controlURLs,omitempty"`
+	PluginSecret string `json:"pluginSecret,omitempty"`
+	// PluginSecretFile names a file holding the secret instead (secret.go): Traefik logs
+	// its configuration at debug level, the secret itself must not be in it.
+	PluginSecretFile   string `json:"pluginSecretFile,omitempty"`
 	MaxBodyBytes       int64  `json:"maxBodyBytes,omitempty"`
 	MaxAccountSwitches int    `json:"maxAccountSwitches,omitempty"`
 	// AdmissionTimeout bounds controlsvc's own work on an admit call; the call may take
@@ -125,8 +128,9 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 	if cfg == nil {
 		cfg = CreateConfig()
 	}
-	if cfg.PluginSecret == "" {
-		return nil, fmt.Errorf("poolgate middleware %q: %w", name, errMissingSecret)
+	secret, err := secretSpec(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: %w", name, err)
 	}
 	controlURLs, err := parseControlURLs(cfg.ControlURLs, cfg.ControlURL)
 	if err != nil {
@@ -190,7 +194,7 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 		requestLimit: requestLimit,
 		drain:        drain,
 		writeStall:   writeStall,
-		control:      controlFor(strings.Join(controlURLs, ","), cfg.PluginSecret),
+		control:      controlFor(strings.Join(controlURLs, ","), secret),
 		transport:    sharedTransport(headerTimeout),
 	}, nil
 }

@@ -190,7 +190,7 @@ func (c *client) waitBalance(userID int64, want int64) {
 // the second run only) and checks that Traefik does not expose it.
 func (c *client) checkMetrics() {
 	c.T.Helper()
-	m := c.Metrics(c.S.ControlURL + "/metrics")
+	m := c.Metrics(c.S.MetricsURL + "/metrics")
 	if m["poolgate_reports_dropped_total"] != 0 {
 		c.T.Errorf("poolgate_reports_dropped_total = %d, want 0", m["poolgate_reports_dropped_total"])
 	}

@@ -28,7 +28,7 @@ type Client struct {
 	HTTP *http.Client
 }
 
-// Admin calls the admin API through Traefik.
+// Admin calls the admin API through Traefik's admin entrypoint.
 func (c *Client) Admin(method, path string, body any) (int, Obj) {
 	c.T.Helper()
 	var rd io.Reader
@@ -39,7 +39,7 @@ func (c *Client) Admin(method, path string, body any) (int, Obj) {
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, c.S.GatewayURL+"/api/v1/admin"+path, rd)
+	req, err := http.NewRequest(method, c.S.AdminURL+"/api/v1/admin"+path, rd)
 	if err != nil {
 		c.T.Fatal(err)
 	}

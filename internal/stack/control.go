@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -12,9 +13,11 @@ import (
 // controlInstance is one controlsvc process; restarts reuse its address and environment.
 type controlInstance struct {
 	name string // log name: controlsvc, controlsvc-2, …
-	url  string
-	env  []string
-	proc *child // nil while stopped
+	url  string // the internal listener's base URL
+	// adminURL and metricsURL are its admin API and /metrics listeners' base URLs.
+	adminURL, metricsURL string
+	env                  []string
+	proc                 *child // nil while stopped
 }
 
 // controlStopTimeout bounds a graceful stop (SIGTERM) before the process is killed; it
@@ -37,6 +40,14 @@ func (st *Stack) startControlsvcs(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
+		adminAddr, err := addrOrFree("")
+		if err != nil {
+			return err
+		}
+		metricsAddr, err := addrOrFree("")
+		if err != nil {
+			return err
+		}
 		name := "controlsvc"
 		if i > 0 {
 			name = fmt.Sprintf("controlsvc-%d", i+1)
@@ -47,16 +58,21 @@ func (st *Stack) startControlsvcs(ctx context.Context, o Options) error {
 			"POOLGATE_ADMIN_TOKEN=" + st.AdminToken,
 			"POOLGATE_PLUGIN_SECRET=" + st.PluginSecret,
 			"POOLGATE_LISTEN=" + addr,
+			"POOLGATE_ADMIN_LISTEN=" + adminAddr,
+			"POOLGATE_METRICS_LISTEN=" + metricsAddr,
 			"POOLGATE_CREDENTIAL_KEY=" + credentialKey(), // credential_key.go
 		}, o.ControlsvcEnv...)
-		c := &controlInstance{name: name, url: "http://" + addr, env: env}
+		c := &controlInstance{name: name, url: "http://" + addr, env: env,
+			adminURL: "http://" + adminAddr, metricsURL: "http://" + metricsAddr}
 		st.controls = append(st.controls, c)
 		st.ControlURLs = append(st.ControlURLs, c.url)
+		st.ControlAdminURLs = append(st.ControlAdminURLs, c.adminURL)
+		st.MetricsURLs = append(st.MetricsURLs, c.metricsURL)
 		if err := st.StartControlsvcAt(ctx, i); err != nil {
 			return err
 		}
 	}
-	st.ControlURL = st.ControlURLs[0]
+	st.ControlURL, st.ControlAdminURL, st.MetricsURL = st.ControlURLs[0], st.ControlAdminURLs[0], st.MetricsURLs[0]
 	return nil
 }
 
@@ -177,4 +193,31 @@ func (st *Stack) forget(c *child) {
 			break
 		}
 	}
+}
+
+// SetControlsvcEnvAt sets environment variables ("NAME=value") of instance i for its next
+// start, replacing earlier values of the same names; "NAME=" removes NAME. The running
+// process is not touched: restart it to apply them.
+func (st *Stack) SetControlsvcEnvAt(i int, kv ...string) error {
+	c, err := st.control(i)
+	if err != nil {
+		return err
+	}
+	for _, entry := range kv {
+		name, value, ok := strings.Cut(entry, "=")
+		if !ok {
+			return fmt.Errorf("stack: %q is not NAME=value", entry)
+		}
+		kept := c.env[:0:0]
+		for _, e := range c.env {
+			if !strings.HasPrefix(e, name+"=") {
+				kept = append(kept, e)
+			}
+		}
+		if value != "" {
+			kept = append(kept, entry)
+		}
+		c.env = kept
+	}
+	return nil
 }

@@ -32,7 +32,9 @@ type Options struct {
 	// Listen addresses (host:port); empty picks a free loopback port. ControlAddr is the
 	// first controlsvc instance's; further instances always get free ports.
 	GatewayAddr, ControlAddr, FakeAddr string
-	NoFakeUpstream                     bool
+	// AdminAddr is Traefik's admin entrypoint; empty picks a free loopback port.
+	AdminAddr      string
+	NoFakeUpstream bool
 	// ControlsvcInstances is how many controlsvc processes share the storage, each on its
 	// own port (0 means 1). Traefik gets all their URLs (POOLGATE_CONTROL_URLS).
 	ControlsvcInstances int
@@ -57,6 +59,15 @@ type Stack struct {
 	// ControlURL is the first controlsvc instance's base URL, ControlURLs every instance's.
 	ControlURL  string
 	ControlURLs []string
+	// ControlAdminURL(s) are the instances' admin API listeners, MetricsURL(s) their
+	// /metrics listeners (base URLs).
+	ControlAdminURL, MetricsURL   string
+	ControlAdminURLs, MetricsURLs []string
+	// AdminURL is Traefik's admin entrypoint, the operators' way to the admin API.
+	AdminURL string
+	// PluginSecretFile holds the secret the plugin sends (pluginSecretFile; re-read every
+	// 10 s, so writing it rotates the plugin's secret).
+	PluginSecretFile string
 
 	dir      string
 	opts     Options

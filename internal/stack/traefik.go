@@ -29,13 +29,26 @@ func (st *Stack) startTraefik(ctx context.Context, o Options) error {
 		return fmt.Errorf("traefik-static.yml: entry point line %q not found", defaultAddr)
 	}
 	static = []byte(strings.Replace(string(static), defaultAddr, fmt.Sprintf("address: %q", addr), 1))
+	adminAddr, err := addrOrFree(o.AdminAddr)
+	if err != nil {
+		return err
+	}
+	const defaultAdminAddr = `address: "127.0.0.1:8081"`
+	if !strings.Contains(string(static), defaultAdminAddr) {
+		return fmt.Errorf("traefik-static.yml: admin entry point line %q not found", defaultAdminAddr)
+	}
+	static = []byte(strings.Replace(string(static), defaultAdminAddr, fmt.Sprintf("address: %q", adminAddr), 1))
 	if err := os.WriteFile(filepath.Join(work, "traefik.yml"), static, 0o644); err != nil {
 		return err
 	}
 	if err := copyFile(filepath.Join(o.RepoRoot, "traefik-dynamic.yml"), filepath.Join(work, "traefik-dynamic.yml")); err != nil {
 		return err
 	}
-	st.GatewayURL = "http://" + addr
+	st.GatewayURL, st.AdminURL = "http://"+addr, "http://"+adminAddr
+	st.PluginSecretFile = filepath.Join(o.Dir, "plugin-secret")
+	if err := os.WriteFile(st.PluginSecretFile, []byte(st.PluginSecret+"\n"), 0o600); err != nil {
+		return err
+	}
 	env := append(pluginEnv(st, o), o.TraefikEnv...)
 	c, err := st.start("traefik", o, env, work, o.TraefikBin, "--configFile="+filepath.Join(work, "traefik.yml"))
 	if err != nil {
@@ -91,7 +104,14 @@ func pluginEnv(st *Stack, o Options) []string {
 	env := []string{
 		"POOLGATE_CONTROL_URL=" + st.ControlURL,
 		"POOLGATE_CONTROL_URLS=" + strings.Join(st.ControlURLs, ","),
-		"POOLGATE_PLUGIN_SECRET=" + st.PluginSecret,
+		"POOLGATE_CONTROL_ADMIN_URL=" + st.ControlAdminURL,
+		// The secret from a file, as the shipped configs do (it never appears in Traefik's
+		// configuration or logs); PluginSecretFile can be rewritten to rotate it.
+		"POOLGATE_PLUGIN_SECRET_FILE=" + st.PluginSecretFile,
+		// Every test client comes from 127.0.0.1: the per-address flood guards must not
+		// throttle the load tests and benchmarks.
+		"POOLGATE_IP_MAX_IN_FLIGHT=100000", "POOLGATE_IP_RATE=1000000", "POOLGATE_IP_BURST=1000000",
+		"POOLGATE_ADMIN_RATE=1000000", "POOLGATE_ADMIN_BURST=1000000",
 	}
 	for _, s := range []struct{ name, value string }{
 		{"POOLGATE_DRAIN_TIMEOUT", o.DrainTimeout},

@@ -55,39 +55,81 @@ func run(cfg config.Config) error {
 	log := a.Logger()
 	warnBounds(cfg, log)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s (%s): %w", cfg.Listen, config.EnvListen, err)
+	// Three listeners (docs/design.md, "Listeners"): the internal API the plugin calls, the
+	// admin API, /metrics. Each can be exposed (or not) on its own.
+	listeners := []struct {
+		name, env, addr string
+		handler         http.Handler
+	}{
+		{"internal", config.EnvListen, cfg.Listen, a.Internal()},
+		{"admin", config.EnvAdminListen, cfg.AdminListen, a.Admin()},
+		{"metrics", config.EnvMetricsListen, cfg.MetricsListen, a.Metrics()},
 	}
-	srv := newServer(a.Handler(), defaultServerTimeouts)
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("controlsvc listening", "addr", ln.Addr().String(), "lease_ttl", cfg.LeaseTTL.String())
+	servers := make([]*http.Server, 0, len(listeners))
+	serveErr := make(chan error, len(listeners))
+	defer func() {
+		for _, srv := range servers {
+			_ = srv.Close() // after a clean shutdown: a no-op
+		}
+	}()
+	for _, l := range listeners {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("listening on %s (%s): %w", l.addr, l.env, err)
+		}
+		srv := newServer(l.handler, defaultServerTimeouts)
+		servers = append(servers, srv)
+		name := l.name
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("serving the %s listener: %w", name, err)
+			}
+		}()
+		log.Info("controlsvc listening", "listener", l.name, "addr", ln.Addr().String())
+	}
+	log.Info("controlsvc started", "lease_ttl", cfg.LeaseTTL.String())
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log)
 	}
 
 	select {
 	case err := <-serveErr:
-		return fmt.Errorf("serving: %w", err)
+		return err
 	case <-ctx.Done():
 	}
 	allowance := shutdownAllowance(cfg)
 	log.Info("controlsvc shutting down", "allowance", allowance.String())
-	return shutdown(srv, a, allowance, log)
+	return shutdown(servers, a, allowance, log)
 }
 
 // shutdown stops gracefully (docs/design.md, "Shutdown"): the waits end first, answered 503
 // shutting_down so that the plugin retries elsewhere; then the server stops accepting
 // connections and lets the requests under way finish, report batches included (they release
 // slots and bill), within allowance.
-func shutdown(srv *http.Server, a *app.App, allowance time.Duration, log *slog.Logger) error {
+func shutdown(servers []*http.Server, a *app.App, allowance time.Duration, log *slog.Logger) error {
 	a.BeginShutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), allowance)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		_ = srv.Close() // cut what is left: the plugin retries its reports
-		return fmt.Errorf("shutting down: %w", err)
+	errs := make(chan error, len(servers))
+	for _, srv := range servers {
+		go func(srv *http.Server) {
+			err := srv.Shutdown(ctx)
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				_ = srv.Close() // cut what is left: the plugin retries its reports
+				errs <- fmt.Errorf("shutting down: %w", err)
+				return
+			}
+			errs <- nil
+		}(srv)
+	}
+	var first error
+	for range servers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return first
 	}
 	log.Info("controlsvc stopped")
 	return nil

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -32,7 +33,9 @@ type App struct {
 	gateway *gateway.Service
 	rules   *rules.Cache
 	prices  *prices.Cache
-	handler http.Handler
+	// The three listeners' handlers (issue 12 §5): the plugin's internal API with the
+	// probes and GET /v1/usage; the admin API; /metrics.
+	internal, admin, metrics http.Handler
 }
 
 // New connects to PostgreSQL and Redis, migrates the schema and assembles the routes. On
@@ -82,7 +85,7 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	pc.Start()
 
 	reg := metrics.NewRegistry()
-	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, LeaseTTL: cfg.LeaseTTL, Rules: rc, Prices: pc,
+	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, PreviousPluginSecret: cfg.PluginSecretPrevious, LeaseTTL: cfg.LeaseTTL, Rules: rc, Prices: pc,
 		RateLimitCooldown: cfg.RateLimitCooldown, Wait: waitConfig(cfg.Wait), ReservationTTL: cfg.ReservationTTL,
 		Metrics: reg}, log)
 	admin := httpapi.New(httpapi.Options{
@@ -99,12 +102,16 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 
 		Accounts: gw,
 	})
-	r := mux.NewRouter()
-	admin.Register(r)
-	gw.Register(r)
-	// Prometheus scrapes controlsvc's own address; Traefik does not route /metrics.
-	r.Handle("/metrics", reg).Methods(http.MethodGet)
-	return &App{log: log, store: st, redis: rdb, gateway: gw, rules: rc, prices: pc, handler: r}, nil
+	internal := mux.NewRouter()
+	admin.RegisterPublic(internal)
+	gw.Register(internal)
+	adminRouter := mux.NewRouter()
+	admin.RegisterAdmin(adminRouter)
+	// Prometheus scrapes controlsvc's own metrics listener; Traefik routes none of it.
+	metricsRouter := mux.NewRouter()
+	metricsRouter.Handle("/metrics", reg).Methods(http.MethodGet)
+	return &App{log: log, store: st, redis: rdb, gateway: gw, rules: rc, prices: pc,
+		internal: internal, admin: adminRouter, metrics: metricsRouter}, nil
 }
 
 // Compile-time guard: the slots package satisfies the admin API's counter.
@@ -113,8 +120,29 @@ var _ httpapi.SlotCounter = (*slots.Slots)(nil)
 // Compile-time guard: the gateway hears of the admin API's account changes.
 var _ httpapi.AccountNotifier = (*gateway.Service)(nil)
 
-// Handler serves every route: /healthz, /readyz, /metrics, /api/v1/admin/…, /internal/v1/….
-func (a *App) Handler() http.Handler { return a.handler }
+// Internal serves the plugin's internal API (/internal/v1/…), the probes and GET /v1/usage.
+func (a *App) Internal() http.Handler { return a.internal }
+
+// Admin serves the admin API (/api/v1/admin/…) and the probes.
+func (a *App) Admin() http.Handler { return a.admin }
+
+// Metrics serves /metrics.
+func (a *App) Metrics() http.Handler { return a.metrics }
+
+// Handler serves every route on one handler, for tests: the internal API and the probes,
+// then the admin API, then /metrics.
+func (a *App) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, httpapi.AdminPrefix):
+			a.admin.ServeHTTP(w, r)
+		case r.URL.Path == "/metrics":
+			a.metrics.ServeHTTP(w, r)
+		default:
+			a.internal.ServeHTTP(w, r)
+		}
+	})
+}
 
 // BeginShutdown starts a graceful stop: admit calls waiting in the queues, and new ones, are
 // answered 503 shutting_down (gateway.Service.BeginShutdown); everything else goes on until

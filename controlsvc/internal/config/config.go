@@ -71,13 +71,17 @@ const minReservationTTL = time.Second
 
 // Config is everything the control service needs to start.
 type Config struct {
-	DatabaseURL  string        // PostgreSQL connection URL
-	RedisURL     string        // redis:// or rediss:// URL
-	AdminToken   string        // Bearer token of the admin API
-	PluginSecret string        // X-Poolgate-Secret the plugin sends to the internal API
-	Listen       string        // host:port of the HTTP server
-	LeaseTTL     time.Duration // expiry of a concurrency slot lease
-	LogLevel     string        // debug, info, warn or error
+	DatabaseURL  string // PostgreSQL connection URL
+	RedisURL     string // redis:// or rediss:// URL
+	AdminToken   string // Bearer token of the admin API
+	PluginSecret string // X-Poolgate-Secret the plugin sends to the internal API
+	// PluginSecretPrevious is also accepted while the plugin secret rotates; "" = none.
+	PluginSecretPrevious string
+	Listen               string        // host:port of the internal API (and the probes, GET /v1/usage)
+	AdminListen          string        // host:port of the admin API
+	MetricsListen        string        // host:port of /metrics
+	LeaseTTL             time.Duration // expiry of a concurrency slot lease
+	LogLevel             string        // debug, info, warn or error
 	// RateLimitCooldown is the rest of an account after a 429 without reset headers.
 	RateLimitCooldown time.Duration
 	Wait              WaitQueues // wait queue limits (wait.go)
@@ -91,20 +95,26 @@ type Config struct {
 	CredentialKeys *credentials.Keyring
 	// DB are the PostgreSQL session bounds (db.go).
 	DB store.Bounds
+
+	// The variables the secrets were read from (X or X_FILE), for errors.
+	adminTokenVar, pluginSecretVar, previousSecretVar string
 }
 
 // FromEnv reads the configuration from the environment, applies the defaults and validates
 // the result. Errors name the offending variable and never echo a secret.
 func FromEnv() (Config, error) {
 	cfg := Config{
-		DatabaseURL:  strings.TrimSpace(os.Getenv(EnvDatabaseURL)),
-		RedisURL:     strings.TrimSpace(os.Getenv(EnvRedisURL)),
-		AdminToken:   os.Getenv(EnvAdminToken),
-		PluginSecret: os.Getenv(EnvPluginSecret),
-		Listen:       valueOr(os.Getenv(EnvListen), DefaultListen),
-		LeaseTTL:     DefaultLeaseTTL,
-		LogLevel:     strings.ToLower(valueOr(os.Getenv(EnvLogLevel), DefaultLogLevel)),
-		PprofAddr:    strings.TrimSpace(os.Getenv(EnvPprofAddr)),
+		DatabaseURL:   strings.TrimSpace(os.Getenv(EnvDatabaseURL)),
+		RedisURL:      strings.TrimSpace(os.Getenv(EnvRedisURL)),
+		Listen:        valueOr(os.Getenv(EnvListen), DefaultListen),
+		AdminListen:   valueOr(os.Getenv(EnvAdminListen), DefaultAdminListen),
+		MetricsListen: valueOr(os.Getenv(EnvMetricsListen), DefaultMetricsListen),
+		LeaseTTL:      DefaultLeaseTTL,
+		LogLevel:      strings.ToLower(valueOr(os.Getenv(EnvLogLevel), DefaultLogLevel)),
+		PprofAddr:     strings.TrimSpace(os.Getenv(EnvPprofAddr)),
+	}
+	if err := cfg.readSecrets(); err != nil {
+		return Config{}, err
 	}
 	var err error
 	if cfg.Wait, err = waitQueuesFromEnv(); err != nil {
@@ -185,14 +195,11 @@ func (c Config) validate() error {
 	if _, err := redis.ParseURL(c.RedisURL); err != nil {
 		return fmt.Errorf("%s: not a valid Redis URL (want redis://[user:password@]host:port[/db])", EnvRedisURL)
 	}
-	if err := checkSecret(EnvAdminToken, c.AdminToken); err != nil {
+	if err := c.checkSecrets(); err != nil {
 		return err
 	}
-	if err := checkSecret(EnvPluginSecret, c.PluginSecret); err != nil {
+	if err := c.checkListeners(); err != nil {
 		return err
-	}
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
-		return fmt.Errorf("%s: %q is not a host:port address", EnvListen, c.Listen)
 	}
 	if c.PprofAddr != "" {
 		if _, port, err := net.SplitHostPort(c.PprofAddr); err != nil || port == "" {
@@ -227,13 +234,3 @@ func missing(name string) error {
 // errWhitespace is returned for secrets with surrounding blanks, a common copy-paste mistake
 // that would otherwise surface later as mysterious 401s.
 var errWhitespace = errors.New("must not start or end with whitespace")
-
-func checkSecret(name, v string) error {
-	if v == "" {
-		return missing(name)
-	}
-	if strings.TrimSpace(v) != v {
-		return fmt.Errorf("%s: %w", name, errWhitespace)
-	}
-	return nil
-}

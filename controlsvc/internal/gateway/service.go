@@ -39,11 +39,13 @@ const (
 
 // Config configures the internal API.
 type Config struct {
-	PluginSecret string        // required in X-Poolgate-Secret; empty refuses every call
-	LeaseTTL     time.Duration // slot lease TTL; <= 0 means DefaultLeaseTTL
-	Rules        RuleSource    // error passthrough rules; nil = no rule ever matches
-	Prices       PriceSource   // model prices; nil = the shipped defaults
-	Wait         WaitConfig    // wait queues; zero fields take the defaults
+	PluginSecret string // required in X-Poolgate-Secret; empty refuses every call
+	// PreviousPluginSecret is accepted too while the secret rotates; "" = only the current.
+	PreviousPluginSecret string
+	LeaseTTL             time.Duration // slot lease TTL; <= 0 means DefaultLeaseTTL
+	Rules                RuleSource    // error passthrough rules; nil = no rule ever matches
+	Prices               PriceSource   // model prices; nil = the shipped defaults
+	Wait                 WaitConfig    // wait queues; zero fields take the defaults
 	// RateLimitCooldown is the rest of an account after a 429 that announces no reset;
 	// <= 0 means DefaultRateLimitCooldown, above MaxRateLimitCooldown is capped.
 	RateLimitCooldown time.Duration
@@ -64,6 +66,9 @@ type Service struct {
 	log    *slog.Logger
 	secret [sha256.Size]byte
 	noAuth bool // no secret configured: refuse everything
+	// previous is the hash of the previous secret, accepted while hasPrevious.
+	previous    [sha256.Size]byte
+	hasPrevious bool
 
 	keys *ttlCache[string, keyResult]
 	// unknownKeys holds hashes of no key row (keyprobe.go), keyProbe batches the lookups
@@ -106,21 +111,23 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		cfg.ReservationTTL = store.DefaultReservationTTL
 	}
 	s := &Service{
-		store:    st,
-		slots:    slots.New(rdb, cfg.LeaseTTL),
-		rdb:      rdb,
-		waker:    newWaker(rdb, log),
-		wait:     cfg.Wait.withDefaults(),
-		log:      log,
-		secret:   sha256.Sum256([]byte(cfg.PluginSecret)),
-		noAuth:   cfg.PluginSecret == "",
-		keys:     newTTLCache[string, keyResult](cacheTTL),
-		accounts: newTTLCache[groupKey, []groupAccount](cacheTTL),
-		touch:    newToucher(st, log),
-		sweep:    newSweeper(st, cfg.ReservationTTL, sweepInterval, log),
-		rules:    cfg.Rules,
-		prices:   cfg.Prices,
-		metrics:  newGatewayMetrics(cfg.Metrics),
+		store:       st,
+		slots:       slots.New(rdb, cfg.LeaseTTL),
+		rdb:         rdb,
+		waker:       newWaker(rdb, log),
+		wait:        cfg.Wait.withDefaults(),
+		log:         log,
+		secret:      sha256.Sum256([]byte(cfg.PluginSecret)),
+		noAuth:      cfg.PluginSecret == "",
+		previous:    sha256.Sum256([]byte(cfg.PreviousPluginSecret)),
+		hasPrevious: cfg.PreviousPluginSecret != "",
+		keys:        newTTLCache[string, keyResult](cacheTTL),
+		accounts:    newTTLCache[groupKey, []groupAccount](cacheTTL),
+		touch:       newToucher(st, log),
+		sweep:       newSweeper(st, cfg.ReservationTTL, sweepInterval, log),
+		rules:       cfg.Rules,
+		prices:      cfg.Prices,
+		metrics:     newGatewayMetrics(cfg.Metrics),
 
 		unknownKeys: newTTLCache[string, struct{}](unknownKeyTTL),
 		keyProbe:    newKeyProbe(st.ExistingKeyHashes, probeInterval),
@@ -153,12 +160,23 @@ func (s *Service) Close() {
 	})
 }
 
-// requireSecret answers 401 unless the request carries the plugin secret. Both sides are
-// hashed first so the comparison takes the same time whatever the length of the guess.
+// maxSecretHeader bounds the presented secret: longer values are refused before hashing
+// (secrets are at most 256 bytes, config.MaxSecretBytes).
+const maxSecretHeader = 256
+
+// requireSecret answers 401 unless the request carries the plugin secret, the current or,
+// during a rotation, the previous one. Both sides are hashed first and both secrets always
+// compared, so the time taken says nothing about the guess.
 func (s *Service) requireSecret(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := sha256.Sum256([]byte(r.Header.Get(SecretHeader)))
-		if s.noAuth || subtle.ConstantTimeCompare(got[:], s.secret[:]) != 1 {
+		presented := r.Header.Get(SecretHeader)
+		got := sha256.Sum256([]byte(presented))
+		ok := subtle.ConstantTimeCompare(got[:], s.secret[:])
+		prev := subtle.ConstantTimeCompare(got[:], s.previous[:])
+		if s.hasPrevious {
+			ok |= prev
+		}
+		if s.noAuth || len(presented) > maxSecretHeader || ok != 1 {
 			writeAPIError(w, http.StatusUnauthorized, "authentication_error", "Invalid plugin secret")
 			return
 		}

@@ -81,17 +81,38 @@ func New(o Options) *API {
 	}
 }
 
-// Register mounts the probes at the root of r and the admin API under AdminPrefix. Unknown
-// paths outside the admin API get a JSON 404 unless r already has a NotFoundHandler.
+// Register mounts everything on one router: RegisterPublic and RegisterAdmin. Tests use it;
+// controlsvc serves the two on separate listeners.
 func (a *API) Register(r *mux.Router) {
+	a.RegisterPublic(r)
+	a.mountAdmin(r)
+}
+
+// RegisterProbes mounts /healthz and /readyz, and a JSON 404 for unknown paths unless r
+// already has a NotFoundHandler.
+func (a *API) RegisterProbes(r *mux.Router) {
 	if r.NotFoundHandler == nil {
 		r.NotFoundHandler = http.HandlerFunc(notFound)
 	}
 	r.HandleFunc("/healthz", a.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", a.readyz).Methods(http.MethodGet, http.MethodHead)
-	// A gateway key's own usage: public (through Traefik), authenticated by the key itself.
-	r.Handle(KeyUsagePath, a.logRequests(byMethod{http.MethodGet: a.keyUsage}))
+}
 
+// RegisterPublic mounts the probes and the one public read route on the internal
+// listener, which Traefik reaches: a gateway key's own usage, authenticated by the key.
+func (a *API) RegisterPublic(r *mux.Router) {
+	a.RegisterProbes(r)
+	r.Handle(KeyUsagePath, a.logRequests(byMethod{http.MethodGet: a.keyUsage}))
+}
+
+// RegisterAdmin mounts the probes and the admin API under AdminPrefix, for the admin
+// listener.
+func (a *API) RegisterAdmin(r *mux.Router) {
+	a.RegisterProbes(r)
+	a.mountAdmin(r)
+}
+
+func (a *API) mountAdmin(r *mux.Router) {
 	admin := r.PathPrefix(AdminPrefix).Subrouter()
 	admin.Use(a.logRequests, a.requireAdmin)
 	// Unknown admin paths answer in the API's error format, after auth, so the route table
