@@ -23,8 +23,8 @@ import (
 
 // Secrets of the test stack.
 const (
-	adminToken   = "test-admin-token"
-	pluginSecret = "test-plugin-secret"
+	adminToken   = "test-admin-token-0123456789abcdef0123"
+	pluginSecret = "test-plugin-secret-0123456789abcdef012"
 )
 
 // stack is everything the plugin talks to: PostgreSQL and Redis (throwaway servers),
@@ -34,13 +34,15 @@ type stack struct {
 	pg         *testenv.Postgres
 	redis      *testenv.Redis
 	controlURL string
-	control    *exec.Cmd
-	controlEnd chan struct{}
-	controlLog string
-	fake       *fakeupstream.Server
-	fakeServer *httptest.Server
-	admin      adminClient
-	handler    http.Handler // the plugin under Yaegi, configured for this stack
+	// controlAdminURL is controlsvc's admin listener.
+	controlAdminURL string
+	control         *exec.Cmd
+	controlEnd      chan struct{}
+	controlLog      string
+	fake            *fakeupstream.Server
+	fakeServer      *httptest.Server
+	admin           adminClient
+	handler         http.Handler // the plugin under Yaegi, configured for this stack
 }
 
 var (
@@ -103,7 +105,7 @@ func startStack(p *yaegiPlugin) (_ *stack, err error) {
 	if err := s.startControlsvc(ctx, bin, dbURL); err != nil {
 		return nil, err
 	}
-	s.admin = adminClient{base: s.controlURL + "/api/v1/admin", token: adminToken}
+	s.admin = adminClient{base: s.controlAdminURL + "/api/v1/admin", token: adminToken}
 
 	s.fake = fakeupstream.New()
 	s.fakeServer = httptest.NewServer(s.fake)
@@ -204,6 +206,15 @@ func (s *stack) startControlsvc(ctx context.Context, bin, dbURL string) error {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	s.controlURL = "http://" + addr
+	adminPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	metricsPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.controlAdminURL = "http://127.0.0.1:" + strconv.Itoa(adminPort)
 	s.controlLog = filepath.Join(s.dir, "controlsvc.log")
 	logFile, err := os.Create(s.controlLog)
 	if err != nil {
@@ -217,6 +228,8 @@ func (s *stack) startControlsvc(ctx context.Context, bin, dbURL string) error {
 		"POOLGATE_ADMIN_TOKEN="+adminToken,
 		"POOLGATE_PLUGIN_SECRET="+pluginSecret,
 		"POOLGATE_LISTEN="+addr,
+		"POOLGATE_ADMIN_LISTEN=127.0.0.1:"+strconv.Itoa(adminPort),
+		"POOLGATE_METRICS_LISTEN=127.0.0.1:"+strconv.Itoa(metricsPort),
 		"POOLGATE_LOG_LEVEL=info",
 		"POOLGATE_CREDENTIAL_KEY="+credentialKey,
 	)

@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-const testPluginSecret = "plugin-secret-xyz-123"
+const testPluginSecret = "plugin-secret-xyz-123-0123456789abcdef"
 
 // fixture is a user with a key in an openai group of one account.
 type fixture struct {

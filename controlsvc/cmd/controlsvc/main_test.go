@@ -54,10 +54,12 @@ func baseEnv() []string {
 
 // proc is a controlsvc binary started by a test.
 type proc struct {
-	cmd    *exec.Cmd
-	addr   string
-	done   chan error
-	stderr *bytes.Buffer
+	cmd  *exec.Cmd
+	addr string
+	// adminAddr and metricsAddr are its admin API and /metrics listeners.
+	adminAddr, metricsAddr string
+	done                   chan error
+	stderr                 *bytes.Buffer
 }
 
 // startBinary builds and starts controlsvc on a fresh database and Redis with the given
@@ -65,7 +67,7 @@ type proc struct {
 func startBinary(t *testing.T, dbURL, redisURL, adminToken, pluginSecret string, env ...string) *proc {
 	t.Helper()
 	bin := buildBinary(t)
-	p := &proc{addr: freeAddr(t), done: make(chan error, 1), stderr: &bytes.Buffer{}}
+	p := &proc{addr: freeAddr(t), adminAddr: freeAddr(t), metricsAddr: freeAddr(t), done: make(chan error, 1), stderr: &bytes.Buffer{}}
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = append(append(baseEnv(),
 		"POOLGATE_DATABASE_URL="+dbURL,
@@ -73,6 +75,8 @@ func startBinary(t *testing.T, dbURL, redisURL, adminToken, pluginSecret string,
 		"POOLGATE_ADMIN_TOKEN="+adminToken,
 		"POOLGATE_PLUGIN_SECRET="+pluginSecret,
 		"POOLGATE_LISTEN="+p.addr,
+		"POOLGATE_ADMIN_LISTEN="+p.adminAddr,
+		"POOLGATE_METRICS_LISTEN="+p.metricsAddr,
 		"POOLGATE_CREDENTIAL_KEY="+storetest.CredentialKey,
 	), env...)
 	p.cmd.Stderr = p.stderr
@@ -120,11 +124,35 @@ func (p *proc) waitExit(t *testing.T, bound time.Duration) {
 }
 
 func TestStartServeAndGracefulStop(t *testing.T) {
-	const adminToken, pluginSecret = "admin-token-abc-987", "plugin-secret-xyz-123"
+	const adminToken, pluginSecret = "admin-token-abc-987-0123456789abcdef", "plugin-secret-xyz-123-0123456789abcdef"
 	p := startBinary(t, testenv.PostgresURL(t), testenv.RedisURL(t), adminToken, pluginSecret)
-	addr, cmd, stderr := p.addr, p.cmd, p.stderr
+	cmd, stderr := p.cmd, p.stderr
 
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v1/admin/users", nil)
+	// Each listener serves its own routes only (issue 12 §5).
+	for _, probe := range []struct {
+		url  string
+		want int
+	}{
+		{"http://" + p.addr + "/api/v1/admin/users", http.StatusNotFound},
+		{"http://" + p.addr + "/metrics", http.StatusNotFound},
+		{"http://" + p.adminAddr + "/metrics", http.StatusNotFound},
+		{"http://" + p.metricsAddr + "/api/v1/admin/users", http.StatusNotFound},
+		{"http://" + p.metricsAddr + "/metrics", http.StatusOK},
+		{"http://" + p.adminAddr + "/readyz", http.StatusOK},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, probe.url, nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != probe.want {
+			t.Errorf("GET %s = %d, want %d", probe.url, resp.StatusCode, probe.want)
+		}
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, "http://"+p.adminAddr+"/api/v1/admin/users", nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {

@@ -21,7 +21,7 @@ import (
 // bills), the process exits 0 well within its allowance, and nothing stays held.
 func TestSIGTERMAnswersWaitersAndFinishesReports(t *testing.T) {
 	dbURL, redisURL := testenv.PostgresURL(t), testenv.RedisURL(t)
-	p := startBinary(t, dbURL, redisURL, "admin-token-abc-987", testPluginSecret)
+	p := startBinary(t, dbURL, redisURL, "admin-token-abc-987-0123456789abcdef", testPluginSecret)
 	base := "http://" + p.addr
 	f := seed(t, dbURL)
 	rdb := testenv.RedisClient(t, redisURL)

@@ -95,9 +95,6 @@ type Config struct {
 	CredentialKeys *credentials.Keyring
 	// DB are the PostgreSQL session bounds (db.go).
 	DB store.Bounds
-
-	// The variables the secrets were read from (X or X_FILE), for errors.
-	adminTokenVar, pluginSecretVar, previousSecretVar string
 }
 
 // FromEnv reads the configuration from the environment, applies the defaults and validates
@@ -113,10 +110,10 @@ func FromEnv() (Config, error) {
 		LogLevel:      strings.ToLower(valueOr(os.Getenv(EnvLogLevel), DefaultLogLevel)),
 		PprofAddr:     strings.TrimSpace(os.Getenv(EnvPprofAddr)),
 	}
-	if err := cfg.readSecrets(); err != nil {
+	vars, err := cfg.readSecrets()
+	if err != nil {
 		return Config{}, err
 	}
-	var err error
 	if cfg.Wait, err = waitQueuesFromEnv(); err != nil {
 		return Config{}, err
 	}
@@ -149,7 +146,7 @@ func FromEnv() (Config, error) {
 		}
 		cfg.LeaseTTL = ttl
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(vars); err != nil {
 		return Config{}, err
 	}
 	if cfg.CredentialKeys, err = CredentialKeysFromEnv(); err != nil {
@@ -181,7 +178,7 @@ func valueOr(v, def string) string {
 }
 
 // validate fails on the first bad setting, naming its variable.
-func (c Config) validate() error {
+func (c Config) validate(vars secretVars) error {
 	if c.DatabaseURL == "" {
 		return missing(EnvDatabaseURL)
 	}
@@ -195,7 +192,7 @@ func (c Config) validate() error {
 	if _, err := redis.ParseURL(c.RedisURL); err != nil {
 		return fmt.Errorf("%s: not a valid Redis URL (want redis://[user:password@]host:port[/db])", EnvRedisURL)
 	}
-	if err := c.checkSecrets(); err != nil {
+	if err := c.checkSecrets(vars); err != nil {
 		return err
 	}
 	if err := c.checkListeners(); err != nil {

@@ -10,13 +10,18 @@ import (
 
 // validEnv is a complete, valid environment; cases override single variables.
 var validEnv = map[string]string{
-	EnvDatabaseURL:  "postgres://poolgate:s3cretpw@127.0.0.1:5432/poolgate?sslmode=disable",
-	EnvRedisURL:     "redis://:redispw@127.0.0.1:6379/0",
-	EnvAdminToken:   "admin-token-123",
-	EnvPluginSecret: "plugin-secret-456",
-	EnvListen:       "",
-	EnvLeaseTTL:     "",
-	EnvLogLevel:     "",
+	EnvDatabaseURL:   "postgres://poolgate:s3cretpw@127.0.0.1:5432/poolgate?sslmode=disable",
+	EnvRedisURL:      "redis://:redispw@127.0.0.1:6379/0",
+	EnvAdminToken:    "admin-token-123-0123456789abcdef0123",
+	EnvPluginSecret:  "plugin-secret-456-0123456789abcdef012",
+	EnvListen:        "",
+	EnvAdminListen:   "",
+	EnvMetricsListen: "",
+
+	EnvAdminTokenFile: "", EnvPluginSecretFile: "",
+	EnvPluginSecretPrevious: "", EnvPluginSecretPreviousFile: "",
+	EnvLeaseTTL: "",
+	EnvLogLevel: "",
 
 	EnvRateLimitCooldown: "",
 	EnvReservationTTL:    "",
@@ -71,13 +76,15 @@ func fromEnvError(t *testing.T, overrides map[string]string, wantVar, wantText s
 func TestFromEnvDefaults(t *testing.T) {
 	cfg := mustFromEnv(t, nil)
 	want := Config{
-		DatabaseURL:  validEnv[EnvDatabaseURL],
-		RedisURL:     validEnv[EnvRedisURL],
-		AdminToken:   validEnv[EnvAdminToken],
-		PluginSecret: validEnv[EnvPluginSecret],
-		Listen:       DefaultListen,
-		LeaseTTL:     DefaultLeaseTTL,
-		LogLevel:     DefaultLogLevel,
+		DatabaseURL:   validEnv[EnvDatabaseURL],
+		RedisURL:      validEnv[EnvRedisURL],
+		AdminToken:    validEnv[EnvAdminToken],
+		PluginSecret:  validEnv[EnvPluginSecret],
+		Listen:        DefaultListen,
+		AdminListen:   DefaultAdminListen,
+		MetricsListen: DefaultMetricsListen,
+		LeaseTTL:      DefaultLeaseTTL,
+		LogLevel:      DefaultLogLevel,
 
 		RateLimitCooldown: DefaultRateLimitCooldown,
 		Wait:              DefaultWaitQueues(),

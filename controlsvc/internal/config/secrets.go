@@ -57,19 +57,25 @@ func secretFromEnv(env, fileEnv string) (value, name string, err error) {
 	return "", "", nil
 }
 
-// readSecrets fills the admin token and the plugin secrets of c from the environment.
-func (c *Config) readSecrets() error {
+// secretVars name the variables the secrets came from (X or X_FILE), for errors.
+type secretVars struct{ admin, plugin, previous string }
+
+// readSecrets fills the admin token and the plugin secrets of c from the environment;
+// validate checks them.
+func (c *Config) readSecrets() (secretVars, error) {
+	var v secretVars
 	var err error
-	if c.AdminToken, c.adminTokenVar, err = secretFromEnv(EnvAdminToken, EnvAdminTokenFile); err != nil {
-		return err
+	if c.AdminToken, v.admin, err = secretFromEnv(EnvAdminToken, EnvAdminTokenFile); err != nil {
+		return v, err
 	}
-	if c.PluginSecret, c.pluginSecretVar, err = secretFromEnv(EnvPluginSecret, EnvPluginSecretFile); err != nil {
-		return err
+	if c.PluginSecret, v.plugin, err = secretFromEnv(EnvPluginSecret, EnvPluginSecretFile); err != nil {
+		return v, err
 	}
-	if c.PluginSecretPrevious, c.previousSecretVar, err = secretFromEnv(EnvPluginSecretPrevious, EnvPluginSecretPreviousFile); err != nil {
-		return err
+	if c.PluginSecretPrevious, v.previous, err = secretFromEnv(EnvPluginSecretPrevious, EnvPluginSecretPreviousFile); err != nil {
+		return v, err
 	}
-	return nil
+	v.admin, v.plugin, v.previous = valueOr(v.admin, EnvAdminToken), valueOr(v.plugin, EnvPluginSecret), valueOr(v.previous, EnvPluginSecretPrevious)
+	return v, nil
 }
 
 // checkSecret fails on a secret that is missing, padded with blanks, too short or too long,
@@ -91,15 +97,15 @@ func checkSecret(name, v string) error {
 }
 
 // checkSecrets validates the admin token and the plugin secrets.
-func (c Config) checkSecrets() error {
-	if err := checkSecret(valueOr(c.adminTokenVar, EnvAdminToken), c.AdminToken); err != nil {
+func (c Config) checkSecrets(vars secretVars) error {
+	if err := checkSecret(vars.admin, c.AdminToken); err != nil {
 		return err
 	}
-	if err := checkSecret(valueOr(c.pluginSecretVar, EnvPluginSecret), c.PluginSecret); err != nil {
+	if err := checkSecret(vars.plugin, c.PluginSecret); err != nil {
 		return err
 	}
 	if c.PluginSecretPrevious != "" {
-		if err := checkSecret(valueOr(c.previousSecretVar, EnvPluginSecretPrevious), c.PluginSecretPrevious); err != nil {
+		if err := checkSecret(vars.previous, c.PluginSecretPrevious); err != nil {
 			return err
 		}
 	}
