@@ -188,7 +188,7 @@ func (x *exchange) attempt() (*http.Response, *watchdog, error) {
 		rec.UpstreamModel = x.info.model // the body went as the client sent it
 	}
 	if err != nil {
-		rec.ErrorClass = classTransport
+		rec.ErrorClass = transportClass(err)
 		if c := wd.firedClass(); c != "" {
 			rec.ErrorClass = c
 		}
@@ -214,6 +214,7 @@ func (w *watchdog) release() {
 func (x *exchange) failure(resp *http.Response, err error, wd *watchdog) *failedAttempt {
 	f := &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: classTransport}
 	if err != nil {
+		f.ErrorClass = transportClass(err)
 		if c := wd.firedClass(); c != "" {
 			f.ErrorClass = c
 		}

@@ -12,22 +12,31 @@ import (
 
 var (
 	transportsMu sync.Mutex
-	// transports holds one upstream transport per configured header timeout (in practice
-	// one): a keep-alive pool shared by every instance and every request.
-	transports = make(map[time.Duration]*http.Transport)
+	// transports holds one upstream transport per configured header timeout and address
+	// policy (in practice one): a keep-alive pool shared by every instance and every request.
+	transports = make(map[transportKey]*http.Transport)
 )
 
-// sharedTransport returns the upstream transport for headerTimeout, creating it once.
-func sharedTransport(headerTimeout time.Duration) *http.Transport {
+// transportKey is what selects an upstream transport: instances that differ in it must not
+// share connections (a pooled connection to a private address would bypass the guard).
+type transportKey struct {
+	headerTimeout time.Duration
+	allowPrivate  bool
+}
+
+// sharedTransport returns the upstream transport for headerTimeout and the address policy
+// (dialguard.go), creating it once.
+func sharedTransport(headerTimeout time.Duration, allowPrivate bool) *http.Transport {
+	key := transportKey{headerTimeout: headerTimeout, allowPrivate: allowPrivate}
 	transportsMu.Lock()
 	defer transportsMu.Unlock()
-	if t, ok := transports[headerTimeout]; ok {
+	if t, ok := transports[key]; ok {
 		return t
 	}
 	t := &http.Transport{
 		// Accounts are reached directly; a proxy from the environment would be a surprise.
 		Proxy:                 nil,
-		DialContext:           dialer(30 * time.Second),
+		DialContext:           guardedDialer(30*time.Second, allowPrivate), // dialguard.go
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
@@ -39,7 +48,7 @@ func sharedTransport(headerTimeout time.Duration) *http.Transport {
 		// read from the bytes as they pass.
 		DisableCompression: true,
 	}
-	transports[headerTimeout] = t
+	transports[key] = t
 	return t
 }
 

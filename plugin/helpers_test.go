@@ -335,6 +335,7 @@ func newTestHandler(t *testing.T, stub *contractStub, adjust func(*Config)) http
 	cfg := CreateConfig()
 	cfg.ControlURL = stub.URL()
 	cfg.PluginSecret = testSecret
+	cfg.AllowPrivateUpstreams = true // the fake upstreams listen on 127.0.0.1
 	if adjust != nil {
 		adjust(cfg)
 	}

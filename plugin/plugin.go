@@ -82,6 +82,9 @@ type Config struct {
 	// WriteStallTimeout bounds one write to the client: a client that stops reading for
 	// longer loses its stream and its slots (stall.go); 0s is none.
 	WriteStallTimeout string `json:"writeStallTimeout,omitempty"`
+	// AllowPrivateUpstreams lets accounts reach loopback, link-local and private addresses
+	// (dialguard.go); for tests and local runs only. Traefik decodes "true"/"1" into it.
+	AllowPrivateUpstreams bool `json:"allowPrivateUpstreams,omitempty"`
 }
 
 // CreateConfig returns the defaults; Traefik overlays the configured keys on them.
@@ -195,7 +198,7 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 		drain:        drain,
 		writeStall:   writeStall,
 		control:      controlFor(strings.Join(controlURLs, ","), secret),
-		transport:    sharedTransport(headerTimeout),
+		transport:    sharedTransport(headerTimeout, cfg.AllowPrivateUpstreams),
 	}, nil
 }
 

@@ -112,6 +112,7 @@ func pluginEnv(st *Stack, o Options) []string {
 		// throttle the load tests and benchmarks.
 		"POOLGATE_IP_MAX_IN_FLIGHT=100000", "POOLGATE_IP_RATE=1000000", "POOLGATE_IP_BURST=1000000",
 		"POOLGATE_ADMIN_RATE=1000000", "POOLGATE_ADMIN_BURST=1000000",
+		"POOLGATE_ALLOW_PRIVATE_UPSTREAMS=1", // the fake upstream is on 127.0.0.1
 	}
 	for _, s := range []struct{ name, value string }{
 		{"POOLGATE_DRAIN_TIMEOUT", o.DrainTimeout},

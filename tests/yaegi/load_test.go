@@ -110,13 +110,23 @@ func TestConfigDecodesLikeTraefik(t *testing.T) {
 			settings: map[string]any{
 				"controlURL": "http://127.0.0.1:18090", "pluginSecret": "sekrit", "maxBodyBytes": "1048576",
 				"maxAccountSwitches": "2", "admissionTimeout": "2s", "upstreamHeaderTimeout": "30s",
-				"maxWait": "45s", "pingInterval": "300ms",
+				"maxWait": "45s", "pingInterval": "300ms", "allowPrivateUpstreams": "1",
 			},
 			want: map[string]any{
 				"ControlURL": "http://127.0.0.1:18090", "PluginSecret": "sekrit", "MaxBodyBytes": 1048576,
 				"MaxAccountSwitches": 2, "AdmissionTimeout": "2s", "UpstreamHeaderTimeout": "30s",
-				"MaxWait": "45s", "PingInterval": "300ms",
+				"MaxWait": "45s", "PingInterval": "300ms", "AllowPrivateUpstreams": true,
 			},
+		},
+		{
+			name:     "allowPrivateUpstreams from the template default",
+			settings: map[string]any{"pluginSecret": "s", "allowPrivateUpstreams": "false"},
+			want:     map[string]any{"AllowPrivateUpstreams": false},
+		},
+		{
+			name:     "allowPrivateUpstreams true",
+			settings: map[string]any{"pluginSecret": "s", "allowPrivateUpstreams": "true"},
+			want:     map[string]any{"AllowPrivateUpstreams": true},
 		},
 		{
 			name:     "typed values and other key cases",
@@ -124,6 +134,7 @@ func TestConfigDecodesLikeTraefik(t *testing.T) {
 			want: map[string]any{
 				"ControlURL": "http://h:1", "PluginSecret": "x", "MaxAccountSwitches": 0,
 				"MaxBodyBytes": 67108864, "AdmissionTimeout": "5s", "MaxWait": "150s", "PingInterval": "10s",
+				"AllowPrivateUpstreams": false,
 			},
 		},
 	}

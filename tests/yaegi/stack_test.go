@@ -173,6 +173,7 @@ func (s *stack) pluginSettings(extra map[string]any) map[string]any {
 		"maxAccountSwitches":    "3",
 		"admissionTimeout":      "3s",
 		"upstreamHeaderTimeout": "20s",
+		"allowPrivateUpstreams": "true", // the fake upstream is on 127.0.0.1
 	}
 	for k, v := range extra {
 		settings[k] = v
@@ -232,6 +233,7 @@ func (s *stack) startControlsvc(ctx context.Context, bin, dbURL string) error {
 		"POOLGATE_METRICS_LISTEN=127.0.0.1:"+strconv.Itoa(metricsPort),
 		"POOLGATE_LOG_LEVEL=info",
 		"POOLGATE_CREDENTIAL_KEY="+credentialKey,
+		"POOLGATE_ALLOW_PRIVATE_UPSTREAMS=1",
 	)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile

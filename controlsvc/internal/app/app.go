@@ -45,6 +45,10 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.AllowPrivateUpstreams {
+		log.Warn("accounts may use http and loopback, link-local or private upstream addresses",
+			"env", config.EnvAllowPrivateUpstreams)
+	}
 	if cfg.BillingLocation != nil {
 		billing.SetLocation(cfg.BillingLocation) // the zone of subscriptions' daily windows
 	}
@@ -100,7 +104,8 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 		Rules:  rc,
 		Prices: pc,
 
-		Accounts: gw,
+		Accounts:              gw,
+		AllowPrivateUpstreams: cfg.AllowPrivateUpstreams,
 	})
 	internal := mux.NewRouter()
 	admin.RegisterPublic(internal)

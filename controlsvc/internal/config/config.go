@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +39,9 @@ const (
 	// EnvPprofAddr, when set, serves net/http/pprof on that host:port (off by default; for
 	// profiling only, never on a public interface: it has no authentication).
 	EnvPprofAddr = "POOLGATE_PPROF_ADDR"
+	// EnvAllowPrivateUpstreams=1 lets accounts use http and loopback, link-local or
+	// private addresses (issue 12 §8); for tests and local runs.
+	EnvAllowPrivateUpstreams = "POOLGATE_ALLOW_PRIVATE_UPSTREAMS"
 )
 
 // Documented defaults.
@@ -95,6 +99,8 @@ type Config struct {
 	CredentialKeys *credentials.Keyring
 	// DB are the PostgreSQL session bounds (db.go).
 	DB store.Bounds
+	// AllowPrivateUpstreams is EnvAllowPrivateUpstreams; the service warns when it is on.
+	AllowPrivateUpstreams bool
 }
 
 // FromEnv reads the configuration from the environment, applies the defaults and validates
@@ -113,6 +119,12 @@ func FromEnv() (Config, error) {
 	vars, err := cfg.readSecrets()
 	if err != nil {
 		return Config{}, err
+	}
+	if raw := strings.TrimSpace(os.Getenv(EnvAllowPrivateUpstreams)); raw != "" {
+		// strconv.ParseBool's forms, the ones Traefik decodes into the plugin's bool too.
+		if cfg.AllowPrivateUpstreams, err = strconv.ParseBool(raw); err != nil {
+			return Config{}, fmt.Errorf("%s: %q is not a boolean (1 or 0)", EnvAllowPrivateUpstreams, raw)
+		}
 	}
 	if cfg.Wait, err = waitQueuesFromEnv(); err != nil {
 		return Config{}, err

@@ -28,6 +28,8 @@ var validEnv = map[string]string{
 	EnvBillingTimezone:   "",
 	EnvPprofAddr:         "",
 
+	EnvAllowPrivateUpstreams: "",
+
 	EnvUserWaitMax: "", EnvUserWaitTimeout: "", EnvStickyWaitMax: "", EnvStickyWaitTimeout: "",
 	EnvAccountWaitMax: "", EnvAccountWaitTimeout: "",
 
@@ -155,6 +157,7 @@ func TestFromEnvErrors(t *testing.T) {
 		{"statement timeout zero", map[string]string{EnvDBStatementTimeout: "0s"}, EnvDBStatementTimeout, "at least 1ms"},
 		{"idle in transaction timeout negative", map[string]string{EnvDBIdleInTransactionTimeout: "-1s"},
 			EnvDBIdleInTransactionTimeout, "at least 1ms"},
+		{"allow private not a boolean", map[string]string{EnvAllowPrivateUpstreams: "yes"}, EnvAllowPrivateUpstreams, "not a boolean"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,6 +166,28 @@ func TestFromEnvErrors(t *testing.T) {
 				if strings.Contains(msg, secret) {
 					t.Errorf("error %q leaks a password", msg)
 				}
+			}
+		})
+	}
+}
+
+func TestFromEnvAllowPrivateUpstreams(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+		want bool
+	}{
+		{"unset", "", false},
+		{"one", "1", true},
+		{"true", "true", true},
+		{"zero", "0", false},
+		{"false", "false", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := mustFromEnv(t, map[string]string{EnvAllowPrivateUpstreams: tt.give})
+			if cfg.AllowPrivateUpstreams != tt.want {
+				t.Fatalf("%s=%q: AllowPrivateUpstreams = %v, want %v", EnvAllowPrivateUpstreams, tt.give, cfg.AllowPrivateUpstreams, tt.want)
 			}
 		})
 	}

@@ -155,7 +155,14 @@ func (in *accountInput) newAccount() (store.NewAccount, error) {
 }
 
 func (a *API) createAccount(w http.ResponseWriter, r *http.Request) {
-	serveCreate(w, r, (*accountInput).newAccount, a.st.CreateAccount, infallible(newAccountView), a.accountsChanged)
+	create := func(in *accountInput) (store.NewAccount, error) {
+		n, err := in.newAccount()
+		if err == nil {
+			err = checkUpstreamAddress(n.BaseURL, a.allowPrivate) // upstreams.go
+		}
+		return n, err
+	}
+	serveCreate(w, r, create, a.st.CreateAccount, infallible(newAccountView), a.accountsChanged)
 }
 
 func (a *API) listAccounts(w http.ResponseWriter, r *http.Request) {
@@ -167,7 +174,13 @@ func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) patchAccount(w http.ResponseWriter, r *http.Request) {
-	update := func(in *accountInput) (store.AccountPatch, error) { return in.patch(false) }
+	update := func(in *accountInput) (store.AccountPatch, error) {
+		p, err := in.patch(false)
+		if err == nil && p.BaseURL != nil {
+			err = checkUpstreamAddress(*p.BaseURL, a.allowPrivate) // upstreams.go
+		}
+		return p, err
+	}
 	servePatch(w, r, update, a.st.UpdateAccount, infallible(newAccountView), a.accountsChanged)
 }
 

@@ -43,6 +43,9 @@ type Options struct {
 	// Accounts is told after every account write (e.g. the gateway's account cache);
 	// nil = nobody to tell.
 	Accounts AccountNotifier
+
+	// AllowPrivateUpstreams accepts http and loopback/private base_urls (upstreams.go).
+	AllowPrivateUpstreams bool
 }
 
 // API serves the admin endpoints and the probes.
@@ -57,7 +60,8 @@ type API struct {
 
 	accounts AccountNotifier
 
-	keyUsages *keyUsageCache // GET /v1/usage's answers and refusals
+	keyUsages    *keyUsageCache // GET /v1/usage's answers and refusals
+	allowPrivate bool           // Options.AllowPrivateUpstreams
 }
 
 // New assembles the API; it does no I/O.
@@ -77,7 +81,8 @@ func New(o Options) *API {
 
 		accounts: o.Accounts,
 
-		keyUsages: newKeyUsageCache(),
+		keyUsages:    newKeyUsageCache(),
+		allowPrivate: o.AllowPrivateUpstreams,
 	}
 }
 

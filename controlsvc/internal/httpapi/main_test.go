@@ -79,6 +79,8 @@ func newEnvWith(t *testing.T, configure func(*Options, *redis.Client)) *env {
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		},
 		Log: slog.New(slog.NewJSONHandler(logs, nil)),
+		// Like the test stacks: fixtures use http://127.0.0.1 (upstreams_test.go turns it off).
+		AllowPrivateUpstreams: true,
 	}
 	if configure != nil {
 		configure(&o, rdb)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -161,7 +162,8 @@ func checkBaseURL(t *testing.T, u string) {
 // idempotent.
 func FuzzNormalizeBaseURL(f *testing.F) {
 	for _, s := range []string{"https://api.openai.com/", " http://127.0.0.1:8080/v1// ", "https://u:p@x", "https://x/?a", "https://x#f",
-		"mailto:x", "https://[::1", "https://%zz", "HTTPS://X", "https://x/\x00", "https://x\xff/"} {
+		"mailto:x", "https://[::1", "https://%zz", "HTTPS://X", "https://x/\x00", "https://x\xff/",
+		"https://127.1", "https://[::ffff:10.0.0.1]", "https://LOCALHOST.", "https://[fe80::1%25en0]"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -174,6 +176,19 @@ func FuzzNormalizeBaseURL(f *testing.F) {
 			return
 		}
 		checkBaseURL(t, u)
+		// With POOLGATE_ALLOW_PRIVATE_UPSTREAMS off (issue 12 §8): refused in the API's
+		// format, or https to a host that is no refused literal address.
+		if err := checkUpstreamAddress(u, false); err != nil {
+			checkRefusal(t, "base_url address", err)
+			return
+		}
+		p, _ := url.Parse(u)
+		if !strings.EqualFold(p.Scheme, "https") {
+			t.Fatalf("base_url %q accepted without https", u)
+		}
+		if ip, err := netip.ParseAddr(p.Hostname()); err == nil && refusedUpstreamAddr(ip) {
+			t.Fatalf("base_url %q accepted with a private address", u)
+		}
 	})
 }
 
