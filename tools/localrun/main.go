@@ -54,6 +54,7 @@ func run(bin, gateway, control, fake string) error {
 		AdminToken:      os.Getenv("POOLGATE_ADMIN_TOKEN"),
 		PluginSecret:    os.Getenv("POOLGATE_PLUGIN_SECRET"),
 		GatewayAddr:     gateway,
+		AdminAddr:       "127.0.0.1:8081",
 		ControlAddr:     control,
 		FakeAddr:        fake,
 		Logs:            os.Stderr,
@@ -69,12 +70,12 @@ func run(bin, gateway, control, fake string) error {
 }
 
 func printWelcome(st *stack.Stack) {
-	gw, adm := st.GatewayURL, st.AdminToken
+	gw, adm, admURL := st.GatewayURL, st.AdminToken, st.AdminURL
 	fmt.Printf(`
 poolgate is running.
   gateway (Traefik + plugin): %s
-  admin API:                  %s/api/v1/admin   (Authorization: Bearer %s)
-  controlsvc:                 %s
+  admin API:                  %s/api/v1/admin   (Authorization: Bearer %s; Traefik's admin entrypoint)
+  controlsvc:                 %s (internal), %s (admin), %s/metrics
   fake upstream (to try it):  %s
   database:                   %s
   redis:                      %s
@@ -90,7 +91,7 @@ Add a user, a group, an account and a key, then send a request:
   curl -s %s/v1/responses -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","input":"Hello"}'
 
 Ctrl-C stops everything.
-`, gw, gw, adm, st.ControlURL, st.FakeURL, st.DatabaseURL, st.RedisURL, credentialKeyNote(), adm, gw, st.FakeURL, gw)
+`, gw, admURL, adm, st.ControlURL, st.ControlAdminURL, st.MetricsURL, st.FakeURL, st.DatabaseURL, st.RedisURL, credentialKeyNote(), adm, admURL, st.FakeURL, gw)
 }
 
 // credentialKeyNote says which key encrypts the accounts' credentials: a kept database
