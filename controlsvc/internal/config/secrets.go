@@ -33,7 +33,7 @@ const (
 	MaxSecretBytes = 256
 
 	DefaultAdminListen   = "127.0.0.1:8091"
-	DefaultMetricsListen = "127.0.0.1:9090"
+	DefaultMetricsListen = "127.0.0.1:8092"
 )
 
 // secretFromEnv reads the value of env, or of the file fileEnv names (one trailing newline
