@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/poolgate/poolgate/internal/stack"
 )
 
 // TestInternalsKeptInternal: through Traefik the admin API answers on the admin entrypoint
@@ -55,6 +60,56 @@ func TestInternalsKeptInternal(t *testing.T) {
 			// An overlong header may also be refused by the server itself (431).
 			if resp.StatusCode != p.want && !(p.want == 401 && resp.StatusCode == 431) {
 				t.Fatalf("%s %s = %d %q, want %d", p.method, p.url, resp.StatusCode, body, p.want)
+			}
+		})
+	}
+}
+
+// TestTraefikPerIPLimits: the shipped per-address flood guards (traefik-dynamic.yml) answer
+// 429 once a client address exceeds its rate, on the AI routes and on the admin API. A
+// stack of its own runs with a rate of 1/s and a burst of 2.
+func TestTraefikPerIPLimits(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := stack.TestOptions(root, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.TraefikEnv = []string{"POOLGATE_IP_RATE=1", "POOLGATE_IP_BURST=2", "POOLGATE_ADMIN_RATE=1", "POOLGATE_ADMIN_BURST=2"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := stack.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	tests := []struct {
+		name, method, url string
+		hdr               map[string]string
+		pass              int // the answer when not limited
+	}{
+		{"ai route", http.MethodPost, s.GatewayURL + "/v1/responses", nil, http.StatusUnauthorized},
+		{"admin api", http.MethodGet, s.AdminURL + "/api/v1/admin/users", map[string]string{"Authorization": "Bearer " + s.AdminToken}, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			counts := map[int]int{}
+			for i := 0; i < 10; i++ {
+				req, _ := http.NewRequest(tt.method, tt.url, strings.NewReader(`{}`))
+				for k, v := range tt.hdr {
+					req.Header.Set(k, v)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				counts[resp.StatusCode]++
+			}
+			if counts[http.StatusTooManyRequests] == 0 || counts[tt.pass] == 0 || counts[tt.pass]+counts[http.StatusTooManyRequests] != 10 {
+				t.Errorf("statuses %v, want some %d and some 429 only", counts, tt.pass)
 			}
 		})
 	}
