@@ -36,18 +36,24 @@ func TestRouting(t *testing.T) {
 	tests := []struct {
 		name, method, path string
 		want               int
+		admin              bool // on Traefik's admin entrypoint
 	}{
-		{"admin API needs the admin token", "GET", "/api/v1/admin/users", 401},
-		{"internal API is not routed publicly", "POST", "/internal/v1/admit", 404},
-		{"reports API is not routed publicly", "POST", "/internal/v1/reports", 404},
-		{"GET on an AI path is not the plugin's", "GET", "/v1/responses", 404},
-		{"alias path reaches the plugin", "POST", "/openai/v1/responses", 401},
-		{"chat completions reach the plugin", "POST", "/v1/chat/completions", 401},
-		{"messages reach the plugin", "POST", "/v1/messages", 401},
+		{"admin API needs the admin token", "GET", "/api/v1/admin/users", 401, true},
+		{"admin API is not on the gateway entrypoint", "GET", "/api/v1/admin/users", 404, false},
+		{"internal API is not routed publicly", "POST", "/internal/v1/admit", 404, false},
+		{"reports API is not routed publicly", "POST", "/internal/v1/reports", 404, false},
+		{"GET on an AI path is not the plugin's", "GET", "/v1/responses", 404, false},
+		{"alias path reaches the plugin", "POST", "/openai/v1/responses", 401, false},
+		{"chat completions reach the plugin", "POST", "/v1/chat/completions", 401, false},
+		{"messages reach the plugin", "POST", "/v1/messages", 401, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tt.method, gw.GatewayURL+tt.path, strings.NewReader(`{}`))
+			base := gw.GatewayURL
+			if tt.admin {
+				base = gw.AdminURL
+			}
+			req, _ := http.NewRequest(tt.method, base+tt.path, strings.NewReader(`{}`))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
