@@ -44,7 +44,7 @@ func refusedUpstreamAddr(ip netip.Addr) bool {
 //
 // A net.Dialer Control func would see the address being dialled too, but its type
 // names syscall.RawConn and Traefik loads Yaegi's syscall symbols only for plugins that
-// need useUnsafe (docs/design.md, Yaegi section).
+// need useUnsafe (docs/yaegi.md).
 func guardedDialer(timeout time.Duration, allowPrivate bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	if allowPrivate {

@@ -16,7 +16,7 @@ import (
 // status line (commitHeaders).
 //
 // The pings come from a time.AfterFunc that re-arms itself, not from a select in the request
-// goroutine (docs/design.md, "Writing plugin code": Yaegi races concurrent executions of one
+// goroutine (docs/yaegi.md: Yaegi races concurrent executions of one
 // select statement). A mutex orders them with the request goroutine: stop takes it, so that
 // once stop returns no ping is being written and none ever will be.
 
