@@ -39,13 +39,14 @@ type answer struct {
 	sent, headers, end time.Time
 }
 
-// streamRequest sends one streaming /v1/responses request and reads it to its end.
-func streamRequest(ctx context.Context, c *gatewaytest.Client, key string, hdr map[string]string) answer {
+// sendResponses posts body to /v1/responses with key and returns the answer so far (sent,
+// headers, status, request id) and the response, nil when the request failed (a.err set).
+func sendResponses(ctx context.Context, c *gatewaytest.Client, key, body string, hdr map[string]string) (answer, *http.Response) {
 	a := answer{sent: time.Now()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.S.GatewayURL+"/v1/responses", strings.NewReader(streamBody()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.S.GatewayURL+"/v1/responses", strings.NewReader(body))
 	if err != nil {
 		a.err = err.Error()
-		return a
+		return a, nil
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
@@ -56,10 +57,19 @@ func streamRequest(ctx context.Context, c *gatewaytest.Client, key string, hdr m
 	a.headers = time.Now()
 	if err != nil {
 		a.err, a.end = err.Error(), a.headers
+		return a, nil
+	}
+	a.status, a.reqID = resp.StatusCode, resp.Header.Get("X-Poolgate-Request-Id")
+	return a, resp
+}
+
+// streamRequest sends one streaming /v1/responses request and reads it to its end.
+func streamRequest(ctx context.Context, c *gatewaytest.Client, key string, hdr map[string]string) answer {
+	a, resp := sendResponses(ctx, c, key, streamBody(), hdr)
+	if resp == nil {
 		return a
 	}
 	defer resp.Body.Close()
-	a.status, a.reqID = resp.StatusCode, resp.Header.Get("X-Poolgate-Request-Id")
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 		a.body, a.end = string(b), time.Now()

@@ -17,23 +17,11 @@ import (
 // nonStreamRequest sends one non-streaming /v1/responses request and reads its answer; a
 // 200 is complete when its body is a completed response.
 func nonStreamRequest(ctx context.Context, c *gatewaytest.Client, key string) answer {
-	a := answer{sent: time.Now()}
-	body := fmt.Sprintf(`{"model":"gpt-4o-mini","input":"hello %d"}`, bodySeq.Add(1))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.S.GatewayURL+"/v1/responses", strings.NewReader(body))
-	if err != nil {
-		a.err = err.Error()
-		return a
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.HTTP.Do(req)
-	a.headers = time.Now()
-	if err != nil {
-		a.err, a.end = err.Error(), a.headers
+	a, resp := sendResponses(ctx, c, key, fmt.Sprintf(`{"model":"gpt-4o-mini","input":"hello %d"}`, bodySeq.Add(1)), nil)
+	if resp == nil {
 		return a
 	}
 	defer resp.Body.Close()
-	a.status, a.reqID = resp.StatusCode, resp.Header.Get("X-Poolgate-Request-Id")
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	a.end = time.Now()
 	if err != nil {
