@@ -129,6 +129,10 @@ func TestAuthentication(t *testing.T) {
 	s.waitIdle(t, tn)
 }
 
+// wellFormedKey has the gateway's key format, so the plugin's pre-body check lets it through
+// to admission (no such key exists).
+const wellFormedKey = "sk-pg-0123456789abcdef0123456789abcdef0123456789abcdef"
+
 func TestControlServiceUnavailable(t *testing.T) {
 	s := getStack(t)
 	port, err := freePort()
@@ -168,7 +172,7 @@ func TestControlServiceUnavailable(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			rec := serve(t, h, "/v1/responses", bearer("sk-pg-anything"), `{"model":"gpt-4o","input":"hi"}`)
+			rec := serve(t, h, "/v1/responses", bearer(wellFormedKey), `{"model":"gpt-4o","input":"hi"}`)
 			if rec.Code != http.StatusServiceUnavailable {
 				t.Fatalf("status %d, want 503; body %s", rec.Code, rec.Body)
 			}
