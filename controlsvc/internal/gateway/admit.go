@@ -382,20 +382,20 @@ func (s *Service) authenticate(ctx context.Context, apiKey string) (keyResult, e
 	// A key of no row is refused from memory, and a key never seen costs a share of one
 	// batched query rather than a query of its own; unknown keys live in a cache of their
 	// own, so that a flood of them never evicts the keys in use.
-	if _, unknown := s.unknownKeys.peek(hash); unknown {
+	if _, unknown := s.unknownKeys.Peek(hash); unknown {
 		return keyResult{}, nil
 	}
-	if !s.keys.known(hash) {
+	if !s.keys.Known(hash) {
 		exists, err := s.keyProbe.exists(ctx, hash) // keyprobe.go
 		if err != nil {
 			return keyResult{}, fmt.Errorf("authenticating key: %w", err)
 		}
 		if !exists {
-			s.unknownKeys.put(hash, struct{}{})
+			s.unknownKeys.Put(hash, struct{}{})
 			return keyResult{}, nil
 		}
 	}
-	res, err := s.keys.get(ctx, hash, func(ctx context.Context) (keyResult, error) {
+	res, err := s.keys.Get(ctx, hash, func(ctx context.Context) (keyResult, error) {
 		a, err := s.store.AuthenticateKey(ctx, hash)
 		if errors.Is(err, store.ErrKeyNotFound) {
 			return keyResult{}, nil

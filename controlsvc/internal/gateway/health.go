@@ -225,7 +225,7 @@ func (s *Service) markAccount(ctx context.Context, f failure) {
 		s.log.Error("marking account", "account_id", f.AccountID, "status", f.Status, "error", err)
 		return
 	}
-	s.accounts.invalidate()
+	s.accounts.Invalidate()
 	s.log.Info("account marked", "account_id", f.AccountID, "status", f.Status,
 		"error_class", f.ErrorClass, "model", f.Model, "until", m.Until)
 	if res.Disabled {
@@ -237,5 +237,5 @@ func (s *Service) markAccount(ctx context.Context, f failure) {
 // account (its state cleared, its settings edited) reaches selection at once here; other
 // instances follow within cacheTTL.
 func (s *Service) AccountsChanged() {
-	s.accounts.invalidate()
+	s.accounts.Invalidate()
 }

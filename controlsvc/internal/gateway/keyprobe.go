@@ -91,5 +91,5 @@ func (p *keyProbe) run() {
 // the rule "a key that exists is never refused from memory", not a fix of a known case;
 // other instances forget theirs within unknownKeyTTL.
 func (s *Service) KeysChanged() {
-	s.unknownKeys.invalidate()
+	s.unknownKeys.Invalidate()
 }

@@ -38,7 +38,7 @@ func (a *groupAccount) blockedFor(upstreamModel string, now time.Time) bool {
 // groupAccounts returns the group's active accounts on its platform, cached for cacheTTL.
 func (s *Service) groupAccounts(ctx context.Context, groupID int64, platform string) ([]groupAccount, error) {
 	k := groupKey{groupID: groupID, platform: platform}
-	return s.accounts.get(ctx, k, func(ctx context.Context) ([]groupAccount, error) {
+	return s.accounts.Get(ctx, k, func(ctx context.Context) ([]groupAccount, error) {
 		rows, err := s.store.GroupAccounts(ctx, groupID, platform)
 		if err != nil {
 			return nil, err

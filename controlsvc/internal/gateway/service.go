@@ -21,6 +21,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
+	"github.com/poolgate/poolgate/controlsvc/internal/ttlcache"
 )
 
 // SecretHeader carries the plugin secret on every internal call.
@@ -70,13 +71,13 @@ type Service struct {
 	previous    [sha256.Size]byte
 	hasPrevious bool
 
-	keys *ttlCache[string, keyResult]
+	keys *ttlcache.Cache[string, keyResult]
 	// unknownKeys holds hashes of no key row (keyprobe.go), keyProbe batches the lookups
 	// that find them, refusals samples the refusal log (logsample.go).
-	unknownKeys *ttlCache[string, struct{}]
+	unknownKeys *ttlcache.Cache[string, struct{}]
 	keyProbe    *keyProbe
 	refusals    *logSampler
-	accounts    *ttlCache[groupKey, []groupAccount]
+	accounts    *ttlcache.Cache[groupKey, []groupAccount]
 	touch       *toucher
 	sweep       *sweeper
 	metrics     gatewayMetrics
@@ -121,15 +122,15 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		noAuth:      cfg.PluginSecret == "",
 		previous:    sha256.Sum256([]byte(cfg.PreviousPluginSecret)),
 		hasPrevious: cfg.PreviousPluginSecret != "",
-		keys:        newTTLCache[string, keyResult](cacheTTL),
-		accounts:    newTTLCache[groupKey, []groupAccount](cacheTTL),
+		keys:        ttlcache.New[string, keyResult](cacheTTL, cacheMaxEntries),
+		accounts:    ttlcache.New[groupKey, []groupAccount](cacheTTL, cacheMaxEntries),
 		touch:       newToucher(st, log),
 		sweep:       newSweeper(st, cfg.ReservationTTL, sweepInterval, log),
 		rules:       cfg.Rules,
 		prices:      cfg.Prices,
 		metrics:     newGatewayMetrics(cfg.Metrics),
 
-		unknownKeys: newTTLCache[string, struct{}](unknownKeyTTL),
+		unknownKeys: ttlcache.New[string, struct{}](unknownKeyTTL, cacheMaxEntries),
 		keyProbe:    newKeyProbe(st.ExistingKeyHashes, probeInterval),
 		refusals:    newLogSampler(),
 		stopping:    make(chan struct{}),

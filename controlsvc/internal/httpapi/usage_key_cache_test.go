@@ -3,9 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
-	"time"
 )
 
 // Unknown keys are refused from memory until an admin write may have made one usable;
@@ -54,36 +52,5 @@ func TestKeyUsageCacheRemembersUnknownKeys(t *testing.T) {
 	}
 	if loads["broken"] != 2 {
 		t.Errorf("a failing load ran %d times, want 2 (errors are not cached)", loads["broken"])
-	}
-}
-
-// A full cache evicts its least recently used entry, one at a time; entries expire.
-func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
-	t.Parallel()
-	now := time.Unix(1_000_000, 0)
-	l := newLRU(3, time.Second)
-	l.now = func() time.Time { return now }
-	for i := range 3 {
-		l.put(fmt.Sprint(i), i)
-	}
-	l.get("0") // 1 is now the least recently used
-	l.put("3", 3)
-	if _, ok := l.get("1"); ok {
-		t.Error("the least recently used entry stayed")
-	}
-	for _, k := range []string{"0", "2", "3"} {
-		if _, ok := l.get(k); !ok {
-			t.Errorf("entry %s evicted", k)
-		}
-	}
-	for i := range 1000 {
-		l.put(fmt.Sprint("flood", i), i)
-	}
-	if n := l.len(); n != 3 {
-		t.Errorf("%d entries, want at most 3", n)
-	}
-	now = now.Add(time.Second)
-	if _, ok := l.get("flood999"); ok {
-		t.Error("an expired entry was served")
 	}
 }

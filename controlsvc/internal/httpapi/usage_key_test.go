@@ -34,7 +34,7 @@ func (e *env) keyCall(hdr map[string]string) (int, []byte) {
 
 // expireKeyUsages ends the second GET /v1/usage answers are kept, so a test sees the
 // rows it just changed in SQL.
-func (e *env) expireKeyUsages() { e.api.keyUsages.answers.clear() }
+func (e *env) expireKeyUsages() { e.api.keyUsages.answers.Invalidate() }
 
 func (e *env) createKey(user, group int64) (int64, string) {
 	e.t.Helper()
