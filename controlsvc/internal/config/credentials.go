@@ -38,21 +38,12 @@ func CredentialKeysFromEnv() (*credentials.Keyring, error) {
 	return credentials.NewKeyring(*current, previous), nil
 }
 
-// keyFromEnv parses the key in env, or in the file fileEnv names; nil when neither is set.
+// keyFromEnv parses the key in env, or in the file fileEnv names (secretFromEnv); nil when
+// neither is set.
 func keyFromEnv(env, fileEnv string) (*credentials.Key, error) {
-	value, path := os.Getenv(env), strings.TrimSpace(os.Getenv(fileEnv))
-	name := env
-	switch {
-	case value != "" && path != "":
-		return nil, fmt.Errorf("%s and %s are both set: set one", env, fileEnv)
-	case path != "":
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("%s: reading the key file: %w", fileEnv, err)
-		}
-		value, name = string(b), fileEnv
-	case value == "":
-		return nil, nil
+	value, name, err := secretFromEnv(env, fileEnv)
+	if err != nil || name == "" {
+		return nil, err
 	}
 	k, err := credentials.ParseKey(value)
 	if err != nil {

@@ -47,7 +47,7 @@ func secretFromEnv(env, fileEnv string) (value, name string, err error) {
 	case path != "":
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return "", "", fmt.Errorf("%s: reading the secret file: %w", fileEnv, err)
+			return "", "", fmt.Errorf("%s: reading the file: %w", fileEnv, err)
 		}
 		v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 		return v, fileEnv, nil
