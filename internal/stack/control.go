@@ -68,13 +68,12 @@ func (st *Stack) startControlsvcs(ctx context.Context, o Options) error {
 			adminURL: "http://" + adminAddr, metricsURL: "http://" + metricsAddr}
 		st.controls = append(st.controls, c)
 		st.ControlURLs = append(st.ControlURLs, c.url)
-		st.ControlAdminURLs = append(st.ControlAdminURLs, c.adminURL)
-		st.MetricsURLs = append(st.MetricsURLs, c.metricsURL)
 		if err := st.StartControlsvcAt(ctx, i); err != nil {
 			return err
 		}
 	}
-	st.ControlURL, st.ControlAdminURL, st.MetricsURL = st.ControlURLs[0], st.ControlAdminURLs[0], st.MetricsURLs[0]
+	first := st.controls[0]
+	st.ControlURL, st.ControlAdminURL, st.MetricsURL = first.url, first.adminURL, first.metricsURL
 	return nil
 }
 

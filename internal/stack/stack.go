@@ -59,10 +59,9 @@ type Stack struct {
 	// ControlURL is the first controlsvc instance's base URL, ControlURLs every instance's.
 	ControlURL  string
 	ControlURLs []string
-	// ControlAdminURL(s) are the instances' admin API listeners, MetricsURL(s) their
-	// /metrics listeners (base URLs).
-	ControlAdminURL, MetricsURL   string
-	ControlAdminURLs, MetricsURLs []string
+	// ControlAdminURL and MetricsURL are the first instance's admin API and /metrics
+	// listeners (base URLs).
+	ControlAdminURL, MetricsURL string
 	// AdminURL is Traefik's admin entrypoint, the operators' way to the admin API.
 	AdminURL string
 	// PluginSecretFile holds the secret the plugin sends (pluginSecretFile; re-read every
