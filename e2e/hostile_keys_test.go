@@ -30,14 +30,8 @@ func TestRandomKeysCostFewQueries(t *testing.T) {
 	// Transactions of every session of the database, our own counting one excluded by
 	// reading the counter the same way before and after.
 	transactions := func() int64 {
-		// Reports settle within a second of their request, and an idle backend flushes its
-		// counters within 10 s (PostgreSQL's idle stats interval): let both happen first.
-		time.Sleep(11 * time.Second)
-		var n int64
-		if err := conn.QueryRow(ctx, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
+		// Reports settle within a second of their request, well inside pgStatFlush.
+		return pgStat(ctx, t, conn, pgStatFlush, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`)
 	}
 	send := func(key string) int {
 		req, _ := http.NewRequest(http.MethodPost, gw.GatewayURL+"/v1/responses", strings.NewReader(`{"model":"gpt-4o-mini","input":"hi"}`))
