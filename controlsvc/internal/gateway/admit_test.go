@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -329,5 +331,42 @@ func TestDisabledKeyStopsWithinCacheTTL(t *testing.T) {
 	res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
 	if res.status != http.StatusUnauthorized {
 		t.Fatalf("status %d after disabling the key, want 401", res.status)
+	}
+}
+
+// During a rotation the previous secret is accepted next to the current one, and only then;
+// an empty header never matches an unset previous secret; an overlong header is refused.
+func TestPluginSecretRotation(t *testing.T) {
+	t.Parallel()
+	const current, previous = "current-secret-0123456789abcdef0123", "previous-secret-0123456789abcdef012"
+	rotating := &Service{secret: sha256.Sum256([]byte(current)), previous: sha256.Sum256([]byte(previous)), hasPrevious: true}
+	settled := &Service{secret: sha256.Sum256([]byte(current)), previous: sha256.Sum256([]byte("")), hasPrevious: false}
+	overlong := strings.Repeat("s", maxSecretHeader+1)
+	withPrevious := &Service{secret: sha256.Sum256([]byte(overlong)), previous: sha256.Sum256([]byte(previous)), hasPrevious: true}
+	tests := []struct {
+		name      string
+		svc       *Service
+		presented string
+		want      int
+	}{
+		{"current while rotating", rotating, current, http.StatusOK},
+		{"previous while rotating", rotating, previous, http.StatusOK},
+		{"other while rotating", rotating, "other-secret-0123456789abcdef01234", http.StatusUnauthorized},
+		{"current once settled", settled, current, http.StatusOK},
+		{"previous once settled", settled, previous, http.StatusUnauthorized},
+		{"empty once settled", settled, "", http.StatusUnauthorized},
+		{"overlong, even if it is the secret", withPrevious, overlong, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := tt.svc.requireSecret(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+			rec := httptest.NewRecorder()
+			req, _ := http.NewRequest(http.MethodPost, "/internal/v1/renew", nil)
+			req.Header.Set(SecretHeader, tt.presented)
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("status %d, want %d", rec.Code, tt.want)
+			}
+		})
 	}
 }
