@@ -22,6 +22,7 @@ type groupView struct {
 	groupRulesView
 	groupBillingView
 	groupForwardingView
+	groupFailoverView
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -36,6 +37,7 @@ func newGroupView(g store.Group) (groupView, error) {
 		Status: g.Status, FirstTokenTimeoutMs: g.FirstTokenTimeoutMs, StreamIdleTimeoutMs: g.StreamIdleTimeoutMs,
 		groupRulesView: newGroupRulesView(g.GroupModelRules), groupBillingView: newGroupBillingView(g.GroupBilling), CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
 		groupForwardingView: newGroupForwardingView(g.GroupForwarding),
+		groupFailoverView:   newGroupFailoverView(g.GroupFailover),
 	}, nil
 }
 
@@ -50,6 +52,7 @@ type groupInput struct {
 	groupRulesInput
 	groupBillingInput
 	groupForwardingInput
+	groupFailoverInput
 }
 
 // millis reads a stream deadline: an integer from 0 (off) to store.MaxGroupTimeoutMs, or
@@ -118,6 +121,9 @@ func (in *groupInput) group() (store.Group, error) {
 	if g.GroupForwarding, err = in.forwarding(); err != nil {
 		return g, err
 	}
+	if g.GroupFailover, err = in.failover(); err != nil {
+		return g, err
+	}
 	g.GroupBilling, err = in.billing()
 	return g, err
 }
@@ -150,6 +156,9 @@ func (in *groupInput) patch() (store.GroupPatch, error) {
 		return p, err
 	}
 	if err := in.forwardingPatch(&p); err != nil {
+		return p, err
+	}
+	if err := in.failoverPatch(&p); err != nil {
 		return p, err
 	}
 	return p, in.billingPatch(&p)

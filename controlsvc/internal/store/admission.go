@@ -48,6 +48,15 @@ type KeyAuth struct {
 	// its list comma-separated, nil for the default list; UserAgent "" = the client's.
 	ForwardBetas *string
 	UserAgent    string
+
+	// The group's failover settings (GroupFailover); nil = the gateway's default.
+	// ModelFallbacks is its model_fallbacks as raw JSON, "" when there are none.
+	ResponseHeaderTimeoutMs *int64
+	HedgeAfterMs            *int64
+	BreakerThreshold        *int64
+	BreakerWindowMs         *int64
+	BreakerCooldownMs       *int64
+	ModelFallbacks          string
 }
 
 const sqlAuthenticateKey = `
@@ -56,7 +65,9 @@ SELECT k.id, k.user_id, k.group_id, u.concurrency, u.balance_micros, g.platform,
        g.first_token_timeout_ms, g.stream_idle_timeout_ms,
        g.billing_mode, g.allow_unpriced, g.default_max_output_tokens, g.max_reserve_micros, g.cap_output_tokens, k.expires_at,
        COALESCE(NULLIF(g.model_mapping, '{}'::jsonb)::text, ''), g.restrict_models, g.claude_code_only,
-       array_to_string(g.forward_betas, ','), g.user_agent
+       array_to_string(g.forward_betas, ','), g.user_agent,
+       g.response_header_timeout_ms, g.hedge_after_ms, g.breaker_threshold, g.breaker_window_ms, g.breaker_cooldown_ms,
+       COALESCE(NULLIF(g.model_fallbacks, '{}'::jsonb)::text, '')
 FROM api_keys k
 JOIN users  u ON u.id = k.user_id
 JOIN groups g ON g.id = k.group_id
@@ -74,7 +85,9 @@ func (s *Store) AuthenticateKey(ctx context.Context, keyHash string) (KeyAuth, e
 		&a.FirstTokenTimeoutMs, &a.StreamIdleTimeoutMs,
 		&a.BillingMode, &a.AllowUnpriced, &a.DefaultMaxOutputTokens, &a.MaxReserveMicros, &a.CapOutputTokens, &a.KeyExpiresAt,
 		&a.GroupModelMapping, &a.RestrictModels, &a.ClaudeCodeOnly,
-		&a.ForwardBetas, &a.UserAgent)
+		&a.ForwardBetas, &a.UserAgent,
+		&a.ResponseHeaderTimeoutMs, &a.HedgeAfterMs, &a.BreakerThreshold, &a.BreakerWindowMs, &a.BreakerCooldownMs,
+		&a.ModelFallbacks)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return KeyAuth{}, ErrKeyNotFound
 	}

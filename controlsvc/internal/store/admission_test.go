@@ -96,6 +96,43 @@ func TestAuthenticateKeyBilling(t *testing.T) {
 	}
 }
 
+// The group's failover settings come with the key: NULL as nil (the gateway's default), and
+// the fallbacks as their JSON, "" when there are none.
+func TestAuthenticateKeyFailover(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	user := admSQL(t, st, `INSERT INTO users (name, concurrency, balance_micros) VALUES ('u', 1, 0) RETURNING id`)
+	group := admSQL(t, st, `INSERT INTO groups (name, platform, response_header_timeout_ms, hedge_after_ms,
+		breaker_threshold, breaker_window_ms, breaker_cooldown_ms, model_fallbacks)
+		VALUES ('auth-failover', 'openai', 0, 1500, 4, 20000, 700, '{"a": {"exhausted": ["b"]}}') RETURNING id`)
+	plain := admSQL(t, st, `INSERT INTO groups (name, platform) VALUES ('auth-failover-plain', 'openai') RETURNING id`)
+	admSQL(t, st, `INSERT INTO api_keys (user_id, group_id, key_hash, key_prefix) VALUES ($1, $2, 'hash-fo', 'sk-pg') RETURNING id`, user, group)
+	admSQL(t, st, `INSERT INTO api_keys (user_id, group_id, key_hash, key_prefix) VALUES ($1, $2, 'hash-fo-plain', 'sk-pg') RETURNING id`, user, plain)
+	got, err := st.AuthenticateKey(ctx, "hash-fo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := func(p *int64) int64 {
+		if p == nil {
+			return -1
+		}
+		return *p
+	}
+	if v(got.ResponseHeaderTimeoutMs) != 0 || v(got.HedgeAfterMs) != 1500 || v(got.BreakerThreshold) != 4 ||
+		v(got.BreakerWindowMs) != 20000 || v(got.BreakerCooldownMs) != 700 || got.ModelFallbacks != `{"a": {"exhausted": ["b"]}}` {
+		t.Fatalf("AuthenticateKey = %+v", got)
+	}
+	got, err = st.AuthenticateKey(ctx, "hash-fo-plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ResponseHeaderTimeoutMs != nil || got.HedgeAfterMs != nil || got.BreakerThreshold != nil ||
+		got.BreakerWindowMs != nil || got.BreakerCooldownMs != nil || got.ModelFallbacks != "" {
+		t.Fatalf("AuthenticateKey of a group with the defaults = %+v", got)
+	}
+}
+
 func TestGroupAccounts(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)

@@ -25,6 +25,7 @@ type Group struct {
 	GroupModelRules
 	GroupBilling
 	GroupForwarding
+	GroupFailover
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -120,6 +121,8 @@ type GroupPatch struct {
 
 	ForwardBetas BetasPatch
 	UserAgent    *string
+
+	Failover GroupFailoverPatch
 }
 
 // MicrosPatch changes a nullable money column when Set: to Micros, or to NULL when Micros
@@ -142,16 +145,20 @@ first_token_timeout_ms, stream_idle_timeout_ms,
 billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros, allow_unpriced,
 default_max_output_tokens, max_reserve_micros, model_mapping, restrict_models, claude_code_only,
 cap_output_tokens, created_at, updated_at,
-forward_betas IS NOT NULL, COALESCE(forward_betas, '{}'), user_agent`
+forward_betas IS NOT NULL, COALESCE(forward_betas, '{}'), user_agent,
+response_header_timeout_ms, hedge_after_ms, breaker_threshold, breaker_window_ms, breaker_cooldown_ms,
+model_fallbacks`
 
 const (
 	sqlInsertGroup = `
 INSERT INTO groups (name, platform, rate_multiplier, status, first_token_timeout_ms, stream_idle_timeout_ms,
     billing_mode, daily_limit_micros, weekly_limit_micros, monthly_limit_micros, allow_unpriced,
     default_max_output_tokens, max_reserve_micros, model_mapping, restrict_models, claude_code_only,
-    cap_output_tokens, forward_betas, user_agent)
+    cap_output_tokens, forward_betas, user_agent,
+    response_header_timeout_ms, hedge_after_ms, breaker_threshold, breaker_window_ms, breaker_cooldown_ms,
+    model_fallbacks)
 VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-    $18::text[], $19)
+    $18::text[], $19, $20, $21, $22, $23, $24, $25::jsonb)
 RETURNING ` + groupColumns
 
 	sqlUpdateGroup = `
@@ -174,6 +181,12 @@ UPDATE groups SET
     cap_output_tokens      = COALESCE($22, cap_output_tokens),
     forward_betas          = CASE WHEN $23::boolean THEN $24::text[] ELSE forward_betas END,
     user_agent             = COALESCE($25, user_agent),
+    response_header_timeout_ms = CASE WHEN $26::boolean THEN $27::integer ELSE response_header_timeout_ms END,
+    hedge_after_ms         = CASE WHEN $28::boolean THEN $29::integer ELSE hedge_after_ms END,
+    breaker_threshold      = CASE WHEN $30::boolean THEN $31::integer ELSE breaker_threshold END,
+    breaker_window_ms      = CASE WHEN $32::boolean THEN $33::integer ELSE breaker_window_ms END,
+    breaker_cooldown_ms    = CASE WHEN $34::boolean THEN $35::integer ELSE breaker_cooldown_ms END,
+    model_fallbacks        = COALESCE($36::jsonb, model_fallbacks),
     updated_at             = now()
 WHERE id = $1
 RETURNING ` + groupColumns
@@ -194,9 +207,14 @@ func scanGroup(row pgx.Row) (Group, error) {
 		&g.BillingMode, &g.DailyLimitMicros, &g.WeeklyLimitMicros, &g.MonthlyLimitMicros, &g.AllowUnpriced,
 		&g.DefaultMaxOutputTokens, &g.MaxReserveMicros, &g.ModelMapping, &g.RestrictModels, &g.ClaudeCodeOnly,
 		&g.CapOutputTokens, &g.CreatedAt, &g.UpdatedAt,
-		&hasBetas, &betas, &g.UserAgent)
+		&hasBetas, &betas, &g.UserAgent,
+		&g.ResponseHeaderTimeoutMs, &g.HedgeAfterMs, &g.BreakerThreshold, &g.BreakerWindowMs, &g.BreakerCooldownMs,
+		&g.ModelFallbacks)
 	if g.ModelMapping == nil {
 		g.ModelMapping = map[string]string{}
+	}
+	if g.ModelFallbacks == nil {
+		g.ModelFallbacks = map[string]ModelFallback{}
 	}
 	g.ForwardBetas = betasOrDefault(hasBetas, betas)
 	return g, err
@@ -213,7 +231,9 @@ func (s *Store) CreateGroup(ctx context.Context, g Group) (Group, error) {
 		g.FirstTokenTimeoutMs, g.StreamIdleTimeoutMs,
 		b.BillingMode, b.DailyLimitMicros, b.WeeklyLimitMicros, b.MonthlyLimitMicros, b.AllowUnpriced,
 		b.DefaultMaxOutputTokens, b.MaxReserveMicros, mapping, g.RestrictModels, g.ClaudeCodeOnly,
-		b.CapOutputTokens, betasArg(g.ForwardBetas), g.UserAgent))
+		b.CapOutputTokens, betasArg(g.ForwardBetas), g.UserAgent,
+		g.ResponseHeaderTimeoutMs, g.HedgeAfterMs, g.BreakerThreshold, g.BreakerWindowMs, g.BreakerCooldownMs,
+		fallbacksJSON(g.ModelFallbacks)))
 	if pgCode(err) == pgUniqueViolation {
 		return Group{}, &ConflictError{Message: fmt.Sprintf("a group named %q already exists", g.Name)}
 	}
@@ -263,12 +283,16 @@ func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group,
 		}
 		mapping = m
 	}
+	f := p.Failover
 	g, err := scanGroup(s.Pool.QueryRow(ctx, sqlUpdateGroup, id, p.Name, p.RateMultiplier, p.Status,
 		p.FirstTokenTimeout.Set, p.FirstTokenTimeout.Ms, p.StreamIdleTimeout.Set, p.StreamIdleTimeout.Ms,
 		p.BillingMode, p.DailyLimit.Set, p.DailyLimit.Micros, p.WeeklyLimit.Set, p.WeeklyLimit.Micros,
 		p.MonthlyLimit.Set, p.MonthlyLimit.Micros, p.AllowUnpriced, p.DefaultMaxOutputTokens, p.MaxReserveMicros,
 		mapping, p.RestrictModels, p.ClaudeCodeOnly, p.CapOutputTokens,
-		p.ForwardBetas.Set, betasArg(p.ForwardBetas.Betas), p.UserAgent))
+		p.ForwardBetas.Set, betasArg(p.ForwardBetas.Betas), p.UserAgent,
+		f.ResponseHeaderTimeout.Set, f.ResponseHeaderTimeout.Ms, f.HedgeAfter.Set, f.HedgeAfter.Ms,
+		f.BreakerThreshold.Set, f.BreakerThreshold.Ms, f.BreakerWindow.Set, f.BreakerWindow.Ms,
+		f.BreakerCooldown.Set, f.BreakerCooldown.Ms, fallbacksArg(f.ModelFallbacks)))
 	ie := groupRuleViolation(err)
 	switch {
 	case ie != nil:
