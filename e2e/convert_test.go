@@ -159,7 +159,7 @@ func TestConvertFailoverBetweenAnthropicAccounts(t *testing.T) {
 		{"529 then stream", obj{"status": 529}, true, 529, 0},
 		{"500 then non-stream", obj{"status": 500}, false, 500, 0},
 		{"error event before output", obj{"body": anthropicSSE("message_start", evStart,
-			"error", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)}, false, 200, 10},
+			"error", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)}, false, 529, 10}, // the implied status (in_stream_error)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -50,6 +50,8 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 	scanned := 0       // pre-commit: complete events of pending already classified
 	committed := false
 	draining := false
+	relayed := false // an error event of the request's own was the commit point (streamend.go)
+	ends := newChatEnd(x)
 	// last is a copy of the last complete event passed on; whether it ends the stream is
 	// only asked once the body ends, so that a read costs no event parsing (every stdlib
 	// call from interpreted code costs about 1 µs of reflection).
@@ -68,7 +70,15 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 					}
 					ev := pending[scanned : scanned+end]
 					scanned += end
-					if !commitsNothing(ev) {
+					kind := holdKind(ev)
+					if kind == eventError {
+						// Nothing was written yet: a failover leaves no trace at the client.
+						if f := x.inStreamFailure(ev, pending[:scanned], scan); f != nil {
+							return f
+						}
+						relayed = true
+					}
+					if kind != eventHeld {
 						committed = true
 						break
 					}
@@ -86,6 +96,7 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 			}
 			if draining {
 				scan.feed(pending)
+				ends.observe(pending)
 				pending = pending[:0]
 			} else if committed {
 				cut := lastEventBoundary(pending)
@@ -96,18 +107,22 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 				}
 				if cut > 0 {
 					out := pending[:cut]
-					if _, werr := x.writeClient(out); werr != nil {
-						draining = x.drain(wd)
+					if w := ends.forClient(out); len(w) > 0 {
+						if _, werr := x.writeClient(w); werr != nil {
+							draining = x.drain(wd)
+						}
 					}
 					x.midEvent = !whole // panic.go
 					scan.feed(out)
+					ends.observe(out)
 					last = append(last[:0], lastEvent(out)...)
 					pending = append(pending[:0], pending[cut:]...)
 				}
 			}
 		}
 		if rerr != nil {
-			return x.streamStopped(resp, wd, rerr, streamState{committed, draining, isTerminalEvent(last)}, pending, scan)
+			st := streamState{committed: committed, draining: draining, end: terminalKind(last), relayed: relayed, last: last}
+			return x.streamStopped(resp, wd, rerr, st, pending, scan, ends)
 		}
 	}
 }
@@ -150,12 +165,14 @@ func (x *exchange) markClientGone() {
 type streamState struct {
 	committed bool // past the commit point
 	draining  bool // the client left after it
-	terminal  bool // the last event passed on ends the stream
+	end       int  // how the last event passed on ends the stream (terminalKind)
+	relayed   bool // an error event of the request's own was the commit point
+	last      []byte
 }
 
 // streamStopped handles the end of an SSE body: rerr is io.EOF for a clean end.
 func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, st streamState,
-	pending []byte, scan *usageScanner) *failedAttempt {
+	pending []byte, scan *usageScanner, ends *chatEnd) *failedAttempt {
 	if !st.committed && x.clientGone() {
 		x.goneBeforeCommit()
 		return nil
@@ -164,21 +181,11 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 	if rerr == io.EOF {
 		class = classStreamIncomplete
 		// A last event without its blank line still counts when it is complete.
-		if len(bytes.TrimSpace(pending)) > 0 && isTerminalEvent(lastEvent(pending)) {
-			if !st.committed {
-				if !x.commitStream(resp, wd) {
-					x.goneBeforeCommit()
-					return nil
-				}
-				st.committed = true
+		if tail := lastEvent(pending); len(bytes.TrimSpace(pending)) > 0 &&
+			(isTerminalEvent(tail) || (ends.chat && isWholeChatEvent(tail))) {
+			if f, done := x.finalEvent(resp, wd, &st, tail, pending, scan, ends); done {
+				return f
 			}
-			if !st.draining {
-				if _, err := x.writeClient(pending); err != nil {
-					st.draining = x.drain(wd)
-				}
-			}
-			scan.feed(pending)
-			st.terminal = true
 		}
 	} else if c := wd.firedClass(); c != "" {
 		class = c
@@ -195,9 +202,22 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 	}
 	x.usage = scan.result()
 	x.usageComplete = scan.complete()
-	if st.terminal && !st.draining {
+	if st.end == endNone && rerr == io.EOF && ends.complete(x.usageComplete) {
+		st.end = endComplete // Chat: finish_reason and usage delivered, [DONE] left out
+	}
+	if ends.errEvent != nil {
+		st.end = endError // a Chat error chunk, followed by [DONE]
+	}
+	if st.end != endNone && !st.draining {
 		// Complete: the client got the last event, even if it left right after it (a cut
 		// after the last event only dropped a trailing partial line).
+		if st.end == endError {
+			ev := st.last
+			if ends.errEvent != nil {
+				ev = ends.errEvent
+			}
+			x.inStreamEnded(st, ev)
+		}
 		return nil
 	}
 	if st.draining || x.clientGone() {

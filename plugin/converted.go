@@ -22,8 +22,6 @@ const convertResponsesToMessages = "responses_to_messages"
 const (
 	// defaultAnthropicVersion is sent when the grant's headers name none.
 	defaultAnthropicVersion = "2023-06-01"
-	// classStreamError: the upstream stream carried an Anthropic error event.
-	classStreamError = "stream_error"
 	// classInvalidRequest: the body could not be converted (a 400 to the client).
 	classInvalidRequest = "invalid_request"
 

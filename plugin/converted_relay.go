@@ -154,10 +154,11 @@ func (c *convertedAttempt) end() {
 	}
 	if conv.finalStatus() == statusFailed && x.errorClass == "" {
 		x.errorClass = classStreamIncomplete
-		if _, _, up := conv.upstreamError(); up {
-			x.errorClass = classStreamError
-		}
 		x.markLastAttempt(x.errorClass)
+		if typ, _, up := conv.upstreamError(); up {
+			x.errorClass = classInStreamError
+			x.markInStreamError(anthropicTypeStatus(typ))
+		}
 	}
 	if x.info.stream || x.written {
 		return
@@ -197,15 +198,15 @@ func (c *convertedAttempt) failBeforeCommit() *failedAttempt {
 		x.markLastAttempt(classStreamIncomplete)
 		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: classStreamIncomplete}
 	}
-	x.markLastAttempt(classStreamError)
 	status := anthropicTypeStatus(typ)
+	x.markInStreamError(status)
 	if !isFailoverStatus(status) {
-		x.errorClass = classStreamError
+		x.errorClass = classInStreamError
 		x.writeError(newClientError(status, typ, msg))
 		return nil
 	}
 	head := codeErrorBody(typ, msg)
-	return &failedAttempt{AccountID: x.grant.AccountID, Status: status, ErrorClass: classStreamError, Body: head}
+	return &failedAttempt{AccountID: x.grant.AccountID, Status: status, ErrorClass: classInStreamError, Body: head}
 }
 
 // broken handles a read error: the client went away, a deadline fired or the connection

@@ -198,7 +198,7 @@ func TestConvertedFailoverBeforeCommit(t *testing.T) {
 	}{
 		{"529", upstreamReply{status: 529, body: `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`}, 529, classUpstreamStatus, false},
 		{"500", upstreamReply{status: 500, body: `{"type":"error","error":{"type":"api_error","message":"boom"}}`}, 500, classUpstreamStatus, false},
-		{"error event", upstreamReply{status: 200, events: []string{anthMsgStart, anthTextStart, anthOverload}}, 529, classStreamError, true},
+		{"error event", upstreamReply{status: 200, events: []string{anthMsgStart, anthTextStart, anthOverload}}, 529, classInStreamError, true},
 		{"EOF without message_stop", upstreamReply{status: 200, events: []string{anthMsgStart, anthTextStart, anthPing}}, 0, classStreamIncomplete, true},
 		{"not a stream", upstreamReply{status: 200, body: `{"type":"message"}`}, 200, classNotEventStream, false},
 	}
@@ -246,7 +246,7 @@ func TestConvertedFailureAfterCommit(t *testing.T) {
 		wantClass string
 		wantMsg   string
 	}{
-		{"error event", []string{anthMsgStart, anthTextStart, anthHello, anthOverload}, "response.failed", classStreamError, `"message":"Overloaded"`},
+		{"error event", []string{anthMsgStart, anthTextStart, anthHello, anthOverload}, "response.failed", classInStreamError, `"message":"Overloaded"`},
 		{"EOF without message_stop", []string{anthMsgStart, anthTextStart, anthHello}, "response.failed", classStreamIncomplete, `"message":"Upstream stream ended unexpectedly"`},
 		{"max_tokens without message_stop", []string{anthMsgStart, anthTextStart, anthHello, maxTokensDelta}, "response.incomplete", "", `"reason":"max_output_tokens"`},
 	}

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 )
 
-// SSE framing and the event classes of the commit point (commit.go): where events end, what
-// they are called, and which of them end a stream or commit nothing.
+// SSE framing (where events end, what they are called) and the Chat chunk classes of the
+// commit point (commit.go, streamend.go).
 
 // eventBoundary returns the index just past the first blank line in b ("\n\n" or
 // "\n\r\n"), or -1.
@@ -79,33 +79,6 @@ func eventType(name, data []byte) string {
 	return ""
 }
 
-// isTerminalEvent reports whether an event ends a stream: completion, failure or an error.
-func isTerminalEvent(block []byte) bool {
-	name, data := sseFields(block)
-	switch eventType(name, data) {
-	case "response.completed", "response.failed", "response.incomplete", "error", "message_stop":
-		return true
-	}
-	return bytes.Equal(data, doneData) || bytes.HasPrefix(data, errJSON)
-}
-
-// commitsNothing reports whether an event may be held before the commit point.
-func commitsNothing(block []byte) bool {
-	name, data := sseFields(block)
-	if len(name) == 0 && len(data) == 0 {
-		return true // comments, empty blocks
-	}
-	switch eventType(name, data) {
-	case "response.created", "response.in_progress", "response.queued",
-		"response.output_item.added", "response.content_part.added",
-		"message_start", "ping", "content_block_start":
-		return true
-	case "":
-		return isEmptyChatChunk(data)
-	}
-	return false
-}
-
 type chatChunkProbe struct {
 	Choices []struct {
 		Delta        map[string]json.RawMessage `json:"delta"`
@@ -115,23 +88,27 @@ type chatChunkProbe struct {
 	Usage json.RawMessage `json:"usage"`
 }
 
-// isEmptyChatChunk reports whether a Chat Completions chunk carries no output: a role-only
-// first chunk, or a chunk without choices and usage.
-func isEmptyChatChunk(data []byte) bool {
+// chatChunkKind classifies a Chat Completions chunk before the commit point: an error
+// chunk, or one that carries no output (a role-only first chunk, a chunk without choices
+// and usage), or output.
+func chatChunkKind(data []byte) int {
 	if len(data) == 0 || data[0] != '{' {
-		return false
+		return eventOutput
 	}
 	var c chatChunkProbe
 	if err := json.Unmarshal(data, &c); err != nil {
-		return false
+		return eventOutput
 	}
-	if !isNullRaw(c.Error) || !isNullRaw(c.Usage) {
-		return false
+	if !isNullRaw(c.Error) {
+		return eventError
+	}
+	if !isNullRaw(c.Usage) {
+		return eventOutput
 	}
 	for i := 0; i < len(c.Choices); i++ {
 		ch := c.Choices[i]
 		if ch.FinishReason != nil {
-			return false
+			return eventOutput
 		}
 		for k, v := range ch.Delta {
 			if k == "role" {
@@ -141,10 +118,10 @@ func isEmptyChatChunk(data []byte) bool {
 			if s == "null" || s == `""` || s == "[]" {
 				continue
 			}
-			return false
+			return eventOutput
 		}
 	}
-	return true
+	return eventHeld
 }
 
 // lastEvent returns the last event block of b, which ends with a blank line.

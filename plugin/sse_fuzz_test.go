@@ -44,7 +44,11 @@ func FuzzSSEEvents(f *testing.F) {
 		}
 		checkRelayCuts(t, stream, n)
 		for _, ev := range events {
-			classify(ev) // no panic on any event
+			// No panic on any event; an event that ends a stream in error is an error before
+			// the commit point too, so that it is never relayed as an answer's start.
+			if c := classify(ev); c.end == endError && c.hold != eventError {
+				t.Fatalf("%q ends in error but holds as %d", ev, c.hold)
+			}
 		}
 		classify(rest)
 
@@ -201,6 +205,7 @@ func equalEvents(a, b [][]byte) bool {
 type eventClass struct {
 	name, data, typ    string
 	terminal, harmless bool
+	hold, end          int
 }
 
 func classify(ev []byte) eventClass {
@@ -208,5 +213,6 @@ func classify(ev []byte) eventClass {
 	return eventClass{
 		name: string(name), data: string(data), typ: eventType(name, data),
 		terminal: isTerminalEvent(ev), harmless: commitsNothing(ev),
+		hold: holdKind(ev), end: terminalKind(ev),
 	}
 }

@@ -89,7 +89,7 @@ func (s *usageScanner) scanLines(b []byte) {
 			return
 		}
 		pos := off + i
-		if usageIsNull(b[pos+len(usageKey):]) {
+		if nullAfterKey(b[pos+len(usageKey):]) {
 			off = pos + len(usageKey)
 			continue
 		}
@@ -103,9 +103,9 @@ func (s *usageScanner) scanLines(b []byte) {
 	}
 }
 
-// usageIsNull reports whether the bytes after `"usage"` are `:null` (spaces allowed):
-// Chat chunks carry "usage":null until the last one.
-func usageIsNull(rest []byte) bool {
+// nullAfterKey reports whether the bytes after a key (`"usage"`, `"finish_reason"`) are
+// `:null` (spaces allowed): Chat chunks carry "usage":null until the last one.
+func nullAfterKey(rest []byte) bool {
 	rest = bytes.TrimLeft(rest, " \t")
 	if len(rest) == 0 || rest[0] != ':' {
 		return false
