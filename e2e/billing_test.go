@@ -56,10 +56,12 @@ func recordOf(t *testing.T, requestID string) obj {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, rec := admin(t, "GET", "/usage/"+requestID, nil)
-		if code == 200 {
+		if code == 200 && rec["settled"] == true {
 			return rec
 		}
-		if code != 404 || time.Now().After(deadline) {
+		// 404 before the first admission's explanation is written, 200 with settled false
+		// while the request is in flight.
+		if (code != 404 && code != 200) || time.Now().After(deadline) {
 			t.Fatalf("usage record %s: %d %v", requestID, code, rec)
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -20,6 +20,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
 	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/prices"
+	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/rules"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
@@ -105,6 +106,7 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 		Prices: pc,
 
 		Accounts:              gw,
+		Routes:                routing.NewLog(rdb),
 		AllowPrivateUpstreams: cfg.AllowPrivateUpstreams,
 	})
 	internal := mux.NewRouter()

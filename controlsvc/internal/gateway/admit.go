@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
@@ -150,6 +151,8 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	req.platform = key.Platform
 	// The group's mapping applies first; the accounts' own mappings apply to its result.
 	routed, named := kr.rules.route(req.Model)
+	route := routeOf(ctx) // route.go: the routing explanation of this admission
+	route.begin(admissionKind(req), routed)
 
 	// The failed attempt is settled before anything can refuse this admission, so that its
 	// slot is freed and its account marked even when the client gets an error now.
@@ -168,7 +171,11 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 			s.metrics.readmitRefusedAccount.Inc()
 			return nil, rejectFailedAccount, nil
 		}
+		failed := route.failed(*f) // the routing explanation's failed attempt
 		s.markFailedAttempt(ctx, key, routed, *f)
+		// INTEGRATION POINT (issue 13 §1, health): markFailedAttempt's result, whether this
+		// failure opened the attempt's (account, model) circuit breaker.
+		failed.BreakerOpened = false
 	}
 	if rej := kr.rules.endpointRefusal(req.Path, key.Platform, named); rej != nil {
 		return nil, rej, nil
@@ -304,6 +311,7 @@ func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID s
 	if sessionHash != "" {
 		s.bindSticky(ctx, key.GroupID, sessionHash, chosen.acc.ID)
 	}
+	routeOf(ctx).mark(chosen.acc.ID, routing.Chosen)
 	return chosen, nil, nil
 }
 

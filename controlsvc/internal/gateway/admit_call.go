@@ -109,6 +109,8 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 	var err error
 	ctx, cancel := workContext(r.Context(), deadline)
 	defer cancel()
+	route := &routeLog{} // filled by the admission, written once the answer is (route.go)
+	ctx = withRoute(ctx, route)
 	switch {
 	case tooLate(deadline, start):
 		rej = rejectDeadline // refused before anything is taken
@@ -147,16 +149,19 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 		// will never report it, so what the grant holds is given back now rather than
 		// after the lease TTL and the reservation TTL.
 		s.abandonGrant(r.Context(), reply, !readmission)
+		reply, rej = nil, rejectAbandoned // for the routing explanation
 		s.log.Info("grant abandoned by the caller", attrs()...)
 	case !deadline.IsZero() && !time.Now().Before(deadline):
 		// Too late to be used: the plugin stopped waiting at its deadline.
 		s.abandonGrant(r.Context(), reply, !readmission)
+		reply, rej = nil, rejectDeadline
 		s.log.Info("grant undone: its deadline passed", attrs()...)
 		writeReject(w, req.Path, req.platform, rejectDeadline)
 	default:
 		_ = rc.SetWriteDeadline(grantWriteBy(deadline, time.Now()))
 		s.deliverGrant(w, rc, r, reply, !readmission, attrs)
 	}
+	s.recordRoute(r.Context(), &req, route, reply, rej, err)
 }
 
 // deliverGrant writes the grant and flushes it, so that a failed write (the connection is

@@ -58,6 +58,11 @@ type attempt struct {
 	UpstreamModel  string          `json:"upstream_model"`
 	RetryAfter     string          `json:"retry_after,omitempty"`
 	RatelimitReset string          `json:"ratelimit_reset,omitempty"`
+	// Why the attempt ended, besides status and error class (contract E, issue 13 §9):
+	// it failed and the next attempt went to the same account; it was cancelled because
+	// the other hedged attempt won. Optional, false when absent.
+	RetriedSameAccount bool `json:"retried_same_account"`
+	HedgeLost          bool `json:"hedge_lost"`
 }
 
 type reportsRequest struct {
@@ -81,6 +86,9 @@ type reportsReply struct {
 //     the batch and across batches; a report whose reservation belongs to another user,
 //     key or group is refused (not stored, not charged, the reservation kept);
 //  3. the accounts of reports newly stored whose last attempt failed are marked.
+//
+// The requests' routing explanations (route.go) are read from Redis before step 2, in one
+// pipelined round trip, stored with their records, and deleted after it.
 //
 // It answers 200 only when the write succeeded, so the plugin retries the batch otherwise.
 // A report without request_id or user_id is dropped (retrying cannot fix it) and not
@@ -110,7 +118,8 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		}
 		valid = append(valid, rep)
 	}
-	writes, err := s.usageWrites(ctx, valid)
+	routes := s.pendingRoutes(ctx, valid) // route_settle.go
+	writes, err := s.usageWrites(ctx, valid, routes)
 	if err != nil {
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
 		return
@@ -123,6 +132,7 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 	isRefused := s.refuse(ctx, valid, refused)
 
 	marked := make(map[string]bool, len(inserted))
+	var opened []store.AttemptRef // last attempts whose failure opened their breaker
 	estimated, duplicates := 0, 0
 	for i, rep := range valid {
 		if isRefused[rep.RequestID] {
@@ -142,8 +152,15 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 			s.markAccount(ctx, failure{AccountID: last.AccountID, Status: last.Status, ErrorClass: last.ErrorClass,
 				RetryAfter: last.RetryAfter, RatelimitReset: last.RatelimitReset,
 				Model: upstreamOr(rep.UpstreamModel, rep.Model)})
+			// INTEGRATION POINT (issue 13 §1, health): markAccount's result, whether this
+			// failure opened the last attempt's (account, model) circuit breaker.
+			if breakerOpened := false; breakerOpened {
+				opened = append(opened, store.AttemptRef{RequestID: rep.RequestID, Attempt: n})
+			}
 		}
 	}
+	s.recordOpenedBreakers(ctx, opened) // route_settle.go
+	s.dropRoutes(ctx, routes, isRefused)
 	s.metrics.recordsWritten.Add(int64(len(marked)))
 	s.metrics.recordsDuplicate.Add(int64(duplicates))
 	s.metrics.usageEstimated.Add(int64(estimated))

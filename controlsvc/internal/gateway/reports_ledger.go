@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
 )
@@ -17,7 +18,7 @@ import (
 // whole batch (rates, output limits) cost one query. The user and group priced are the
 // report's: the batch writer refuses a report whose reservation names others, so every
 // record stored was priced at its reservation's rate.
-func (s *Service) usageWrites(ctx context.Context, reps []*report) ([]store.UsageWrite, error) {
+func (s *Service) usageWrites(ctx context.Context, reps []*report, routes map[string][]routing.Entry) ([]store.UsageWrite, error) {
 	if len(reps) == 0 {
 		return nil, nil
 	}
@@ -42,7 +43,9 @@ func (s *Service) usageWrites(ctx context.Context, reps []*report) ([]store.Usag
 			s.log.Warn("report for unknown group, pricing at rate 1", "request_id", rep.RequestID, "group_id", rep.GroupID)
 			t = store.GroupTerms{RateMicros: usage.RateUnit, DefaultMaxOutputTokens: store.DefaultMaxOutputTokens}
 		}
-		out = append(out, s.usageWrite(rep, table, t))
+		u := s.usageWrite(rep, table, t)
+		attachRoute(&u, routes[rep.RequestID]) // route_settle.go
+		out = append(out, u)
 	}
 	return out, nil
 }
@@ -119,6 +122,8 @@ func (s *Service) usageWrite(rep *report, table *usage.PriceTable, terms store.G
 			LatencyMs:           nonNegative(a.DurationMs),
 			FirstTokenMs:        nonNegative(a.FirstTokenMs),
 			UsageSource:         as,
+			RetriedSameAccount:  a.RetriedSameAccount,
+			HedgeLost:           a.HedgeLost,
 		}
 	}
 	return u

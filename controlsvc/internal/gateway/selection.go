@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/scheduler"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
@@ -21,11 +22,6 @@ type groupKey struct {
 type groupAccount struct {
 	store.CandidateAccount
 	mapping scheduler.Mapping
-}
-
-// healthyAt reports whether no health mark keeps the account out at now.
-func (a *groupAccount) healthyAt(now time.Time) bool {
-	return !now.Before(a.RateLimitedUntil) && !now.Before(a.OverloadedUntil) && !now.Before(a.PausedUntil)
 }
 
 // blockedFor reports whether the account is blocked at now for the upstream model it would
@@ -82,16 +78,20 @@ func (s *Service) candidates(ctx context.Context, key store.KeyAuth, requested, 
 	now := time.Now()
 	served := false
 	var out []candidate
+	route := routeOf(ctx) // route.go: why each account was skipped
 	for i := range accounts {
 		a := &accounts[i]
 		up, ok := a.mapping.Resolve(model)
 		if !ok {
+			route.add(a, routing.NotMapped)
 			continue
 		}
 		served = true
-		if exclude[a.ID] || a.Concurrency <= 0 || !a.healthyAt(now) || a.blockedFor(upstreamOr(up, model), now) {
+		if reason := skipReason(a, exclude, upstreamOr(up, model), now); reason != "" {
+			route.add(a, reason)
 			continue
 		}
+		route.add(a, routing.Eligible)
 		if up == "" && model != requested {
 			up = model
 		}
@@ -104,6 +104,27 @@ func (s *Service) candidates(ctx context.Context, key store.KeyAuth, requested, 
 		return nil, rejectNoAccount, nil
 	}
 	return out, nil, nil
+}
+
+// skipReason says why an account that maps the model cannot serve it now (a routing
+// reason, shown in the request's routing explanation), "" when it can. A new filter is one
+// case here.
+func skipReason(a *groupAccount, exclude map[int64]bool, upstream string, now time.Time) string {
+	switch {
+	case exclude[a.ID]:
+		return routing.Excluded
+	case a.Concurrency <= 0:
+		return routing.NoConcurrency
+	case now.Before(a.PausedUntil):
+		return routing.Paused
+	case now.Before(a.RateLimitedUntil):
+		return routing.RateLimited
+	case now.Before(a.OverloadedUntil):
+		return routing.Overloaded
+	case a.blockedFor(upstream, now):
+		return routing.ModelBlocked
+	}
+	return ""
 }
 
 // acquireAccount takes an account slot for grantID (issue 3 §2, §5, §6): the session's
@@ -141,6 +162,8 @@ func (s *Service) acquireAccount(ctx context.Context, cands []candidate, loads m
 		}
 		return nil, nil, err
 	}
+	route := routeOf(ctx)
+	route.sticky(sticky)
 	if sticky > 0 {
 		if c, ok := byID[sticky]; ok {
 			res, err := s.slots.Enter(ctx, entry(c, 0, 0))
@@ -148,6 +171,7 @@ func (s *Service) acquireAccount(ctx context.Context, cands []candidate, loads m
 				return nil, nil, err
 			}
 			if res == slots.Held {
+				route.mark(sticky, routing.Sticky)
 				return c, nil, nil
 			}
 			if loads[sticky].Waiting < int64(s.wait.StickyMaxWaiters) {
@@ -156,12 +180,14 @@ func (s *Service) acquireAccount(ctx context.Context, cands []candidate, loads m
 				// without a sticky account, as if the queue had been seen full.
 				err := s.waitSlot(ctx, entry(c, s.wait.StickyMaxWaiters, s.wait.StickyTimeout), s.wait.StickyTimeout)
 				if err == nil {
+					route.mark(sticky, routing.Sticky)
 					return c, nil, nil
 				}
 				if !errors.Is(err, errWaitQueueFull) {
 					return refuse(err)
 				}
 			}
+			route.mark(sticky, routing.Busy)
 		} else if sessionHash != "" {
 			s.unbindSticky(ctx, groupID, sessionHash) // no longer schedulable for this request's model
 		}
@@ -183,6 +209,7 @@ func (s *Service) acquireAccount(ctx context.Context, cands []candidate, loads m
 			least, leastLoad = &cands[i], sc
 		}
 		if sc.Live >= sc.Concurrency {
+			route.mark(a.ID, routing.Busy)
 			continue // at 100 % load: acquiring would fail anyway
 		}
 		order = append(order, sc)
@@ -196,6 +223,7 @@ func (s *Service) acquireAccount(ctx context.Context, cands []candidate, loads m
 		if res == slots.Held {
 			return byID[c.ID], nil, nil
 		}
+		route.mark(c.ID, routing.Busy) // taken since loads were read
 	}
 	if least == nil {
 		return nil, rejectNoAccount, nil

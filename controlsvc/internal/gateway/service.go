@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
+	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/ttlcache"
@@ -83,6 +84,7 @@ type Service struct {
 	metrics     gatewayMetrics
 	rules       RuleSource
 	prices      PriceSource
+	routes      *routing.Log // the requests' routing explanations not settled yet (route.go)
 
 	closeOnce sync.Once
 	// stopping is closed by BeginShutdown (wait.go).
@@ -129,6 +131,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		rules:       cfg.Rules,
 		prices:      cfg.Prices,
 		metrics:     newGatewayMetrics(cfg.Metrics),
+		routes:      routing.NewLog(rdb),
 
 		unknownKeys: ttlcache.New[string, struct{}](unknownKeyTTL, cacheMaxEntries),
 		keyProbe:    newKeyProbe(st.ExistingKeyHashes, probeInterval),

@@ -44,6 +44,10 @@ type Options struct {
 	// nil = nobody to tell.
 	Accounts AccountNotifier
 
+	// Routes reads the routing explanations of requests not settled yet (GET
+	// /usage/{request_id}); nil = only settled ones are shown.
+	Routes RouteReader
+
 	// AllowPrivateUpstreams accepts http and loopback/private base_urls (upstreams.go).
 	AllowPrivateUpstreams bool
 }
@@ -59,6 +63,7 @@ type API struct {
 	prices    ChangeNotifier
 
 	accounts AccountNotifier
+	routes   RouteReader
 
 	keyUsages    *keyUsageCache // GET /v1/usage's answers and refusals
 	allowPrivate bool           // Options.AllowPrivateUpstreams
@@ -80,6 +85,7 @@ func New(o Options) *API {
 		prices:    o.Prices,
 
 		accounts: o.Accounts,
+		routes:   o.Routes,
 
 		keyUsages:    newKeyUsageCache(),
 		allowPrivate: o.AllowPrivateUpstreams,

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/store/storetest"
@@ -81,6 +82,7 @@ func newEnvWith(t *testing.T, configure func(*Options, *redis.Client)) *env {
 		Log: slog.New(slog.NewJSONHandler(logs, nil)),
 		// Like the test stacks: fixtures use http://127.0.0.1 (upstreams_test.go turns it off).
 		AllowPrivateUpstreams: true,
+		Routes:                routing.NewLog(rdb),
 	}
 	if configure != nil {
 		configure(&o, rdb)

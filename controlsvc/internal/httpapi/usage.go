@@ -3,14 +3,11 @@ package httpapi
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/gorilla/mux"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
@@ -70,12 +67,6 @@ func newUsageView(u store.UsageRecord) usageView {
 	}
 }
 
-// usageDetailView is one record with its attempts; its attempts list replaces the count.
-type usageDetailView struct {
-	usageView
-	Attempts []attemptView `json:"attempts"`
-}
-
 type attemptView struct {
 	Attempt             int         `json:"attempt"`
 	AccountID           int64       `json:"account_id"` // 0 when none
@@ -91,7 +82,12 @@ type attemptView struct {
 	Billed              bool        `json:"billed"`       // the answering attempt, the one the user paid for
 	LatencyMs           int64       `json:"latency_ms"`
 	FirstTokenMs        int64       `json:"first_token_ms"`
-	CreatedAt           time.Time   `json:"created_at"`
+	// Why the attempt ended, besides status and error_class (issue 13 §9).
+	BreakerOpen        bool      `json:"breaker_open"`         // its failure opened its (account, model) breaker
+	HedgeLost          bool      `json:"hedge_lost"`           // cancelled: the other hedged attempt won
+	RetriedSameAccount bool      `json:"retried_same_account"` // it failed and the next attempt went to the same account
+	CreatedAt          time.Time `json:"created_at"`
+	attemptRouteView
 }
 
 type usagePageView struct {
@@ -203,34 +199,4 @@ func (a *API) listUsage(w http.ResponseWriter, r *http.Request) {
 		views = append(views, newUsageView(u))
 	}
 	writeJSON(w, http.StatusOK, usagePageView{Items: views, NextCursor: encodeCursor(page.NextCursor)})
-}
-
-func (a *API) getUsage(w http.ResponseWriter, r *http.Request) {
-	requestID := mux.Vars(r)["request_id"]
-	rec, err := a.st.GetUsage(r.Context(), requestID)
-	if errors.Is(err, store.ErrUsageNotFound) {
-		writeError(w, r, &requestError{status: http.StatusNotFound, typ: typeNotFound,
-			message: "no usage record for request " + strconv.Quote(requestID)})
-		return
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	attempts, err := a.st.UsageAttempts(r.Context(), requestID)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	views := make([]attemptView, 0, len(attempts))
-	for _, at := range attempts {
-		views = append(views, attemptView{
-			Attempt: at.Attempt, AccountID: at.AccountID, Status: at.Status, ErrorClass: at.ErrorClass,
-			InputTokens: at.InputTokens, OutputTokens: at.OutputTokens, CacheReadTokens: at.CacheReadTokens,
-			CacheCreationTokens: at.CacheCreationTokens, ReasoningTokens: at.ReasoningTokens,
-			UsageSource: at.UsageSource, CostUSD: formatMicros(at.CostMicros), Billed: at.Attempt == rec.Attempts,
-			LatencyMs: at.LatencyMs, FirstTokenMs: at.FirstTokenMs, CreatedAt: at.CreatedAt,
-		})
-	}
-	writeJSON(w, http.StatusOK, usageDetailView{usageView: newUsageView(rec), Attempts: views})
 }

@@ -109,6 +109,7 @@ type CandidateAccount struct {
 	RateLimitedUntil time.Time
 	OverloadedUntil  time.Time
 	PausedUntil      time.Time
+	PauseReason      string // why it is paused, with PausedUntil (shown in routing explanations)
 	LastUsedAt       time.Time
 	// ModelBlocks maps the upstream models the account is blocked for to the end of the
 	// block; only blocks in force when read, nil when none.
@@ -121,6 +122,7 @@ const sqlGroupAccounts = `
 SELECT a.id, a.base_url, COALESCE(a.credential->>'api_key', ''),
        a.credential_ciphertext, a.credential_nonce, COALESCE(a.credential_key_id, ''), a.concurrency, a.priority,
        a.model_mapping, a.rate_limited_until, a.overloaded_until, a.paused_until, a.last_used_at,
+       COALESCE(a.pause_reason, ''),
        ARRAY(SELECT b.model FROM account_model_blocks b WHERE b.account_id = a.id AND b.blocked_until > now() ORDER BY b.model),
        ARRAY(SELECT b.blocked_until FROM account_model_blocks b WHERE b.account_id = a.id AND b.blocked_until > now() ORDER BY b.model),
        NULLIF(a.headers, '{}'::jsonb)
@@ -147,7 +149,7 @@ func (s *Store) GroupAccounts(ctx context.Context, groupID int64, platform strin
 		var blockedUntil []time.Time
 		if err := rows.Scan(&a.ID, &a.BaseURL, &a.APIKey, &sealed.Ciphertext, &sealed.Nonce, &sealed.KeyID,
 			&a.Concurrency, &a.Priority,
-			&a.ModelMapping, &rl, &ov, &pa, &lu, &blockedModels, &blockedUntil,
+			&a.ModelMapping, &rl, &ov, &pa, &lu, &a.PauseReason, &blockedModels, &blockedUntil,
 			&a.Headers); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading accounts of group %d: %w", groupID, err)

@@ -82,6 +82,9 @@ type UsageAttempt struct {
 	CostMicros          int64
 	LatencyMs           int64
 	FirstTokenMs        int64
+	BreakerOpen         bool // its failure opened its (account, model) breaker
+	HedgeLost           bool // cancelled because the other hedged attempt won
+	RetriedSameAccount  bool // it failed and the next attempt went to the same account
 	CreatedAt           time.Time
 }
 
@@ -200,7 +203,7 @@ func (s *Store) GetUsage(ctx context.Context, requestID string) (UsageRecord, er
 const sqlUsageAttempts = `
 SELECT attempt, COALESCE(account_id, 0), status, error_class, input_tokens, output_tokens,
        cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_micros, latency_ms,
-       first_token_ms, created_at, usage_source
+       first_token_ms, created_at, usage_source, breaker_open, hedge_lost, retried_same_account
 FROM usage_attempts WHERE request_id = $1 ORDER BY attempt`
 
 // UsageAttempts lists the upstream attempts of a request in order.
@@ -213,11 +216,26 @@ func (s *Store) UsageAttempts(ctx context.Context, requestID string) ([]UsageAtt
 		var a UsageAttempt
 		err := r.Scan(&a.Attempt, &a.AccountID, &a.Status, &a.ErrorClass, &a.InputTokens, &a.OutputTokens,
 			&a.CacheReadTokens, &a.CacheCreationTokens, &a.ReasoningTokens, &a.CostMicros, &a.LatencyMs,
-			&a.FirstTokenMs, &a.CreatedAt, &a.UsageSource)
+			&a.FirstTokenMs, &a.CreatedAt, &a.UsageSource, &a.BreakerOpen, &a.HedgeLost, &a.RetriedSameAccount)
 		return a, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing attempts of %s: %w", requestID, err)
 	}
 	return out, nil
+}
+
+// UsageRouting returns the routing explanation stored with a request's record (a JSON
+// array, package routing), nil when the record has none; ErrUsageNotFound when there is no
+// record. It is read apart from the record, which the listing selects without it.
+func (s *Store) UsageRouting(ctx context.Context, requestID string) ([]byte, error) {
+	var raw []byte
+	err := s.Pool.QueryRow(ctx, `SELECT routing FROM usage_records WHERE request_id = $1`, requestID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrUsageNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading routing of %s: %w", requestID, err)
+	}
+	return raw, nil
 }

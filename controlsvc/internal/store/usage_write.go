@@ -53,6 +53,10 @@ type UsageWrite struct {
 	DurationMs   int64
 
 	Attempts []AttemptWrite // in order; attempt numbers are the positions, from 1
+
+	// Routing is the request's routing explanation, a JSON array (package routing); nil =
+	// none (stored as NULL).
+	Routing []byte
 }
 
 // AttemptWrite is one upstream attempt of a request.
@@ -69,6 +73,12 @@ type AttemptWrite struct {
 	LatencyMs           int64
 	FirstTokenMs        int64
 	UsageSource         string // as UsageWrite's; "" = UsageUpstream
+	// Why the attempt ended, besides status and error class (issue 13 §9): its failure
+	// opened its (account, model) breaker; it was cancelled because the other hedged
+	// attempt won; it failed and the next attempt went to the same account.
+	BreakerOpen        bool
+	HedgeLost          bool
+	RetriedSameAccount bool
 }
 
 // Usage sources of a record (usage_records.usage_source, usage_attempts.usage_source).
@@ -161,6 +171,7 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 		// $45: whether a record needs a grant; $46: the billing time zone, whose calendar days
 		// the keys' daily totals count.
 		args := append(cols.args(), granted, billing.Location().String())
+		args = append(args, cols.reasonArgs()...) // $47–$50
 		if err := tx.QueryRow(ctx, sqlWriteUsageBatch, args...).Scan(&ids, &accounts, &costs,
 			&misIDs, &misUsers, &misKeys, &misGroups, &unkIDs); err != nil {
 			return fmt.Errorf("inserting usage records: %w", err)

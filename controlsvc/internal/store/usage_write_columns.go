@@ -1,10 +1,11 @@
 package store
 
 // usageColumns holds a batch as one slice per column, the shape unnest takes: the records'
-// columns ($1–$29 and $43 of sqlWriteUsageBatch) and their attempts' ($30–$42 and $44).
+// columns ($1–$29, $43 and $47 of sqlWriteUsageBatch) and their attempts' ($30–$42, $44 and
+// $48–$50).
 type usageColumns struct {
 	requestID, grantID, path, model, upstreamModel, errorClass []string
-	usageSource                                                []string
+	usageSource, routing                                       []string
 	userID, apiKeyID, groupID, accountID                       []int64
 	input, output, cacheRead, cacheCreation, reasoning         []int64
 	cost, inputCost, outputCost, cacheReadCost, cacheWriteCost []int64
@@ -19,6 +20,7 @@ type attemptColumns struct {
 	number, status                                     []int32
 	accountID, input, output, cacheRead, cacheCreation []int64
 	reasoning, cost, latency, firstToken               []int64
+	breakerOpen, hedgeLost, retriedSame                []bool
 }
 
 func newUsageColumns(n int) *usageColumns {
@@ -26,7 +28,7 @@ func newUsageColumns(n int) *usageColumns {
 	i := func() []int64 { return make([]int64, 0, n) }
 	return &usageColumns{
 		requestID: s(), grantID: s(), path: s(), model: s(), upstreamModel: s(), errorClass: s(),
-		usageSource: s(), userID: i(), apiKeyID: i(), groupID: i(), accountID: i(),
+		usageSource: s(), routing: s(), userID: i(), apiKeyID: i(), groupID: i(), accountID: i(),
 		input: i(), output: i(), cacheRead: i(), cacheCreation: i(), reasoning: i(),
 		cost: i(), inputCost: i(), outputCost: i(), cacheReadCost: i(), cacheWriteCost: i(),
 		rate: i(), admission: i(), upstream: i(), firstToken: i(), duration: i(),
@@ -37,6 +39,7 @@ func newUsageColumns(n int) *usageColumns {
 			requestID: s(), errorClass: s(), usageSource: s(), number: make([]int32, 0, n), status: make([]int32, 0, n),
 			accountID: i(), input: i(), output: i(), cacheRead: i(), cacheCreation: i(),
 			reasoning: i(), cost: i(), latency: i(), firstToken: i(),
+			breakerOpen: make([]bool, 0, n), hedgeLost: make([]bool, 0, n), retriedSame: make([]bool, 0, n),
 		},
 	}
 }
@@ -72,6 +75,7 @@ func (c *usageColumns) add(u *UsageWrite) {
 	c.duration = append(c.duration, u.DurationMs)
 	c.attempts = append(c.attempts, int32(len(u.Attempts)))
 	c.usageSource = append(c.usageSource, sourceOr(u.UsageSource))
+	c.routing = append(c.routing, string(u.Routing)) // "" is stored as NULL
 	for i := range u.Attempts {
 		c.attempt.add(u.RequestID, int32(i+1), &u.Attempts[i])
 	}
@@ -92,6 +96,9 @@ func (c *attemptColumns) add(requestID string, number int32, a *AttemptWrite) {
 	c.latency = append(c.latency, a.LatencyMs)
 	c.firstToken = append(c.firstToken, a.FirstTokenMs)
 	c.usageSource = append(c.usageSource, sourceOr(a.UsageSource))
+	c.breakerOpen = append(c.breakerOpen, a.BreakerOpen)
+	c.hedgeLost = append(c.hedgeLost, a.HedgeLost)
+	c.retriedSame = append(c.retriedSame, a.RetriedSameAccount)
 }
 
 // args are the parameters of sqlWriteUsageBatch, in its order.
@@ -107,4 +114,11 @@ func (c *usageColumns) args() []any {
 		a.input, a.output, a.cacheRead, a.cacheCreation, a.reasoning,
 		a.cost, a.latency, a.firstToken,
 		c.usageSource, a.usageSource}
+}
+
+// reasonArgs are the parameters $47–$50 of sqlWriteUsageBatch: the records' routing and
+// the attempts' flags of why they ended.
+func (c *usageColumns) reasonArgs() []any {
+	a := &c.attempt
+	return []any{c.routing, a.breakerOpen, a.hedgeLost, a.retriedSame}
 }

@@ -15,7 +15,8 @@ var (
 	// skipped too. It answers one row: the request ids inserted, the cost of the inserted
 	// attempts per account (ascending account id) to add to the accounts, the refused
 	// request ids with their reservation's user, key and group, and the request ids refused
-	// for having no grant ($45 set). The inserted records are added to their keys' running
+	// for having no grant ($45 set). $47 is the records' routing explanations ('' = NULL), $48–$50
+	// the attempts' breaker_open, hedge_lost and retried_same_account. The inserted records are added to their keys' running
 	// totals (usage_totals_sql.go, day buckets in the zone $46) in the same statement, so a
 	// replayed record, which inserts nothing, adds nothing.
 	sqlWriteUsageBatch = `
@@ -25,13 +26,13 @@ WITH t AS (
         $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],
         $18::boolean[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[],
         $23::bigint[], $24::bigint[],
-        $25::bigint[], $26::bigint[], $27::bigint[], $28::bigint[], $29::integer[], $43::text[])
+        $25::bigint[], $26::bigint[], $27::bigint[], $28::bigint[], $29::integer[], $43::text[], $47::text[])
         AS t(request_id, grant_id, user_id, api_key_id, group_id, account_id,
         path, model, upstream_model, stream, status, error_class,
         input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
         priced, cost_micros, input_cost_micros, output_cost_micros, cache_read_cost_micros,
         cache_write_cost_micros, rate_micros,
-        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source)
+        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source, routing)
 ), mis AS (
     SELECT t.request_id, r.user_id, r.api_key_id, r.group_id
     FROM t JOIN reservations r ON r.request_id = t.request_id
@@ -50,13 +51,14 @@ WITH t AS (
         input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
         priced, cost_micros, input_cost_micros, output_cost_micros, cache_read_cost_micros,
         cache_write_cost_micros, rate_micros,
-        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source)
+        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source, routing)
     SELECT t.request_id, t.grant_id, t.user_id, t.api_key_id, t.group_id, NULLIF(t.account_id, 0),
         t.path, t.model, t.upstream_model, t.stream, t.status, t.error_class,
         t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_creation_tokens, t.reasoning_tokens,
         t.priced, t.cost_micros, t.input_cost_micros, t.output_cost_micros, t.cache_read_cost_micros,
         t.cache_write_cost_micros, t.rate_micros,
-        t.admission_ms, t.upstream_ms, t.first_token_ms, t.duration_ms, t.attempts, t.usage_source
+        t.admission_ms, t.upstream_ms, t.first_token_ms, t.duration_ms, t.attempts, t.usage_source,
+        NULLIF(t.routing, '')::jsonb
     FROM t
     WHERE t.request_id NOT IN (SELECT request_id FROM mis) AND t.request_id NOT IN (SELECT request_id FROM unk)
     ORDER BY t.request_id
@@ -65,16 +67,20 @@ WITH t AS (
 ), ` + sqlAddKeyTotals("ins", "$46") + `, att AS (
     INSERT INTO usage_attempts (request_id, attempt, account_id, status, error_class,
         input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
-        cost_micros, latency_ms, first_token_ms, usage_source)
+        cost_micros, latency_ms, first_token_ms, usage_source,
+        breaker_open, hedge_lost, retried_same_account)
     SELECT a.request_id, a.attempt, NULLIF(a.account_id, 0), a.status, a.error_class,
         a.input_tokens, a.output_tokens, a.cache_read_tokens, a.cache_creation_tokens, a.reasoning_tokens,
-        a.cost_micros, a.latency_ms, a.first_token_ms, a.usage_source
+        a.cost_micros, a.latency_ms, a.first_token_ms, a.usage_source,
+        a.breaker_open, a.hedge_lost, a.retried_same_account
     FROM unnest($30::text[], $31::integer[], $32::bigint[], $33::integer[], $34::text[],
         $35::bigint[], $36::bigint[], $37::bigint[], $38::bigint[], $39::bigint[],
-        $40::bigint[], $41::bigint[], $42::bigint[], $44::text[])
+        $40::bigint[], $41::bigint[], $42::bigint[], $44::text[],
+        $48::boolean[], $49::boolean[], $50::boolean[])
         AS a(request_id, attempt, account_id, status, error_class,
         input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
-        cost_micros, latency_ms, first_token_ms, usage_source)
+        cost_micros, latency_ms, first_token_ms, usage_source,
+        breaker_open, hedge_lost, retried_same_account)
     WHERE a.request_id IN (SELECT request_id FROM ins)
     ORDER BY a.request_id, a.attempt
     ON CONFLICT (request_id, attempt) DO NOTHING
@@ -107,4 +113,10 @@ FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
 WHERE r.request_id = t.request_id`
 
 	sqlAddAccountCost = `UPDATE accounts SET usage_cost_micros = usage_cost_micros + $2 WHERE id = $1`
+
+	// sqlSetBreakerOpen flags attempts whose failure opened their breaker (SetBreakerOpen).
+	sqlSetBreakerOpen = `
+UPDATE usage_attempts a SET breaker_open = true
+FROM unnest($1::text[], $2::integer[]) AS t(request_id, attempt)
+WHERE a.request_id = t.request_id AND a.attempt = t.attempt`
 )
