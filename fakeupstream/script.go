@@ -45,6 +45,9 @@ type Script struct {
 	// which the credential gets the default again; 0 means forever. It is
 	// ignored in X-Fake-Script.
 	Times int `json:"times,omitempty"`
+	// Models answers a request whose body names one of its models with that script
+	// instead (models.go).
+	Models map[string]Script `json:"models,omitempty"`
 }
 
 // Usage is the token usage a script reports, counted the OpenAI way:

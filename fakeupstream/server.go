@@ -99,7 +99,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.respond(w, r, api, sc, body)
+	s.respond(w, r, api, sc.forModel(body), body)
 }
 
 // scriptFor picks the script of a request: its X-Fake-Script header, else

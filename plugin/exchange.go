@@ -34,6 +34,8 @@ type exchange struct {
 	info   requestInfo
 	// sessionHash keys the sticky binding of the request's session (session.go).
 	sessionHash string
+	// sessionSource is the admit request's session_source: "explicit" or "content".
+	sessionSource string
 
 	// sent is the last body built for the upstream (rewritten by bodyFor, or converted by
 	// convertedBody: a request takes one of the two), for sentFor (sentKey).
@@ -111,7 +113,9 @@ func (x *exchange) run() {
 		return
 	}
 	x.info = info
-	x.sessionHash = sessionHash(x.path, x.req.Header, &info)
+	seed := sessionSeed(x.path, x.req.Header, &info, x.apiKey)
+	x.sessionHash = hashSeed(seed)
+	x.sessionSource = seedSource(seed)
 	if !x.admit(nil) {
 		return
 	}

@@ -31,21 +31,23 @@ func isFailoverStatus(status int) bool {
 // It returns false when the exchange has been answered instead.
 func (x *exchange) admit(failed *failedAttempt) bool {
 	ar := &admitRequest{
-		RequestID:   x.requestID,
-		APIKey:      x.apiKey,
-		Path:        x.path,
-		Model:       x.info.model,
-		Stream:      x.info.stream,
-		Exclude:     x.exclude,
-		Failed:      failed,
-		MaxWaitMs:   int64(x.p.maxWait / time.Millisecond),
-		SessionHash: x.sessionHash,
+		RequestID:     x.requestID,
+		APIKey:        x.apiKey,
+		Path:          x.path,
+		Model:         x.info.model,
+		Stream:        x.info.stream,
+		Exclude:       x.exclude,
+		Failed:        failed,
+		MaxWaitMs:     int64(x.p.maxWait / time.Millisecond),
+		SessionHash:   x.sessionHash,
+		SessionSource: x.sessionSource,
 
 		InputBytes:      int64(len(x.body)),
 		MaxOutputTokens: x.info.maxOutputTokens,
 	}
 	if x.grant != nil {
 		ar.GrantID = x.grant.GrantID
+		ar.ServedModel = x.grant.ServedModel // the next fallback counts from it
 	}
 	began := time.Now()
 	g, rej, err := x.admitWithKeepAlive(ar) // keepalive.go
@@ -115,6 +117,11 @@ func (x *exchange) forward() {
 			if failed == nil {
 				return
 			}
+		case resp.StatusCode == http.StatusBadRequest && x.grant.ContextFallback:
+			failed = x.contextLength(resp, wd) // fallback.go
+			if failed == nil {
+				return
+			}
 		case resp.StatusCode >= 400:
 			x.relayError(resp, wd.release) // passthrough.go
 			return
@@ -144,7 +151,7 @@ func (x *exchange) forward() {
 			return
 		}
 		switches++
-		x.exclude = append(x.exclude, x.grant.AccountID)
+		x.excludeFailed(failed) // fallback.go
 		if !x.admit(failed) {
 			return
 		}
@@ -346,6 +353,8 @@ func exhaustedError(last *failedAttempt) *clientError {
 		return newClientError(http.StatusGatewayTimeout, typeUpstream, "Upstream timed out, please retry later")
 	case classModelNotFound:
 		return newClientError(http.StatusNotFound, typeInvalidRequest, "The model does not exist or you do not have access to it")
+	case classContextLength: // no fallback model could be served (fallback.go)
+		return newClientError(http.StatusBadRequest, typeInvalidRequest, msgContextLength)
 	}
 	return newClientError(http.StatusBadGateway, typeUpstream, "Upstream request failed")
 }

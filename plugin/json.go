@@ -38,6 +38,10 @@ type admitRequest struct {
 	DeadlineMs int64 `json:"deadline_ms,omitempty"`
 	// SessionHash is the hex SHA-256 of the session seed (sticky sessions, issue 3 §5).
 	SessionHash string `json:"session_hash,omitempty"`
+	// SessionSource is "explicit" or "content" (session.go), with SessionHash.
+	SessionSource string `json:"session_source,omitempty"`
+	// ServedModel, on a re-admission, is the grant's served_model (fallback.go).
+	ServedModel string `json:"served_model,omitempty"`
 	// The inputs of controlsvc's cost estimate (docs/billing.md, "Reserve, then settle"):
 	// the size of the client's body and the output maximum it names, 0 when it names none.
 	InputBytes      int64 `json:"input_bytes"`
@@ -69,6 +73,11 @@ type grant struct {
 	BaseURL       string            `json:"base_url"`
 	Headers       map[string]string `json:"headers"`
 	UpstreamModel string            `json:"upstream_model"`
+	// ServedModel is the model a group's fallback serves instead of the requested one
+	// (upstream_model is then set); ContextFallback: fail a context-length 400 over
+	// (fallback.go).
+	ServedModel     string `json:"served_model,omitempty"`
+	ContextFallback bool   `json:"context_fallback,omitempty"`
 	// Per-group deadline overrides (issue 3 §9); absent: the plugin's configuration, 0: none.
 	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
 	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms,omitempty"`
@@ -115,6 +124,8 @@ type report struct {
 	FirstTokenMs int64           `json:"first_token_ms"`
 	DurationMs   int64           `json:"duration_ms"`
 	Attempts     []attemptReport `json:"attempts"`
+	// ServedModel echoes the grant's served_model (fallback.go); the record is priced by it.
+	ServedModel string `json:"served_model,omitempty"`
 }
 
 // attemptReport is one upstream attempt of a request, in order.

@@ -39,6 +39,7 @@ func (x *exchange) report() report {
 		Path:          x.path,
 		Model:         x.info.model,
 		UpstreamModel: g.UpstreamModel,
+		ServedModel:   g.ServedModel,
 		Stream:        x.info.stream,
 		Status:        x.status,
 		ErrorClass:    x.errorClass,

@@ -13,8 +13,11 @@ import (
 // the first present of the session headers clients send, the body's prompt_cache_key, and
 // else a content seed made of what stays the same across the turns of a conversation: the
 // model, the instructions or system text and the first user message
-// (sub2api-behaviour.md §4.5). The hash is the hex SHA-256 of the seed, which controlsvc
-// checks (gateway/sticky.go).
+// (sub2api-behaviour.md §4.5), ended by the hash of the API key so that unrelated users who
+// send the same first message never share a binding (issue 13 §5). The hash is the hex
+// SHA-256 of the seed, which controlsvc checks (gateway/sticky.go). The admit request says
+// which kind of seed it is (session_source): a content-seeded session never waits for its
+// sticky account while another one is free.
 
 // sessionHeaders carry a client's explicit session id, in order of precedence.
 var sessionHeaders = []string{"session_id", "conversation_id", "x-session-id", "x-session-affinity"}
@@ -25,14 +28,33 @@ const (
 	contentSeedPrefix  = "content:"
 )
 
+// Session sources of the admit request (session_source).
+const (
+	sessionSourceExplicit = "explicit"
+	sessionSourceContent  = "content"
+)
+
 // sessionHash returns the hex SHA-256 of the request's session seed.
-func sessionHash(path string, h http.Header, info *requestInfo) string {
-	sum := sha256.Sum256([]byte(sessionSeed(path, h, info)))
+func sessionHash(path string, h http.Header, info *requestInfo, apiKey string) string {
+	return hashSeed(sessionSeed(path, h, info, apiKey))
+}
+
+// hashSeed is the hex SHA-256 of a seed.
+func hashSeed(seed string) string {
+	sum := sha256.Sum256([]byte(seed))
 	return hex.EncodeToString(sum[:])
 }
 
+// seedSource is the session_source of a seed.
+func seedSource(seed string) string {
+	if strings.HasPrefix(seed, explicitSeedPrefix) {
+		return sessionSourceExplicit
+	}
+	return sessionSourceContent
+}
+
 // sessionSeed picks the seed: a session header, else prompt_cache_key, else the content.
-func sessionSeed(path string, h http.Header, info *requestInfo) string {
+func sessionSeed(path string, h http.Header, info *requestInfo, apiKey string) string {
 	for i := 0; i < len(sessionHeaders); i++ {
 		if v := strings.TrimSpace(h.Get(sessionHeaders[i])); v != "" {
 			return explicitSeedPrefix + v
@@ -41,13 +63,15 @@ func sessionSeed(path string, h http.Header, info *requestInfo) string {
 	if k, ok := rawString(info.fields.PromptCacheKey); ok && strings.TrimSpace(k) != "" {
 		return explicitSeedPrefix + k
 	}
-	return contentSeed(path, info)
+	return contentSeed(path, info, apiKey)
 }
 
-// contentSeed is "content:model=<m>|system=<…>|first_user=<…>". Message contents are taken
-// as the raw JSON the client sent (a string or an array of parts): a client repeats them
-// byte for byte on every turn, and nothing needs decoding.
-func contentSeed(path string, info *requestInfo) string {
+// contentSeed is "content:model=<m>|system=<…>|first_user=<…>|key=<hex SHA-256 of the API
+// key>". Message contents are taken as the raw JSON the client sent (a string or an array
+// of parts): a client repeats them byte for byte on every turn, and nothing needs decoding.
+// The key's hash has a fixed length at the end, so no first message can make two keys'
+// seeds equal.
+func contentSeed(path string, info *requestInfo, apiKey string) string {
 	var system, firstUser string
 	switch path {
 	case pathResponses:
@@ -69,7 +93,8 @@ func contentSeed(path string, info *requestInfo) string {
 			system, firstUser = systemAndFirstUser(items)
 		}
 	}
-	return contentSeedPrefix + "model=" + info.model + "|system=" + system + "|first_user=" + firstUser
+	return contentSeedPrefix + "model=" + info.model + "|system=" + system + "|first_user=" + firstUser +
+		"|key=" + hashSeed(apiKey)
 }
 
 // systemAndFirstUser returns the contents of the system and developer messages before the

@@ -33,20 +33,20 @@ func FuzzSessionSeed(f *testing.F) {
 		if i := int(headerSel) % (len(sessionHeaders) + 1); i < len(sessionHeaders) {
 			h.Set(sessionHeaders[i], header)
 		}
-		seed := sessionSeed(path, h, &info)
-		hash := sessionHash(path, h, &info)
+		seed := sessionSeed(path, h, &info, "sk-fuzz")
+		hash := sessionHash(path, h, &info, "sk-fuzz")
 		sum := sha256.Sum256([]byte(seed))
 		if hash != hex.EncodeToString(sum[:]) {
 			t.Fatalf("hash %s is not the SHA-256 of the seed", hash)
 		}
-		if again := sessionHash(path, h, &info); again != hash {
+		if again := sessionHash(path, h, &info, "sk-fuzz"); again != hash {
 			t.Fatalf("hash changed on a second call: %s, %s", hash, again)
 		}
 		fresh, _ := validateBody(path, body)
-		if other := sessionHash(path, h.Clone(), &fresh); other != hash {
+		if other := sessionHash(path, h.Clone(), &fresh, "sk-fuzz"); other != hash {
 			t.Fatalf("hash depends on more than the request: %s, %s", hash, other)
 		}
-		if len(seed) > 3*len(body)+len(header)+64 {
+		if len(seed) > 3*len(body)+len(header)+160 {
 			t.Fatalf("seed of %d bytes from %d+%d bytes of input", len(seed), len(body), len(header))
 		}
 		headerSeed := ""
@@ -141,5 +141,5 @@ func turnHash(t *testing.T, path string, body []byte) string {
 	if e != nil {
 		t.Fatalf("%s refused: %s: %s", path, e.msg, body)
 	}
-	return sessionHash(path, http.Header{}, &info)
+	return sessionHash(path, http.Header{}, &info, "sk-fuzz")
 }

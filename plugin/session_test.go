@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -18,8 +19,11 @@ func seedOf(t *testing.T, path string, hdr map[string]string, body string) strin
 	for k, v := range hdr {
 		h.Set(k, v)
 	}
-	return sessionSeed(path, h, &info)
+	return sessionSeed(path, h, &info, seedTestKey)
 }
+
+// seedTestKey is the API key of seedOf's requests.
+const seedTestKey = "sk-pg-seed-test"
 
 func TestSessionSeed(t *testing.T) {
 	t.Parallel()
@@ -67,8 +71,12 @@ func TestSessionSeed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := seedOf(t, tt.path, tt.hdr, tt.body); got != tt.want {
-				t.Fatalf("seed = %q, want %q", got, tt.want)
+			want := tt.want
+			if strings.HasPrefix(want, contentSeedPrefix) {
+				want += "|key=" + hashSeed(seedTestKey)
+			}
+			if got := seedOf(t, tt.path, tt.hdr, tt.body); got != want {
+				t.Fatalf("seed = %q, want %q", got, want)
 			}
 		})
 	}
@@ -82,7 +90,7 @@ func TestSessionHashStableAcrossTurns(t *testing.T) {
 		if e != nil {
 			t.Fatalf("validateBody: %+v", e)
 		}
-		return sessionHash(pathChat, make(http.Header), &info)
+		return sessionHash(pathChat, make(http.Header), &info, "sk-a")
 	}
 	turn1 := hash(`{"model":"gpt-4o","messages":[{"role":"user","content":"plan a trip"}]}`)
 	turn2 := hash(`{"model":"gpt-4o","messages":[{"role":"user","content":"plan a trip"},{"role":"assistant","content":"Where to?"},{"role":"user","content":"Rome"}]}`)
@@ -93,7 +101,7 @@ func TestSessionHashStableAcrossTurns(t *testing.T) {
 	if turn1 == other {
 		t.Errorf("different conversations share a hash")
 	}
-	sum := sha256.Sum256([]byte(`content:model=gpt-4o|system=|first_user=plan a trip`))
+	sum := sha256.Sum256([]byte(`content:model=gpt-4o|system=|first_user=plan a trip|key=` + hashSeed("sk-a")))
 	if want := hex.EncodeToString(sum[:]); turn1 != want {
 		t.Errorf("hash = %s, want the hex SHA-256 of the seed %s", turn1, want)
 	}
@@ -113,7 +121,57 @@ func TestAdmitCarriesSessionHashAndWaitBudget(t *testing.T) {
 	stub.waitReport()
 	calls := stub.admitCalls()
 	sum := sha256.Sum256([]byte("session:abc"))
-	if len(calls) != 1 || calls[0].SessionHash != hex.EncodeToString(sum[:]) || calls[0].MaxWaitMs != 42000 {
+	if len(calls) != 1 || calls[0].SessionHash != hex.EncodeToString(sum[:]) || calls[0].MaxWaitMs != 42000 ||
+		calls[0].SessionSource != sessionSourceExplicit {
 		t.Fatalf("admit calls = %+v", calls)
+	}
+	// Without a session id the content seed is sent, and said so.
+	rec = do(h, pathResponses, `{"model":"m","input":"hi"}`, nil)
+	if rec.Code != 200 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	stub.waitReports(2)
+	if calls = stub.admitCalls(); len(calls) != 2 || calls[1].SessionSource != sessionSourceContent || calls[1].SessionHash == "" {
+		t.Fatalf("admit calls = %+v", calls)
+	}
+}
+
+// A content seed belongs to one API key: two users sending the same first message get two
+// bindings; explicit session ids are the client's own and stay shared by design.
+func TestSessionSeedPerKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		hdr        http.Header
+		body       string
+		source     string
+		sameAcross bool
+	}{
+		{name: "content seed", hdr: http.Header{}, body: `{"model":"m","input":"hello"}`,
+			source: sessionSourceContent, sameAcross: false},
+		{name: "session header", hdr: http.Header{"Session_id": {"s-1"}}, body: `{"model":"m","input":"hello"}`,
+			source: sessionSourceExplicit, sameAcross: true},
+		{name: "prompt_cache_key", hdr: http.Header{}, body: `{"model":"m","input":"hello","prompt_cache_key":"k"}`,
+			source: sessionSourceExplicit, sameAcross: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			info, e := validateBody(pathResponses, []byte(tt.body))
+			if e != nil {
+				t.Fatalf("validateBody: %+v", e)
+			}
+			a := sessionSeed(pathResponses, tt.hdr, &info, "sk-user-a")
+			b := sessionSeed(pathResponses, tt.hdr, &info, "sk-user-b")
+			if got := seedSource(a); got != tt.source {
+				t.Fatalf("source = %q, want %q", got, tt.source)
+			}
+			if (a == b) != tt.sameAcross {
+				t.Fatalf("seeds of two keys: %q and %q, want equal = %v", a, b, tt.sameAcross)
+			}
+			if again := sessionSeed(pathResponses, tt.hdr, &info, "sk-user-a"); again != a {
+				t.Fatalf("seed of one key changed: %q, %q", a, again)
+			}
+		})
 	}
 }

@@ -59,6 +59,13 @@ type admitRequest struct {
 	Failed    *failure `json:"failed"`
 	// SessionHash is the plugin's hex SHA-256 of the session seed (issue 3 §5); "" = none.
 	SessionHash string `json:"session_hash"`
+	// SessionSource says where the session seed came from: "explicit" (session headers,
+	// prompt_cache_key; also when absent) or "content" (the content seed), which never
+	// waits for its sticky account (issue 13 §5).
+	SessionSource string `json:"session_source"`
+	// ServedModel, on a re-admission, echoes the grant's served_model: the fallback the
+	// failed attempt was serving, from which the next fallback counts (fallback.go).
+	ServedModel string `json:"served_model"`
 	// MaxWaitMs is the plugin's wait budget: the call spends at most this long in wait
 	// queues, 0 none; absent, only the configured queue timeouts bound it (wait.go).
 	MaxWaitMs *int64 `json:"max_wait_ms"`
@@ -87,6 +94,11 @@ type admitReply struct {
 	BaseURL       string            `json:"base_url"`
 	Headers       map[string]string `json:"headers"`
 	UpstreamModel string            `json:"upstream_model"`
+	// ServedModel is the model a group's fallback serves instead of the requested one
+	// (client namespace; fallback.go); UpstreamModel is then always set. ContextFallback
+	// tells the plugin to fail a context-length 400 over: a larger model is configured.
+	ServedModel     string `json:"served_model,omitempty"`
+	ContextFallback bool   `json:"context_fallback,omitempty"`
 	// The group's deadline overrides (issue 3 §9); absent: the plugin's default, 0: off.
 	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
 	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms,omitempty"`
@@ -128,6 +140,9 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	if req.SessionHash != "" && !validSessionHash(req.SessionHash) {
 		return nil, rejectInvalid("Invalid session hash"), nil
 	}
+	if req.SessionSource != "" && req.SessionSource != sessionSourceExplicit && req.SessionSource != sessionSourceContent {
+		return nil, rejectInvalid("Invalid session_source"), nil
+	}
 	if req.MaxWaitMs != nil && *req.MaxWaitMs < 0 {
 		return nil, rejectInvalid("Invalid max_wait_ms"), nil
 	}
@@ -150,9 +165,16 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	key := kr.auth
 	req.platform = key.Platform
 	// The group's mapping applies first; the accounts' own mappings apply to its result.
-	routed, named := kr.rules.route(req.Model)
+	_, named := kr.rules.route(req.Model)
+	// The model the request is being served: the requested one, or on a re-admission the
+	// fallback its grant served (fallback.go).
+	current := req.Model
+	if req.GrantID != "" && req.ServedModel != "" && kr.rules.fallbacks.knows(req.Model, req.ServedModel) {
+		current = req.ServedModel
+	}
+	currentRouted, _ := kr.rules.route(current)
 	route := routeOf(ctx) // route.go: the routing explanation of this admission
-	route.begin(admissionKind(req), routed)
+	route.begin(admissionKind(req), currentRouted)
 
 	// The failed attempt is settled before anything can refuse this admission, so that its
 	// slot is freed and its account marked even when the client gets an error now.
@@ -172,7 +194,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 			return nil, rejectFailedAccount, nil
 		}
 		failed := route.failed(*f) // the routing explanation's failed attempt
-		s.markFailedAttempt(ctx, key, routed, *f)
+		s.markFailedAttempt(ctx, key, currentRouted, *f)
 		// INTEGRATION POINT (issue 13 §1, health): markFailedAttempt's result, whether this
 		// failure opened the attempt's (account, model) circuit breaker.
 		failed.BreakerOpened = false
@@ -197,21 +219,30 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	for _, id := range req.Exclude {
 		exclude[id] = true
 	}
+	failedClass, failedAccount := "", int64(0)
 	if req.Failed != nil {
 		exclude[req.Failed.AccountID] = true
+		failedClass, failedAccount = req.Failed.ErrorClass, req.Failed.AccountID
 	}
-	cands, selRej, err := s.candidates(ctx, key, req.Model, routed, exclude)
+	ch, selRej, err := s.chooseModel(ctx, key, kr.rules, req.Model, current, failedClass, failedAccount, exclude)
 	if err != nil {
 		return nil, nil, err
 	}
+	cands := ch.cands
 
 	if first {
 		req.GrantID = newGrantID()
 	}
-	chosen, rej, err := s.acquireSlots(ctx, key, req.GrantID, first, cands, selRej, req.SessionHash)
+	ss := &session{hash: req.SessionHash, content: req.SessionSource == sessionSourceContent}
+	chosen, rej, err := s.acquireSlots(ctx, key, req.GrantID, first, cands, selRej, ss)
+	upstreamModel := ""
 	if err == nil && rej == nil {
+		upstreamModel = chosen.upstream
+		if ch.model != req.Model && upstreamModel == "" {
+			upstreamModel = ch.routed // a fallback always names what is sent
+		}
 		// Billing runs with the slots held, after any wait (docs/billing.md).
-		rej, err = s.bill(ctx, key, req, chosen.upstream, first)
+		rej, err = s.bill(ctx, key, req, ch.model, upstreamModel, first, ch.model != current)
 		if err != nil || rej != nil {
 			s.undoSlots(ctx, first, key.UserID, req.GrantID, []slots.Acquisition{
 				{Kind: slots.KindAccount, ID: chosen.acc.ID, GrantID: req.GrantID, Limit: chosen.acc.Concurrency}})
@@ -224,8 +255,12 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		}
 		return nil, rej, err
 	}
-	acc, upstreamModel := chosen.acc, chosen.upstream
+	acc := chosen.acc
 	convert := convertFor(req.Path, key.Platform)
+	served := ""
+	if ch.model != req.Model {
+		served = ch.model
+	}
 	s.touch.used(acc.ID, key.KeyID, time.Now())
 	return &admitReply{
 		GrantID:       req.GrantID,
@@ -238,6 +273,9 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		BaseURL:       acc.BaseURL,
 		Headers:       grantHeaders(key.Platform, acc.APIKey, acc.Headers),
 		UpstreamModel: upstreamModel,
+		ServedModel:   served,
+
+		ContextFallback: kr.rules.fallbacks.contextFallback(req.Model, ch.model),
 
 		FirstTokenTimeoutMs: key.FirstTokenTimeoutMs,
 		StreamIdleTimeoutMs: key.StreamIdleTimeoutMs,
@@ -253,11 +291,11 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 // either the only candidate's entry or the loads of all candidates, and the session's sticky
 // binding. On a refusal or error the slots this call took for a first admission are undone.
 func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID string, first bool,
-	cands []candidate, selRej *rejection, sessionHash string) (*candidate, *rejection, error) {
+	cands []candidate, selRej *rejection, ss *session) (*candidate, *rejection, error) {
 	if selRej != nil {
-		if selRej == rejectNoAccount && sessionHash != "" {
+		if selRej == rejectNoAccount && ss.hash != "" {
 			// Whatever account the session is bound to is unusable now (issue 3 §5).
-			s.unbindSticky(ctx, key.GroupID, sessionHash)
+			s.unbindSticky(ctx, key.GroupID, ss.hash)
 		}
 		return nil, selRej, nil // nothing to wait for: no slot is taken
 	}
@@ -273,8 +311,8 @@ func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID s
 	}
 	var stickyCmd *redis.StringCmd
 	var extra func(redis.Pipeliner)
-	if sessionHash != "" {
-		extra = func(p redis.Pipeliner) { stickyCmd = stickyGet(ctx, p, key.GroupID, sessionHash) }
+	if ss.hash != "" {
+		extra = func(p redis.Pipeliner) { stickyCmd = stickyGet(ctx, p, key.GroupID, ss.hash) }
 	}
 	res, loads, err := s.slots.EnterAndLoad(ctx, entries, slots.KindAccount, loadIDs, extra)
 	if err != nil {
@@ -298,18 +336,18 @@ func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID s
 		}
 		loads = nil // stale after the wait
 	}
+	ss.bound = stickyBinding(stickyCmd)
 	chosen := &cands[0]
 	if !accountHeld {
 		var rej *rejection
-		chosen, rej, err = s.acquireAccount(ctx, cands, loads, grantID, key.GroupID, sessionHash,
-			stickyAccount(stickyCmd), first)
+		chosen, rej, err = s.acquireAccount(ctx, cands, loads, grantID, ss, first)
 		if err != nil || rej != nil {
 			s.undoSlots(ctx, first, key.UserID, grantID, nil)
 			return nil, rej, err
 		}
 	}
-	if sessionHash != "" {
-		s.bindSticky(ctx, key.GroupID, sessionHash, chosen.acc.ID)
+	if b, write := ss.next(chosen.acc.ID, cands); write {
+		s.bindSticky(ctx, key.GroupID, ss.hash, b)
 	}
 	routeOf(ctx).mark(chosen.acc.ID, routing.Chosen)
 	return chosen, nil, nil

@@ -135,16 +135,35 @@ func outputCap(key store.KeyAuth, maxOutputTokens int64, convert string) int64 {
 	return key.DefaultMaxOutputTokens
 }
 
-// bill prices the admission on the chosen account and, on a first admission, reserves the
-// estimate. A refusal or an error leaves nothing reserved.
-func (s *Service) bill(ctx context.Context, key store.KeyAuth, req *admitRequest, upstreamModel string, first bool) (*rejection, error) {
-	price, priced, rej := s.priceFor(key, req.Model, upstreamModel)
-	if rej != nil || !first {
+// bill prices the admission on the chosen account by the model served (the requested one or
+// a fallback) and, on a first admission, reserves the estimate; a re-admission that changed
+// the model served extends the reservation to the new model's estimate when that is more
+// (docs/billing.md, "Model fallbacks"). A refusal or an error leaves nothing reserved.
+func (s *Service) bill(ctx context.Context, key store.KeyAuth, req *admitRequest, served, upstreamModel string,
+	first, modelChanged bool) (*rejection, error) {
+	price, priced, rej := s.priceFor(key, served, upstreamModel)
+	if rej != nil {
 		return rej, nil
 	}
 	amount := int64(0)
 	if priced {
 		amount = estimateMicros(key, price, req.InputBytes, req.MaxOutputTokens)
+	}
+	if !first {
+		if !modelChanged || amount == 0 {
+			return nil, nil
+		}
+		refusal, err := s.store.ExtendReservation(ctx, store.ReserveInput{RequestID: req.RequestID, UserID: key.UserID,
+			APIKeyID: key.KeyID, GroupID: key.GroupID, AmountMicros: amount})
+		switch {
+		case errors.Is(err, store.ErrReservationMismatch):
+			return rejectInvalid("Duplicate request id"), nil
+		case err != nil:
+			return nil, fmt.Errorf("extending reservation: %w", err)
+		case refusal != nil:
+			return billingRefusal(refusal), nil
+		}
+		return nil, nil
 	}
 	_, refusal, err := s.store.Reserve(ctx, store.ReserveInput{RequestID: req.RequestID, UserID: key.UserID,
 		APIKeyID: key.KeyID, GroupID: key.GroupID, AmountMicros: amount})

@@ -58,6 +58,7 @@ type groupRules struct {
 	mapping        scheduler.Mapping
 	restrict       bool
 	claudeCodeOnly bool
+	fallbacks      fallbackRules // fallback.go
 }
 
 // compileGroupRules reads the rules that came with the key.
@@ -66,7 +67,11 @@ func compileGroupRules(a store.KeyAuth) (groupRules, error) {
 	if err != nil {
 		return groupRules{}, fmt.Errorf("reading model mapping of group %d: %w", a.GroupID, err)
 	}
-	return groupRules{mapping: m, restrict: a.RestrictModels, claudeCodeOnly: a.ClaudeCodeOnly}, nil
+	fb, err := compileFallbacks(a.GroupID, a.ModelFallbacks)
+	if err != nil {
+		return groupRules{}, err
+	}
+	return groupRules{mapping: m, restrict: a.RestrictModels, claudeCodeOnly: a.ClaudeCodeOnly, fallbacks: fb}, nil
 }
 
 // route maps the requested model through the group's mapping: the model the group's

@@ -178,9 +178,10 @@ func TestClearedStateReachesSelectionAtOnce(t *testing.T) {
 	}
 }
 
-// A session's binding is dropped when its account is rate-limited, or blocked for the
-// session's model; the session moves to an account that can serve it.
-func TestStickyBindingDroppedWhenItsAccountIsOut(t *testing.T) {
+// A session's binding moves when its account is rate-limited, or blocked for the session's
+// model: the session goes to an account that can serve it, remembering the old one as its
+// preferred account (issue 13 §5); with no account usable at all the binding is dropped.
+func TestStickyBindingMovesWhenItsAccountIsOut(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	tests := []struct {
@@ -212,8 +213,8 @@ func TestStickyBindingDroppedWhenItsAccountIsOut(t *testing.T) {
 			if next.AccountID != spare {
 				t.Fatalf("session request went to %d, want %d", next.AccountID, spare)
 			}
-			if n, err := e.rdb.Get(context.Background(), stickyKey(f.group, hash)).Int64(); err != nil || n != spare {
-				t.Fatalf("binding = %d %v, want %d", n, err, spare)
+			if b := e.binding(t, f.group, hash); b != (binding{account: spare, preferred: bound}) {
+				t.Fatalf("binding = %+v, want %d remembering %d", b, spare, bound)
 			}
 		})
 	}

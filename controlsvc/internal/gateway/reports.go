@@ -40,6 +40,9 @@ type report struct {
 	FirstTokenMs    int64     `json:"first_token_ms"`
 	DurationMs      int64     `json:"duration_ms"`
 	Attempts        []attempt `json:"attempts"`
+	// ServedModel echoes the grant's served_model: the model a group's fallback served
+	// instead of Model (issue 13 §6); the record is priced by it when UpstreamModel is empty.
+	ServedModel string `json:"served_model,omitempty"`
 }
 
 // attempt is one upstream attempt of a request. retry_after and ratelimit_reset are

@@ -52,7 +52,8 @@ func (s *Service) usageWrites(ctx context.Context, reps []*report, routes map[st
 
 // usageWrite turns one valid report into its usage record with its attempts.
 func (s *Service) usageWrite(rep *report, table *usage.PriceTable, terms store.GroupTerms) store.UsageWrite {
-	model := usage.PricedModel(rep.UpstreamModel, rep.Model)
+	served := servedModelOf(rep)
+	model := usage.PricedModel(rep.UpstreamModel, upstreamOr(served, rep.Model))
 	price, _, priced := table.Lookup(model)
 	rate := terms.RateMicros
 	tokens := s.normalize(rep, 0, rep.Usage)
@@ -75,6 +76,7 @@ func (s *Service) usageWrite(rep *report, table *usage.PriceTable, terms store.G
 		Path:                 rep.Path,
 		Model:                strings.ReplaceAll(rep.Model, "\x00", ""), // a NUL would fail the batch (admission refuses them now)
 		UpstreamModel:        rep.UpstreamModel,
+		ServedModel:          served,
 		Stream:               rep.Stream,
 		Status:               rep.Status,
 		ErrorClass:           rep.ErrorClass,
@@ -154,4 +156,14 @@ func nonNegative(v int64) int64 {
 		return 0
 	}
 	return v
+}
+
+// servedModelOf is the report's served_model as stored: "" when it is the requested model,
+// and never a name admission would refuse (a NUL would fail the whole batch).
+func servedModelOf(rep *report) string {
+	m := rep.ServedModel
+	if m == rep.Model || !validModel(m) {
+		return ""
+	}
+	return m
 }

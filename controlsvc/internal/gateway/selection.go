@@ -127,14 +127,16 @@ func skipReason(a *groupAccount, exclude map[int64]bool, upstream string, now ti
 	return ""
 }
 
-// acquireAccount takes an account slot for grantID (issue 3 §2, §5, §6): the session's
-// sticky account first when it is a candidate, waiting on it (sticky limits) when it is busy;
+// acquireAccount takes an account slot for grantID (issue 3 §2, §5, §6; issue 13 §5): the
+// session's target account first (its preferred account when that is a candidate again, else
+// its bound one), waiting on it (sticky limits) when it is busy and the session id is
+// explicit — a content-seeded session never waits while another candidate has a free slot;
 // else the candidates below 100 % load, where load = (active + waiting) / concurrency, in
 // scheduler order; else a wait on the least-loaded candidate (fallback limits). loads may be
 // nil (read here). On a re-admission a failed wait answers no_account, so the plugin maps the
 // last upstream failure instead.
 func (s *Service) acquireAccount(ctx context.Context, cands []candidate, loads map[int64]slots.Load,
-	grantID string, groupID int64, sessionHash string, sticky int64, first bool) (*candidate, *rejection, error) {
+	grantID string, ss *session, first bool) (*candidate, *rejection, error) {
 	if loads == nil {
 		var err error
 		if loads, err = s.slots.Loads(ctx, slots.KindAccount, candidateIDs(cands)); err != nil {
@@ -163,34 +165,45 @@ func (s *Service) acquireAccount(ctx context.Context, cands []candidate, loads m
 		return nil, nil, err
 	}
 	route := routeOf(ctx)
+	sticky := ss.target(byID)
 	route.sticky(sticky)
 	if sticky > 0 {
-		if c, ok := byID[sticky]; ok {
-			res, err := s.slots.Enter(ctx, entry(c, 0, 0))
+		c := byID[sticky]
+		res, err := s.slots.Enter(ctx, entry(c, 0, 0))
+		if err != nil {
+			return nil, nil, err
+		}
+		if res == slots.Held {
+			route.mark(sticky, routing.Sticky)
+			return c, nil, nil
+		}
+		if bound, ok := byID[ss.bound.account]; ok && sticky != ss.bound.account {
+			// Home is busy: the account the session was failed over to serves it meanwhile
+			// rather than make it wait (sticky.go: the binding keeps its preferred account).
+			res, err := s.slots.Enter(ctx, entry(bound, 0, 0))
 			if err != nil {
 				return nil, nil, err
 			}
 			if res == slots.Held {
+				route.mark(sticky, routing.Busy)
+				route.mark(bound.acc.ID, routing.Sticky)
+				return bound, nil, nil
+			}
+		}
+		if !ss.content && loads[sticky].Waiting < int64(s.wait.StickyMaxWaiters) {
+			// A busy sticky account makes an explicit session wait rather than rebind. Its
+			// queue may have filled since loads was read: then the request is placed like
+			// one without a sticky account, as if the queue had been seen full.
+			err := s.waitSlot(ctx, entry(c, s.wait.StickyMaxWaiters, s.wait.StickyTimeout), s.wait.StickyTimeout)
+			if err == nil {
 				route.mark(sticky, routing.Sticky)
 				return c, nil, nil
 			}
-			if loads[sticky].Waiting < int64(s.wait.StickyMaxWaiters) {
-				// A busy sticky account makes the request wait rather than rebind. Its queue
-				// may have filled since loads was read: then the request is placed like one
-				// without a sticky account, as if the queue had been seen full.
-				err := s.waitSlot(ctx, entry(c, s.wait.StickyMaxWaiters, s.wait.StickyTimeout), s.wait.StickyTimeout)
-				if err == nil {
-					route.mark(sticky, routing.Sticky)
-					return c, nil, nil
-				}
-				if !errors.Is(err, errWaitQueueFull) {
-					return refuse(err)
-				}
+			if !errors.Is(err, errWaitQueueFull) {
+				return refuse(err)
 			}
-			route.mark(sticky, routing.Busy)
-		} else if sessionHash != "" {
-			s.unbindSticky(ctx, groupID, sessionHash) // no longer schedulable for this request's model
 		}
+		route.mark(sticky, routing.Busy)
 	}
 	order := make([]scheduler.Candidate, 0, len(cands))
 	var least *candidate

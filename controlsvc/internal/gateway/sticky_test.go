@@ -43,8 +43,8 @@ func TestStickySessionKeepsItsAccount(t *testing.T) {
 		t.Fatalf("with the bound account excluded: account %d, want %d", g.AccountID, other)
 	}
 	release(g)
-	if n, err := e.rdb.Get(context.Background(), stickyKey(f.group, hash)).Int64(); err != nil || n != other {
-		t.Fatalf("binding = %d %v, want %d", n, err, other)
+	if b := e.binding(t, f.group, hash); b != (binding{account: other, preferred: first.AccountID}) {
+		t.Fatalf("binding = %+v, want %d remembering %d", b, other, first.AccountID)
 	}
 	res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", SessionHash: "not-hex"})
 	wantError(t, res, 400, ReasonInvalid, "openai", "invalid_request_error", "Invalid session hash")
@@ -76,7 +76,8 @@ func TestStickyQueueFilledMeanwhilePlacesTheRequestElsewhere(t *testing.T) {
 		{acc: &groupAccount{CandidateAccount: store.CandidateAccount{ID: other, Concurrency: 1}}},
 	}
 	stale := map[int64]slots.Load{sticky: {Active: 1}, other: {}} // read before the queue filled
-	got, rej, err := e.svc.acquireAccount(ctx, cands, stale, "g_late", group, strings.Repeat("cd", 32), sticky, true)
+	got, rej, err := e.svc.acquireAccount(ctx, cands, stale, "g_late",
+		&session{hash: strings.Repeat("cd", 32), bound: binding{account: sticky}}, true)
 	if err != nil || rej != nil {
 		t.Fatalf("acquireAccount: rejection %v, error %v; want the other account", rej, err)
 	}

@@ -21,6 +21,7 @@ type usageView struct {
 	Path                string      `json:"path"`
 	Model               string      `json:"model"`
 	UpstreamModel       string      `json:"upstream_model"`
+	ServedModel         *string     `json:"served_model"` // a fallback's model; null: the requested one
 	Stream              bool        `json:"stream"`
 	UserID              int64       `json:"user_id"`
 	APIKeyID            int64       `json:"api_key_id"`
@@ -55,7 +56,8 @@ type usageView struct {
 func newUsageView(u store.UsageRecord) usageView {
 	return usageView{
 		ID: u.ID, RequestID: u.RequestID, Path: u.Path, Model: u.Model, UpstreamModel: u.UpstreamModel,
-		Stream: u.Stream, UserID: u.UserID, APIKeyID: u.APIKeyID, GroupID: u.GroupID, AccountID: u.AccountID,
+		ServedModel: u.ServedModel,
+		Stream:      u.Stream, UserID: u.UserID, APIKeyID: u.APIKeyID, GroupID: u.GroupID, AccountID: u.AccountID,
 		Status: u.Status, ErrorClass: u.ErrorClass, InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
 		CacheReadTokens: u.CacheReadTokens, CacheCreationTokens: u.CacheCreationTokens,
 		ReasoningTokens: u.ReasoningTokens, UsageSource: u.UsageSource, Priced: u.Priced, CostUSD: formatMicros(u.CostMicros),

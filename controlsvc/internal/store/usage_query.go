@@ -40,6 +40,7 @@ type UsageRecord struct {
 	Path                 string
 	Model                string
 	UpstreamModel        string
+	ServedModel          *string // the model a fallback served instead of Model; nil = Model
 	Stream               bool
 	Status               int // HTTP status the client got
 	ErrorClass           string
@@ -99,7 +100,8 @@ const usageColumnList = `id, request_id, user_id, api_key_id, group_id, COALESCE
     upstream_model, stream, status, error_class, input_tokens, output_tokens, cache_read_tokens,
     cache_creation_tokens, reasoning_tokens, priced, cost_micros, input_cost_micros, output_cost_micros,
     cache_read_cost_micros, cache_write_cost_micros, rate_micros, billing_mode, subscription_id,
-    reserved_micros, admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, created_at, usage_source`
+    reserved_micros, admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, created_at, usage_source,
+    served_model`
 
 func scanUsageRecord(r pgx.Row) (UsageRecord, error) {
 	var u UsageRecord
@@ -108,7 +110,7 @@ func scanUsageRecord(r pgx.Row) (UsageRecord, error) {
 		&u.CacheReadTokens, &u.CacheCreationTokens, &u.ReasoningTokens, &u.Priced, &u.CostMicros,
 		&u.InputCostMicros, &u.OutputCostMicros, &u.CacheReadCostMicros, &u.CacheWriteCostMicros,
 		&u.RateMicros, &u.BillingMode, &u.SubscriptionID, &u.ReservedMicros, &u.AdmissionMs, &u.UpstreamMs,
-		&u.FirstTokenMs, &u.DurationMs, &u.Attempts, &u.CreatedAt, &u.UsageSource)
+		&u.FirstTokenMs, &u.DurationMs, &u.Attempts, &u.CreatedAt, &u.UsageSource, &u.ServedModel)
 	return u, err
 }
 

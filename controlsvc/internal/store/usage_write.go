@@ -26,9 +26,12 @@ type UsageWrite struct {
 	Path          string
 	Model         string
 	UpstreamModel string
-	Stream        bool
-	Status        int
-	ErrorClass    string
+	// ServedModel is the model a group's fallback served instead of Model (client
+	// namespace); "" = Model itself (stored as NULL).
+	ServedModel string
+	Stream      bool
+	Status      int
+	ErrorClass  string
 
 	InputTokens         int64 // exclusive of cache tokens
 	OutputTokens        int64 // including ReasoningTokens
@@ -203,6 +206,11 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 		}
 		for i, a := range accounts {
 			b.Queue(sqlAddAccountCost, a, costs[i])
+		}
+		for _, u := range writes {
+			if u.ServedModel != "" { // rare: only requests a model fallback served
+				b.Queue(sqlRecordServedModel, u.RequestID, u.ServedModel)
+			}
 		}
 		if b.Len() == 0 {
 			return nil

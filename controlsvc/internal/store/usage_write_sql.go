@@ -112,6 +112,9 @@ FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
     AS t(request_id, billing_mode, subscription_id, reserved_micros)
 WHERE r.request_id = t.request_id`
 
+	// sqlRecordServedModel stores the model a fallback served on an inserted record.
+	sqlRecordServedModel = `UPDATE usage_records SET served_model = $2 WHERE request_id = $1`
+
 	sqlAddAccountCost = `UPDATE accounts SET usage_cost_micros = usage_cost_micros + $2 WHERE id = $1`
 
 	// sqlSetBreakerOpen flags attempts whose failure opened their breaker (SetBreakerOpen).
