@@ -156,7 +156,8 @@ func TestAnthropicFailoverOn529(t *testing.T) {
 		t.Errorf("usage record = %v", rec)
 	}
 
-	// The 529 marked the account overloaded: a streaming request goes straight to the other.
+	// A 529 no longer pauses the account (issue 13 §1: it counts towards the breaker of
+	// (account, model), below its threshold here): a streaming request fails over from it too.
 	stream := client.Messages.NewStreaming(ctxT(t), messageParams("claude-sonnet-4-5"))
 	var sm anthropic.Message
 	for stream.Next() {
@@ -169,8 +170,8 @@ func TestAnthropicFailoverOn529(t *testing.T) {
 	}
 	stream.Close()
 	checkAnthropicMessage(t, sm)
-	if n := len(anthropicRequestsFor(t, overloaded)); n != 1 {
-		t.Errorf("overloaded account got %d requests, want 1 (it is marked for 10 min)", n)
+	if n := len(anthropicRequestsFor(t, overloaded)); n != 2 {
+		t.Errorf("overloaded account got %d requests, want 2 (one 529 is no account mark)", n)
 	}
 	if n := len(anthropicRequestsFor(t, healthy)); n != 2 {
 		t.Errorf("healthy account got %d requests, want 2", n)

@@ -175,19 +175,19 @@ func TestHealthFailover500LeavesNoMark(t *testing.T) {
 	assertNoSlotsHeld(t, []int64{tn.UserID}, accts)
 }
 
-func TestHealthFailover529SetsOverloaded(t *testing.T) {
+// A 529 no longer pauses the account (issue 13): it counts towards the breaker of
+// (account, model), so one 529 only excludes the account for that request.
+func TestHealthFailover529OnlyExcludesForTheRequest(t *testing.T) {
 	overloaded, healthy := unique("sk-529"), unique("sk-ok")
-	programCredential(t, overloaded, obj{"status": 529})
+	programCredential(t, overloaded, obj{"status": 529, "times": 1})
 	programCredential(t, healthy, obj{"text": "served by the healthy account"})
 	tn, accts := newTenant(t, accountSpec{Credential: overloaded, Priority: 1}, accountSpec{Credential: healthy, Priority: 2})
 	code, _, body := post(t, "/v1/responses", tn.Key, responsesBody, nil)
 	if code != 200 || !strings.Contains(body, "served by the healthy account") {
 		t.Fatalf("got %d %s, want 200 from the healthy account", code, body)
 	}
-	st := accountHealth(t, accts[0])
-	wantUntil(t, st, "overloaded_until", 10*time.Minute)
-	wantNull(t, st, "rate_limited_until", "paused_until", "pause_reason", "disabled_reason")
-	wantServedBy(t, tn, healthy, overloaded)
+	wantNull(t, accountHealth(t, accts[0]), healthDeadlines...)
+	wantServedBy(t, tn, overloaded, healthy)
 	assertNoSlotsHeld(t, []int64{tn.UserID}, accts)
 }
 
@@ -206,10 +206,11 @@ func TestHealthConnectionRefusedPausesAccount(t *testing.T) {
 	if num(rec, "attempts") != 2 || num(rec, "account_id") != accts[0] {
 		t.Fatalf("usage record = %v, want 2 attempts ending on account %d", rec, accts[0])
 	}
+	// A dial failure is the account's: a short back-off (5 s for the first), not 10 min.
 	st := accountHealth(t, dead)
-	wantUntil(t, st, "paused_until", 10*time.Minute)
-	if st["pause_reason"] != "upstream transport error" {
-		t.Fatalf("pause_reason = %v, want \"upstream transport error\"", st["pause_reason"])
+	wantUntil(t, st, "paused_until", 5*time.Second)
+	if st["pause_reason"] != "upstream unreachable" {
+		t.Fatalf("pause_reason = %v, want \"upstream unreachable\"", st["pause_reason"])
 	}
 	wantNull(t, st, "rate_limited_until", "overloaded_until", "disabled_reason")
 	assertNoSlotsHeld(t, []int64{tn.UserID}, accts)

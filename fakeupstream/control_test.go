@@ -115,6 +115,24 @@ func TestCut(t *testing.T) {
 	})
 }
 
+// reset_before_headers drops the connection once the request was read: the client gets
+// no response at all, and the request is still recorded.
+func TestResetBeforeHeaders(t *testing.T) {
+	t.Parallel()
+	srv, ts := startFake(t)
+	body, _ := json.Marshal(Script{ResetBeforeHeaders: true})
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v1/responses", strings.NewReader(respBody))
+	req.Header.Set(ScriptHeader, string(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("got %d, want a transport error", resp.StatusCode)
+	}
+	if n := len(srv.Requests()); n != 1 {
+		t.Fatalf("%d requests recorded, want 1", n)
+	}
+}
+
 func TestStall(t *testing.T) {
 	t.Parallel()
 	_, ts := startFake(t)

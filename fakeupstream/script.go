@@ -41,6 +41,10 @@ type Script struct {
 	// the connection open until the client goes or the Server is closed. On
 	// a non-streaming request any value stalls after half of the body.
 	StallAfterEvents *int `json:"stall_after_events,omitempty"`
+	// ResetBeforeHeaders aborts the connection once the request was read,
+	// before any response byte (after DelayMS): the client's request was
+	// sent and it gets no answer, a transport failure.
+	ResetBeforeHeaders bool `json:"reset_before_headers,omitempty"`
 	// Times limits a credential script to the next Times requests, after
 	// which the credential gets the default again; 0 means forever. It is
 	// ignored in X-Fake-Script.

@@ -162,6 +162,9 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, a api, sc Scrip
 	if sc.DelayMS > 0 && !s.sleep(r, sc.DelayMS) {
 		return
 	}
+	if sc.ResetBeforeHeaders {
+		cut()
+	}
 	for k, v := range sc.Headers {
 		w.Header().Set(k, v)
 	}

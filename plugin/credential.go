@@ -46,6 +46,10 @@ func credentialFault(status int, head []byte) bool {
 func (x *exchange) authFailure(resp *http.Response, wd *watchdog) *failedAttempt {
 	orig := resp.Body
 	head := readErrorHead(orig)
+	if quotaFault(resp.StatusCode, head) { // classify.go: out of credit, failed over
+		resp.Body = &prefixedBody{r: io.MultiReader(bytes.NewReader(head), orig), c: orig}
+		return x.failure(resp, nil, wd)
+	}
 	if !credentialFault(resp.StatusCode, head) {
 		resp.Body = &prefixedBody{r: io.MultiReader(bytes.NewReader(head), orig), c: orig}
 		x.relayError(resp, wd.release) // passthrough.go

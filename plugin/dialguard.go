@@ -49,7 +49,11 @@ func guardedDialer(timeout time.Duration, allowPrivate bool) func(ctx context.Co
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	if allowPrivate {
 		return func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return d.DialContext(ctx, network, addr)
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, dialFailed(err) // classify.go
+			}
+			return c, nil
 		}
 	}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -58,7 +62,10 @@ func guardedDialer(timeout time.Duration, allowPrivate bool) func(ctx context.Co
 		defer cancel()
 		ips, port, err := checkedUpstreamAddrs(ctx, addr)
 		if err != nil {
-			return nil, err
+			if errors.Is(err, errUpstreamRefused) {
+				return nil, err
+			}
+			return nil, dialFailed(err) // classify.go
 		}
 		var last error
 		for _, ip := range ips {
@@ -71,7 +78,7 @@ func guardedDialer(timeout time.Duration, allowPrivate bool) func(ctx context.Co
 				break
 			}
 		}
-		return nil, last
+		return nil, dialFailed(last)
 	}
 }
 
@@ -108,10 +115,14 @@ func checkedUpstreamAddrs(ctx context.Context, addr string) ([]netip.Addr, strin
 // the request, and the client gets 502 "Upstream request failed" when none is left.
 const classUpstreamRefused = "upstream_refused"
 
-// transportClass is the error class of an attempt that got no response.
+// transportClass is the error class of an attempt that got no response: dial when
+// nothing was sent (classify.go), else transport.
 func transportClass(err error) string {
 	if errors.Is(err, errUpstreamRefused) {
 		return classUpstreamRefused
+	}
+	if isDialFailure(err) {
+		return classDial
 	}
 	return classTransport
 }

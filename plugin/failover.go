@@ -123,8 +123,10 @@ func (x *exchange) forward() {
 				return
 			}
 		case resp.StatusCode >= 400:
-			x.relayError(resp, wd.release) // passthrough.go
-			return
+			failed = x.clientErrorFailure(resp, wd) // classify.go: a quota 400 fails over
+			if failed == nil {
+				return
+			}
 		case x.converting():
 			failed = x.relayConverted(resp, wd) // converted.go
 			wd.release()
@@ -239,6 +241,7 @@ func (x *exchange) failure(resp *http.Response, err error, wd *watchdog) *failed
 	f.Body = readErrorHead(resp.Body) // kept for the passthrough rules of exhaust
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	resp.Body.Close()
+	x.classifyStatusFailure(f) // classify.go
 	return f
 }
 

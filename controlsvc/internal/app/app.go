@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/billing"
+	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
 	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
@@ -106,6 +107,7 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 		Prices: pc,
 
 		Accounts:              gw,
+		Breakers:              breaker.New(rdb),
 		Routes:                routing.NewLog(rdb),
 		AllowPrivateUpstreams: cfg.AllowPrivateUpstreams,
 	})

@@ -164,6 +164,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	}
 	key := kr.auth
 	req.platform = key.Platform
+	s.breakerSettings(key) // remembered for the group's reports (breakers.go)
 	// The group's mapping applies first; the accounts' own mappings apply to its result.
 	_, named := kr.rules.route(req.Model)
 	// The model the request is being served: the requested one, or on a re-admission the
@@ -194,10 +195,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 			return nil, rejectFailedAccount, nil
 		}
 		failed := route.failed(*f) // the routing explanation's failed attempt
-		s.markFailedAttempt(ctx, key, currentRouted, *f)
-		// INTEGRATION POINT (issue 13 §1, health): markFailedAttempt's result, whether this
-		// failure opened the attempt's (account, model) circuit breaker.
-		failed.BreakerOpened = false
+		failed.BreakerOpened = s.markFailedAttempt(ctx, key, currentRouted, req.GrantID, *f)
 	}
 	if rej := kr.rules.endpointRefusal(req.Path, key.Platform, named); rej != nil {
 		return nil, rej, nil
@@ -246,6 +244,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		if err != nil || rej != nil {
 			s.undoSlots(ctx, first, key.UserID, req.GrantID, []slots.Acquisition{
 				{Kind: slots.KindAccount, ID: chosen.acc.ID, GrantID: req.GrantID, Limit: chosen.acc.Concurrency}})
+			s.unclaimProbe(ctx, chosen, req.GrantID) // if it was the probe, the next request is
 		}
 	}
 	if err != nil || rej != nil {
@@ -310,9 +309,12 @@ func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID s
 		loadIDs = candidateIDs(cands)
 	}
 	var stickyCmd *redis.StringCmd
-	var extra func(redis.Pipeliner)
-	if ss.hash != "" {
-		extra = func(p redis.Pipeliner) { stickyCmd = stickyGet(ctx, p, key.GroupID, ss.hash) }
+	var brkCmds []*redis.StringCmd
+	extra := func(p redis.Pipeliner) {
+		if ss.hash != "" {
+			stickyCmd = stickyGet(ctx, p, key.GroupID, ss.hash)
+		}
+		brkCmds = breakerReads(ctx, p, cands) // breakers.go
 	}
 	res, loads, err := s.slots.EnterAndLoad(ctx, entries, slots.KindAccount, loadIDs, extra)
 	if err != nil {
@@ -337,8 +339,23 @@ func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID s
 		loads = nil // stale after the wait
 	}
 	ss.bound = stickyBinding(stickyCmd)
-	chosen := &cands[0]
-	if !accountHeld {
+	var held *candidate
+	if accountHeld {
+		held = &cands[0]
+	}
+	cands, chosen, err := s.throughBreakers(ctx, cands, brkCmds, grantID, held) // breakers.go
+	if err != nil {
+		s.undoSlots(ctx, first, key.UserID, grantID, nil)
+		return nil, nil, err
+	}
+	if chosen == nil {
+		if len(cands) == 0 {
+			s.undoSlots(ctx, first, key.UserID, grantID, nil)
+			if ss.hash != "" {
+				s.unbindSticky(ctx, key.GroupID, ss.hash)
+			}
+			return nil, rejectNoAccount, nil
+		}
 		var rej *rejection
 		chosen, rej, err = s.acquireAccount(ctx, cands, loads, grantID, ss, first)
 		if err != nil || rej != nil {

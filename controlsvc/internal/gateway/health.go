@@ -7,24 +7,38 @@ import (
 	"strings"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// Cooldowns after upstream failures (sub2api-behaviour.md §5.2 and §3.8).
+// Account-wide pauses (docs/design.md, "Health model"): only for faults that are the
+// account's. Everything else an upstream does wrong counts towards the breaker of
+// (account, model) (breakers.go).
 const (
 	// DefaultRateLimitCooldown applies to a 429 without a usable reset header, unless
 	// Config.RateLimitCooldown says otherwise.
 	DefaultRateLimitCooldown = 5 * time.Second
 	// MaxRateLimitCooldown caps any reset an upstream announces, and the configured default.
 	MaxRateLimitCooldown = 2 * time.Hour
-	// overloadCooldown follows a 529 (Anthropic "overloaded_error").
-	overloadCooldown = 10 * time.Minute
-	// pauseCooldown follows a credential 401/403 or a transport error: long enough to stop hammering a
-	// broken credential or host, short enough to recover without an operator.
+	// pauseCooldown follows a credential 401/403: long enough to stop hammering a broken
+	// credential, short enough to recover without an operator.
 	pauseCooldown = 10 * time.Minute
+	// quotaCooldown follows an account out of credit: it stays so until someone pays, which
+	// retrying every few seconds does not speed up.
+	quotaCooldown = time.Hour
+	// dialBackoffBase is the pause after an account's first dial failure in a row; it
+	// doubles per consecutive one up to dialBackoffCap, and an answer resets it.
+	dialBackoffBase = 5 * time.Second
+	dialBackoffCap  = 5 * time.Minute
 	// modelBlockCooldown follows an upstream "model not found": the account is out for that
 	// model only.
 	modelBlockCooldown = 30 * time.Minute
+)
+
+// Pause reasons shown in the account's state.
+const (
+	reasonQuota       = "insufficient_quota"
+	reasonUnreachable = "upstream unreachable"
 )
 
 // The 403 rule (sub2api-behaviour.md §5.2): a 403 pauses the account, and the third within
@@ -42,20 +56,25 @@ const (
 	unixTimeCeiling = 1e11
 )
 
-// Error classes of the plugin that mark an account.
+// Error classes of the plugin that mark an account or count towards its breaker
+// (docs/design.md, "Health model").
 const (
-	// errorClassTransport: no upstream response at all (connection refused, DNS failure, TLS
-	// failure …).
+	// errorClassDial: the TCP connect or TLS handshake failed; nothing was sent.
+	errorClassDial = "dial"
+	// errorClassTransport: the request was sent and the connection failed (reset, EOF).
 	errorClassTransport = "transport"
+	// errorClassQuota: the upstream says the account is out of credit.
+	errorClassQuota = "quota"
 	// errorClassModelNotFound: the upstream answered that it does not know the model.
 	errorClassModelNotFound = "model_not_found"
 	// errorClassCredential: a 401/403 the provider attributes to the account's credential
 	// (the plugin's credentialFault); the only auth failure that pauses an account.
 	errorClassCredential = "credential"
+	// errorClassUpstreamStatus and errorClassInStreamError carry the upstream's status (the
+	// one an in-stream error event implies).
+	errorClassUpstreamStatus = "upstream_status"
+	errorClassInStreamError  = "in_stream_error"
 )
-
-// statusOverloaded is Anthropic's non-standard "overloaded" status.
-const statusOverloaded = 529
 
 // failure is one failed upstream attempt, as the plugin reports it.
 type failure struct {
@@ -65,27 +84,33 @@ type failure struct {
 	RetryAfter     string `json:"retry_after,omitempty"`
 	RatelimitReset string `json:"ratelimit_reset,omitempty"`
 	// Model is the upstream model of the attempt, filled in by controlsvc (never taken from
-	// the plugin's JSON) for a model_not_found failure.
+	// the plugin's JSON).
 	Model string `json:"-"`
+	// DialStreak is the account's count of consecutive dial failures, this one included,
+	// filled in by controlsvc for a dial failure.
+	DialStreak int64 `json:"-"`
 }
 
-// markFor decides how a failed attempt marks its account; ok is false when it does not
-// (other 5xx only exclude the account for the current request). cooldown is the rest of a
-// 429 that announces no reset.
+// markFor decides how a failed attempt marks its account as a whole; ok is false when it
+// does not (a transport error, a timeout or a 5xx only excludes the account for the
+// current request and counts towards its breaker, breakerFailure). cooldown is the rest of
+// a 429 that announces no reset.
 func markFor(f failure, now time.Time, cooldown time.Duration) (m store.AccountMark, ok bool) {
 	switch {
-	case f.ErrorClass == errorClassTransport:
-		return store.AccountMark{Kind: store.MarkPaused, Until: now.Add(pauseCooldown), Reason: "upstream transport error"}, true
+	case f.ErrorClass == errorClassDial:
+		return store.AccountMark{Kind: store.MarkPaused, Until: now.Add(dialBackoff(f.DialStreak)), Reason: reasonUnreachable}, true
+	case f.ErrorClass == errorClassQuota:
+		return store.AccountMark{Kind: store.MarkPaused, Until: now.Add(quotaCooldown), Reason: reasonQuota}, true
 	case f.ErrorClass == errorClassModelNotFound:
 		if f.Model == "" {
 			return store.AccountMark{}, false
 		}
 		return store.AccountMark{Kind: store.MarkModelBlocked, Until: now.Add(modelBlockCooldown), Model: f.Model}, true
+	case f.ErrorClass == errorClassTransport:
+		return store.AccountMark{}, false // even one that carries a status
 	case f.Status == http.StatusTooManyRequests:
 		return store.AccountMark{Kind: store.MarkRateLimited,
 			Until: now.Add(rateLimitCooldown(f.RetryAfter, f.RatelimitReset, now, cooldown))}, true
-	case f.Status == statusOverloaded:
-		return store.AccountMark{Kind: store.MarkOverloaded, Until: now.Add(overloadCooldown)}, true
 	case f.ErrorClass != errorClassCredential && (f.Status == http.StatusUnauthorized || f.Status == http.StatusForbidden):
 		// A 401/403 the provider does not attribute to the credential can be caused by the
 		// client (a beta, a model, an image URL): it fails the request and marks nothing.
@@ -171,14 +196,41 @@ func secondsDuration(secs float64) time.Duration {
 	return time.Duration(secs * float64(time.Second))
 }
 
-// markFailedAttempt settles the health of the account of a failed attempt at
-// re-admission; model is the model the client asked for. A model_not_found failure blocks
-// the model the account was sent, after its model mapping.
-func (s *Service) markFailedAttempt(ctx context.Context, key store.KeyAuth, model string, f failure) {
-	if f.ErrorClass == errorClassModelNotFound {
-		f.Model = s.upstreamModelOf(ctx, key, f.AccountID, model)
+// markFailedAttempt settles the health of the account of a failed attempt of grantID at
+// re-admission and reports whether it opened the attempt's breaker; model is the model the
+// client asked for, after the group's mapping. The failure concerns the model the account
+// was sent, after its own mapping.
+func (s *Service) markFailedAttempt(ctx context.Context, key store.KeyAuth, model, grantID string, f failure) bool {
+	f.Model = s.upstreamModelOf(ctx, key, f.AccountID, model)
+	opened := s.settleFailure(ctx, f, grantID, s.breakerSettings(key))
+	_, marks := markFor(f, time.Now(), s.rateLimitCooldown)
+	_, counts := breakerFailure(f)
+	if (marks || counts || f.ErrorClass == errorClassDial) && f.AccountID > 0 && grantID != "" {
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+		defer cancel()
+		if err := s.breakers.MarkSettled(mctx, f.AccountID, grantID); err != nil {
+			s.log.Warn("remembering settled failure", "account_id", f.AccountID, "error", err)
+		}
 	}
-	s.markAccount(ctx, f)
+	return opened
+}
+
+// settleReportedFailure settles a report's failed last attempt, unless its re-admission
+// did already (a request that found no other account reports the failure it re-admitted
+// with), and reports whether it opened the attempt's breaker.
+func (s *Service) settleReportedFailure(ctx context.Context, f failure, grantID string, bs breaker.Settings) bool {
+	if grantID != "" {
+		tctx, cancel := context.WithTimeout(ctx, loadTimeout)
+		settled, err := s.breakers.TakeSettled(tctx, f.AccountID, grantID)
+		cancel()
+		if err != nil {
+			s.log.Warn("reading settled failure", "account_id", f.AccountID, "error", err)
+		}
+		if settled {
+			return false
+		}
+	}
+	return s.settleFailure(ctx, f, grantID, bs)
 }
 
 // upstreamModelOf is the model the account is sent for a request of model: its mapping's
@@ -210,16 +262,38 @@ func upstreamOr(upstream, model string) string {
 	return model
 }
 
-// markAccount applies the mark of a failed attempt, if any, and drops the account cache so
-// this process stops choosing the account at once (other instances follow within cacheTTL).
-// It runs detached from the request: a client that goes away must not undo a mark.
-func (s *Service) markAccount(ctx context.Context, f failure) {
-	m, ok := markFor(f, time.Now(), s.rateLimitCooldown)
-	if !ok || f.AccountID <= 0 {
-		return
+// settleFailure applies what a failed attempt of grantID means for its account: an
+// account-wide mark (markFor), a failure of its (account, model) breaker (breakerFailure),
+// or nothing; opened is true when the failure opened the breaker. It runs detached from the
+// request: a client that goes away must not undo a mark.
+func (s *Service) settleFailure(ctx context.Context, f failure, grantID string, bs breaker.Settings) (opened bool) {
+	if f.AccountID <= 0 {
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 	defer cancel()
+	if f.ErrorClass == errorClassDial {
+		n, err := s.breakers.DialFailure(ctx, f.AccountID)
+		if err != nil {
+			s.log.Warn("counting dial failure", "account_id", f.AccountID, "error", err)
+		}
+		f.DialStreak = n // 0 on an error: the first step
+	}
+	s.markAccount(ctx, f)
+	if reason, ok := breakerFailure(f); ok && f.Model != "" {
+		return s.failBreaker(ctx, f, reason, grantID, bs)
+	}
+	return false
+}
+
+// markAccount applies the account-wide mark of a failed attempt, if any, and drops the
+// account cache so this process stops choosing the account at once (other instances follow
+// within cacheTTL).
+func (s *Service) markAccount(ctx context.Context, f failure) {
+	m, ok := markFor(f, time.Now(), s.rateLimitCooldown)
+	if !ok {
+		return
+	}
 	res, err := s.store.MarkAccount(ctx, f.AccountID, m)
 	if err != nil {
 		s.log.Error("marking account", "account_id", f.AccountID, "status", f.Status, "error", err)
@@ -227,7 +301,7 @@ func (s *Service) markAccount(ctx context.Context, f failure) {
 	}
 	s.accounts.Invalidate()
 	s.log.Info("account marked", "account_id", f.AccountID, "status", f.Status,
-		"error_class", f.ErrorClass, "model", f.Model, "until", m.Until)
+		"error_class", f.ErrorClass, "model", f.Model, "until", m.Until, "reason", m.Reason)
 	if res.Disabled {
 		s.log.Warn("account disabled", "account_id", f.AccountID, "reason", m.Strikes.Reason)
 	}

@@ -191,7 +191,7 @@ func TestStickyBindingMovesWhenItsAccountIsOut(t *testing.T) {
 		{name: "rate limited", fail: failure{Status: 429, RetryAfter: "600"}},
 		{name: "blocked for the model", fail: failure{Status: 404, ErrorClass: "model_not_found"}},
 		{name: "paused", fail: failure{Status: 401, ErrorClass: "credential"}},
-		{name: "overloaded", fail: failure{Status: 529}},
+		{name: "out of credit", fail: failure{Status: 429, ErrorClass: "quota"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -69,7 +69,17 @@ func TestMarkFor(t *testing.T) {
 		reason   string
 	}{
 		{name: "429", give: failure{Status: 429, RetryAfter: "30"}, wantOK: true, wantKind: store.MarkRateLimited, wantFor: 30 * time.Second},
-		{name: "529", give: failure{Status: 529}, wantOK: true, wantKind: store.MarkOverloaded, wantFor: 10 * time.Minute},
+		// A 529 or a 5xx is the breaker's business (breakerFailure), not the account's.
+		{name: "529", give: failure{Status: 529, ErrorClass: "upstream_status"}},
+		{name: "in-stream overloaded", give: failure{Status: 529, ErrorClass: "in_stream_error"}},
+		{name: "in-stream rate limit", give: failure{Status: 429, ErrorClass: "in_stream_error"}, wantOK: true, wantKind: store.MarkRateLimited, wantFor: 5 * time.Second},
+		{name: "quota 429", give: failure{Status: 429, ErrorClass: "quota"}, wantOK: true, wantKind: store.MarkPaused, wantFor: time.Hour, reason: "insufficient_quota"},
+		{name: "quota 400", give: failure{Status: 400, ErrorClass: "quota"}, wantOK: true, wantKind: store.MarkPaused, wantFor: time.Hour, reason: "insufficient_quota"},
+		{name: "first dial failure", give: failure{ErrorClass: "dial", DialStreak: 1}, wantOK: true, wantKind: store.MarkPaused, wantFor: 5 * time.Second, reason: "upstream unreachable"},
+		{name: "third dial failure in a row", give: failure{ErrorClass: "dial", DialStreak: 3}, wantOK: true, wantKind: store.MarkPaused, wantFor: 20 * time.Second, reason: "upstream unreachable"},
+		{name: "dial failure, streak unknown", give: failure{ErrorClass: "dial"}, wantOK: true, wantKind: store.MarkPaused, wantFor: 5 * time.Second, reason: "upstream unreachable"},
+		{name: "timeout", give: failure{ErrorClass: "first_token_timeout"}},
+		{name: "response header timeout", give: failure{ErrorClass: "response_header_timeout"}},
 		{name: "credential 401", give: failure{Status: 401, ErrorClass: "credential"}, wantOK: true, wantKind: store.MarkPaused, wantFor: 10 * time.Minute, reason: "upstream 401"},
 		{name: "credential 403", give: failure{Status: 403, ErrorClass: "credential"}, wantOK: true, wantKind: store.MarkForbidden, wantFor: 10 * time.Minute, reason: "upstream 403"},
 		// A 401/403 the provider does not blame on the credential (a client's bad beta,
@@ -81,7 +91,8 @@ func TestMarkFor(t *testing.T) {
 			wantOK: true, wantKind: store.MarkModelBlocked, wantFor: 30 * time.Minute},
 		{name: "model not found without a model", give: failure{Status: 404, ErrorClass: "model_not_found"}},
 		{name: "plain 404", give: failure{Status: 404, ErrorClass: "upstream_status"}},
-		{name: "transport", give: failure{ErrorClass: "transport"}, wantOK: true, wantKind: store.MarkPaused, wantFor: 10 * time.Minute, reason: "upstream transport error"},
+		// A reset after the request was sent excludes the account for the request only.
+		{name: "transport", give: failure{ErrorClass: "transport"}},
 		{name: "500", give: failure{Status: 500, ErrorClass: "upstream_status"}},
 		{name: "502", give: failure{Status: 502, ErrorClass: "upstream_status"}},
 		{name: "402", give: failure{Status: 402}},
@@ -134,6 +145,98 @@ func TestMarkForUsesTheConfiguredCooldown(t *testing.T) {
 			m, ok := markFor(tt.give, now, tt.cooldown)
 			if !ok || m.Kind != store.MarkRateLimited || !m.Until.Equal(now.Add(tt.want)) {
 				t.Fatalf("markFor = %+v %v, want rate limited until now+%v", m, ok, tt.want)
+			}
+		})
+	}
+}
+
+func TestDialBackoff(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		streak int64
+		want   time.Duration
+	}{
+		{"unknown", 0, 5 * time.Second},
+		{"first", 1, 5 * time.Second},
+		{"second", 2, 10 * time.Second},
+		{"seventh", 7, 5 * time.Minute}, // 320 s capped
+		{"many", 1 << 40, 5 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := dialBackoff(tt.streak); got != tt.want {
+				t.Fatalf("dialBackoff(%d) = %v, want %v", tt.streak, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBreakerFailure(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		give       failure
+		wantReason string // "" = not a breaker failure
+	}{
+		{"transport", failure{ErrorClass: "transport"}, "transport"},
+		{"first token timeout", failure{ErrorClass: "first_token_timeout"}, "first_token_timeout"},
+		{"stream idle timeout", failure{ErrorClass: "stream_idle_timeout"}, "stream_idle_timeout"},
+		{"response header timeout", failure{ErrorClass: "response_header_timeout"}, "response_header_timeout"},
+		{"stream cut before the commit point", failure{Status: 200, ErrorClass: "stream_cut"}, "stream_cut"},
+		{"stream ended early", failure{Status: 200, ErrorClass: "stream_incomplete"}, "stream_incomplete"},
+		{"500", failure{Status: 500, ErrorClass: "upstream_status"}, "upstream_status 500"},
+		{"503", failure{Status: 503, ErrorClass: "upstream_status"}, "upstream_status 503"},
+		{"529", failure{Status: 529, ErrorClass: "upstream_status"}, "upstream_status 529"},
+		{"in-stream overloaded", failure{Status: 529, ErrorClass: "in_stream_error"}, "in_stream_error 529"},
+		{"in-stream rate limit", failure{Status: 429, ErrorClass: "in_stream_error"}, ""},
+		{"429", failure{Status: 429, ErrorClass: "upstream_status"}, ""},
+		{"dial: the account's, not the model's", failure{ErrorClass: "dial"}, ""},
+		{"quota", failure{Status: 429, ErrorClass: "quota"}, ""},
+		{"credential", failure{Status: 401, ErrorClass: "credential"}, ""},
+		{"model not found", failure{Status: 404, ErrorClass: "model_not_found"}, ""},
+		{"context length", failure{Status: 400, ErrorClass: "context_length_exceeded"}, ""},
+		{"refused upstream address", failure{ErrorClass: "upstream_refused"}, ""},
+		{"client gone", failure{Status: 499, ErrorClass: "client_gone"}, ""},
+		{"request timeout", failure{ErrorClass: "request_timeout"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			reason, ok := breakerFailure(tt.give)
+			if ok != (tt.wantReason != "") || reason != tt.wantReason {
+				t.Fatalf("breakerFailure(%+v) = %q %v, want %q", tt.give, reason, ok, tt.wantReason)
+			}
+		})
+	}
+}
+
+func TestAnswered(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		status int
+		class  string
+		want   bool
+	}{
+		{"200", 200, "", true},
+		{"200, client left", 200, "client_gone", true},
+		{"relayed 400", 400, "upstream_status", true},
+		{"429", 429, "upstream_status", false},
+		{"500", 500, "upstream_status", false},
+		{"200 broken after commit", 200, "transport", false},
+		{"200 idle after commit", 200, "stream_idle_timeout", false},
+		{"200 cut", 200, "stream_cut", false},
+		{"quota 400", 400, "quota", false},
+		{"credential 401", 401, "credential", false},
+		{"no response", 0, "transport", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := answered(tt.status, tt.class); got != tt.want {
+				t.Fatalf("answered(%d, %q) = %v, want %v", tt.status, tt.class, got, tt.want)
 			}
 		})
 	}

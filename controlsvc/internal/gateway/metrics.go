@@ -16,6 +16,7 @@ const (
 	metricUsageEstimated   = "poolgate_usage_estimated_total"
 	metricReportsRefused   = "poolgate_reports_refused_total"
 	metricReadmitRefused   = "poolgate_readmissions_refused_total"
+	metricBreakerOpenings  = "poolgate_breaker_openings_total"
 )
 
 // gatewayMetrics are the counters of the internal API. They count since this controlsvc
@@ -36,6 +37,8 @@ type gatewayMetrics struct {
 	admitGranted          *metrics.Counter
 	admitRefused          *metrics.Counter
 	admitError            *metrics.Counter
+	// breakers of (account, model) opened, or re-opened by a failed probe
+	breakerOpenings *metrics.Counter
 }
 
 func newGatewayMetrics(reg *metrics.Registry) gatewayMetrics {
@@ -64,6 +67,8 @@ func newGatewayMetrics(reg *metrics.Registry) gatewayMetrics {
 		admitGranted: reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "granted"}),
 		admitRefused: reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "refused"}),
 		admitError:   reg.Counter(metricAdmissions, admitHelp, metrics.Label{Name: "result", Value: "error"}),
+		breakerOpenings: reg.Counter(metricBreakerOpenings,
+			"Circuit breakers of an (account, upstream model) opened by failures within the window, or re-opened by a failed half-open probe."),
 	}
 }
 

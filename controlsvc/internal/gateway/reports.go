@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
@@ -88,7 +89,9 @@ type reportsReply struct {
 //     with their attempts and settled in one transaction, idempotent on request_id within
 //     the batch and across batches; a report whose reservation belongs to another user,
 //     key or group is refused (not stored, not charged, the reservation kept);
-//  3. the accounts of reports newly stored whose last attempt failed are marked.
+//  3. the health of the accounts of reports newly stored is settled from their attempts: a
+//     failed last attempt marks the account or counts towards its breaker, an answer
+//     closes a half-open breaker and resets the dial back-off (breakers.go).
 //
 // The requests' routing explanations (route.go) are read from Redis before step 2, in one
 // pipelined round trip, stored with their records, and deleted after it.
@@ -135,7 +138,8 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 	isRefused := s.refuse(ctx, valid, refused)
 
 	marked := make(map[string]bool, len(inserted))
-	var opened []store.AttemptRef // last attempts whose failure opened their breaker
+	var opened []store.AttemptRef // attempts whose failure opened their breaker
+	var answers []breaker.Answer  // answered last attempts: they close half-open breakers
 	estimated, duplicates := 0, 0
 	for i, rep := range valid {
 		if isRefused[rep.RequestID] {
@@ -150,18 +154,9 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		if writes[i].UsageSource == store.UsageEstimate {
 			estimated++
 		}
-		if n := len(rep.Attempts); n > 0 {
-			last := rep.Attempts[n-1]
-			s.markAccount(ctx, failure{AccountID: last.AccountID, Status: last.Status, ErrorClass: last.ErrorClass,
-				RetryAfter: last.RetryAfter, RatelimitReset: last.RatelimitReset,
-				Model: upstreamOr(rep.UpstreamModel, rep.Model)})
-			// INTEGRATION POINT (issue 13 §1, health): markAccount's result, whether this
-			// failure opened the last attempt's (account, model) circuit breaker.
-			if breakerOpened := false; breakerOpened {
-				opened = append(opened, store.AttemptRef{RequestID: rep.RequestID, Attempt: n})
-			}
-		}
+		answers = s.settleAttempts(ctx, rep, answers, &opened) // breakers.go
 	}
+	s.recordAnswers(ctx, answers)       // breakers.go
 	s.recordOpenedBreakers(ctx, opened) // route_settle.go
 	s.dropRoutes(ctx, routes, isRefused)
 	s.metrics.recordsWritten.Add(int64(len(marked)))

@@ -135,10 +135,14 @@ func TestReadmissionMarksFailedAccount(t *testing.T) {
 		{name: "429 longer of both headers", failed: failure{Status: 429, RetryAfter: "2", RatelimitReset: "30s"}, column: "rate_limited_until", wantSecs: 30},
 		{name: "429 default cooldown", failed: failure{Status: 429}, column: "rate_limited_until", wantSecs: 5},
 		{name: "429 capped at two hours", failed: failure{Status: 429, RetryAfter: "86400"}, column: "rate_limited_until", wantSecs: 7200},
-		{name: "529 overloaded", failed: failure{Status: 529}, column: "overloaded_until", wantSecs: 600},
+		{name: "out of credit paused", failed: failure{Status: 429, ErrorClass: "quota"}, column: "paused_until", wantSecs: 3600, wantReason: "insufficient_quota"},
+		{name: "dial failure paused briefly", failed: failure{ErrorClass: "dial"}, column: "paused_until", wantSecs: 5, wantReason: "upstream unreachable"},
+		// Once each below the breaker's threshold: excluded for the request only.
+		{name: "529 only excluded", failed: failure{Status: 529, ErrorClass: "upstream_status"}},
+		{name: "transport error only excluded", failed: failure{Status: 502, ErrorClass: "transport"}},
+		{name: "timeout only excluded", failed: failure{ErrorClass: "first_token_timeout"}},
 		{name: "401 paused", failed: failure{Status: 401, ErrorClass: "credential"}, column: "paused_until", wantSecs: 600, wantReason: "upstream 401"},
 		{name: "403 paused", failed: failure{Status: 403, ErrorClass: "credential"}, column: "paused_until", wantSecs: 600, wantReason: "upstream 403"},
-		{name: "transport error paused", failed: failure{Status: 502, ErrorClass: "transport"}, column: "paused_until", wantSecs: 600, wantReason: "upstream transport error"},
 		{name: "generic 401 only excluded", failed: failure{Status: 401, ErrorClass: "upstream_status"}},
 		{name: "generic 403 only excluded", failed: failure{Status: 403, ErrorClass: "upstream_status"}},
 		{name: "500 only excluded", failed: failure{Status: 500, ErrorClass: "upstream_status"}},
@@ -238,13 +242,13 @@ func TestReadmissionRefusedForBillingStillSettlesFailure(t *testing.T) {
 		t.Fatalf("first choice %d, want %d", g.AccountID, acc)
 	}
 	res := e.admit(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "claude-sonnet-4",
-		Path: "/v1/messages", Exclude: []int64{acc}, Failed: &failure{AccountID: acc, Status: 529}})
+		Path: "/v1/messages", Exclude: []int64{acc}, Failed: &failure{AccountID: acc, Status: 429, RetryAfter: "60"}})
 	wantError(t, res, 400, ReasonInvalid, "anthropic", "invalid_request_error", "No price configured for model claude-unpriced-test")
 	if a, b := e.count(t, slots.KindAccount, acc), e.count(t, slots.KindAccount, unpriced); a != 0 || b != 0 {
 		t.Fatalf("account slots still held: failed %d, refused %d", a, b)
 	}
-	if n := e.queryInt(t, `SELECT count(*) FROM accounts WHERE id = $1 AND overloaded_until > now()`, acc); n != 1 {
-		t.Fatal("failed account not marked overloaded")
+	if n := e.queryInt(t, `SELECT count(*) FROM accounts WHERE id = $1 AND rate_limited_until > now()`, acc); n != 1 {
+		t.Fatal("failed account not marked rate-limited")
 	}
 	if u := e.count(t, slots.KindUser, f.user); u != 1 {
 		t.Fatalf("user slots %d, want the grant kept (1)", u)

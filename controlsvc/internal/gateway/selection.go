@@ -57,6 +57,9 @@ func (s *Service) groupAccounts(ctx context.Context, groupID int64, platform str
 type candidate struct {
 	acc      *groupAccount
 	upstream string
+	// model is the model the account is sent, upstream or the group-mapped model: the one
+	// its health (model blocks, breakers) is kept for.
+	model string
 }
 
 // candidates lists the accounts of the key's group that can serve model now: active on the
@@ -87,7 +90,8 @@ func (s *Service) candidates(ctx context.Context, key store.KeyAuth, requested, 
 			continue
 		}
 		served = true
-		if reason := skipReason(a, exclude, upstreamOr(up, model), now); reason != "" {
+		sent := upstreamOr(up, model)
+		if reason := skipReason(a, exclude, sent, now); reason != "" {
 			route.add(a, reason)
 			continue
 		}
@@ -95,7 +99,7 @@ func (s *Service) candidates(ctx context.Context, key store.KeyAuth, requested, 
 		if up == "" && model != requested {
 			up = model
 		}
-		out = append(out, candidate{acc: a, upstream: up})
+		out = append(out, candidate{acc: a, upstream: up, model: sent})
 	}
 	switch {
 	case !served && len(accounts) > 0:

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
@@ -96,6 +97,11 @@ type Service struct {
 
 	// rateLimitCooldown: Config.RateLimitCooldown with its default applied.
 	rateLimitCooldown time.Duration
+
+	// breakers hold the (account, model) circuit breakers (breakers.go); groupBreakers maps
+	// a group id to the breaker.Settings its admissions last used.
+	breakers      *breaker.Breakers
+	groupBreakers sync.Map
 }
 
 // New assembles the service and starts its last-used batcher, its subscription to slot
@@ -137,6 +143,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		keyProbe:    newKeyProbe(st.ExistingKeyHashes, probeInterval),
 		refusals:    newLogSampler(),
 		stopping:    make(chan struct{}),
+		breakers:    breaker.New(rdb),
 	}
 	if s.prices == nil {
 		s.prices = defaultPrices{}

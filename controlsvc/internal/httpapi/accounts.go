@@ -166,11 +166,11 @@ func (a *API) createAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listAccounts(w http.ResponseWriter, r *http.Request) {
-	servePage(w, r, a.st.ListAccounts, func(a store.Account) []int64 { return []int64{a.ID} }, infallible(newAccountView))
+	servePage(w, r, a.st.ListAccounts, func(a store.Account) []int64 { return []int64{a.ID} }, a.accountViewWithBreakers(r.Context()))
 }
 
 func (a *API) getAccount(w http.ResponseWriter, r *http.Request) {
-	serveByID(w, r, a.st.GetAccount, infallible(newAccountView))
+	serveByID(w, r, a.st.GetAccount, a.accountViewWithBreakers(r.Context()))
 }
 
 func (a *API) patchAccount(w http.ResponseWriter, r *http.Request) {

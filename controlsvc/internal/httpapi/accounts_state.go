@@ -1,11 +1,19 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
+
+// Breakers are the (account, model) circuit breakers in Redis (package breaker).
+type Breakers interface {
+	List(ctx context.Context, accountID int64, now time.Time) ([]breaker.View, error)
+	Clear(ctx context.Context, accountID int64) error
+}
 
 // AccountNotifier is told after every account write, so that admission stops using its
 // cached copy of the accounts at once (package gateway). Other controlsvc instances follow
@@ -25,6 +33,7 @@ type accountState struct {
 	PauseReason      *string              `json:"pause_reason"`
 	DisabledReason   *string              `json:"disabled_reason"`
 	ModelBlocks      map[string]time.Time `json:"model_blocks"`
+	Breakers         []breaker.View       `json:"breakers,omitempty"`
 }
 
 func newAccountState(a store.Account, now time.Time) accountState {
@@ -73,6 +82,12 @@ func (a *API) clearAccountState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	if a.breakers != nil {
+		if err := a.breakers.Clear(r.Context(), id); err != nil {
+			writeError(w, r, err) // the PostgreSQL marks are gone; a retry clears the rest
+			return
+		}
+	}
 	a.accountsChanged()
 	a.log.Info("account state cleared", "account_id", id, "status", acc.Status)
 	writeJSON(w, http.StatusOK, newAccountView(acc))
@@ -82,5 +97,25 @@ func (a *API) clearAccountState(w http.ResponseWriter, r *http.Request) {
 func (a *API) accountsChanged() {
 	if a.accounts != nil {
 		a.accounts.AccountsChanged()
+	}
+}
+
+// accountViewWithBreakers is the account's view with its open breakers, read from Redis. A
+// Redis that cannot be read leaves them out rather than fail the read of the account.
+func (a *API) accountViewWithBreakers(ctx context.Context) func(store.Account) (accountView, error) {
+	return func(acc store.Account) (accountView, error) {
+		v := newAccountView(acc)
+		if a.breakers == nil {
+			return v, nil
+		}
+		views, err := a.breakers.List(ctx, acc.ID, time.Now())
+		if err != nil {
+			a.log.Warn("reading breakers", "account_id", acc.ID, "error", err)
+			return v, nil
+		}
+		if len(views) > 0 {
+			v.State.Breakers = views
+		}
+		return v, nil
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -28,7 +29,7 @@ func newStateEnv(t *testing.T) (*env, *countingNotifier) {
 	t.Helper()
 	e := newEnv(t)
 	n := &countingNotifier{}
-	api := New(Options{Store: e.st, Slots: e.slots, AdminToken: testToken, Accounts: n,
+	api := New(Options{Store: e.st, Slots: e.slots, AdminToken: testToken, Accounts: n, Breakers: breaker.New(e.rdb),
 		Log: slog.New(slog.NewJSONHandler(e.logs, nil))})
 	r := mux.NewRouter()
 	api.Register(r)
@@ -179,5 +180,46 @@ func TestAccountWritesNotify(t *testing.T) {
 	e.mustCall(http.MethodDelete, path, nil, http.StatusNoContent, nil)
 	if notified.n.Load() != before+2 {
 		t.Fatal("DELETE did not notify")
+	}
+}
+
+// The state shows the account's open breakers per model, and clear-state closes them.
+func TestAccountStateShowsBreakers(t *testing.T) {
+	t.Parallel()
+	e, _ := newStateEnv(t)
+	ctx := context.Background()
+	g := e.createGroup("g", "openai")
+	id := e.createAccount("acc", g)
+	path := "/api/v1/admin/accounts/" + itoa(id)
+	b := breaker.New(e.rdb)
+	now := time.Now().Truncate(time.Millisecond)
+	for i := 0; i < 3; i++ {
+		if _, err := b.Fail(ctx, id, "gpt-4o", "upstream_status 503", "g", breaker.SettingsOf(nil, nil, nil), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Fail(ctx, id, "gpt-4o-mini", "transport", "g", breaker.SettingsOf(nil, nil, nil), now); err != nil {
+		t.Fatal(err) // below the threshold: not shown
+	}
+	mark(t, e.st, id, store.AccountMark{Kind: store.MarkPaused, Until: now.Add(time.Hour), Reason: "insufficient_quota"})
+	var a stateOnly
+	e.mustCall(http.MethodGet, path, nil, http.StatusOK, &a)
+	want := `"pause_reason":"insufficient_quota","disabled_reason":null,"model_blocks":{},` +
+		`"breakers":[{"model":"gpt-4o","state":"open","reason":"upstream_status 503","failures":3,"next_probe_at":"` +
+		now.Add(30*time.Second).UTC().Format(time.RFC3339Nano) + `"}]}`
+	if !strings.HasSuffix(string(a.State), want) {
+		t.Fatalf("state = %s\nwant it to end in %s", a.State, want)
+	}
+	var list listBody[stateOnly]
+	e.mustCall(http.MethodGet, "/api/v1/admin/accounts", nil, http.StatusOK, &list)
+	if len(list.Items) != 1 || string(list.Items[0].State) != string(a.State) {
+		t.Fatalf("list items = %+v, want the same state", list.Items)
+	}
+	e.mustCall(http.MethodPost, path+"/clear-state", nil, http.StatusOK, &a)
+	if string(a.State) != emptyState {
+		t.Fatalf("clear-state answered state %s, want %s", a.State, emptyState)
+	}
+	if n := e.rdb.Exists(ctx, breaker.Key(id)).Val(); n != 0 {
+		t.Fatal("clear-state left the breakers in Redis")
 	}
 }

@@ -43,6 +43,8 @@ type Options struct {
 	// Accounts is told after every account write (e.g. the gateway's account cache);
 	// nil = nobody to tell.
 	Accounts AccountNotifier
+	// Breakers shows and clears the accounts' breakers (accounts_state.go); nil = none.
+	Breakers Breakers
 
 	// Routes reads the routing explanations of requests not settled yet (GET
 	// /usage/{request_id}); nil = only settled ones are shown.
@@ -63,6 +65,7 @@ type API struct {
 	prices    ChangeNotifier
 
 	accounts AccountNotifier
+	breakers Breakers
 	routes   RouteReader
 
 	keyUsages    *keyUsageCache // GET /v1/usage's answers and refusals
@@ -85,6 +88,7 @@ func New(o Options) *API {
 		prices:    o.Prices,
 
 		accounts: o.Accounts,
+		breakers: o.Breakers,
 		routes:   o.Routes,
 
 		keyUsages:    newKeyUsageCache(),

@@ -13,11 +13,11 @@ import (
 // MarkKind says which health state of an account a mark sets.
 type MarkKind int
 
-// Health marks, set from upstream failures (docs/design.md, "Account marks").
+// Health marks, set from upstream failures (docs/design.md, "Health model").
 const (
 	MarkRateLimited  MarkKind = iota + 1 // upstream 429
-	MarkOverloaded                       // upstream 529
-	MarkPaused                           // upstream 401, transport errors
+	MarkOverloaded                       // unused since issue 13: a 529 counts towards the breaker
+	MarkPaused                           // credential 401, quota, dial failures
 	MarkForbidden                        // upstream 403: paused, and counted by Strikes
 	MarkModelBlocked                     // upstream "model not found": blocked for Model only
 )
@@ -52,7 +52,12 @@ type MarkResult struct {
 const (
 	sqlMarkRateLimited = `UPDATE accounts SET rate_limited_until = GREATEST(COALESCE(rate_limited_until, $2), $2) WHERE id = $1`
 	sqlMarkOverloaded  = `UPDATE accounts SET overloaded_until = GREATEST(COALESCE(overloaded_until, $2), $2) WHERE id = $1`
-	sqlMarkPaused      = `UPDATE accounts SET paused_until = GREATEST(COALESCE(paused_until, $2), $2), pause_reason = $3 WHERE id = $1`
+	// The reason is the longest pause's: a short dial back-off during an hour's
+	// insufficient_quota pause must not relabel it.
+	sqlMarkPaused = `UPDATE accounts SET
+    pause_reason = CASE WHEN $2 >= COALESCE(paused_until, $2) THEN $3 ELSE pause_reason END,
+    paused_until = GREATEST(COALESCE(paused_until, $2), $2)
+WHERE id = $1`
 
 	// The row lock serialises the strikes of one account across every controlsvc instance.
 	sqlLockStrikes   = `SELECT status, disabled_reason, forbidden_at FROM accounts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`

@@ -40,6 +40,10 @@ func TestMarkAccount(t *testing.T) {
 			wantRL: now.Add(time.Hour), wantOV: now.Add(10 * time.Minute)},
 		{name: "paused with reason", mark: AccountMark{Kind: MarkPaused, Until: now.Add(10 * time.Minute), Reason: "upstream 401"},
 			wantRL: now.Add(time.Hour), wantOV: now.Add(10 * time.Minute), wantPA: now.Add(10 * time.Minute), reason: "upstream 401"},
+		{name: "a shorter pause keeps the longer one's reason", mark: AccountMark{Kind: MarkPaused, Until: now.Add(5 * time.Second), Reason: "upstream unreachable"},
+			wantRL: now.Add(time.Hour), wantOV: now.Add(10 * time.Minute), wantPA: now.Add(10 * time.Minute), reason: "upstream 401"},
+		{name: "a longer pause brings its reason", mark: AccountMark{Kind: MarkPaused, Until: now.Add(time.Hour), Reason: "insufficient_quota"},
+			wantRL: now.Add(time.Hour), wantOV: now.Add(10 * time.Minute), wantPA: now.Add(time.Hour), reason: "insufficient_quota"},
 	}
 	for _, s := range steps {
 		if _, err := st.MarkAccount(ctx, acc, s.mark); err != nil {
