@@ -155,11 +155,12 @@ func TestConvertFailoverBetweenAnthropicAccounts(t *testing.T) {
 		stream     bool
 		wantStatus int   // of the first attempt in the ledger
 		wantInput  int64 // tokens of the first attempt
+		failures   int   // failed attempts on the first account: a 500 is retried there once
 	}{
-		{"529 then stream", obj{"status": 529}, true, 529, 0},
-		{"500 then non-stream", obj{"status": 500}, false, 500, 0},
+		{"529 then stream", obj{"status": 529}, true, 529, 0, 1},
+		{"500 then non-stream", obj{"status": 500}, false, 500, 0, 2},
 		{"error event before output", obj{"body": anthropicSSE("message_start", evStart,
-			"error", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)}, false, 529, 10}, // the implied status (in_stream_error)
+			"error", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)}, false, 529, 10, 1}, // the implied status (in_stream_error)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,16 +192,16 @@ func TestConvertFailoverBetweenAnthropicAccounts(t *testing.T) {
 			}
 
 			rec := usageFor(t, tn.KeyID, 1)[0]
-			if num(rec, "attempts") != 2 || num(rec, "account_id") != accts[1] || num(rec, "status") != 200 || num(rec, "input_tokens") != 10 {
+			if num(rec, "attempts") != int64(tt.failures+1) || num(rec, "account_id") != accts[1] || num(rec, "status") != 200 || num(rec, "input_tokens") != 10 {
 				t.Errorf("usage record = %v", rec)
 			}
 			requestID, _ := rec["request_id"].(string)
 			detail := mustAdmin(t, "GET", "/usage/"+requestID, nil)
 			attempts, _ := detail["attempts"].([]any)
-			if len(attempts) != 2 {
-				t.Fatalf("attempts = %v, want 2", detail["attempts"])
+			if len(attempts) != tt.failures+1 {
+				t.Fatalf("attempts = %v, want %d", detail["attempts"], tt.failures+1)
 			}
-			first, second := attempts[0].(obj), attempts[1].(obj)
+			first, second := attempts[0].(obj), attempts[tt.failures].(obj)
 			if num(first, "account_id") != accts[0] || num(first, "status") != int64(tt.wantStatus) || first["billed"] != false ||
 				num(first, "input_tokens") != tt.wantInput {
 				t.Errorf("first attempt = %v", first)

@@ -56,14 +56,15 @@ func TestFailoverExhaustedMapping(t *testing.T) {
 		wantStatus int
 		wantType   string
 		wantMsg    string
+		tries      int // requests per account: a 500 or 503 is retried once on its account
 	}{
-		{"401", 401, 502, "upstream_error", "Upstream authentication failed, please contact administrator"},
-		{"403", 403, 502, "upstream_error", "Upstream access forbidden, please contact administrator"},
-		{"429", 429, 429, "rate_limit_error", "Upstream rate limit exceeded, please retry later"},
-		{"529", 529, 503, "upstream_error", "Upstream service overloaded, please retry later"},
-		{"500", 500, 502, "upstream_error", "Upstream service temporarily unavailable"},
-		{"503", 503, 502, "upstream_error", "Upstream service temporarily unavailable"},
-		{"402", 402, 502, "upstream_error", "Upstream request failed"},
+		{"401", 401, 502, "upstream_error", "Upstream authentication failed, please contact administrator", 1},
+		{"403", 403, 502, "upstream_error", "Upstream access forbidden, please contact administrator", 1},
+		{"429", 429, 429, "rate_limit_error", "Upstream rate limit exceeded, please retry later", 1},
+		{"529", 529, 503, "upstream_error", "Upstream service overloaded, please retry later", 1},
+		{"500", 500, 502, "upstream_error", "Upstream service temporarily unavailable", 2},
+		{"503", 503, 502, "upstream_error", "Upstream service temporarily unavailable", 2},
+		{"402", 402, 502, "upstream_error", "Upstream request failed", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,11 +85,11 @@ func TestFailoverExhaustedMapping(t *testing.T) {
 			if code != tt.wantStatus || !jsonEqual(body, want) {
 				t.Fatalf("got %d %s, want %d %s", code, body, tt.wantStatus, want)
 			}
-			if len(upstreamRequestsFor(t, a)) != 1 || len(upstreamRequestsFor(t, b)) != 1 {
-				t.Errorf("each account should have been tried once")
+			if len(upstreamRequestsFor(t, a)) != tt.tries || len(upstreamRequestsFor(t, b)) != tt.tries {
+				t.Errorf("each account should have been tried %d times", tt.tries)
 			}
 			recs := usageFor(t, tn.KeyID, 1)
-			if num(recs[0], "attempts") != 2 || num(recs[0], "status") != int64(tt.wantStatus) {
+			if num(recs[0], "attempts") != int64(2*tt.tries) || num(recs[0], "status") != int64(tt.wantStatus) {
 				t.Errorf("usage record = %v", recs[0])
 			}
 			assertNoSlotsHeld(t, []int64{tn.UserID}, accts)
@@ -97,7 +98,8 @@ func TestFailoverExhaustedMapping(t *testing.T) {
 }
 
 func TestSwitchBudget(t *testing.T) {
-	// Five failing accounts, at most 3 switches: exactly 4 attempts.
+	// Five failing accounts, at most 3 switches: exactly 4 accounts tried, each twice (a 500
+	// is retried once on its account before the switch).
 	var specs []accountSpec
 	for i := 0; i < 5; i++ {
 		c := unique("sk-500")
@@ -113,8 +115,8 @@ func TestSwitchBudget(t *testing.T) {
 	for _, s := range specs {
 		tried += len(upstreamRequestsFor(t, s.Credential))
 	}
-	if tried != 4 {
-		t.Errorf("upstream attempts = %d, want 4 (1 + 3 switches)", tried)
+	if tried != 8 {
+		t.Errorf("upstream attempts = %d, want 8 (1 + 3 switches, each retried once)", tried)
 	}
 	assertNoSlotsHeld(t, []int64{tn.UserID}, accts)
 }

@@ -38,10 +38,11 @@ func TestPassthroughRuleRewritesExhaustedError(t *testing.T) {
 		if code != 503 || !jsonEqual(body, want) {
 			t.Fatalf("got %d %s, want 503 %s", code, body, want)
 		}
-		if len(upstreamRequestsFor(t, a)) != 1 || len(upstreamRequestsFor(t, b)) != 1 {
-			t.Errorf("failover should have tried each account once before the rule applied")
+		// A 500 is retried once on its account before failing over.
+		if len(upstreamRequestsFor(t, a)) != 2 || len(upstreamRequestsFor(t, b)) != 2 {
+			t.Errorf("failover should have tried each account twice before the rule applied")
 		}
-		if rec := usageFor(t, tn.KeyID, 1)[0]; num(rec, "status") != 503 || num(rec, "attempts") != 2 {
+		if rec := usageFor(t, tn.KeyID, 1)[0]; num(rec, "status") != 503 || num(rec, "attempts") != 4 {
 			t.Errorf("usage record = %v", rec)
 		}
 		assertNoSlotsHeld(t, []int64{tn.UserID}, accts)

@@ -105,7 +105,7 @@ func TestReportLatencies(t *testing.T) {
 		}
 		return false // then grant as usual
 	}
-	rec := do(newTestPlugin(t, stub, nil), "/v1/responses", `{"model":"m","input":"hi"}`, nil)
+	rec := do(newTestPlugin(t, stub, noSameAccountRetry), "/v1/responses", `{"model":"m","input":"hi"}`, nil)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
 	}

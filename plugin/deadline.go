@@ -12,6 +12,10 @@ const (
 	classFirstTokenTimeout = "first_token_timeout"
 	classStreamIdleTimeout = "stream_idle_timeout"
 	classRequestTimeout    = "request_timeout"
+	// classResponseHeaderTimeout: a non-streaming attempt got no response headers within
+	// responseHeaderTimeout (issue 13 §3); like the first-token timeout it fails over and
+	// counts towards the (account, model) breaker only.
+	classResponseHeaderTimeout = "response_header_timeout"
 	// classDrainTimeout: the client left after the commit point and the upstream did not
 	// finish within drainTimeout.
 	classDrainTimeout = "drain_timeout"
@@ -29,6 +33,7 @@ type watchdog struct {
 	done  bool   // stopped: timers firing late do nothing
 
 	first *time.Timer // time to first token; nil when off
+	head  *time.Timer // time to response headers; nil when off
 	idle  *time.Timer // stream idle; nil until armed or when off
 	total *time.Timer // the request's overall deadline
 	idleD time.Duration
@@ -43,11 +48,15 @@ type watchdog struct {
 	unwatch   func() bool   // stops watching the client's context
 }
 
-// newWatchdog arms the first-token timer (when firstToken > 0) and the overall deadline.
-func newWatchdog(cancel context.CancelFunc, firstToken time.Duration, deadline time.Time) *watchdog {
+// newWatchdog arms the first-token timer (when firstToken > 0), the response-header timer
+// (when headers > 0) and the overall deadline.
+func newWatchdog(cancel context.CancelFunc, firstToken, headers time.Duration, deadline time.Time) *watchdog {
 	w := &watchdog{cancel: cancel}
 	if firstToken > 0 {
 		w.first = time.AfterFunc(firstToken, func() { w.fire(classFirstTokenTimeout) })
+	}
+	if headers > 0 {
+		w.head = time.AfterFunc(headers, func() { w.fire(classResponseHeaderTimeout) })
 	}
 	left := time.Until(deadline)
 	if left <= 0 {
@@ -89,6 +98,14 @@ func (w *watchdog) armIdle(d time.Duration) {
 func (w *watchdog) progress() {
 	if w.idle != nil {
 		w.idle.Reset(w.idleD)
+	}
+}
+
+// headersArrived stops the response-header timer: the upstream answered. The transport's
+// ResponseHeaderTimeout is only the larger backstop.
+func (w *watchdog) headersArrived() {
+	if w.head != nil {
+		w.head.Stop()
 	}
 }
 
@@ -152,6 +169,9 @@ func (w *watchdog) stop() {
 	}
 	if w.first != nil {
 		w.first.Stop()
+	}
+	if w.head != nil {
+		w.head.Stop()
 	}
 	if w.idle != nil {
 		w.idle.Stop()

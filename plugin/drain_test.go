@@ -259,7 +259,7 @@ func TestWatchdogClientDeparture(t *testing.T) {
 			t.Parallel()
 			attempt, cancel := context.WithCancel(context.Background())
 			client, leave := context.WithCancel(context.Background())
-			wd := newWatchdog(cancel, 0, far)
+			wd := newWatchdog(cancel, 0, 0, far)
 			wd.watchClient(client, tt.drain)
 			if tt.commit && !wd.commit() {
 				t.Fatal("commit refused while the client is there")

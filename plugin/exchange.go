@@ -45,6 +45,10 @@ type exchange struct {
 	grant    *grant  // the current grant; nil until controlsvc granted one
 	exclude  []int64 // accounts already tried
 	attempts []attemptReport
+	// sameRetried lists the accounts this request already retried on (retry.go).
+	sameRetried []int64
+	// hedged: the request raced a hedge already (hedge.go); once per request.
+	hedged bool
 
 	written bool // a status line went to the client
 	// keepAliveOnly: keep-alives committed the response (200, text/event-stream) and

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -83,15 +82,16 @@ func (x *exchange) admit(failed *failedAttempt) bool {
 
 // forward runs the attempt loop: an attempt that fails before the commit point — a failover
 // status, a transport error, a deadline, a stream that breaks before its first semantic
-// output — is reported at re-admission and another account is tried, at most maxSwitches
-// times. The request's overall deadline (requestTimeout) bounds every attempt.
+// output — is retried once on the same account when the upstream asked for a short wait
+// (retry.go), else reported at re-admission and another account is tried, at most
+// maxSwitches times. The request's overall deadline (requestTimeout) bounds every attempt.
 func (x *exchange) forward() {
 	switches := 0
 	for {
 		if x.converting() && !x.prepareConverted() {
 			return
 		}
-		resp, wd, err := x.attempt()
+		resp, wd, err := x.send() // attempt.go
 		if x.clientGone() {
 			if resp != nil {
 				resp.Body.Close()
@@ -101,52 +101,20 @@ func (x *exchange) forward() {
 			x.abandon()
 			return
 		}
-		var failed *failedAttempt
-		switch {
-		case err != nil:
-			failed = x.failure(nil, err, wd)
-		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-			failed = x.authFailure(resp, wd) // credential.go
-			if failed == nil {
-				return
-			}
-		case isFailoverStatus(resp.StatusCode):
-			failed = x.failure(resp, nil, wd)
-		case resp.StatusCode == http.StatusNotFound:
-			failed = x.notFound(resp, wd)
-			if failed == nil {
-				return
-			}
-		case resp.StatusCode == http.StatusBadRequest && x.grant.ContextFallback:
-			failed = x.contextLength(resp, wd) // fallback.go
-			if failed == nil {
-				return
-			}
-		case resp.StatusCode >= 400:
-			failed = x.clientErrorFailure(resp, wd) // classify.go: a quota 400 fails over
-			if failed == nil {
-				return
-			}
-		case x.converting():
-			failed = x.relayConverted(resp, wd) // converted.go
-			wd.release()
-			if failed == nil {
-				return
-			}
-		case isEventStream(resp.Header.Get("Content-Type")):
-			failed = x.relayStream(resp, wd)
-			wd.release()
-			if failed == nil {
-				return
-			}
-		default:
-			x.relayWith(resp, wd.release, wd)
-			return
-		}
+		failed := x.respond(resp, wd, err)
 		wd.release()
+		if failed == nil {
+			return // answered
+		}
 		if failed.ErrorClass == classRequestTimeout {
 			x.timedOut()
 			return
+		}
+		if wait, ok := x.sameAccountWait(failed); ok { // retry.go
+			if !x.retrySameAccount(wait) {
+				return
+			}
+			continue
 		}
 		if switches >= x.p.maxSwitches {
 			x.exhaust(failed)
@@ -160,61 +128,29 @@ func (x *exchange) forward() {
 	}
 }
 
-// attempt sends the request to the current grant's account and records the attempt. The
-// returned watchdog owns the attempt's deadlines; its release ends the upstream request
-// and the caller calls it when done with resp.
-func (x *exchange) attempt() (*http.Response, *watchdog, error) {
-	g := x.grant
-	// Detached from the client: a committed attempt is drained after the client left, to
-	// bill what the upstream counts. The watchdog cuts it at once before the commit point.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(x.req.Context()))
-	wd := newWatchdog(cancel, x.firstTokenTimeout(), x.start.Add(x.p.requestLimit))
-	wd.watchClient(x.req.Context(), x.p.drain)
-	// One per statement: Yaegi panics on a tuple assignment of nil to fields.
-	x.billable = false
-	x.usageComplete = false
-	x.outputBytes = 0
-	x.usage = nil
-	x.stall.onStall(func() { wd.fire(classClientGone) }) // stall.go
-	began := time.Now()
-	x.attemptSent = began
-	if x.firstSend.IsZero() {
-		x.firstSend = began
+// respond handles one attempt's outcome: it relays an answer to the client (nil) or
+// describes a failure to fail over from.
+func (x *exchange) respond(resp *http.Response, wd *watchdog, err error) *failedAttempt {
+	switch {
+	case err != nil:
+		return x.failure(nil, err, wd)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return x.authFailure(resp, wd) // credential.go
+	case isFailoverStatus(resp.StatusCode):
+		return x.failure(resp, nil, wd)
+	case resp.StatusCode == http.StatusNotFound:
+		return x.notFound(resp, wd)
+	case resp.StatusCode == http.StatusBadRequest && x.grant.ContextFallback:
+		return x.contextLength(resp, wd) // fallback.go
+	case resp.StatusCode >= 400:
+		return x.clientErrorFailure(resp, wd) // classify.go: a quota 400 fails over, the rest is relayed
+	case x.converting():
+		return x.relayConverted(resp, wd) // converted.go
+	case isEventStream(resp.Header.Get("Content-Type")):
+		return x.relayStream(resp, wd)
 	}
-	var out *http.Request
-	var err error
-	if x.converting() {
-		out, err = buildConvertedRequest(ctx, x.req, g, x.sent) // prepared by prepareConverted
-	} else {
-		out, err = buildUpstreamRequest(ctx, x.req, x.path, g, x.bodyFor(g))
-	}
-	var resp *http.Response
-	if err == nil {
-		resp, err = x.p.transport.RoundTrip(out)
-	}
-	rec := attemptReport{AccountID: g.AccountID, DurationMs: millisSince(began), UpstreamModel: g.UpstreamModel}
-	if rec.UpstreamModel == "" {
-		rec.UpstreamModel = x.info.model // the body went as the client sent it
-	}
-	if err != nil {
-		rec.ErrorClass = transportClass(err)
-		if c := wd.firedClass(); c != "" {
-			rec.ErrorClass = c
-		}
-	} else {
-		rec.Status = resp.StatusCode
-		if resp.StatusCode >= 400 {
-			rec.ErrorClass = classUpstreamStatus
-		}
-	}
-	x.attempts = append(x.attempts, rec)
-	return resp, wd, err
-}
-
-// release stops the deadlines and ends the upstream request.
-func (w *watchdog) release() {
-	w.stop()
-	w.cancel()
+	x.relayWith(resp, wd.release, wd)
+	return nil
 }
 
 // failure describes a failed attempt for controlsvc and releases its response. An attempt
@@ -352,7 +288,7 @@ func exhaustedError(last *failedAttempt) *clientError {
 		return newClientError(http.StatusBadGateway, typeUpstream, "Upstream service temporarily unavailable")
 	}
 	switch last.ErrorClass {
-	case classFirstTokenTimeout, classStreamIdleTimeout:
+	case classFirstTokenTimeout, classStreamIdleTimeout, classResponseHeaderTimeout:
 		return newClientError(http.StatusGatewayTimeout, typeUpstream, "Upstream timed out, please retry later")
 	case classModelNotFound:
 		return newClientError(http.StatusNotFound, typeInvalidRequest, "The model does not exist or you do not have access to it")

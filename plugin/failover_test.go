@@ -12,7 +12,8 @@ func TestFailover429ThenSuccess(t *testing.T) {
 	t.Parallel()
 	up := newTestUpstream(t)
 	up.set("up-1", upstreamReply{status: 429, body: `{"error":{"message":"slow down"}}`, headers: map[string]string{
-		"Retry-After": "3", "X-Ratelimit-Reset-Requests": "6s", "X-From": "account-1",
+		// A wait beyond sameAccountRetryMax (3s): no same-account retry, straight to another account.
+		"Retry-After": "30", "X-Ratelimit-Reset-Requests": "6s", "X-From": "account-1",
 	}})
 	up.set("up-2", okReply("from two"))
 	stub := newContractStub(t,
@@ -33,7 +34,7 @@ func TestFailover429ThenSuccess(t *testing.T) {
 		t.Fatalf("%d admit calls, want 2", len(calls))
 	}
 	second := calls[1]
-	wantFailed := &failedAttempt{AccountID: 1, Status: 429, ErrorClass: "upstream_status", RetryAfter: "3", RatelimitReset: "6s"}
+	wantFailed := &failedAttempt{AccountID: 1, Status: 429, ErrorClass: "upstream_status", RetryAfter: "30", RatelimitReset: "6s"}
 	if second.GrantID != "g_1" || !reflect.DeepEqual(second.Exclude, []int64{1}) || !reflect.DeepEqual(second.Failed, wantFailed) {
 		t.Fatalf("re-admission = %+v (failed %+v)", second, second.Failed)
 	}
@@ -48,7 +49,7 @@ func TestFailover429ThenSuccess(t *testing.T) {
 	if r.Attempts[0].AccountID != 1 || r.Attempts[0].Status != 429 || r.Attempts[1].AccountID != 2 || r.Attempts[1].Status != 200 {
 		t.Fatalf("attempts = %+v", r.Attempts)
 	}
-	if a := r.Attempts[0]; a.RetryAfter != "3" || a.RatelimitReset != "6s" || r.Attempts[1].RetryAfter != "" {
+	if a := r.Attempts[0]; a.RetryAfter != "30" || a.RatelimitReset != "6s" || r.Attempts[1].RetryAfter != "" {
 		t.Fatalf("attempts = %+v, want the 429's Retry-After and reset on the first only", r.Attempts)
 	}
 	if string(r.Usage) != `{"input_tokens":11,"output_tokens":5}` || r.UsageFormat != "responses" {
@@ -138,7 +139,10 @@ func TestExhaustedMapping(t *testing.T) {
 			}
 			// One account: with switches left, the re-admission finds none (no_account).
 			stub := newContractStub(t, stubAccount{id: 1, baseURL: base, apiKey: "up-1"})
-			p := newTestPlugin(t, stub, func(c *Config) { c.MaxAccountSwitches = tt.switches })
+			p := newTestPlugin(t, stub, func(c *Config) {
+				c.MaxAccountSwitches = tt.switches
+				c.SameAccountRetryMax = "0s" // the mapping of one failure, not the retry (retry_test.go)
+			})
 			rec := do(p, "/v1/messages", `{"model":"m"}`, nil)
 			shape, typ, msg := errorOf(t, rec.Body.Bytes())
 			if rec.Code != tt.wantStatus || typ != tt.wantType || msg != tt.wantMsg || shape != "anthropic" {

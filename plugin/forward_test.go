@@ -166,7 +166,7 @@ func TestFailoverRebuildsFromOriginalBody(t *testing.T) {
 		stubAccount{id: 1, baseURL: up.srv.URL, apiKey: "up-1", upstreamModel: "mapped-1"},
 		stubAccount{id: 2, baseURL: up.srv.URL, apiKey: "up-2"},
 	)
-	p := newTestPlugin(t, stub, nil)
+	p := newTestPlugin(t, stub, noSameAccountRetry)
 	const body = `{"model":"asked","input":"x"}`
 	if rec := do(p, "/v1/responses", body, nil); rec.Code != 200 {
 		t.Fatalf("status %d", rec.Code)

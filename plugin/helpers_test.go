@@ -59,6 +59,8 @@ type stubAccount struct {
 	forwardBetas *string
 	userAgent    string
 	fixed        map[string]string
+	// hedgeAfterMs is the grant's hedge_after_ms (hedge.go).
+	hedgeAfterMs int64
 }
 
 func newContractStub(t *testing.T, accounts ...stubAccount) *contractStub {
@@ -173,6 +175,7 @@ func (s *contractStub) admit(w http.ResponseWriter, ar admitRequest) {
 			}
 		}
 		g.ForwardBetas, g.UserAgent = a.forwardBetas, a.userAgent
+		g.HedgeAfterMs = a.hedgeAfterMs
 		for k, v := range a.fixed {
 			g.Headers[k] = v
 		}

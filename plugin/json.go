@@ -22,14 +22,16 @@ const (
 
 // admitRequest is the body of POST /internal/v1/admit.
 type admitRequest struct {
-	RequestID string         `json:"request_id"`
-	GrantID   string         `json:"grant_id"`
-	APIKey    string         `json:"api_key"`
-	Path      string         `json:"path"`
-	Model     string         `json:"model"`
-	Stream    bool           `json:"stream"`
-	Exclude   []int64        `json:"exclude"`
-	Failed    *failedAttempt `json:"failed,omitempty"`
+	RequestID string `json:"request_id"`
+	GrantID   string `json:"grant_id"`
+	APIKey    string `json:"api_key"`
+	// Hedge asks for one more account slot for the grant, without waiting (hedge.go).
+	Hedge   bool           `json:"hedge,omitempty"`
+	Path    string         `json:"path"`
+	Model   string         `json:"model"`
+	Stream  bool           `json:"stream"`
+	Exclude []int64        `json:"exclude"`
+	Failed  *failedAttempt `json:"failed,omitempty"`
 	// MaxWaitMs is the plugin's wait budget: controlsvc keeps the call in its wait queues
 	// at most this long (0: not at all) and then refuses as a wait timeout.
 	MaxWaitMs int64 `json:"max_wait_ms"`
@@ -81,6 +83,12 @@ type grant struct {
 	// Per-group deadline overrides (issue 3 §9); absent: the plugin's configuration, 0: none.
 	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
 	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms,omitempty"`
+	// ResponseHeaderTimeoutMs bounds a non-streaming attempt's time to response headers
+	// (issue 13 §3); absent: the plugin's responseHeaderTimeout, 0: none.
+	ResponseHeaderTimeoutMs *int64 `json:"response_header_timeout_ms,omitempty"`
+	// HedgeAfterMs, above 0, starts a second attempt on another account when a streaming
+	// attempt has produced no semantic output after that long (issue 13 §4).
+	HedgeAfterMs int64 `json:"hedge_after_ms,omitempty"`
 	// Convert names the conversion the request takes to this account ("" = none;
 	// "responses_to_messages": a Responses request answered by an Anthropic account).
 	Convert string `json:"convert,omitempty"`
@@ -151,6 +159,11 @@ type attemptReport struct {
 	// As in failedAttempt, for a failed attempt with an upstream response.
 	RetryAfter     string `json:"retry_after,omitempty"`
 	RatelimitReset string `json:"ratelimit_reset,omitempty"`
+	// RetriedSameAccount: this attempt failed and the next one went to the same account,
+	// on the same grant, without an admit call (retry.go).
+	RetriedSameAccount bool `json:"retried_same_account,omitempty"`
+	// HedgeLost: this attempt was cancelled because the other hedged attempt won.
+	HedgeLost bool `json:"hedge_lost,omitempty"`
 }
 
 type reportBatch struct {
@@ -165,6 +178,9 @@ type lease struct {
 	GrantID   string `json:"grant_id"`
 	UserID    int64  `json:"user_id"`
 	AccountID int64  `json:"account_id"`
+	// Hedged is the grant's second account while a hedge holds one (hedge.go): renewed as
+	// a lease entry of its own, since the renew contract names one account per entry.
+	Hedged int64 `json:"-"`
 }
 
 type renewBatch struct {

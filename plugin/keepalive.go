@@ -124,15 +124,27 @@ func (x *exchange) admitWithKeepAlive(ar *admitRequest) (*grant, *rejection, err
 	ctx, cancel := context.WithCancel(x.req.Context())
 	defer cancel()
 	x.stall.onStall(cancel)
-	var k *keepAlive
-	if x.info.stream && x.p.pingInterval > 0 && (!x.written || x.keepAliveOnly) {
-		k = startKeepAlive(x.req.Context(), x.rw, x.stall, x.path, x.requestID, x.p.pingInterval, x.written)
-	}
+	k := x.startPings()
 	g, rej, err := x.p.control.client.admit(ctx, x.p.admitBound(), ar)
+	x.stopPings(k)
+	return g, rej, err
+}
+
+// startPings starts keep-alives to a streaming client while the request waits (an admit
+// call, a same-account retry's wait); nil when the request does not stream, pings are off,
+// or the client already got more than keep-alives.
+func (x *exchange) startPings() *keepAlive {
+	if !x.info.stream || x.p.pingInterval <= 0 || (x.written && !x.keepAliveOnly) {
+		return nil
+	}
+	return startKeepAlive(x.req.Context(), x.rw, x.stall, x.path, x.requestID, x.p.pingInterval, x.written)
+}
+
+// stopPings stops k (nil: none) and records a response its pings committed.
+func (x *exchange) stopPings(k *keepAlive) {
 	if k != nil && k.stop() && !x.written {
 		x.written = true
 		x.keepAliveOnly = true
 		x.status = http.StatusOK
 	}
-	return g, rej, err
 }

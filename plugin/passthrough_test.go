@@ -63,7 +63,7 @@ func TestPassthroughOnExhaustedFailover(t *testing.T) {
 				stubAccount{id: 2, baseURL: up.srv.URL, apiKey: "up-2"},
 			)
 			stub.setUpstreamErrorHook(tt.hook)
-			p := newTestPlugin(t, stub, nil)
+			p := newTestPlugin(t, stub, noSameAccountRetry)
 
 			rec := do(p, "/v1/responses", `{"model":"gpt-x"}`, nil)
 			if rec.Code != tt.wantStatus || rec.Body.String() != tt.wantBody {

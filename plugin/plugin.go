@@ -28,7 +28,9 @@ const (
 	defaultMaxWait               = "150s"
 	defaultPingInterval          = "10s"
 	defaultUpstreamHeaderTimeout = "600s"
-	defaultFirstTokenTimeout     = "0s"
+	defaultFirstTokenTimeout     = "60s"
+	defaultResponseHeaderTimeout = "300s"
+	defaultSameAccountRetryMax   = "3s"
 	defaultStreamIdleTimeout     = "180s"
 	defaultRequestTimeout        = "30m"
 	defaultDrainTimeout          = "30s"
@@ -69,8 +71,15 @@ type Config struct {
 	PingInterval          string `json:"pingInterval,omitempty"`
 	UpstreamHeaderTimeout string `json:"upstreamHeaderTimeout,omitempty"`
 	// FirstTokenTimeout bounds the time from sending an attempt to its first semantic
-	// output on streaming requests; 0s (the default) is none. A group may override it.
+	// output on streaming requests (default 60s); 0s is none. A group may override it.
 	FirstTokenTimeout string `json:"firstTokenTimeout,omitempty"`
+	// ResponseHeaderTimeout bounds the time from sending a non-streaming attempt to its
+	// response headers (default 300s); 0s is none. A group may override it. The shared
+	// transport's UpstreamHeaderTimeout stays a larger backstop.
+	ResponseHeaderTimeout string `json:"responseHeaderTimeout,omitempty"`
+	// SameAccountRetryMax is the longest Retry-After a 429 or 503 may ask for and still be
+	// retried once on the same account (retry.go); 0s turns same-account retries off.
+	SameAccountRetryMax string `json:"sameAccountRetryMax,omitempty"`
 	// StreamIdleTimeout bounds a silence of the upstream body; 0s is none. A group may
 	// override it.
 	StreamIdleTimeout string `json:"streamIdleTimeout,omitempty"`
@@ -98,6 +107,8 @@ func CreateConfig() *Config {
 		PingInterval:          defaultPingInterval,
 		UpstreamHeaderTimeout: defaultUpstreamHeaderTimeout,
 		FirstTokenTimeout:     defaultFirstTokenTimeout,
+		ResponseHeaderTimeout: defaultResponseHeaderTimeout,
+		SameAccountRetryMax:   defaultSameAccountRetryMax,
 		StreamIdleTimeout:     defaultStreamIdleTimeout,
 		RequestTimeout:        defaultRequestTimeout,
 		DrainTimeout:          defaultDrainTimeout,
@@ -117,6 +128,8 @@ type Poolgate struct {
 	maxWait      time.Duration // wait budget of one admit call
 	pingInterval time.Duration // 0: no keep-alives
 	firstToken   time.Duration // 0: none
+	headers      time.Duration // responseHeaderTimeout of non-streaming attempts; 0: none
+	retryMax     time.Duration // sameAccountRetryMax; 0: no same-account retry
 	streamIdle   time.Duration // 0: none
 	requestLimit time.Duration
 	drain        time.Duration // 0: a committed attempt is cut when its client leaves; with requestLimit it bounds lease renewal (leaseCap)
@@ -168,6 +181,14 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 	if err != nil {
 		return nil, fmt.Errorf("poolgate middleware %q: firstTokenTimeout %q: %w", name, cfg.FirstTokenTimeout, err)
 	}
+	responseHeader, err := parseOptionalDuration(cfg.ResponseHeaderTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: responseHeaderTimeout %q: %w", name, cfg.ResponseHeaderTimeout, err)
+	}
+	retryMax, err := parseOptionalDuration(cfg.SameAccountRetryMax)
+	if err != nil {
+		return nil, fmt.Errorf("poolgate middleware %q: sameAccountRetryMax %q: %w", name, cfg.SameAccountRetryMax, err)
+	}
 	streamIdle, err := parseOptionalDuration(cfg.StreamIdleTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("poolgate middleware %q: streamIdleTimeout %q: %w", name, cfg.StreamIdleTimeout, err)
@@ -193,6 +214,8 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 		maxWait:      maxWait,
 		pingInterval: pingInterval,
 		firstToken:   firstToken,
+		headers:      responseHeader,
+		retryMax:     retryMax,
 		streamIdle:   streamIdle,
 		requestLimit: requestLimit,
 		drain:        drain,

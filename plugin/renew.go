@@ -83,6 +83,9 @@ func (rn *renewer) snapshot(now time.Time) []lease {
 			continue
 		}
 		out = append(out, r.l)
+		if r.l.Hedged > 0 {
+			out = append(out, lease{GrantID: r.l.GrantID, UserID: r.l.UserID, AccountID: r.l.Hedged})
+		}
 	}
 	return out
 }

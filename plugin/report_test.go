@@ -250,11 +250,11 @@ func TestRenewerRenewsLiveLeasesInOneCall(t *testing.T) {
 	}
 	rn.register(lease{GrantID: "g_1", UserID: 1, AccountID: 10}, time.Time{})
 	rn.register(lease{GrantID: "g_2", UserID: 2, AccountID: 20}, time.Time{})
-	waitRenew([]lease{{"g_1", 1, 10}, {"g_2", 2, 20}})
+	waitRenew([]lease{{"g_1", 1, 10, 0}, {"g_2", 2, 20, 0}})
 
 	rn.register(lease{GrantID: "g_1", UserID: 1, AccountID: 11}, time.Time{}) // re-admitted elsewhere
 	rn.unregister("g_2")
-	waitRenew([]lease{{"g_1", 1, 11}})
+	waitRenew([]lease{{"g_1", 1, 11, 0}})
 
 	rn.unregister("g_1")
 	time.Sleep(50 * time.Millisecond) // let an in-flight tick finish

@@ -149,16 +149,28 @@ func (x *exchange) idleTimeout() time.Duration {
 	return durationMs(x.grant.StreamIdleTimeoutMs, x.p.streamIdle)
 }
 
-// firstTokenTimeout is the time-to-first-token deadline of the current grant for a
-// streaming request (0: none).
-func (x *exchange) firstTokenTimeout() time.Duration {
+// firstTokenTimeout is the time-to-first-token deadline under g for a streaming request (0:
+// none): its group's override or the plugin's default.
+func (x *exchange) firstTokenTimeout(g *grant) time.Duration {
 	if !x.info.stream {
 		return 0
 	}
-	if x.grant == nil {
+	if g == nil {
 		return x.p.firstToken
 	}
-	return durationMs(x.grant.FirstTokenTimeoutMs, x.p.firstToken)
+	return durationMs(g.FirstTokenTimeoutMs, x.p.firstToken)
+}
+
+// responseHeaderTimeout is the time-to-headers deadline under g for a non-streaming request
+// (0: none); a stream is bounded by its first-token deadline instead.
+func (x *exchange) responseHeaderTimeout(g *grant) time.Duration {
+	if x.info.stream {
+		return 0
+	}
+	if g == nil {
+		return x.p.headers
+	}
+	return durationMs(g.ResponseHeaderTimeoutMs, x.p.headers)
 }
 
 func isEventStream(contentType string) bool {

@@ -113,6 +113,10 @@ func pluginEnv(st *Stack, o Options) []string {
 		"POOLGATE_IP_MAX_IN_FLIGHT=100000", "POOLGATE_IP_RATE=1000000", "POOLGATE_IP_BURST=1000000",
 		"POOLGATE_ADMIN_RATE=1000000", "POOLGATE_ADMIN_BURST=1000000",
 		"POOLGATE_ALLOW_PRIVATE_UPSTREAMS=1", // the fake upstream is on 127.0.0.1
+		// Empty: traefik-dynamic.yml's defaults, whatever the caller's environment holds, so
+		// that the silent-upstream tests see the shipped bounds (Options.TraefikEnv may
+		// still set them, after these).
+		"POOLGATE_FIRST_TOKEN_TIMEOUT=", "POOLGATE_RESPONSE_HEADER_TIMEOUT=", "POOLGATE_SAME_ACCOUNT_RETRY_MAX=",
 	}
 	for _, s := range []struct{ name, value string }{
 		{"POOLGATE_DRAIN_TIMEOUT", o.DrainTimeout},

@@ -55,6 +55,9 @@ func TestPluginLoadsUnderYaegi(t *testing.T) {
 		"MaxWait":               "150s",
 		"PingInterval":          "10s",
 		"UpstreamHeaderTimeout": "600s",
+		"FirstTokenTimeout":     "60s",
+		"ResponseHeaderTimeout": "300s",
+		"SameAccountRetryMax":   "3s",
 	}
 	checkConfig(t, cfg, want)
 	h, err := p.newHandler(context.Background(), http.NotFoundHandler(), map[string]any{"pluginSecret": "s"}, "guard")

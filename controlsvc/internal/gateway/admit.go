@@ -76,6 +76,9 @@ type admitRequest struct {
 	// maximum it names, 0 = none.
 	InputBytes      int64 `json:"input_bytes"`
 	MaxOutputTokens int64 `json:"max_output_tokens"`
+	// Hedge asks for one more account slot for the grant, without waiting and without
+	// releasing the current one (hedge.go); exclude names the accounts it must not be.
+	Hedge bool `json:"hedge"`
 
 	// platform is the key's group's platform once authenticated ("" before): it picks the
 	// envelope of a refusal (rejectBody). Not part of the JSON.
@@ -102,6 +105,10 @@ type admitReply struct {
 	// The group's deadline overrides (issue 3 §9); absent: the plugin's default, 0: off.
 	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
 	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms,omitempty"`
+	// The group's silent-upstream bound for non-streaming attempts (issue 13 §3; absent: the
+	// plugin's default, 0: off) and its hedge delay (issue 13 §4; absent: no hedging).
+	ResponseHeaderTimeoutMs *int64 `json:"response_header_timeout_ms,omitempty"`
+	HedgeAfterMs            int64  `json:"hedge_after_ms,omitempty"`
 	// Convert tells the plugin to serve the request by conversion (group_rules.go): with
 	// "responses_to_messages" it calls <base_url>/v1/messages. Absent: pass-through.
 	Convert string `json:"convert,omitempty"`
@@ -149,6 +156,9 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	if req.DeadlineMs < 0 {
 		return nil, rejectInvalid("Invalid deadline_ms"), nil
 	}
+	if rej := validHedge(req); rej != nil {
+		return nil, rej, nil
+	}
 	if budget, ok := req.waitBudget(time.Now()); ok {
 		ctx = withWaitBudget(ctx, budget)
 	}
@@ -165,6 +175,12 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	key := kr.auth
 	req.platform = key.Platform
 	s.breakerSettings(key) // remembered for the group's reports (breakers.go)
+	if req.Hedge {
+		var rej *rejection
+		if ctx, rej, err = s.prepareHedge(ctx, key, req); err != nil || rej != nil {
+			return nil, rej, err
+		}
+	}
 	// The group's mapping applies first; the accounts' own mappings apply to its result.
 	_, named := kr.rules.route(req.Model)
 	// The model the request is being served: the requested one, or on a re-admission the
@@ -276,12 +292,14 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 
 		ContextFallback: kr.rules.fallbacks.contextFallback(req.Model, ch.model),
 
-		FirstTokenTimeoutMs: key.FirstTokenTimeoutMs,
-		StreamIdleTimeoutMs: key.StreamIdleTimeoutMs,
-		Convert:             convert,
-		MaxOutputTokens:     outputCap(key, req.MaxOutputTokens, convert),
-		ForwardBetas:        key.ForwardBetas,
-		UserAgent:           key.UserAgent,
+		FirstTokenTimeoutMs:     key.FirstTokenTimeoutMs,
+		StreamIdleTimeoutMs:     key.StreamIdleTimeoutMs,
+		ResponseHeaderTimeoutMs: key.ResponseHeaderTimeoutMs,
+		HedgeAfterMs:            hedgeAfter(key),
+		Convert:                 convert,
+		MaxOutputTokens:         outputCap(key, req.MaxOutputTokens, convert),
+		ForwardBetas:            key.ForwardBetas,
+		UserAgent:               key.UserAgent,
 	}, nil, nil
 }
 

@@ -48,3 +48,46 @@ func TestAdmitCarriesGroupTimeouts(t *testing.T) {
 		})
 	}
 }
+
+// TestAdmitCarriesSilentUpstreamAndHedge: the grant carries the group's
+// response_header_timeout_ms (absent when NULL, 0 = off) and hedge_after_ms (absent when
+// NULL or 0: no hedging) (issue 13 §3, §4).
+func TestAdmitCarriesSilentUpstreamAndHedge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tests := []struct {
+		name              string
+		headers, hedge    any // SQL values; nil = NULL
+		wantHead, wantHdg string
+	}{
+		{name: "defaults", wantHead: "absent", wantHdg: "absent"},
+		{name: "header bound off", headers: 0, wantHead: "0", wantHdg: "absent"},
+		{name: "both set", headers: 45000, hedge: 1500, wantHead: "45000", wantHdg: "1500"},
+		{name: "hedge 0 is off", hedge: 0, wantHead: "absent", wantHdg: "absent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := e.seedFixture(t, 5, "openai")
+			e.seedAccount(t, f.group, accountSeed{platform: "openai", apiKey: "sk-up"})
+			e.exec(t, `UPDATE groups SET response_header_timeout_ms = $2, hedge_after_ms = $3 WHERE id = $1`,
+				f.group, tt.headers, tt.hedge)
+			res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", Stream: true})
+			if res.status != http.StatusOK {
+				t.Fatalf("admit = %d %s", res.status, res.body)
+			}
+			var fields map[string]json.RawMessage
+			if err := json.Unmarshal(res.body, &fields); err != nil {
+				t.Fatalf("grant %s: %v", res.body, err)
+			}
+			for name, want := range map[string]string{"response_header_timeout_ms": tt.wantHead, "hedge_after_ms": tt.wantHdg} {
+				got, ok := fields[name]
+				if want == "absent" && ok {
+					t.Errorf("%s = %s in %s, want it absent", name, got, res.body)
+				}
+				if want != "absent" && string(got) != want {
+					t.Errorf("%s = %q in %s, want %s", name, got, res.body, want)
+				}
+			}
+		})
+	}
+}

@@ -129,6 +129,8 @@ func admissionKind(req *admitRequest) string {
 	switch {
 	case req.GrantID == "":
 		return routing.KindFirst
+	case req.Hedge:
+		return routing.KindHedge
 	case req.Failed != nil && req.Failed.AccountID > 0:
 		return routing.KindFailover
 	}

@@ -1,0 +1,136 @@
+package plugin
+
+import (
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Hedged first token (issue 13 §4; docs/design.md "Hedged first token"). A streaming request
+// whose grant has hedge_after_ms runs its attempt in a goroutine up to the commit point (its
+// first semantic output), writing nothing to the client. When it has not got there after
+// hedge_after_ms, the plugin asks controlsvc for one more account of the same grant (admit
+// with hedge: true, never waiting) and starts a second attempt there. The first attempt to
+// reach its commit point wins: the request goroutine relays it as any attempt (relayStream,
+// from the bytes held so far); the other is cancelled, its body closed, and recorded with
+// hedge_lost (and the usage its held events announced, which controlsvc books to its
+// account, not to the user). Only the request goroutine writes to the client.
+//
+// No select (docs/design.md, "Writing plugin code"): each run appends itself to the race's
+// finished list under a mutex and raises a wakeup; the request goroutine waits on the
+// wakeup, with a timeout for the hedge delay, and reads the list.
+
+// classHedgeLost: the attempt was cancelled because the other hedged attempt won.
+const classHedgeLost = "hedge_lost"
+
+// errHedgePanic: a hedged run panicked; the run counts as a transport failure.
+var errHedgePanic = errors.New("hedged attempt panicked")
+
+// hedgeable reports whether this attempt may be hedged: a pass-through stream whose group
+// asks for it, once per request.
+func (x *exchange) hedgeable() bool {
+	return x.grant != nil && x.grant.HedgeAfterMs > 0 && x.info.stream && !x.converting() && !x.hedged
+}
+
+// hedgedAttempt is attempt() for a hedgeable stream: it returns the winning attempt's
+// response (its body starting again from the bytes held) and watchdog, or the last failure
+// when every run failed before its commit point. x.grant is then that attempt's grant.
+func (x *exchange) hedgedAttempt() (*http.Response, *watchdog, error) {
+	x.hedged = true
+	x.resetAttempt()
+	r := &race{wake: newWakeup()}
+	a := x.startRun(x.grant, r)
+	x.stall.onStall(r.stallAll) // a method value made here
+	if r.waitFirst(time.Duration(x.grant.HedgeAfterMs)*time.Millisecond) && !x.clientGone() {
+		if g := x.admitHedge(); g != nil {
+			x.stall.hold(lease{GrantID: a.g.GrantID, UserID: a.g.UserID, AccountID: a.g.AccountID, Hedged: g.AccountID}, x.leaseCap())
+			x.startRun(g, r)
+		}
+		x.stall.onStall(r.stallAll) // the hedge's admit call had it
+	}
+	win := r.decide()
+	for _, h := range r.runs {
+		if h != win {
+			x.endRun(h)
+		}
+	}
+	x.grant = win.g
+	x.attemptSent = win.began
+	if len(r.runs) > 1 {
+		// The lease goes on for both accounts until the report releases them.
+		other := r.runs[0]
+		if other == win {
+			other = r.runs[1]
+		}
+		x.stall.hold(lease{GrantID: win.g.GrantID, UserID: win.g.UserID, AccountID: win.g.AccountID, Hedged: other.g.AccountID}, x.leaseCap())
+	}
+	x.stall.onStall(win.wd.clientGone)
+	x.attempts = append(x.attempts, x.attemptRecord(win.g, millis(win.headers), win.resp, win.err, win.wd))
+	if win.resp != nil && (len(win.held) > 0 || win.rerr != nil) {
+		win.resp.Body = &replayBody{held: win.held, end: win.rerr, rest: win.resp.Body}
+	}
+	return win.resp, win.wd, win.err
+}
+
+// startRun prepares an attempt on g (on the request goroutine) and runs it in its own.
+func (x *exchange) startRun(g *grant, r *race) *hedgeRun {
+	out, wd, err := x.prepareAttempt(g)
+	h := &hedgeRun{g: g, out: out, wd: wd, rt: x.p.transport, r: r, began: time.Now(), err: err}
+	x.markSent(h.began)
+	r.mu.Lock()
+	r.runs = append(r.runs, h)
+	r.mu.Unlock()
+	if err != nil {
+		r.finish(h)
+		return h
+	}
+	go h.run()
+	return h
+}
+
+// endRun records a run that did not win, after ending it: hedge_lost when it was still
+// going (cancelled now: not its account's fault) or had an answer too, else the failure of
+// its own. Its body is closed and its account excluded from the rest of the request.
+func (x *exchange) endRun(h *hedgeRun) {
+	h.r.mu.Lock()
+	h.lost = !h.r.isFinished(h) || !h.failedEarly()
+	h.r.mu.Unlock()
+	h.wd.release() // cancels a run still going
+	h.r.waitFor(h)
+	rec := x.attemptRecord(h.g, millis(h.headers), h.resp, h.err, h.wd)
+	switch {
+	case h.lost:
+		rec.ErrorClass = classHedgeLost
+		rec.HedgeLost = true
+	case h.err != nil && x.clientGone():
+		rec.ErrorClass = classClientGone // cut by the client's departure, not the account
+	}
+	if len(h.held) > 0 {
+		scan := newUsageScanner(usageFormatFor(x.path), true)
+		scan.feed(h.held)
+		rec.Usage = rawJSON(scan.result()) // what its account consumed (docs/billing.md)
+	}
+	if h.resp != nil {
+		h.resp.Body.Close()
+	}
+	x.attempts = append(x.attempts, rec)
+	x.exclude = append(x.exclude, h.g.AccountID)
+}
+
+// admitHedge asks for one more account for the grant, never waiting; nil when refused.
+func (x *exchange) admitHedge() *grant {
+	ex := make([]int64, 0, len(x.exclude)+1)
+	ex = append(ex, x.exclude...)
+	ex = append(ex, x.grant.AccountID)
+	ar := &admitRequest{
+		RequestID: x.requestID, GrantID: x.grant.GrantID, APIKey: x.apiKey, Path: x.path,
+		Model: x.info.model, Stream: true, Exclude: ex, Hedge: true, SessionHash: x.sessionHash,
+		SessionSource: x.sessionSource, ServedModel: x.grant.ServedModel,
+		InputBytes: int64(len(x.body)), MaxOutputTokens: x.info.maxOutputTokens,
+	}
+	g, _, err := x.admitWithKeepAlive(ar) // keepalive.go; MaxWaitMs 0: no waiting
+	if err != nil || g == nil || g.GrantID != x.grant.GrantID {
+		return nil
+	}
+	return g
+}
