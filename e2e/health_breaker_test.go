@@ -154,7 +154,9 @@ func TestHealthBreakerInsufficientQuotaPausesTheAccount(t *testing.T) {
 func TestHealthBreakerOpensForTheModelAndHealsByProbe(t *testing.T) {
 	const cooldown = 5 * time.Second
 	flaky, steady := unique("sk-flaky"), unique("sk-steady")
-	programCredential(t, flaky, obj{"status": 503, "times": 3})
+	// Retry-After above sameAccountRetryMax: each 503 fails over at once (no same-account
+	// retry), so three requests are three failures.
+	programCredential(t, flaky, obj{"status": 503, "headers": obj{"Retry-After": "30"}, "times": 3})
 	programCredential(t, steady, obj{"text": "from the steady account"})
 	tn, accts := newTenant(t, accountSpec{Credential: flaky, Priority: 1}, accountSpec{Credential: steady, Priority: 2})
 	mustAdmin(t, "PATCH", fmt.Sprintf("/groups/%d", tn.GroupID), obj{"breaker_cooldown_ms": cooldown.Milliseconds()})

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +110,86 @@ func TestContentSessionOfBusyAccountTakesAFreeOne(t *testing.T) {
 	assertNoSlotsHeld(t, []int64{tn.UserID}, accts)
 	if got := sessionServedBy(t, tn.Key, nil, conversation); got != "from-busy" {
 		t.Fatalf("after the busy account was free again served %s, want from-busy", got)
+	}
+	assertNoSlotsHeld(t, []int64{tn.UserID}, accts)
+}
+
+// A flapping primary whose outage is a run of 500s (issue 13 §1, §5): the failures open the
+// primary's breaker for the model, the session is served by the fallback meanwhile without
+// the primary being tried on every turn, and within one probe interval (the cool-down) after
+// the primary recovers the same session is back on it: the half-open probe is the session's
+// own request, and its success closes the breaker.
+func TestSessionComesHomeAfterBreakerProbe(t *testing.T) {
+	primary, fallback := unique("sk-primary"), unique("sk-fallback")
+	programCredential(t, primary, obj{"text": "from-primary"})
+	programCredential(t, fallback, obj{"text": "from-fallback"})
+	tn, accts := newTenant(t, accountSpec{Credential: primary, Priority: 1}, accountSpec{Credential: fallback, Priority: 2})
+	const cooldown = 4 * time.Second
+	mustAdmin(t, "PATCH", fmt.Sprintf("/groups/%d", tn.GroupID), obj{"breaker_threshold": 2, "breaker_cooldown_ms": cooldown.Milliseconds()})
+	session := map[string]string{"session_id": unique("sess")}
+	turn := func(i int) string {
+		return `{"model":"gpt-4o-mini","input":"turn ` + strings.Repeat("y", i) + `"}`
+	}
+	if got := sessionServedBy(t, tn.Key, session, turn(1)); got != "from-primary" {
+		t.Fatalf("first turn served %s, want from-primary", got)
+	}
+	programCredential(t, primary, obj{"status": 500})
+	// The 500 and its same-account retry are two failures: the breaker opens at once.
+	if got := sessionServedBy(t, tn.Key, session, turn(2)); got != "from-fallback" {
+		t.Fatalf("turn 2 during the outage served %s, want from-fallback", got)
+	}
+	// The retried attempt's failure is counted from the request's report, which settles
+	// asynchronously: wait for the breaker to show open.
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		st := mustAdmin(t, "GET", fmt.Sprintf("/accounts/%d", accts[0]), nil)["state"].(obj)
+		if b := breakersOf(t, st); len(b) == 1 && b[0]["state"] == "open" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the primary's breaker did not open after two 500s: %v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tried := len(upstreamRequestsFor(t, primary))
+	for i := 3; i <= 5; i++ {
+		if got := sessionServedBy(t, tn.Key, session, turn(i)); got != "from-fallback" {
+			t.Fatalf("turn %d during the outage served %s, want from-fallback", i, got)
+		}
+	}
+	if n := len(upstreamRequestsFor(t, primary)); n != tried {
+		t.Fatalf("the open breaker let %d more requests reach the primary during its cool-down", n-tried)
+	}
+	programCredential(t, primary, obj{"text": "from-primary"}) // recovered
+	recovered := time.Now()
+	i := 6
+	for {
+		got := sessionServedBy(t, tn.Key, session, turn(i))
+		i++
+		if got == "from-primary" {
+			break
+		}
+		if time.Since(recovered) > cooldown+2*time.Second {
+			t.Fatalf("the session was still on the fallback %s after the primary recovered (cool-down %s)", time.Since(recovered), cooldown)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The probe's report closes the breaker (until it has, the probe's account is half-open
+	// with its one probe taken, and a turn sent meanwhile is served by the fallback); from
+	// then on the session stays home.
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		st := mustAdmin(t, "GET", fmt.Sprintf("/accounts/%d", accts[0]), nil)["state"].(obj)
+		if len(breakersOf(t, st)) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the primary's breaker is still shown after the probe succeeded: %v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for j := 0; j < 3; j++ {
+		if got := sessionServedBy(t, tn.Key, session, turn(i+j)); got != "from-primary" {
+			t.Fatalf("turn %d after coming home served %s, want from-primary", i+j, got)
+		}
 	}
 	assertNoSlotsHeld(t, []int64{tn.UserID}, accts)
 }

@@ -196,16 +196,16 @@ func answered(status int, class string) bool {
 	return status >= 400 && class == errorClassUpstreamStatus
 }
 
-// settleAttempts settles the health of a stored report's attempts and returns answers with
-// its answer added, if the last attempt answered; attempts whose failure opened their
-// breaker go to opened. A failed last attempt is settled unless its re-admission did it; an
+// settleAttempts settles the health of a stored report's failed attempts (its answer was
+// recorded before the write: answersOf); attempts whose failure opened their breaker go to
+// opened. A failed last attempt is settled unless its re-admission did it; an
 // earlier attempt that was retried on the same account never went through a re-admission,
 // so its failure counts towards the breaker here (it marks nothing else: a short wait the
 // upstream asked for is no reason to rest the account).
-func (s *Service) settleAttempts(ctx context.Context, rep *report, answers []breaker.Answer, opened *[]store.AttemptRef) []breaker.Answer {
+func (s *Service) settleAttempts(ctx context.Context, rep *report, opened *[]store.AttemptRef) {
 	n := len(rep.Attempts)
 	if n == 0 {
-		return answers
+		return
 	}
 	bs := s.reportBreakerSettings(rep.GroupID)
 	modelOf := func(a attempt) string { return upstreamOr(a.UpstreamModel, upstreamOr(rep.UpstreamModel, rep.Model)) }
@@ -220,14 +220,33 @@ func (s *Service) settleAttempts(ctx context.Context, rep *report, answers []bre
 	}
 	last := rep.Attempts[n-1]
 	if answered(last.Status, last.ErrorClass) {
-		return append(answers, breaker.Answer{AccountID: last.AccountID, Model: modelOf(last), GrantID: rep.GrantID})
+		return // answersOf took it before the batch was written
 	}
 	f := failure{AccountID: last.AccountID, Status: last.Status, ErrorClass: last.ErrorClass,
 		RetryAfter: last.RetryAfter, RatelimitReset: last.RatelimitReset, Model: modelOf(last)}
 	if s.settleReportedFailure(ctx, f, rep.GrantID, bs) {
 		*opened = append(*opened, store.AttemptRef{RequestID: rep.RequestID, Attempt: n})
 	}
-	return answers
+}
+
+// answersOf lists the answered last attempts of reps. They are recorded before the batch is
+// written (handleReports): closing a breaker is idempotent, and a session that a probe brought
+// home must find its account closed on its very next turn, not still half-open while the
+// batch is being stored.
+func answersOf(reps []*report) []breaker.Answer {
+	var out []breaker.Answer
+	for _, rep := range reps {
+		n := len(rep.Attempts)
+		if n == 0 {
+			continue
+		}
+		last := rep.Attempts[n-1]
+		if answered(last.Status, last.ErrorClass) {
+			model := upstreamOr(last.UpstreamModel, upstreamOr(rep.UpstreamModel, rep.Model))
+			out = append(out, breaker.Answer{AccountID: last.AccountID, Model: model, GrantID: rep.GrantID})
+		}
+	}
+	return out
 }
 
 // recordAnswers closes the half-open breakers of the answered reports and resets their

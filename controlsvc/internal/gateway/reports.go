@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
@@ -90,8 +89,11 @@ type reportsReply struct {
 //     the batch and across batches; a report whose reservation belongs to another user,
 //     key or group is refused (not stored, not charged, the reservation kept);
 //  3. the health of the accounts of reports newly stored is settled from their attempts: a
-//     failed last attempt marks the account or counts towards its breaker, an answer
-//     closes a half-open breaker and resets the dial back-off (breakers.go).
+//     failed last attempt marks the account or counts towards its breaker (breakers.go).
+//
+// An answered last attempt closes its half-open breaker and resets its account's dial
+// back-off already after step 1: that is idempotent, and the session a probe brought home
+// must find its account closed on its next turn.
 //
 // The requests' routing explanations (route.go) are read from Redis before step 2, in one
 // pipelined round trip, stored with their records, and deleted after it.
@@ -124,7 +126,8 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		}
 		valid = append(valid, rep)
 	}
-	routes := s.pendingRoutes(ctx, valid) // route_settle.go
+	s.recordAnswers(ctx, answersOf(valid)) // breakers.go: before the write, see there
+	routes := s.pendingRoutes(ctx, valid)  // route_settle.go
 	writes, err := s.usageWrites(ctx, valid, routes)
 	if err != nil {
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
@@ -139,7 +142,6 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 
 	marked := make(map[string]bool, len(inserted))
 	var opened []store.AttemptRef // attempts whose failure opened their breaker
-	var answers []breaker.Answer  // answered last attempts: they close half-open breakers
 	estimated, duplicates := 0, 0
 	for i, rep := range valid {
 		if isRefused[rep.RequestID] {
@@ -154,9 +156,8 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		if writes[i].UsageSource == store.UsageEstimate {
 			estimated++
 		}
-		answers = s.settleAttempts(ctx, rep, answers, &opened) // breakers.go
+		s.settleAttempts(ctx, rep, &opened) // breakers.go
 	}
-	s.recordAnswers(ctx, answers)       // breakers.go
 	s.recordOpenedBreakers(ctx, opened) // route_settle.go
 	s.dropRoutes(ctx, routes, isRefused)
 	s.metrics.recordsWritten.Add(int64(len(marked)))
