@@ -1,20 +1,15 @@
 package yaegi
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/poolgate/poolgate/fakeupstream"
-	"github.com/traefik/yaegi/interp"
-	"github.com/traefik/yaegi/stdlib"
 )
 
 // classifyProbe hands the interpreted classification (plugin/classify.go) to the test: the
@@ -49,32 +44,11 @@ func ClassifyProbe() (func(string) string, func(int, string) bool) {
 
 func loadClassifyProbe(t *testing.T) (func(string) string, func(int, string) bool) {
 	t.Helper()
-	dir := t.TempDir()
-	module, err := readModulePath(filepath.Join(repoRoot, "go.mod"))
+	vs, err := interpretWithProbe(t.TempDir(), "zz_classifyprobe.go", classifyProbe, "ClassifyProbe")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst := filepath.Join(dir, "src", filepath.FromSlash(module))
-	if err := copyDir(filepath.Join(repoRoot, "plugin"), filepath.Join(dst, "plugin")); err != nil {
-		t.Fatal(err)
-	}
-	if err := copyFile(filepath.Join(repoRoot, "go.mod"), filepath.Join(dst, "go.mod")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dst, "plugin", "zz_classifyprobe.go"), []byte(classifyProbe), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	i := interp.New(interp.Options{GoPath: dir, Env: os.Environ()})
-	if err := i.Use(stdlib.Symbols); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := safeEval(i, fmt.Sprintf("import %q", module+"/plugin")); err != nil {
-		t.Fatalf("importing the plugin with the probe: %v", err)
-	}
-	fn, err := safeEval(i, "plugin.ClassifyProbe")
-	if err != nil {
-		t.Fatalf("evaluating ClassifyProbe: %v", err)
-	}
+	fn := vs[0]
 	out := fn.Call([]reflect.Value{})
 	return out[0].Interface().(func(string) string), out[1].Interface().(func(int, string) bool)
 }

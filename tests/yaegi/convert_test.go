@@ -8,9 +8,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-
-	"github.com/traefik/yaegi/interp"
-	"github.com/traefik/yaegi/stdlib"
 )
 
 // convertProbe is added to a private copy of the plugin: it hands the Responses ⇄ Anthropic
@@ -85,35 +82,11 @@ func interpretConvertProbe() (convertFuncs, error) {
 	}
 	// The interpreter reads the sources at import; the copy is not needed afterwards.
 	defer os.RemoveAll(dir)
-	module, err := readModulePath(filepath.Join(repoRoot, "go.mod"))
+	vs, err := interpretWithProbe(dir, "zz_convertprobe.go", convertProbe, "ConvertRequestProbe", "ConvertStreamProbe")
 	if err != nil {
 		return fns, err
 	}
-	dst := filepath.Join(dir, "src", filepath.FromSlash(module))
-	if err := copyDir(filepath.Join(repoRoot, "plugin"), filepath.Join(dst, "plugin")); err != nil {
-		return fns, err
-	}
-	if err := copyFile(filepath.Join(repoRoot, "go.mod"), filepath.Join(dst, "go.mod")); err != nil {
-		return fns, err
-	}
-	if err := os.WriteFile(filepath.Join(dst, "plugin", "zz_convertprobe.go"), []byte(convertProbe), 0o644); err != nil {
-		return fns, err
-	}
-	i := interp.New(interp.Options{GoPath: dir, Env: os.Environ()})
-	if err := i.Use(stdlib.Symbols); err != nil {
-		return fns, err
-	}
-	if _, err := safeEval(i, fmt.Sprintf("import %q", module+"/plugin")); err != nil {
-		return fns, fmt.Errorf("importing the plugin with the convert probe: %w", err)
-	}
-	req, err := safeEval(i, "plugin.ConvertRequestProbe")
-	if err != nil {
-		return fns, err
-	}
-	st, err := safeEval(i, "plugin.ConvertStreamProbe")
-	if err != nil {
-		return fns, err
-	}
+	req, st := vs[0], vs[1]
 	var ok1, ok2 bool
 	fns.request, ok1 = req.Interface().(func([]byte, string) ([]byte, string))
 	fns.stream, ok2 = st.Interface().(func([]byte, int, *bool) []byte)

@@ -2,11 +2,8 @@ package yaegi
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -14,8 +11,6 @@ import (
 	"time"
 
 	"github.com/poolgate/poolgate/fakeupstream"
-	"github.com/traefik/yaegi/interp"
-	"github.com/traefik/yaegi/stdlib"
 )
 
 // dialGuardProbe hands the interpreted dial guard (plugin/dialguard.go) to the test as
@@ -47,32 +42,11 @@ func DialGuardProbe() (func(string) bool, func(string, bool) (string, string)) {
 
 func loadDialGuardProbe(t *testing.T) (func(string) bool, func(string, bool) (string, string)) {
 	t.Helper()
-	dir := t.TempDir()
-	module, err := readModulePath(filepath.Join(repoRoot, "go.mod"))
+	vs, err := interpretWithProbe(t.TempDir(), "zz_dialguardprobe.go", dialGuardProbe, "DialGuardProbe")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst := filepath.Join(dir, "src", filepath.FromSlash(module))
-	if err := copyDir(filepath.Join(repoRoot, "plugin"), filepath.Join(dst, "plugin")); err != nil {
-		t.Fatal(err)
-	}
-	if err := copyFile(filepath.Join(repoRoot, "go.mod"), filepath.Join(dst, "go.mod")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dst, "plugin", "zz_dialguardprobe.go"), []byte(dialGuardProbe), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	i := interp.New(interp.Options{GoPath: dir, Env: os.Environ()})
-	if err := i.Use(stdlib.Symbols); err != nil { // Traefik's symbol set: no syscall
-		t.Fatal(err)
-	}
-	if _, err := safeEval(i, fmt.Sprintf("import %q", module+"/plugin")); err != nil {
-		t.Fatalf("importing the plugin with the probe: %v", err)
-	}
-	fn, err := safeEval(i, "plugin.DialGuardProbe")
-	if err != nil {
-		t.Fatalf("evaluating DialGuardProbe: %v", err)
-	}
+	fn := vs[0]
 	out := fn.Call([]reflect.Value{})
 	return out[0].Interface().(func(string) bool), out[1].Interface().(func(string, bool) (string, string))
 }

@@ -5,17 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/traefik/yaegi/interp"
-	"github.com/traefik/yaegi/stdlib"
 )
 
 // spoolProbe is added to a private copy of the plugin: it hands the package's reporter to
@@ -58,32 +53,11 @@ type probe struct {
 // constructor of probed reporters.
 func loadSpoolProbe(t *testing.T) func(url string, maxBatch, maxSpool int) probe {
 	t.Helper()
-	dir := t.TempDir()
-	module, err := readModulePath(filepath.Join(repoRoot, "go.mod"))
+	vs, err := interpretWithProbe(t.TempDir(), "zz_spoolprobe.go", spoolProbe, "SpoolProbe")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst := filepath.Join(dir, "src", filepath.FromSlash(module))
-	if err := copyDir(filepath.Join(repoRoot, "plugin"), filepath.Join(dst, "plugin")); err != nil {
-		t.Fatal(err)
-	}
-	if err := copyFile(filepath.Join(repoRoot, "go.mod"), filepath.Join(dst, "go.mod")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dst, "plugin", "zz_spoolprobe.go"), []byte(spoolProbe), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	i := interp.New(interp.Options{GoPath: dir, Env: os.Environ()})
-	if err := i.Use(stdlib.Symbols); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := safeEval(i, fmt.Sprintf("import %q", module+"/plugin")); err != nil {
-		t.Fatalf("importing the plugin with the probe: %v", err)
-	}
-	fn, err := safeEval(i, "plugin.SpoolProbe")
-	if err != nil {
-		t.Fatalf("evaluating SpoolProbe: %v", err)
-	}
+	fn := vs[0]
 	return func(url string, maxBatch, maxSpool int) probe {
 		out := fn.Call([]reflect.Value{reflect.ValueOf(url), reflect.ValueOf(pluginSecret),
 			reflect.ValueOf(maxBatch), reflect.ValueOf(maxSpool)})
