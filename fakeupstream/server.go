@@ -85,6 +85,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.Logger != nil {
 		s.Logger.Printf("%s %s key=%s bytes=%d", r.Method, r.URL.Path, redact(credential(r)), len(body))
 	}
+	if isCountTokens(r.URL.Path) {
+		s.serveCountTokens(w, r, body)
+		return
+	}
 	api, ok := apiFor(r.URL.Path)
 	if !ok {
 		writeError(w, apiOpenAI, http.StatusNotFound, fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path))

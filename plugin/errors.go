@@ -18,18 +18,19 @@ const (
 
 // Messages the plugin writes itself; the texts are part of the client contract (issue 2 §4).
 const (
-	msgInvalidAPIKey  = "Invalid API key"
-	msgUnavailable    = "Service temporarily unavailable"
-	msgInternal       = "Internal server error"
-	msgClientGone     = "Client closed request"
-	msgUpstreamFailed = "Upstream request failed"
-	msgReadBody       = "Failed to read request body"
-	msgEmptyBody      = "Request body is empty"
-	msgParseBody      = "Failed to parse request body"
-	msgModelRequired  = "model is required"
-	msgModelTooLong   = "Invalid model"
-	msgStreamType     = "invalid stream field type"
-	msgCallIDRequired = "function_call_output requires call_id or previous_response_id; " +
+	msgInvalidAPIKey    = "Invalid API key"
+	msgUnavailable      = "Service temporarily unavailable"
+	msgInternal         = "Internal server error"
+	msgClientGone       = "Client closed request"
+	msgUpstreamFailed   = "Upstream request failed"
+	msgReadBody         = "Failed to read request body"
+	msgEmptyBody        = "Request body is empty"
+	msgParseBody        = "Failed to parse request body"
+	msgModelRequired    = "model is required"
+	msgModelTooLong     = "Invalid model"
+	msgStreamType       = "invalid stream field type"
+	msgMessagesRequired = "messages: Field required"
+	msgCallIDRequired   = "function_call_output requires call_id or previous_response_id; " +
 		"if relying on history, ensure store=true and reuse previous_response_id"
 	msgItemReference = "function_call_output requires item_reference ids matching each call_id, " +
 		"or previous_response_id/tool_call context; if relying on history, ensure store=true " +

@@ -43,6 +43,10 @@ type contractStub struct {
 	// when set, answers them (else: 404, which the plugin treats as "no rule").
 	upstreamErrors    []upstreamErrorRequest
 	upstreamErrorHook func(w http.ResponseWriter, ue upstreamErrorRequest)
+	// otherHook, when set, answers any other internal path (models, count-tokens) instead of
+	// the 404 of a controlsvc without it (return true); otherCalls records those calls.
+	otherHook  func(w http.ResponseWriter, path string, body []byte) bool
+	otherCalls []string
 }
 
 type stubAccount struct {
@@ -140,8 +144,22 @@ func (s *contractStub) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		hook(w, ue)
 	default:
+		s.mu.Lock()
+		s.otherCalls = append(s.otherCalls, r.URL.Path+" "+string(body))
+		hook := s.otherHook
+		s.mu.Unlock()
+		if hook != nil && hook(w, r.URL.Path, body) {
+			return
+		}
 		http.NotFound(w, r)
 	}
+}
+
+// calls returns the recorded calls of other internal paths ("path body").
+func (s *contractStub) calls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.otherCalls...)
 }
 
 // admit grants the first account not excluded, or refuses with no_account.

@@ -225,22 +225,6 @@ func New(ctx context.Context, next http.Handler, cfg *Config, name string) (http
 	}, nil
 }
 
-// ServeHTTP handles POSTs to the AI endpoints and passes everything else to next.
-func (p *Poolgate) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	if req.Method != http.MethodPost {
-		p.next.ServeHTTP(rw, req)
-		return
-	}
-	path, ok := normalisePath(req.URL.Path)
-	if !ok {
-		p.next.ServeHTTP(rw, req)
-		return
-	}
-	x := newExchange(p, rw, req, path)
-	defer x.finish()
-	x.run()
-}
-
 func parseControlURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 )
 
@@ -96,29 +94,5 @@ func TestNewSharesBackgroundObjects(t *testing.T) {
 	c := newTestPlugin(t, stub, func(c *Config) { c.UpstreamHeaderTimeout = "17s" })
 	if c.transport == a.transport || c.transport.ResponseHeaderTimeout.String() != "17s" {
 		t.Fatal("a different header timeout needs its own transport")
-	}
-}
-
-func TestUnhandledRequestsGoToNext(t *testing.T) {
-	t.Parallel()
-	stub := newContractStub(t)
-	p := newTestPlugin(t, stub, nil)
-	tests := []struct{ name, method, path string }{
-		{"GET on an AI path", http.MethodGet, "/v1/responses"},
-		{"POST elsewhere", http.MethodPost, "/api/v1/admin/users"},
-		{"POST on a sub-path", http.MethodPost, "/v1/responses/compact"},
-		{"POST with trailing slash", http.MethodPost, "/v1/messages/"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			p.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, strings.NewReader(`{}`)))
-			if rec.Code != http.StatusTeapot || rec.Body.String() != "next" {
-				t.Fatalf("got %d %q, want next's 418", rec.Code, rec.Body.String())
-			}
-		})
-	}
-	if n := len(stub.admitCalls()); n != 0 {
-		t.Fatalf("%d admit calls for unhandled requests", n)
 	}
 }

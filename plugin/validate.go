@@ -14,20 +14,6 @@ const (
 	pathMessages  = "/v1/messages"
 )
 
-// normalisePath maps a client path to the endpoint it addresses; ok is false for paths
-// the plugin does not handle. /openai/v1/responses is an alias of /v1/responses.
-func normalisePath(p string) (string, bool) {
-	switch p {
-	case pathResponses, "/openai" + pathResponses:
-		return pathResponses, true
-	case pathChat:
-		return pathChat, true
-	case pathMessages:
-		return pathMessages, true
-	}
-	return "", false
-}
-
 // usageFormatFor tells controlsvc how to read the usage object of an endpoint's replies.
 func usageFormatFor(path string) string {
 	switch path {

@@ -159,6 +159,7 @@ func (s *Service) Register(r *mux.Router) {
 	r.Handle("/internal/v1/admit", s.requireSecret(s.countAdmissions(http.HandlerFunc(s.handleAdmit)))).Methods(http.MethodPost)
 	r.Handle("/internal/v1/reports", s.requireSecret(http.HandlerFunc(s.handleReports))).Methods(http.MethodPost)
 	r.Handle("/internal/v1/renew", s.requireSecret(http.HandlerFunc(s.handleRenew))).Methods(http.MethodPost)
+	r.Handle("/internal/v1/count-tokens", s.requireSecret(http.HandlerFunc(s.handleCountTokens))).Methods(http.MethodPost)
 	r.Handle("/internal/v1/upstream-error", s.requireSecret(http.HandlerFunc(s.handleUpstreamError))).Methods(http.MethodPost)
 }
 
