@@ -226,6 +226,7 @@ type requestFields struct {
 	Input              json.RawMessage `json:"input"`
 	// Sources of the session seed (session.go).
 	PromptCacheKey json.RawMessage `json:"prompt_cache_key"`
+	Metadata       json.RawMessage `json:"metadata"`     // Claude Code's metadata.user_id
 	Instructions   json.RawMessage `json:"instructions"` // Responses
 	System         json.RawMessage `json:"system"`       // Anthropic Messages
 	Messages       json.RawMessage `json:"messages"`     // Chat Completions, Anthropic Messages

@@ -3,6 +3,7 @@ package plugin
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"strings"
 )
@@ -10,17 +11,23 @@ import (
 // Sticky sessions (issue 3 §5): requests of one conversation should reach the same upstream
 // account, whose prompt cache then serves them. controlsvc binds (group, session hash) to
 // an account; the plugin derives the hash, because it holds the decoded body. The seed is
-// the first present of the session headers clients send, the body's prompt_cache_key, and
-// else a content seed made of what stays the same across the turns of a conversation: the
-// model, the instructions or system text and the first user message
-// (sub2api-behaviour.md §4.5), ended by the hash of the API key so that unrelated users who
+// the first present of the session ids agents send (issue 14 §2: Claude Code's header and
+// metadata.user_id, the session headers, the body's prompt_cache_key), and else a content
+// seed made of what stays the same across the turns of a conversation: the model, the
+// instructions or system text and the first user message (sub2api-behaviour.md §4.5), ended by the hash of the API key so that unrelated users who
 // send the same first message never share a binding (issue 13 §5). The hash is the hex
 // SHA-256 of the seed, which controlsvc checks (gateway/sticky.go). The admit request says
 // which kind of seed it is (session_source): a content-seeded session never waits for its
 // sticky account while another one is free.
 
-// sessionHeaders carry a client's explicit session id, in order of precedence.
-var sessionHeaders = []string{"session_id", "conversation_id", "x-session-id", "x-session-affinity"}
+// claudeCodeSessionHeader is Claude Code's own session header (v2.1.86 and later); it comes
+// before everything else, then the session part of its metadata.user_id.
+const claudeCodeSessionHeader = "X-Claude-Code-Session-Id"
+
+// sessionHeaders carry a client's explicit session id, in order of precedence after Claude
+// Code's: Codex sent session_id (and conversation_id) and now sends session-id; the last two
+// are other clients' spellings.
+var sessionHeaders = []string{"session_id", "session-id", "conversation_id", "x-session-id", "x-session-affinity"}
 
 // Prefixes keep an explicit session id from ever equalling a content seed.
 const (
@@ -53,8 +60,17 @@ func seedSource(seed string) string {
 	return sessionSourceContent
 }
 
-// sessionSeed picks the seed: a session header, else prompt_cache_key, else the content.
+// sessionSeed picks the seed (issue 14 §2): Claude Code's session header, the session part
+// of metadata.user_id, a session header, prompt_cache_key, else the content. Every explicit
+// id gets the same prefix, so a Claude Code turn seeded by its header and one seeded by its
+// user_id (the same uuid) share a binding.
 func sessionSeed(path string, h http.Header, info *requestInfo, apiKey string) string {
+	if v := strings.TrimSpace(h.Get(claudeCodeSessionHeader)); v != "" {
+		return explicitSeedPrefix + v
+	}
+	if v := metadataSession(info.fields.Metadata); v != "" {
+		return explicitSeedPrefix + v
+	}
 	for i := 0; i < len(sessionHeaders); i++ {
 		if v := strings.TrimSpace(h.Get(sessionHeaders[i])); v != "" {
 			return explicitSeedPrefix + v
@@ -64,6 +80,46 @@ func sessionSeed(path string, h http.Header, info *requestInfo, apiKey string) s
 		return explicitSeedPrefix + k
 	}
 	return contentSeed(path, info, apiKey)
+}
+
+// userIDSessionMark separates the session uuid in Claude Code's older user_id,
+// "user_<hex>_account_<uuid or empty>_session_<uuid>".
+const userIDSessionMark = "_session_"
+
+// metadataSession is the session id in metadata.user_id, "" when there is none. Claude Code
+// sent "user_<hex>_account_<uuid>_session_<uuid>" and since v2.1.78 sends a JSON string,
+// {"device_id":…,"account_uuid":…,"session_id":…}. Any other user_id (a plain user name)
+// names a user, not a conversation, and is no seed. Only the small metadata object is
+// decoded, and only when the body has one.
+func metadataSession(raw []byte) string {
+	if len(raw) == 0 || raw[0] != '{' {
+		return ""
+	}
+	var md struct {
+		UserID json.RawMessage `json:"user_id"`
+	}
+	if json.Unmarshal(raw, &md) != nil {
+		return ""
+	}
+	uid, ok := rawString(md.UserID)
+	if !ok {
+		return ""
+	}
+	uid = strings.TrimSpace(uid)
+	if strings.HasPrefix(uid, "{") {
+		var j struct {
+			SessionID json.RawMessage `json:"session_id"`
+		}
+		if json.Unmarshal([]byte(uid), &j) != nil {
+			return ""
+		}
+		sid, _ := rawString(j.SessionID)
+		return strings.TrimSpace(sid)
+	}
+	if i := strings.LastIndex(uid, userIDSessionMark); i >= 0 {
+		return strings.TrimSpace(uid[i+len(userIDSessionMark):])
+	}
+	return ""
 }
 
 // contentSeed is "content:model=<m>|system=<…>|first_user=<…>|key=<hex SHA-256 of the API

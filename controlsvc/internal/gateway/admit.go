@@ -60,8 +60,8 @@ type admitRequest struct {
 	// SessionHash is the plugin's hex SHA-256 of the session seed (issue 3 §5); "" = none.
 	SessionHash string `json:"session_hash"`
 	// SessionSource says where the session seed came from: "explicit" (session headers,
-	// prompt_cache_key; also when absent) or "content" (the content seed), which never
-	// waits for its sticky account (issue 13 §5).
+	// metadata.user_id, prompt_cache_key; also when absent) or "content" (the content
+	// seed), which never waits for its sticky account (issue 13 §5).
 	SessionSource string `json:"session_source"`
 	// ServedModel, on a re-admission, echoes the grant's served_model: the fallback the
 	// failed attempt was serving, from which the next fallback counts (fallback.go).

@@ -78,7 +78,8 @@ func TestAdmitGrants(t *testing.T) {
 func TestAdmitRefusals(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	const msgModel = `Model "o3" is not supported by any configured account in this group`
+	// The 404 names the models the key can use: the accounts' exact keys, never a wildcard.
+	const msgModel = `Model "o3" is not supported by any configured account in this group; models available to this API key: gpt-4o`
 	tests := []struct {
 		name    string
 		setup   func(t *testing.T) admitRequest

@@ -85,8 +85,8 @@ func (s *Service) countTokens(ctx context.Context, req countTokensRequest) (coun
 	if precheckBilling(key, time.Now()) != nil || key.UserConcurrency <= 0 {
 		return estimateReply, nil, nil
 	}
-	routed, _ := kr.rules.route(req.Model)
-	cands, rej, err := s.candidates(ctx, key, req.Model, routed, nil)
+	routed, named := kr.rules.route(req.Model)
+	cands, rej, err := s.candidates(ctx, key, req.Model, routed, named, nil)
 	if err != nil {
 		return countTokensReply{}, nil, err
 	}

@@ -49,6 +49,13 @@ func newEnvTTL(t testing.TB, leaseTTL time.Duration) *env {
 
 func newEnvWith(t testing.TB, leaseTTL time.Duration, wait WaitConfig) *env {
 	t.Helper()
+	return newEnvConfig(t, Config{LeaseTTL: leaseTTL, Wait: wait})
+}
+
+// newEnvConfig is an env whose service has cfg (the plugin secret is always testSecret).
+func newEnvConfig(t testing.TB, cfg Config) *env {
+	t.Helper()
+	cfg.PluginSecret = testSecret
 	st := storetest.Open(t)
 	rdb := testenv.RedisClient(t, testenv.RedisURL(t))
 
@@ -56,7 +63,7 @@ func newEnvWith(t testing.TB, leaseTTL time.Duration, wait WaitConfig) *env {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	svc := New(st, rdb, Config{PluginSecret: testSecret, LeaseTTL: leaseTTL, Wait: wait}, log)
+	svc := New(st, rdb, cfg, log)
 	t.Cleanup(svc.Close)
 	r := mux.NewRouter()
 	svc.Register(r)

@@ -126,8 +126,9 @@ func (s *Service) chooseModel(ctx context.Context, key store.KeyAuth, rules grou
 		}
 		return choice{}, rejectNoAccount, nil
 	}
-	routed, _ := rules.route(current)
-	cands, rej, err := s.candidates(ctx, key, current, routed, exclude)
+	routed, named := rules.route(current)
+	// A fallback being served was named by the operator.
+	cands, rej, err := s.candidates(ctx, key, current, routed, named || current != requested, exclude)
 	if err != nil || rej == nil {
 		return choice{model: current, routed: routed, cands: cands}, nil, err
 	}
@@ -144,7 +145,11 @@ func (s *Service) chooseModel(ctx context.Context, key store.KeyAuth, rules grou
 	if err != nil || ok {
 		return c, nil, err
 	}
-	return choice{}, rej, nil
+	if rej.reason == ReasonModelNotFound {
+		// No fallback either: the 404 names the models the key can use (servable.go).
+		rej, err = s.modelNotFound(ctx, key, rules, current)
+	}
+	return choice{}, rej, err
 }
 
 // firstServable is the first of models with a candidate now; ok is false when none has.
@@ -152,7 +157,7 @@ func (s *Service) firstServable(ctx context.Context, key store.KeyAuth, rules gr
 	exclude map[int64]bool) (choice, bool, error) {
 	for _, m := range models {
 		routed, _ := rules.route(m)
-		cands, rej, err := s.candidates(ctx, key, m, routed, exclude)
+		cands, rej, err := s.candidates(ctx, key, m, routed, true, exclude) // the operator named m
 		if err != nil {
 			return choice{}, false, err
 		}

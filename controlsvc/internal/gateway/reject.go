@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 )
@@ -53,11 +52,6 @@ var (
 	rejectNoAccount = &rejection{status: http.StatusServiceUnavailable, reason: ReasonNoAccount, errType: "api_error",
 		message: "Service temporarily unavailable"}
 )
-
-func rejectModelNotFound(model string) *rejection {
-	return &rejection{status: http.StatusNotFound, reason: ReasonModelNotFound, errType: "model_not_found",
-		message: fmt.Sprintf("Model %q is not supported by any configured account in this group", model)}
-}
 
 func rejectInvalid(message string) *rejection {
 	return &rejection{status: http.StatusBadRequest, reason: ReasonInvalid, errType: "invalid_request_error", message: message}

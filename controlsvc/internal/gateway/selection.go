@@ -71,8 +71,9 @@ type candidate struct {
 // requested) when no account of the group serves the model at all, and with no_account when
 // some do but none is usable now — accounts blocked for the model included: an upstream's
 // "model not found" is a state of the account that passes, not the group's configuration.
-// It never touches Redis.
-func (s *Service) candidates(ctx context.Context, key store.KeyAuth, requested, model string,
+// A model no name answers for (servable.go; named: the group's mapping or the operator names
+// it) is model_not_found too, whatever the accounts' mappings. It never touches Redis.
+func (s *Service) candidates(ctx context.Context, key store.KeyAuth, requested, model string, named bool,
 	exclude map[int64]bool) ([]candidate, *rejection, error) {
 	accounts, err := s.groupAccounts(ctx, key.GroupID, key.Platform)
 	if err != nil {
@@ -80,12 +81,13 @@ func (s *Service) candidates(ctx context.Context, key store.KeyAuth, requested, 
 	}
 	now := time.Now()
 	served := false
+	answered := s.answers(ctx, key.Platform, accounts, model, named) // servable.go
 	var out []candidate
 	route := routeOf(ctx) // route.go: why each account was skipped
 	for i := range accounts {
 		a := &accounts[i]
 		up, ok := a.mapping.Resolve(model)
-		if !ok {
+		if !ok || !answered {
 			route.add(a, routing.NotMapped)
 			continue
 		}

@@ -48,7 +48,10 @@ type Config struct {
 	LeaseTTL             time.Duration // slot lease TTL; <= 0 means DefaultLeaseTTL
 	Rules                RuleSource    // error passthrough rules; nil = no rule ever matches
 	Prices               PriceSource   // model prices; nil = the shipped defaults
-	Wait                 WaitConfig    // wait queues; zero fields take the defaults
+	// Catalogue names the model catalogue's models per platform (servable.go); nil = none,
+	// and an account with an empty mapping serves every model.
+	Catalogue ModelCatalogue
+	Wait      WaitConfig // wait queues; zero fields take the defaults
 	// RateLimitCooldown is the rest of an account after a 429 that announces no reset;
 	// <= 0 means DefaultRateLimitCooldown, above MaxRateLimitCooldown is capped.
 	RateLimitCooldown time.Duration
@@ -85,7 +88,10 @@ type Service struct {
 	metrics     gatewayMetrics
 	rules       RuleSource
 	prices      PriceSource
-	routes      *routing.Log // the requests' routing explanations not settled yet (route.go)
+	// catalogue and its per-platform sets (servable.go); catalogue nil = none.
+	catalogue     ModelCatalogue
+	catalogueSets *ttlcache.Cache[string, map[string]bool]
+	routes        *routing.Log // the requests' routing explanations not settled yet (route.go)
 
 	closeOnce sync.Once
 	// stopping is closed by BeginShutdown (wait.go).
@@ -136,6 +142,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		sweep:       newSweeper(st, cfg.ReservationTTL, sweepInterval, log),
 		rules:       cfg.Rules,
 		prices:      cfg.Prices,
+		catalogue:   cfg.Catalogue,
 		metrics:     newGatewayMetrics(cfg.Metrics),
 		routes:      routing.NewLog(rdb),
 
@@ -144,6 +151,8 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		refusals:    newLogSampler(),
 		stopping:    make(chan struct{}),
 		breakers:    breaker.New(rdb),
+
+		catalogueSets: ttlcache.New[string, map[string]bool](cacheTTL, 16),
 	}
 	if s.prices == nil {
 		s.prices = defaultPrices{}
@@ -157,6 +166,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 // Register mounts the internal endpoints on r, each behind the plugin secret.
 func (s *Service) Register(r *mux.Router) {
 	r.Handle("/internal/v1/admit", s.requireSecret(s.countAdmissions(http.HandlerFunc(s.handleAdmit)))).Methods(http.MethodPost)
+	r.Handle("/internal/v1/models", s.requireSecret(http.HandlerFunc(s.handleModels))).Methods(http.MethodPost)
 	r.Handle("/internal/v1/reports", s.requireSecret(http.HandlerFunc(s.handleReports))).Methods(http.MethodPost)
 	r.Handle("/internal/v1/renew", s.requireSecret(http.HandlerFunc(s.handleRenew))).Methods(http.MethodPost)
 	r.Handle("/internal/v1/count-tokens", s.requireSecret(http.HandlerFunc(s.handleCountTokens))).Methods(http.MethodPost)

@@ -55,6 +55,15 @@ func NewMapping(m map[string]string) Mapping {
 // Empty reports whether the mapping has no rules (every model is served).
 func (m Mapping) Empty() bool { return len(m.exact) == 0 && len(m.prefixes) == 0 }
 
+// ExactKeys are the mapping's model names: its keys without the wildcards, unordered.
+func (m Mapping) ExactKeys() []string {
+	out := make([]string, 0, len(m.exact))
+	for k := range m.exact {
+		out = append(out, k)
+	}
+	return out
+}
+
 // Resolve reports whether the account serves model and, if so, the model to send upstream:
 // "" when the request goes upstream unchanged. An exact key beats any prefix; among
 // prefixes the longest wins. A rule whose target is empty, equal to the requested model or
