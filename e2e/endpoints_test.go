@@ -164,12 +164,12 @@ func TestCountTokensEndpoint(t *testing.T) {
 }
 
 // GET /v1/models lists what the key can use, in OpenAI's shape or, for an Anthropic client,
-// Anthropic's. It needs controlsvc's POST /internal/v1/models (contract B).
+// Anthropic's, from controlsvc's POST /internal/v1/models.
 func TestModelsEndpoint(t *testing.T) {
 	tn, ids := newTenant(t, accountSpec{Credential: unique("sk-models"), ModelMapping: map[string]string{"gpt-4o": "gpt-4o"}})
 	code, _, body := send(t, "GET", "/v1/models", "", map[string]string{"Authorization": "Bearer " + tn.Key})
-	if code == http.StatusServiceUnavailable {
-		t.Skip("controlsvc has no POST /internal/v1/models yet (contract B, the models helper's part): " + body)
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/models: %d %s", code, body)
 	}
 	var list struct {
 		Object string `json:"object"`
