@@ -5,14 +5,14 @@ BIN   := $(CURDIR)/bin
 # FUZZTIME: how long make test runs each fuzz target (make fuzz: 60s).
 FUZZTIME ?= 3s
 
-.PHONY: run test test-unit test-yaegi test-e2e check-plugin bench build traefik deps clean
+.PHONY: run test test-unit test-yaegi test-e2e check-plugin bench build traefik deps clis clean
 
 ## run: build what is missing, then run PostgreSQL, Redis, controlsvc, a fake upstream and Traefik in the foreground
 run: deps build traefik
 	$(GO) run ./tools/localrun -bin $(BIN)
 
-## test: every tier — unit and integration (-race, real PostgreSQL and Redis), the plugin under Yaegi, end to end through bin/traefik
-test: deps build traefik check-plugin
+## test: every tier — unit and integration (-race, real PostgreSQL and Redis), the plugin under Yaegi, end to end through bin/traefik (e2e/clis: the real Codex CLI and Claude Code)
+test: deps build traefik check-plugin clis
 	$(GO) vet ./...
 	POOLGATE_BIN_DIR=$(BIN) $(GO) test -race -count=1 ./...
 	cd tests/yaegi && $(GO) vet ./... && $(GO) test -race -count=1 ./...
@@ -30,7 +30,7 @@ test-unit: deps
 test-yaegi: deps
 	cd tests/yaegi && $(GO) test -race -count=1 ./...
 
-test-e2e: deps build traefik
+test-e2e: deps build traefik clis
 	POOLGATE_BIN_DIR=$(BIN) $(GO) test -count=1 -v ./e2e/...
 
 ## check-plugin: Traefik's Yaegi loads only the standard library
@@ -54,6 +54,10 @@ traefik:
 
 deps:
 	@bash scripts/ensure-deps.sh
+
+## clis: Codex CLI and Claude Code at the versions of scripts/clis.env from npm into $$HOME/.cache/poolgate/clis (POOLGATE_CLI_CACHE; once per machine)
+clis:
+	@bash scripts/ensure-clis.sh
 
 clean:
 	rm -rf $(BIN) tools/traefik/lego

@@ -52,6 +52,14 @@ type Script struct {
 	// Models answers a request whose body names one of its models with that script
 	// instead (models.go).
 	Models map[string]Script `json:"models,omitempty"`
+	// ToolCall answers with a call of this tool instead of text, in the API's own shape
+	// (toolcall.go).
+	ToolCall *ToolCall `json:"tool_call,omitempty"`
+	// AfterToolResult answers a request that carries a tool result (the client ran a tool
+	// and sends its output back) with this script instead: an agent's "call a tool, then
+	// answer" turn under one credential (toolcall.go). Its own Models, Times and
+	// AfterToolResult are not consulted.
+	AfterToolResult *Script `json:"after_tool_result,omitempty"`
 }
 
 // Usage is the token usage a script reports, counted the OpenAI way:
@@ -115,6 +123,9 @@ func (s Script) validate() error {
 	case s.CutAfterEvents != nil && *s.CutAfterEvents < 0,
 		s.StallAfterEvents != nil && *s.StallAfterEvents < 0:
 		return fmt.Errorf("event counts must not be negative")
+	}
+	if err := s.validateToolCall(); err != nil {
+		return err
 	}
 	if s.Usage != nil {
 		u := s.Usage

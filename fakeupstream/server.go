@@ -103,7 +103,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.respond(w, r, api, sc.forModel(body), body)
+	s.respond(w, r, api, sc.forModel(body).forToolResult(api, body), body)
 }
 
 // scriptFor picks the script of a request: its X-Fake-Script header, else
@@ -184,6 +184,8 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, a api, sc Scrip
 		writeError(w, a, http.StatusBadRequest, "We could not parse the JSON body of your request.")
 	case req.Model == "":
 		writeError(w, a, http.StatusBadRequest, "you must provide a model parameter")
+	case sc.ToolCall != nil:
+		s.respondToolCall(w, r, a, sc, status, newGeneration(req, sc), req)
 	default:
 		g := newGeneration(req, sc)
 		switch {
