@@ -121,8 +121,8 @@ func TestConvertResponsesOnAnthropicGroup(t *testing.T) {
 	})
 
 	// Both went to /v1/messages as streamed Messages calls with the account's key, and with
-	// the group's default_max_output_tokens (4096) as max_tokens: the output limit the
-	// reservation counted, since the client named none.
+	// the catalogue's maximum output of claude-sonnet-4-5 (64000) as max_tokens: the output
+	// limit the reservation counted, since the client named none (issue 14 §3, contract E).
 	reqs := anthropicRequestsFor(t, cred)
 	if len(reqs) != 2 {
 		t.Fatalf("upstream got %d requests with the account's key, want 2", len(reqs))
@@ -130,7 +130,7 @@ func TestConvertResponsesOnAnthropicGroup(t *testing.T) {
 	for _, r := range reqs {
 		if r.Path != "/v1/messages" || headerValue(r.Headers, "anthropic-version") == "" || headerValue(r.Headers, "Authorization") != "" ||
 			!strings.Contains(r.Body, `"stream":true`) || !strings.Contains(r.Body, `"name":"get_weather"`) || upstreamModelOf(t, r) != "claude-sonnet-4-5" ||
-			!strings.Contains(r.Body, `"max_tokens":4096`) {
+			!strings.Contains(r.Body, `"max_tokens":64000`) {
 			t.Errorf("upstream request = %s %v %s", r.Path, r.Headers, r.Body)
 		}
 	}
@@ -223,7 +223,8 @@ func TestConvertErrorsOnAnthropicGroup(t *testing.T) {
 		programCredential(t, b, obj{"status": 529})
 		tn, accts := anthropicTenant(t, nil, accountSpec{Credential: a, Priority: 1}, accountSpec{Credential: b, Priority: 2})
 		code, _, body := post(t, "/v1/responses", tn.Key, `{"model":"claude-sonnet-4-5","input":"hi"}`, nil)
-		if want := `{"error":{"code":"server_error","message":"All available accounts exhausted"}}`; code != 529 || !jsonEqual(body, want) {
+		// The code is the upstream's error class (issue 14 §5).
+		if want := `{"error":{"code":"overloaded_error","message":"All available accounts exhausted"}}`; code != 529 || !jsonEqual(body, want) {
 			t.Errorf("got %d %s, want 529 %s", code, body, want)
 		}
 		if rec := usageFor(t, tn.KeyID, 1)[0]; num(rec, "attempts") != 2 || num(rec, "status") != 529 {

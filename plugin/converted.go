@@ -107,13 +107,17 @@ func buildConvertedRequest(ctx context.Context, client *http.Request, g *grant, 
 }
 
 // convertedExhausted is the answer when no account is left on a converted request: the last
-// upstream status (502 when there was none) with code server_error (issue 5 §5).
+// upstream status (502 when there was none) with the upstream's error class as the code: the
+// type of its error body, else Anthropic's type for the status (overloaded_error for 529,
+// api_error for a 500) — not server_error, so a client can tell overload from a fault
+// (issue 14 §5).
 func convertedExhausted(last *failedAttempt) *clientError {
 	status := last.Status
 	if status < 400 || status > 599 {
 		status = http.StatusBadGateway
 	}
-	e := newClientError(status, typeServer, msgAccountsExhausted)
+	typ, _ := errorFields(last.Body, anthropicErrorType(status, ""), "")
+	e := newClientError(status, typ, msgAccountsExhausted)
 	if status == http.StatusTooManyRequests {
 		e.retryAfter = safeRetryAfter(last.RetryAfter)
 	}

@@ -305,8 +305,9 @@ func jsonEq(a, b string) bool {
 // Errors on the converted path have the shape {"error":{"code","message"}} (issue 5 §5).
 func TestConvertedErrors(t *testing.T) {
 	t.Parallel()
+	// The code is the upstream's error class (issue 14 §5), not server_error.
 	exhausted := func(status int) string {
-		return `{"error":{"code":"server_error","message":"All available accounts exhausted"}}`
+		return `{"error":{"code":"` + anthropicErrorType(status, "") + `","message":"All available accounts exhausted"}}`
 	}
 	tests := []struct {
 		name       string
@@ -409,7 +410,9 @@ func TestConvertedAfterKeepAlives(t *testing.T) {
 		wantMsg  string
 	}{
 		{"stream", []upstreamReply{{status: 200, events: anthFull}}, "response.completed", `"delta":"Hello"`},
+		// After the status line the event's code is OpenAI's for the class (streamerr.go).
 		{"exhausted", []upstreamReply{{status: 529}}, "response.failed", `"error":{"code":"server_error","message":"All available accounts exhausted"}`},
+		{"exhausted by rate limits", []upstreamReply{{status: 429}}, "response.failed", `"error":{"code":"rate_limit_exceeded","message":"All available accounts exhausted"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,7 +13,6 @@ const (
 	typeRateLimit      = "rate_limit_error"
 	typeUpstream       = "upstream_error"
 	typeOverloaded     = "overloaded_error" // Anthropic's
-	typeServer         = "server_error"     // the code of an exhausted failover on a converted request
 )
 
 // Messages the plugin writes itself; the texts are part of the client contract (issue 2 §4).

@@ -128,7 +128,7 @@ func TestBillingRefusalThroughPlugin(t *testing.T) {
 	for {
 		rec := serve(t, s.handler, "/v1/responses", bearer(tn.key), `{"model":"gpt-4o-mini","input":"hi"}`)
 		if rec.Code == http.StatusTooManyRequests {
-			if e := decodeError(t, rec); e.Error.Type != "insufficient_quota" || e.Error.Message != "API key quota exhausted" {
+			if e := decodeError(t, rec); e.Error.Type != "insufficient_quota" || !strings.HasPrefix(e.Error.Message, "API key quota exhausted: $0.00 left; this request may cost up to ") {
 				t.Errorf("error = %+v", e)
 			}
 			break

@@ -16,6 +16,7 @@ import (
 
 	"github.com/poolgate/poolgate/controlsvc/internal/billing"
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
+	"github.com/poolgate/poolgate/controlsvc/internal/catalogue"
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
 	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
@@ -93,7 +94,7 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	reg := metrics.NewRegistry()
 	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, PreviousPluginSecret: cfg.PluginSecretPrevious, LeaseTTL: cfg.LeaseTTL, Rules: rc, Prices: pc,
 		RateLimitCooldown: cfg.RateLimitCooldown, Wait: waitConfig(cfg.Wait), ReservationTTL: cfg.ReservationTTL,
-		Metrics: reg}, log)
+		Metrics: reg, Catalogue: catalogueModels{}}, log)
 	admin := httpapi.New(httpapi.Options{
 		Store:      st,
 		Slots:      slots.New(rdb, cfg.LeaseTTL),
@@ -109,6 +110,7 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 		Accounts:              gw,
 		Breakers:              breaker.New(rdb),
 		Routes:                routing.NewLog(rdb),
+		Unpriced:              prices.NewUnpricedLog(rdb),
 		AllowPrivateUpstreams: cfg.AllowPrivateUpstreams,
 	})
 	internal := mux.NewRouter()
@@ -238,3 +240,9 @@ func newLogger(level string) (*slog.Logger, error) {
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
+
+// catalogueModels names the model catalogue's models, shipped and imported, to the gateway
+// (gateway.ModelCatalogue): read at each call, so that an import reaches it at once.
+type catalogueModels struct{}
+
+func (catalogueModels) Models(platform string) []string { return catalogue.Models(platform) }

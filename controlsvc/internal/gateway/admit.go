@@ -14,6 +14,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
+	"github.com/poolgate/poolgate/controlsvc/internal/usage"
 )
 
 // maxGrantIDLen bounds a grant id sent back by the plugin (ours are 34 characters), and
@@ -297,7 +298,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		ResponseHeaderTimeoutMs: key.ResponseHeaderTimeoutMs,
 		HedgeAfterMs:            hedgeAfter(key),
 		Convert:                 convert,
-		MaxOutputTokens:         outputCap(key, req.MaxOutputTokens, convert),
+		MaxOutputTokens:         outputCap(key, req.MaxOutputTokens, convert, usage.PricedModel(upstreamModel, ch.model)),
 		ForwardBetas:            key.ForwardBetas,
 		UserAgent:               key.UserAgent,
 	}, nil, nil

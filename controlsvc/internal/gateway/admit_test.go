@@ -150,7 +150,8 @@ func TestAdmitRefusals(t *testing.T) {
 				e.exec(t, `UPDATE users SET balance_micros = -5 WHERE id = $1`, f.user)
 				return admitRequest{APIKey: f.key, Model: "claude-sonnet-4", Path: "/v1/messages"}
 			},
-			status: 403, reason: ReasonBilling, shape: "anthropic", errType: "billing_error", message: "Insufficient account balance",
+			status: 402, reason: ReasonBilling, shape: "anthropic", errType: "billing_error",
+			message: "Insufficient balance: $0.00 available; add credit to continue",
 		},
 		{
 			name: "user concurrency full",

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/catalogue"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
 )
@@ -27,28 +28,76 @@ const (
 )
 
 // billingRefusal turns a refusal of a billing rule into the client's error. On the OpenAI
-// paths type and code are both the table's value; Anthropic's envelope has the type alone.
+// paths the code is the type, except that balance and quota refusals carry OpenAI's
+// insufficient_quota; Anthropic's envelope has the type alone, and on /v1/messages a
+// balance, quota or subscription refusal is Anthropic's 402 billing_error (issue 14 §5), so
+// Claude Code shows it as billing rather than authentication.
 func billingRefusal(r *store.BillingRefusal) *rejection {
-	rej := &rejection{status: http.StatusForbidden, reason: ReasonBilling, errType: typeBilling, message: r.Message}
+	rej := &rejection{status: http.StatusForbidden, reason: ReasonBilling, errType: typeBilling, message: r.Message,
+		anthropicStatus: http.StatusPaymentRequired}
 	switch r.Kind {
 	case store.RefuseKeyExpired:
-		rej.errType = typePermission
+		rej.errType, rej.anthropicStatus = typePermission, 0
 	case store.RefuseWindowExhausted:
-		rej.status, rej.errType = http.StatusTooManyRequests, typeRateLimitBilling
+		rej.status, rej.errType, rej.anthropicStatus = http.StatusTooManyRequests, typeRateLimitBilling, 0
 		rej.retryAfter = strconv.FormatInt(max(r.RetryAfterSeconds, 1), 10)
 	case store.RefuseKeyQuota:
 		rej.status, rej.errType = http.StatusTooManyRequests, typeInsufficientQuot
 	}
 	rej.code = rej.errType
+	if r.Kind == store.RefuseInsufficientBalance {
+		rej.code = typeInsufficientQuot
+	}
 	return rej
 }
+
+// costNote is what a balance or quota refusal tells the client about the request.
+type costNote struct {
+	estimate  int64 // the request's full estimate, micro-dollars
+	maxTokens int64 // the output limit it counts
+	model     string
+}
+
+// billingRefusalNoted is billingRefusal with a message that says what to do: how much is
+// available and what the request may cost, e.g. "Insufficient balance: $3.00 available; this
+// request may cost up to $4.85 (max_tokens 64000 on claude-opus-4-8)".
+func billingRefusalNoted(r *store.BillingRefusal, n costNote) *rejection {
+	rej := billingRefusal(r)
+	tail := fmt.Sprintf("this request may cost up to %s (max_tokens %d on %s)", usdUp(n.estimate), n.maxTokens, n.model)
+	switch r.Kind {
+	case store.RefuseInsufficientBalance:
+		rej.message = fmt.Sprintf("Insufficient balance: %s available; %s", usdDown(r.AvailableMicros), tail)
+	case store.RefuseKeyQuota:
+		rej.message = fmt.Sprintf("API key quota exhausted: %s left; %s", usdDown(r.AvailableMicros), tail)
+	}
+	return rej
+}
+
+// usdDown shows micro-dollars as dollars and cents, rounded down; usdUp rounds up.
+func usdDown(micros int64) string {
+	micros = max(micros, 0)
+	return fmt.Sprintf("$%d.%02d", micros/1_000_000, micros%1_000_000/10_000)
+}
+
+func usdUp(micros int64) string {
+	micros = max(micros, 0)
+	if micros%10_000 != 0 && micros < maxInt64-10_000 {
+		micros += 10_000 - micros%10_000
+	}
+	return usdDown(micros)
+}
+
+const maxInt64 = int64(^uint64(0) >> 1)
 
 var (
 	rejectKeyExpired = billingRefusal(&store.BillingRefusal{Kind: store.RefuseKeyExpired, Message: store.MsgKeyExpired})
 
 	rejectInsufficientBalance = billingRefusal(&store.BillingRefusal{Kind: store.RefuseInsufficientBalance,
-		Message: store.MsgInsufficientBalance})
+		Message: msgNoBalance})
 )
+
+// msgNoBalance refuses a balance that is empty before any price is known.
+const msgNoBalance = "Insufficient balance: $0.00 available; add credit to continue"
 
 // rejectUnpriced refuses a model without a price in a group that does not serve those.
 func rejectUnpriced(model string) *rejection {
@@ -72,11 +121,16 @@ func precheckBilling(key store.KeyAuth, now time.Time) *rejection {
 // priceFor resolves the price of what the chosen account is sent. ok is false for an
 // unpriced model the group serves anyway (its records cost 0); a rejection refuses the
 // request.
-func (s *Service) priceFor(key store.KeyAuth, model, upstreamModel string) (usage.Price, bool, *rejection) {
+func (s *Service) priceFor(ctx context.Context, key store.KeyAuth, model, upstreamModel string, first bool) (usage.Price, bool, *rejection) {
 	priced := usage.PricedModel(upstreamModel, model)
 	p, _, ok := s.prices.Table().Lookup(priced)
-	if !ok && !key.AllowUnpriced {
-		return usage.Price{}, false, rejectUnpriced(priced)
+	if !ok {
+		if first { // a request counts once, not once per failover
+			s.noteUnpriced(ctx, priced)
+		}
+		if !key.AllowUnpriced {
+			return usage.Price{}, false, rejectUnpriced(priced)
+		}
 	}
 	return p, ok, nil
 }
@@ -91,17 +145,21 @@ func (s *Service) priceFor(key store.KeyAuth, model, upstreamModel string) (usag
 // priced as the dearer of input and cache write. Without it the input counts input_bytes / 2
 // tokens at the input price and the sum is capped by the group's max_reserve.
 func estimateMicros(key store.KeyAuth, p usage.Price, inputBytes, maxOutputTokens int64) int64 {
-	t := usage.Tokens{Input: reservedInputTokens(key.CapOutputTokens, inputBytes),
-		Output: reservedOutputTokens(maxOutputTokens, key.DefaultMaxOutputTokens)}
-	if key.CapOutputTokens {
-		p.Input = max(p.Input, p.CacheWrite)
-		return usage.Cost(t, p, key.RateMicros)
-	}
-	cost := usage.Cost(t, p, key.RateMicros)
-	if key.MaxReserveMicros > 0 {
+	cost := fullEstimateMicros(key, p, inputBytes, reservedOutputTokens(maxOutputTokens, key.DefaultMaxOutputTokens))
+	if !key.CapOutputTokens && key.MaxReserveMicros > 0 {
 		cost = min(cost, key.MaxReserveMicros)
 	}
 	return cost
+}
+
+// fullEstimateMicros is estimateMicros for outputTokens of output, without the max_reserve
+// cap; with outputTokens 0 it is the input estimate, below which a request is refused.
+func fullEstimateMicros(key store.KeyAuth, p usage.Price, inputBytes, outputTokens int64) int64 {
+	t := usage.Tokens{Input: reservedInputTokens(key.CapOutputTokens, inputBytes), Output: outputTokens}
+	if key.CapOutputTokens {
+		p.Input = max(p.Input, p.CacheWrite)
+	}
+	return usage.Cost(t, p, key.RateMicros)
 }
 
 // reservedInputTokens is the input a reservation counts for a body of inputBytes: one token
@@ -125,12 +183,31 @@ func reservedOutputTokens(maxOutputTokens, defaultMaxOutputTokens int64) int64 {
 }
 
 // outputCap is the output limit the plugin must send upstream (the grant's
-// max_output_tokens; 0: the body as the client sent it): the group's default when the
-// request names no maximum of its own and either the group caps output or the request is
-// converted (a Messages body needs a max_tokens, and the reservation counted this one).
-func outputCap(key store.KeyAuth, maxOutputTokens int64, convert string) int64 {
+// max_output_tokens; 0: the body as the client sent it) when the request names no maximum
+// of its own: for a converted request (a Messages body needs a max_tokens) the catalogue's
+// maximum output of the model served (issue 14 §3, contract E), else the group's default;
+// for a pass-through request in a group that caps output, the group's default. The
+// reservation counts the same limit (bill).
+func outputCap(key store.KeyAuth, maxOutputTokens int64, convert, servedModel string) int64 {
 	if maxOutputTokens > 0 || (!key.CapOutputTokens && convert == "") {
 		return 0
+	}
+	if convert != "" {
+		if n, ok := catalogue.MaxOutput(servedModel); ok {
+			return n
+		}
+	}
+	return key.DefaultMaxOutputTokens
+}
+
+// reservedOutput is the output limit a request's reservation counts: its own maximum, the
+// grant's cap, else the group's default.
+func reservedOutput(key store.KeyAuth, req *admitRequest, servedModel string) int64 {
+	if req.MaxOutputTokens > 0 {
+		return req.MaxOutputTokens
+	}
+	if c := outputCap(key, 0, convertFor(req.Path, key.Platform), servedModel); c > 0 {
+		return c
 	}
 	return key.DefaultMaxOutputTokens
 }
@@ -141,32 +218,36 @@ func outputCap(key store.KeyAuth, maxOutputTokens int64, convert string) int64 {
 // (docs/billing.md, "Model fallbacks"). A refusal or an error leaves nothing reserved.
 func (s *Service) bill(ctx context.Context, key store.KeyAuth, req *admitRequest, served, upstreamModel string,
 	first, modelChanged bool) (*rejection, error) {
-	price, priced, rej := s.priceFor(key, served, upstreamModel)
+	price, priced, rej := s.priceFor(ctx, key, served, upstreamModel, first)
 	if rej != nil {
 		return rej, nil
 	}
-	amount := int64(0)
+	pricedModel := usage.PricedModel(upstreamModel, served)
+	outTokens := reservedOutput(key, req, pricedModel)
+	amount, minAmount, note := int64(0), int64(0), costNote{maxTokens: outTokens, model: pricedModel}
 	if priced {
-		amount = estimateMicros(key, price, req.InputBytes, req.MaxOutputTokens)
+		amount = estimateMicros(key, price, req.InputBytes, outTokens)
+		minAmount = fullEstimateMicros(key, price, req.InputBytes, 0)
+		note.estimate = fullEstimateMicros(key, price, req.InputBytes, outTokens)
 	}
 	if !first {
 		if !modelChanged || amount == 0 {
 			return nil, nil
 		}
 		refusal, err := s.store.ExtendReservation(ctx, store.ReserveInput{RequestID: req.RequestID, UserID: key.UserID,
-			APIKeyID: key.KeyID, GroupID: key.GroupID, AmountMicros: amount})
+			APIKeyID: key.KeyID, GroupID: key.GroupID, AmountMicros: amount, MinAmountMicros: minAmount})
 		switch {
 		case errors.Is(err, store.ErrReservationMismatch):
 			return rejectInvalid("Duplicate request id"), nil
 		case err != nil:
 			return nil, fmt.Errorf("extending reservation: %w", err)
 		case refusal != nil:
-			return billingRefusal(refusal), nil
+			return billingRefusalNoted(refusal, note), nil
 		}
 		return nil, nil
 	}
 	_, refusal, err := s.store.Reserve(ctx, store.ReserveInput{RequestID: req.RequestID, UserID: key.UserID,
-		APIKeyID: key.KeyID, GroupID: key.GroupID, AmountMicros: amount})
+		APIKeyID: key.KeyID, GroupID: key.GroupID, AmountMicros: amount, MinAmountMicros: minAmount})
 	var nf *store.NotFoundError
 	switch {
 	case errors.As(err, &nf):
@@ -178,7 +259,7 @@ func (s *Service) bill(ctx context.Context, key store.KeyAuth, req *admitRequest
 	case err != nil:
 		return nil, fmt.Errorf("reserving: %w", err)
 	case refusal != nil:
-		return billingRefusal(refusal), nil
+		return billingRefusalNoted(refusal, note), nil
 	}
 	return nil, nil
 }

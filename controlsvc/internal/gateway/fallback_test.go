@@ -104,7 +104,9 @@ func TestModelFallbackAdmission(t *testing.T) {
 		}
 	})
 	t.Run("context length: a balance that cannot cover the larger model refuses it", func(t *testing.T) {
-		u := e.seedUser(t, 10, 10_000) // 0.01 USD: covers gpt-4o-mini's 900 micros, not gpt-4o's 15000
+		// 0.003 USD: covers gpt-4o-mini's 900 micros, not the 4100 more gpt-4o's input needs
+		// (a reservation is extended up to what is available, refused below the input estimate).
+		u := e.seedUser(t, 10, 3_000)
 		group := e.seedGroup(t, "openai", "1")
 		only := e.seedAccount(t, group, accountSeed{})
 		key := e.seedKey(t, u, group)
@@ -116,8 +118,9 @@ func TestModelFallbackAdmission(t *testing.T) {
 		res := e.admit(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: key, Model: "gpt-4o-mini",
 			InputBytes: 4000, MaxOutputTokens: 1000,
 			Failed: &failure{AccountID: only, Status: 400, ErrorClass: errorClassContextLength}})
-		if res.status != 403 || res.reject != ReasonBilling || !strings.Contains(string(res.body), "Insufficient account balance") {
-			t.Fatalf("admit = %d %q %s, want 403 billing Insufficient account balance", res.status, res.reject, res.body)
+		const msg = "Insufficient balance: $0.00 available; this request may cost up to $0.02 (max_tokens 1000 on gpt-4o)"
+		if res.status != 403 || res.reject != ReasonBilling || !strings.Contains(string(res.body), msg) {
+			t.Fatalf("admit = %d %q %s, want 403 billing %s", res.status, res.reject, res.body, msg)
 		}
 		if held := e.reserved(t, g); held != 900 {
 			t.Fatalf("reservation after the refusal %d micros, want 900 unchanged", held)

@@ -34,6 +34,16 @@ type rejection struct {
 	code string
 	// retryAfter, when set, goes out as the Retry-After header (seconds).
 	retryAfter string
+	// anthropicStatus, when set, is the status on /v1/messages (402 for billing refusals).
+	anthropicStatus int
+}
+
+// statusFor is the refusal's status on path.
+func (rej *rejection) statusFor(path string) int {
+	if path == anthropicPath && rej.anthropicStatus != 0 {
+		return rej.anthropicStatus
+	}
+	return rej.status
 }
 
 // The refusals of issue 2 §4, with its statuses and messages.
@@ -127,7 +137,7 @@ func anthropicErrorType(rej *rejection) string {
 	if anthropicErrorTypes[rej.errType] {
 		return rej.errType
 	}
-	switch rej.status {
+	switch rej.statusFor(anthropicPath) {
 	case http.StatusUnauthorized:
 		return "authentication_error"
 	case http.StatusPaymentRequired:
@@ -155,7 +165,7 @@ func writeReject(w http.ResponseWriter, path, platform string, rej *rejection) {
 	if rej.retryAfter != "" {
 		w.Header().Set("Retry-After", rej.retryAfter)
 	}
-	writeJSON(w, rej.status, rejectBody(path, platform, rej))
+	writeJSON(w, rej.statusFor(path), rejectBody(path, platform, rej))
 }
 
 // writeInternalError answers a failure of controlsvc itself: logged here, generic to the

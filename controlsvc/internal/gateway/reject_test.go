@@ -33,7 +33,8 @@ func TestAnthropicErrorTypes(t *testing.T) {
 		{"insufficient balance", rejectInsufficientBalance, "billing_error"},
 		{"no subscription", billingRefusal(&store.BillingRefusal{Kind: store.RefuseNoSubscription, Message: "x"}), "billing_error"},
 		{"window exhausted", billingRefusal(&store.BillingRefusal{Kind: store.RefuseWindowExhausted, Message: "x", RetryAfterSeconds: 5}), "rate_limit_error"},
-		{"key quota", billingRefusal(&store.BillingRefusal{Kind: store.RefuseKeyQuota, Message: "x"}), "rate_limit_error"},
+		// A quota refusal is Anthropic's 402 billing_error on /v1/messages (issue 14 §5).
+		{"key quota", billingRefusal(&store.BillingRefusal{Kind: store.RefuseKeyQuota, Message: "x"}), "billing_error"},
 		// Statuses admission does not use today still map to Anthropic's types.
 		{"unknown 529", &rejection{status: 529, errType: "upstream_error"}, "overloaded_error"},
 		{"unknown 502", &rejection{status: http.StatusBadGateway, errType: "upstream_error"}, "api_error"},

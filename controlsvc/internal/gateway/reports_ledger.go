@@ -53,7 +53,8 @@ func (s *Service) usageWrites(ctx context.Context, reps []*report, routes map[st
 // usageWrite turns one valid report into its usage record with its attempts.
 func (s *Service) usageWrite(rep *report, table *usage.PriceTable, terms store.GroupTerms) store.UsageWrite {
 	served := servedModelOf(rep)
-	model := usage.PricedModel(rep.UpstreamModel, upstreamOr(served, rep.Model))
+	// Priced by the name the record stores (a NUL dropped), as the exact-name catalogue needs.
+	model := strings.ReplaceAll(usage.PricedModel(rep.UpstreamModel, upstreamOr(served, rep.Model)), "\x00", "")
 	price, _, priced := table.Lookup(model)
 	rate := terms.RateMicros
 	tokens := s.normalize(rep, 0, rep.Usage)

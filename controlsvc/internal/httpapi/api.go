@@ -50,6 +50,9 @@ type Options struct {
 	// /usage/{request_id}); nil = only settled ones are shown.
 	Routes RouteReader
 
+	// Unpriced lists the unpriced models asked for (GET /prices/unpriced); nil = none.
+	Unpriced UnpricedReader
+
 	// AllowPrivateUpstreams accepts http and loopback/private base_urls (upstreams.go).
 	AllowPrivateUpstreams bool
 }
@@ -67,6 +70,7 @@ type API struct {
 	accounts AccountNotifier
 	breakers Breakers
 	routes   RouteReader
+	unpriced UnpricedReader
 
 	keyUsages    *keyUsageCache // GET /v1/usage's answers and refusals
 	allowPrivate bool           // Options.AllowPrivateUpstreams
@@ -90,6 +94,7 @@ func New(o Options) *API {
 		accounts: o.Accounts,
 		breakers: o.Breakers,
 		routes:   o.Routes,
+		unpriced: o.Unpriced,
 
 		keyUsages:    newKeyUsageCache(),
 		allowPrivate: o.AllowPrivateUpstreams,
@@ -170,6 +175,8 @@ func (a *API) mountAdmin(r *mux.Router) {
 	})
 	admin.Handle("/prices", byMethod{http.MethodGet: a.listPrices})
 	admin.Handle("/prices/resolve", byMethod{http.MethodGet: a.resolvePrice})
+	admin.Handle("/prices/import", byMethod{http.MethodPost: a.importPrices})  // before /prices/{model}
+	admin.Handle("/prices/unpriced", byMethod{http.MethodGet: a.listUnpriced}) // before /prices/{model}
 	admin.Handle("/prices/{model:.+}", byMethod{http.MethodPut: a.putPrice, http.MethodDelete: a.deletePrice})
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/prices"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
@@ -83,6 +84,7 @@ func newEnvWith(t *testing.T, configure func(*Options, *redis.Client)) *env {
 		// Like the test stacks: fixtures use http://127.0.0.1 (upstreams_test.go turns it off).
 		AllowPrivateUpstreams: true,
 		Routes:                routing.NewLog(rdb),
+		Unpriced:              prices.NewUnpricedLog(rdb),
 	}
 	if configure != nil {
 		configure(&o, rdb)

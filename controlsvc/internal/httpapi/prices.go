@@ -29,6 +29,21 @@ type priceView struct {
 	Source     string      `json:"source"` // default | override
 	Note       string      `json:"note"`
 	UpdatedAt  *time.Time  `json:"updated_at"` // null for defaults
+	// Catalogue entries (shipped or imported) only: the 1-hour cache write, the long-context
+	// tier, the context window and the maximum output.
+	CacheWrite1h    json.Number  `json:"cache_write_1h,omitempty"`
+	LongContext     *longContext `json:"long_context,omitempty"`
+	MaxInputTokens  int64        `json:"max_input_tokens,omitempty"`
+	MaxOutputTokens int64        `json:"max_output_tokens,omitempty"`
+}
+
+// longContext is a tier in USD per million tokens, for prompts above AboveTokens.
+type longContext struct {
+	AboveTokens int64       `json:"above_tokens"`
+	Input       json.Number `json:"input"`
+	Output      json.Number `json:"output"`
+	CacheRead   json.Number `json:"cache_read"`
+	CacheWrite  json.Number `json:"cache_write"`
 }
 
 func newPriceView(e prices.Entry) priceView {
@@ -40,6 +55,16 @@ func newPriceView(e prices.Entry) priceView {
 	if !e.UpdatedAt.IsZero() {
 		t := e.UpdatedAt
 		v.UpdatedAt = &t
+	}
+	if e.Spec != nil {
+		v.MaxInputTokens, v.MaxOutputTokens = e.Spec.MaxInput, e.Spec.MaxOutput
+	}
+	if e.Price.CacheWrite1h > 0 {
+		v.CacheWrite1h = formatMicros(e.Price.CacheWrite1h)
+	}
+	if l := e.Price.Long; l.Above > 0 {
+		v.LongContext = &longContext{AboveTokens: l.Above, Input: formatMicros(l.Input), Output: formatMicros(l.Output),
+			CacheRead: formatMicros(l.CacheRead), CacheWrite: formatMicros(l.CacheWrite)}
 	}
 	return v
 }

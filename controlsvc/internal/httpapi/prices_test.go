@@ -7,7 +7,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/prices"
-	"github.com/poolgate/poolgate/controlsvc/internal/usage"
 )
 
 const pricesPath = "/api/v1/admin/prices"
@@ -26,7 +25,7 @@ func TestPricesAdmin(t *testing.T) {
 
 	var list listBody[priceView]
 	e.mustCall(http.MethodGet, pricesPath, nil, http.StatusOK, &list)
-	defaults := usage.DefaultPrices()
+	defaults := prices.Defaults()
 	if len(list.Items) != len(defaults) {
 		t.Fatalf("GET /prices lists %d entries, want the %d defaults", len(list.Items), len(defaults))
 	}
@@ -38,7 +37,7 @@ func TestPricesAdmin(t *testing.T) {
 
 	var got priceView
 	e.mustCall(http.MethodGet, pricesPath+"/resolve?model=gpt-4o-2024-08-06", nil, http.StatusOK, &got)
-	if got.Model != "gpt-4o*" || got.Input != "2.5" || got.Output != "10" || got.CacheRead != "1.25" || got.Source != "default" {
+	if got.Model != "gpt-4o-2024-08-06" || got.Input != "2.5" || got.Output != "10" || got.CacheRead != "1.25" || got.Source != "default" {
 		t.Errorf("resolve gpt-4o-2024-08-06 = %+v", got)
 	}
 	e.wantError(http.MethodGet, pricesPath+"/resolve?model=llama-3", nil, http.StatusNotFound, "not_found_error",
@@ -61,12 +60,17 @@ func TestPricesAdmin(t *testing.T) {
 	if got.Model != "gpt-4o" {
 		t.Errorf("exact key does not win: %+v", got)
 	}
-	e.mustCall(http.MethodGet, pricesPath+"/resolve?model=gpt-4o-2024-08-06", nil, http.StatusOK, &got)
+	e.mustCall(http.MethodGet, pricesPath+"/resolve?model=gpt-4o-2099-01-01", nil, http.StatusOK, &got)
 	if got.Model != "gpt-4o*" || got.Input != "3" || got.Source != "override" {
 		t.Errorf("override not in force: %+v", got)
 	}
+	// An exact catalogue entry beats the operator's wildcard (issue 14 §6).
+	e.mustCall(http.MethodGet, pricesPath+"/resolve?model=gpt-4o-2024-08-06", nil, http.StatusOK, &got)
+	if got.Model != "gpt-4o-2024-08-06" || got.Input != "2.5" || got.Source != "default" {
+		t.Errorf("the wildcard beat an exact catalogue entry: %+v", got)
+	}
 	// The notified cache (this instance) prices with the override at once.
-	p, key, ok := cache.Table().Lookup("gpt-4o-2024-08-06")
+	p, key, ok := cache.Table().Lookup("gpt-4o-2099-01-01")
 	if !ok || key != "gpt-4o*" || p.Input != 3_000_000 || p.Output != 9_000_000 {
 		t.Errorf("cache after PUT: %+v %q %v", p, key, ok)
 	}
@@ -89,19 +93,19 @@ func TestPricesAdmin(t *testing.T) {
 		})
 	}
 
-	// Deleting the override brings the default back.
+	// Deleting the wildcard leaves its models unpriced (the catalogue has exact names only).
 	e.mustCall(http.MethodDelete, pricesPath+"/gpt-4o*", nil, http.StatusNoContent, nil)
 	e.wantError(http.MethodDelete, pricesPath+"/gpt-4o*", nil, http.StatusNotFound, "not_found_error", "no price override for gpt-4o*")
 	e.mustCall(http.MethodGet, pricesPath+"/resolve?model=gpt-4o-mini", nil, http.StatusOK, &got)
-	if got.Model != "gpt-4o-mini*" || got.Source != "default" {
+	if got.Model != "gpt-4o-mini" || got.Source != "default" {
 		t.Errorf("after delete: %+v", got)
 	}
-	if p, _, _ := cache.Table().Lookup("gpt-4o-2024-08-06"); p.Input != defaults["gpt-4o*"].Input {
-		t.Errorf("cache after DELETE prices gpt-4o-2024-08-06 at %+v", p)
+	if p, key, ok := cache.Table().Lookup("gpt-4o-2099-01-01"); ok {
+		t.Errorf("cache after DELETE prices gpt-4o-2099-01-01 at %+v by %q", p, key)
 	}
 	e.mustCall(http.MethodGet, pricesPath, nil, http.StatusOK, &list)
-	if len(list.Items) != len(defaults)+1 {
-		t.Errorf("after one new key and a deleted override: %d entries, want %d", len(list.Items), len(defaults)+1)
+	if len(list.Items) != len(defaults) {
+		t.Errorf("after an override of a default and a deleted new key: %d entries, want %d", len(list.Items), len(defaults))
 	}
 	if status, _ := e.callWithToken(http.MethodGet, pricesPath, nil, ""); status != http.StatusUnauthorized {
 		t.Errorf("GET without a token = %d, want 401", status)

@@ -1,6 +1,8 @@
 // Package prices keeps the effective model price table of a controlsvc instance: the shipped
-// defaults (usage.DefaultPrices) with the operator's overrides from model_prices on top,
-// reloaded in every instance within a second of an admin change (package livecache).
+// model catalogue (package catalogue: exact names only) with the operator's overrides from
+// model_prices on top (exact names, '*' prefixes, imported catalogue entries), reloaded in
+// every instance within a second of an admin change (package livecache). Each load also
+// updates catalogue.Current, so MaxOutput and Models see the imports.
 package prices
 
 import (
@@ -11,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/catalogue"
 	"github.com/poolgate/poolgate/controlsvc/internal/livecache"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
@@ -39,20 +42,38 @@ type Entry struct {
 	Source    string
 	Note      string
 	UpdatedAt time.Time // zero for defaults
+	// Spec is set for shipped and imported catalogue entries (context window, max output).
+	Spec *catalogue.Entry
 }
 
-// Effective merges the defaults and the overrides, sorted by key: an override replaces the
-// default of the same key.
+// Defaults is the shipped table: the catalogue's prices by model.
+func Defaults() map[string]usage.Price {
+	entries := catalogue.Shipped().Entries()
+	out := make(map[string]usage.Price, len(entries))
+	for _, e := range entries {
+		out[e.Model] = e.Price
+	}
+	return out
+}
+
+// Effective merges the shipped catalogue and the overrides, sorted by key: an override
+// replaces the default of the same key. An imported override whose stored spec no longer
+// parses keeps its base prices (the columns) without the spec's extras.
 func Effective(overrides []store.ModelPrice) []Entry {
 	byKey := make(map[string]Entry)
-	for k, p := range usage.DefaultPrices() {
-		byKey[k] = Entry{Model: k, Price: p, Source: SourceDefault}
+	for _, e := range catalogue.Shipped().Entries() {
+		spec := e
+		byKey[e.Model] = Entry{Model: e.Model, Price: e.Price, Source: SourceDefault, Spec: &spec}
 	}
 	for _, o := range overrides {
-		byKey[o.Model] = Entry{
+		e := Entry{
 			Model: o.Model, Source: SourceOverride, Note: o.Note, UpdatedAt: o.UpdatedAt,
 			Price: usage.Price{Input: o.InputMicros, Output: o.OutputMicros, CacheRead: o.CacheReadMicros, CacheWrite: o.CacheWriteMicros},
 		}
+		if spec, ok := catalogue.ParseSpec(o.Model, o.Spec); ok {
+			e.Price, e.Spec = spec.Price, &spec
+		}
+		byKey[o.Model] = e
 	}
 	out := make([]Entry, 0, len(byKey))
 	for _, e := range byKey {
@@ -60,6 +81,18 @@ func Effective(overrides []store.ModelPrice) []Entry {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Model < out[j].Model })
 	return out
+}
+
+// Catalogue is the catalogue of the effective entries that have a spec (imports on top of
+// the shipped entries).
+func Catalogue(entries []Entry) *catalogue.Catalogue {
+	specs := make([]catalogue.Entry, 0, len(entries))
+	for _, e := range entries {
+		if e.Spec != nil {
+			specs = append(specs, *e.Spec)
+		}
+	}
+	return catalogue.New(specs)
 }
 
 // Table is the effective table of entries, ready for lookups.
@@ -88,7 +121,13 @@ func NewCache(loader Loader, rdb redis.UniversalClient, refresh time.Duration, l
 		if err != nil {
 			return nil, err
 		}
-		return Table(Effective(overrides))
+		entries := Effective(overrides)
+		t, err := Table(entries)
+		if err != nil {
+			return nil, err
+		}
+		catalogue.SetCurrent(Catalogue(entries))
+		return t, nil
 	}
 	return &Cache{livecache.New("model prices", Channel, initial, load, rdb, refresh, log)}, nil
 }

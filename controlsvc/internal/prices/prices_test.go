@@ -19,9 +19,9 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestEffectiveOverridesReplaceAndAdd(t *testing.T) {
 	t.Parallel()
-	defaults := usage.DefaultPrices()
+	defaults := Defaults()
 	got := Effective([]store.ModelPrice{
-		{Model: "gpt-4o*", InputMicros: 1, OutputMicros: 2, CacheReadMicros: 3, CacheWriteMicros: 4, Note: "n"},
+		{Model: "gpt-4o", InputMicros: 1, OutputMicros: 2, CacheReadMicros: 3, CacheWriteMicros: 4, Note: "n"},
 		{Model: "my-model", InputMicros: 5, OutputMicros: 6},
 	})
 	if len(got) != len(defaults)+1 {
@@ -32,7 +32,7 @@ func TestEffectiveOverridesReplaceAndAdd(t *testing.T) {
 	}
 	for _, e := range got {
 		switch e.Model {
-		case "gpt-4o*":
+		case "gpt-4o":
 			if e.Source != SourceOverride || e.Price != (usage.Price{Input: 1, Output: 2, CacheRead: 3, CacheWrite: 4}) || e.Note != "n" {
 				t.Errorf("override of a default = %+v", e)
 			}
@@ -79,5 +79,37 @@ func TestChangeReachesOtherInstance(t *testing.T) {
 			t.Fatal("the other instance did not reload within a second")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestExactCatalogueEntryBeatsWildcards (issue 14 §6): an operator's prefix price never
+// reprices a model the catalogue names exactly; it prices the models the catalogue lacks.
+func TestExactCatalogueEntryBeatsWildcards(t *testing.T) {
+	t.Parallel()
+	table, err := Table(Effective([]store.ModelPrice{
+		{Model: "claude-opus-4*", InputMicros: 15_000_000, OutputMicros: 75_000_000},
+		{Model: "opus-4*", InputMicros: 15_000_000, OutputMicros: 75_000_000},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, model, wantKey string
+		wantInput            int64
+	}{
+		{"exact catalogue entry", "claude-opus-4-8", "claude-opus-4-8", 5_000_000},
+		{"exact, other case", "Claude-Opus-4-8", "claude-opus-4-8", 5_000_000},
+		{"not in the catalogue: the wildcard", "claude-opus-4-9", "claude-opus-4*", 15_000_000},
+		{"an operator's bare prefix", "opus-4-8", "opus-4*", 15_000_000},
+		{"long-context model", "claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929", 3_000_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, key, ok := table.Lookup(tt.model)
+			if !ok || key != tt.wantKey || p.Input != tt.wantInput {
+				t.Errorf("Lookup(%q) = %+v by %q, %v; want %d by %q", tt.model, p, key, ok, tt.wantInput, tt.wantKey)
+			}
+		})
 	}
 }

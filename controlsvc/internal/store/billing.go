@@ -24,8 +24,12 @@ type ReserveInput struct {
 	GroupID   int64
 	// AmountMicros is the cost estimate; Reserve caps it at the group's max_reserve_micros
 	// unless the group caps output (cap_output_tokens: the estimate is an upper bound and
-	// stays whole); negative counts as 0.
+	// stays whole), and at what the billing rules leave available (issue 14 §5); negative
+	// counts as 0.
 	AmountMicros int64
+	// MinAmountMicros is the estimate of the input alone: the request is refused only when
+	// less than this is available. It counts at most AmountMicros.
+	MinAmountMicros int64
 }
 
 // Reservation is money held for one request in flight.
@@ -64,6 +68,9 @@ type BillingRefusal struct {
 	// RetryAfterSeconds is the time to its end, rounded up; RefuseWindowExhausted only.
 	Window            string
 	RetryAfterSeconds int64
+	// AvailableMicros is what the refusing rule left (balance less reservations, quota
+	// left); RefuseInsufficientBalance and RefuseKeyQuota only.
+	AvailableMicros int64
 }
 
 // Client-facing messages of the refusals.
@@ -184,9 +191,10 @@ func (s *Store) reserve(ctx context.Context, in ReserveInput, now time.Time, loc
 		case !rows.keyFound:
 			return &NotFoundError{Resource: "api key", ID: in.APIKeyID}
 		}
+		want := max(0, min(in.AmountMicros, rows.maxReserve))
 		res = Reservation{RequestID: in.RequestID, UserID: in.UserID, APIKeyID: in.APIKeyID, GroupID: in.GroupID,
-			BillingMode: rows.mode, KeyQuota: rows.quota != nil, AmountMicros: max(0, min(in.AmountMicros, rows.maxReserve))}
-		if refusal = rows.check(res.AmountMicros, now, loc); refusal != nil {
+			BillingMode: rows.mode, KeyQuota: rows.quota != nil}
+		if res.AmountMicros, refusal = rows.check(max(0, min(in.MinAmountMicros, want)), want, now, loc); refusal != nil {
 			return nil
 		}
 		if rows.sub != nil {
@@ -263,56 +271,6 @@ func scanReservation(row pgx.Row) (Reservation, error) {
 	err := row.Scan(&r.RequestID, &r.UserID, &r.APIKeyID, &r.GroupID, &r.BillingMode, &r.SubscriptionID,
 		&r.KeyQuota, &r.AmountMicros, &r.CreatedAt)
 	return r, err
-}
-
-// check applies the rules of docs/billing.md in their order; nil = admitted.
-func (r *reserveRows) check(amount int64, now time.Time, loc *time.Location) *BillingRefusal {
-	if r.keyExpires != nil && !now.Before(*r.keyExpires) {
-		return &BillingRefusal{Kind: RefuseKeyExpired, Message: MsgKeyExpired}
-	}
-	if r.mode == BillingSubscription {
-		if refusal := r.checkSubscription(amount, now, loc); refusal != nil {
-			return refusal
-		}
-	} else if r.balance <= 0 || r.balance-r.reserved < amount {
-		return &BillingRefusal{Kind: RefuseInsufficientBalance, Message: MsgInsufficientBalance}
-	}
-	if r.quota != nil && (r.quotaUsed >= *r.quota || r.quotaUsed+r.quotaRe+amount > *r.quota) {
-		return &BillingRefusal{Kind: RefuseKeyQuota, Message: MsgKeyQuota}
-	}
-	return nil
-}
-
-// checkSubscription refuses when no subscription is in force, or names the exhausted
-// window that ends last (the client must wait for every exhausted window).
-func (r *reserveRows) checkSubscription(amount int64, now time.Time, loc *time.Location) *BillingRefusal {
-	if r.sub == nil {
-		return &BillingRefusal{Kind: RefuseNoSubscription, Message: MsgNoSubscription}
-	}
-	windows := r.sub.windows(now, loc)
-	exhausted := -1
-	for i, limit := range r.limits {
-		if limit == nil {
-			continue
-		}
-		used := billing.UsedNow(r.sub.used[i], r.sub.starts[i], windows[i])
-		if used >= *limit || used+r.sub.reserved+amount > *limit {
-			if exhausted < 0 || windows[i].End.After(windows[exhausted].End) {
-				exhausted = i
-			}
-		}
-	}
-	if exhausted < 0 {
-		return nil
-	}
-	return &BillingRefusal{Kind: RefuseWindowExhausted, Message: windowMessages[billingWindowNames[exhausted]],
-		Window: billingWindowNames[exhausted], RetryAfterSeconds: retryAfterSeconds(windows[exhausted].End.Sub(now))}
-}
-
-// retryAfterSeconds is d in whole seconds, rounded up, at least 1.
-func retryAfterSeconds(d time.Duration) int64 {
-	s := int64((d + time.Second - 1) / time.Second)
-	return max(s, 1)
 }
 
 // holdReservation inserts the reservation and adds its amount to the reserved sums, in one round trip.

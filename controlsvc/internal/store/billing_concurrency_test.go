@@ -45,7 +45,7 @@ func runParallelRequests(t *testing.T, f *billFixture, cost func(r *rand.Rand) i
 			req := fmt.Sprintf("%s-req-%03d", t.Name(), i)
 			<-start
 			_, refusal, err := f.st.reserve(context.Background(), ReserveInput{RequestID: req, UserID: f.user,
-				APIKeyID: f.key, GroupID: f.group, AmountMicros: concReserve}, billNow, time.UTC)
+				APIKeyID: f.key, GroupID: f.group, AmountMicros: concReserve, MinAmountMicros: concReserve}, billNow, time.UTC)
 			if err != nil {
 				t.Errorf("Reserve(%s): %v", req, err)
 				return

@@ -17,8 +17,9 @@ const sqlExtendReservation = `UPDATE reservations SET amount_micros = $2 WHERE r
 // group's max_reserve like Reserve's) when it holds less: a re-admission that serves a
 // dearer model than the first admission priced (a model fallback, docs/billing.md) must stay
 // covered. The difference is checked by Reserve's rules and held where the reservation is
-// held (balance or its subscription, and the key's quota when it holds one); a refusal
-// changes nothing. A request that holds no reservation (settled, swept) extends nothing.
+// held (balance or its subscription, and the key's quota when it holds one), up to what is
+// available; it is refused only when less than the new model's input estimate
+// (MinAmountMicros) beyond the amount held is available. A refusal changes nothing. A request that holds no reservation (settled, swept) extends nothing.
 func (s *Store) ExtendReservation(ctx context.Context, in ReserveInput) (*BillingRefusal, error) {
 	return s.extendReservation(ctx, in, time.Now(), billing.Location())
 }
@@ -43,9 +44,11 @@ func (s *Store) extendReservation(ctx context.Context, in ReserveInput, now time
 		if delta <= 0 {
 			return nil
 		}
-		if refusal = rows.check(delta, now, loc); refusal != nil {
+		need := max(0, min(in.MinAmountMicros, target)-ex.AmountMicros)
+		if delta, refusal = rows.check(need, delta, now, loc); refusal != nil || delta <= 0 {
 			return nil
 		}
+		target = ex.AmountMicros + delta
 		b := &pgx.Batch{}
 		b.Queue(sqlExtendReservation, ex.RequestID, target)
 		if ex.SubscriptionID != nil {

@@ -6,10 +6,14 @@ import (
 	"time"
 )
 
-func (f *billFixture) extend(t *testing.T, req string, amount int64) *BillingRefusal {
+// extend asks for amount, refused below need (0: the whole amount).
+func (f *billFixture) extend(t *testing.T, req string, amount, need int64) *BillingRefusal {
 	t.Helper()
+	if need == 0 {
+		need = amount
+	}
 	refusal, err := f.st.extendReservation(context.Background(), ReserveInput{RequestID: req, UserID: f.user,
-		APIKeyID: f.key, GroupID: f.group, AmountMicros: amount}, billNow, time.UTC)
+		APIKeyID: f.key, GroupID: f.group, AmountMicros: amount, MinAmountMicros: need}, billNow, time.UTC)
 	if err != nil {
 		t.Fatalf("ExtendReservation(%s): %v", req, err)
 	}
@@ -27,6 +31,7 @@ func TestExtendReservation(t *testing.T) {
 		setup       billSetup
 		subscribe   bool
 		first, want int64 // reserved first, then asked for
+		need        int64 // the new input estimate (0: want)
 		held        int64 // the reservation's amount afterwards
 		refused     RefusalKind
 		check       func(t *testing.T, s billSums)
@@ -46,6 +51,10 @@ func TestExtendReservation(t *testing.T) {
 			}},
 		{name: "key quota too small", setup: billSetup{balance: 5000, quota: ptr(int64(500))}, first: 300, want: 600, held: 300,
 			refused: RefuseKeyQuota},
+		{name: "up to the balance when the new input estimate is covered", setup: billSetup{balance: 1000}, first: 300,
+			want: 1500, need: 900, held: 1000},
+		{name: "refused when the new input estimate is not", setup: billSetup{balance: 1000}, first: 300,
+			want: 1500, need: 1001, held: 300, refused: RefuseInsufficientBalance},
 		{name: "capped by max_reserve", setup: billSetup{balance: 5000, maxReserve: 800}, first: 300, want: 5000, held: 800},
 		{name: "a smaller amount keeps the reservation", setup: billSetup{balance: 1000}, first: 600, want: 200, held: 600},
 		{name: "subscription", setup: billSetup{mode: BillingSubscription, limits: []any{int64(1000)}}, subscribe: true,
@@ -65,7 +74,7 @@ func TestExtendReservation(t *testing.T) {
 			if _, refusal := f.reserve(t, "r-"+tt.name, tt.first, billNow, time.UTC); refusal != nil {
 				t.Fatalf("first reservation refused: %+v", refusal)
 			}
-			refusal := f.extend(t, "r-"+tt.name, tt.want)
+			refusal := f.extend(t, "r-"+tt.name, tt.want, tt.need)
 			if (refusal == nil) != (tt.refused == "") || (refusal != nil && refusal.Kind != tt.refused) {
 				t.Fatalf("refusal %+v, want %q", refusal, tt.refused)
 			}
@@ -79,7 +88,7 @@ func TestExtendReservation(t *testing.T) {
 		})
 	}
 	f := seedBill(t, st, billSetup{balance: 1000})
-	if refusal := f.extend(t, "never-reserved", 500); refusal != nil {
+	if refusal := f.extend(t, "never-reserved", 500, 0); refusal != nil {
 		t.Fatalf("extending no reservation: %+v", refusal)
 	}
 	if s := f.sums(t); s.userReserved != 0 || s.reservations != 0 {

@@ -79,7 +79,7 @@ func (f *billFixture) withSubscription(t *testing.T, start time.Time) *billFixtu
 func (f *billFixture) reserve(t *testing.T, req string, amount int64, now time.Time, loc *time.Location) (Reservation, *BillingRefusal) {
 	t.Helper()
 	res, refusal, err := f.st.reserve(context.Background(), ReserveInput{RequestID: req, UserID: f.user, APIKeyID: f.key,
-		GroupID: f.group, AmountMicros: amount}, now, loc)
+		GroupID: f.group, AmountMicros: amount, MinAmountMicros: amount}, now, loc) // the whole amount is needed: reserveUpTo for less
 	if err != nil {
 		t.Fatalf("Reserve(%s): %v", req, err)
 	}

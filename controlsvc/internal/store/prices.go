@@ -17,24 +17,27 @@ type ModelPrice struct {
 	CacheReadMicros  int64
 	CacheWriteMicros int64
 	Note             string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// Spec is the LiteLLM entry of an imported override (package catalogue reads it); nil
+	// for one written with PutPrice.
+	Spec      []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // ErrPriceNotFound means no override exists for the key.
 var ErrPriceNotFound = errors.New("price override not found")
 
 const (
-	priceColumns = `model, input_micros, output_micros, cache_read_micros, cache_write_micros, note, created_at, updated_at`
+	priceColumns = `model, input_micros, output_micros, cache_read_micros, cache_write_micros, note, spec, created_at, updated_at`
 
 	sqlListPrices = `SELECT ` + priceColumns + ` FROM model_prices ORDER BY model`
 
 	sqlUpsertPrice = `
-INSERT INTO model_prices (model, input_micros, output_micros, cache_read_micros, cache_write_micros, note)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO model_prices (model, input_micros, output_micros, cache_read_micros, cache_write_micros, note, spec)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (model) DO UPDATE SET input_micros = EXCLUDED.input_micros,
     output_micros = EXCLUDED.output_micros, cache_read_micros = EXCLUDED.cache_read_micros,
-    cache_write_micros = EXCLUDED.cache_write_micros, note = EXCLUDED.note, updated_at = now()
+    cache_write_micros = EXCLUDED.cache_write_micros, note = EXCLUDED.note, spec = EXCLUDED.spec, updated_at = now()
 RETURNING ` + priceColumns + `, (xmax = 0)`
 
 	sqlDeletePrice = `DELETE FROM model_prices WHERE model = $1`
@@ -43,7 +46,7 @@ RETURNING ` + priceColumns + `, (xmax = 0)`
 func scanPrice(row pgx.Row, extra ...any) (ModelPrice, error) {
 	var p ModelPrice
 	dst := append([]any{&p.Model, &p.InputMicros, &p.OutputMicros, &p.CacheReadMicros,
-		&p.CacheWriteMicros, &p.Note, &p.CreatedAt, &p.UpdatedAt}, extra...)
+		&p.CacheWriteMicros, &p.Note, &p.Spec, &p.CreatedAt, &p.UpdatedAt}, extra...)
 	err := row.Scan(dst...)
 	return p, err
 }
@@ -74,7 +77,7 @@ func (s *Store) ListPrices(ctx context.Context) ([]ModelPrice, error) {
 func (s *Store) PutPrice(ctx context.Context, p ModelPrice) (ModelPrice, bool, error) {
 	var created bool
 	out, err := scanPrice(s.Pool.QueryRow(ctx, sqlUpsertPrice, p.Model, p.InputMicros, p.OutputMicros,
-		p.CacheReadMicros, p.CacheWriteMicros, p.Note), &created)
+		p.CacheReadMicros, p.CacheWriteMicros, p.Note, p.Spec), &created)
 	if err != nil {
 		return ModelPrice{}, false, fmt.Errorf("storing price of %q: %w", p.Model, err)
 	}
@@ -91,4 +94,31 @@ func (s *Store) DeletePrice(ctx context.Context, model string) error {
 		return ErrPriceNotFound
 	}
 	return nil
+}
+
+// ImportPrices creates or replaces the overrides of every price in one transaction: all of
+// them or, on any error, none. It returns how many were new.
+func (s *Store) ImportPrices(ctx context.Context, ps []ModelPrice) (int, error) {
+	created := 0
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, p := range ps {
+			b.Queue(sqlUpsertPrice, p.Model, p.InputMicros, p.OutputMicros, p.CacheReadMicros,
+				p.CacheWriteMicros, p.Note, p.Spec).QueryRow(func(row pgx.Row) error {
+				var isNew bool
+				if _, err := scanPrice(row, &isNew); err != nil {
+					return fmt.Errorf("storing price of %q: %w", p.Model, err)
+				}
+				if isNew {
+					created++
+				}
+				return nil
+			})
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("importing %d prices: %w", len(ps), err)
+	}
+	return created, nil
 }

@@ -28,12 +28,22 @@ type Breakdown struct {
 // RateUnit = 1.0), rounded half up to a micro-dollar. The arithmetic is exact (big
 // integers): no float ever touches money. Negative inputs count as zero; a result beyond
 // int64 saturates.
+//
+// The long-context tier applies when the prompt exceeds it (Price.For), and the 1-hour part
+// of the cache writes is priced at CacheWrite1h.
 func CostBreakdown(t Tokens, p Price, rate int64) Breakdown {
+	p = p.For(t)
+	write1h := min(nonNegative(t.CacheCreation1h), nonNegative(t.CacheCreation))
+	price1h := p.CacheWrite1h
+	if price1h == 0 {
+		price1h = p.CacheWrite
+	}
 	b := Breakdown{
-		Input:      bucketCost(t.Input, p.Input, rate),
-		Output:     bucketCost(t.Output, p.Output, rate),
-		CacheRead:  bucketCost(t.CacheRead, p.CacheRead, rate),
-		CacheWrite: bucketCost(t.CacheCreation, p.CacheWrite, rate),
+		Input:     bucketCost(t.Input, p.Input, rate),
+		Output:    bucketCost(t.Output, p.Output, rate),
+		CacheRead: bucketCost(t.CacheRead, p.CacheRead, rate),
+		CacheWrite: saturatingSum(bucketCost(t.CacheCreation-write1h, p.CacheWrite, rate),
+			bucketCost(write1h, price1h, rate)),
 	}
 	b.Total = saturatingSum(b.Input, b.Output, b.CacheRead, b.CacheWrite)
 	return b

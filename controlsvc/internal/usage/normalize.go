@@ -34,7 +34,10 @@ type Tokens struct {
 	Output        int64 // including Reasoning
 	CacheRead     int64
 	CacheCreation int64
-	Reasoning     int64 // part of Output
+	// CacheCreation1h is the part of CacheCreation written with a 1-hour TTL (Anthropic's
+	// usage.cache_creation.ephemeral_1h_input_tokens).
+	CacheCreation1h int64
+	Reasoning       int64 // part of Output
 }
 
 // Normalize reads the raw usage object of the given format. A missing or null usage is
@@ -75,10 +78,11 @@ func Normalize(format string, raw []byte) (Tokens, error) {
 		// excludes cache_read_input_tokens and cache_creation_input_tokens. Extended
 		// thinking is billed as output and not reported apart: Reasoning stays 0.
 		return Tokens{
-			Input:         count(r, "input_tokens"),
-			Output:        count(r, "output_tokens"),
-			CacheRead:     count(r, "cache_read_input_tokens"),
-			CacheCreation: count(r, "cache_creation_input_tokens"),
+			Input:           count(r, "input_tokens"),
+			Output:          count(r, "output_tokens"),
+			CacheRead:       count(r, "cache_read_input_tokens"),
+			CacheCreation:   count(r, "cache_creation_input_tokens"),
+			CacheCreation1h: count(r, "cache_creation.ephemeral_1h_input_tokens"),
 		}, nil
 	default:
 		return Tokens{}, fmt.Errorf("%w %q", ErrUnknownFormat, format)

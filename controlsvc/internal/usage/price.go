@@ -1,15 +1,10 @@
 package usage
 
 import (
-	"bytes"
-	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/poolgate/poolgate/controlsvc/internal/money"
 )
 
 // Price is what a model costs, in integer micro-dollars per million tokens per bucket
@@ -18,7 +13,33 @@ type Price struct {
 	Input      int64
 	Output     int64
 	CacheRead  int64
+	CacheWrite int64 // the 5-minute cache write (OpenAI: the input price)
+	// CacheWrite1h prices the part of CacheCreation written with a 1-hour TTL; 0 means
+	// CacheWrite.
+	CacheWrite1h int64
+	// Long is the long-context tier (Long.Above 0: none): a request whose prompt (input,
+	// cache reads and cache writes) exceeds Long.Above tokens is priced by Long entirely.
+	Long Tier
+}
+
+// Tier is a long-context price tier, e.g. Claude Sonnet 4.5 above 200k prompt tokens.
+type Tier struct {
+	Above      int64
+	Input      int64
+	Output     int64
+	CacheRead  int64
 	CacheWrite int64
+}
+
+// For is the price of a request of t's tokens: the long-context tier when its prompt exceeds
+// the tier's threshold, else p itself.
+func (p Price) For(t Tokens) Price {
+	if p.Long.Above <= 0 || t.Input+t.CacheRead+t.CacheCreation <= p.Long.Above {
+		return p
+	}
+	l := p.Long
+	return Price{Input: l.Input, Output: l.Output, CacheRead: l.CacheRead, CacheWrite: l.CacheWrite,
+		CacheWrite1h: max(l.CacheWrite, p.CacheWrite1h)}
 }
 
 // MaxModelPatternLen bounds a price key.
@@ -112,76 +133,4 @@ func PricedModel(upstreamModel, model string) string {
 		return upstreamModel
 	}
 	return model
-}
-
-//go:embed default_prices.json
-var defaultPricesJSON []byte
-
-// priceText is one entry of default_prices.json: USD per million tokens as decimal text.
-type priceText struct {
-	Input      string `json:"input"`
-	Output     string `json:"output"`
-	CacheRead  string `json:"cache_read"`
-	CacheWrite string `json:"cache_write"`
-}
-
-var defaultPrices = mustParseDefaultPrices(defaultPricesJSON)
-
-// DefaultPrices returns a copy of the shipped price table (default_prices.json).
-func DefaultPrices() map[string]Price {
-	out := make(map[string]Price, len(defaultPrices))
-	for k, v := range defaultPrices {
-		out[k] = v
-	}
-	return out
-}
-
-func mustParseDefaultPrices(data []byte) map[string]Price {
-	out, err := parsePriceFile(data)
-	if err != nil {
-		panic("usage: default_prices.json: " + err.Error()) // a broken shipped file is a build defect; tests catch it
-	}
-	return out
-}
-
-// parsePriceFile reads a price file: {"prices": {"<key>": {"input": "2.50", …}}}. Every
-// bucket is required, so no price is free by omission.
-func parsePriceFile(data []byte) (map[string]Price, error) {
-	var f struct {
-		Prices map[string]priceText `json:"prices"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&f); err != nil {
-		return nil, err
-	}
-	if len(f.Prices) == 0 {
-		return nil, errors.New("no prices")
-	}
-	out := make(map[string]Price, len(f.Prices))
-	for k, pt := range f.Prices {
-		key, err := NormalizePattern(k)
-		if err != nil {
-			return nil, fmt.Errorf("key %q: %w", k, err)
-		}
-		var p Price
-		for _, b := range []struct {
-			name string
-			text string
-			dst  *int64
-		}{
-			{"input", pt.Input, &p.Input}, {"output", pt.Output, &p.Output},
-			{"cache_read", pt.CacheRead, &p.CacheRead}, {"cache_write", pt.CacheWrite, &p.CacheWrite},
-		} {
-			if b.text == "" {
-				return nil, fmt.Errorf("key %q: %s is missing", k, b.name)
-			}
-			v, err := money.Parse(b.text)
-			if err != nil || v < 0 {
-				return nil, fmt.Errorf("key %q: %s %q is not a non-negative amount with at most 6 decimals", k, b.name, b.text)
-			}
-			*b.dst = v
-		}
-		out[key] = p
-	}
-	return out, nil
 }
