@@ -60,6 +60,10 @@ type Script struct {
 	// answer" turn under one credential (toolcall.go). Its own Models, Times and
 	// AfterToolResult are not consulted.
 	AfterToolResult *Script `json:"after_tool_result,omitempty"`
+	// PromptCache, on /v1/messages, reports that many prompt tokens of a request with
+	// cache_control breakpoints as written to the cache on the credential's first such
+	// request and as read from it on later ones (promptcache.go). Generated bodies only.
+	PromptCache int `json:"prompt_cache,omitempty"`
 }
 
 // Usage is the token usage a script reports, counted the OpenAI way:

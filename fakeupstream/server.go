@@ -35,6 +35,7 @@ type Server struct {
 
 	creds    credentialScripts
 	recorder recorder
+	cache    promptCache // promptcache.go
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -61,6 +62,7 @@ func (s *Server) ClearCredentialScript(apiKey string) { s.creds.remove(apiKey) }
 func (s *Server) Reset() {
 	s.creds.reset()
 	s.recorder.clear()
+	s.cache.reset()
 }
 
 // Requests returns the logged requests, oldest first.
@@ -103,7 +105,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.respond(w, r, api, sc.forModel(body).forToolResult(api, body), body)
+	s.respond(w, r, api, s.withPromptCache(api, credential(r), body, sc.forModel(body).forToolResult(api, body)), body)
 }
 
 // scriptFor picks the script of a request: its X-Fake-Script header, else

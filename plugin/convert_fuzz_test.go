@@ -18,6 +18,7 @@ func FuzzResponsesToMessages(f *testing.F) {
 		`{"model":"m","tools":[{"type":"function","name":"f","parameters":{"properties":{}}}],"tool_choice":{"type":"function","name":"f"},"parallel_tool_calls":false,"input":[{"role":"user","content":"go"},{"type":"function_call","call_id":"a","name":"f","arguments":"{}"},{"type":"function_call","call_id":"b","name":"f","arguments":"{\"x\":1}"},{"type":"function_call_output","call_id":"b","output":"B"},{"role":"user","content":"x"},{"type":"function_call_output","call_id":"a","output":[{"type":"input_text","text":"A"}]},{"type":"function_call_output","call_id":"zz","output":"orphan"}]}`,
 		`{"model":"m","input":[{"type":"function_call","call_id":"a b","name":"f","arguments":"{"},{"type":"function_call_output","call_id":"a.b","output":"x"},{"role":"assistant","content":[{"type":"output_text","text":"t"}]},{"type":"reasoning","summary":[]}],"temperature":2,"top_p":0}`,
 		`{"model":"m","input":[{"type":"function_call_output","call_id":"a","output":"x"},{"type":"function_call","call_id":"a","name":"f","arguments":"{}"}],"reasoning":{"effort":"xhigh"}}`,
+		`{"model":"m","reasoning":{"effort":"high"},"text":{"format":{"type":"json_schema","schema":{"type":"object"}}},"tools":[{"type":"namespace","name":"ns","tools":[{"type":"function","name":"f"}]},{"type":"custom","name":"apply_patch","format":{"type":"grammar","definition":"x"}},{"type":"web_search"},{"type":"local_shell"}],"input":[{"role":"user","content":"go"},{"type":"reasoning","summary":[{"type":"summary_text","text":"t"}],"encrypted_content":"claude-thinking:S"},{"type":"function_call","call_id":"a","namespace":"ns","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"a","output":"x"},{"type":"reasoning","summary":[],"encrypted_content":"claude-redacted:D"},{"type":"custom_tool_call","call_id":"b","name":"apply_patch","input":"p"},{"type":"custom_tool_call_output","call_id":"b","output":"ok"},{"type":"web_search_call","id":"ws","status":"completed","action":{"type":"search","query":"q"}}]}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -31,6 +32,18 @@ func FuzzResponsesToMessages(f *testing.F) {
 			return
 		}
 		checkMessagesRequest(t, out)
+		// What an attempt sends: the same, with at most four cache breakpoints.
+		req, _ := decodeRequestFields(body)
+		full, tools, err := convertAgentRequest(&req, "claude", 0, true)
+		if err != nil || tools == nil || len(tools.warnings) > maxWarnings {
+			t.Fatalf("full conversion: %v", err)
+		}
+		checkMessagesRequest(t, full)
+		var r messagesRequest
+		_ = json.Unmarshal(full, &r)
+		if n := countBreakpoints(&r); n > maxCacheBreakpoints {
+			t.Fatalf("%d breakpoints: %s", n, full)
+		}
 	})
 }
 
@@ -132,6 +145,7 @@ func FuzzAnthropicStream(f *testing.F) {
 	}
 	f.Add([]byte("data: {\"type\":\"content_block_start\",\"index\":3,\"content_block\":{\"type\":\"tool_use\",\"id\":\"\\u0000\",\"name\":\"\\\"\"}}\n\ndata: {\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\\ud83d\"}}\n\n"), uint8(3))
 	f.Add([]byte("event: error\ndata: {\"error\":{\"type\":1}}\n\n"), uint8(1))
+	f.Add([]byte(convAgentStream), uint8(7))
 	// Found by fuzzing: max_tokens without message_start nor message_stop.
 	f.Add([]byte(`data:{"tYpe":"message_delta","deltA":{"stop_reAson":"max_tokens"}}`), uint8(0x15))
 	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {

@@ -54,7 +54,7 @@ func (s *responsesStream) blockStart(index int64, cb *anthBlockStart) {
 	if s.cur.active {
 		s.closeBlock()
 	}
-	s.cur = convBlock{active: true, index: index, text: s.cur.text[:0]}
+	s.cur = convBlock{active: true, index: index, text: s.cur.text[:0], sig: s.cur.sig[:0]}
 	if cb == nil {
 		return
 	}
@@ -74,19 +74,43 @@ func (s *responsesStream) blockStart(index int64, cb *anthBlockStart) {
 		s.newItem("rs_")
 		s.cur.ref = append(s.cur.ref, `,"summary_index":0`...)
 		s.cur.deltaPrefix, s.cur.deltaTail = thinkingDeltaPrefix, plainDeltaTail
+		s.cur.sig = append(s.cur.sig, thinkingSigPrefix...)
+		s.cur.sig = append(s.cur.sig, stringBody(cb.Signature)...)
 		s.outputItemAdded()
 		s.emitDelta(cb.Thinking)
 	case "tool_use":
 		s.closeMessage()
+		ref := s.tools.lookup(cb.Name)
 		s.cur.kind = blockTool
-		s.newItem("fc_")
+		prefix := "fc_"
+		if ref.kind == toolCustom {
+			s.cur.kind, prefix = blockCustom, "ctc_"
+		}
+		s.newItem(prefix)
 		id := cb.ID
 		if id == "" {
 			id = s.itemID("call_", s.cur.outIdx) // a call the client can answer needs an id
 		}
 		s.cur.callID = appendJSONString(nil, id)
-		s.cur.name = appendJSONString(nil, cb.Name)
+		s.cur.name = appendJSONString(nil, ref.name)
+		s.cur.namespace = nil
+		if ref.namespace != "" {
+			s.cur.namespace = appendJSONString(nil, ref.namespace)
+		}
 		s.cur.deltaPrefix, s.cur.deltaTail = argumentsDeltaPrefix, plainDeltaTail
+		s.semantic = true
+		s.outputItemAdded()
+	case "redacted_thinking":
+		s.closeMessage()
+		s.cur.kind = blockRedacted
+		s.newItem("rs_")
+		s.cur.sig = append(append(s.cur.sig, redactedPrefix...), stringBody(cb.Data)...)
+		s.semantic = true
+		s.outputItemAdded()
+	case "server_tool_use":
+		s.closeMessage()
+		s.cur.kind = blockSearch
+		s.newItem("ws_")
 		s.semantic = true
 		s.outputItemAdded()
 	}
@@ -160,6 +184,12 @@ func (s *responsesStream) closeBlockAs(status string) {
 		}
 		s.argumentsDone()
 		s.itemDone(s.functionCallItem(status))
+	case blockCustom:
+		s.itemDone(s.customCallItem(status))
+	case blockRedacted:
+		s.itemDone(s.reasoningItem())
+	case blockSearch:
+		s.itemDone(s.webSearchItem(status))
 	}
 	s.cur.active = false
 }

@@ -21,6 +21,8 @@ const (
 	blockDocument   = "document"
 	blockToolUse    = "tool_use"
 	blockToolResult = "tool_result"
+	blockThinkingIn = "thinking"
+	blockRedactedIn = "redacted_thinking"
 )
 
 type messagesMessage struct {
@@ -40,6 +42,11 @@ type messagesBlock struct {
 	ToolUseID string          `json:"tool_use_id,omitempty"`
 	// Content is a tool_result's content: a JSON string or an array of blocks.
 	Content json.RawMessage `json:"content,omitempty"`
+	// A thinking block's text (present even when empty) and signature; a redacted one's data.
+	Thinking     *string       `json:"thinking,omitempty"`
+	Signature    string        `json:"signature,omitempty"`
+	Data         string        `json:"data,omitempty"`
+	CacheControl *cacheControl `json:"cache_control,omitempty"`
 }
 
 type messagesSource struct {
@@ -58,6 +65,12 @@ type responsesItem struct {
 	Name      string          `json:"name"`
 	Arguments json.RawMessage `json:"arguments"`
 	Output    json.RawMessage `json:"output"`
+	// Namespace of a function_call (Codex's namespaced tools); Input of a custom_tool_call.
+	Namespace string          `json:"namespace"`
+	Input     json.RawMessage `json:"input"`
+	// A reasoning item's summary and encrypted_content (convert_reasoning.go).
+	Summary          json.RawMessage `json:"summary"`
+	EncryptedContent string          `json:"encrypted_content"`
 }
 
 // responsesPart is a content part of an input message or a function_call_output.
@@ -79,7 +92,7 @@ var emptyToolInput = json.RawMessage(`{}`)
 
 // convertInput returns the system prompt (instructions, then every system and developer
 // message, joined by blank lines) and the messages of the input, not yet repaired.
-func convertInput(instructions, input json.RawMessage) (string, []messagesMessage, error) {
+func convertInput(instructions, input json.RawMessage, m *convTools) (string, []messagesMessage, error) {
 	var system []string
 	if !isNullRaw(instructions) {
 		s, ok := rawString(instructions)
@@ -128,17 +141,26 @@ func convertInput(instructions, input json.RawMessage) (string, []messagesMessag
 				return "", nil, err
 			}
 			msgs = append(msgs, messagesMessage{Role: it.Role, Content: blocks})
-		case "function_call":
+		case "function_call", "custom_tool_call":
 			id := toolID(it.CallID)
 			if id == "" || it.Name == "" {
-				return "", nil, errors.New(at + ": a function_call needs call_id and name")
+				return "", nil, errors.New(at + ": a " + it.Type + " needs call_id and name")
+			}
+			var input json.RawMessage
+			var name string
+			if it.Type == "custom_tool_call" {
+				name = m.flatName(it.Namespace, it.Name)
+				input = customInput(it.Input)
+			} else {
+				name = m.flatName(it.Namespace, it.Name)
+				input = toolInput(it.Arguments)
 			}
 			msgs = append(msgs, messagesMessage{Role: roleAssistant, Content: []messagesBlock{{
-				Type: blockToolUse, ID: id, Name: it.Name, Input: toolInput(it.Arguments)}}})
-		case "function_call_output":
+				Type: blockToolUse, ID: id, Name: name, Input: input}}})
+		case "function_call_output", "custom_tool_call_output":
 			id := toolID(it.CallID)
 			if id == "" {
-				return "", nil, errors.New(at + ": a function_call_output needs call_id")
+				return "", nil, errors.New(at + ": a " + it.Type + " needs call_id")
 			}
 			content, err := toolResultContent(it.Output, at)
 			if err != nil {
@@ -146,11 +168,18 @@ func convertInput(instructions, input json.RawMessage) (string, []messagesMessag
 			}
 			msgs = append(msgs, messagesMessage{Role: roleUser, Content: []messagesBlock{{
 				Type: blockToolResult, ToolUseID: id, Content: content}}})
+		case "reasoning":
+			if b, ok := reasoningBlock(it); ok {
+				msgs = append(msgs, messagesMessage{Role: roleAssistant, Content: []messagesBlock{b}})
+			}
 		case "item_reference":
 			return "", nil, errors.New(at + ": item_reference is not supported for this model; send the items themselves")
+		case "web_search_call":
+			// A server search Claude ran: its findings are in the messages that follow.
 		default:
-			// reasoning items (thinking cannot be replayed without its signature) and the
-			// calls of hosted tools have no Anthropic counterpart: left out.
+			// Items of tools Claude has no counterpart for (local_shell_call, tool_search_call,
+			// an OpenAI compaction item ...): left out, and said so in the record.
+			m.warn(at + ": item type " + quoteForError(it.Type) + " has no Claude equivalent; left out")
 		}
 	}
 	return strings.Join(system, "\n\n"), msgs, nil

@@ -37,29 +37,52 @@ var thinkingBudgets = map[string]int64{
 }
 
 // The conversion reads the Responses fields it maps from requestFields (json.go), the one
-// decode of the body that validation made. Fields it drops on purpose: store, include, text
-// (format, verbosity), service_tier, prompt_cache_key, previous_response_id (Anthropic keeps
-// no server-side state), metadata, truncation, max_tool_calls, top_logprobs, user,
-// safety_identifier, stream (upstream always streams).
+// decode of the body that validation made. Fields it drops on purpose: store, include,
+// text.verbosity, service_tier, prompt_cache_key, previous_response_id (Anthropic keeps no
+// server-side state), metadata, truncation, max_tool_calls, top_logprobs, user,
+// safety_identifier, stream (upstream always streams). text.format json_schema becomes
+// output_config (convert_reasoning.go).
 
 // messagesRequest is the Anthropic Messages request sent upstream.
 type messagesRequest struct {
-	Model       string            `json:"model"`
-	MaxTokens   int64             `json:"max_tokens"`
-	System      string            `json:"system,omitempty"`
+	Model     string `json:"model"`
+	MaxTokens int64  `json:"max_tokens"`
+	// System is a JSON string, or an array of one text block carrying a cache breakpoint.
+	System      json.RawMessage   `json:"system,omitempty"`
 	Messages    []messagesMessage `json:"messages"`
 	Tools       []messagesTool    `json:"tools,omitempty"`
 	ToolChoice  *messagesToolPick `json:"tool_choice,omitempty"`
 	Temperature *float64          `json:"temperature,omitempty"`
 	TopP        *float64          `json:"top_p,omitempty"`
 	Thinking    *messagesThinking `json:"thinking,omitempty"`
-	Stream      bool              `json:"stream"`
+	// OutputConfig carries text.format json_schema as Claude's structured output.
+	OutputConfig *messagesOutputConfig `json:"output_config,omitempty"`
+	Stream       bool                  `json:"stream"`
 }
 
+type messagesOutputConfig struct {
+	Format messagesOutputFormat `json:"format"`
+}
+
+type messagesOutputFormat struct {
+	Type   string          `json:"type"`
+	Schema json.RawMessage `json:"schema"`
+}
+
+// cacheControl is a prompt-caching breakpoint.
+type cacheControl struct {
+	Type string `json:"type"`
+}
+
+// messagesTool is a client tool (input_schema) or, with a type, a server tool.
 type messagesTool struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	InputSchema json.RawMessage `json:"input_schema"`
+	Type           string                `json:"type,omitempty"`
+	Name           string                `json:"name"`
+	Description    string                `json:"description,omitempty"`
+	InputSchema    json.RawMessage       `json:"input_schema,omitempty"`
+	AllowedDomains []string              `json:"allowed_domains,omitempty"`
+	UserLocation   *messagesUserLocation `json:"user_location,omitempty"`
+	CacheControl   *cacheControl         `json:"cache_control,omitempty"`
 }
 
 type messagesToolPick struct {
@@ -99,55 +122,69 @@ func responsesToMessages(body []byte, upstreamModel string) ([]byte, error) {
 	return convertRequest(&req, upstreamModel, 0)
 }
 
-// convertRequest converts the decoded fields of a Responses request. limit, when above 0,
-// is the output cap of the grant (what the reservation covers): max_tokens never exceeds
-// it, and it is max_tokens when the client names no max_output_tokens.
+// convertRequest converts the decoded fields of a Responses request, without cache
+// breakpoints (convertAgentRequest is what an attempt sends).
 func convertRequest(req *requestFields, upstreamModel string, limit int64) ([]byte, error) {
+	b, _, err := convertAgentRequest(req, upstreamModel, limit, false)
+	return b, err
+}
+
+// convertAgentRequest converts the decoded fields of a Responses request. limit, when above
+// 0, is the output cap of the grant (what the reservation covers): max_tokens never exceeds
+// it, and it is max_tokens when the client names no max_output_tokens. cache adds the
+// automatic prompt-caching breakpoints (convert_cache.go). The returned convTools maps the
+// tool names back and holds the warnings.
+func convertAgentRequest(req *requestFields, upstreamModel string, limit int64, cache bool) ([]byte, *convTools, error) {
 	out := messagesRequest{Model: upstreamModel, Stream: true}
 	if out.Model == "" {
 		out.Model, _ = rawString(req.Model)
 	}
-	system, msgs, err := convertInput(req.Instructions, req.Input)
+	m := newConvTools()
+	var err error
+	// Tools first: the history's calls are named by the flat names they register.
+	if out.Tools, err = convertTools(req.Tools, m); err != nil {
+		return nil, nil, err
+	}
+	if out.ToolChoice, err = convertToolChoice(req.ToolChoice, req.ParallelToolCalls, m); err != nil {
+		return nil, nil, err
+	}
+	system, msgs, err := convertInput(req.Instructions, req.Input, m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out.System = system
-	if out.Tools, err = convertTools(req.Tools); err != nil {
-		return nil, err
+	if system != "" {
+		out.System, _ = encodeJSON(system)
 	}
-	if out.ToolChoice, err = convertToolChoice(req.ToolChoice, req.ParallelToolCalls); err != nil {
-		return nil, err
+	if out.OutputConfig, err = convertTextFormat(req.Text, m); err != nil {
+		return nil, nil, err
 	}
-	out.Messages = repairMessages(msgs)
+	out.Messages = dropBareThinking(repairMessages(msgs))
 	if len(out.Messages) == 0 {
-		return nil, errNoMessages
+		return nil, nil, errNoMessages
 	}
-	if len(out.Tools) == 0 {
-		out.ToolChoice = nil // Anthropic refuses tool_choice without tools
+	if !hasClientTools(out.Tools) {
+		if len(out.Tools) == 0 {
+			out.ToolChoice = nil // Anthropic refuses tool_choice without tools
+		}
 		if names := toolNamesUsed(out.Messages); len(names) > 0 {
 			// "Requests which include tool_use or tool_result blocks must define tools":
 			// declare the tools of the history, and forbid calling them.
-			out.Tools = placeholderTools(names)
-			out.ToolChoice = &messagesToolPick{Type: "none"}
+			out.Tools = append(out.Tools, placeholderTools(names)...)
+			if len(out.Tools) == len(names) {
+				out.ToolChoice = &messagesToolPick{Type: "none"}
+			}
 		}
 	}
-	if out.Temperature, err = rawUnitNumber(req.Temperature, "temperature", 2); err != nil {
-		return nil, err
-	}
-	if out.Temperature != nil && *out.Temperature > 1 {
-		one := 1.0 // OpenAI's range is 0–2, Anthropic's 0–1
-		out.Temperature = &one
-	}
-	if out.TopP, err = rawUnitNumber(req.TopP, "top_p", 1); err != nil {
-		return nil, err
+	if err = convertSampling(req, &out); err != nil {
+		return nil, nil, err
 	}
 	maxTokens, given, err := rawPositiveInt(req.MaxOutputTokens, "max_output_tokens")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	budget, err := thinkingBudget(req.Reasoning)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if budget > 0 && !thinkingAllowed(out) {
 		budget = 0
@@ -162,8 +199,31 @@ func convertRequest(req *requestFields, upstreamModel string, limit int64) ([]by
 		// (Two statements: Yaegi v0.16.1 panics on "a, b = nil, nil".)
 		out.Temperature = nil
 		out.TopP = nil
+	} else {
+		out.Messages = withoutThinking(out.Messages)
 	}
-	return encodeJSON(out)
+	if cache {
+		addCacheBreakpoints(&out)
+	}
+	b, err := encodeJSON(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, m, nil
+}
+
+// convertSampling maps temperature and top_p.
+func convertSampling(req *requestFields, out *messagesRequest) error {
+	var err error
+	if out.Temperature, err = rawUnitNumber(req.Temperature, "temperature", 2); err != nil {
+		return err
+	}
+	if out.Temperature != nil && *out.Temperature > 1 {
+		one := 1.0 // OpenAI's range is 0–2, Anthropic's 0–1
+		out.Temperature = &one
+	}
+	out.TopP, err = rawUnitNumber(req.TopP, "top_p", 1)
+	return err
 }
 
 // outputSizes returns max_tokens and the thinking budget (0: no thinking), keeping
@@ -191,9 +251,8 @@ func outputSizes(maxTokens int64, given bool, budget int64) (int64, int64) {
 }
 
 // thinkingAllowed reports whether Anthropic accepts thinking for the converted request: not
-// with a tool_choice that forces a tool, and not when the last assistant message calls tools,
-// because reasoning items are not replayed and Anthropic then wants that message to start
-// with a thinking block.
+// with a tool_choice that forces a tool, and not when the last assistant message calls tools
+// without starting with the thinking block it was answered with (Anthropic then wants one).
 func thinkingAllowed(r messagesRequest) bool {
 	if r.ToolChoice != nil && (r.ToolChoice.Type == "any" || r.ToolChoice.Type == "tool") {
 		return false
@@ -202,7 +261,11 @@ func thinkingAllowed(r messagesRequest) bool {
 		if r.Messages[i].Role != roleAssistant {
 			continue
 		}
-		for _, b := range r.Messages[i].Content {
+		c := r.Messages[i].Content
+		if len(c) > 0 && (c[0].Type == blockThinkingIn || c[0].Type == blockRedactedIn) {
+			return true
+		}
+		for _, b := range c {
 			if b.Type == blockToolUse {
 				return false
 			}

@@ -34,6 +34,9 @@ func convBody(members string) string {
 	return `{"model":"gpt-5",` + members + `}`
 }
 
+// convCustomDesc is the description of a custom tool without description and format.
+const convCustomDesc = `"Pass the tool's raw input, unquoted and unescaped beyond JSON, as the string field \"input\"."`
+
 const convHi = `"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]`
 
 // convRequestCase is a conversion table case: body holds the members of the request, model
@@ -77,9 +80,9 @@ var convRequestCases = []convRequestCase{
 	{name: "reasoning items and hosted tool calls dropped",
 		body: `"input":[{"role":"user","content":"hi"},{"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":"t"}],"encrypted_content":"x"},{"type":"web_search_call","id":"ws_1","status":"completed"}]`,
 		want: `"max_tokens":8192,` + convHi},
-	{name: "tools: parameters without type, without parameters; other tool types left out",
+	{name: "tools: parameters without type, without parameters; web_search and custom tools",
 		body: `"input":"hi","tools":[{"type":"function","name":"a","description":"A","parameters":{"properties":{"q":{"type":"string"}},"required":["q"]},"strict":true},{"type":"function","name":"b","parameters":null},{"type":"web_search"},{"type":"custom","name":"apply_patch"}]`,
-		want: `"max_tokens":8192,"tools":[{"name":"a","description":"A","input_schema":{"type":"object","properties":{"q":{"type":"string"}},"required":["q"]}},{"name":"b","input_schema":{"type":"object","properties":{}}}],` + convHi},
+		want: `"max_tokens":8192,"tools":[{"name":"a","description":"A","input_schema":{"type":"object","properties":{"q":{"type":"string"}},"required":["q"]}},{"name":"b","input_schema":{"type":"object","properties":{}}},{"type":"web_search_20250305","name":"web_search"},{"name":"apply_patch","description":` + convCustomDesc + `,"input_schema":` + string(customToolSchema) + `}],` + convHi},
 	{name: "tool_choice auto, parallel off",
 		body: `"input":"hi","tools":[{"type":"function","name":"f"}],"tool_choice":"auto","parallel_tool_calls":false`,
 		want: `"max_tokens":8192,"tools":[{"name":"f","input_schema":{"type":"object","properties":{}}}],"tool_choice":{"type":"auto","disable_parallel_tool_use":true},` + convHi},

@@ -97,11 +97,16 @@ func (s *responsesStream) itemAdded(item []byte, outIdx int) {
 
 // outputItemAdded announces the current reasoning or function_call block's item.
 func (s *responsesStream) outputItemAdded() {
-	if s.cur.kind == blockTool {
+	switch s.cur.kind {
+	case blockTool:
 		s.itemAdded(s.functionCallItem("in_progress"), s.cur.outIdx)
-		return
+	case blockCustom:
+		s.itemAdded(s.customCallItem("in_progress"), s.cur.outIdx)
+	case blockSearch:
+		s.itemAdded(s.webSearchItem("in_progress"), s.cur.outIdx)
+	default:
+		s.itemAdded(s.reasoningItem(), s.cur.outIdx)
 	}
-	s.itemAdded(s.reasoningItem(), s.cur.outIdx)
 }
 
 // itemDone emits output_item.done for the current block's item and keeps it for the
@@ -206,7 +211,13 @@ func (s *responsesStream) reasoningItem() []byte {
 		b = append(b, s.cur.text...)
 		b = append(b, `"}`...)
 	}
-	return append(b, "]}"...)
+	b = append(b, ']')
+	if len(s.cur.sig) > len(thinkingSigPrefix) {
+		b = append(b, `,"encrypted_content":"`...)
+		b = append(b, s.cur.sig...)
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }
 
 // functionCallItem renders the current tool_use block's item; in progress, its arguments
@@ -225,6 +236,10 @@ func (s *responsesStream) functionCallItem(status string) []byte {
 	b = append(b, s.cur.callID...)
 	b = append(b, `,"name":`...)
 	b = append(b, s.cur.name...)
+	if s.cur.namespace != nil {
+		b = append(b, `,"namespace":`...)
+		b = append(b, s.cur.namespace...)
+	}
 	return append(b, '}')
 }
 

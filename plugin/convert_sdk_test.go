@@ -126,3 +126,60 @@ func checkSDKResponse(t *testing.T, resp *responses.Response, tc convStreamCase)
 		}
 	}
 }
+
+// The SDK's strict accumulator also rebuilds the agent stream: signed reasoning, redacted
+// reasoning, a web search, a namespaced call and a custom call.
+func TestConvertedAgentStreamReadByOpenAISDK(t *testing.T) {
+	t.Parallel()
+	s := newResponsesStream(convTestModel, convTestRespID, convTestCreated)
+	s.tools = newConvTools()
+	s.tools.add(toolFunction, "mcp__gh", "issue")
+	s.tools.add(toolCustom, "", "apply_patch")
+	out := append(append([]byte(nil), s.feed([]byte(convAgentStream))...), s.finish()...)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write(out)
+	}))
+	defer srv.Close()
+	client := openai.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey(testClientKey), option.WithMaxRetries(0))
+	stream := client.Responses.NewStreaming(context.Background(), responses.ResponseNewParams{
+		Model: convTestModel, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
+	var acc responses.ResponseAccumulator
+	for stream.Next() {
+		var sev responses.ResponsesServerEventUnion
+		if err := json.Unmarshal([]byte(stream.Current().RawJSON()), &sev); err != nil {
+			t.Fatal(err)
+		}
+		if err := acc.AddEvent(sev); err != nil {
+			t.Fatalf("the SDK accumulator refuses %s: %v", stream.Current().Type, err)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := acc.ReconstructedResponse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, it := range resp.Output {
+		types = append(types, it.Type)
+		switch it.Type {
+		case "reasoning":
+			if it.EncryptedContent == "" {
+				t.Errorf("reasoning without encrypted_content: %s", it.RawJSON())
+			}
+		case "function_call":
+			if c := it.AsFunctionCall(); c.Name != "issue" || c.Arguments != `{"t":1}` {
+				t.Errorf("function_call %s", it.RawJSON())
+			}
+		case "custom_tool_call":
+			if c := it.AsCustomToolCall(); c.Name != "apply_patch" || c.Input != "*** Begin Patch\n+x \"q\"\n*** End Patch" {
+				t.Errorf("custom_tool_call %s", it.RawJSON())
+			}
+		}
+	}
+	if strings.Join(types, ",") != "reasoning,reasoning,web_search_call,function_call,custom_tool_call" {
+		t.Errorf("output types %v", types)
+	}
+}

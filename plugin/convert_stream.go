@@ -23,10 +23,13 @@ import (
 
 // Kinds of the Anthropic content block being converted.
 const (
-	blockIgnored  = 0 // redacted thinking, server tools, anything unknown
+	blockIgnored  = 0 // server tool results, anything unknown
 	blockIsText   = 1
 	blockThinking = 2
 	blockTool     = 3
+	blockCustom   = 4 // a tool_use of a custom tool: a custom_tool_call item
+	blockRedacted = 5 // redacted thinking: a reasoning item with its data
+	blockSearch   = 6 // a server web search: a web_search_call item
 )
 
 // Response statuses.
@@ -51,11 +54,13 @@ type anthStart struct {
 }
 
 type anthBlockStart struct {
-	Type     string          `json:"type"`
-	ID       string          `json:"id"`
-	Name     string          `json:"name"`
-	Text     json.RawMessage `json:"text"`
-	Thinking json.RawMessage `json:"thinking"`
+	Type      string          `json:"type"`
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Text      json.RawMessage `json:"text"`
+	Thinking  json.RawMessage `json:"thinking"`
+	Signature json.RawMessage `json:"signature"`
+	Data      json.RawMessage `json:"data"`
 }
 
 // anthDelta is a content_block_delta's delta, or a message_delta's.
@@ -64,6 +69,7 @@ type anthDelta struct {
 	Text        json.RawMessage `json:"text"`
 	Thinking    json.RawMessage `json:"thinking"`
 	PartialJSON json.RawMessage `json:"partial_json"`
+	Signature   json.RawMessage `json:"signature"`
 	StopReason  string          `json:"stop_reason"`
 }
 
@@ -94,6 +100,10 @@ type convBlock struct {
 	// text is the accumulated content, as the inside of a JSON string literal.
 	text     []byte
 	partOpen bool // a reasoning summary part was announced
+	// sig is a reasoning item's encrypted_content (the inside of a JSON string): the
+	// thinking signature or the redacted data, with its prefix (convert_reasoning.go).
+	sig       []byte
+	namespace []byte // JSON string of a namespaced function_call's namespace, or nil
 }
 
 // convMessage is the open assistant message item: consecutive text blocks are its parts.
@@ -131,6 +141,8 @@ type responsesStream struct {
 	items    [][]byte // rendered done items, by output_index
 	msg      convMessage
 	cur      convBlock
+	// tools maps the flat tool names of the converted request back (convert_agents.go).
+	tools *convTools
 }
 
 // newResponsesStream starts a conversion answering as responseID ("resp_…") for the
@@ -305,6 +317,10 @@ func (s *responsesStream) handle(name, data, block []byte) {
 			s.emitDelta(d.Thinking)
 		case d.Type == "input_json_delta" && c.kind == blockTool:
 			s.emitDelta(d.PartialJSON)
+		case d.Type == "input_json_delta" && (c.kind == blockCustom || c.kind == blockSearch):
+			c.text = append(c.text, stringBody(d.PartialJSON)...) // rendered when the block ends
+		case d.Type == "signature_delta" && c.kind == blockThinking:
+			c.sig = append(c.sig, stringBody(d.Signature)...)
 		}
 	case "message_start":
 		s.start()

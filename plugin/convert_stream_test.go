@@ -42,13 +42,18 @@ var convStreamCases = []convStreamCase{
 	// No message_start, CRLF framing, blocks without their stop, a stale index, a server
 	// tool block, invalid UTF-8, a tool_use without id, an unknown event, a refusal.
 	{name: "odd_framing", wantStatus: statusIncomplete, wantReason: "content_filter", wantText: "Aa\ufffdb",
-		wantCalls: []string{"call_0123456789abcdef01234567_2 f {}"}},
+		wantCalls: []string{"call_0123456789abcdef01234567_4 f {}"}},
 }
 
 // convertFed runs a whole Anthropic stream through a converter, fed n bytes at a time
 // (n <= 0: all at once), and returns the Responses stream.
 func convertFed(input []byte, n int) ([]byte, *responsesStream) {
 	s := newResponsesStream(convTestModel, convTestRespID, convTestCreated)
+	// The agent tools of convAgentStream (no golden stream names them), so that the fuzz
+	// targets reach the namespaced and custom calls too.
+	s.tools = newConvTools()
+	s.tools.add(toolFunction, "mcp__gh", "issue")
+	s.tools.add(toolCustom, "", "apply_patch")
 	var out []byte
 	for len(input) > 0 {
 		k := len(input)
@@ -189,6 +194,8 @@ type convItemProbe struct {
 	CallID    *string         `json:"call_id"`
 	Name      *string         `json:"name"`
 	Arguments *string         `json:"arguments"`
+	Input     *string         `json:"input"`
+	Action    json.RawMessage `json:"action"`
 }
 
 type convResponseProbe struct {
@@ -363,6 +370,10 @@ func checkItem(t *testing.T, raw json.RawMessage) convItemProbe {
 		ok = len(it.Summary) > 0 && it.Summary[0] == '['
 	case "function_call":
 		ok = it.CallID != nil && it.Name != nil && it.Arguments != nil && it.Status != nil
+	case "custom_tool_call":
+		ok = it.CallID != nil && it.Name != nil && it.Input != nil && it.Status != nil
+	case "web_search_call":
+		ok = it.Status != nil && len(it.Action) > 0 && it.Action[0] == '{'
 	default:
 		ok = false
 	}
@@ -516,7 +527,7 @@ func TestConvertStreamEdgeCases(t *testing.T) {
 			`data: {"type":"content_block_start","index":4,"content_block":{"type":"tool_use","id":"","name":"f"}}` + "\n\n" +
 			`data: {"type":"message_stop"}` + "\n\n", func(t *testing.T, res convStreamResult) {
 			if res.status != statusCompleted || res.text != "AB" || len(res.calls) != 1 ||
-				res.calls[0] != "call_0123456789abcdef01234567_2 f {}" {
+				res.calls[0] != "call_0123456789abcdef01234567_4 f {}" {
 				t.Errorf("status %s, text %q, calls %q", res.status, res.text, res.calls)
 			}
 		}},

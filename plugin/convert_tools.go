@@ -1,60 +1,117 @@
 package plugin
 
 // Tools and tool_choice of a Responses request → Anthropic Messages (sub2api-behaviour.md
-// §7.1): function tools convert, other tool types are left out.
+// §7.1; the agents' tool types in convert_agents.go).
 
 import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 )
-
-// responsesTool is a Responses tool; only function tools are converted.
-type responsesTool struct {
-	Type        string          `json:"type"`
-	Name        string          `json:"name"`
-	Description string          `json:"description"`
-	Parameters  json.RawMessage `json:"parameters"`
-}
 
 // responsesToolChoice is the object form of tool_choice: {type:function,name}, the legacy
 // {type:function,function:{name}}, or {type:allowed_tools,mode}.
 type responsesToolChoice struct {
-	Type     string `json:"type"`
-	Name     string `json:"name"`
-	Mode     string `json:"mode"`
-	Function *struct {
+	Type      string `json:"type"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	Mode      string `json:"mode"`
+	Function  *struct {
 		Name string `json:"name"`
 	} `json:"function"`
 }
 
-// convertTools converts function tools; other tool types (hosted tools, custom grammar
-// tools) have no Anthropic counterpart the response conversion could map back, and are left
-// out.
-func convertTools(raw json.RawMessage) ([]messagesTool, error) {
+// convertTools converts the tools: function tools as they are, the function tools of a
+// namespace flattened, custom tools as one string input, web_search as the server
+// web-search tool (convert_agents.go); other types are left out with a warning in m.
+func convertTools(raw json.RawMessage, m *convTools) ([]messagesTool, error) {
 	if isNullRaw(raw) {
 		return nil, nil
 	}
-	var tools []responsesTool
+	var tools []agentTool
 	if raw[0] != '[' || json.Unmarshal(raw, &tools) != nil {
 		return nil, errors.New("tools must be an array of tool objects")
 	}
 	var out []messagesTool
+	search := false
 	for i := 0; i < len(tools); i++ {
 		t := tools[i]
-		if t.Type != "function" {
-			continue
+		at := "tools[" + strconv.Itoa(i) + "]"
+		switch t.Type {
+		case "function":
+			mt, err := functionTool(t, "", at, m)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, mt)
+		case "namespace":
+			if t.Name == "" {
+				return nil, errors.New(at + ".name is required")
+			}
+			for j := 0; j < len(t.Tools); j++ {
+				inner := t.Tools[j]
+				iat := at + ".tools[" + strconv.Itoa(j) + "]"
+				switch inner.Type {
+				case "function", "":
+					mt, err := functionTool(inner, t.Name, iat, m)
+					if err != nil {
+						return nil, err
+					}
+					// A flat tool has no field for its server: the namespace's
+					// description opens the tool's.
+					mt.Description = joinDescriptions(t.Description, mt.Description)
+					out = append(out, mt)
+				case "custom":
+					if inner.Name == "" {
+						return nil, errors.New(iat + ".name is required")
+					}
+					out = append(out, messagesTool{Name: m.add(toolCustom, t.Name, inner.Name),
+						Description: joinDescriptions(t.Description, customDescription(inner)), InputSchema: customToolSchema})
+				default:
+					m.warn(iat + ": tool type " + quoteForError(inner.Type) + " in a namespace has no Claude equivalent; left out")
+				}
+			}
+		case "custom":
+			if t.Name == "" {
+				return nil, errors.New(at + ".name is required")
+			}
+			out = append(out, messagesTool{Name: m.add(toolCustom, "", t.Name), Description: customDescription(t),
+				InputSchema: customToolSchema})
+		case "web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11":
+			if !search {
+				search = true
+				out = append(out, webSearchTool(t))
+			}
+		default:
+			m.warn(at + ": tool type " + quoteForError(t.Type) + " has no Claude equivalent; left out")
 		}
-		if t.Name == "" {
-			return nil, errors.New("tools[" + strconv.Itoa(i) + "].name is required")
-		}
-		schema, err := objectSchema(t.Parameters)
-		if err != nil {
-			return nil, errors.New("tools[" + strconv.Itoa(i) + "].parameters " + err.Error())
-		}
-		out = append(out, messagesTool{Name: t.Name, Description: t.Description, InputSchema: schema})
 	}
 	return out, nil
+}
+
+// joinDescriptions joins a namespace's description and a tool's by a blank line.
+func joinDescriptions(namespace, tool string) string {
+	namespace = strings.TrimSpace(namespace)
+	switch {
+	case namespace == "":
+		return tool
+	case tool == "":
+		return namespace
+	}
+	return namespace + "\n\n" + tool
+}
+
+// functionTool converts a function tool, of a namespace when namespace is not "".
+func functionTool(t agentTool, namespace, at string, m *convTools) (messagesTool, error) {
+	if t.Name == "" {
+		return messagesTool{}, errors.New(at + ".name is required")
+	}
+	schema, err := objectSchema(t.Parameters)
+	if err != nil {
+		return messagesTool{}, errors.New(at + ".parameters " + err.Error())
+	}
+	return messagesTool{Name: m.add(toolFunction, namespace, t.Name), Description: t.Description, InputSchema: schema}, nil
 }
 
 // objectSchema returns a function's parameters as an Anthropic input_schema, which must be
@@ -80,7 +137,7 @@ func objectSchema(raw json.RawMessage) (json.RawMessage, error) {
 
 // convertToolChoice maps tool_choice; parallel_tool_calls:false becomes
 // disable_parallel_tool_use.
-func convertToolChoice(raw, parallel json.RawMessage) (*messagesToolPick, error) {
+func convertToolChoice(raw, parallel json.RawMessage, m *convTools) (*messagesToolPick, error) {
 	var pick *messagesToolPick
 	if s, ok := rawString(raw); ok {
 		switch s {
@@ -100,11 +157,13 @@ func convertToolChoice(raw, parallel json.RawMessage) (*messagesToolPick, error)
 		}
 		switch {
 		case c.Type == "function" && c.Name != "":
-			pick = &messagesToolPick{Type: "tool", Name: c.Name}
+			pick = &messagesToolPick{Type: "tool", Name: m.flatName(c.Namespace, c.Name)}
 		case c.Type == "function" && c.Function != nil && c.Function.Name != "":
-			pick = &messagesToolPick{Type: "tool", Name: c.Function.Name}
+			pick = &messagesToolPick{Type: "tool", Name: m.flatName("", c.Function.Name)}
 		case c.Type == "allowed_tools" && c.Mode == "required":
 			pick = &messagesToolPick{Type: "any"}
+		case c.Type == "custom" && c.Name != "":
+			pick = &messagesToolPick{Type: "tool", Name: m.flatName("", c.Name)}
 		case c.Type == "allowed_tools":
 			pick = &messagesToolPick{Type: "auto"}
 		default:
@@ -144,4 +203,14 @@ func placeholderTools(names []string) []messagesTool {
 			InputSchema: emptyObjectSchema})
 	}
 	return out
+}
+
+// hasClientTools reports whether tools holds a client tool (not only server tools).
+func hasClientTools(tools []messagesTool) bool {
+	for _, t := range tools {
+		if t.Type == "" {
+			return true
+		}
+	}
+	return false
 }

@@ -69,11 +69,16 @@ func (x *exchange) convertedBody(g *grant) ([]byte, error) {
 	if x.sent != nil && x.sentFor == key {
 		return x.sent, nil
 	}
-	b, err := convertRequest(&x.info.fields, model, limit)
+	fields := &x.info.fields
+	if x.path == pathResponsesCompact {
+		f := compactFields(fields)
+		fields = &f
+	}
+	b, tools, err := convertAgentRequest(fields, model, limit, true)
 	if err != nil {
 		return nil, err
 	}
-	x.sent, x.sentFor = b, key
+	x.sent, x.sentFor, x.convTools = b, key, tools
 	return b, nil
 }
 

@@ -39,6 +39,7 @@ func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAtte
 	wd.armIdle(x.idleTimeout())
 	c := &convertedAttempt{x: x, wd: wd, conv: newResponsesStream(x.info.model, newResponseID(), time.Now().Unix()),
 		upstream: upstreamRequestID(resp.Header)}
+	c.conv.tools = x.convTools
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
@@ -172,6 +173,9 @@ func (c *convertedAttempt) end() {
 		return
 	}
 	body := conv.responseJSON()
+	if x.path == pathResponsesCompact {
+		body = compactOutput(x.info.fields.Input, conv.outputText())
+	}
 	defer func() { _ = recover() }()
 	h := x.rw.Header()
 	h.Set("Content-Type", "application/json")

@@ -41,6 +41,9 @@ type exchange struct {
 	// convertedBody: a request takes one of the two), for sentFor (sentKey).
 	sent    []byte
 	sentFor string
+	// convTools maps a converted request's tool names back and holds the conversion's
+	// warnings for the record (convert_agents.go); nil on other requests.
+	convTools *convTools
 
 	grant    *grant  // the current grant; nil until controlsvc granted one
 	exclude  []int64 // accounts already tried

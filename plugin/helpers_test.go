@@ -188,7 +188,7 @@ func (s *contractStub) admit(w http.ResponseWriter, ar admitRequest) {
 		if a.anthropic {
 			g.Platform = "anthropic"
 			g.Headers = map[string]string{"x-api-key": a.apiKey, "anthropic-version": "2023-06-01"}
-			if ar.Path == pathResponses {
+			if ar.Path == pathResponses || ar.Path == pathResponsesCompact {
 				g.Convert = convertResponsesToMessages
 			}
 		}

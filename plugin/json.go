@@ -134,6 +134,9 @@ type report struct {
 	Attempts     []attemptReport `json:"attempts"`
 	// ServedModel echoes the grant's served_model (fallback.go); the record is priced by it.
 	ServedModel string `json:"served_model,omitempty"`
+	// Warnings are what a converted request could not carry over (a tool with no Claude
+	// equivalent, a text format Claude has no mode for): at most 8 short strings.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // attemptReport is one upstream attempt of a request, in order.
@@ -243,6 +246,7 @@ type requestFields struct {
 	ToolChoice        json.RawMessage `json:"tool_choice"`
 	ParallelToolCalls json.RawMessage `json:"parallel_tool_calls"`
 	Reasoning         json.RawMessage `json:"reasoning"`
+	Text              json.RawMessage `json:"text"` // text.format (structured output)
 }
 
 // inputItem is a Responses input item, or a Chat Completions or Anthropic message, reduced

@@ -53,6 +53,9 @@ func (x *exchange) report() report {
 		MaxOutputTokens: x.info.maxOutputTokens,
 		OutputBytes:     x.outputBytes,
 	}
+	if x.convTools != nil {
+		r.Warnings = x.convTools.warnings
+	}
 	if x.billable && !x.usageComplete {
 		r.UsageSource = usageSourceEstimate // never zero billing facts for a committed attempt
 	}

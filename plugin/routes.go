@@ -11,10 +11,6 @@ import (
 const (
 	pathCountTokens = "/v1/messages/count_tokens"
 	pathModels      = "/v1/models"
-	// pathCompact is Codex's remote compaction. Its handling (pass-through on openai groups,
-	// converted on anthropic groups) belongs to the conversion work; until it lands the
-	// router answers it 404 in OpenAI's shape (serveCompact).
-	pathCompact = "/v1/responses/compact"
 )
 
 // unprefixed are the routes that also work without /v1 (clients whose base_url lacks it).
@@ -39,9 +35,10 @@ func normalisePath(p string) string {
 	return p
 }
 
-// isExchangePath reports whether path (normalised) is served by a billed exchange.
+// isExchangePath reports whether path (normalised) is served by a billed exchange; Codex's
+// remote compaction is one (compact.go).
 func isExchangePath(path string) bool {
-	return path == pathResponses || path == pathChat || path == pathMessages
+	return path == pathResponses || path == pathChat || path == pathMessages || path == pathResponsesCompact
 }
 
 // ownsPath reports whether the raw client path is under the gateway's routes.
@@ -71,19 +68,11 @@ func (p *Poolgate) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		p.serveCountTokens(rw, req)
 	case req.Method == http.MethodGet && path == pathModels:
 		p.serveModels(rw, req)
-	case post && path == pathCompact:
-		serveCompact(rw, req)
 	case ownsPath(req.URL.Path):
 		writeUnknownPath(rw, req, path)
 	default:
 		p.next.ServeHTTP(rw, req)
 	}
-}
-
-// serveCompact stands for /v1/responses/compact until its handler lands (see pathCompact):
-// a 404 in OpenAI's shape, which Codex reports as such.
-func serveCompact(rw http.ResponseWriter, req *http.Request) {
-	writeUnknownPath(rw, req, pathCompact)
 }
 
 // anthropicClient reports whether a request looks like an Anthropic client's: the

@@ -57,9 +57,7 @@ func TestUnknownPathShapes(t *testing.T) {
 		{name: "unprefixed unknown", method: "POST", path: "/models/x", wantShape: "openai", wantType: "invalid_request_error"},
 		{name: "GET count_tokens", method: "GET", path: "/v1/messages/count_tokens", wantShape: "anthropic", wantType: "not_found_error"},
 		{name: "POST models", method: "POST", path: "/v1/models", wantShape: "openai", wantType: "invalid_request_error"},
-		// Until the conversion work serves it (routes.go, pathCompact).
-		{name: "compact placeholder", method: "POST", path: "/v1/responses/compact", wantShape: "openai", wantType: "invalid_request_error"},
-		{name: "compact unprefixed placeholder", method: "POST", path: "/responses/compact", wantShape: "openai", wantType: "invalid_request_error"},
+		{name: "GET compact", method: "GET", path: "/v1/responses/compact", wantShape: "openai", wantType: "invalid_request_error"},
 		{name: "admin API goes to next", method: "GET", path: "/api/v1/admin/users"},
 		{name: "ping goes to next", method: "GET", path: "/ping"},
 	}

@@ -145,6 +145,9 @@ func validateBody(path string, body []byte) (requestInfo, *clientError) {
 		}
 		info.stream = stream
 	}
+	if path == pathResponsesCompact {
+		info.stream = false // the compaction answer is one JSON object
+	}
 	if path == pathResponses {
 		if e := checkFunctionCallOutputs(&info); e != nil {
 			return info, e

@@ -16,6 +16,45 @@ import (
 // plugin's golden files (plugin/testdata/convert/stream) hold it.
 const convertProbe = `package plugin
 
+import "strings"
+
+// ConvertAgentProbe is test scaffolding written by tests/yaegi/convert_test.go; not plugin code.
+func ConvertAgentProbe(body []byte, model string) ([]byte, string, string) {
+	req, ok := decodeRequestFields(body)
+	if !ok {
+		return nil, "", "body does not decode"
+	}
+	out, tools, err := convertAgentRequest(&req, model, 0, true)
+	if err != nil {
+		return nil, "", err.Error()
+	}
+	return out, strings.Join(tools.warnings, "|"), ""
+}
+
+// ConvertAgentStreamProbe is test scaffolding written by tests/yaegi/convert_test.go; not plugin code.
+func ConvertAgentStreamProbe(input []byte, chunk int, specs []string) []byte {
+	s := newResponsesStream("gpt-5", "resp_X", 1)
+	s.tools = newConvTools()
+	for _, spec := range specs {
+		f := strings.SplitN(spec, "\x00", 3)
+		kind := toolFunction
+		if f[0] == "1" {
+			kind = toolCustom
+		}
+		s.tools.add(kind, f[1], f[2])
+	}
+	for len(input) > 0 {
+		k := len(input)
+		if chunk > 0 && chunk < k {
+			k = chunk
+		}
+		s.feed(input[:k])
+		input = input[k:]
+	}
+	s.finish()
+	return s.responseJSON()
+}
+
 // ConvertRequestProbe is test scaffolding written by tests/yaegi/convert_test.go; not plugin code.
 func ConvertRequestProbe(body []byte, model string) ([]byte, string) {
 	out, err := responsesToMessages(body, model)
@@ -52,8 +91,10 @@ func ConvertStreamProbe(input []byte, chunk int, started *bool) []byte {
 `
 
 type convertFuncs struct {
-	request func([]byte, string) ([]byte, string)
-	stream  func([]byte, int, *bool) []byte
+	request     func([]byte, string) ([]byte, string)
+	stream      func([]byte, int, *bool) []byte
+	agent       func([]byte, string) ([]byte, string, string)
+	agentStream func([]byte, int, []string) []byte
 }
 
 var (
@@ -82,16 +123,19 @@ func interpretConvertProbe() (convertFuncs, error) {
 	}
 	// The interpreter reads the sources at import; the copy is not needed afterwards.
 	defer os.RemoveAll(dir)
-	vs, err := interpretWithProbe(dir, "zz_convertprobe.go", convertProbe, "ConvertRequestProbe", "ConvertStreamProbe")
+	vs, err := interpretWithProbe(dir, "zz_convertprobe.go", convertProbe,
+		"ConvertRequestProbe", "ConvertStreamProbe", "ConvertAgentProbe", "ConvertAgentStreamProbe")
 	if err != nil {
 		return fns, err
 	}
-	req, st := vs[0], vs[1]
-	var ok1, ok2 bool
+	req, st, ag, ags := vs[0], vs[1], vs[2], vs[3]
+	var ok1, ok2, ok3, ok4 bool
 	fns.request, ok1 = req.Interface().(func([]byte, string) ([]byte, string))
 	fns.stream, ok2 = st.Interface().(func([]byte, int, *bool) []byte)
-	if !ok1 || !ok2 {
-		return fns, fmt.Errorf("probe functions have unexpected types %s, %s", req.Type(), st.Type())
+	fns.agent, ok3 = ag.Interface().(func([]byte, string) ([]byte, string, string))
+	fns.agentStream, ok4 = ags.Interface().(func([]byte, int, []string) []byte)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return fns, fmt.Errorf("probe functions have unexpected types %s, %s, %s, %s", req.Type(), st.Type(), ag.Type(), ags.Type())
 	}
 	return fns, nil
 }

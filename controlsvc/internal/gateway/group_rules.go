@@ -101,9 +101,13 @@ func (r groupRules) endpointRefusal(path, platform string, named bool) *rejectio
 	return nil
 }
 
-// isResponsesPath reports whether path is the Responses endpoint or its alias.
+// responsesCompactPath is Codex's remote compaction, a Responses call: converted like one
+// on an Anthropic group (the plugin asks Claude for a summary).
+const responsesCompactPath = "/v1/responses/compact"
+
+// isResponsesPath reports whether path is the Responses endpoint, its alias or compaction.
 func isResponsesPath(path string) bool {
-	return path == "/v1/responses" || path == responsesAlias
+	return path == "/v1/responses" || path == responsesAlias || path == responsesCompactPath
 }
 
 // convertFor is the grant's convert value: Responses requests on an Anthropic group are

@@ -78,6 +78,7 @@ func (s *Service) usageWrite(rep *report, table *usage.PriceTable, terms store.G
 		Model:                strings.ReplaceAll(rep.Model, "\x00", ""), // a NUL would fail the batch (admission refuses them now)
 		UpstreamModel:        rep.UpstreamModel,
 		ServedModel:          served,
+		Warnings:             warningsOf(rep),
 		Stream:               rep.Stream,
 		Status:               rep.Status,
 		ErrorClass:           rep.ErrorClass,
@@ -167,4 +168,29 @@ func servedModelOf(rep *report) string {
 		return ""
 	}
 	return m
+}
+
+// Bounds of a report's warnings as stored (the plugin sends at most as many).
+const (
+	maxReportWarnings   = 8
+	maxReportWarningLen = 160
+)
+
+// warningsOf is the report's warnings as stored: bounded, without NULs (they would fail
+// the batch).
+func warningsOf(rep *report) []string {
+	var out []string
+	for _, w := range rep.Warnings {
+		if len(out) == maxReportWarnings {
+			break
+		}
+		w = strings.ReplaceAll(w, "\x00", "")
+		if len(w) > maxReportWarningLen {
+			w = strings.ToValidUTF8(w[:maxReportWarningLen], "")
+		}
+		if w != "" {
+			out = append(out, w)
+		}
+	}
+	return out
 }

@@ -22,6 +22,7 @@ type usageView struct {
 	Model               string      `json:"model"`
 	UpstreamModel       string      `json:"upstream_model"`
 	ServedModel         *string     `json:"served_model"` // a fallback's model; null: the requested one
+	Warnings            []string    `json:"warnings"`     // what a converted request could not carry over; [] none
 	Stream              bool        `json:"stream"`
 	UserID              int64       `json:"user_id"`
 	APIKeyID            int64       `json:"api_key_id"`
@@ -56,8 +57,8 @@ type usageView struct {
 func newUsageView(u store.UsageRecord) usageView {
 	return usageView{
 		ID: u.ID, RequestID: u.RequestID, Path: u.Path, Model: u.Model, UpstreamModel: u.UpstreamModel,
-		ServedModel: u.ServedModel,
-		Stream:      u.Stream, UserID: u.UserID, APIKeyID: u.APIKeyID, GroupID: u.GroupID, AccountID: u.AccountID,
+		ServedModel: u.ServedModel, Warnings: nonNilStrings(u.Warnings),
+		Stream: u.Stream, UserID: u.UserID, APIKeyID: u.APIKeyID, GroupID: u.GroupID, AccountID: u.AccountID,
 		Status: u.Status, ErrorClass: u.ErrorClass, InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
 		CacheReadTokens: u.CacheReadTokens, CacheCreationTokens: u.CacheCreationTokens,
 		ReasoningTokens: u.ReasoningTokens, UsageSource: u.UsageSource, Priced: u.Priced, CostUSD: formatMicros(u.CostMicros),
@@ -201,4 +202,12 @@ func (a *API) listUsage(w http.ResponseWriter, r *http.Request) {
 		views = append(views, newUsageView(u))
 	}
 	writeJSON(w, http.StatusOK, usagePageView{Items: views, NextCursor: encodeCursor(page.NextCursor)})
+}
+
+// nonNilStrings renders a missing list as [] rather than null.
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

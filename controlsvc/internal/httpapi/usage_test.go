@@ -100,9 +100,9 @@ func TestUsageListing(t *testing.T) {
 		InputCostUSD: "0.375", OutputCostUSD: "1.125", CacheReadCostUSD: "0", CacheWriteCostUSD: "0",
 		RateMultiplier: "1", BillingMode: "balance", ReservedUSD: "0",
 		AdmissionMs: 4, UpstreamMs: 1100, FirstTokenMs: 150, DurationMs: 1200, Attempts: 2,
-		CreatedAt: page.Items[0].CreatedAt,
+		CreatedAt: page.Items[0].CreatedAt, Warnings: []string{},
 	}
-	if page.Items[0] != want || !page.Items[0].CreatedAt.Equal(base) {
+	if !reflect.DeepEqual(page.Items[0], want) || !page.Items[0].CreatedAt.Equal(base) {
 		t.Errorf("record = %+v\nwant     %+v", page.Items[0], want)
 	}
 	e.mustCall(http.MethodGet, "/api/v1/admin/usage?user_id=1", nil, http.StatusOK, &page)

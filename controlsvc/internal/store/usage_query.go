@@ -40,7 +40,8 @@ type UsageRecord struct {
 	Path                 string
 	Model                string
 	UpstreamModel        string
-	ServedModel          *string // the model a fallback served instead of Model; nil = Model
+	ServedModel          *string  // the model a fallback served instead of Model; nil = Model
+	Warnings             []string // what a converted request could not carry over; nil = none
 	Stream               bool
 	Status               int // HTTP status the client got
 	ErrorClass           string
@@ -101,7 +102,7 @@ const usageColumnList = `id, request_id, user_id, api_key_id, group_id, COALESCE
     cache_creation_tokens, reasoning_tokens, priced, cost_micros, input_cost_micros, output_cost_micros,
     cache_read_cost_micros, cache_write_cost_micros, rate_micros, billing_mode, subscription_id,
     reserved_micros, admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, created_at, usage_source,
-    served_model`
+    served_model, warnings`
 
 func scanUsageRecord(r pgx.Row) (UsageRecord, error) {
 	var u UsageRecord
@@ -110,7 +111,8 @@ func scanUsageRecord(r pgx.Row) (UsageRecord, error) {
 		&u.CacheReadTokens, &u.CacheCreationTokens, &u.ReasoningTokens, &u.Priced, &u.CostMicros,
 		&u.InputCostMicros, &u.OutputCostMicros, &u.CacheReadCostMicros, &u.CacheWriteCostMicros,
 		&u.RateMicros, &u.BillingMode, &u.SubscriptionID, &u.ReservedMicros, &u.AdmissionMs, &u.UpstreamMs,
-		&u.FirstTokenMs, &u.DurationMs, &u.Attempts, &u.CreatedAt, &u.UsageSource, &u.ServedModel)
+		&u.FirstTokenMs, &u.DurationMs, &u.Attempts, &u.CreatedAt, &u.UsageSource, &u.ServedModel,
+		&u.Warnings)
 	return u, err
 }
 

@@ -29,9 +29,11 @@ type UsageWrite struct {
 	// ServedModel is the model a group's fallback served instead of Model (client
 	// namespace); "" = Model itself (stored as NULL).
 	ServedModel string
-	Stream      bool
-	Status      int
-	ErrorClass  string
+	// Warnings are what a converted request could not carry over; nil = none (NULL).
+	Warnings   []string
+	Stream     bool
+	Status     int
+	ErrorClass string
 
 	InputTokens         int64 // exclusive of cache tokens
 	OutputTokens        int64 // including ReasoningTokens
@@ -210,6 +212,9 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 		for _, u := range writes {
 			if u.ServedModel != "" { // rare: only requests a model fallback served
 				b.Queue(sqlRecordServedModel, u.RequestID, u.ServedModel)
+			}
+			if len(u.Warnings) > 0 { // only converted requests that lost something
+				b.Queue(sqlRecordWarnings, u.RequestID, u.Warnings)
 			}
 		}
 		if b.Len() == 0 {

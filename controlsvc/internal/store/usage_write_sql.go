@@ -114,6 +114,8 @@ WHERE r.request_id = t.request_id`
 
 	// sqlRecordServedModel stores the model a fallback served on an inserted record.
 	sqlRecordServedModel = `UPDATE usage_records SET served_model = $2 WHERE request_id = $1`
+	// sqlRecordWarnings stores a converted request's warnings on an inserted record.
+	sqlRecordWarnings = `UPDATE usage_records SET warnings = $2 WHERE request_id = $1`
 
 	sqlAddAccountCost = `UPDATE accounts SET usage_cost_micros = usage_cost_micros + $2 WHERE id = $1`
 
