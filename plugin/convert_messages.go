@@ -176,6 +176,9 @@ func convertInput(instructions, input json.RawMessage, m *convTools) (string, []
 			return "", nil, errors.New(at + ": item_reference is not supported for this model; send the items themselves")
 		case "web_search_call":
 			// A server search Claude ran: its findings are in the messages that follow.
+		case "additional_tools":
+			// Tools declared in the input (Codex): converted with the request's own tools
+			// (addInputTools).
 		default:
 			// Items of tools Claude has no counterpart for (local_shell_call, tool_search_call,
 			// an OpenAI compaction item ...): left out, and said so in the record.

@@ -145,6 +145,9 @@ func convertAgentRequest(req *requestFields, upstreamModel string, limit int64, 
 	if out.Tools, err = convertTools(req.Tools, m); err != nil {
 		return nil, nil, err
 	}
+	if out.Tools, err = addInputTools(out.Tools, req.Input, m); err != nil {
+		return nil, nil, err
+	}
 	if out.ToolChoice, err = convertToolChoice(req.ToolChoice, req.ParallelToolCalls, m); err != nil {
 		return nil, nil, err
 	}

@@ -4,6 +4,7 @@ package plugin
 // §7.1; the agents' tool types in convert_agents.go).
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -213,4 +214,46 @@ func hasClientTools(tools []messagesTool) bool {
 		}
 	}
 	return false
+}
+
+// inputToolsItem is the part of an input item that addInputTools reads.
+type inputToolsItem struct {
+	Type  string          `json:"type"`
+	Tools json.RawMessage `json:"tools"`
+}
+
+// addInputTools adds the tools an agent declares inside its input rather than in tools:
+// Codex sends every tool of its default model as an input item {"type": "additional_tools",
+// "tools": [namespaces, functions, custom tools]}. They are converted like the request's
+// tools, before the history (whose calls are named by the flat names they register), and a
+// tool whose flat name is already declared is not declared twice (Anthropic refuses
+// duplicate names). The input is decoded for this only when it names such an item.
+func addInputTools(tools []messagesTool, input json.RawMessage, m *convTools) ([]messagesTool, error) {
+	if len(input) == 0 || input[0] != '[' || !bytes.Contains(input, []byte(`"additional_tools"`)) {
+		return tools, nil
+	}
+	var items []inputToolsItem
+	if json.Unmarshal(input, &items) != nil {
+		return tools, nil // convertInput reports the malformed input
+	}
+	declared := make(map[string]bool, len(tools))
+	for i := 0; i < len(tools); i++ {
+		declared[tools[i].Name] = true
+	}
+	for i := 0; i < len(items); i++ {
+		if items[i].Type != "additional_tools" || isNullRaw(items[i].Tools) {
+			continue
+		}
+		more, err := convertTools(items[i].Tools, m)
+		if err != nil {
+			return nil, errors.New("input[" + strconv.Itoa(i) + "]: " + err.Error())
+		}
+		for j := 0; j < len(more); j++ {
+			if !declared[more[j].Name] {
+				declared[more[j].Name] = true
+				tools = append(tools, more[j])
+			}
+		}
+	}
+	return tools, nil
 }
