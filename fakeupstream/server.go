@@ -91,6 +91,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveCountTokens(w, r, body)
 		return
 	}
+	if isCompact(r.URL.Path) {
+		s.serveCompact(w, r, body)
+		return
+	}
 	api, ok := apiFor(r.URL.Path)
 	if !ok {
 		writeError(w, apiOpenAI, http.StatusNotFound, fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path))
