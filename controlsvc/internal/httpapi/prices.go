@@ -146,6 +146,16 @@ func (a *API) listPrices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, pageBody[priceView]{Items: views, NextCursor: next})
 }
 
+// effectiveTable is the price table billing uses now: the shipped catalogue with the
+// admin's overrides.
+func (a *API) effectiveTable(r *http.Request) (*usage.PriceTable, error) {
+	entries, err := a.effectivePrices(r)
+	if err != nil {
+		return nil, err
+	}
+	return prices.Table(entries)
+}
+
 // resolvePrice answers which entry prices ?model=, as billing would.
 func (a *API) resolvePrice(w http.ResponseWriter, r *http.Request) {
 	model := r.URL.Query().Get("model")

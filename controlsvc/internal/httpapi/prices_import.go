@@ -92,12 +92,7 @@ func (a *API) listUnpriced(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fmt.Errorf("reading unpriced models: %w", err))
 		return
 	}
-	entries, err := a.effectivePrices(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	table, err := prices.Table(entries)
+	table, err := a.effectiveTable(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
