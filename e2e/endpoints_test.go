@@ -76,8 +76,7 @@ func TestUnknownPathsAreJSON404(t *testing.T) {
 		{name: "unknown /v1 path", method: "POST", path: "/v1/embeddings"},
 		{name: "GET on an AI path", method: "GET", path: "/v1/responses"},
 		{name: "unprefixed unknown", method: "POST", path: "/models/x"},
-		// The compaction route reaches the plugin; until its handler lands it is a 404.
-		{name: "compact placeholder", method: "POST", path: "/v1/responses/compact"},
+		{name: "GET on the compaction route", method: "GET", path: "/v1/responses/compact"},
 		{name: "under messages", method: "POST", path: "/v1/messages/batches", anthropic: true},
 		{name: "anthropic client", method: "GET", path: "/v1/files", hdr: map[string]string{"anthropic-version": "2023-06-01"}, anthropic: true},
 	}
