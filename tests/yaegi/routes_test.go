@@ -28,7 +28,7 @@ func TestUnknownPathsUnderYaegi(t *testing.T) {
 	}{
 		{name: "GET on an AI path", method: "GET", path: "/v1/responses"},
 		{name: "unknown /v1 path", method: "POST", path: "/v1/embeddings"},
-		{name: "compact until it is served", method: "POST", path: "/responses/compact"},
+		{name: "GET on the compaction route", method: "GET", path: "/responses/compact"},
 		{name: "under messages", method: "POST", path: "/v1/messages/batches", anthropic: true},
 		{name: "anthropic client", method: "GET", path: "/v1/files", header: map[string]string{"anthropic-version": "2023-06-01"}, anthropic: true},
 	}
