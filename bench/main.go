@@ -9,8 +9,10 @@
 // requests queue for slots, against the same number of requests in flight without queueing,
 // with the admission overhead per request, and the convert part (convert.go): one long
 // stream relayed as it is and converted from Anthropic Messages to Responses events, in
-// events per second and per Traefik CPU second. -only compare|saturated|convert runs one
-// part; -d and -warmup shorten a run.
+// events per second and per Traefik CPU second, and the goals part (goals.go): the goals of
+// issue 15 §5 against Traefik alone and an empty Yaegi plugin, each PASS or FAIL, with the
+// breakdown of the added time by stage. -only compare|saturated|convert|goals runs one part;
+// -d and -warmup shorten a run, -streams lowers the open-streams count (for trying it out).
 //
 // Figures are only comparable within one run on one machine; the ratios are the point.
 package main
@@ -42,20 +44,28 @@ func main() {
 		concurrency = flag.Int("c", 16, "concurrent clients")
 		duration    = flag.Duration("d", 5*time.Second, "measuring time per case")
 		warmup      = flag.Duration("warmup", time.Second, "warm-up time per case")
-		only        = flag.String("only", "", "run only the cases of one part: compare (upstream, traefik, gateway), saturated or convert")
+		only        = flag.String("only", "", "run only the cases of one part: compare (upstream, traefik, gateway), saturated, convert or goals")
+		streams     = flag.Int("streams", targetStreams, "goals: streams to hold open at once (the goal is 10000; fewer fails it)")
 	)
 	flag.Parse()
-	if *only != "" && *only != "compare" && *only != "saturated" && *only != "convert" {
-		fmt.Fprintln(os.Stderr, "bench: -only must be compare, saturated or convert")
+	if *only != "" && *only != "compare" && *only != "saturated" && *only != "convert" && *only != "goals" {
+		fmt.Fprintln(os.Stderr, "bench: -only must be compare, saturated, convert or goals")
 		os.Exit(2)
 	}
-	if err := run(*bin, *only, *concurrency, *duration, *warmup); err != nil {
+	if *streams < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -streams must be at least 1")
+		os.Exit(2)
+	}
+	// Before any child starts: they inherit the limit (Go restores the original soft limit
+	// in children unless the program sets it itself).
+	nofile := raiseNoFile()
+	if err := run(*bin, *only, *concurrency, *duration, *warmup, *streams, nofile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, only string, conc int, dur, warm time.Duration) error {
+func run(bin, only string, conc int, dur, warm time.Duration, streams int, nofile string) error {
 	ctx := context.Background()
 	root, err := os.Getwd()
 	if err != nil {
@@ -78,7 +88,7 @@ func run(bin, only string, conc int, dur, warm time.Duration) error {
 		return err
 	}
 	defer st.Stop()
-	fmt.Printf("poolgate bench: %s per case (after %s warm-up), %d cores\n", dur, warm, numCPU())
+	fmt.Printf("poolgate bench: %s per case (after %s warm-up), %d cores; %s\n", dur, warm, numCPU(), nofile)
 	var errs []error
 	if only == "" || only == "compare" {
 		errs = append(errs, runCompare(ctx, st, bin, dir, conc, dur, warm))
@@ -88,6 +98,9 @@ func run(bin, only string, conc int, dur, warm time.Duration) error {
 	}
 	if only == "" || only == "convert" {
 		errs = append(errs, runConvert(ctx, st, bin, dir, conc, dur, warm))
+	}
+	if only == "" || only == "goals" {
+		errs = append(errs, runGoals(ctx, st, bin, dir, root, dur, warm, streams))
 	}
 	return errors.Join(errs...)
 }
@@ -206,6 +219,9 @@ type result struct {
 	rps      float64
 	p50, p99 time.Duration
 	errors   int
+	// aborted counts the errors that are a 200 reply cut short (unexpected EOF); ok the
+	// requests answered in full.
+	aborted, ok int
 	// firstError describes one failed request, so a broken case is visible in the output.
 	firstError string
 }
@@ -216,11 +232,12 @@ func load(url, key, body string, conc int, d time.Duration) result {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	var (
-		mu     sync.Mutex
-		lats   []time.Duration
-		errors int
-		first  string
-		wg     sync.WaitGroup
+		mu    sync.Mutex
+		lats  []time.Duration
+		nErr  int
+		cut   int
+		first string
+		wg    sync.WaitGroup
 	)
 	start := time.Now()
 	stop := start.Add(d)
@@ -229,7 +246,7 @@ func load(url, key, body string, conc int, d time.Duration) result {
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
-			bad, why := 0, ""
+			bad, aborted, why := 0, 0, ""
 			for time.Now().Before(stop) {
 				t0 := time.Now()
 				req, _ := http.NewRequest("POST", url, strings.NewReader(body))
@@ -245,6 +262,9 @@ func load(url, key, body string, conc int, d time.Duration) result {
 				resp.Body.Close()
 				if err != nil || resp.StatusCode != 200 {
 					bad++
+					if resp.StatusCode == 200 && errors.Is(err, io.ErrUnexpectedEOF) {
+						aborted++
+					}
 					why = fmt.Sprintf("%d %.200s %v", resp.StatusCode, b, err)
 					continue
 				}
@@ -252,7 +272,8 @@ func load(url, key, body string, conc int, d time.Duration) result {
 			}
 			mu.Lock()
 			lats = append(lats, mine...)
-			errors += bad
+			nErr += bad
+			cut += aborted
 			if first == "" {
 				first = why
 			}
@@ -262,7 +283,7 @@ func load(url, key, body string, conc int, d time.Duration) result {
 	wg.Wait()
 	elapsed := time.Since(start)
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
-	r := result{errors: errors, firstError: first, rps: float64(len(lats)) / elapsed.Seconds()}
+	r := result{errors: nErr, aborted: cut, ok: len(lats), firstError: first, rps: float64(len(lats)) / elapsed.Seconds()}
 	if len(lats) > 0 {
 		r.p50 = lats[len(lats)*50/100]
 		r.p99 = lats[len(lats)*99/100]
@@ -324,6 +345,12 @@ func adminPost(st *stack.Stack, path string, body any) (map[string]any, error) {
 // the baseline that shows what the plugin and controlsvc add. It returns its URL and its
 // process id.
 func startPlainTraefik(ctx context.Context, traefikBin, dir, upstream string) (string, int, func(), error) {
+	return startBaselineTraefik(ctx, traefikBin, dir, upstream, false)
+}
+
+// startBaselineTraefik runs a Traefik routing /v1/ to the fake upstream, with no middleware
+// or, with noop, only the empty Yaegi plugin of floor.go.
+func startBaselineTraefik(ctx context.Context, traefikBin, dir, upstream string, noop bool) (string, int, func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", 0, nil, err
 	}
@@ -333,6 +360,13 @@ func startPlainTraefik(ctx context.Context, traefikBin, dir, upstream string) (s
 	}
 	static := fmt.Sprintf("entryPoints:\n  web:\n    address: %q\nproviders:\n  file:\n    filename: dynamic.yml\napi:\n  dashboard: false\nping:\n  entryPoint: web\nlog:\n  level: WARN\n", addr)
 	dynamic := fmt.Sprintf("http:\n  routers:\n    ai:\n      entryPoints: [web]\n      rule: PathPrefix(`/v1/`)\n      service: upstream\n  services:\n    upstream:\n      loadBalancer:\n        servers:\n          - url: %q\n", upstream)
+	if noop {
+		if err := installNoopPlugin(dir); err != nil {
+			return "", 0, nil, err
+		}
+		static += noopStatic
+		dynamic = strings.Replace(dynamic, "      service: upstream\n", "      service: upstream\n      middlewares: [noop]\n", 1) + noopDynamic
+	}
 	if err := os.WriteFile(filepath.Join(dir, "traefik.yml"), []byte(static), 0o644); err != nil {
 		return "", 0, nil, err
 	}

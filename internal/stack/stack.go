@@ -151,6 +151,18 @@ func (st *Stack) TraefikPID() int {
 	return st.traefik.cmd.Process.Pid
 }
 
+// ControlsvcPIDs are the process ids of the running controlsvc instances (a stopped one is
+// left out), e.g. for the benchmark to read their resident memory from /proc/<pid>/status.
+func (st *Stack) ControlsvcPIDs() []int {
+	var pids []int
+	for _, c := range st.controls {
+		if c.proc != nil && !c.proc.exited() {
+			pids = append(pids, c.proc.cmd.Process.Pid)
+		}
+	}
+	return pids
+}
+
 // LogPath is where a child's output is written.
 func (st *Stack) LogPath(name string) string { return filepath.Join(st.dir, name+".log") }
 
