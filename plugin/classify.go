@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 )
@@ -95,10 +94,7 @@ func (x *exchange) clientErrorFailure(resp *http.Response, wd *watchdog) *failed
 		x.relayError(resp, wd.release) // passthrough.go
 		return nil
 	}
-	orig := resp.Body
-	head := readErrorHead(orig)
-	resp.Body = &prefixedBody{r: io.MultiReader(bytes.NewReader(head), orig), c: orig}
-	if !quotaFault(resp.StatusCode, head) {
+	if !quotaFault(resp.StatusCode, peekErrorHead(resp)) {
 		x.relayError(resp, wd.release)
 		return nil
 	}

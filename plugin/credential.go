@@ -1,8 +1,6 @@
 package plugin
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"strings"
 )
@@ -44,18 +42,14 @@ func credentialFault(status int, head []byte) bool {
 // (controlsvc pauses the account); any other is relayed to the client as the upstream sent
 // it (nil), with no failover and no account mark.
 func (x *exchange) authFailure(resp *http.Response, wd *watchdog) *failedAttempt {
-	orig := resp.Body
-	head := readErrorHead(orig)
+	head := peekErrorHead(resp)            // passthrough.go
 	if quotaFault(resp.StatusCode, head) { // classify.go: out of credit, failed over
-		resp.Body = &prefixedBody{r: io.MultiReader(bytes.NewReader(head), orig), c: orig}
 		return x.failure(resp, nil, wd)
 	}
 	if !credentialFault(resp.StatusCode, head) {
-		resp.Body = &prefixedBody{r: io.MultiReader(bytes.NewReader(head), orig), c: orig}
 		x.relayError(resp, wd.release) // passthrough.go
 		return nil
 	}
-	resp.Body = &prefixedBody{r: io.MultiReader(bytes.NewReader(head), orig), c: orig}
 	f := x.failure(resp, nil, wd)
 	f.ErrorClass = classCredential
 	x.markLastAttempt(classCredential)

@@ -216,16 +216,13 @@ const classModelNotFound = "model_not_found"
 // notFound handles an upstream 404: a "model not found" answer is failed over (the account
 // is blocked for the model by controlsvc), any other 404 is relayed (nil).
 func (x *exchange) notFound(resp *http.Response, wd *watchdog) *failedAttempt {
-	orig := resp.Body
-	head := readErrorHead(orig)
+	head := peekErrorHead(resp) // passthrough.go
 	if isModelNotFound(head) {
-		_, _ = io.CopyN(io.Discard, orig, maxDrain)
-		orig.Close()
+		discardBody(resp, len(head))
 		x.markLastAttempt(classModelNotFound)
 		return &failedAttempt{AccountID: x.grant.AccountID, Status: resp.StatusCode,
 			ErrorClass: classModelNotFound, Body: head}
 	}
-	resp.Body = &prefixedBody{r: io.MultiReader(bytes.NewReader(head), orig), c: orig}
 	x.relayError(resp, wd.release)
 	return nil
 }
@@ -242,6 +239,13 @@ func isModelNotFound(head []byte) bool {
 	}
 	return bytes.Contains(b, []byte("does not exist")) || bytes.Contains(b, []byte("not_found_error")) ||
 		bytes.Contains(b, []byte("not found"))
+}
+
+// discardBody drains a failed attempt's body, whose first peeked bytes were put back, up to
+// maxDrain beyond them (so that its connection can be reused), and closes it.
+func discardBody(resp *http.Response, peeked int) {
+	_, _ = io.CopyN(io.Discard, resp.Body, int64(peeked)+maxDrain)
+	resp.Body.Close()
 }
 
 // prefixedBody is a response body whose start was read and put back.

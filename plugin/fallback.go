@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 )
 
@@ -23,15 +22,12 @@ const msgContextLength = "The prompt is longer than the model's context length, 
 // contextLength handles a 400 under a grant with context_fallback: a context-length refusal
 // is failed over; any other 400 is relayed (nil).
 func (x *exchange) contextLength(resp *http.Response, wd *watchdog) *failedAttempt {
-	orig := resp.Body
-	head := readErrorHead(orig)
+	head := peekErrorHead(resp) // passthrough.go
 	if !isContextLengthExceeded(head) {
-		resp.Body = &prefixedBody{r: io.MultiReader(bytes.NewReader(head), orig), c: orig}
 		x.relayError(resp, wd.release)
 		return nil
 	}
-	_, _ = io.CopyN(io.Discard, orig, maxDrain)
-	orig.Close()
+	discardBody(resp, len(head))
 	x.markLastAttempt(classContextLength)
 	return &failedAttempt{AccountID: x.grant.AccountID, Status: resp.StatusCode, ErrorClass: classContextLength, Body: head}
 }

@@ -23,6 +23,15 @@ const (
 	passthroughTimeout = time.Second
 )
 
+// peekErrorHead reads the start of resp's error body for a decision and puts it back in
+// front of the rest, so that whatever handles resp next (a relay, failure) reads it whole.
+func peekErrorHead(resp *http.Response) []byte {
+	orig := resp.Body
+	head := readErrorHead(orig)
+	resp.Body = &prefixedBody{r: io.MultiReader(bytes.NewReader(head), orig), c: orig}
+	return head
+}
+
 // readErrorHead reads the first maxErrorHead bytes of an upstream error body.
 func readErrorHead(body io.Reader) []byte {
 	head, _ := io.ReadAll(io.LimitReader(body, maxErrorHead))
