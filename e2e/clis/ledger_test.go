@@ -3,7 +3,9 @@ package clis
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/poolgate/poolgate/internal/gatewaytest"
 	"math"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -72,46 +74,9 @@ func usageRecords(t *testing.T, keyID int64, n int) []obj {
 }
 
 // assertNoSlotsHeld waits until controlsvc reports no active or waiting slot for the user
-// and the accounts (contract H).
+// and the accounts (contract H), with the check the other stack-owning tests share.
 func assertNoSlotsHeld(t *testing.T, userIDs, accountIDs []int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out := mustAdmin(t, "GET", "/concurrency", nil)
-		busy := busySlots(out, "users", "user_id", userIDs) + busySlots(out, "accounts", "account_id", accountIDs)
-		if busy == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("slots still held after the run: %s", busy)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func busySlots(out obj, list, idField string, ids []int64) string {
-	want := map[int64]bool{}
-	for _, i := range ids {
-		want[i] = true
-	}
-	items, _ := out[list].([]any)
-	var busy []string
-	seen := map[int64]bool{}
-	for _, it := range items {
-		o := it.(obj)
-		i := int64(o[idField].(float64))
-		if !want[i] {
-			continue
-		}
-		seen[i] = true
-		if o["active"].(float64) != 0 || o["waiting"].(float64) != 0 {
-			busy = append(busy, fmt.Sprintf("%s %d: %v", list, i, o))
-		}
-	}
-	for i := range want {
-		if !seen[i] {
-			busy = append(busy, fmt.Sprintf("%s %d missing from /concurrency", list, i))
-		}
-	}
-	return strings.Join(busy, "; ")
+	c := &gatewaytest.Client{T: t, S: gw, HTTP: http.DefaultClient}
+	c.WaitNoSlots(userIDs, accountIDs, 10*time.Second)
 }
