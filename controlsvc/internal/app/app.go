@@ -17,6 +17,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/billing"
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/catalogue"
+	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
 	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
@@ -36,6 +37,7 @@ type App struct {
 	gateway *gateway.Service
 	rules   *rules.Cache
 	prices  *prices.Cache
+	changes *changes.Bus
 	// The three listeners' handlers (issue 12 §5): the plugin's internal API with the
 	// probes and GET /v1/usage; the admin API; /metrics.
 	internal, admin, metrics http.Handler
@@ -90,11 +92,13 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	}
 	rc.Start()
 	pc.Start()
+	bus := changes.New(rdb, log) // entity changes between instances' caches
+	bus.Start()
 
 	reg := metrics.NewRegistry()
 	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, PreviousPluginSecret: cfg.PluginSecretPrevious, LeaseTTL: cfg.LeaseTTL, Rules: rc, Prices: pc,
 		RateLimitCooldown: cfg.RateLimitCooldown, Wait: waitConfig(cfg.Wait), ReservationTTL: cfg.ReservationTTL,
-		Metrics: reg, Catalogue: catalogueModels{}}, log)
+		Metrics: reg, Catalogue: catalogueModels{}, Changes: bus}, log)
 	admin := httpapi.New(httpapi.Options{
 		Store:      st,
 		Slots:      slots.New(rdb, cfg.LeaseTTL),
@@ -112,6 +116,7 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 		Routes:                routing.NewLog(rdb),
 		Unpriced:              prices.NewUnpricedLog(rdb),
 		AllowPrivateUpstreams: cfg.AllowPrivateUpstreams,
+		Changes:               bus,
 	})
 	internal := mux.NewRouter()
 	admin.RegisterPublic(internal)
@@ -121,7 +126,7 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	// Prometheus scrapes controlsvc's own metrics listener; Traefik routes none of it.
 	metricsRouter := mux.NewRouter()
 	metricsRouter.Handle("/metrics", reg).Methods(http.MethodGet)
-	return &App{log: log, store: st, redis: rdb, gateway: gw, rules: rc, prices: pc,
+	return &App{log: log, store: st, redis: rdb, gateway: gw, rules: rc, prices: pc, changes: bus,
 		internal: internal, admin: adminRouter, metrics: metricsRouter}, nil
 }
 
@@ -167,6 +172,7 @@ func (a *App) Logger() *slog.Logger { return a.log }
 // shut down.
 func (a *App) Close() {
 	a.gateway.Close()
+	a.changes.Close()
 	a.rules.Close()
 	a.prices.Close()
 	if err := a.redis.Close(); err != nil {

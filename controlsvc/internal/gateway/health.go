@@ -286,9 +286,8 @@ func (s *Service) settleFailure(ctx context.Context, f failure, grantID string, 
 	return false
 }
 
-// markAccount applies the account-wide mark of a failed attempt, if any, and drops the
-// account cache so this process stops choosing the account at once (other instances follow
-// within cacheTTL).
+// markAccount applies the account-wide mark of a failed attempt, if any, and publishes the
+// account's change, so that every instance stops choosing the account at once.
 func (s *Service) markAccount(ctx context.Context, f failure) {
 	m, ok := markFor(f, time.Now(), s.rateLimitCooldown)
 	if !ok {
@@ -299,7 +298,7 @@ func (s *Service) markAccount(ctx context.Context, f failure) {
 		s.log.Error("marking account", "account_id", f.AccountID, "status", f.Status, "error", err)
 		return
 	}
-	s.accounts.Invalidate()
+	s.accountChanged(ctx, f.AccountID)
 	s.log.Info("account marked", "account_id", f.AccountID, "status", f.Status,
 		"error_class", f.ErrorClass, "model", f.Model, "until", m.Until, "reason", m.Reason)
 	if res.Disabled {
@@ -307,9 +306,9 @@ func (s *Service) markAccount(ctx context.Context, f failure) {
 	}
 }
 
-// AccountsChanged drops this process's cached account lists, so that an admin change of an
-// account (its state cleared, its settings edited) reaches selection at once here; other
-// instances follow within cacheTTL.
+// AccountsChanged drops this process's cached account lists, all of them: for tests that
+// write accounts in PostgreSQL directly. The admin API publishes targeted events instead
+// (changes.go).
 func (s *Service) AccountsChanged() {
 	s.accounts.Invalidate()
 }

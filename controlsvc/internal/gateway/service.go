@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
+	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
@@ -60,6 +61,9 @@ type Config struct {
 	ReservationTTL time.Duration
 	// Metrics receives the service's counters (metrics.go); nil keeps them private.
 	Metrics *metrics.Registry
+	// Changes carries entity changes between instances (changes.go); nil: this instance's
+	// own changes only, and the caches' TTL for the rest.
+	Changes *changes.Bus
 }
 
 // Service implements the internal API.
@@ -108,6 +112,8 @@ type Service struct {
 	// a group id to the breaker.Settings its admissions last used.
 	breakers      *breaker.Breakers
 	groupBreakers sync.Map
+
+	changes *changes.Bus // nil: no other instance hears of changes (changes.go)
 }
 
 // New assembles the service and starts its last-used batcher, its subscription to slot
@@ -136,8 +142,9 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		noAuth:      cfg.PluginSecret == "",
 		previous:    sha256.Sum256([]byte(cfg.PreviousPluginSecret)),
 		hasPrevious: cfg.PreviousPluginSecret != "",
-		keys:        ttlcache.New[string, keyResult](cacheTTL, cacheMaxEntries),
-		accounts:    ttlcache.New[groupKey, []groupAccount](cacheTTL, cacheMaxEntries),
+		keys:        ttlcache.New[string, keyResult](cacheTTL, cacheMaxEntries).WithRefresh(cacheRefresh),
+		accounts:    ttlcache.New[groupKey, []groupAccount](cacheTTL, cacheMaxEntries).WithRefresh(cacheRefresh),
+		changes:     cfg.Changes,
 		touch:       newToucher(st, log),
 		sweep:       newSweeper(st, cfg.ReservationTTL, sweepInterval, log),
 		rules:       cfg.Rules,
@@ -158,6 +165,9 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		s.prices = defaultPrices{}
 	}
 	s.rateLimitCooldown = min(cfg.RateLimitCooldown, MaxRateLimitCooldown)
+	if s.changes != nil {
+		s.changes.Subscribe(s.applyChange)
+	}
 	go s.touch.run()
 	go s.sweep.run()
 	return s

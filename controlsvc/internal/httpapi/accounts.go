@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -162,7 +163,7 @@ func (a *API) createAccount(w http.ResponseWriter, r *http.Request) {
 		}
 		return n, err
 	}
-	serveCreate(w, r, create, a.st.CreateAccount, infallible(newAccountView), a.accountsChanged)
+	serveCreate(w, r, create, publishedAccountCreate(a, a.st.CreateAccount), infallible(newAccountView))
 }
 
 func (a *API) listAccounts(w http.ResponseWriter, r *http.Request) {
@@ -181,9 +182,9 @@ func (a *API) patchAccount(w http.ResponseWriter, r *http.Request) {
 		}
 		return p, err
 	}
-	servePatch(w, r, update, a.st.UpdateAccount, infallible(newAccountView), a.accountsChanged)
+	servePatch(w, r, update, publishedAccountUpdate(a, a.st.UpdateAccount), infallible(newAccountView))
 }
 
 func (a *API) deleteAccount(w http.ResponseWriter, r *http.Request) {
-	serveDelete(w, r, a.st.DeleteAccount, a.accountsChanged)
+	serveDelete(w, r, publishedDelete(a, changes.Account, a.st.DeleteAccount))
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
+	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -88,7 +89,7 @@ func (a *API) clearAccountState(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.accountsChanged()
+	a.publish(r.Context(), changes.Event{Kind: changes.Account, ID: id})
 	a.log.Info("account state cleared", "account_id", id, "status", acc.Status)
 	writeJSON(w, http.StatusOK, newAccountView(acc))
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -55,6 +56,10 @@ type Options struct {
 
 	// AllowPrivateUpstreams accepts http and loopback/private base_urls (upstreams.go).
 	AllowPrivateUpstreams bool
+
+	// Changes carries the change of each written key, user, group and account to every
+	// instance's caches (changes.go); nil = this process's notifiers only.
+	Changes *changes.Bus
 }
 
 // API serves the admin endpoints and the probes.
@@ -72,6 +77,7 @@ type API struct {
 	routes   RouteReader
 	unpriced UnpricedReader
 
+	changes      *changes.Bus   // Options.Changes
 	keyUsages    *keyUsageCache // GET /v1/usage's answers and refusals
 	allowPrivate bool           // Options.AllowPrivateUpstreams
 }
@@ -96,6 +102,7 @@ func New(o Options) *API {
 		routes:   o.Routes,
 		unpriced: o.Unpriced,
 
+		changes:      o.Changes,
 		keyUsages:    newKeyUsageCache(),
 		allowPrivate: o.AllowPrivateUpstreams,
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -131,7 +132,7 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	a.keyCreated()
+	a.publish(r.Context(), changes.Event{Kind: changes.Key, ID: k.ID})
 	a.keyUsages.forgetUnknown() // GET /v1/usage must know the new key at once
 	v := newAPIKeyView(k)
 	v.Key = key
@@ -162,12 +163,12 @@ func (a *API) getAPIKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) patchAPIKey(w http.ResponseWriter, r *http.Request) {
-	servePatch(w, r, (*apiKeyInput).update, a.st.UpdateAPIKey, infallible(newAPIKeyView))
+	servePatch(w, r, (*apiKeyInput).update, publishedUpdate(a, changes.Key, a.st.UpdateAPIKey), infallible(newAPIKeyView))
 	a.keyUsages.forgetUnknown() // the key may be active again
 }
 
 func (a *API) deleteAPIKey(w http.ResponseWriter, r *http.Request) {
-	serveDelete(w, r, a.st.DeleteAPIKey)
+	serveDelete(w, r, publishedDelete(a, changes.Key, a.st.DeleteAPIKey))
 }
 
 // KeyNotifier is told after a key is created, so that admission forgets the unknown keys it

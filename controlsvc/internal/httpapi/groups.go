@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -177,6 +178,6 @@ func (a *API) getGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) patchGroup(w http.ResponseWriter, r *http.Request) {
-	servePatch(w, r, (*groupInput).patch, a.st.UpdateGroup, newGroupView)
+	servePatch(w, r, (*groupInput).patch, publishedUpdate(a, changes.Group, a.st.UpdateGroup), newGroupView)
 	a.keyUsages.forgetUnknown() // the group's keys may be usable again
 }

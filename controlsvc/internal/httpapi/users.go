@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -96,6 +97,6 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 	update := func(in *userInput) (store.UserPatch, error) { return in.patch(false) }
-	servePatch(w, r, update, a.st.UpdateUser, infallible(newUserView))
+	servePatch(w, r, update, publishedUpdate(a, changes.User, a.st.UpdateUser), infallible(newUserView))
 	a.keyUsages.forgetUnknown() // the user's keys may be usable again
 }

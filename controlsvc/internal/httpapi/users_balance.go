@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -76,6 +77,7 @@ func (a *API) adjustBalance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	a.publish(r.Context(), changes.Event{Kind: changes.User, ID: id})
 	writeJSON(w, http.StatusOK, newUserView(u))
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -73,6 +74,7 @@ func (a *API) putUserGroupRate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	a.publish(r.Context(), changes.Event{Kind: changes.User, ID: userID})
 	writeView(w, r, http.StatusOK, out, newUserGroupRateView)
 }
 
@@ -86,6 +88,7 @@ func (a *API) deleteUserGroupRate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	a.publish(r.Context(), changes.Event{Kind: changes.User, ID: userID})
 	w.WriteHeader(http.StatusNoContent)
 }
 

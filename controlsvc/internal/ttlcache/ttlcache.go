@@ -1,8 +1,10 @@
 // Package ttlcache is the control service's in-process read-through cache: a fixed TTL,
 // a bound on entries with least-recently-used eviction (one entry at a time, never
-// everything), loads shared by concurrent misses and detached from the first caller, and
-// invalidation that no load begun before it can undo. Admission's key and account caches
-// and GET /v1/usage's answer caches are all one of these.
+// everything), loads shared by concurrent misses and detached from the first caller, an
+// optional refresh ahead of expiry that the caller does not wait for, and invalidation
+// (of everything or of the entries a predicate picks) that no load begun before it can
+// undo. Admission's key and account caches and GET /v1/usage's answer caches are all one
+// of these.
 package ttlcache
 
 import (
@@ -27,6 +29,9 @@ type Cache[K comparable, V any] struct {
 	ttl time.Duration
 	max int
 	now func() time.Time
+	// refreshAfter, when set (< ttl), is the age after which a hit still answers at once
+	// but starts a load in the background: a key in use never waits for its reload.
+	refreshAfter time.Duration
 
 	mu      sync.Mutex
 	entries map[K]*list.Element // of *cacheEntry[K, V]
@@ -47,29 +52,40 @@ func New[K comparable, V any](ttl time.Duration, maxEntries int) *Cache[K, V] {
 	return &Cache[K, V]{ttl: ttl, max: maxEntries, now: time.Now, entries: make(map[K]*list.Element), lru: list.New()}
 }
 
-// lookup returns k's entry, marking it used; fresh is false when it has expired.
-func (c *Cache[K, V]) lookup(k K) (v V, found, fresh bool, gen uint64) {
+// WithRefresh makes hits older than after (and younger than the TTL) start a background
+// reload while they answer with the value held; after >= the TTL turns it off.
+func (c *Cache[K, V]) WithRefresh(after time.Duration) *Cache[K, V] {
+	c.refreshAfter = after
+	return c
+}
+
+// lookup returns k's entry, marking it used; fresh is false when it has expired, stale is
+// true when it is fresh but due for a background refresh.
+func (c *Cache[K, V]) lookup(k K) (v V, found, fresh, stale bool, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	gen = c.gen
 	el, ok := c.entries[k]
 	if !ok {
-		return v, false, false, gen
+		return v, false, false, false, gen
 	}
 	c.lru.MoveToFront(el)
 	e := el.Value.(*cacheEntry[K, V])
-	return e.v, true, c.now().Before(e.expires), gen
+	now := c.now()
+	fresh = now.Before(e.expires)
+	stale = fresh && c.refreshAfter > 0 && c.refreshAfter < c.ttl && !now.Before(e.expires.Add(c.refreshAfter-c.ttl))
+	return e.v, true, fresh, stale, gen
 }
 
 // Peek returns k's value while it is fresh.
 func (c *Cache[K, V]) Peek(k K) (V, bool) {
-	v, _, fresh, _ := c.lookup(k)
+	v, _, fresh, _, _ := c.lookup(k)
 	return v, fresh
 }
 
 // Known reports whether k has an entry, fresh or expired.
 func (c *Cache[K, V]) Known(k K) bool {
-	_, found, _, _ := c.lookup(k)
+	_, found, _, _, _ := c.lookup(k)
 	return found
 }
 
@@ -80,22 +96,15 @@ func (c *Cache[K, V]) Put(k K, v V) {
 
 // Get returns the cached value of k or loads it. Errors are never cached.
 func (c *Cache[K, V]) Get(ctx context.Context, k K, load func(context.Context) (V, error)) (V, error) {
-	v, _, fresh, gen := c.lookup(k)
+	v, _, fresh, stale, gen := c.lookup(k)
 	if fresh {
+		if stale {
+			// The answer does not wait; a failed refresh leaves the entry until it expires.
+			c.group.DoChan(c.flightKey(gen, k), c.fill(ctx, k, gen, load))
+		}
 		return v, nil
 	}
-
-	flightKey := fmt.Sprintf("%d/%v", gen, k)
-	ch := c.group.DoChan(flightKey, func() (any, error) {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LoadTimeout)
-		defer cancel()
-		v, err := load(lctx)
-		if err != nil {
-			return v, err
-		}
-		c.PutAt(k, v, gen)
-		return v, nil
-	})
+	ch := c.group.DoChan(c.flightKey(gen, k), c.fill(ctx, k, gen, load))
 	select {
 	case res := <-ch:
 		if res.Err != nil {
@@ -106,6 +115,23 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K, load func(context.Context) (
 	case <-ctx.Done():
 		var zero V
 		return zero, ctx.Err()
+	}
+}
+
+func (c *Cache[K, V]) flightKey(gen uint64, k K) string { return fmt.Sprintf("%d/%v", gen, k) }
+
+// fill is the shared load of k: detached from the caller, bounded, stored unless the cache
+// was invalidated since gen.
+func (c *Cache[K, V]) fill(ctx context.Context, k K, gen uint64, load func(context.Context) (V, error)) func() (any, error) {
+	return func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LoadTimeout)
+		defer cancel()
+		v, err := load(lctx)
+		if err != nil {
+			return v, err
+		}
+		c.PutAt(k, v, gen)
+		return v, nil
 	}
 }
 
@@ -144,6 +170,24 @@ func (c *Cache[K, V]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Len()
+}
+
+// InvalidateWhere drops the entries drop picks (one entity's change, never a flush), and
+// returns how many. Like Invalidate it starts a new generation, so that a load that began
+// before the change (and may have read the old row) stores nothing.
+func (c *Cache[K, V]) InvalidateWhere(drop func(K, V) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k, el := range c.entries {
+		if drop(k, el.Value.(*cacheEntry[K, V]).v) {
+			c.lru.Remove(el)
+			delete(c.entries, k)
+			n++
+		}
+	}
+	c.gen++
+	return n
 }
 
 // Invalidate drops every entry, so the next get reloads.
