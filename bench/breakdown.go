@@ -71,7 +71,7 @@ func ms(f float64) time.Duration { return time.Duration(f * float64(time.Millise
 
 // printBreakdown prints the stages; differences are of medians (p50), so they need not add
 // up exactly.
-func printBreakdown(st *stack.Stack, keyID int64, gw, tr tracedResult, floor result) error {
+func printBreakdown(st *stack.Stack, keyID int64, gw, tr tracedResult, floor result, work controlsvcWork) error {
 	lt, err := usageTimings(st, keyID)
 	if err != nil {
 		fmt.Printf("\nbreakdown: the ledger could not be read: %v\n", err)
@@ -92,7 +92,11 @@ func printBreakdown(st *stack.Stack, keyID int64, gw, tr tracedResult, floor res
 	row("  after the upstream", round(back).String(), "fake upstream arrival -> reply read, gateway - Traefik alone (relay, reply handling)")
 	row("plugin parse", "not measured", "alone: the plugin times no stage; only parse + forward set-up together, above")
 	row("forward", "not measured", "alone: as plugin parse; the ledger's upstream_ms covers the upstream too")
-	row("controlsvc work", "not measured", "inside admission_ms: controlsvc records no per-call duration (no histogram in /metrics, none in the ledger)")
+	if work.err != nil {
+		row("controlsvc work", "not measured", work.err.Error())
+	} else {
+		row("controlsvc work", round(work.mean).String(), fmt.Sprintf("mean per grant inside the admit round trip, controlsvc's /metrics (%d grants of the run)", work.grants))
+	}
 	row("report", "not measured", "sent after the reply in batches, off the client's path; no timing is recorded for it")
 	fmt.Printf("  ledger p50s: admission_ms %.1f, upstream_ms %.1f, first_token_ms %.1f, duration_ms %.1f\n",
 		lt.admission, lt.upstream, lt.firstToken, lt.total)

@@ -107,6 +107,7 @@ func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, 
 	res := map[string]result{}
 	var traced = map[string]tracedResult{}
 	var failed []string
+	var work controlsvcWork // controlsvc's time per grant in the traced c=1 run
 	for _, c := range goalCases {
 		body := goalsBody
 		if c.mode == "stream" {
@@ -128,9 +129,13 @@ func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, 
 			if _, err := loadTraced(st, url, key, body, "warm", c.conc, warm); err != nil {
 				return err
 			}
+			before, berr := readAdmitCounters(st)
 			tr, err := loadTraced(st, url, key, body, "run", c.conc, dur)
 			if err != nil {
 				return err
+			}
+			if c.target == tgGateway {
+				work = measuredWork(st, before, berr)
 			}
 			traced[c.target] = tr
 			r = tr.result
@@ -181,7 +186,7 @@ func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, 
 	}
 	goals = append(goals, streamGoals(streams)...)
 	printGoals(goals)
-	if err := printBreakdown(st, keys.c1ID, traced[tgGateway], traced[tgTraefik], traced[tgFloor].result); err != nil {
+	if err := printBreakdown(st, keys.c1ID, traced[tgGateway], traced[tgTraefik], traced[tgFloor].result, work); err != nil {
 		failed = append(failed, fmt.Sprintf("breakdown: %v", err))
 	}
 	if len(failed) > 0 {

@@ -38,11 +38,19 @@ func TestReportAndAdmissionCounters(t *testing.T) {
 	if got := e.counts(); got.granted != 2 || got.refused != 0 || got.errors != 0 {
 		t.Fatalf("after two grants: %+v", got)
 	}
+	// Each grant is timed (real PostgreSQL and Redis round trips: well above 0 µs).
+	grantedMicros := e.svc.metrics.admitGrantedMicros.Value()
+	if grantedMicros < 2 {
+		t.Fatalf("%d µs counted for two grants", grantedMicros)
+	}
 	if res := e.admit(t, admitRequest{APIKey: "sk-pg-unknown", Model: "gpt-4o"}); res.status != http.StatusUnauthorized {
 		t.Fatalf("unknown key: %d %s", res.status, res.body)
 	}
 	if got := e.counts(); got.granted != 2 || got.refused != 1 || got.errors != 0 {
 		t.Fatalf("after a refusal: %+v", got)
+	}
+	if got := e.svc.metrics.admitGrantedMicros.Value(); got != grantedMicros {
+		t.Fatalf("a refusal added %d µs to the granted calls' time", got-grantedMicros)
 	}
 	e.exec(t, `ALTER TABLE api_keys RENAME TO api_keys_away`)
 	res := e.admit(t, admitRequest{APIKey: "sk-pg-another-unknown", Model: "gpt-4o"})
