@@ -97,8 +97,9 @@ func (rt *routeLog) sticky(id int64) {
 	}
 }
 
-// recordRoute appends the admission's entry to its request's list (one pipelined round
-// trip, after the answer is written so the caller never waits for it): a grant, or a
+// recordRoute queues the admission's entry for its request's list (routing.Writer: one
+// pipeline for the entries of many admissions, after the answer is written so the caller
+// never waits for it, and the handler returns without a Redis round trip): a grant, or a
 // refused re-admission (its request will be settled, and the refusal is part of why it
 // ended as it did). A refused first admission leaves no grant and no record, so nothing is
 // kept for it. Failing to write costs only the explanation, so it is logged.
@@ -119,9 +120,7 @@ func (s *Service) recordRoute(ctx context.Context, req *admitRequest, rt *routeL
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 	defer cancel()
-	if werr := s.routes.Append(ctx, req.RequestID, rt.entry); werr != nil {
-		s.log.Warn("recording the routing explanation", "request_id", truncate(req.RequestID, maxLogField), "error", werr)
-	}
+	s.routeWriter.Add(ctx, req.RequestID, rt.entry)
 }
 
 // admissionKind tells a first admission from a failover and a plain re-admission.

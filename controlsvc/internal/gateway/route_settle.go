@@ -20,6 +20,7 @@ func (s *Service) pendingRoutes(ctx context.Context, reps []*report) map[string]
 	for i, rep := range reps {
 		ids[i] = rep.RequestID
 	}
+	s.routeWriter.Flush(ctx) // entries queued before this settlement are read with it
 	routes, err := s.routes.ReadMany(ctx, ids)
 	if err != nil {
 		s.log.Warn("reading routing explanations of reports", "reports", len(reps), "error", err)

@@ -169,9 +169,7 @@ func TestReportStoresRoutingAndAttemptReasons(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, en := range entries {
-		if err := e.svc.routes.Append(context.Background(), "req_route_settle", en); err != nil {
-			t.Fatal(err)
-		}
+		e.svc.routeWriter.Add(context.Background(), "req_route_settle", en)
 	}
 
 	rep := reportFor(next, 200, "responses", `{"input_tokens":10,"output_tokens":5}`)

@@ -96,6 +96,7 @@ type Service struct {
 	catalogue     ModelCatalogue
 	catalogueSets *ttlcache.Cache[string, map[string]bool]
 	routes        *routing.Log // the requests' routing explanations not settled yet (route.go)
+	routeWriter   *routing.Writer
 
 	closeOnce sync.Once
 	// stopping is closed by BeginShutdown (wait.go).
@@ -168,6 +169,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	if s.changes != nil {
 		s.changes.Subscribe(s.applyChange)
 	}
+	s.routeWriter = s.routes.NewWriter(log)
 	go s.touch.run()
 	go s.sweep.run()
 	return s
@@ -189,6 +191,7 @@ func (s *Service) Close() {
 		s.touch.close()
 		s.sweep.close()
 		s.waker.close()
+		s.routeWriter.Close()
 	})
 }
 

@@ -25,27 +25,6 @@ func Key(requestID string) string {
 	return "pg:{r:" + requestID + "}:route"
 }
 
-// Append adds one admission's entry, bounded (Entry.Bound), in one pipelined round trip:
-// the list keeps the first MaxEntries entries and expires TTL after the last admission.
-func (l *Log) Append(ctx context.Context, requestID string, e Entry) error {
-	e.Bound()
-	b, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("encoding routing entry: %w", err)
-	}
-	k := Key(requestID)
-	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.RPush(ctx, k, b)
-		p.LTrim(ctx, k, 0, MaxEntries-1)
-		p.Expire(ctx, k, TTL)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("appending routing entry of %s: %w", requestID, err)
-	}
-	return nil
-}
-
 // Read returns the entries of a request not settled yet; nil when there are none.
 func (l *Log) Read(ctx context.Context, requestID string) ([]Entry, error) {
 	m, err := l.ReadMany(ctx, []string{requestID})
