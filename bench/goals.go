@@ -91,12 +91,12 @@ func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, 
 	if err != nil {
 		return fmt.Errorf("seeding the goals: %w", err)
 	}
-	plain, _, stopPlain, err := startPlainTraefik(ctx, filepath.Join(bin, "traefik"), filepath.Join(dir, "plain-goals"), st.FakeURL)
+	plain, plainPID, stopPlain, err := startPlainTraefik(ctx, filepath.Join(bin, "traefik"), filepath.Join(dir, "plain-goals"), st.FakeURL)
 	if err != nil {
 		return err
 	}
 	defer stopPlain()
-	floor, _, stopFloor, err := startBaselineTraefik(ctx, filepath.Join(bin, "traefik"), filepath.Join(dir, "floor"), st.FakeURL, true)
+	floor, floorPID, stopFloor, err := startBaselineTraefik(ctx, filepath.Join(bin, "traefik"), filepath.Join(dir, "floor"), st.FakeURL, true)
 	if err != nil {
 		return fmt.Errorf("the empty Yaegi plugin (floor): %w", err)
 	}
@@ -125,6 +125,7 @@ func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, 
 		}
 		url += "/v1/responses"
 		var r result
+		var cpu cpuRun
 		if c.traced {
 			if _, err := loadTraced(st, url, key, body, "warm", c.conc, warm); err != nil {
 				return err
@@ -141,10 +142,13 @@ func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, 
 			r = tr.result
 		} else {
 			load(url, key, body, c.conc, warm)
-			r = load(url, key, body, c.conc, dur)
+			r, cpu = measureCPU(serverParts(st, c.target, plainPID, floorPID), func() result { return load(url, key, body, c.conc, dur) })
 		}
 		res[caseKey(c.mode, c.target, c.conc)] = r
 		fmt.Printf("%-7s %-8s %5d %10.0f %10s %10s %7d\n", c.mode, c.target, c.conc, r.rps, round(r.p50), round(r.p99), r.errors)
+		if !c.traced {
+			fmt.Printf("        CPU per request: %s\n", cpu.perRequest())
+		}
 		if r.firstError != "" {
 			fmt.Printf("        e.g. %s\n", r.firstError)
 		}

@@ -151,6 +151,22 @@ func (st *Stack) TraefikPID() int {
 	return st.traefik.cmd.Process.Pid
 }
 
+// PostgresPID and RedisPID are the process ids of the stack's own servers (0 for external
+// ones), e.g. for the benchmark to read the CPU time their process trees spent.
+func (st *Stack) PostgresPID() int {
+	if st.pg == nil {
+		return 0
+	}
+	return st.pg.PID()
+}
+
+func (st *Stack) RedisPID() int {
+	if st.redis == nil {
+		return 0
+	}
+	return st.redis.PID()
+}
+
 // ControlsvcPIDs are the process ids of the running controlsvc instances (a stopped one is
 // left out), e.g. for the benchmark to read their resident memory from /proc/<pid>/status.
 func (st *Stack) ControlsvcPIDs() []int {

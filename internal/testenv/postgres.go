@@ -170,6 +170,15 @@ func (p *Postgres) run(ctx context.Context, port int, appendLog bool) error {
 	return nil
 }
 
+// PID is the process id of the server this package started (the postmaster, or the
+// wrapper that runs it as a service user), 0 for an external server.
+func (p *Postgres) PID() int {
+	if p.proc == nil {
+		return 0
+	}
+	return p.proc.cmd.Process.Pid
+}
+
 // waitReady polls until the server accepts a query, it exits, or the
 // timeout passes.
 func (p *Postgres) waitReady(ctx context.Context) error {

@@ -162,3 +162,11 @@ func (r *Redis) Restart(ctx context.Context) error {
 	}
 	return r.run(ctx, r.port, true)
 }
+
+// PID is the process id of the server this package started, 0 for an external server.
+func (r *Redis) PID() int {
+	if r.proc == nil {
+		return 0
+	}
+	return r.proc.cmd.Process.Pid
+}
