@@ -11,6 +11,8 @@ package plugin
 // that did not ask to stream gets the final response object, or an error, at the end.
 
 import (
+	"github.com/poolgate/poolgate/plugin/convert"
+
 	"bytes"
 	"context"
 	"net/http"
@@ -74,12 +76,21 @@ func (x *exchange) convertedBody(g *grant) ([]byte, error) {
 		f := compactFields(fields)
 		fields = &f
 	}
-	b, tools, err := convertAgentRequest(fields, model, limit, true)
+	b, tools, err := convert.Request(convertFields(fields), model, limit, true)
 	if err != nil {
 		return nil, err
 	}
 	x.sent, x.sentFor, x.convTools = b, key, tools
 	return b, nil
+}
+
+// convertFields hands the conversion the fields it reads of those validation decoded.
+func convertFields(f *requestFields) *convert.Fields {
+	return &convert.Fields{
+		Model: f.Model, Input: f.Input, Instructions: f.Instructions, MaxOutputTokens: f.MaxOutputTokens,
+		Temperature: f.Temperature, TopP: f.TopP, Tools: f.Tools, ToolChoice: f.ToolChoice,
+		ParallelToolCalls: f.ParallelToolCalls, Reasoning: f.Reasoning, Text: f.Text,
+	}
 }
 
 // prepareConverted converts the body for the current grant; a body that cannot be

@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"github.com/poolgate/poolgate/plugin/convert"
+
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
@@ -43,7 +45,7 @@ type exchange struct {
 	sentFor string
 	// convTools maps a converted request's tool names back and holds the conversion's
 	// warnings for the record (convert_agents.go); nil on other requests.
-	convTools *convTools
+	convTools *convert.Tools
 
 	grant    *grant  // the current grant; nil until controlsvc granted one
 	exclude  []int64 // accounts already tried
