@@ -2,9 +2,9 @@ package plugin
 
 // Responses requests answered by an Anthropic account (issue 5 §1–4; docs/design.md,
 // "Conversion contract"). A grant with convert "responses_to_messages" sends each attempt
-// the Messages body converted from the client's fields (convert_request.go) to
+// the Messages body converted from the client's fields (plugin/convert, request.go) to
 // <base_url>/v1/messages, always streamed, and converts the Anthropic stream back
-// (convert_stream.go). The converter's started() is the commit point: before it, an upstream
+// (plugin/convert, stream.go). The converter's Started() is the commit point: before it, an upstream
 // error event, a cut or a stream without message_stop fails the attempt over like any
 // failed attempt; from it on, the converted stream ends in response.completed,
 // response.incomplete or response.failed, never in another protocol's error frame. A client

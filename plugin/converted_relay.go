@@ -1,7 +1,7 @@
 package plugin
 
 // The relay of a converted attempt (converted.go): the Anthropic stream is fed through the
-// converter (convert_stream.go) read by read; the converted events are held until the commit
+// converter (plugin/convert, stream.go) read by read; the converted events are held until the commit
 // point, then written and flushed batch by batch, or, for a client that did not stream,
 // rendered as one response object at the end. A client that leaves after the commit point
 // leaves the attempt draining: the stream is converted on within drainTimeout (the

@@ -44,7 +44,7 @@ type exchange struct {
 	sent    []byte
 	sentFor string
 	// convTools maps a converted request's tool names back and holds the conversion's
-	// warnings for the record (convert_agents.go); nil on other requests.
+	// warnings for the record (plugin/convert, agents.go); nil on other requests.
 	convTools *convert.Tools
 
 	grant    *grant  // the current grant; nil until controlsvc granted one

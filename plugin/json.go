@@ -238,7 +238,7 @@ type requestFields struct {
 	MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
 	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
 	MaxTokens           json.RawMessage `json:"max_tokens"`
-	// The rest of what the Responses → Messages conversion reads (convert_request.go), so
+	// The rest of what the Responses → Messages conversion reads (plugin/convert, request.go), so
 	// that a converted request needs no second decode of the whole body.
 	Temperature       json.RawMessage `json:"temperature"`
 	TopP              json.RawMessage `json:"top_p"`

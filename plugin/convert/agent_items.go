@@ -1,7 +1,7 @@
 package convert
 
-// The output items of the agents' tools (convert_agents.go), rendered like the others in
-// convert_response.go: a custom tool's call and a server web search.
+// The output items of the agents' tools (agents.go), rendered like the others in
+// response.go: a custom tool's call and a server web search.
 
 import "encoding/json"
 

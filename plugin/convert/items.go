@@ -1,6 +1,6 @@
 package convert
 
-// The item lifecycle of convert_stream.go: Anthropic content blocks open and close
+// The item lifecycle of stream.go: Anthropic content blocks open and close
 // Responses output items (a message with one output_text part per text block, a reasoning
 // item per thinking block, a function_call item per tool_use block), and the response
 // ends completed, incomplete or failed. Usage is merged here too.

@@ -68,7 +68,7 @@ type responsesItem struct {
 	// Namespace of a function_call (Codex's namespaced tools); Input of a custom_tool_call.
 	Namespace string          `json:"namespace"`
 	Input     json.RawMessage `json:"input"`
-	// A reasoning item's summary and encrypted_content (convert_reasoning.go).
+	// A reasoning item's summary and encrypted_content (reasoning.go).
 	Summary          json.RawMessage `json:"summary"`
 	EncryptedContent string          `json:"encrypted_content"`
 }

@@ -3,7 +3,7 @@ package convert
 // Responses → Anthropic Messages request conversion (issue 5 §2; sub2api-behaviour.md §7.1,
 // with its defects fixed: max_tokens always exceeds the thinking budget, and the tool pairing
 // is repaired so that Anthropic accepts the history). The conversion runs once per attempt on
-// the untouched client body; convert_messages.go turns the input items into messages.
+// the untouched client body; messages.go turns the input items into messages.
 
 import (
 	"encoding/json"
@@ -41,7 +41,7 @@ var thinkingBudgets = map[string]int64{
 // text.verbosity, service_tier, prompt_cache_key, previous_response_id (Anthropic keeps no
 // server-side state), metadata, truncation, max_tool_calls, top_logprobs, user,
 // safety_identifier, stream (upstream always streams). text.format json_schema becomes
-// output_config (convert_reasoning.go).
+// output_config (reasoning.go).
 
 // messagesRequest is the Anthropic Messages request sent upstream.
 type messagesRequest struct {
@@ -132,7 +132,7 @@ func convertRequest(req *Fields, upstreamModel string, limit int64) ([]byte, err
 // convertAgentRequest converts the decoded fields of a Responses request. limit, when above
 // 0, is the output cap of the grant (what the reservation covers): max_tokens never exceeds
 // it, and it is max_tokens when the client names no max_output_tokens. cache adds the
-// automatic prompt-caching breakpoints (convert_cache.go). The returned Tools maps the
+// automatic prompt-caching breakpoints (cache.go). The returned Tools maps the
 // tool names back and holds the warnings.
 func convertAgentRequest(req *Fields, upstreamModel string, limit int64, cache bool) ([]byte, *Tools, error) {
 	out := messagesRequest{Model: upstreamModel, Stream: true}

@@ -1,7 +1,7 @@
 package convert
 
-// Rendering of the Responses events and objects of convert_stream.go, by appending to one
-// buffer. Every event carries its type first (so eventType in commit.go reads it), an
+// Rendering of the Responses events and objects of stream.go, by appending to one
+// buffer. Every event carries its type first (so the core's eventType, plugin/sse.go, reads it), an
 // increasing sequence_number, and the fields strict clients require even when zero or
 // empty: output_index, content_index, summary_index, content: [], summary: [],
 // arguments: "", annotations: [], logprobs: [] (sub2api-behaviour.md §11 #17; the

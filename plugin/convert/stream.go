@@ -9,7 +9,7 @@ package convert
 // Per event the interpreted work is one json.Unmarshal into a small struct and a few
 // appends to a reused buffer: delta texts are never decoded, their JSON string literals are
 // copied through and concatenated. This file frames and decodes the upstream events;
-// convert_items.go opens and closes the output items, convert_response.go renders them.
+// items.go opens and closes the output items, response.go renders them.
 //
 // Wiring (converted.go): the caller holds the returned bytes until started() (the commit
 // point) and may fail over before it, e.g. on upstreamError(); it ends a cut or stalled
@@ -101,7 +101,7 @@ type convBlock struct {
 	text     []byte
 	partOpen bool // a reasoning summary part was announced
 	// sig is a reasoning item's encrypted_content (the inside of a JSON string): the
-	// thinking signature or the redacted data, with its prefix (convert_reasoning.go).
+	// thinking signature or the redacted data, with its prefix (reasoning.go).
 	sig       []byte
 	namespace []byte // JSON string of a namespaced function_call's namespace, or nil
 }
@@ -141,7 +141,7 @@ type Stream struct {
 	items    [][]byte // rendered done items, by output_index
 	msg      convMessage
 	cur      convBlock
-	// tools maps the flat tool names of the converted request back (convert_agents.go).
+	// tools maps the flat tool names of the converted request back (agents.go).
 	tools *Tools
 }
 

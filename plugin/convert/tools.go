@@ -1,7 +1,7 @@
 package convert
 
 // Tools and tool_choice of a Responses request → Anthropic Messages (sub2api-behaviour.md
-// §7.1; the agents' tool types in convert_agents.go).
+// §7.1; the agents' tool types in agents.go).
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ type responsesToolChoice struct {
 
 // convertTools converts the tools: function tools as they are, the function tools of a
 // namespace flattened, custom tools as one string input, web_search as the server
-// web-search tool (convert_agents.go); other types are left out with a warning in m.
+// web-search tool (agents.go); other types are left out with a warning in m.
 func convertTools(raw json.RawMessage, m *Tools) ([]messagesTool, error) {
 	if isNullRaw(raw) {
 		return nil, nil

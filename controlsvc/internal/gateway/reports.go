@@ -43,7 +43,7 @@ type report struct {
 	// ServedModel echoes the grant's served_model: the model a group's fallback served
 	// instead of Model (issue 13 §6); the record is priced by it when UpstreamModel is empty.
 	ServedModel string `json:"served_model,omitempty"`
-	// Warnings are what a converted request could not carry over (plugin, convert_agents.go).
+	// Warnings are what a converted request could not carry over (plugin/convert, agents.go).
 	Warnings []string `json:"warnings,omitempty"`
 }
 
