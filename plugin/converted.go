@@ -11,6 +11,8 @@ package plugin
 // that did not ask to stream gets the final response object, or an error, at the end.
 
 import (
+	"github.com/poolgate/poolgate/plugin/wire"
+
 	"github.com/poolgate/poolgate/plugin/convert"
 
 	"bytes"
@@ -132,7 +134,7 @@ func convertedExhausted(last *failedAttempt) *clientError {
 	if status < 400 || status > 599 {
 		status = http.StatusBadGateway
 	}
-	typ, _ := errorFields(last.Body, anthropicErrorType(status, ""), "")
+	typ, _ := errorFields(last.Body, wire.AnthropicErrorType(status, ""), "")
 	e := newClientError(status, typ, msgAccountsExhausted)
 	if status == http.StatusTooManyRequests {
 		e.retryAfter = safeRetryAfter(last.RetryAfter)

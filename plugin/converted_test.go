@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"github.com/poolgate/poolgate/plugin/wire"
+
 	"encoding/json"
 	"strings"
 	"testing"
@@ -307,7 +309,7 @@ func TestConvertedErrors(t *testing.T) {
 	t.Parallel()
 	// The code is the upstream's error class (issue 14 §5), not server_error.
 	exhausted := func(status int) string {
-		return `{"error":{"code":"` + anthropicErrorType(status, "") + `","message":"All available accounts exhausted"}}`
+		return `{"error":{"code":"` + wire.AnthropicErrorType(status, "") + `","message":"All available accounts exhausted"}}`
 	}
 	tests := []struct {
 		name       string
