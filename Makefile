@@ -40,13 +40,14 @@ test-e2e: deps build traefik clis
 	POOLGATE_BIN_DIR=$(BIN) $(GO) test -count=1 -v ./e2e/...
 
 ## check-plugin: Traefik's Yaegi loads only the standard library, and the plugin has no
-## select statement (docs/yaegi.md)
+## select statement (docs/yaegi.md); both for every package under plugin/ (plugin/convert,
+## plugin/wire, ...), which the interpreter loads from the same GOPATH
 check-plugin:
-	@sel=$$(grep -nE '^[[:space:]]*select[[:space:]]*\{' $$(ls plugin/*.go plugin/*/*.go 2>/dev/null | grep -v '_test\.go$$') || true); \
+	@sel=$$(grep -nE '^[[:space:]]*select[[:space:]]*\{' $$(find plugin -name '*.go' ! -name '*_test.go' ! -path '*/testdata/*') || true); \
 	if [ -n "$$sel" ]; then echo "plugin code has select statements (docs/yaegi.md):"; echo "$$sel"; exit 1; fi
-	@nonstd=$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./plugin | grep -v '^github.com/poolgate/poolgate/plugin$$' || true); \
+	@nonstd=$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./plugin/... | grep -vE '^github.com/poolgate/poolgate/plugin(/[a-z0-9_]+)*$$' || true); \
 	if [ -n "$$nonstd" ]; then echo "plugin imports non-standard packages:"; echo "$$nonstd"; exit 1; fi; \
-	echo "plugin: standard library only"
+	echo "plugin: standard library only ($$($(GO) list ./plugin/... | tr '\n' ' '))"
 
 ## bench: the same load against the fake upstream, Traefik alone and the whole gateway, then a user saturated with queueing on, then long streams relayed and converted (events/s per Traefik core), then the goals of issue 15 §5, PASS or FAIL each (BENCH_FLAGS, e.g. "-d 2s -only saturated|convert|goals")
 bench: deps build traefik

@@ -10,6 +10,8 @@ package plugin
 // summary, which Codex keeps as its new history.
 
 import (
+	"github.com/poolgate/poolgate/plugin/convert"
+
 	"bytes"
 	"encoding/json"
 )
@@ -75,7 +77,7 @@ func compactOutput(input json.RawMessage, summary string) []byte {
 	size := 0
 	for i := len(items) - 1; i >= 0; i-- {
 		var it compactItem
-		if json.Unmarshal(items[i], &it) != nil || (it.Type != "" && it.Type != "message") || it.Role != roleUser {
+		if json.Unmarshal(items[i], &it) != nil || (it.Type != "" && it.Type != "message") || it.Role != convert.RoleUser {
 			continue
 		}
 		if size+len(items[i]) > maxCompactKeptBytes {
@@ -91,12 +93,12 @@ func compactOutput(input json.RawMessage, summary string) []byte {
 		b = append(b, ',')
 	}
 	b = append(b, `{"type":"message","role":"user","content":[{"type":"input_text","text":`...)
-	b = appendJSONString(b, compactSummaryPrefix+summary)
+	b = convert.AppendJSONString(b, compactSummaryPrefix+summary)
 	return append(b, "}]}]}"...)
 }
 
 // outputText returns the text of the converted response's message items.
-func (s *responsesStream) outputText() string {
+func outputText(s *convert.Stream) string {
 	var resp struct {
 		Output []struct {
 			Type    string `json:"type"`
@@ -106,7 +108,7 @@ func (s *responsesStream) outputText() string {
 			} `json:"content"`
 		} `json:"output"`
 	}
-	if json.Unmarshal(s.responseJSON(), &resp) != nil {
+	if json.Unmarshal(s.ResponseJSON(), &resp) != nil {
 		return ""
 	}
 	var buf bytes.Buffer

@@ -1,6 +1,11 @@
 package plugin
 
 import (
+	"os"
+	"path/filepath"
+
+	"github.com/poolgate/poolgate/plugin/convert"
+
 	"encoding/json"
 	"strings"
 	"testing"
@@ -47,12 +52,23 @@ func TestCompactOnAnthropic(t *testing.T) {
 	if len(reqs) != 1 || reqs[0].path != pathMessages {
 		t.Fatalf("upstream requests %+v", reqs)
 	}
-	var sent messagesRequest
+	var sent struct {
+		Messages []struct {
+			Role    string `json:"role"`
+			Content []struct {
+				Text string `json:"text"`
+			} `json:"content"`
+		} `json:"messages"`
+		Tools      []json.RawMessage `json:"tools"`
+		ToolChoice *struct {
+			Type string `json:"type"`
+		} `json:"tool_choice"`
+	}
 	if err := json.Unmarshal(reqs[0].body, &sent); err != nil {
 		t.Fatal(err)
 	}
 	lastMsg := sent.Messages[len(sent.Messages)-1]
-	if lastMsg.Role != roleUser || !strings.Contains(lastMsg.Content[len(lastMsg.Content)-1].Text, "Compact this conversation") {
+	if lastMsg.Role != convert.RoleUser || !strings.Contains(lastMsg.Content[len(lastMsg.Content)-1].Text, "Compact this conversation") {
 		t.Errorf("summary prompt missing: %s", reqs[0].body)
 	}
 	if len(sent.Tools) != 1 || sent.ToolChoice == nil || sent.ToolChoice.Type != "none" {
@@ -95,7 +111,7 @@ func TestConvertedAgentThroughPlugin(t *testing.T) {
 	t.Parallel()
 	up := newTestUpstream(t)
 	var events []string
-	for _, block := range strings.Split(convAgentStream, "\n\n") {
+	for _, block := range strings.Split(agentStream(t), "\n\n") {
 		if strings.TrimSpace(block) != "" {
 			events = append(events, block+"\n\n")
 		}
@@ -125,4 +141,23 @@ func TestConvertedAgentThroughPlugin(t *testing.T) {
 	if len(rep.Warnings) != 1 || rep.Warnings[0] != `tools[3]: tool type "image_generation" has no Claude equivalent; left out` {
 		t.Errorf("warnings %q", rep.Warnings)
 	}
+}
+
+// agentStream is the conversion tests' agent stream (a signed thinking block, a namespaced
+// function call, a custom tool call), from their golden file.
+func agentStream(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("convert", "testdata", "agents.golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Stream struct {
+			Input string `json:"input"`
+		} `json:"stream"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil || g.Stream.Input == "" {
+		t.Fatalf("agents.golden.json: %v", err)
+	}
+	return g.Stream.Input
 }

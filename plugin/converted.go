@@ -2,15 +2,19 @@ package plugin
 
 // Responses requests answered by an Anthropic account (issue 5 §1–4; docs/design.md,
 // "Conversion contract"). A grant with convert "responses_to_messages" sends each attempt
-// the Messages body converted from the client's fields (convert_request.go) to
+// the Messages body converted from the client's fields (plugin/convert, request.go) to
 // <base_url>/v1/messages, always streamed, and converts the Anthropic stream back
-// (convert_stream.go). The converter's started() is the commit point: before it, an upstream
+// (plugin/convert, stream.go). The converter's Started() is the commit point: before it, an upstream
 // error event, a cut or a stream without message_stop fails the attempt over like any
 // failed attempt; from it on, the converted stream ends in response.completed,
 // response.incomplete or response.failed, never in another protocol's error frame. A client
 // that did not ask to stream gets the final response object, or an error, at the end.
 
 import (
+	"github.com/poolgate/poolgate/plugin/wire"
+
+	"github.com/poolgate/poolgate/plugin/convert"
+
 	"bytes"
 	"context"
 	"net/http"
@@ -74,12 +78,21 @@ func (x *exchange) convertedBody(g *grant) ([]byte, error) {
 		f := compactFields(fields)
 		fields = &f
 	}
-	b, tools, err := convertAgentRequest(fields, model, limit, true)
+	b, tools, err := convert.Request(convertFields(fields), model, limit, true)
 	if err != nil {
 		return nil, err
 	}
 	x.sent, x.sentFor, x.convTools = b, key, tools
 	return b, nil
+}
+
+// convertFields hands the conversion the fields it reads of those validation decoded.
+func convertFields(f *requestFields) *convert.Fields {
+	return &convert.Fields{
+		Model: f.Model, Input: f.Input, Instructions: f.Instructions, MaxOutputTokens: f.MaxOutputTokens,
+		Temperature: f.Temperature, TopP: f.TopP, Tools: f.Tools, ToolChoice: f.ToolChoice,
+		ParallelToolCalls: f.ParallelToolCalls, Reasoning: f.Reasoning, Text: f.Text,
+	}
 }
 
 // prepareConverted converts the body for the current grant; a body that cannot be
@@ -121,7 +134,7 @@ func convertedExhausted(last *failedAttempt) *clientError {
 	if status < 400 || status > 599 {
 		status = http.StatusBadGateway
 	}
-	typ, _ := errorFields(last.Body, anthropicErrorType(status, ""), "")
+	typ, _ := errorFields(last.Body, wire.AnthropicErrorType(status, ""), "")
 	e := newClientError(status, typ, msgAccountsExhausted)
 	if status == http.StatusTooManyRequests {
 		e.retryAfter = safeRetryAfter(last.RetryAfter)

@@ -1,13 +1,15 @@
 package plugin
 
 // The relay of a converted attempt (converted.go): the Anthropic stream is fed through the
-// converter (convert_stream.go) read by read; the converted events are held until the commit
+// converter (plugin/convert, stream.go) read by read; the converted events are held until the commit
 // point, then written and flushed batch by batch, or, for a client that did not stream,
 // rendered as one response object at the end. A client that leaves after the commit point
 // leaves the attempt draining: the stream is converted on within drainTimeout (the
 // watchdog) for its usage, and nothing more is written.
 
 import (
+	"github.com/poolgate/poolgate/plugin/convert"
+
 	"io"
 	"net/http"
 	"strconv"
@@ -18,7 +20,7 @@ import (
 type convertedAttempt struct {
 	x         *exchange
 	wd        *watchdog
-	conv      *responsesStream
+	conv      *convert.Stream
 	held      []byte // converted events before the commit point (streaming clients)
 	committed bool
 	draining  bool   // the client left after the commit point
@@ -37,9 +39,9 @@ func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAtte
 		return &failedAttempt{AccountID: x.grant.AccountID, Status: resp.StatusCode, ErrorClass: classNotEventStream}
 	}
 	wd.armIdle(x.idleTimeout())
-	c := &convertedAttempt{x: x, wd: wd, conv: newResponsesStream(x.info.model, newResponseID(), time.Now().Unix()),
+	c := &convertedAttempt{x: x, wd: wd, conv: convert.NewStream(x.info.model, newResponseID(), time.Now().Unix()),
 		upstream: upstreamRequestID(resp.Header)}
-	c.conv.tools = x.convTools
+	c.conv.SetTools(x.convTools)
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
@@ -48,12 +50,12 @@ func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAtte
 		if n > 0 {
 			wd.progress()
 			x.outputBytes += int64(n)
-			if f, done := c.step(c.conv.feed(buf[:n])); done {
+			if f, done := c.step(c.conv.Feed(buf[:n])); done {
 				return f
 			}
 		}
 		if rerr == io.EOF {
-			f, _ := c.step(c.conv.finish())
+			f, _ := c.step(c.conv.Finish())
 			return f
 		}
 		if rerr != nil {
@@ -66,15 +68,15 @@ func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAtte
 // answered (nil) or failed before the commit point.
 func (c *convertedAttempt) step(out []byte) (*failedAttempt, bool) {
 	x := c.x
-	status := c.conv.finalStatus()
+	status := c.conv.FinalStatus()
 	if !c.committed {
-		if status == statusFailed && !c.conv.started() {
+		if status == convert.StatusFailed && !c.conv.Started() {
 			return c.failBeforeCommit(), true
 		}
 		if x.info.stream {
 			c.held = append(c.held, out...)
 		}
-		if !c.conv.started() && status == "" && len(c.held) <= maxHold {
+		if !c.conv.Started() && status == "" && len(c.held) <= maxHold {
 			return nil, false
 		}
 		if !c.commit() {
@@ -147,16 +149,16 @@ func (c *convertedAttempt) write(p []byte) {
 func (c *convertedAttempt) end() {
 	x := c.x
 	conv := c.conv
-	x.usage = conv.anthropicUsage()
-	x.usageComplete = conv.usageComplete()
+	x.usage = conv.AnthropicUsage()
+	x.usageComplete = conv.UsageComplete()
 	if c.draining || (!x.info.stream && x.clientGone()) {
 		x.markClientGone() // billed from the usage drained (or an estimate)
 		return
 	}
-	if conv.finalStatus() == statusFailed && x.errorClass == "" {
+	if conv.FinalStatus() == convert.StatusFailed && x.errorClass == "" {
 		x.errorClass = classStreamIncomplete
 		x.markLastAttempt(x.errorClass)
-		if typ, _, up := conv.upstreamError(); up {
+		if typ, _, up := conv.UpstreamError(); up {
 			x.errorClass = classInStreamError
 			x.markInStreamError(anthropicTypeStatus(typ))
 		}
@@ -164,17 +166,18 @@ func (c *convertedAttempt) end() {
 	if x.info.stream || x.written {
 		return
 	}
-	if conv.finalStatus() == statusFailed {
+	if conv.FinalStatus() == convert.StatusFailed {
 		status := http.StatusBadGateway
-		if typ, _, up := conv.upstreamError(); up && anthropicTypeStatus(typ) < 500 {
+		if typ, _, up := conv.UpstreamError(); up && anthropicTypeStatus(typ) < 500 {
 			status = anthropicTypeStatus(typ)
 		}
-		x.writeError(newClientError(status, conv.errCode, conv.errMsg))
+		code, msg := conv.Failure()
+		x.writeError(newClientError(status, code, msg))
 		return
 	}
-	body := conv.responseJSON()
+	body := conv.ResponseJSON()
 	if x.path == pathResponsesCompact {
-		body = compactOutput(x.info.fields.Input, conv.outputText())
+		body = compactOutput(x.info.fields.Input, outputText(conv))
 	}
 	defer func() { _ = recover() }()
 	h := x.rw.Header()
@@ -195,9 +198,9 @@ func (c *convertedAttempt) end() {
 func (c *convertedAttempt) failBeforeCommit() *failedAttempt {
 	x := c.x
 	if n := len(x.attempts); n > 0 {
-		x.attempts[n-1].Usage = rawJSON(c.conv.anthropicUsage())
+		x.attempts[n-1].Usage = rawJSON(c.conv.AnthropicUsage())
 	}
-	typ, msg, up := c.conv.upstreamError()
+	typ, msg, up := c.conv.UpstreamError()
 	if !up {
 		x.markLastAttempt(classStreamIncomplete)
 		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: classStreamIncomplete}
@@ -223,8 +226,8 @@ func (c *convertedAttempt) broken() *failedAttempt {
 		return nil
 	}
 	if c.committed && (c.draining || x.clientGone()) {
-		x.usage = c.conv.anthropicUsage()
-		x.usageComplete = c.conv.usageComplete()
+		x.usage = c.conv.AnthropicUsage()
+		x.usageComplete = c.conv.UsageComplete()
 		x.markClientGone()
 		return nil
 	}
@@ -238,7 +241,7 @@ func (c *convertedAttempt) broken() *failedAttempt {
 			return nil
 		}
 		if n := len(x.attempts); n > 0 {
-			x.attempts[n-1].Usage = rawJSON(c.conv.anthropicUsage())
+			x.attempts[n-1].Usage = rawJSON(c.conv.AnthropicUsage())
 		}
 		x.markLastAttempt(class)
 		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: class}
@@ -252,7 +255,7 @@ func (c *convertedAttempt) broken() *failedAttempt {
 	}
 	x.errorClass = class
 	x.markLastAttempt(class)
-	out := c.conv.fail(typeUpstream, msg)
+	out := c.conv.Fail(typeUpstream, msg)
 	if x.info.stream {
 		c.write(out)
 	}

@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"github.com/poolgate/poolgate/plugin/wire"
+
 	"encoding/json"
 	"strings"
 	"testing"
@@ -120,7 +122,7 @@ func TestConvertedStream(t *testing.T) {
 		} `json:"tools"`
 	}
 	if err := json.Unmarshal(r.body, &sent); err != nil || sent.Model != "claude-up" || !sent.Stream ||
-		sent.MaxTokens != defaultMaxTokens || len(sent.Tools) != 1 || sent.Tools[0].Name != "get_weather" {
+		sent.MaxTokens != convertDefaultMaxTokens || len(sent.Tools) != 1 || sent.Tools[0].Name != "get_weather" {
 		t.Errorf("upstream body %s (%v)", r.body, err)
 	}
 
@@ -307,7 +309,7 @@ func TestConvertedErrors(t *testing.T) {
 	t.Parallel()
 	// The code is the upstream's error class (issue 14 §5), not server_error.
 	exhausted := func(status int) string {
-		return `{"error":{"code":"` + anthropicErrorType(status, "") + `","message":"All available accounts exhausted"}}`
+		return `{"error":{"code":"` + wire.AnthropicErrorType(status, "") + `","message":"All available accounts exhausted"}}`
 	}
 	tests := []struct {
 		name       string
@@ -360,11 +362,11 @@ func TestConvertedOutputCap(t *testing.T) {
 		wantMax    int64
 		wantBudget int64 // 0: no thinking
 	}{
-		{"no cap, no maximum", ``, 0, defaultMaxTokens, 0},
+		{"no cap, no maximum", ``, 0, convertDefaultMaxTokens, 0},
 		{"cap, no maximum", ``, 300, 300, 0},
 		{"cap below the client's maximum", `,"max_output_tokens":1000`, 300, 300, 0},
 		{"client's maximum below the cap", `,"max_output_tokens":100`, 300, 100, 0},
-		{"cap leaves room for some thinking", `,"reasoning":{"effort":"high"}`, 5000, 5000, 5000 - minAnswerTokens},
+		{"cap leaves room for some thinking", `,"reasoning":{"effort":"high"}`, 5000, 5000, 5000 - convertMinAnswerTokens},
 		{"cap too small for thinking", `,"reasoning":{"effort":"high"}`, 2000, 2000, 0},
 	}
 	for _, tt := range tests {
@@ -440,3 +442,10 @@ func TestConvertedAfterKeepAlives(t *testing.T) {
 		})
 	}
 }
+
+// The conversion's output sizes (plugin/convert/request.go): max_tokens when the client
+// names none, and what a thinking budget leaves of it for the answer at least.
+const (
+	convertDefaultMaxTokens = 8192
+	convertMinAnswerTokens  = 1024
+)

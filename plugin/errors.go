@@ -3,16 +3,18 @@ package plugin
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // Error types of the client-facing error bodies (sub2api-behaviour.md §2.2, §5.6).
 const (
-	typeInvalidRequest = "invalid_request_error"
-	typeAuthentication = "authentication_error"
-	typeAPI            = "api_error"
-	typeRateLimit      = "rate_limit_error"
-	typeUpstream       = "upstream_error"
-	typeOverloaded     = "overloaded_error" // Anthropic's
+	typeInvalidRequest = wire.TypeInvalidRequest
+	typeAuthentication = wire.TypeAuthentication
+	typeAPI            = wire.TypeAPI
+	typeRateLimit      = wire.TypeRateLimit
+	typeUpstream       = wire.TypeUpstream
+	typeOverloaded     = wire.TypeOverloaded // Anthropic's
 )
 
 // Messages the plugin writes itself; the texts are part of the client contract (issue 2 §4).
@@ -37,7 +39,7 @@ const (
 )
 
 // statusOverloaded is Anthropic's "overloaded" status.
-const statusOverloaded = 529
+const statusOverloaded = wire.StatusOverloaded
 
 // statusClientClosed is nginx's "client closed request", used in reports (issue 2 §4).
 const statusClientClosed = 499
@@ -90,7 +92,7 @@ func writeShapedError(rw http.ResponseWriter, shape int, requestID string, e *cl
 	var body []byte
 	switch shape {
 	case shapeAnthropic:
-		body = errorBody(true, anthropicErrorType(e.status, e.typ), e.msg)
+		body = errorBody(true, wire.AnthropicErrorType(e.status, e.typ), e.msg)
 	case shapeCode:
 		body = codeErrorBody(e.typ, e.msg)
 	default:
@@ -107,38 +109,6 @@ func writeShapedError(rw http.ResponseWriter, shape int, requestID string, e *cl
 	}
 	rw.WriteHeader(e.status)
 	_, _ = rw.Write(body)
-}
-
-// anthropicErrorType returns typ when it is one of Anthropic's error types, else the type
-// Anthropic gives status (https://docs.anthropic.com/en/api/errors), so that Anthropic
-// clients recognise the plugin's own errors (upstream_error is not one of theirs).
-func anthropicErrorType(status int, typ string) string {
-	switch typ {
-	case typeInvalidRequest, typeAuthentication, "billing_error", "permission_error", "not_found_error",
-		"request_too_large", typeRateLimit, typeAPI, "timeout_error", typeOverloaded:
-		return typ
-	}
-	switch status {
-	case http.StatusBadRequest:
-		return typeInvalidRequest
-	case http.StatusUnauthorized:
-		return typeAuthentication
-	case http.StatusPaymentRequired:
-		return "billing_error"
-	case http.StatusForbidden:
-		return "permission_error"
-	case http.StatusNotFound:
-		return "not_found_error"
-	case http.StatusRequestEntityTooLarge:
-		return "request_too_large"
-	case http.StatusTooManyRequests:
-		return typeRateLimit
-	case http.StatusGatewayTimeout:
-		return "timeout_error"
-	case statusOverloaded:
-		return typeOverloaded
-	}
-	return typeAPI
 }
 
 // writeRejection copies a controlsvc refusal to the client as it is: status, body and

@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"github.com/poolgate/poolgate/plugin/convert"
+
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
@@ -42,8 +44,8 @@ type exchange struct {
 	sent    []byte
 	sentFor string
 	// convTools maps a converted request's tool names back and holds the conversion's
-	// warnings for the record (convert_agents.go); nil on other requests.
-	convTools *convTools
+	// warnings for the record (plugin/convert, agents.go); nil on other requests.
+	convTools *convert.Tools
 
 	grant    *grant  // the current grant; nil until controlsvc granted one
 	exclude  []int64 // accounts already tried

@@ -9,172 +9,28 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // Usage formats: how controlsvc must read a report's usage object.
 const (
-	usageResponses = "responses"
-	usageChat      = "chat"
-	usageAnthropic = "anthropic"
+	usageResponses = wire.UsageResponses
+	usageChat      = wire.UsageChat
+	usageAnthropic = wire.UsageAnthropic
 )
 
 // ---- controlsvc internal API (docs/design.md) ----
 
-// admitRequest is the body of POST /internal/v1/admit.
-type admitRequest struct {
-	RequestID string `json:"request_id"`
-	GrantID   string `json:"grant_id"`
-	APIKey    string `json:"api_key"`
-	// Hedge asks for one more account slot for the grant, without waiting (hedge.go).
-	Hedge   bool           `json:"hedge,omitempty"`
-	Path    string         `json:"path"`
-	Model   string         `json:"model"`
-	Stream  bool           `json:"stream"`
-	Exclude []int64        `json:"exclude"`
-	Failed  *failedAttempt `json:"failed,omitempty"`
-	// MaxWaitMs is the plugin's wait budget: controlsvc keeps the call in its wait queues
-	// at most this long (0: not at all) and then refuses as a wait timeout.
-	MaxWaitMs int64 `json:"max_wait_ms"`
-	// DeadlineMs is the absolute Unix time in milliseconds at which the plugin stops
-	// waiting for the answer: controlsvc stops working on the call before it.
-	DeadlineMs int64 `json:"deadline_ms,omitempty"`
-	// SessionHash is the hex SHA-256 of the session seed (sticky sessions, issue 3 §5).
-	SessionHash string `json:"session_hash,omitempty"`
-	// SessionSource is "explicit" or "content" (session.go), with SessionHash.
-	SessionSource string `json:"session_source,omitempty"`
-	// ServedModel, on a re-admission, is the grant's served_model (fallback.go).
-	ServedModel string `json:"served_model,omitempty"`
-	// The inputs of controlsvc's cost estimate (docs/billing.md, "Reserve, then settle"):
-	// the size of the client's body and the output maximum it names, 0 when it names none.
-	InputBytes      int64 `json:"input_bytes"`
-	MaxOutputTokens int64 `json:"max_output_tokens"`
-}
-
-// failedAttempt describes the upstream attempt that made the plugin ask again. Status is 0
-// for a transport error (error_class "transport").
-type failedAttempt struct {
-	AccountID      int64  `json:"account_id"`
-	Status         int    `json:"status"`
-	ErrorClass     string `json:"error_class"`
-	RetryAfter     string `json:"retry_after,omitempty"`
-	RatelimitReset string `json:"ratelimit_reset,omitempty"`
-	// Body is the start of the failed attempt's body, for the passthrough rules; it is not
-	// part of the admit request.
-	Body []byte `json:"-"`
-}
-
-// grant is controlsvc's 200 answer to an admit call.
-type grant struct {
-	GrantID       string            `json:"grant_id"`
-	RequestID     string            `json:"request_id"`
-	UserID        int64             `json:"user_id"`
-	APIKeyID      int64             `json:"api_key_id"`
-	GroupID       int64             `json:"group_id"`
-	Platform      string            `json:"platform"`
-	AccountID     int64             `json:"account_id"`
-	BaseURL       string            `json:"base_url"`
-	Headers       map[string]string `json:"headers"`
-	UpstreamModel string            `json:"upstream_model"`
-	// ServedModel is the model a group's fallback serves instead of the requested one
-	// (upstream_model is then set); ContextFallback: fail a context-length 400 over
-	// (fallback.go).
-	ServedModel     string `json:"served_model,omitempty"`
-	ContextFallback bool   `json:"context_fallback,omitempty"`
-	// Per-group deadline overrides (issue 3 §9); absent: the plugin's configuration, 0: none.
-	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
-	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms,omitempty"`
-	// ResponseHeaderTimeoutMs bounds a non-streaming attempt's time to response headers
-	// (issue 13 §3); absent: the plugin's responseHeaderTimeout, 0: none.
-	ResponseHeaderTimeoutMs *int64 `json:"response_header_timeout_ms,omitempty"`
-	// HedgeAfterMs, above 0, starts a second attempt on another account when a streaming
-	// attempt has produced no semantic output after that long (issue 13 §4).
-	HedgeAfterMs int64 `json:"hedge_after_ms,omitempty"`
-	// Convert names the conversion the request takes to this account ("" = none;
-	// "responses_to_messages": a Responses request answered by an Anthropic account).
-	Convert string `json:"convert,omitempty"`
-	// MaxOutputTokens, when above 0, is the output limit the body sent upstream must carry:
-	// what the request's reservation covers (docs/billing.md, "Output cap").
-	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
-	// ForwardBetas is the group's allowlist of beta tokens, comma-separated ("" = none);
-	// absent: the default lists (headers.go). UserAgent is the group's fixed User-Agent;
-	// "" = the client's.
-	ForwardBetas *string `json:"forward_betas,omitempty"`
-	UserAgent    string  `json:"user_agent,omitempty"`
-}
-
-// report is one completion record of POST /internal/v1/reports.
-type report struct {
-	GrantID       string          `json:"grant_id"`
-	RequestID     string          `json:"request_id"`
-	UserID        int64           `json:"user_id"`
-	APIKeyID      int64           `json:"api_key_id"`
-	GroupID       int64           `json:"group_id"`
-	AccountID     int64           `json:"account_id"`
-	Path          string          `json:"path"`
-	Model         string          `json:"model"`
-	UpstreamModel string          `json:"upstream_model"`
-	Stream        bool            `json:"stream"`
-	Status        int             `json:"status"`
-	ErrorClass    string          `json:"error_class"`
-	UsageFormat   string          `json:"usage_format"`
-	Usage         json.RawMessage `json:"usage"`
-	// UsageSource is "estimate" when the answering attempt was committed to the client and
-	// its final usage was not seen (a drain that ran out, a reply without usage): controlsvc
-	// then bills from the sizes below (docs/billing.md, "Disconnects, drains and estimates").
-	UsageSource     string `json:"usage_source"`
-	InputBytes      int64  `json:"input_bytes"`       // the client's body, as at admission
-	MaxOutputTokens int64  `json:"max_output_tokens"` // the body's output maximum, as at admission
-	OutputBytes     int64  `json:"output_bytes"`      // the answering attempt's body, relayed and drained
-	// AdmissionMs is the time spent in admit calls, waits included; UpstreamMs the time in
-	// upstream attempts (from the first send to the end, re-admissions excluded).
-	AdmissionMs  int64           `json:"admission_ms"`
-	UpstreamMs   int64           `json:"upstream_ms"`
-	FirstTokenMs int64           `json:"first_token_ms"`
-	DurationMs   int64           `json:"duration_ms"`
-	Attempts     []attemptReport `json:"attempts"`
-	// ServedModel echoes the grant's served_model (fallback.go); the record is priced by it.
-	ServedModel string `json:"served_model,omitempty"`
-	// Warnings are what a converted request could not carry over (a tool with no Claude
-	// equivalent, a text format Claude has no mode for): at most 8 short strings.
-	Warnings []string `json:"warnings,omitempty"`
-}
-
-// attemptReport is one upstream attempt of a request, in order.
-type attemptReport struct {
-	AccountID  int64  `json:"account_id"`
-	Status     int    `json:"status"`
-	ErrorClass string `json:"error_class"`
-	// DurationMs is the attempt's latency: from sending it to the upstream's response
-	// headers (or the transport error).
-	DurationMs int64 `json:"duration_ms"`
-	// FirstTokenMs is the time from sending the attempt to its first output reaching the
-	// client; only the answering attempt has one.
-	FirstTokenMs int64 `json:"first_token_ms,omitempty"`
-	// Usage is an earlier attempt's own usage object (report format), when it produced
-	// one before failing over: e.g. Anthropic's message_start announced the input of a
-	// stream that then missed its first-token deadline. The answering attempt's usage is
-	// the report's.
-	Usage json.RawMessage `json:"usage,omitempty"`
-	// UpstreamModel is the model this attempt's account was sent: the grant's mapped model,
-	// else the requested one; controlsvc prices an earlier attempt's usage by it, as
-	// accounts may map a model differently.
-	UpstreamModel string `json:"upstream_model,omitempty"`
-	// As in failedAttempt, for a failed attempt with an upstream response.
-	RetryAfter     string `json:"retry_after,omitempty"`
-	RatelimitReset string `json:"ratelimit_reset,omitempty"`
-	// RetriedSameAccount: this attempt failed and the next one went to the same account,
-	// on the same grant, without an admit call (retry.go).
-	RetriedSameAccount bool `json:"retried_same_account,omitempty"`
-	// HedgeLost: this attempt was cancelled because the other hedged attempt won.
-	HedgeLost bool `json:"hedge_lost,omitempty"`
-}
-
-type reportBatch struct {
-	Reports []report `json:"reports"`
-	// Dropped counts the reports this gateway dropped (report_spool.go) that no
-	// acknowledged batch has reported yet; omitted when 0.
-	Dropped int64 `json:"dropped,omitempty"`
-}
+// The shapes of the admit and reports calls are plugin/wire's, shared with controlsvc.
+type (
+	admitRequest  = wire.AdmitRequest
+	failedAttempt = wire.FailedAttempt
+	grant         = wire.Grant
+	report        = wire.Report
+	attemptReport = wire.Attempt
+	reportBatch   = wire.ReportBatch
+)
 
 // lease is one live grant in POST /internal/v1/renew.
 type lease struct {
@@ -238,7 +94,7 @@ type requestFields struct {
 	MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
 	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
 	MaxTokens           json.RawMessage `json:"max_tokens"`
-	// The rest of what the Responses → Messages conversion reads (convert_request.go), so
+	// The rest of what the Responses → Messages conversion reads (plugin/convert, request.go), so
 	// that a converted request needs no second decode of the whole body.
 	Temperature       json.RawMessage `json:"temperature"`
 	TopP              json.RawMessage `json:"top_p"`
@@ -379,14 +235,12 @@ type errorDetail struct {
 	Message string `json:"message"`
 }
 
-type openAIError struct {
-	Error errorDetail `json:"error"`
-}
-
-type anthropicError struct {
-	Type  string      `json:"type"`
-	Error errorDetail `json:"error"`
-}
+// The envelopes the plugin writes are plugin/wire's (errorDetail above reads them).
+type (
+	openAIError    = wire.OpenAIError
+	anthropicError = wire.AnthropicError
+	codeError      = wire.CodeError
+)
 
 // errorEnvelope reads both error shapes: OpenAI's {"error":{…}} (error may also be a plain
 // string) and Anthropic's {"type":"error","error":{…}}.
@@ -447,9 +301,9 @@ type errorCodeDetail struct {
 func errorBody(anthropic bool, typ, msg string) []byte {
 	var v interface{}
 	if anthropic {
-		v = anthropicError{Type: "error", Error: errorDetail{Type: typ, Message: msg}}
+		v = anthropicError{Type: "error", Error: wire.ErrorDetail{Type: typ, Message: msg}}
 	} else {
-		v = openAIError{Error: errorDetail{Type: typ, Message: msg}}
+		v = openAIError{Error: wire.ErrorDetail{Type: typ, Message: msg}}
 	}
 	b, err := encodeJSON(v)
 	if err != nil {
@@ -578,8 +432,4 @@ func codeErrorBody(code, msg string) []byte {
 		return []byte(`{"error":{"code":"api_error","message":"Internal server error"}}`)
 	}
 	return b
-}
-
-type codeError struct {
-	Error streamErrorCode `json:"error"`
 }

@@ -54,7 +54,7 @@ func (x *exchange) report() report {
 		OutputBytes:     x.outputBytes,
 	}
 	if x.convTools != nil {
-		r.Warnings = x.convTools.warnings
+		r.Warnings = x.convTools.Warnings()
 	}
 	if x.billable && !x.usageComplete {
 		r.UsageSource = usageSourceEstimate // never zero billing facts for a committed attempt

@@ -6,7 +6,7 @@ import (
 )
 
 // SSE framing (where events end, what they are called) and the Chat chunk classes of the
-// commit point (commit.go, streamend.go).
+// commit point (sse_relay.go, streamend.go).
 
 // eventBoundary returns the index just past the first blank line in b ("\n\n" or
 // "\n\r\n"), or -1.

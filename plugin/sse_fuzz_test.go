@@ -1,14 +1,16 @@
 package plugin
 
 import (
+	"github.com/poolgate/poolgate/plugin/convert"
+
 	"bytes"
 	"testing"
 )
 
-// FuzzSSEEvents: the SSE splitter (sse.go, and the converter's nextEventEnd) cuts a stream
+// FuzzSSEEvents: the SSE splitter (sse.go, and the converter's convert.NextEventEnd) cuts a stream
 // exactly after blank lines ("\n\n" or "\n\r\n", the documented framing; a lone "\r" is no
 // line end):
-//   - eventBoundary finds the first blank line, nextEventEnd agrees with it, and feeding
+//   - eventBoundary finds the first blank line, convert.NextEventEnd agrees with it, and feeding
 //     the stream in reads (as the converter does, resuming its search) finds the same events;
 //   - the events joined with the rest re-create the stream byte for byte;
 //   - lastEventBoundary finds the last blank line, so the committed relay (relayStream's
@@ -88,7 +90,7 @@ func splitEvents(t *testing.T, b []byte) ([][]byte, []byte) {
 		if want := refFirstBoundary(b); end != want {
 			t.Fatalf("eventBoundary %d, the first blank line ends at %d: %q", end, want, b)
 		}
-		if got, _ := nextEventEnd(b, 0); got != end {
+		if got, _ := convert.NextEventEnd(b, 0); got != end {
 			t.Fatalf("nextEventEnd %d, eventBoundary %d: %q", got, end, b)
 		}
 		if end < 0 {
@@ -113,7 +115,7 @@ func feedEvents(b []byte, n int) [][]byte {
 		pending = append(pending, b[off:end]...)
 		start := 0
 		for {
-			e, resume := nextEventEnd(pending, scanned)
+			e, resume := convert.NextEventEnd(pending, scanned)
 			if e < 0 {
 				scanned = resume
 				break

@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"github.com/poolgate/poolgate/plugin/wire"
+
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
@@ -35,10 +37,8 @@ func responsesErrorCode(typ string) string {
 	return codeServerError
 }
 
-type streamErrorCode struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+// streamErrorCode is the {code, message} error object of Responses (wire.CodeDetail).
+type streamErrorCode = wire.CodeDetail
 
 type failedResponse struct {
 	ID        string          `json:"id"`
@@ -97,7 +97,7 @@ func streamErrorFrame(path, model, typ, msg string) []byte {
 		event = "error"
 		// The status line went out as 200; the type alone must tell Anthropic clients what
 		// failed, so a plugin type they do not know (upstream_error) becomes api_error.
-		v = anthropicError{Type: "error", Error: errorDetail{Type: anthropicErrorType(http.StatusOK, typ), Message: msg}}
+		v = anthropicError{Type: "error", Error: wire.ErrorDetail{Type: wire.AnthropicErrorType(http.StatusOK, typ), Message: msg}}
 	default:
 		v = chatStreamError{Error: chatStreamErrorDetail{Type: typ, Message: msg, Code: typ}}
 	}

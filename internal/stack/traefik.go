@@ -67,14 +67,12 @@ func (st *Stack) startTraefik(ctx context.Context, o Options) error {
 }
 
 // InstallPlugin copies the plugin as Traefik expects a local plugin:
-// <pluginsLocal>/src/github.com/poolgate/poolgate/{.traefik.yml,go.mod,plugin/*.go}.
-// Test files are left out: Traefik's interpreter never loads them.
+// <pluginsLocal>/src/github.com/poolgate/poolgate/{.traefik.yml,go.mod,plugin/**/*.go}:
+// the plugin's subpackages (plugin/convert, plugin/wire) are imported from the same GOPATH.
+// Test files and testdata are left out: Traefik's interpreter never loads them.
 func InstallPlugin(repoRoot, pluginsLocal string) error {
 	dst := filepath.Join(pluginsLocal, "src", "github.com", "poolgate", "poolgate")
 	if err := os.RemoveAll(dst); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Join(dst, "plugin"), 0o755); err != nil {
 		return err
 	}
 	for _, f := range []string{".traefik.yml", "go.mod"} {
@@ -82,18 +80,29 @@ func InstallPlugin(repoRoot, pluginsLocal string) error {
 			return err
 		}
 	}
-	entries, err := os.ReadDir(filepath.Join(repoRoot, "plugin"))
-	if err != nil {
-		return fmt.Errorf("reading plugin dir: %w", err)
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		if err := copyFile(filepath.Join(repoRoot, "plugin", name), filepath.Join(dst, "plugin", name)); err != nil {
+	src := filepath.Join(repoRoot, "plugin")
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
 			return err
 		}
+		name := d.Name()
+		if d.IsDir() {
+			if name == "testdata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			return nil
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		return copyFile(p, filepath.Join(dst, "plugin", rel))
+	})
+	if err != nil {
+		return fmt.Errorf("copying plugin sources: %w", err)
 	}
 	return nil
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// agentsGolden is plugin/testdata/convert/agents.golden.json, written by the native
+// agentsGolden is plugin/convert/testdata/agents.golden.json, written by the native
 // TestConvertAgentGolden.
 type agentsGolden struct {
 	Requests []struct {
@@ -26,7 +26,7 @@ type agentsGolden struct {
 
 func readAgentsGolden(t *testing.T) agentsGolden {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "plugin", "testdata", "convert", "agents.golden.json"))
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "plugin", "convert", "testdata", "agents.golden.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

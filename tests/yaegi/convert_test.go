@@ -11,16 +11,16 @@ import (
 )
 
 // convertProbe is added to a private copy of the plugin: it hands the Responses ⇄ Anthropic
-// converters (plugin/convert_*.go) to the test as plain functions, so that they run
+// converters (package plugin/convert) to the test as plain functions, so that they run
 // interpreted exactly as in Traefik. The stream probe renders its result the way the
-// plugin's golden files (plugin/testdata/convert/stream) hold it.
-const convertProbe = `package plugin
+// package's golden files (plugin/convert/testdata/stream) hold it.
+const convertProbe = `package convert
 
 import "strings"
 
 // ConvertAgentProbe is test scaffolding written by tests/yaegi/convert_test.go; not plugin code.
 func ConvertAgentProbe(body []byte, model string) ([]byte, string, string) {
-	req, ok := decodeRequestFields(body)
+	req, ok := decodeFields(body)
 	if !ok {
 		return nil, "", "body does not decode"
 	}
@@ -123,7 +123,7 @@ func interpretConvertProbe() (convertFuncs, error) {
 	}
 	// The interpreter reads the sources at import; the copy is not needed afterwards.
 	defer os.RemoveAll(dir)
-	vs, err := interpretWithProbe(dir, "zz_convertprobe.go", convertProbe,
+	vs, err := interpretWithProbeIn(dir, "plugin/convert", "zz_convertprobe.go", convertProbe,
 		"ConvertRequestProbe", "ConvertStreamProbe", "ConvertAgentProbe", "ConvertAgentStreamProbe")
 	if err != nil {
 		return fns, err
@@ -144,7 +144,7 @@ func interpretConvertProbe() (convertFuncs, error) {
 // check, whatever the read sizes.
 func TestConvertStreamUnderYaegi(t *testing.T) {
 	fns := loadConvertProbe(t)
-	dir := filepath.Join(repoRoot, "plugin", "testdata", "convert", "stream")
+	dir := filepath.Join(repoRoot, "plugin", "convert", "testdata", "stream")
 	inputs, err := filepath.Glob(filepath.Join(dir, "*.anthropic.sse"))
 	if err != nil || len(inputs) < 6 {
 		t.Fatalf("golden inputs: %v, %v", inputs, err)
@@ -175,11 +175,11 @@ func TestConvertStreamUnderYaegi(t *testing.T) {
 }
 
 // Interpreted, the request converter produces exactly what it produces natively for every
-// case of the plugin's conversion tables (plugin/testdata/convert/requests.golden.json,
+// case of the plugin's conversion tables (plugin/convert/testdata/requests.golden.json,
 // written and checked by the native tests), errors included.
 func TestConvertRequestUnderYaegi(t *testing.T) {
 	fns := loadConvertProbe(t)
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "plugin", "testdata", "convert", "requests.golden.json"))
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "plugin", "convert", "testdata", "requests.golden.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

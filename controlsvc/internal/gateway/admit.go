@@ -15,6 +15,8 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // maxGrantIDLen bounds a grant id sent back by the plugin (ours are 34 characters), and
@@ -86,42 +88,8 @@ type admitRequest struct {
 	platform string
 }
 
-// admitReply is a grant.
-type admitReply struct {
-	GrantID       string            `json:"grant_id"`
-	RequestID     string            `json:"request_id"`
-	UserID        int64             `json:"user_id"`
-	APIKeyID      int64             `json:"api_key_id"`
-	GroupID       int64             `json:"group_id"`
-	Platform      string            `json:"platform"`
-	AccountID     int64             `json:"account_id"`
-	BaseURL       string            `json:"base_url"`
-	Headers       map[string]string `json:"headers"`
-	UpstreamModel string            `json:"upstream_model"`
-	// ServedModel is the model a group's fallback serves instead of the requested one
-	// (client namespace; fallback.go); UpstreamModel is then always set. ContextFallback
-	// tells the plugin to fail a context-length 400 over: a larger model is configured.
-	ServedModel     string `json:"served_model,omitempty"`
-	ContextFallback bool   `json:"context_fallback,omitempty"`
-	// The group's deadline overrides (issue 3 §9); absent: the plugin's default, 0: off.
-	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
-	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms,omitempty"`
-	// The group's silent-upstream bound for non-streaming attempts (issue 13 §3; absent: the
-	// plugin's default, 0: off) and its hedge delay (issue 13 §4; absent: no hedging).
-	ResponseHeaderTimeoutMs *int64 `json:"response_header_timeout_ms,omitempty"`
-	HedgeAfterMs            int64  `json:"hedge_after_ms,omitempty"`
-	// Convert tells the plugin to serve the request by conversion (group_rules.go): with
-	// "responses_to_messages" it calls <base_url>/v1/messages. Absent: pass-through.
-	Convert string `json:"convert,omitempty"`
-	// MaxOutputTokens, when present, is the output limit the body sent upstream must carry:
-	// the limit the request's reservation covers (billing.go, outputCap).
-	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
-	// The group's header policy (forward_headers.go): its beta allowlist comma-separated
-	// (absent: the plugin's default list, "": none) and its fixed User-Agent (absent: the
-	// client's).
-	ForwardBetas *string `json:"forward_betas,omitempty"`
-	UserAgent    string  `json:"user_agent,omitempty"`
-}
+// admitReply is a grant, in plugin/wire's shape: the plugin decodes the same type.
+type admitReply = wire.Grant
 
 // keyResult is a cached key lookup; ok false is a cached "no such servable key".
 type keyResult struct {

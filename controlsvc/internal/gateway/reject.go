@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // RejectHeader marks a refusal whose status and body go to the client as they are; its value
@@ -67,35 +69,14 @@ func rejectInvalid(message string) *rejection {
 	return &rejection{status: http.StatusBadRequest, reason: ReasonInvalid, errType: "invalid_request_error", message: message}
 }
 
-type errorDetail struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-	Code    string `json:"code,omitempty"`
-}
-
-// openAIError is the {"error":{"type","message"}} envelope of OpenAI-style endpoints and of
-// the internal and admin APIs.
-type openAIError struct {
-	Error errorDetail `json:"error"`
-}
-
-// anthropicError is Anthropic's {"type":"error","error":{…}} envelope
-// (https://docs.anthropic.com/en/api/errors).
-type anthropicError struct {
-	Type  string      `json:"type"`
-	Error errorDetail `json:"error"`
-}
-
-// codeError is the {"error":{"code","message"}} envelope of /v1/responses on an Anthropic
-// group (issue 5 §5; sub2api-behaviour.md §2.3).
-type codeError struct {
-	Error codeDetail `json:"error"`
-}
-
-type codeDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+// The error envelopes are plugin/wire's, the plugin's and controlsvc's one definition.
+type (
+	errorDetail    = wire.ErrorDetail
+	openAIError    = wire.OpenAIError
+	anthropicError = wire.AnthropicError
+	codeError      = wire.CodeError
+	codeDetail     = wire.CodeDetail
+)
 
 // msgNoAvailableAccounts words no_account on the Responses-on-Anthropic path (issue 5 §5).
 const msgNoAvailableAccounts = "No available accounts"
@@ -122,41 +103,12 @@ func rejectBody(path, platform string, rej *rejection) any {
 	return openAIError{Error: errorDetail{Type: rej.errType, Message: rej.message, Code: rej.code}}
 }
 
-// anthropicErrorTypes are the types of Anthropic's error envelope
-// (https://docs.anthropic.com/en/api/errors).
-var anthropicErrorTypes = map[string]bool{
-	"invalid_request_error": true, "authentication_error": true, "billing_error": true,
-	"permission_error": true, "not_found_error": true, "request_too_large": true,
-	"rate_limit_error": true, "timeout_error": true, "overloaded_error": true, "api_error": true,
-}
-
 // anthropicErrorType is the refusal's type on /v1/messages: its own when Anthropic has it
 // (billing_error included), else Anthropic's type for the status (model_not_found →
-// not_found_error, rate_limit_exceeded and insufficient_quota → rate_limit_error).
+// not_found_error, rate_limit_exceeded and insufficient_quota → rate_limit_error), by the
+// table the plugin uses too (wire.AnthropicErrorType).
 func anthropicErrorType(rej *rejection) string {
-	if anthropicErrorTypes[rej.errType] {
-		return rej.errType
-	}
-	switch rej.statusFor(anthropicPath) {
-	case http.StatusUnauthorized:
-		return "authentication_error"
-	case http.StatusPaymentRequired:
-		return "billing_error"
-	case http.StatusForbidden:
-		return "permission_error"
-	case http.StatusNotFound:
-		return "not_found_error"
-	case http.StatusRequestEntityTooLarge:
-		return "request_too_large"
-	case http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case 529:
-		return "overloaded_error"
-	}
-	if rej.status >= 500 {
-		return "api_error"
-	}
-	return "invalid_request_error"
+	return wire.AnthropicErrorType(rej.statusFor(anthropicPath), rej.errType)
 }
 
 // writeReject answers a refused admission in the client's format (rejectBody).

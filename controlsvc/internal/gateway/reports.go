@@ -7,68 +7,26 @@ import (
 
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
-// report is one completion report (docs/design.md, "/internal/v1/reports"). admission_ms
-// and upstream_ms are optional: a plugin that does not send them records 0. usage_source,
-// input_bytes, max_output_tokens and output_bytes are optional too: a report without them is
-// billed from its usage (usage_source "upstream"), except a 2xx answer without usage, which
-// is billed by estimate (reports_estimate.go).
-type report struct {
-	GrantID       string          `json:"grant_id"`
-	RequestID     string          `json:"request_id"`
-	UserID        int64           `json:"user_id"`
-	APIKeyID      int64           `json:"api_key_id"`
-	GroupID       int64           `json:"group_id"`
-	AccountID     int64           `json:"account_id"`
-	Path          string          `json:"path"`
-	Model         string          `json:"model"`
-	UpstreamModel string          `json:"upstream_model"`
-	Stream        bool            `json:"stream"`
-	Status        int             `json:"status"`
-	ErrorClass    string          `json:"error_class"`
-	UsageFormat   string          `json:"usage_format"`
-	Usage         json.RawMessage `json:"usage"`
-	// UsageSource is "upstream" (absent) or "estimate": the attempt was committed to the
-	// client and no complete usage came from the upstream.
-	UsageSource     string    `json:"usage_source"`
-	InputBytes      int64     `json:"input_bytes"`       // the client body's size, as at admission
-	MaxOutputTokens int64     `json:"max_output_tokens"` // the body's output maximum, as at admission (0: none)
-	OutputBytes     int64     `json:"output_bytes"`      // the answering attempt's body relayed and drained
-	AdmissionMs     int64     `json:"admission_ms"`
-	UpstreamMs      int64     `json:"upstream_ms"`
-	FirstTokenMs    int64     `json:"first_token_ms"`
-	DurationMs      int64     `json:"duration_ms"`
-	Attempts        []attempt `json:"attempts"`
-	// ServedModel echoes the grant's served_model: the model a group's fallback served
-	// instead of Model (issue 13 §6); the record is priced by it when UpstreamModel is empty.
-	ServedModel string `json:"served_model,omitempty"`
-	// Warnings are what a converted request could not carry over (plugin, convert_agents.go).
-	Warnings []string `json:"warnings,omitempty"`
-}
-
-// attempt is one upstream attempt of a request. retry_after and ratelimit_reset are
-// optional: when the last attempt was a 429 they set the cooldown as at re-admission.
-// usage (the attempt's own usage object, in the report's usage_format), upstream_model (the
-// model sent to that attempt's account) and first_token_ms are optional too: the last
-// attempt's usage is the report's, an earlier attempt that sends none produced no usage, and
-// one without upstream_model is priced like the report.
-type attempt struct {
-	AccountID      int64           `json:"account_id"`
-	Status         int             `json:"status"`
-	ErrorClass     string          `json:"error_class"`
-	DurationMs     int64           `json:"duration_ms"`
-	FirstTokenMs   int64           `json:"first_token_ms"`
-	Usage          json.RawMessage `json:"usage"`
-	UpstreamModel  string          `json:"upstream_model"`
-	RetryAfter     string          `json:"retry_after,omitempty"`
-	RatelimitReset string          `json:"ratelimit_reset,omitempty"`
-	// Why the attempt ended, besides status and error class (contract E, issue 13 §9):
-	// it failed and the next attempt went to the same account; it was cancelled because
-	// the other hedged attempt won. Optional, false when absent.
-	RetriedSameAccount bool `json:"retried_same_account"`
-	HedgeLost          bool `json:"hedge_lost"`
-}
+// report is one completion report and attempt one upstream attempt of it (docs/design.md,
+// "/internal/v1/reports"), in plugin/wire's shapes. admission_ms and upstream_ms are
+// optional: a plugin that does not send them records 0. usage_source, input_bytes,
+// max_output_tokens and output_bytes are optional too: a report without them is billed from
+// its usage (usage_source "upstream"), except a 2xx answer without usage, which is billed by
+// estimate (reports_estimate.go). Of an attempt, retry_after and ratelimit_reset (when the
+// last attempt was a 429 they set the cooldown as at re-admission), usage (the attempt's own
+// usage object, in the report's usage_format: the last attempt's usage is the report's, an
+// earlier attempt that sends none produced no usage), upstream_model (one without it is
+// priced like the report), first_token_ms, retried_same_account and hedge_lost (contract E,
+// issue 13 §9) are optional. The record is priced by served_model when upstream_model is
+// empty.
+type (
+	report  = wire.Report
+	attempt = wire.Attempt
+)
 
 type reportsRequest struct {
 	Reports []report `json:"reports"`

@@ -1,4 +1,4 @@
-package plugin
+package convert
 
 import (
 	"bytes"
@@ -264,7 +264,7 @@ func TestThinkingBudgetBelowMaxTokens(t *testing.T) {
 	}
 }
 
-// convRequestGolden is one entry of testdata/convert/requests.golden.json: every table case
+// convRequestGolden is one entry of testdata/requests.golden.json: every table case
 // with the exact bytes the conversion produced (or its error). tests/yaegi replays the file
 // through the interpreted plugin and expects the same bytes.
 type convRequestGolden struct {
@@ -300,7 +300,7 @@ func TestConvertRequestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = append(got, '\n')
-	golden := filepath.Join("testdata", "convert", "requests.golden.json")
+	golden := filepath.Join("testdata", "requests.golden.json")
 	if *updateConvertGolden {
 		if err := os.WriteFile(golden, got, 0o644); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package plugin
+package convert
 
 // Responses input items → Anthropic messages (sub2api-behaviour.md §7.1 table), and the
 // repair that makes the history acceptable to Anthropic: consecutive same-role messages
@@ -68,7 +68,7 @@ type responsesItem struct {
 	// Namespace of a function_call (Codex's namespaced tools); Input of a custom_tool_call.
 	Namespace string          `json:"namespace"`
 	Input     json.RawMessage `json:"input"`
-	// A reasoning item's summary and encrypted_content (convert_reasoning.go).
+	// A reasoning item's summary and encrypted_content (reasoning.go).
 	Summary          json.RawMessage `json:"summary"`
 	EncryptedContent string          `json:"encrypted_content"`
 }
@@ -92,7 +92,7 @@ var emptyToolInput = json.RawMessage(`{}`)
 
 // convertInput returns the system prompt (instructions, then every system and developer
 // message, joined by blank lines) and the messages of the input, not yet repaired.
-func convertInput(instructions, input json.RawMessage, m *convTools) (string, []messagesMessage, error) {
+func convertInput(instructions, input json.RawMessage, m *Tools) (string, []messagesMessage, error) {
 	var system []string
 	if !isNullRaw(instructions) {
 		s, ok := rawString(instructions)

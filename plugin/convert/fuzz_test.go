@@ -1,4 +1,4 @@
-package plugin
+package convert
 
 import (
 	"bytes"
@@ -33,7 +33,7 @@ func FuzzResponsesToMessages(f *testing.F) {
 		}
 		checkMessagesRequest(t, out)
 		// What an attempt sends: the same, with at most four cache breakpoints.
-		req, _ := decodeRequestFields(body)
+		req, _ := decodeFields(body)
 		full, tools, err := convertAgentRequest(&req, "claude", 0, true)
 		if err != nil || tools == nil || len(tools.warnings) > maxWarnings {
 			t.Fatalf("full conversion: %v", err)
@@ -134,7 +134,7 @@ func checkMessagesRequest(t *testing.T, out []byte) {
 }
 
 func FuzzAnthropicStream(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "convert", "stream", "*.anthropic.sse"))
+	files, _ := filepath.Glob(filepath.Join("testdata", "stream", "*.anthropic.sse"))
 	for _, name := range files {
 		b, err := os.ReadFile(name)
 		if err != nil {

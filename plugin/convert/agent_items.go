@@ -1,13 +1,13 @@
-package plugin
+package convert
 
-// The output items of the agents' tools (convert_agents.go), rendered like the others in
-// convert_response.go: a custom tool's call and a server web search.
+// The output items of the agents' tools (agents.go), rendered like the others in
+// response.go: a custom tool's call and a server web search.
 
 import "encoding/json"
 
 // customCallItem renders the current custom tool's call: its input is the tool_use's one
 // string, unwrapped; in progress, "".
-func (s *responsesStream) customCallItem(status string) []byte {
+func (s *Stream) customCallItem(status string) []byte {
 	b := make([]byte, 0, 128+len(s.cur.text))
 	b = append(b, `{"id":"`...)
 	b = append(b, s.cur.itemID...)
@@ -47,7 +47,7 @@ func customInputText(text []byte) []byte {
 
 // webSearchItem renders the current server web search as a web_search_call item; its
 // query is read from the tool input once the block ended.
-func (s *responsesStream) webSearchItem(status string) []byte {
+func (s *Stream) webSearchItem(status string) []byte {
 	b := make([]byte, 0, 96+len(s.cur.text))
 	b = append(b, `{"id":"`...)
 	b = append(b, s.cur.itemID...)

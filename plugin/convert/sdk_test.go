@@ -1,4 +1,4 @@
-package plugin
+package convert
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func TestConvertedStreamsReadByOpenAISDK(t *testing.T) {
 		tc := tc
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			input, err := os.ReadFile(filepath.Join("testdata", "convert", "stream", tc.name+".anthropic.sse"))
+			input, err := os.ReadFile(filepath.Join("testdata", "stream", tc.name+".anthropic.sse"))
 			if err != nil {
 				t.Fatal(err)
 			}

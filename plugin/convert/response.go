@@ -1,7 +1,7 @@
-package plugin
+package convert
 
-// Rendering of the Responses events and objects of convert_stream.go, by appending to one
-// buffer. Every event carries its type first (so eventType in commit.go reads it), an
+// Rendering of the Responses events and objects of stream.go, by appending to one
+// buffer. Every event carries its type first (so the core's eventType, plugin/sse.go, reads it), an
 // increasing sequence_number, and the fields strict clients require even when zero or
 // empty: output_index, content_index, summary_index, content: [], summary: [],
 // arguments: "", annotations: [], logprobs: [] (sub2api-behaviour.md §11 #17; the
@@ -28,7 +28,7 @@ func deltaPrefixFor(typ string) []byte {
 
 // itemID returns the id of the item at outIdx: the response id's random part, with the
 // item type's prefix (msg_, rs_, fc_) and the index.
-func (s *responsesStream) itemID(prefix string, outIdx int) string {
+func (s *Stream) itemID(prefix string, outIdx int) string {
 	return prefix + s.itemBase + "_" + strconv.Itoa(outIdx)
 }
 
@@ -56,7 +56,7 @@ func appendJSONString(dst []byte, s string) []byte {
 
 // open starts an SSE event of type typ: its event line, and its data up to the
 // sequence number. close ends it.
-func (s *responsesStream) open(typ string) {
+func (s *Stream) open(typ string) {
 	s.out = append(s.out, "event: "...)
 	s.out = append(s.out, typ...)
 	s.out = append(s.out, "\ndata: {\"type\":\""...)
@@ -66,12 +66,12 @@ func (s *responsesStream) open(typ string) {
 	s.seq++
 }
 
-func (s *responsesStream) close() {
+func (s *Stream) close() {
 	s.out = append(s.out, "}\n\n"...)
 }
 
 // quoted appends `,"key":"<inner>"` for the inside of a JSON string literal.
-func (s *responsesStream) quoted(key string, inner []byte) {
+func (s *Stream) quoted(key string, inner []byte) {
 	s.out = append(s.out, ',', '"')
 	s.out = append(s.out, key...)
 	s.out = append(s.out, `":"`...)
@@ -79,14 +79,14 @@ func (s *responsesStream) quoted(key string, inner []byte) {
 	s.out = append(s.out, '"')
 }
 
-func (s *responsesStream) responseEvent(typ, status string) {
+func (s *Stream) responseEvent(typ, status string) {
 	s.open(typ)
 	s.out = append(s.out, `,"response":`...)
 	s.out = s.appendResponse(s.out, status)
 	s.close()
 }
 
-func (s *responsesStream) itemAdded(item []byte, outIdx int) {
+func (s *Stream) itemAdded(item []byte, outIdx int) {
 	s.open("response.output_item.added")
 	s.out = append(s.out, `,"output_index":`...)
 	s.out = strconv.AppendInt(s.out, int64(outIdx), 10)
@@ -96,7 +96,7 @@ func (s *responsesStream) itemAdded(item []byte, outIdx int) {
 }
 
 // outputItemAdded announces the current reasoning or function_call block's item.
-func (s *responsesStream) outputItemAdded() {
+func (s *Stream) outputItemAdded() {
 	switch s.cur.kind {
 	case blockTool:
 		s.itemAdded(s.functionCallItem("in_progress"), s.cur.outIdx)
@@ -111,11 +111,11 @@ func (s *responsesStream) outputItemAdded() {
 
 // itemDone emits output_item.done for the current block's item and keeps it for the
 // response's output.
-func (s *responsesStream) itemDone(item []byte) { s.itemDoneAt(item, s.cur.outIdx) }
+func (s *Stream) itemDone(item []byte) { s.itemDoneAt(item, s.cur.outIdx) }
 
 // itemDoneAt emits output_item.done. Items end in output_index order (one block at a time,
 // the message closed before the next item opens), so the output is kept by appending.
-func (s *responsesStream) itemDoneAt(item []byte, outIdx int) {
+func (s *Stream) itemDoneAt(item []byte, outIdx int) {
 	s.open("response.output_item.done")
 	s.out = append(s.out, `,"output_index":`...)
 	s.out = strconv.AppendInt(s.out, int64(outIdx), 10)
@@ -125,14 +125,14 @@ func (s *responsesStream) itemDoneAt(item []byte, outIdx int) {
 	s.items = append(s.items, item)
 }
 
-func (s *responsesStream) contentPartAdded() {
+func (s *Stream) contentPartAdded() {
 	s.open("response.content_part.added")
 	s.out = append(s.out, s.cur.ref...)
 	s.out = append(s.out, `,"part":{"type":"output_text","annotations":[],"logprobs":[],"text":""}`...)
 	s.close()
 }
 
-func (s *responsesStream) textDone() {
+func (s *Stream) textDone() {
 	s.open("response.output_text.done")
 	s.out = append(s.out, s.cur.ref...)
 	s.quoted("text", s.cur.text)
@@ -140,7 +140,7 @@ func (s *responsesStream) textDone() {
 	s.close()
 }
 
-func (s *responsesStream) contentPartDone(part []byte) {
+func (s *Stream) contentPartDone(part []byte) {
 	s.open("response.content_part.done")
 	s.out = append(s.out, s.cur.ref...)
 	s.out = append(s.out, `,"part":`...)
@@ -149,7 +149,7 @@ func (s *responsesStream) contentPartDone(part []byte) {
 }
 
 // summaryPartEvent announces (done false) or ends the reasoning item's one summary part.
-func (s *responsesStream) summaryPartEvent(typ string, done bool) {
+func (s *Stream) summaryPartEvent(typ string, done bool) {
 	s.open(typ)
 	s.out = append(s.out, s.cur.ref...)
 	s.out = append(s.out, `,"part":{"type":"summary_text","text":"`...)
@@ -160,14 +160,14 @@ func (s *responsesStream) summaryPartEvent(typ string, done bool) {
 	s.close()
 }
 
-func (s *responsesStream) summaryTextDone() {
+func (s *Stream) summaryTextDone() {
 	s.open("response.reasoning_summary_text.done")
 	s.out = append(s.out, s.cur.ref...)
 	s.quoted("text", s.cur.text)
 	s.close()
 }
 
-func (s *responsesStream) argumentsDone() {
+func (s *Stream) argumentsDone() {
 	s.open("response.function_call_arguments.done")
 	s.out = append(s.out, s.cur.ref...)
 	s.quoted("arguments", s.cur.text)
@@ -181,7 +181,7 @@ func appendTextPart(dst, text []byte) []byte {
 	return append(dst, `"}`...)
 }
 
-func (s *responsesStream) messageItem(status string) []byte {
+func (s *Stream) messageItem(status string) []byte {
 	b := make([]byte, 0, 96)
 	b = append(b, `{"id":"`...)
 	b = append(b, s.msg.id...)
@@ -201,7 +201,7 @@ func (s *responsesStream) messageItem(status string) []byte {
 
 // reasoningItem renders the current thinking block's item: its summary is the thinking
 // text once a part was announced, [] before.
-func (s *responsesStream) reasoningItem() []byte {
+func (s *Stream) reasoningItem() []byte {
 	b := make([]byte, 0, 64+len(s.cur.text))
 	b = append(b, `{"id":"`...)
 	b = append(b, s.cur.itemID...)
@@ -222,7 +222,7 @@ func (s *responsesStream) reasoningItem() []byte {
 
 // functionCallItem renders the current tool_use block's item; in progress, its arguments
 // are "".
-func (s *responsesStream) functionCallItem(status string) []byte {
+func (s *Stream) functionCallItem(status string) []byte {
 	b := make([]byte, 0, 128+len(s.cur.text))
 	b = append(b, `{"id":"`...)
 	b = append(b, s.cur.itemID...)
@@ -245,7 +245,7 @@ func (s *responsesStream) functionCallItem(status string) []byte {
 
 // appendResponse renders the response object. Before the end its output is [] and its
 // usage null; at the end it lists the done items.
-func (s *responsesStream) appendResponse(dst []byte, status string) []byte {
+func (s *Stream) appendResponse(dst []byte, status string) []byte {
 	dst = append(dst, `{"id":"`...)
 	dst = append(dst, s.id...)
 	dst = append(dst, `","object":"response","created_at":`...)
@@ -290,7 +290,7 @@ func (s *responsesStream) appendResponse(dst []byte, status string) []byte {
 
 // appendUsage renders the usage as Responses clients read it: input_tokens includes the
 // cache tokens (Anthropic's excludes them), cached_tokens are the cache reads.
-func (s *responsesStream) appendUsage(dst []byte) []byte {
+func (s *Stream) appendUsage(dst []byte) []byte {
 	u := s.usage
 	input := u.input + u.cacheRead + u.cacheCreation
 	dst = append(dst, `{"input_tokens":`...)
@@ -308,7 +308,7 @@ func (s *responsesStream) appendUsage(dst []byte) []byte {
 
 // responseJSON returns the final response object of a non-streaming request (call finish
 // first); its status is completed, incomplete or failed.
-func (s *responsesStream) responseJSON() []byte {
+func (s *Stream) responseJSON() []byte {
 	status := s.status
 	if status == "" {
 		status = "in_progress"
@@ -318,7 +318,7 @@ func (s *responsesStream) responseJSON() []byte {
 
 // anthropicUsage returns the merged usage in Anthropic's form (exclusive input tokens) for
 // the usage report (usage_format "anthropic"), or nil when the upstream sent none.
-func (s *responsesStream) anthropicUsage() []byte {
+func (s *Stream) anthropicUsage() []byte {
 	if !s.usage.seen {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package plugin
+package convert
 
 // Reasoning, custom tool inputs and structured output of a converted request (issue 14 §3;
 // docs/design.md, "Conversion contract"). A Claude thinking block comes back as a reasoning
@@ -124,7 +124,7 @@ type responsesText struct {
 
 // convertTextFormat maps text.format json_schema to Claude's structured output
 // (output_config.format); json_object, which Claude has no mode for, is a warning.
-func convertTextFormat(raw json.RawMessage, m *convTools) (*messagesOutputConfig, error) {
+func convertTextFormat(raw json.RawMessage, m *Tools) (*messagesOutputConfig, error) {
 	if isNullRaw(raw) {
 		return nil, nil
 	}

@@ -1,4 +1,4 @@
-package plugin
+package convert
 
 import (
 	"bytes"
@@ -86,7 +86,7 @@ func TestConvertAgentRequests(t *testing.T) {
 		tc := tc
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			req, ok := decodeRequestFields([]byte(convBody(tc.body)))
+			req, ok := decodeFields([]byte(convBody(tc.body)))
 			if !ok {
 				t.Fatal("body does not decode")
 			}
@@ -260,7 +260,7 @@ func TestReasoningRoundTrip(t *testing.T) {
 	input := `[{"role":"user","content":"q"},` + string(resp.Output[0]) + `,` + string(resp.Output[3]) +
 		`,{"type":"function_call_output","call_id":"toolu_ns","output":"ok"}]`
 	body := convBody(`"reasoning":{"effort":"medium"},"tools":[{"type":"namespace","name":"mcp__gh","tools":[{"type":"function","name":"issue"}]}],"input":` + input)
-	req, _ := decodeRequestFields([]byte(body))
+	req, _ := decodeFields([]byte(body))
 	got, _, err := convertAgentRequest(&req, "claude", 0, true)
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +273,7 @@ func TestReasoningRoundTrip(t *testing.T) {
 	}
 }
 
-// convAgentGolden is plugin/testdata/convert/agents.golden.json: the agent cases' converted
+// convAgentGolden is plugin/convert/testdata/agents.golden.json: the agent cases' converted
 // requests and the agent stream's response, as the native code produces them, for
 // tests/yaegi to compare the interpreted conversion with.
 type convAgentGolden struct {
@@ -327,7 +327,7 @@ func TestConvertAgentGolden(t *testing.T) {
 	var g convAgentGolden
 	for _, tc := range convAgentCases {
 		body := convBody(tc.body)
-		req, _ := decodeRequestFields([]byte(body))
+		req, _ := decodeFields([]byte(body))
 		out, tools, err := convertAgentRequest(&req, "claude", 0, true)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
@@ -337,7 +337,7 @@ func TestConvertAgentGolden(t *testing.T) {
 	}
 	g.Stream = convAgentGoldenStream{Input: convAgentStream, Tools: convAgentStreamTools,
 		Output: string(agentStreamResponse([]byte(convAgentStream), 0, convAgentStreamTools))}
-	checkGoldenJSON(t, "testdata/convert/agents.golden.json", g)
+	checkGoldenJSON(t, "testdata/agents.golden.json", g)
 }
 
 // checkGoldenJSON compares v, indented, with a golden file (rewritten by -update-convert).

@@ -1,4 +1,4 @@
-package plugin
+package convert
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-var updateConvertGolden = flag.Bool("update-convert", false, "rewrite plugin/testdata/convert golden files")
+var updateConvertGolden = flag.Bool("update-convert", false, "rewrite plugin/convert/testdata golden files")
 
 const (
 	convTestRespID  = "resp_0123456789abcdef01234567"
@@ -47,7 +47,7 @@ var convStreamCases = []convStreamCase{
 
 // convertFed runs a whole Anthropic stream through a converter, fed n bytes at a time
 // (n <= 0: all at once), and returns the Responses stream.
-func convertFed(input []byte, n int) ([]byte, *responsesStream) {
+func convertFed(input []byte, n int) ([]byte, *Stream) {
 	s := newResponsesStream(convTestModel, convTestRespID, convTestCreated)
 	// The agent tools of convAgentStream (no golden stream names them), so that the fuzz
 	// targets reach the namespaced and custom calls too.
@@ -84,7 +84,7 @@ func convertByEvent(input []byte) []byte {
 	return append(out, s.finish()...)
 }
 
-func convGoldenText(out []byte, s *responsesStream) []byte {
+func convGoldenText(out []byte, s *Stream) []byte {
 	var b bytes.Buffer
 	b.Write(out)
 	b.WriteString("# response.json\n")
@@ -105,7 +105,7 @@ func TestConvertStreamGolden(t *testing.T) {
 		tc := tc
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			dir := filepath.Join("testdata", "convert", "stream")
+			dir := filepath.Join("testdata", "stream")
 			input, err := os.ReadFile(filepath.Join(dir, tc.name+".anthropic.sse"))
 			if err != nil {
 				t.Fatal(err)
@@ -385,7 +385,7 @@ func checkItem(t *testing.T, raw json.RawMessage) convItemProbe {
 
 func TestConvertStreamUsage(t *testing.T) {
 	t.Parallel()
-	input, err := os.ReadFile(filepath.Join("testdata", "convert", "stream", "text.anthropic.sse"))
+	input, err := os.ReadFile(filepath.Join("testdata", "stream", "text.anthropic.sse"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,10 @@
-package plugin
+package convert
 
 // The tools agents send (issue 14 §3; docs/design.md, "Conversion contract"): Codex's
 // namespaces (MCP servers, additional tools) become flat Claude tools named
 // namespace__name, its custom (freeform grammar) tools such as apply_patch a tool with one
 // string input, web_search Anthropic's server web-search tool. The names are kept in a
-// convTools map, so that the stream conversion gives each tool_use back its original
+// Tools map, so that the stream conversion gives each tool_use back its original
 // namespace, name and kind. A tool with no Claude counterpart becomes a warning of the
 // record, never a silent drop.
 
@@ -45,20 +45,20 @@ type convToolRef struct {
 	name      string
 }
 
-// convTools maps the converted tools' flat names back, and collects the conversion's
+// Tools maps the converted tools' flat names back, and collects the conversion's
 // warnings.
-type convTools struct {
+type Tools struct {
 	byFlat   map[string]convToolRef
 	flatFor  map[string]string // namespace + "\x00" + name → flat name
 	warnings []string
 }
 
-func newConvTools() *convTools {
-	return &convTools{byFlat: make(map[string]convToolRef), flatFor: make(map[string]string)}
+func newConvTools() *Tools {
+	return &Tools{byFlat: make(map[string]convToolRef), flatFor: make(map[string]string)}
 }
 
 // warn adds a warning, bounded in number and length.
-func (m *convTools) warn(w string) {
+func (m *Tools) warn(w string) {
 	if m == nil || len(m.warnings) >= maxWarnings {
 		return
 	}
@@ -71,7 +71,7 @@ func (m *convTools) warn(w string) {
 // add registers a tool and returns its flat name: namespace__name with the characters
 // Anthropic refuses replaced by '_'; a name over 64 characters (or one already taken)
 // becomes its first 55 characters, '_' and 8 hex digits of a hash of the original.
-func (m *convTools) add(kind int, namespace, name string) string {
+func (m *Tools) add(kind int, namespace, name string) string {
 	key := namespace + "\x00" + name
 	if flat, ok := m.flatFor[key]; ok {
 		return flat
@@ -100,7 +100,7 @@ func (m *convTools) add(kind int, namespace, name string) string {
 
 // flatName returns the flat name of a tool named in the history (a function_call's
 // namespace and name): the registered one, else the same rule without registering.
-func (m *convTools) flatName(namespace, name string) string {
+func (m *Tools) flatName(namespace, name string) string {
 	if flat, ok := m.flatFor[namespace+"\x00"+name]; ok {
 		return flat
 	}
@@ -111,7 +111,7 @@ func (m *convTools) flatName(namespace, name string) string {
 }
 
 // lookup returns what a flat name stands for; an unknown name is a plain function.
-func (m *convTools) lookup(flat string) convToolRef {
+func (m *Tools) lookup(flat string) convToolRef {
 	if m != nil {
 		if r, ok := m.byFlat[flat]; ok {
 			return r

@@ -1,9 +1,9 @@
-package plugin
+package convert
 
 // Responses → Anthropic Messages request conversion (issue 5 §2; sub2api-behaviour.md §7.1,
 // with its defects fixed: max_tokens always exceeds the thinking budget, and the tool pairing
 // is repaired so that Anthropic accepts the history). The conversion runs once per attempt on
-// the untouched client body; convert_messages.go turns the input items into messages.
+// the untouched client body; messages.go turns the input items into messages.
 
 import (
 	"encoding/json"
@@ -36,12 +36,12 @@ var thinkingBudgets = map[string]int64{
 	"xhigh":   32768,
 }
 
-// The conversion reads the Responses fields it maps from requestFields (json.go), the one
+// The conversion reads the Responses fields it maps from Fields (json.go), the one
 // decode of the body that validation made. Fields it drops on purpose: store, include,
 // text.verbosity, service_tier, prompt_cache_key, previous_response_id (Anthropic keeps no
 // server-side state), metadata, truncation, max_tool_calls, top_logprobs, user,
 // safety_identifier, stream (upstream always streams). text.format json_schema becomes
-// output_config (convert_reasoning.go).
+// output_config (reasoning.go).
 
 // messagesRequest is the Anthropic Messages request sent upstream.
 type messagesRequest struct {
@@ -115,7 +115,7 @@ func responsesToMessages(body []byte, upstreamModel string) ([]byte, error) {
 	if len(body) == 0 || body[0] != '{' {
 		return nil, errConvertNotObject
 	}
-	req, ok := decodeRequestFields(body)
+	req, ok := decodeFields(body)
 	if !ok {
 		return nil, errConvertNotObject
 	}
@@ -124,7 +124,7 @@ func responsesToMessages(body []byte, upstreamModel string) ([]byte, error) {
 
 // convertRequest converts the decoded fields of a Responses request, without cache
 // breakpoints (convertAgentRequest is what an attempt sends).
-func convertRequest(req *requestFields, upstreamModel string, limit int64) ([]byte, error) {
+func convertRequest(req *Fields, upstreamModel string, limit int64) ([]byte, error) {
 	b, _, err := convertAgentRequest(req, upstreamModel, limit, false)
 	return b, err
 }
@@ -132,9 +132,9 @@ func convertRequest(req *requestFields, upstreamModel string, limit int64) ([]by
 // convertAgentRequest converts the decoded fields of a Responses request. limit, when above
 // 0, is the output cap of the grant (what the reservation covers): max_tokens never exceeds
 // it, and it is max_tokens when the client names no max_output_tokens. cache adds the
-// automatic prompt-caching breakpoints (convert_cache.go). The returned convTools maps the
+// automatic prompt-caching breakpoints (cache.go). The returned Tools maps the
 // tool names back and holds the warnings.
-func convertAgentRequest(req *requestFields, upstreamModel string, limit int64, cache bool) ([]byte, *convTools, error) {
+func convertAgentRequest(req *Fields, upstreamModel string, limit int64, cache bool) ([]byte, *Tools, error) {
 	out := messagesRequest{Model: upstreamModel, Stream: true}
 	if out.Model == "" {
 		out.Model, _ = rawString(req.Model)
@@ -216,7 +216,7 @@ func convertAgentRequest(req *requestFields, upstreamModel string, limit int64, 
 }
 
 // convertSampling maps temperature and top_p.
-func convertSampling(req *requestFields, out *messagesRequest) error {
+func convertSampling(req *Fields, out *messagesRequest) error {
 	var err error
 	if out.Temperature, err = rawUnitNumber(req.Temperature, "temperature", 2); err != nil {
 		return err

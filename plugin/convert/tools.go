@@ -1,7 +1,7 @@
-package plugin
+package convert
 
 // Tools and tool_choice of a Responses request → Anthropic Messages (sub2api-behaviour.md
-// §7.1; the agents' tool types in convert_agents.go).
+// §7.1; the agents' tool types in agents.go).
 
 import (
 	"bytes"
@@ -25,8 +25,8 @@ type responsesToolChoice struct {
 
 // convertTools converts the tools: function tools as they are, the function tools of a
 // namespace flattened, custom tools as one string input, web_search as the server
-// web-search tool (convert_agents.go); other types are left out with a warning in m.
-func convertTools(raw json.RawMessage, m *convTools) ([]messagesTool, error) {
+// web-search tool (agents.go); other types are left out with a warning in m.
+func convertTools(raw json.RawMessage, m *Tools) ([]messagesTool, error) {
 	if isNullRaw(raw) {
 		return nil, nil
 	}
@@ -104,7 +104,7 @@ func joinDescriptions(namespace, tool string) string {
 }
 
 // functionTool converts a function tool, of a namespace when namespace is not "".
-func functionTool(t agentTool, namespace, at string, m *convTools) (messagesTool, error) {
+func functionTool(t agentTool, namespace, at string, m *Tools) (messagesTool, error) {
 	if t.Name == "" {
 		return messagesTool{}, errors.New(at + ".name is required")
 	}
@@ -138,7 +138,7 @@ func objectSchema(raw json.RawMessage) (json.RawMessage, error) {
 
 // convertToolChoice maps tool_choice; parallel_tool_calls:false becomes
 // disable_parallel_tool_use.
-func convertToolChoice(raw, parallel json.RawMessage, m *convTools) (*messagesToolPick, error) {
+func convertToolChoice(raw, parallel json.RawMessage, m *Tools) (*messagesToolPick, error) {
 	var pick *messagesToolPick
 	if s, ok := rawString(raw); ok {
 		switch s {
@@ -228,7 +228,7 @@ type inputToolsItem struct {
 // tools, before the history (whose calls are named by the flat names they register), and a
 // tool whose flat name is already declared is not declared twice (Anthropic refuses
 // duplicate names). The input is decoded for this only when it names such an item.
-func addInputTools(tools []messagesTool, input json.RawMessage, m *convTools) ([]messagesTool, error) {
+func addInputTools(tools []messagesTool, input json.RawMessage, m *Tools) ([]messagesTool, error) {
 	if len(input) == 0 || input[0] != '[' || !bytes.Contains(input, []byte(`"additional_tools"`)) {
 		return tools, nil
 	}

@@ -1,4 +1,4 @@
-package plugin
+package convert
 
 // Content parts of Responses messages and function_call_outputs → Anthropic content blocks:
 // text, images (base64 data URIs and URLs), PDF documents, tool inputs and results.

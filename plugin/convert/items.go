@@ -1,6 +1,6 @@
-package plugin
+package convert
 
-// The item lifecycle of convert_stream.go: Anthropic content blocks open and close
+// The item lifecycle of stream.go: Anthropic content blocks open and close
 // Responses output items (a message with one output_text part per text block, a reasoning
 // item per thinking block, a function_call item per tool_use block), and the response
 // ends completed, incomplete or failed. Usage is merged here too.
@@ -41,7 +41,7 @@ func (t *tokenCounts) merge(u *anthUsage) {
 }
 
 // start emits response.created and response.in_progress, once.
-func (s *responsesStream) start() {
+func (s *Stream) start() {
 	if s.created {
 		return
 	}
@@ -50,7 +50,7 @@ func (s *responsesStream) start() {
 	s.responseEvent("response.in_progress", "in_progress")
 }
 
-func (s *responsesStream) blockStart(index int64, cb *anthBlockStart) {
+func (s *Stream) blockStart(index int64, cb *anthBlockStart) {
 	if s.cur.active {
 		s.closeBlock()
 	}
@@ -117,7 +117,7 @@ func (s *responsesStream) blockStart(index int64, cb *anthBlockStart) {
 }
 
 // newItem gives the current block the next output index and an item id.
-func (s *responsesStream) newItem(prefix string) {
+func (s *Stream) newItem(prefix string) {
 	s.cur.outIdx = s.nextOut
 	s.nextOut++
 	s.cur.itemID = s.itemID(prefix, s.cur.outIdx)
@@ -129,7 +129,7 @@ func (s *responsesStream) newItem(prefix string) {
 // under Yaegi): only compiled calls on the common path, locals rather than repeated
 // selectors, and a handful of appends of bytes prepared when the block started. Invalid UTF-8 (which encoding/json accepts) is re-encoded, so the output is
 // valid for strict decoders too.
-func (s *responsesStream) emitDelta(raw json.RawMessage) {
+func (s *Stream) emitDelta(raw json.RawMessage) {
 	if len(raw) < 3 || raw[0] != '"' {
 		return // absent, not a string, or ""
 	}
@@ -161,11 +161,11 @@ func (s *responsesStream) emitDelta(raw json.RawMessage) {
 
 // closeBlock ends the current block: a text part stays in the open message, a reasoning or
 // function_call item is done.
-func (s *responsesStream) closeBlock() { s.closeBlockAs(statusCompleted) }
+func (s *Stream) closeBlock() { s.closeBlockAs(statusCompleted) }
 
 // closeBlockAs ends the current block, a function_call item with the given status
 // ("incomplete" when the stream stopped inside it).
-func (s *responsesStream) closeBlockAs(status string) {
+func (s *Stream) closeBlockAs(status string) {
 	switch s.cur.kind {
 	case blockIsText:
 		part := appendTextPart(nil, s.cur.text)
@@ -195,7 +195,7 @@ func (s *responsesStream) closeBlockAs(status string) {
 }
 
 // openMessage opens an assistant message item unless one is open.
-func (s *responsesStream) openMessage() {
+func (s *Stream) openMessage() {
 	if s.msg.open {
 		return
 	}
@@ -204,9 +204,9 @@ func (s *responsesStream) openMessage() {
 	s.itemAdded(s.messageItem("in_progress"), s.msg.outIdx)
 }
 
-func (s *responsesStream) closeMessage() { s.closeMessageAs(statusCompleted) }
+func (s *Stream) closeMessage() { s.closeMessageAs(statusCompleted) }
 
-func (s *responsesStream) closeMessageAs(status string) {
+func (s *Stream) closeMessageAs(status string) {
 	if !s.msg.open {
 		return
 	}
@@ -217,7 +217,7 @@ func (s *responsesStream) closeMessageAs(status string) {
 
 // complete ends a stream that finished (message_stop, or max_tokens without it).
 // Items still open end with the response's status: cut short, they are incomplete.
-func (s *responsesStream) complete() {
+func (s *Stream) complete() {
 	s.start()
 	status, typ := statusCompleted, "response.completed"
 	if incompleteReason(s.stop) != "" {
@@ -233,7 +233,7 @@ func (s *responsesStream) complete() {
 
 // failWith ends the response with response.failed, unless it already ended. Items still
 // open are not finished: the output lists the done ones.
-func (s *responsesStream) failWith(typ, msg string, upstream bool) {
+func (s *Stream) failWith(typ, msg string, upstream bool) {
 	if s.status != "" {
 		return
 	}

@@ -1,4 +1,4 @@
-package plugin
+package convert
 
 // Automatic prompt caching of a converted request (issue 14 §3): Responses clients cannot
 // mark cache breakpoints, and without them every agent turn on Claude pays the full input

@@ -1,4 +1,4 @@
-package plugin
+package convert
 
 import (
 	"encoding/json"
@@ -27,7 +27,7 @@ func FuzzConvertRequestBounded(f *testing.F) {
 		if len(body) > fuzzMaxInput {
 			return
 		}
-		req, ok := decodeRequestFields(body)
+		req, ok := decodeFields(body)
 		if !ok || len(body) == 0 || body[0] != '{' {
 			return
 		}

@@ -1,4 +1,4 @@
-package plugin
+package convert
 
 // Anthropic Messages stream → Responses stream, event by event (issue 5 §3;
 // sub2api-behaviour.md §7.3 with its defects fixed: response.in_progress follows
@@ -9,7 +9,7 @@ package plugin
 // Per event the interpreted work is one json.Unmarshal into a small struct and a few
 // appends to a reused buffer: delta texts are never decoded, their JSON string literals are
 // copied through and concatenated. This file frames and decodes the upstream events;
-// convert_items.go opens and closes the output items, convert_response.go renders them.
+// items.go opens and closes the output items, response.go renders them.
 //
 // Wiring (converted.go): the caller holds the returned bytes until started() (the commit
 // point) and may fail over before it, e.g. on upstreamError(); it ends a cut or stalled
@@ -101,7 +101,7 @@ type convBlock struct {
 	text     []byte
 	partOpen bool // a reasoning summary part was announced
 	// sig is a reasoning item's encrypted_content (the inside of a JSON string): the
-	// thinking signature or the redacted data, with its prefix (convert_reasoning.go).
+	// thinking signature or the redacted data, with its prefix (reasoning.go).
 	sig       []byte
 	namespace []byte // JSON string of a namespaced function_call's namespace, or nil
 }
@@ -114,10 +114,10 @@ type convMessage struct {
 	parts  [][]byte // rendered output_text parts
 }
 
-// responsesStream converts one upstream Anthropic stream. It is not safe for concurrent
+// Stream converts one upstream Anthropic stream. It is not safe for concurrent
 // use. The byte slices its methods return are reused by the next call: write or copy them
 // first.
-type responsesStream struct {
+type Stream struct {
 	id        string
 	itemBase  string
 	model     []byte // JSON string: the client's model
@@ -141,24 +141,24 @@ type responsesStream struct {
 	items    [][]byte // rendered done items, by output_index
 	msg      convMessage
 	cur      convBlock
-	// tools maps the flat tool names of the converted request back (convert_agents.go).
-	tools *convTools
+	// tools maps the flat tool names of the converted request back (agents.go).
+	tools *Tools
 }
 
 // newResponsesStream starts a conversion answering as responseID ("resp_…") for the
 // client's model, created at the given Unix time.
-func newResponsesStream(model, responseID string, createdAt int64) *responsesStream {
+func newResponsesStream(model, responseID string, createdAt int64) *Stream {
 	m, err := encodeJSON(model)
 	if err != nil {
 		m = []byte(`""`)
 	}
-	return &responsesStream{id: responseID, itemBase: strings.TrimPrefix(responseID, "resp_"),
+	return &Stream{id: responseID, itemBase: strings.TrimPrefix(responseID, "resp_"),
 		model: m, createdAt: createdAt, out: make([]byte, 0, 1024)}
 }
 
 // event converts one Anthropic event (its SSE event name, which may be empty, and data)
 // into Responses SSE bytes.
-func (s *responsesStream) event(name, data []byte) []byte {
+func (s *Stream) event(name, data []byte) []byte {
 	s.out = s.out[:0]
 	s.handle(name, data, nil)
 	return s.out
@@ -166,7 +166,7 @@ func (s *responsesStream) event(name, data []byte) []byte {
 
 // feed converts raw upstream body bytes: complete events are converted, the rest waits
 // for the next call (or finish).
-func (s *responsesStream) feed(p []byte) []byte {
+func (s *Stream) feed(p []byte) []byte {
 	s.out = s.out[:0]
 	s.pending = append(s.pending, p...)
 	off := 0
@@ -218,7 +218,7 @@ func nextEventEnd(b []byte, from int) (int, int) {
 // finish ends the conversion at a clean end of the upstream body: a last event without its
 // blank line still counts; without message_stop the response fails, or is incomplete when
 // max_tokens stopped it.
-func (s *responsesStream) finish() []byte {
+func (s *Stream) finish() []byte {
 	s.out = s.out[:0]
 	if len(s.pending) > 0 {
 		s.block(s.pending)
@@ -236,7 +236,7 @@ func (s *responsesStream) finish() []byte {
 
 // fail ends the conversion with response.failed for a reason of the caller's (a cut or
 // idle stream, a timeout); nothing when the response already ended.
-func (s *responsesStream) fail(typ, msg string) []byte {
+func (s *Stream) fail(typ, msg string) []byte {
 	s.out = s.out[:0]
 	s.failWith(typ, msg, false)
 	return s.out
@@ -244,25 +244,25 @@ func (s *responsesStream) fail(typ, msg string) []byte {
 
 // started reports whether semantic output was converted: a text or thinking delta, or a
 // tool call. Until then nothing the client would miss was produced (the commit point).
-func (s *responsesStream) started() bool { return s.semantic }
+func (s *Stream) started() bool { return s.semantic }
 
 // usageComplete reports whether the upstream's final usage (message_delta's) was seen;
 // message_start's alone counts the input only.
-func (s *responsesStream) usageComplete() bool { return s.final }
+func (s *Stream) usageComplete() bool { return s.final }
 
 // finalStatus is "completed", "incomplete" or "failed" once the response ended, else "".
-func (s *responsesStream) finalStatus() string { return s.status }
+func (s *Stream) finalStatus() string { return s.status }
 
 // upstreamError returns the type and message of the Anthropic error event that failed the
 // response; ok is false when none did.
-func (s *responsesStream) upstreamError() (typ, msg string, ok bool) {
+func (s *Stream) upstreamError() (typ, msg string, ok bool) {
 	return s.upType, s.errMsg, s.upErr
 }
 
 // block converts one SSE event block. Anthropic sends `event: <type>` then one `data:`
 // line; the data line is found with one compiled search, and the event name is read only
 // when the data names no type.
-func (s *responsesStream) block(b []byte) {
+func (s *Stream) block(b []byte) {
 	i := bytes.Index(b, dataPrefix)
 	if i < 0 || (i > 0 && b[i-1] != '\n') {
 		_, data := sseFields(b) // an unusual layout: parse line by line
@@ -280,7 +280,7 @@ func (s *responsesStream) block(b []byte) {
 }
 
 // handle converts one event: its name (nil: read it from block when needed) and data.
-func (s *responsesStream) handle(name, data, block []byte) {
+func (s *Stream) handle(name, data, block []byte) {
 	if s.status != "" {
 		return
 	}
