@@ -95,10 +95,10 @@ func TestUsageDetailPendingAndUnknown(t *testing.T) {
 	log := routing.NewLog(e.rdb)
 	id := "req_route_pending_" + strings.ReplaceAll(t.Name(), "/", "_")
 	t.Cleanup(func() { _ = log.Delete(t.Context(), []string{id}) })
-	if err := log.Append(t.Context(), id, routing.Entry{At: time.Now(), Kind: routing.KindFirst, Model: "m", AccountID: 7,
-		Candidates: []routing.Candidate{{AccountID: 7, Reason: routing.Sticky}, {AccountID: 8, Reason: routing.Busy}}}); err != nil {
-		t.Fatal(err)
-	}
+	w := log.NewWriter(nil)
+	w.Add(t.Context(), id, routing.Entry{At: time.Now(), Kind: routing.KindFirst, Model: "m", AccountID: 7,
+		Candidates: []routing.Candidate{{AccountID: 7, Reason: routing.Sticky}, {AccountID: 8, Reason: routing.Busy}}})
+	w.Close() // written
 	var got pendingUsageView
 	e.mustCall(http.MethodGet, "/api/v1/admin/usage/"+id, nil, http.StatusOK, &got)
 	if got.Settled || got.RequestID != id || len(got.Attempts) != 0 || len(got.Routing) != 1 ||
