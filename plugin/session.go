@@ -158,8 +158,7 @@ func contentSeed(path string, info *requestInfo, apiKey string) string {
 func systemAndFirstUser(items []inputItem) (string, string) {
 	system := ""
 	for i := 0; i < len(items); i++ {
-		role, _ := rawString(items[i].Role)
-		switch role {
+		switch items[i].Role {
 		case "user":
 			return system, textOf(items[i].Content)
 		case "system", "developer":
