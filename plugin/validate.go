@@ -203,7 +203,7 @@ func checkFunctionCallOutputs(info *requestInfo) *clientError {
 		return nil
 	}
 	var callIDs []string
-	refs := make(map[string]bool)
+	var refs map[string]bool // made at the first item_reference: most inputs have none
 	hasOutput := false
 	missingCallID := false
 	for i := 0; i < len(items); i++ {
@@ -222,6 +222,9 @@ func checkFunctionCallOutputs(info *requestInfo) *clientError {
 			}
 		case "item_reference":
 			if it.ID != "" {
+				if refs == nil {
+					refs = make(map[string]bool)
+				}
 				refs[it.ID] = true
 			}
 		}

@@ -12,13 +12,27 @@ import (
 	"github.com/traefik/yaegi/stdlib"
 )
 
-// repoRoot is the poolgate checkout: $POOLGATE_REPO_ROOT, else two levels up from the
-// working directory (tests/yaegi, where go run is started).
+// repoRoot is the poolgate checkout: $POOLGATE_REPO_ROOT, else the nearest directory at or
+// above the working directory (tests/yaegi for go run, this package's for go test) that
+// holds plugin/ and go.mod.
 func repoRoot() string {
 	if d := os.Getenv("POOLGATE_REPO_ROOT"); d != "" {
 		return d
 	}
-	return filepath.Join("..", "..")
+	dir, err := os.Getwd()
+	if err != nil {
+		return filepath.Join("..", "..")
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "plugin", "plugin.go")); err == nil {
+			return dir
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return filepath.Join("..", "..")
+		}
+		dir = up
+	}
 }
 
 // loadInterpreted imports the plugin into a Yaegi interpreter as Traefik does (a GOPATH
