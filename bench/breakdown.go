@@ -14,8 +14,9 @@ import (
 // what exists without a product change: the client's latency and the arrival time at the
 // fake upstream (loadTraced, gateway against Traefik alone), the ledger's own timings of
 // the same requests (usage records of the c=1 key: admission_ms, upstream_ms, duration_ms,
-// whole milliseconds) and the floor. A stage the plugin and controlsvc do not time is
-// printed as not measured, with the reason.
+// whole milliseconds) and the floor; the plugin's own stages come from tests/yaegi/stagebench
+// (stages.go), timed under Yaegi outside the stack. A stage nothing times is printed as not
+// measured, with the reason.
 
 // ledgerTimings are the medians of the usage records' timings, ms.
 type ledgerTimings struct {
@@ -90,15 +91,30 @@ func printBreakdown(st *stack.Stack, keyID int64, gw, tr tracedResult, floor res
 	row("    plugin parse + forward set-up", round(toUp-adm).String(), "the line above it minus admission_ms (derived)")
 	row("      interpreter floor", round(floor.p50-tr.p50).String(), "empty Yaegi middleware p50 - Traefik alone p50")
 	row("  after the upstream", round(back).String(), "fake upstream arrival -> reply read, gateway - Traefik alone (relay, reply handling)")
-	row("plugin parse", "not measured", "alone: the plugin times no stage; only parse + forward set-up together, above")
-	row("forward", "not measured", "alone: as plugin parse; the ledger's upstream_ms covers the upstream too")
+	figs, serr := pluginStages() // stages.go
+	stageRow := func(label, stage string) {
+		if d, how, ok := stageYaegi(figs, stage); ok {
+			row(label, round(d).String(), how)
+			return
+		}
+		row(label, "not measured", fmt.Sprintf("tests/yaegi/stagebench did not run: %v", serr))
+	}
+	stageRow("plugin parse", "parse")
+	stageRow("admit call, plugin side", "admit-codec")
+	stageRow("admit call over loopback", "admit")
+	stageRow("forward set-up", "forward")
+	stageRow("relay, per SSE event", "relay-event")
 	if work.err != nil {
 		row("controlsvc work", "not measured", work.err.Error())
 	} else {
 		row("controlsvc work", round(work.mean).String(), fmt.Sprintf("mean per grant inside the admit round trip, controlsvc's /metrics (%d grants of the run)", work.grants))
 	}
-	row("report", "not measured", "sent after the reply in batches, off the client's path; no timing is recorded for it")
+	stageRow("report (enqueue)", "report")
+	stageRow("report (send, off path)", "report-send")
 	fmt.Printf("  ledger p50s: admission_ms %.1f, upstream_ms %.1f, first_token_ms %.1f, duration_ms %.1f\n",
 		lt.admission, lt.upstream, lt.firstToken, lt.total)
+	if serr == nil {
+		printStages(figs)
+	}
 	return nil
 }

@@ -11,7 +11,8 @@
 // stream relayed as it is and converted from Anthropic Messages to Responses events, in
 // events per second and per Traefik CPU second, and the goals part (goals.go): the goals of
 // issue 15 §5 against Traefik alone and an empty Yaegi plugin, each PASS or FAIL, with the
-// breakdown of the added time by stage. -only compare|saturated|convert|goals runs one part;
+// breakdown of the added time by stage, whose plugin rows come from the stage benchmark
+// (stages.go: tests/yaegi/stagebench). -only compare|saturated|convert|goals|stages runs one part;
 // -d and -warmup shorten a run, -streams lowers the open-streams count (for trying it out).
 //
 // Figures are only comparable within one run on one machine; the ratios are the point.
@@ -44,13 +45,21 @@ func main() {
 		concurrency = flag.Int("c", 16, "concurrent clients")
 		duration    = flag.Duration("d", 5*time.Second, "measuring time per case")
 		warmup      = flag.Duration("warmup", time.Second, "warm-up time per case")
-		only        = flag.String("only", "", "run only the cases of one part: compare (upstream, traefik, gateway), saturated, convert or goals")
+		only        = flag.String("only", "", "run only the cases of one part: compare (upstream, traefik, gateway), saturated, convert, goals or stages (the plugin's stages under Yaegi, no stack)")
 		streams     = flag.Int("streams", targetStreams, "goals: streams to hold open at once (the goal is 10000; fewer fails it)")
 	)
 	flag.Parse()
-	if *only != "" && *only != "compare" && *only != "saturated" && *only != "convert" && *only != "goals" {
-		fmt.Fprintln(os.Stderr, "bench: -only must be compare, saturated, convert or goals")
+	if *only != "" && *only != "compare" && *only != "saturated" && *only != "convert" && *only != "goals" && *only != "stages" {
+		fmt.Fprintln(os.Stderr, "bench: -only must be compare, saturated, convert, goals or stages")
 		os.Exit(2)
+	}
+	if *only == "stages" {
+		// The plugin's stages alone (stages.go): no stack needed.
+		if err := runStages(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *streams < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -streams must be at least 1")

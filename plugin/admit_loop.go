@@ -29,6 +29,15 @@ func isFailoverStatus(status int) bool {
 // admit asks controlsvc for an account, first without and then with the failed attempt.
 // It returns false when the exchange has been answered instead.
 func (x *exchange) admit(failed *failedAttempt) bool {
+	ar := x.admitRequest(failed)
+	began := time.Now()
+	g, rej, err := x.admitWithKeepAlive(ar) // keepalive.go
+	x.countAdmission(time.Since(began))
+	return x.admitted(g, rej, err, failed)
+}
+
+// admitRequest is the admit call of the exchange, after failed when it is a re-admission.
+func (x *exchange) admitRequest(failed *failedAttempt) *admitRequest {
 	ar := &admitRequest{
 		RequestID:     x.requestID,
 		APIKey:        x.apiKey,
@@ -48,9 +57,11 @@ func (x *exchange) admit(failed *failedAttempt) bool {
 		ar.GrantID = x.grant.GrantID
 		ar.ServedModel = x.grant.ServedModel // the next fallback counts from it
 	}
-	began := time.Now()
-	g, rej, err := x.admitWithKeepAlive(ar) // keepalive.go
-	x.countAdmission(time.Since(began))
+	return ar
+}
+
+// admitted takes an admit call's outcome; false when the exchange has been answered instead.
+func (x *exchange) admitted(g *grant, rej *rejection, err error, failed *failedAttempt) bool {
 	if g != nil {
 		// Take the grant before anything else: even if the client is gone now, the grant
 		// must be reported so that its slots are released.

@@ -14,7 +14,7 @@ func (x *exchange) attempt() (*http.Response, *watchdog, error) {
 	g := x.grant
 	x.resetAttempt()
 	out, wd, err := x.prepareAttempt(g)
-	x.stall.onStall(func() { wd.fire(classClientGone) }) // stall.go
+	x.stall.onStall(wd.clientGone) // stall.go; a method value (deadline.go)
 	began := time.Now()
 	x.markSent(began)
 	var resp *http.Response

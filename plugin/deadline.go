@@ -53,19 +53,29 @@ type watchdog struct {
 func newWatchdog(cancel context.CancelFunc, firstToken, headers time.Duration, deadline time.Time) *watchdog {
 	w := &watchdog{cancel: cancel}
 	if firstToken > 0 {
-		w.first = time.AfterFunc(firstToken, func() { w.fire(classFirstTokenTimeout) })
+		w.first = time.AfterFunc(firstToken, w.firstTokenPassed)
 	}
 	if headers > 0 {
-		w.head = time.AfterFunc(headers, func() { w.fire(classResponseHeaderTimeout) })
+		w.head = time.AfterFunc(headers, w.headersLate)
 	}
 	left := time.Until(deadline)
 	if left <= 0 {
 		w.fire(classRequestTimeout)
 	} else {
-		w.total = time.AfterFunc(left, func() { w.fire(classRequestTimeout) })
+		w.total = time.AfterFunc(left, w.requestTimedOut)
 	}
 	return w
 }
+
+// The timers' functions are method values, made on the request goroutine: under Yaegi a
+// closure handed to compiled code costs several times a method value (its reflect wrapper
+// is built per call; plugin/stagebench.go measures it), and one built in the timer's
+// goroutine races (watchClient).
+func (w *watchdog) firstTokenPassed() { w.fire(classFirstTokenTimeout) }
+func (w *watchdog) headersLate()      { w.fire(classResponseHeaderTimeout) }
+func (w *watchdog) requestTimedOut()  { w.fire(classRequestTimeout) }
+func (w *watchdog) streamIdled()      { w.fire(classStreamIdleTimeout) }
+func (w *watchdog) drainRanOut()      { w.fire(classDrainTimeout) }
 
 func (w *watchdog) fire(class string) {
 	w.mu.Lock()
@@ -91,7 +101,7 @@ func (w *watchdog) armIdle(d time.Duration) {
 		return
 	}
 	w.idleD = d
-	w.idle = time.AfterFunc(d, func() { w.fire(classStreamIdleTimeout) })
+	w.idle = time.AfterFunc(d, w.streamIdled)
 }
 
 // progress records that upstream bytes arrived.
@@ -139,7 +149,7 @@ func (w *watchdog) clientLeft() {
 		w.cancel()
 		return
 	}
-	w.drain = time.AfterFunc(w.drainD, func() { w.fire(classDrainTimeout) })
+	w.drain = time.AfterFunc(w.drainD, w.drainRanOut)
 	w.mu.Unlock()
 }
 

@@ -103,32 +103,38 @@ func newExchange(p *Poolgate, rw http.ResponseWriter, req *http.Request, path st
 // run takes the request through validation, admission and forwarding. Every branch ends
 // in a written response.
 func (x *exchange) run() {
+	if !x.prepare() || !x.admit(nil) {
+		return
+	}
+	x.forward()
+}
+
+// prepare does what comes before admission: the key's format, the body's one read and one
+// pass (validateBody), the session seed. False when it answered the request instead.
+func (x *exchange) prepare() bool {
 	// Cheap checks first: no body byte is read and nothing is allocated for a request whose
 	// key cannot be one (docs/security.md, "Nothing costly before authentication").
 	x.apiKey = extractAPIKey(x.req.Header)
 	if !wellFormedKey(x.apiKey) {
 		x.writeError(newClientError(http.StatusUnauthorized, typeAuthentication, msgInvalidAPIKey))
-		return
+		return false
 	}
 	body, e := readBody(x.req, x.p.maxBody)
 	if e != nil {
 		x.writeError(e)
-		return
+		return false
 	}
 	x.body = body
 	info, e := validateBody(x.path, body)
 	if e != nil {
 		x.writeError(e)
-		return
+		return false
 	}
 	x.info = info
-	seed := sessionSeed(x.path, x.req.Header, &info, x.apiKey)
+	seed := sessionSeed(x.path, x.req.Header, &x.info, x.apiKey)
 	x.sessionHash = hashSeed(seed)
 	x.sessionSource = seedSource(seed)
-	if !x.admit(nil) {
-		return
-	}
-	x.forward()
+	return true
 }
 
 // finish runs deferred: it answers after a panic (a 500, or the stream's terminal error:

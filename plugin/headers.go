@@ -110,11 +110,14 @@ func tokenSet(tokens ...string) map[string]bool {
 // Anthropic's request-id.
 var upstreamRequestIDHeaders = canonical("x-request-id", "request-id")
 
-// copyListed copies the headers named in names (canonical) from src to dst.
+// copyListed sets the headers named in names (canonical) of src on dst. The value slices
+// are shared, not cloned (a clone per header per attempt is most of an attempt's header
+// work under Yaegi): nothing changes a header value in place, and the slice is capped at
+// its length, so that an append to dst's copy allocates instead of writing into src's.
 func copyListed(dst, src http.Header, names []string) {
 	for i := 0; i < len(names); i++ {
 		if vv := src[names[i]]; len(vv) > 0 {
-			dst[names[i]] = append([]string(nil), vv...)
+			dst[names[i]] = vv[:len(vv):len(vv)]
 		}
 	}
 }
@@ -139,12 +142,19 @@ func forwardRequestHeaders(out, client http.Header, g *grant) {
 // User-Agent. A client that sent none sends none upstream: the empty value keeps Go's
 // transport from adding its default.
 func setUserAgent(out, client http.Header, g *grant) {
-	ua := g.UserAgent
-	if ua == "" {
-		ua = client.Get(headerUserAgent)
+	if g.UserAgent != "" {
+		out[headerUserAgent] = []string{g.UserAgent}
+		return
 	}
-	out[headerUserAgent] = []string{ua}
+	if vv := client[headerUserAgent]; len(vv) > 0 {
+		out[headerUserAgent] = vv[:1:1] // the first, as Get has it; shared as in copyListed
+		return
+	}
+	out[headerUserAgent] = noUserAgent
 }
+
+// noUserAgent is the empty User-Agent (shared: the transport only reads it).
+var noUserAgent = []string{""}
 
 // applyGrantHeaders sets the grant's headers: the account's credential and fixed headers.
 // They win over anything forwarded from the client.
@@ -159,6 +169,12 @@ func applyGrantHeaders(out http.Header, g *grant) {
 // never pass, and a header left with no token is not sent.
 func forwardBetas(out http.Header, name string, values []string, g *grant, defaults map[string]bool) {
 	if len(values) == 0 {
+		return
+	}
+	if len(values) == 1 && g.ForwardBetas == nil && defaults[values[0]] {
+		// One default token as the client sent it, the common case (Codex's
+		// responses=experimental): passed on as it is, without splitting.
+		out[name] = values[:1:1]
 		return
 	}
 	custom := ""

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/poolgate/poolgate/plugin/wire"
 )
@@ -106,13 +107,14 @@ type requestFields struct {
 }
 
 // inputItem is a Responses input item, or a Chat Completions or Anthropic message, reduced
-// to the fields the call_id checks and the session seed read. Values stay raw: each is
-// decoded only when looked at.
+// to the fields the call_id checks and the session seed read. The strings are decoded by
+// encoding/json itself (compiled), so that a loop over the items does no decoding of its
+// own; a field that is not a string reads as "". Content stays raw (a string or parts).
 type inputItem struct {
-	Type    json.RawMessage `json:"type"`
-	CallID  json.RawMessage `json:"call_id"`
-	ID      json.RawMessage `json:"id"`
-	Role    json.RawMessage `json:"role"`
+	Type    string          `json:"type"`
+	CallID  string          `json:"call_id"`
+	ID      string          `json:"id"`
+	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
 }
 
@@ -124,17 +126,30 @@ func jsonValid(b []byte) bool { return json.Valid(b) }
 
 // decodeRequestFields decodes a valid JSON document; ok is false when it is not an object.
 func decodeRequestFields(body []byte) (requestFields, bool) {
-	var f requestFields
-	if err := json.Unmarshal(body, &f); err != nil {
-		return f, false
-	}
-	return f, true
+	f, err := parseRequestFields(body)
+	return f, err == nil
 }
 
-// rawString returns the value of a JSON string; ok is false for anything else.
+// parseRequestFields is the body's one pass: json.Unmarshal checks the whole document
+// before it decodes (compiled, so it costs what it costs natively), and every field is
+// raw, so an object never fails on a type. An error is a syntax error, or valid JSON that
+// is not an object (validateBody tells them apart, on that path only).
+func parseRequestFields(body []byte) (requestFields, error) {
+	var f requestFields
+	err := json.Unmarshal(body, &f)
+	return f, err
+}
+
+// rawString returns the value of a JSON string; ok is false for anything else. raw comes
+// from a decoded document, so it is valid JSON: a string without escapes and with valid
+// UTF-8 is its bytes between the quotes, two compiled calls instead of a json.Unmarshal
+// (which also replaces invalid UTF-8, hence the check).
 func rawString(raw json.RawMessage) (string, bool) {
 	if len(raw) == 0 || raw[0] != '"' {
 		return "", false
+	}
+	if n := len(raw); n >= 2 && raw[n-1] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw[1 : n-1]), true
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -174,12 +189,20 @@ func rawBool(raw json.RawMessage) (bool, bool) {
 	return false, false
 }
 
-// decodeInputItems decodes a Responses "input" array or a "messages" array; ok is false
-// when raw is not an array of objects.
+// decodeInputItems decodes a Responses "input" array or a "messages" array (raw from a
+// decoded document); ok is false when raw is not an array. A field of another type than
+// its string reads as "", and an element that is not an object as an empty item: Unmarshal
+// decodes the rest and reports the first such mismatch, which is no reason to drop the
+// others.
 func decodeInputItems(raw json.RawMessage) ([]inputItem, bool) {
-	var items []inputItem
-	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
+	if len(raw) == 0 || raw[0] != '[' {
 		return nil, false
+	}
+	var items []inputItem
+	if err := json.Unmarshal(raw, &items); err != nil {
+		if _, typeOnly := err.(*json.UnmarshalTypeError); !typeOnly {
+			return nil, false
+		}
 	}
 	return items, true
 }

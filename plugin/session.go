@@ -27,7 +27,17 @@ const claudeCodeSessionHeader = "X-Claude-Code-Session-Id"
 // sessionHeaders carry a client's explicit session id, in order of precedence after Claude
 // Code's: Codex sent session_id (and conversation_id) and now sends session-id; the last two
 // are other clients' spellings.
-var sessionHeaders = []string{"session_id", "session-id", "conversation_id", "x-session-id", "x-session-affinity"}
+// They are canonical, as net/http keys a request's headers, so that a lookup is a map
+// index rather than a Get call (a compiled call per name under Yaegi).
+var sessionHeaders = canonical("session_id", "session-id", "conversation_id", "x-session-id", "x-session-affinity")
+
+// headerValue is h.Get(name) for a canonical name, trimmed.
+func headerValue(h http.Header, name string) string {
+	if vv := h[name]; len(vv) > 0 && vv[0] != "" {
+		return strings.TrimSpace(vv[0])
+	}
+	return ""
+}
 
 // Prefixes keep an explicit session id from ever equalling a content seed.
 const (
@@ -65,14 +75,16 @@ func seedSource(seed string) string {
 // id gets the same prefix, so a Claude Code turn seeded by its header and one seeded by its
 // user_id (the same uuid) share a binding.
 func sessionSeed(path string, h http.Header, info *requestInfo, apiKey string) string {
-	if v := strings.TrimSpace(h.Get(claudeCodeSessionHeader)); v != "" {
+	if v := headerValue(h, claudeCodeSessionHeader); v != "" {
 		return explicitSeedPrefix + v
 	}
-	if v := metadataSession(info.fields.Metadata); v != "" {
-		return explicitSeedPrefix + v
+	if md := info.fields.Metadata; len(md) > 0 && md[0] == '{' { // a call costs µs under Yaegi, even one that returns at once
+		if v := metadataSession(md); v != "" {
+			return explicitSeedPrefix + v
+		}
 	}
 	for i := 0; i < len(sessionHeaders); i++ {
-		if v := strings.TrimSpace(h.Get(sessionHeaders[i])); v != "" {
+		if v := headerValue(h, sessionHeaders[i]); v != "" {
 			return explicitSeedPrefix + v
 		}
 	}
@@ -158,12 +170,12 @@ func contentSeed(path string, info *requestInfo, apiKey string) string {
 func systemAndFirstUser(items []inputItem) (string, string) {
 	system := ""
 	for i := 0; i < len(items); i++ {
-		role, _ := rawString(items[i].Role)
-		switch role {
+		it := &items[i] // no copy of the item per field read
+		switch it.Role {
 		case "user":
-			return system, textOf(items[i].Content)
+			return system, textOf(it.Content)
 		case "system", "developer":
-			system += "\n" + textOf(items[i].Content)
+			system += "\n" + textOf(it.Content)
 		}
 	}
 	return system, ""

@@ -59,7 +59,14 @@ func (g *stallGuard) write(p []byte) (int, error) {
 	if g.tripped {
 		return 0, errClientStalled
 	}
-	g.arm()
+	// The timer is armed and stopped inline: a method call per write costs µs under Yaegi.
+	if g.limit > 0 {
+		if g.timer == nil {
+			g.timer = time.AfterFunc(g.limit, g.trip) // a method value made here (docs/design.md)
+		} else {
+			g.timer.Reset(g.limit)
+		}
+	}
 	g.writing = true
 	n, err := g.rw.Write(p)
 	if err == nil {
@@ -68,36 +75,14 @@ func (g *stallGuard) write(p []byte) (int, error) {
 		}
 	}
 	g.writing = false
-	if g.disarm() {
+	// The timer runs only while a write is in progress, so a timer that could not be
+	// stopped fired during this write: it lasted writeStallTimeout or longer.
+	if g.limit > 0 && !g.timer.Stop() {
+		g.trip() // the timer's own call may still be on its way: make sure it all happened
+		g.tripped = true
 		return n, errClientStalled
 	}
 	return n, err
-}
-
-func (g *stallGuard) arm() {
-	if g.limit <= 0 {
-		return
-	}
-	if g.timer == nil {
-		g.timer = time.AfterFunc(g.limit, g.trip) // a method value made here (docs/design.md)
-		return
-	}
-	g.timer.Reset(g.limit)
-}
-
-// disarm stops the watchdog after a write and reports whether the write stalled. The
-// timer runs only while a write is in progress, so a timer that could not be stopped
-// fired during this write: it lasted writeStallTimeout or longer.
-func (g *stallGuard) disarm() bool {
-	if g.limit <= 0 {
-		return false
-	}
-	if g.timer.Stop() {
-		return false
-	}
-	g.trip() // the timer's own call may still be on its way: make sure it all happened
-	g.tripped = true
-	return true
 }
 
 // trip runs once, when a write stalled.
@@ -140,8 +125,9 @@ func (g *stallGuard) isStalled() bool {
 		return false
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.stalled
+	stalled := g.stalled // no defer: it costs µs under Yaegi, and this runs per read
+	g.mu.Unlock()
+	return stalled
 }
 
 // onStall sets what a stall ends (the admit call or upstream attempt now in progress); it

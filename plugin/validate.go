@@ -75,7 +75,7 @@ func readBody(req *http.Request, limit int64) ([]byte, *clientError) {
 		return nil, badRequest(msgEmptyBody)
 	}
 	var buf bytes.Buffer
-	buf.Grow(bodyReadChunk)
+	buf.Grow(firstReadSize(req.ContentLength))
 	if _, err := buf.ReadFrom(io.LimitReader(req.Body, limit+1)); err != nil {
 		return nil, badRequest(msgReadBody)
 	}
@@ -86,6 +86,17 @@ func readBody(req *http.Request, limit int64) ([]byte, *clientError) {
 		return nil, badRequest(msgEmptyBody)
 	}
 	return buf.Bytes(), nil
+}
+
+// firstReadSize is the first allocation of a body read: a body announced at up to
+// bodyReadChunk gets its own size plus the room bytes.Buffer wants free before its last
+// read (512 bytes, bytes.MinRead), so that a 2 KB body costs no 32 KB buffer; any other
+// body starts at bodyReadChunk and grows with what arrives.
+func firstReadSize(contentLength int64) int {
+	if contentLength > 0 && contentLength <= bodyReadChunk {
+		return int(contentLength) + bytes.MinRead
+	}
+	return bodyReadChunk
 }
 
 // requestInfo is what the plugin needs from a valid request body.
@@ -120,11 +131,11 @@ func (info *requestInfo) inputItems() ([]inputItem, bool) {
 // validateBody applies the body checks of issue 2 §4 in their order.
 func validateBody(path string, body []byte) (requestInfo, *clientError) {
 	var info requestInfo
-	if !jsonValid(body) {
-		return info, badRequest(msgParseBody)
-	}
-	f, ok := decodeRequestFields(body)
-	if !ok {
+	f, err := parseRequestFields(body) // the one pass: validates while it decodes
+	if err != nil {
+		if !jsonValid(body) {
+			return info, badRequest(msgParseBody)
+		}
 		// Valid JSON that is not an object has no model.
 		return info, badRequest(msgModelRequired)
 	}
@@ -192,26 +203,29 @@ func checkFunctionCallOutputs(info *requestInfo) *clientError {
 		return nil
 	}
 	var callIDs []string
-	refs := make(map[string]bool)
+	var refs map[string]bool // made at the first item_reference: most inputs have none
 	hasOutput := false
 	missingCallID := false
 	for i := 0; i < len(items); i++ {
-		typ, _ := rawString(items[i].Type)
-		switch typ {
+		it := &items[i]
+		switch it.Type {
 		case "function_call":
-			if callID, _ := rawString(items[i].CallID); callID != "" {
+			if it.CallID != "" {
 				return nil // tool-call context present in this request
 			}
 		case "function_call_output":
 			hasOutput = true
-			if callID, _ := rawString(items[i].CallID); callID == "" {
+			if it.CallID == "" {
 				missingCallID = true
 			} else {
-				callIDs = append(callIDs, callID)
+				callIDs = append(callIDs, it.CallID)
 			}
 		case "item_reference":
-			if id, _ := rawString(items[i].ID); id != "" {
-				refs[id] = true
+			if it.ID != "" {
+				if refs == nil {
+					refs = make(map[string]bool)
+				}
+				refs[it.ID] = true
 			}
 		}
 	}
