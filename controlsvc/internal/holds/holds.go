@@ -121,8 +121,12 @@ func member(userID int64, requestID string) string {
 func walletKeys(r Request) []string {
 	p := prefix(r.UserID)
 	return []string{p + "bal", p + "k" + strconv.FormatInt(r.KeyID, 10), p + "g" + strconv.FormatInt(r.GroupID, 10),
-		holdKey(r.UserID, r.RequestID), indexKey}
+		holdKey(r.UserID, r.RequestID), indexKey, holderKey(r.RequestID)}
 }
+
+// holderKey indexes a request id to the user whose keys hold it. The index, like indexKey,
+// is outside the user's hash tag: holds need one Redis node, not a Cluster.
+func holderKey(requestID string) string { return "pg:hr:" + requestID }
 
 // Reserve checks the billing rules and holds the estimate, in one Redis call when the
 // wallets are loaded (docs/billing.md). A refusal is a *store.BillingRefusal with a nil

@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 // Ref is a hold as settlement reads it.
 type Ref struct {
+	UserID         int64 // the holder: the report's user unless the request id is another's
 	KeyID          int64
 	GroupID        int64
 	BillingMode    string
@@ -31,30 +34,37 @@ type Key struct {
 func (h *Holds) Lookup(ctx context.Context, keys []Key) (held map[Key]Ref, lostRecently bool, err error) {
 	held = make(map[Key]Ref, len(keys))
 	cmds := make([]*redis.SliceCmd, len(keys))
+	owners := make([]*redis.StringCmd, len(keys))
 	var epoch *redis.StringCmd
 	_, err = h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		epoch = p.Get(ctx, epochKey)
 		for i, k := range keys {
-			cmds[i] = p.HMGet(ctx, holdKey(k.UserID, k.RequestID), "k", "g", "m", "s", "q", "a")
+			cmds[i] = p.HMGet(ctx, holdKey(k.UserID, k.RequestID), holdFields...)
+			owners[i] = p.Get(ctx, holderKey(k.RequestID))
 		}
 		return nil
 	})
 	if err != nil && err != redis.Nil {
 		return nil, false, fmt.Errorf("reading holds of %d reports: %w", len(keys), err)
 	}
+	// A request held by another user than its report names: read that user's hold (rare).
+	others := map[int]*redis.SliceCmd{}
 	for i, k := range keys {
-		v := cmds[i].Val()
-		if len(v) != 6 || v[0] == nil {
+		owner, err := owners[i].Int64()
+		if err != nil || owner == k.UserID {
 			continue
 		}
-		s := func(j int) string { x, _ := v[j].(string); return x }
-		num := func(j int) int64 { n, _ := strconv.ParseInt(s(j), 10, 64); return n }
-		mode := "balance"
-		if s(2) == "s" {
-			mode = "subscription"
+		others[i] = h.rdb.HMGet(ctx, holdKey(owner, k.RequestID), holdFields...)
+		if r, ok := parseRef(others[i].Val()); ok {
+			r.UserID = owner
+			held[k] = r
 		}
-		held[k] = Ref{KeyID: num(0), GroupID: num(1), BillingMode: mode, SubscriptionID: num(3),
-			KeyQuota: s(4) == "1", AmountMicros: num(5)}
+	}
+	for i, k := range keys {
+		if r, ok := parseRef(cmds[i].Val()); ok {
+			r.UserID = k.UserID
+			held[k] = r
+		}
 	}
 	since, err := epoch.Int64()
 	if err != nil { // gone: Redis lost its data since controlsvc marked it
@@ -63,6 +73,22 @@ func (h *Holds) Lookup(ctx context.Context, keys []Key) (held map[Key]Ref, lostR
 	}
 	lostRecently = since > 0 && time.Since(time.UnixMilli(since)) < h.ttl
 	return held, lostRecently, nil
+}
+
+var holdFields = []string{"k", "g", "m", "s", "q", "a"}
+
+func parseRef(v []any) (Ref, bool) {
+	if len(v) != len(holdFields) || v[0] == nil {
+		return Ref{}, false
+	}
+	s := func(j int) string { x, _ := v[j].(string); return x }
+	num := func(j int) int64 { n, _ := strconv.ParseInt(s(j), 10, 64); return n }
+	mode := store.BillingBalance
+	if s(2) == "s" {
+		mode = store.BillingSubscription
+	}
+	return Ref{KeyID: num(0), GroupID: num(1), BillingMode: mode, SubscriptionID: num(3),
+		KeyQuota: s(4) == "1", AmountMicros: num(5)}, true
 }
 
 // MarkEpoch records, at start, that Redis keeps the holds from now on; a Redis that has the

@@ -6,6 +6,8 @@
 --                                      u1..u3 used now, e1..e3 window ends ms, held)
 -- KEYS[4] the hold                    (k, g, m, q, a, x)
 -- KEYS[5] the sweeper's index of holds by expiry
+-- KEYS[6] the request's holder index (user id), so another user's admission or report of
+--         the same request id is recognised
 -- ARGV: 1 now ms, 2 want, 3 need, 4 mode (b|s), 5 key id, 6 group id, 7 hold expiry ms,
 --       8 wallet key TTL ms, 9 extend (1|0), 10 load token, 11 index member,
 --       12 loaded (1|0), then when loaded the state read from PostgreSQL:
@@ -18,9 +20,13 @@
 --   {'none'}                  extend: the request holds nothing
 local now = tonumber(ARGV[1])
 local function n(s) return tonumber(s) or 0 end
-local function fmt(x) return string.format('%.0f', x) end
+-- '%.0f' of -0 is "-0", which HINCRBY refuses
+local function fmt(x) if x == 0 then return '0' end return string.format('%.0f', x) end
 
 local hold = KEYS[4]
+local me = string.match(ARGV[11], '^(%d+)/')
+local owner = redis.call('GET', KEYS[6])
+if owner and owner ~= me then return {'mismatch'} end
 local existing = redis.call('HMGET', hold, 'k', 'g', 'm', 'q', 'a', 's')
 local extend = ARGV[9] == '1'
 local mode = ARGV[4]
@@ -122,6 +128,7 @@ if extend then
 else
   redis.call('HSET', hold, 'k', ARGV[5], 'g', ARGV[6], 'm', mode, 's', sid, 'q', keyq, 'a', fmt(amount), 'x', ARGV[7])
   redis.call('ZADD', KEYS[5], ARGV[7], ARGV[11])
+  redis.call('SET', KEYS[6], me, 'PX', ARGV[8])
 end
 if amount > 0 then
   redis.call('HINCRBY', mw, 'held', fmt(amount))

@@ -9,7 +9,8 @@
 -- Returns the number of holds released.
 local p = ARGV[1]
 local released = 0
-local function fmt(x) return string.format('%.0f', x) end
+-- '%.0f' of -0 is "-0", which HINCRBY refuses
+local function fmt(x) if x == 0 then return '0' end return string.format('%.0f', x) end
 local function loaded(w) return redis.call('HEXISTS', w, 'ok') == 1 end
 for i = 2, #ARGV, 5 do
   local id, cost, key, group = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
@@ -37,7 +38,7 @@ for i = 2, #ARGV, 5 do
       redis.call('HINCRBY', kw, 'used', fmt(cost))
     end
     if h[4] == '1' and a > 0 and redis.call('EXISTS', kw) == 1 then redis.call('HINCRBY', kw, 'held', fmt(-a)) end
-    redis.call('DEL', hold)
+    redis.call('DEL', hold, 'pg:hr:' .. id)
     redis.call('ZREM', KEYS[1], ARGV[i + 4])
     released = released + 1
   else
@@ -48,7 +49,7 @@ for i = 2, #ARGV, 5 do
       if h[3] == 's' then w = gw end
       if a > 0 and redis.call('EXISTS', w) == 1 then redis.call('HINCRBY', w, 'held', fmt(-a)) end
       if h[4] == '1' and a > 0 and redis.call('EXISTS', kw) == 1 then redis.call('HINCRBY', kw, 'held', fmt(-a)) end
-      redis.call('DEL', hold)
+      redis.call('DEL', hold, 'pg:hr:' .. id)
       redis.call('ZREM', KEYS[1], ARGV[i + 4])
       released = released + 1
     end

@@ -23,9 +23,12 @@ type Settlement struct {
 }
 
 // HeldRef is a request's hold in Redis as settlement uses it (docs/billing.md, "Reserve,
-// then settle"): its holder (the user is the record's, whose wallets it is kept with), the
+// then settle"): its holder, the
 // billing mode and subscription it was admitted under, and the amount held.
+// Settlement only ever uses a hold of the record's own user, key and group (WriteUsageBatch
+// refuses the others).
 type HeldRef struct {
+	UserID         int64
 	KeyID          int64
 	GroupID        int64
 	BillingMode    string

@@ -132,7 +132,7 @@ func heldArgs(byID map[string]*UsageWrite) []any {
 	for id, u := range byID {
 		if u.Held != nil {
 			ids = append(ids, id)
-			users, keys, groups = append(users, u.UserID), append(keys, u.Held.KeyID), append(groups, u.Held.GroupID)
+			users, keys, groups = append(users, u.Held.UserID), append(keys, u.Held.KeyID), append(groups, u.Held.GroupID)
 		}
 		if u.Granted {
 			granted = append(granted, id)
