@@ -131,8 +131,8 @@ func TestSettleReleaseSweepExtend(t *testing.T) {
 			t.Fatalf("reserve %s: %v %+v", id, err, r)
 		}
 	}
-	if f.loads != 1 {
-		t.Fatalf("%d loads, want 1 (the wallets stay loaded)", f.loads)
+	if n := f.loads.Load(); n != 1 {
+		t.Fatalf("%d loads, want 1 (the wallets stay loaded)", n)
 	}
 	f.settle(t, "a", 2_500_000) // an overrun: charged whole
 	if n, err := f.h.Release(ctx, f.user, "b"); err != nil || n != 1 {

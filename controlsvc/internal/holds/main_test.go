@@ -2,6 +2,7 @@ package holds
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ type fixture struct {
 	h                *Holds
 	user, key, group int64
 	mode             string
-	loads            int
+	loads            atomic.Int64
 }
 
 type seed struct {
@@ -42,7 +43,7 @@ func newFixture(t *testing.T, s seed) *fixture {
 		f.mode = store.BillingBalance
 	}
 	f.h = New(rdb, st, time.Hour, time.Hour)
-	f.h.onLoad = func() { f.loads++ }
+	f.h.onLoad = func() { f.loads.Add(1) }
 	limits := append(append([]*int64{}, s.limits...), nil, nil, nil)
 	f.user = f.id(t, `INSERT INTO users (name, balance_micros) VALUES ('u', $1) RETURNING id`, s.balance)
 	f.group = f.id(t, `INSERT INTO groups (name, platform, billing_mode, daily_limit_micros, weekly_limit_micros,
