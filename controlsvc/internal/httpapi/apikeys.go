@@ -162,7 +162,7 @@ func (a *API) getAPIKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) patchAPIKey(w http.ResponseWriter, r *http.Request) {
-	servePatch(w, r, (*apiKeyInput).update, a.st.UpdateAPIKey, infallible(newAPIKeyView))
+	servePatch(w, r, (*apiKeyInput).update, a.updateAPIKeyAndInvalidate, infallible(newAPIKeyView))
 	a.keyUsages.forgetUnknown() // the key may be active again
 }
 

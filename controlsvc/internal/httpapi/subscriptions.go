@@ -162,7 +162,7 @@ func (in *subscriptionInput) patch() (store.SubscriptionPatch, error) {
 
 func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) {
 	create := func(in *subscriptionInput) (store.NewSubscription, error) { return in.create(time.Now()) }
-	serveCreate(w, r, create, a.st.CreateSubscription, subscriptionViewNow)
+	serveCreate(w, r, create, a.createSubscriptionAndInvalidate, subscriptionViewNow)
 }
 
 func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
@@ -206,10 +206,10 @@ func (a *API) getSubscription(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request) {
-	servePatch(w, r, (*subscriptionInput).patch, a.st.UpdateSubscription, subscriptionViewNow)
+	servePatch(w, r, (*subscriptionInput).patch, a.updateSubscriptionAndInvalidate, subscriptionViewNow)
 }
 
 // cancelSubscription answers DELETE: the subscription stays, cancelled, for its history.
 func (a *API) cancelSubscription(w http.ResponseWriter, r *http.Request) {
-	serveByID(w, r, a.st.CancelSubscription, subscriptionViewNow)
+	serveByID(w, r, a.cancelSubscriptionAndInvalidate, subscriptionViewNow)
 }
