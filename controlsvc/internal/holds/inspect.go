@@ -99,3 +99,48 @@ func isWallet(rest string) bool {
 	_, err := strconv.ParseInt(rest[1:], 10, 64)
 	return err == nil
 }
+
+// Wallet names one wallet copy: the user's balance (Kind "bal"), a key's quota ("k", ID =
+// key id) or a group's subscription ("g", ID = group id; SubscriptionID, when set, counts
+// the wallet only while it is that subscription's).
+type Wallet struct {
+	UserID         int64
+	Kind           string
+	ID             int64
+	SubscriptionID int64
+}
+
+// HeldOn reads what the holds keep on each wallet, in one pipelined round trip (the admin
+// views: O(1) per row).
+func (h *Holds) HeldOn(ctx context.Context, ws []Wallet) ([]int64, error) {
+	out := make([]int64, len(ws))
+	if len(ws) == 0 {
+		return out, nil
+	}
+	cmds := make([]*redis.SliceCmd, len(ws))
+	_, err := h.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for i, w := range ws {
+			name := prefix(w.UserID) + w.Kind
+			if w.Kind != "bal" {
+				name += strconv.FormatInt(w.ID, 10)
+			}
+			cmds[i] = pl.HMGet(ctx, name, "held", "sid")
+		}
+		return nil
+	})
+	if err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("reading held amounts of %d wallets: %w", len(ws), err)
+	}
+	for i, w := range ws {
+		v := cmds[i].Val()
+		if len(v) != 2 || v[0] == nil {
+			continue
+		}
+		if w.SubscriptionID != 0 && v[1] != strconv.FormatInt(w.SubscriptionID, 10) {
+			continue
+		}
+		s, _ := v[0].(string)
+		out[i], _ = strconv.ParseInt(s, 10, 64)
+	}
+	return out, nil
+}

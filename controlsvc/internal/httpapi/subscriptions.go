@@ -194,6 +194,7 @@ func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	subs = a.withHeldSubscriptions(r.Context(), subs)
 	// One moment for the whole list, so every state is as of the same time.
 	now, loc := time.Now(), billing.Location()
 	writePage(w, r, p, subs, func(s store.Subscription) []int64 { return []int64{s.ID} }, infallible(func(s store.Subscription) adminSubscriptionView {
@@ -202,7 +203,7 @@ func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getSubscription(w http.ResponseWriter, r *http.Request) {
-	serveByID(w, r, a.st.GetSubscription, subscriptionViewNow)
+	serveByID(w, r, heldOne(a.withHeldSubscriptions, a.st.GetSubscription), subscriptionViewNow)
 }
 
 func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request) {
