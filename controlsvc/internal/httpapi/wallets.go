@@ -140,3 +140,20 @@ func heldOne[T any](with func(context.Context, []T) []T, f func(context.Context,
 		return with(ctx, []T{v})[0], nil
 	}
 }
+
+// withHeldKeyUsage adds the Redis holds to a key's usage (GET /v1/usage): on the key's
+// quota, the balance and the subscription in force, in one round trip.
+func (a *API) withHeldKeyUsage(ctx context.Context, k *store.KeyUsage) {
+	ws := []holds.Wallet{{UserID: k.UserID, Kind: "k", ID: k.KeyID}, {UserID: k.UserID, Kind: "bal"}}
+	if k.Subscription != nil {
+		ws = append(ws, holds.Wallet{UserID: k.UserID, Kind: "g", ID: k.GroupID, SubscriptionID: k.Subscription.ID})
+	}
+	held := a.heldOn(ctx, ws)
+	if k.QuotaMicros != nil {
+		k.QuotaReservedMicros += held[0]
+	}
+	k.ReservedMicros += held[1]
+	if k.Subscription != nil {
+		k.Subscription.ReservedMicros += held[2]
+	}
+}

@@ -46,6 +46,12 @@ func TestAdminChangesInvalidateWallets(t *testing.T) {
 			if hold, r := reserve("b", key, group, store.BillingBalance, 5_000_000); r != nil || hold.AmountMicros != 1_000_000 {
 				t.Errorf("after the debit: %+v %+v, want 1 M held (the balance left)", hold, r)
 			}
+			// The admin view shows the Redis hold as reserved.
+			var u userView
+			e.mustCall(http.MethodGet, "/api/v1/admin/users/"+itoa(user), nil, http.StatusOK, &u)
+			if u.ReservedUSD != "1" || u.AvailableUSD != "0" {
+				t.Errorf("user view reserved %s available %s, want 1 and 0", u.ReservedUSD, u.AvailableUSD)
+			}
 		}},
 		{"key quota", func() {
 			e.mustCall(http.MethodPatch, "/api/v1/admin/api-keys/"+itoa(key), `{"quota_usd":0.5}`, http.StatusOK, nil)
