@@ -20,6 +20,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
+	"github.com/poolgate/poolgate/controlsvc/internal/holds"
 	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
 	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/prices"
@@ -112,6 +113,7 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 		Prices: pc,
 
 		Accounts:              gw,
+		Wallets:               holds.New(rdb, st, cfg.ReservationTTL, 0),
 		Breakers:              breaker.New(rdb),
 		Routes:                routing.NewLog(rdb),
 		Unpriced:              prices.NewUnpricedLog(rdb),

@@ -417,9 +417,9 @@ func (s *Service) abandonGrant(ctx context.Context, g *admitReply, first bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 	defer cancel()
-	if _, err := s.store.ReleaseReservation(ctx, g.RequestID); err != nil {
+	if _, err := s.holds.Release(ctx, g.UserID, g.RequestID); err != nil {
 		// The sweeper releases it after the reservation TTL.
-		s.log.Warn("releasing reservation of abandoned grant", "request_id", g.RequestID, "error", err)
+		s.log.Warn("releasing hold of abandoned grant", "request_id", g.RequestID, "error", err)
 	}
 }
 

@@ -21,8 +21,8 @@ func (e *env) wantReleased(t *testing.T, f billFixture, requestID string) {
 	if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, f.account); u != 0 || a != 0 {
 		t.Errorf("slots: user %d account %d, want 0 and 0", u, a)
 	}
-	if n := e.queryInt(t, `SELECT count(*) FROM reservations WHERE request_id = $1`, requestID); n != 0 {
-		t.Errorf("%d reservations of %s left", n, requestID)
+	if _, ok := e.hold(t, f.user, requestID); ok {
+		t.Errorf("hold of %s left", requestID)
 	}
 	if r := e.heldMicros(t, f); r != 0 {
 		t.Errorf("%d µ reserved on the user, want 0", r)
@@ -99,7 +99,7 @@ func TestAdmitDeadlineEndsTheWait(t *testing.T) {
 	}
 }
 
-// Work that runs into the deadline (here: the reservation waits on a locked user row) stops
+// Work that runs into the deadline (here: the wallet load waits on a locked users table) stops
 // before it and is answered in time; what it took is given back.
 func TestAdmitWorkStopsAtTheDeadline(t *testing.T) {
 	t.Parallel()
@@ -109,7 +109,7 @@ func TestAdmitWorkStopsAtTheDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(context.Background(), `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, f.user); err != nil {
+	if _, err := tx.Exec(context.Background(), `LOCK TABLE users IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
 	const left = 1500 * time.Millisecond

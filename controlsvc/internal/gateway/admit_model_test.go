@@ -36,8 +36,8 @@ func TestAdmitRefusesOverlongModel(t *testing.T) {
 		}
 		wantError(t, res, 400, ReasonInvalid, "openai", "invalid_request_error", "Invalid model")
 	}
-	if n := e.queryInt(t, `SELECT count(*) FROM reservations r JOIN api_keys k ON k.id = r.api_key_id WHERE k.user_id = $1`, f.user); n != 1 {
-		t.Fatalf("%d reservations, want 1 (the grant at the bound)", n)
+	if n := e.heldOf(t, f.user).Holds; n != 1 {
+		t.Fatalf("%d holds, want 1 (the grant at the bound)", n)
 	}
 	if us := e.count(t, slots.KindUser, f.user); us != 1 {
 		t.Fatalf("user holds %d slots, want 1", us)

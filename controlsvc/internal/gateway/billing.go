@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/catalogue"
+	"github.com/poolgate/poolgate/controlsvc/internal/holds"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
 )
@@ -230,24 +231,18 @@ func (s *Service) bill(ctx context.Context, key store.KeyAuth, req *admitRequest
 		minAmount = fullEstimateMicros(key, price, req.InputBytes, 0)
 		note.estimate = fullEstimateMicros(key, price, req.InputBytes, outTokens)
 	}
-	if !first {
+	in := holds.Request{RequestID: req.RequestID, UserID: key.UserID, KeyID: key.KeyID, GroupID: key.GroupID,
+		Mode: key.BillingMode, KeyExpiresAt: key.KeyExpiresAt, AmountMicros: amount, MinAmountMicros: minAmount}
+	var refusal *store.BillingRefusal
+	var err error
+	if first {
+		_, refusal, err = s.holds.Reserve(ctx, in)
+	} else {
 		if !modelChanged || amount == 0 {
 			return nil, nil
 		}
-		refusal, err := s.store.ExtendReservation(ctx, store.ReserveInput{RequestID: req.RequestID, UserID: key.UserID,
-			APIKeyID: key.KeyID, GroupID: key.GroupID, AmountMicros: amount, MinAmountMicros: minAmount})
-		switch {
-		case errors.Is(err, store.ErrReservationMismatch):
-			return rejectInvalid("Duplicate request id"), nil
-		case err != nil:
-			return nil, fmt.Errorf("extending reservation: %w", err)
-		case refusal != nil:
-			return billingRefusalNoted(refusal, note), nil
-		}
-		return nil, nil
+		refusal, err = s.holds.Extend(ctx, in)
 	}
-	_, refusal, err := s.store.Reserve(ctx, store.ReserveInput{RequestID: req.RequestID, UserID: key.UserID,
-		APIKeyID: key.KeyID, GroupID: key.GroupID, AmountMicros: amount, MinAmountMicros: minAmount})
 	var nf *store.NotFoundError
 	switch {
 	case errors.As(err, &nf):
@@ -257,7 +252,7 @@ func (s *Service) bill(ctx context.Context, key store.KeyAuth, req *admitRequest
 		// Another key's request holds this request id: not one request of the plugin's.
 		return rejectInvalid("Duplicate request id"), nil
 	case err != nil:
-		return nil, fmt.Errorf("reserving: %w", err)
+		return nil, fmt.Errorf("holding: %w", err)
 	case refusal != nil:
 		return billingRefusalNoted(refusal, note), nil
 	}

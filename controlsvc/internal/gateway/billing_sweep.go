@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/poolgate/poolgate/controlsvc/internal/store"
+	"github.com/poolgate/poolgate/controlsvc/internal/holds"
 )
 
 // sweepInterval spaces the sweeper's runs; a reservation is released at most this long
@@ -15,19 +15,18 @@ const sweepInterval = time.Minute
 // sweepTimeout bounds one run.
 const sweepTimeout = 30 * time.Second
 
-// reservationStore is what the sweeper needs of the store.
-type reservationStore interface {
-	ReleaseExpiredReservations(ctx context.Context, olderThan time.Time) (int, error)
+// holdReleaser is what the sweeper needs of the holds.
+type holdReleaser interface {
+	ReleaseExpired(ctx context.Context, now time.Time) (int, error)
 }
 
-var _ reservationStore = (*store.Store)(nil)
+var _ holdReleaser = (*holds.Holds)(nil)
 
-// sweeper releases the reservations of requests whose report never came (a crashed
-// gateway), once they are older than ttl (docs/billing.md). Every controlsvc runs one; the
-// release is idempotent, so instances never release one reservation twice.
+// sweeper releases the holds of requests whose report never came (a crashed gateway), once
+// they expired (POOLGATE_RESERVATION_TTL after their admission, docs/billing.md). Every
+// controlsvc runs one; the release is idempotent, so instances never release one hold twice.
 type sweeper struct {
-	st       reservationStore
-	ttl      time.Duration
+	st       holdReleaser
 	interval time.Duration
 	log      *slog.Logger
 
@@ -35,8 +34,8 @@ type sweeper struct {
 	done chan struct{}
 }
 
-func newSweeper(st reservationStore, ttl, interval time.Duration, log *slog.Logger) *sweeper {
-	return &sweeper{st: st, ttl: ttl, interval: interval, log: log,
+func newSweeper(st holdReleaser, interval time.Duration, log *slog.Logger) *sweeper {
+	return &sweeper{st: st, interval: interval, log: log,
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -59,14 +58,14 @@ func (w *sweeper) run() {
 func (w *sweeper) sweep() {
 	ctx, cancel := context.WithTimeout(context.Background(), sweepTimeout)
 	defer cancel()
-	n, err := w.st.ReleaseExpiredReservations(ctx, time.Now().Add(-w.ttl))
+	n, err := w.st.ReleaseExpired(ctx, time.Now())
 	if err != nil {
-		w.log.Error("releasing expired reservations", "released", n, "error", err)
+		w.log.Error("releasing expired holds", "released", n, "error", err)
 		return
 	}
 	if n > 0 {
 		// Each one is a request whose report was lost: worth an operator's attention.
-		w.log.Warn("released expired reservations", "released", n, "older_than", w.ttl)
+		w.log.Warn("released expired holds", "released", n)
 	}
 }
 

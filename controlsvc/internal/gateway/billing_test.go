@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
@@ -70,8 +72,7 @@ func (e *env) seedBillFixture(t *testing.T, platform string, balanceMicros int64
 // heldMicros is what the user's balance, keys and subscriptions have reserved.
 func (e *env) heldMicros(t *testing.T, f billFixture) int64 {
 	t.Helper()
-	return e.queryInt(t, `SELECT u.reserved_micros + COALESCE((SELECT sum(quota_reserved_micros) FROM api_keys WHERE user_id = u.id), 0)
-		+ COALESCE((SELECT sum(reserved_micros) FROM subscriptions WHERE user_id = u.id), 0) FROM users u WHERE u.id = $1`, f.user)
+	return e.heldOf(t, f.user).Sum()
 }
 
 // wantNothingHeld checks that a refused admission left no slot and no reservation: the
@@ -81,8 +82,8 @@ func (e *env) wantNothingHeld(t *testing.T, f billFixture, heldBefore int64) {
 	if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, f.account); u != 0 || a != 0 {
 		t.Errorf("slots after refusal: user %d account %d, want 0 and 0", u, a)
 	}
-	if n := e.queryInt(t, `SELECT count(*) FROM reservations WHERE user_id = $1`, f.user); n != 0 {
-		t.Errorf("%d reservations after refusal", n)
+	if n := e.heldOf(t, f.user).Holds; heldBefore == 0 && n != 0 {
+		t.Errorf("%d holds after refusal", n)
 	}
 	if held := e.heldMicros(t, f); held != heldBefore {
 		t.Errorf("%d micros reserved after refusal, %d before", held, heldBefore)
@@ -148,7 +149,8 @@ func TestBillingRefusals(t *testing.T) {
 			name:     "balance held by others, anthropic shape",
 			platform: "anthropic",
 			setup: func(t *testing.T, f billFixture) admitRequest {
-				e.exec(t, `UPDATE users SET balance_micros = 1000000, reserved_micros = 999000 WHERE id = $1`, f.user)
+				e.exec(t, `UPDATE users SET balance_micros = 1000000 WHERE id = $1`, f.user)
+				e.holdFor(t, f, "req_other", 999_000)
 				return admitRequest{Model: "claude-sonnet-4", Path: "/v1/messages"}
 			},
 			// Anthropic's 402 billing_error on /v1/messages (issue 14 §5).
@@ -356,20 +358,21 @@ func TestReservationEstimate(t *testing.T) {
 			if g.MaxOutputTokens != tt.wantCap {
 				t.Errorf("grant max_output_tokens = %d, want %d", g.MaxOutputTokens, tt.wantCap)
 			}
-			res, ok, err := e.st.GetReservation(t.Context(), g.RequestID)
-			if err != nil || !ok {
-				t.Fatalf("reservation of %s: %v %v", g.RequestID, ok, err)
+			res, ok := e.hold(t, f.user, g.RequestID)
+			if !ok {
+				t.Fatalf("no hold of %s", g.RequestID)
 			}
-			if res.AmountMicros != tt.want || res.UserID != f.user || res.BillingMode != store.BillingBalance {
-				t.Fatalf("reservation = %+v, want %d micros", res, tt.want)
+			if res.AmountMicros != tt.want || res.BillingMode != store.BillingBalance {
+				t.Fatalf("hold = %+v, want %d micros", res, tt.want)
 			}
-			if held := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user); held != tt.want {
-				t.Errorf("users.reserved_micros = %d, want %d", held, tt.want)
+			h := e.heldOf(t, f.user)
+			if h.Balance != tt.want {
+				t.Errorf("held on the balance %d, want %d", h.Balance, tt.want)
 			}
 			quota := e.queryInt(t, `SELECT COALESCE(quota_micros, -1) FROM api_keys WHERE user_id = $1`, f.user)
-			keyHeld := e.queryInt(t, `SELECT quota_reserved_micros FROM api_keys WHERE user_id = $1`, f.user)
+			keyHeld := h.Keys[e.keyID(t, f.user)]
 			if (quota >= 0 && keyHeld != tt.want) || (quota < 0 && keyHeld != 0) {
-				t.Errorf("api_keys.quota_reserved_micros = %d (quota %d), want %d", keyHeld, quota, tt.want)
+				t.Errorf("held on the key's quota %d (quota %d), want %d", keyHeld, quota, tt.want)
 			}
 		})
 	}
@@ -392,7 +395,7 @@ func TestReserveReportSettle(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := e.seedBillFixture(t, "openai", 10_000_000)
 			g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
-			held := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user)
+			held := e.heldOf(t, f.user).Balance
 			if held == 0 {
 				t.Fatal("nothing reserved at admission")
 			}
@@ -407,11 +410,11 @@ func TestReserveReportSettle(t *testing.T) {
 			if b := e.balance(t, f.user); b != 10_000_000-rec.cost {
 				t.Errorf("balance %d, want %d - %d", b, 10_000_000, rec.cost)
 			}
-			if r := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user); r != 0 {
-				t.Errorf("reserved %d after settlement", r)
+			if r := e.heldOf(t, f.user).Balance; r != 0 {
+				t.Errorf("held %d after settlement", r)
 			}
-			if _, ok, _ := e.st.GetReservation(t.Context(), g.RequestID); ok {
-				t.Error("reservation left after settlement")
+			if _, ok := e.hold(t, f.user, g.RequestID); ok {
+				t.Error("hold left after settlement")
 			}
 			if got := e.queryInt(t, `SELECT reserved_micros FROM usage_records WHERE request_id = $1`, g.RequestID); got != held {
 				t.Errorf("record's reserved_micros %d, want %d", got, held)
@@ -432,7 +435,7 @@ func TestSubscriptionReserveSettle(t *testing.T) {
 	f := e.seedBillFixture(t, "openai", 0) // no balance at all: the subscription pays
 	sub := e.subscribe(t, f, time.Hour, 5_000_000, 20_000_000, nil)
 	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
-	if r := e.queryInt(t, `SELECT reserved_micros FROM subscriptions WHERE id = $1`, sub); r == 0 {
+	if r := e.heldOf(t, f.user).Groups[f.group]; r == 0 {
 		t.Fatal("nothing reserved on the subscription")
 	}
 	wantAccepted(t, e.sendReports(t, reportFor(g, 200, "responses", `{"input_tokens":300,"output_tokens":50}`)), 1)
@@ -442,7 +445,7 @@ func TestSubscriptionReserveSettle(t *testing.T) {
 	}
 	daily := e.queryInt(t, `SELECT daily_used_micros FROM subscriptions WHERE id = $1`, sub)
 	weekly := e.queryInt(t, `SELECT weekly_used_micros FROM subscriptions WHERE id = $1`, sub)
-	reserved := e.queryInt(t, `SELECT reserved_micros FROM subscriptions WHERE id = $1`, sub)
+	reserved := e.heldOf(t, f.user).Groups[f.group]
 	if daily != rec.cost || weekly != rec.cost || reserved != 0 {
 		t.Errorf("subscription used daily %d weekly %d reserved %d, want %d %d 0", daily, weekly, reserved, rec.cost, rec.cost)
 	}
@@ -459,7 +462,7 @@ func TestReadmissionDoesNotReserveAgain(t *testing.T) {
 	f := e.seedBillFixture(t, "openai", 10_000_000)
 	backup := e.seedAccount(t, f.group, accountSeed{priority: 90})
 	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
-	held := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user)
+	held := e.heldOf(t, f.user).Balance
 	e.exec(t, `UPDATE users SET balance_micros = 0 WHERE id = $1`, f.user)
 	time.Sleep(cacheTTL + 100*time.Millisecond) // the key cache holds the old balance
 	again := e.mustGrant(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
@@ -468,11 +471,8 @@ func TestReadmissionDoesNotReserveAgain(t *testing.T) {
 	if again.AccountID != backup {
 		t.Fatalf("re-admission went to %d, want %d", again.AccountID, backup)
 	}
-	if r := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user); r != held {
-		t.Errorf("reserved %d after re-admission, want still %d", r, held)
-	}
-	if n := e.queryInt(t, `SELECT count(*) FROM reservations WHERE user_id = $1`, f.user); n != 1 {
-		t.Errorf("%d reservations, want 1", n)
+	if h := e.heldOf(t, f.user); h.Balance != held || h.Holds != 1 {
+		t.Errorf("held %d in %d holds after re-admission, want still %d in 1", h.Balance, h.Holds, held)
 	}
 	// A new request of the user is refused: nothing is left on the balance.
 	res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
@@ -499,14 +499,14 @@ func TestAbandonedWaiterReservesNothing(t *testing.T) {
 	}
 	wantAccepted(t, e.sendReports(t, reportFor(first, 200, "responses", `{"input_tokens":1,"output_tokens":1}`)), 1)
 	time.Sleep(300 * time.Millisecond) // a waiter still queued would be served now
-	if _, ok, err := e.st.GetReservation(t.Context(), "req_abandoned"); ok || err != nil {
-		t.Fatalf("abandoned waiter reserved (%v, %v)", ok, err)
+	if _, ok := e.hold(t, f.user, "req_abandoned"); ok {
+		t.Fatal("abandoned waiter holds money")
 	}
 	if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, f.account); u != 0 || a != 0 {
 		t.Fatalf("slots user %d account %d after the abandoned wait", u, a)
 	}
-	if r := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user); r != 0 {
-		t.Errorf("reserved %d after the abandoned wait", r)
+	if r := e.heldOf(t, f.user).Balance; r != 0 {
+		t.Errorf("held %d after the abandoned wait", r)
 	}
 }
 
@@ -525,49 +525,53 @@ func TestAbandonGrantGivesBack(t *testing.T) {
 	if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, backup); u != 1 || a != 0 {
 		t.Fatalf("after an abandoned re-admission: user slots %d (want the grant's 1), account %d (want 0)", u, a)
 	}
-	if _, ok, _ := e.st.GetReservation(t.Context(), g.RequestID); !ok {
-		t.Fatal("an abandoned re-admission released the request's reservation")
+	if _, ok := e.hold(t, f.user, g.RequestID); !ok {
+		t.Fatal("an abandoned re-admission released the request's hold")
 	}
 
 	g2 := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
 	e.svc.abandonGrant(t.Context(), &g2, true)
-	if _, ok, _ := e.st.GetReservation(t.Context(), g2.RequestID); ok {
-		t.Fatal("an abandoned first admission kept its reservation")
+	if _, ok := e.hold(t, f.user, g2.RequestID); ok {
+		t.Fatal("an abandoned first admission kept its hold")
 	}
 	if u := e.count(t, slots.KindUser, f.user); u != 1 {
 		t.Fatalf("user slots %d, want only the first request's 1", u)
 	}
 }
 
-// The sweeper releases reservations older than the TTL and leaves younger ones.
+// The sweeper releases holds whose expiry passed and leaves younger ones.
 func TestSweeperReleasesExpiredReservations(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	f := e.seedBillFixture(t, "openai", 10_000_000)
 	old := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
 	young := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
-	youngRes, _, _ := e.st.GetReservation(t.Context(), young.RequestID)
-	e.exec(t, `UPDATE reservations SET created_at = now() - make_interval(secs => $2) WHERE request_id = $1`,
-		old.RequestID, (store.DefaultReservationTTL + time.Minute).Seconds())
+	youngRes, _ := e.hold(t, f.user, young.RequestID)
+	// The old one's report is overdue: it expires now rather than in POOLGATE_RESERVATION_TTL.
+	if err := e.rdb.ZAdd(t.Context(), "pg:holds:due", redis.Z{Score: float64(time.Now().Add(-time.Minute).UnixMilli()),
+		Member: fmt.Sprintf("%d/%s", f.user, old.RequestID)}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.rdb.HSet(t.Context(), fmt.Sprintf("pg:{u:%d}:h:%s", f.user, old.RequestID), "x", time.Now().Add(-time.Minute).UnixMilli())
 
-	w := newSweeper(e.st, store.DefaultReservationTTL, 20*time.Millisecond, e.svc.log)
+	w := newSweeper(e.svc.holds, 20*time.Millisecond, e.svc.log)
 	go w.run()
 	defer w.close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, ok, _ := e.st.GetReservation(t.Context(), old.RequestID); !ok {
+		if _, ok := e.hold(t, f.user, old.RequestID); !ok {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("expired reservation not released")
+			t.Fatal("expired hold not released")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, ok, _ := e.st.GetReservation(t.Context(), young.RequestID); !ok {
-		t.Fatal("young reservation released")
+	if _, ok := e.hold(t, f.user, young.RequestID); !ok {
+		t.Fatal("young hold released")
 	}
-	if r := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user); r != youngRes.AmountMicros {
-		t.Errorf("reserved %d, want only the young reservation's %d", r, youngRes.AmountMicros)
+	if r := e.heldOf(t, f.user).Balance; r != youngRes.AmountMicros {
+		t.Errorf("held %d, want only the young hold's %d", r, youngRes.AmountMicros)
 	}
 	if b := e.balance(t, f.user); b != 10_000_000 {
 		t.Errorf("balance %d: releasing must charge nothing", b)
@@ -672,8 +676,8 @@ func (e *env) parallelRun(t *testing.T, f billFixture, n int, admit func(i int) 
 	if spent != records {
 		t.Errorf("balance dropped by %d, the records cost %d", spent, records)
 	}
-	if r := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user); r != 0 {
-		t.Errorf("reserved %d after every request settled", r)
+	if h := e.heldOf(t, f.user); h.Balance != 0 || h.Holds != 0 {
+		t.Errorf("held %d in %d holds after every request settled", h.Balance, h.Holds)
 	}
 	if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, f.account); u != 0 || a != 0 {
 		t.Errorf("slots user %d account %d after every request ended", u, a)

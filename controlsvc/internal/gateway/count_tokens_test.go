@@ -64,8 +64,8 @@ func TestCountTokensChoosesAccountWithoutSlot(t *testing.T) {
 	if u, a := e.count(t, slots.KindUser, anth.user), e.count(t, slots.KindAccount, acc); u != 0 || a != 0 {
 		t.Fatalf("slots user=%d account=%d after count-tokens, want 0 and 0", u, a)
 	}
-	if n := e.queryInt(t, `SELECT count(*) FROM reservations`); n != 0 {
-		t.Fatalf("%d reservations after count-tokens, want none", n)
+	if n := e.heldOf(t, anth.user).Holds; n != 0 {
+		t.Fatalf("%d holds after count-tokens, want none", n)
 	}
 	if n := e.queryInt(t, `SELECT count(*) FROM usage_records`); n != 0 {
 		t.Fatalf("%d usage records after count-tokens, want none", n)

@@ -63,6 +63,9 @@ func newEnvConfig(t testing.TB, cfg Config) *env {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	if cfg.WalletRefresh == 0 {
+		cfg.WalletRefresh = cacheTTL // like the key cache: a test that changes money in SQL waits for both
+	}
 	svc := New(st, rdb, cfg, log)
 	t.Cleanup(svc.Close)
 	r := mux.NewRouter()

@@ -99,7 +99,7 @@ func TestModelFallbackAdmission(t *testing.T) {
 		if after := e.reserved(t, next); after != 15000 || after <= before {
 			t.Fatalf("reservation %d → %d micros, want 15000 (the served model's estimate)", before, after)
 		}
-		if n := e.queryInt(t, `SELECT reserved_micros FROM users WHERE id = $1`, f.user); n != 15000 {
+		if n := e.heldOf(t, f.user).Balance; n != 15000 {
 			t.Fatalf("user holds %d reserved micros, want 15000", n)
 		}
 	})

@@ -29,10 +29,16 @@ import (
 // read api_keys (the key lookups).
 type queryCounter struct {
 	all, keys, authenticate atomic.Int64
+	// hot: the statements other than the last-used batcher's (touch.go), which writes
+	// behind admission, off its path.
+	hot atomic.Int64
 }
 
 func (c *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	c.all.Add(1)
+	if !strings.Contains(d.SQL, "last_used_at") {
+		c.hot.Add(1)
+	}
 	if strings.Contains(d.SQL, "api_keys") {
 		c.keys.Add(1)
 	}

@@ -93,12 +93,17 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
 		return
 	}
+	if err := s.attachHolds(ctx, writes); err != nil { // reports_holds.go
+		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
+		return
+	}
 	inserted, refused, err := s.store.WriteGrantedUsageBatch(ctx, writes)
 	if err != nil {
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
 		return
 	}
 	isRefused := s.refuse(ctx, valid, refused)
+	s.settleHolds(ctx, writes, inserted, isRefused)
 
 	marked := make(map[string]bool, len(inserted))
 	var opened []store.AttemptRef // attempts whose failure opened their breaker

@@ -37,7 +37,7 @@ func TestReportDisagreeingWithItsReservationIsRefused(t *testing.T) {
 			balance, otherBalance := e.balance(t, f.user), e.balance(t, other)
 			grant := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 400})
 			neighbour := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-			held := e.queryInt(t, `SELECT amount_micros FROM reservations WHERE request_id = $1`, grant.RequestID)
+			held := e.reserved(t, grant)
 			heldAll, neighbourHeld := e.heldMicros(t, f), e.reserved(t, neighbour)
 			if held <= 0 {
 				t.Fatalf("reservation of %d micros, want > 0", held)
@@ -55,9 +55,8 @@ func TestReportDisagreeingWithItsReservationIsRefused(t *testing.T) {
 			if n := e.queryInt(t, `SELECT count(*) FROM usage_attempts WHERE request_id = $1`, grant.RequestID); n != 0 {
 				t.Fatalf("%d attempts of the refused report, want 0", n)
 			}
-			if n := e.queryInt(t, `SELECT count(*) FROM reservations WHERE request_id = $1 AND amount_micros = $2
-				AND user_id = $3`, grant.RequestID, held, f.user); n != 1 {
-				t.Fatal("the refused report's reservation is gone")
+			if h, ok := e.hold(t, f.user, grant.RequestID); !ok || h.AmountMicros != held {
+				t.Fatal("the refused report's hold is gone")
 			}
 			if h := e.heldMicros(t, f); h != heldAll-neighbourHeld {
 				t.Fatalf("%d micros held, want %d (only the neighbour settled)", h, heldAll-neighbourHeld)
@@ -91,5 +90,6 @@ func TestReportDisagreeingWithItsReservationIsRefused(t *testing.T) {
 // reserved is what a grant's request holds, 0 without a reservation.
 func (e *env) reserved(t *testing.T, g admitReply) int64 {
 	t.Helper()
-	return e.queryInt(t, `SELECT COALESCE((SELECT amount_micros FROM reservations WHERE request_id = $1), 0)`, g.RequestID)
+	h, _ := e.hold(t, g.UserID, g.RequestID)
+	return h.AmountMicros
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/changes"
+	"github.com/poolgate/poolgate/controlsvc/internal/holds"
 	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
@@ -59,6 +60,9 @@ type Config struct {
 	// ReservationTTL is the age at which the sweeper releases a reservation whose report
 	// never came; <= 0 means store.DefaultReservationTTL.
 	ReservationTTL time.Duration
+	// WalletRefresh is how long admission trusts its Redis copy of a wallet before it reloads
+	// it from PostgreSQL; <= 0 means holds.DefaultRefresh.
+	WalletRefresh time.Duration
 	// Metrics receives the service's counters (metrics.go); nil keeps them private.
 	Metrics *metrics.Registry
 	// Changes carries entity changes between instances (changes.go); nil: this instance's
@@ -89,6 +93,7 @@ type Service struct {
 	accounts    *ttlcache.Cache[groupKey, []groupAccount]
 	touch       *toucher
 	sweep       *sweeper
+	holds       *holds.Holds // money held for requests in flight, in Redis
 	metrics     gatewayMetrics
 	rules       RuleSource
 	prices      PriceSource
@@ -147,7 +152,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		accounts:    ttlcache.New[groupKey, []groupAccount](cacheTTL, cacheMaxEntries).WithRefresh(cacheRefresh),
 		changes:     cfg.Changes,
 		touch:       newToucher(st, log),
-		sweep:       newSweeper(st, cfg.ReservationTTL, sweepInterval, log),
+		holds:       holds.New(rdb, st, cfg.ReservationTTL, cfg.WalletRefresh),
 		rules:       cfg.Rules,
 		prices:      cfg.Prices,
 		catalogue:   cfg.Catalogue,
@@ -170,6 +175,13 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		s.changes.Subscribe(s.applyChange)
 	}
 	s.routeWriter = s.routes.NewWriter(log)
+	s.sweep = newSweeper(s.holds, sweepInterval, log)
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	if err := s.holds.MarkEpoch(ctx); err != nil {
+		// Lookup marks it on the first report batch instead.
+		log.Warn("marking the holds epoch", "error", err)
+	}
+	cancel()
 	go s.touch.run()
 	go s.sweep.run()
 	return s

@@ -54,6 +54,10 @@ type Options struct {
 	// Unpriced lists the unpriced models asked for (GET /prices/unpriced); nil = none.
 	Unpriced UnpricedReader
 
+	// Wallets is told, after an admin change of a balance, a subscription or a key's quota,
+	// which Redis copies of money admission must reload (package holds); nil = none.
+	Wallets WalletInvalidator
+
 	// AllowPrivateUpstreams accepts http and loopback/private base_urls (upstreams.go).
 	AllowPrivateUpstreams bool
 
@@ -64,6 +68,7 @@ type Options struct {
 
 // API serves the admin endpoints and the probes.
 type API struct {
+	wallets   WalletInvalidator
 	st        *store.Store
 	slots     SlotCounter
 	tokenHash [sha256.Size]byte
@@ -98,6 +103,7 @@ func New(o Options) *API {
 		prices:    o.Prices,
 
 		accounts: o.Accounts,
+		wallets:  o.Wallets,
 		breakers: o.Breakers,
 		routes:   o.Routes,
 		unpriced: o.Unpriced,

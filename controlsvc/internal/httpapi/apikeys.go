@@ -155,15 +155,16 @@ func (a *API) listAPIKeys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	keys = a.withHeldKeys(r.Context(), keys)
 	writePage(w, r, p, keys, func(k store.APIKey) []int64 { return []int64{k.ID} }, infallible(newAPIKeyView))
 }
 
 func (a *API) getAPIKey(w http.ResponseWriter, r *http.Request) {
-	serveByID(w, r, a.st.GetAPIKey, infallible(newAPIKeyView))
+	serveByID(w, r, heldOne(a.withHeldKeys, a.st.GetAPIKey), infallible(newAPIKeyView))
 }
 
 func (a *API) patchAPIKey(w http.ResponseWriter, r *http.Request) {
-	servePatch(w, r, (*apiKeyInput).update, publishedUpdate(a, changes.Key, a.st.UpdateAPIKey), infallible(newAPIKeyView))
+	servePatch(w, r, (*apiKeyInput).update, publishedUpdate(a, changes.Key, a.updateAPIKeyAndInvalidate), infallible(newAPIKeyView))
 	a.keyUsages.forgetUnknown() // the key may be active again
 }
 

@@ -87,7 +87,7 @@ func publishedAccountUpdate(a *API, update func(context.Context, int64, store.Ac
 }
 
 // A subscription's change is its user's: admission caches billing by user.
-func (a *API) subscriptionChanged(ctx context.Context, sub store.Subscription) {
+func (a *API) publishSubscription(ctx context.Context, sub store.Subscription) {
 	a.publish(ctx, changes.Event{Kind: changes.User, ID: sub.UserID})
 }
 
@@ -95,7 +95,7 @@ func (a *API) publishedSubscriptionCreate(create func(context.Context, store.New
 	return func(ctx context.Context, n store.NewSubscription) (store.Subscription, error) {
 		sub, err := create(ctx, n)
 		if err == nil {
-			a.subscriptionChanged(ctx, sub)
+			a.publishSubscription(ctx, sub)
 		}
 		return sub, err
 	}
@@ -105,7 +105,7 @@ func (a *API) publishedSubscriptionUpdate(update func(context.Context, int64, st
 	return func(ctx context.Context, id int64, p store.SubscriptionPatch) (store.Subscription, error) {
 		sub, err := update(ctx, id, p)
 		if err == nil {
-			a.subscriptionChanged(ctx, sub)
+			a.publishSubscription(ctx, sub)
 		}
 		return sub, err
 	}
@@ -115,7 +115,7 @@ func (a *API) publishedSubscriptionCancel(cancel func(context.Context, int64) (s
 	return func(ctx context.Context, id int64) (store.Subscription, error) {
 		sub, err := cancel(ctx, id)
 		if err == nil {
-			a.subscriptionChanged(ctx, sub)
+			a.publishSubscription(ctx, sub)
 		}
 		return sub, err
 	}

@@ -162,7 +162,7 @@ func (in *subscriptionInput) patch() (store.SubscriptionPatch, error) {
 
 func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) {
 	create := func(in *subscriptionInput) (store.NewSubscription, error) { return in.create(time.Now()) }
-	serveCreate(w, r, create, a.publishedSubscriptionCreate(a.st.CreateSubscription), subscriptionViewNow)
+	serveCreate(w, r, create, a.publishedSubscriptionCreate(a.createSubscriptionAndInvalidate), subscriptionViewNow)
 }
 
 func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
@@ -194,6 +194,7 @@ func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	subs = a.withHeldSubscriptions(r.Context(), subs)
 	// One moment for the whole list, so every state is as of the same time.
 	now, loc := time.Now(), billing.Location()
 	writePage(w, r, p, subs, func(s store.Subscription) []int64 { return []int64{s.ID} }, infallible(func(s store.Subscription) adminSubscriptionView {
@@ -202,14 +203,14 @@ func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getSubscription(w http.ResponseWriter, r *http.Request) {
-	serveByID(w, r, a.st.GetSubscription, subscriptionViewNow)
+	serveByID(w, r, heldOne(a.withHeldSubscriptions, a.st.GetSubscription), subscriptionViewNow)
 }
 
 func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request) {
-	servePatch(w, r, (*subscriptionInput).patch, a.publishedSubscriptionUpdate(a.st.UpdateSubscription), subscriptionViewNow)
+	servePatch(w, r, (*subscriptionInput).patch, a.publishedSubscriptionUpdate(a.updateSubscriptionAndInvalidate), subscriptionViewNow)
 }
 
 // cancelSubscription answers DELETE: the subscription stays, cancelled, for its history.
 func (a *API) cancelSubscription(w http.ResponseWriter, r *http.Request) {
-	serveByID(w, r, a.publishedSubscriptionCancel(a.st.CancelSubscription), subscriptionViewNow)
+	serveByID(w, r, a.publishedSubscriptionCancel(a.cancelSubscriptionAndInvalidate), subscriptionViewNow)
 }

@@ -110,6 +110,7 @@ func (a *API) renderKeyUsage(ctx context.Context, hash string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.withHeldKeyUsage(ctx, &k)
 	out := keyUsageView{
 		Object:      "usage",
 		APIKey:      keyView{ID: k.KeyID, Name: k.KeyName, ExpiresAt: k.ExpiresAt},

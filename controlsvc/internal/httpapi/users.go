@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -88,15 +89,21 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
-	servePage(w, r, a.st.ListUsers, func(u store.User) []int64 { return []int64{u.ID} }, infallible(newUserView))
+	servePage(w, r, func(ctx context.Context, p store.Page) ([]store.User, error) {
+		us, err := a.st.ListUsers(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		return a.withHeldUsers(ctx, us), nil
+	}, func(u store.User) []int64 { return []int64{u.ID} }, infallible(newUserView))
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
-	serveByID(w, r, a.st.GetUser, infallible(newUserView))
+	serveByID(w, r, heldOne(a.withHeldUsers, a.st.GetUser), infallible(newUserView))
 }
 
 func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 	update := func(in *userInput) (store.UserPatch, error) { return in.patch(false) }
-	servePatch(w, r, update, publishedUpdate(a, changes.User, a.st.UpdateUser), infallible(newUserView))
+	servePatch(w, r, update, publishedUpdate(a, changes.User, a.updateUserAndInvalidate), infallible(newUserView))
 	a.keyUsages.forgetUnknown() // the user's keys may be usable again
 }

@@ -72,7 +72,7 @@ func (a *API) adjustBalance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	u, err := a.st.AdjustBalance(r.Context(), id, amount, *in.Note)
+	u, err := a.adjustBalanceAndInvalidate(r.Context(), id, amount, *in.Note)
 	if err != nil {
 		writeError(w, r, err)
 		return

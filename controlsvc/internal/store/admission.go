@@ -35,7 +35,7 @@ type KeyAuth struct {
 	ClaudeCodeOnly    bool
 
 	// Billing (docs/billing.md): the group's mode and estimate settings, and the key's
-	// expiry (nil = never). Reserve re-checks everything under row locks; these cached
+	// expiry (nil = never). The holds (package holds) check the money on their Redis copies; these cached
 	// copies serve the cost estimate and refusals before any wait.
 	BillingMode            string // BillingBalance | BillingSubscription
 	AllowUnpriced          bool

@@ -17,6 +17,23 @@ type Settlement struct {
 	APIKeyID   int64
 	GroupID    int64
 	CostMicros int64 // negative counts as 0
+	// Held is the request's hold in Redis (package holds), read by the caller; nil = none.
+	// Without a reservation row it names the billing mode and subscription charged.
+	Held *HeldRef
+}
+
+// HeldRef is a request's hold in Redis as settlement uses it (docs/billing.md, "Reserve,
+// then settle"): its holder, the
+// billing mode and subscription it was admitted under, and the amount held.
+// Settlement only ever uses a hold of the record's own user, key and group (WriteUsageBatch
+// refuses the others).
+type HeldRef struct {
+	UserID         int64
+	KeyID          int64
+	GroupID        int64
+	BillingMode    string
+	SubscriptionID int64 // 0 = none
+	AmountMicros   int64
 }
 
 // SettleResult says how a settlement was charged.
@@ -33,15 +50,17 @@ const (
 	// group bills by subscription) the user's subscription in force at $4. Read before the
 	// reservation is deleted, in the same round trip. Only a reservation of this user ($2),
 	// group ($3) and key ($5) counts: another holder's is never charged nor released here.
+	// Without one, the Redis hold's mode ($6, '' = none) and subscription ($7, 0 = none) do.
 	sqlSettleLockSubscription = `
 WITH r AS (SELECT billing_mode, subscription_id FROM reservations
            WHERE request_id = $1 AND user_id = $2 AND group_id = $3 AND api_key_id = $5),
-     m AS (SELECT COALESCE((SELECT billing_mode FROM r), (SELECT billing_mode FROM groups WHERE id = $3)) AS mode)
+     m AS (SELECT COALESCE((SELECT billing_mode FROM r), NULLIF($6, ''),
+                           (SELECT billing_mode FROM groups WHERE id = $3)) AS mode)
 SELECT s.id, s.starts_at, s.daily_window_start, s.daily_used_micros, s.weekly_window_start,
        s.weekly_used_micros, s.monthly_window_start, s.monthly_used_micros, s.reserved_micros
 FROM subscriptions s
 WHERE (SELECT mode FROM m) = 'subscription'
-  AND s.id = COALESCE((SELECT subscription_id FROM r),
+  AND s.id = COALESCE((SELECT subscription_id FROM r), NULLIF($7::bigint, 0),
       (SELECT x.id FROM subscriptions x
        WHERE x.user_id = $2 AND x.group_id = $3 AND x.status = 'active' AND x.starts_at <= $4 AND x.expires_at > $4
        ORDER BY x.starts_at, x.id LIMIT 1))
@@ -115,7 +134,7 @@ func settleInTx(ctx context.Context, tx pgx.Tx, in Settlement, now time.Time, lo
 // reads may follow them in the same batch (WriteUsageBatch pipelines that way).
 func queueSettleWrites(b *pgx.Batch, in Settlement, st *settleRows, now time.Time, loc *time.Location) SettleResult {
 	cost := max(in.CostMicros, 0)
-	res := SettleResult{BillingMode: st.mode, ReservedMicros: st.amount}
+	res := SettleResult{BillingMode: st.mode, ReservedMicros: st.amount + st.heldMicros}
 	if st.mode == BillingSubscription && st.sub != nil {
 		res.SubscriptionID = &st.sub.id
 	}
@@ -143,7 +162,8 @@ type settleRows struct {
 	reserved    bool // a reservation was deleted
 	keyQuota    bool // the reservation held its amount on the key's quota too
 	amount      int64
-	keyHasQuota bool // the key has a quota now
+	keyHasQuota bool  // the key has a quota now
+	heldMicros  int64 // what the Redis hold held (no reservation row): recorded, never released here
 }
 
 // keyRelease is the amount the reservation held on the key's quota.
@@ -160,7 +180,7 @@ func readSettleRows(ctx context.Context, tx pgx.Tx, in Settlement, now time.Time
 	b := &pgx.Batch{}
 	queueSettleReads(b, in, now)
 	br := tx.SendBatch(ctx, b)
-	st, err := scanSettleRows(br)
+	st, err := scanSettleRows(br, in.Held)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -173,13 +193,17 @@ func readSettleRows(ctx context.Context, tx pgx.Tx, in Settlement, now time.Time
 // queueSettleReads queues the reads of readSettleRows, in their locking order.
 func queueSettleReads(b *pgx.Batch, in Settlement, now time.Time) {
 	b.Queue(sqlSettleLockUser, in.UserID)
-	b.Queue(sqlSettleLockSubscription, in.RequestID, in.UserID, in.GroupID, now, in.APIKeyID)
+	mode, sub := "", int64(0)
+	if in.Held != nil {
+		mode, sub = in.Held.BillingMode, in.Held.SubscriptionID
+	}
+	b.Queue(sqlSettleLockSubscription, in.RequestID, in.UserID, in.GroupID, now, in.APIKeyID, mode, sub)
 	b.Queue(sqlDeleteReservation, in.RequestID, in.UserID, in.APIKeyID, in.GroupID)
 	b.Queue(sqlGroupBillingMode, in.GroupID)
 	b.Queue(sqlKeyHasQuota, in.APIKeyID)
 }
 
-func scanSettleRows(br pgx.BatchResults) (*settleRows, error) {
+func scanSettleRows(br pgx.BatchResults, held *HeldRef) (*settleRows, error) {
 	st := &settleRows{}
 	var id int64
 	if _, err := rowFound(br.QueryRow().Scan(&id)); err != nil {
@@ -211,6 +235,8 @@ func scanSettleRows(br pgx.BatchResults) (*settleRows, error) {
 	switch {
 	case st.reserved:
 		st.mode = resMode
+	case held != nil && held.BillingMode != "":
+		st.mode, st.heldMicros = held.BillingMode, held.AmountMicros
 	case groupMode != "":
 		st.mode = groupMode
 	default:

@@ -62,6 +62,13 @@ type UsageWrite struct {
 	// Routing is the request's routing explanation, a JSON array (package routing); nil =
 	// none (stored as NULL).
 	Routing []byte
+
+	// Held is the request's hold in Redis (package holds), read by the reports endpoint:
+	// its holder decides a mismatch refusal and it names what settlement charges; nil =
+	// none. Granted: the caller vouches that the request was admitted though it holds
+	// nothing (Redis lost its holds lately, docs/billing.md), so it is not refused Ungranted.
+	Held    *HeldRef
+	Granted bool
 }
 
 // AttemptWrite is one upstream attempt of a request.
@@ -177,6 +184,7 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 		// the keys' daily totals count.
 		args := append(cols.args(), granted, billing.Location().String())
 		args = append(args, cols.reasonArgs()...) // $47–$50
+		args = append(args, heldArgs(byID)...)    // $51–$55
 		if err := tx.QueryRow(ctx, sqlWriteUsageBatch, args...).Scan(&ids, &accounts, &costs,
 			&misIDs, &misUsers, &misKeys, &misGroups, &unkIDs); err != nil {
 			return fmt.Errorf("inserting usage records: %w", err)
@@ -243,7 +251,7 @@ func settleAll(ctx context.Context, tx pgx.Tx, writes []*UsageWrite, b *pgx.Batc
 	pending, pendingID := &pgx.Batch{}, "" // the previous record's charge, not yet sent
 	for i, u := range writes {
 		in := Settlement{RequestID: u.RequestID, UserID: u.UserID, APIKeyID: u.APIKeyID,
-			GroupID: u.GroupID, CostMicros: u.CostMicros}
+			GroupID: u.GroupID, CostMicros: u.CostMicros, Held: u.Held}
 		now := time.Now()
 		st, err := sendSettleReads(ctx, tx, pending, pendingID, in, now)
 		if err != nil {
@@ -290,7 +298,7 @@ func sendSettleReads(ctx context.Context, tx pgx.Tx, pending *pgx.Batch, pending
 	}
 	var st *settleRows
 	if err == nil {
-		if st, err = scanSettleRows(br); err != nil {
+		if st, err = scanSettleRows(br, in.Held); err != nil {
 			err = fmt.Errorf("settling request %s: %w", in.RequestID, err)
 		}
 	}

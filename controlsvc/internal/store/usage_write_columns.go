@@ -122,3 +122,21 @@ func (c *usageColumns) reasonArgs() []any {
 	a := &c.attempt
 	return []any{c.routing, a.breakerOpen, a.hedgeLost, a.retriedSame}
 }
+
+// heldArgs are the parameters $51–$55 of sqlWriteUsageBatch: the Redis holds of the
+// records (request id, holder user, key, group) and the request ids granted without one.
+func heldArgs(byID map[string]*UsageWrite) []any {
+	// never nil: a NULL array would make "= ANY" unknown, and every record granted
+	ids, granted := []string{}, []string{}
+	users, keys, groups := []int64{}, []int64{}, []int64{}
+	for id, u := range byID {
+		if u.Held != nil {
+			ids = append(ids, id)
+			users, keys, groups = append(users, u.Held.UserID), append(keys, u.Held.KeyID), append(groups, u.Held.GroupID)
+		}
+		if u.Granted {
+			granted = append(granted, id)
+		}
+	}
+	return []any{ids, users, keys, groups, granted}
+}

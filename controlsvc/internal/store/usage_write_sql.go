@@ -34,8 +34,12 @@ WITH t AS (
         cache_write_cost_micros, rate_micros,
         admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source, routing)
 ), mis AS (
+    -- the reservation rows, and the Redis holds the caller read ($51–$54)
     SELECT t.request_id, r.user_id, r.api_key_id, r.group_id
-    FROM t JOIN reservations r ON r.request_id = t.request_id
+    FROM t JOIN (SELECT request_id, user_id, api_key_id, group_id FROM reservations
+                 UNION ALL
+                 SELECT * FROM unnest($51::text[], $52::bigint[], $53::bigint[], $54::bigint[])
+                     AS h(request_id, user_id, api_key_id, group_id)) r ON r.request_id = t.request_id
     WHERE (r.user_id, r.api_key_id, r.group_id) IS DISTINCT FROM (t.user_id, t.api_key_id, t.group_id)
 ), unk AS (
     -- With $45 (the reports endpoint), a record of a request that has no grant is refused:
@@ -44,6 +48,7 @@ WITH t AS (
     SELECT t.request_id FROM t
     WHERE $45::boolean
       AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.request_id = t.request_id)
+      AND NOT (t.request_id = ANY($51::text[])) AND NOT (t.request_id = ANY($55::text[]))
       AND NOT EXISTS (SELECT 1 FROM usage_records u WHERE u.request_id = t.request_id)
 ), ins AS (
     INSERT INTO usage_records (request_id, grant_id, user_id, api_key_id, group_id, account_id,
