@@ -95,7 +95,7 @@ func stackRSS(pids []int) (sum int64, per []int64, err error) {
 func streamTarget(want int, traefikPID int, ctlPIDs []int) (int, string, error) {
 	tl, err := maxOpenFiles(traefikPID)
 	if err != nil {
-		return 0, "", fmt.Errorf("Traefik's limits: %w", err)
+		return 0, "", fmt.Errorf("reading Traefik's limits: %w", err)
 	}
 	var own syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &own); err != nil {

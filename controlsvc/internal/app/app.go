@@ -125,8 +125,8 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 		internal: internal, admin: adminRouter, metrics: metricsRouter}, nil
 }
 
-// Compile-time guard: the slots package satisfies the admin API's counter.
-var _ httpapi.SlotCounter = (*slots.Slots)(nil)
+// Compile-time guard: the slots package satisfies the admin API's load reader.
+var _ httpapi.SlotLoads = (*slots.Slots)(nil)
 
 // Compile-time guard: the gateway hears of the admin API's account changes.
 var _ httpapi.AccountNotifier = (*gateway.Service)(nil)

@@ -56,18 +56,6 @@ func New(entries []Entry) *Catalogue {
 	return c
 }
 
-// With is c overlaid with entries (an entry replaces c's entry of the same model).
-func (c *Catalogue) With(entries []Entry) *Catalogue {
-	out := &Catalogue{byModel: make(map[string]Entry, len(c.byModel)+len(entries))}
-	for k, e := range c.byModel {
-		out.byModel[k] = e
-	}
-	for _, e := range entries {
-		out.byModel[e.Model] = e
-	}
-	return out
-}
-
 // Entries returns every entry, by model.
 func (c *Catalogue) Entries() []Entry {
 	out := make([]Entry, 0, len(c.byModel))

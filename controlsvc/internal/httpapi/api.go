@@ -12,16 +12,17 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 // AdminPrefix is the path prefix of every admin endpoint.
 const AdminPrefix = "/api/v1/admin"
 
-// SlotCounter reports live concurrency slot counts, keyed by id. kind is "user" or
+// SlotLoads reports the live slots and waiters of each id's set. kind is "user" or
 // "account"; ids without live slots may be missing from the map.
-type SlotCounter interface {
-	Counts(ctx context.Context, kind string, ids []int64) (map[int64]int64, error)
+type SlotLoads interface {
+	Loads(ctx context.Context, kind string, ids []int64) (map[int64]slots.Load, error)
 }
 
 // ReadyCheck is one dependency /readyz probes.
@@ -33,7 +34,7 @@ type ReadyCheck struct {
 // Options are the API's dependencies.
 type Options struct {
 	Store      *store.Store
-	Slots      SlotCounter
+	Slots      SlotLoads
 	AdminToken string
 	Ready      []ReadyCheck
 	Log        *slog.Logger
@@ -60,7 +61,7 @@ type Options struct {
 // API serves the admin endpoints and the probes.
 type API struct {
 	st        *store.Store
-	slots     SlotCounter
+	slots     SlotLoads
 	tokenHash [sha256.Size]byte
 	ready     []ReadyCheck
 	log       *slog.Logger

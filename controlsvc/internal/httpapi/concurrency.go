@@ -1,22 +1,10 @@
 package httpapi
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
-)
-
-// loadReader is what a SlotCounter offers when it also knows the wait queues.
-type loadReader interface {
-	Loads(ctx context.Context, kind string, ids []int64) (map[int64]slots.Load, error)
-}
-
-// Slot kinds understood by SlotCounter.
-const (
-	kindUser    = "user"
-	kindAccount = "account"
 )
 
 type userLoad struct {
@@ -50,12 +38,12 @@ func (a *API) concurrency(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	userCounts, userWaits, err := a.loads(r, kindUser, userIDs)
+	userCounts, userWaits, err := a.loads(r, slots.KindUser, userIDs)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	accountCounts, accountWaits, err := a.loads(r, kindAccount, accountIDs)
+	accountCounts, accountWaits, err := a.loads(r, slots.KindAccount, accountIDs)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -73,25 +61,12 @@ func (a *API) concurrency(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *API) counts(r *http.Request, kind string, ids []int64) (map[int64]int64, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	c, err := a.slots.Counts(r.Context(), kind, ids)
-	if err != nil {
-		return nil, fmt.Errorf("counting %s slots: %w", kind, err)
-	}
-	return c, nil
-}
-
-// loads returns live slots and waiters per id; waiters are 0 when the counter knows no queues.
+// loads returns live slots and waiters per id.
 func (a *API) loads(r *http.Request, kind string, ids []int64) (active, waiting map[int64]int64, err error) {
-	lr, ok := a.slots.(loadReader)
-	if !ok || len(ids) == 0 {
-		active, err = a.counts(r, kind, ids)
-		return active, nil, err
+	if len(ids) == 0 {
+		return nil, nil, nil
 	}
-	l, err := lr.Loads(r.Context(), kind, ids)
+	l, err := a.slots.Loads(r.Context(), kind, ids)
 	if err != nil {
 		return nil, nil, fmt.Errorf("counting %s slots: %w", kind, err)
 	}

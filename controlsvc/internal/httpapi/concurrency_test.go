@@ -25,9 +25,9 @@ func TestConcurrency(t *testing.T) {
 	ctx := t.Context()
 	acquire := func(kind string, id int64, grant string) {
 		t.Helper()
-		ok, err := e.slots.Acquire(ctx, kind, id, grant, 10)
-		if err != nil || !ok {
-			t.Fatalf("Acquire(%s %d %s) = %v, %v", kind, id, grant, ok, err)
+		res, err := e.slots.Enter(ctx, slots.Entry{Kind: kind, ID: id, GrantID: grant, Limit: 10})
+		if err != nil || res != slots.Held {
+			t.Fatalf("Enter(%s %d %s) = %v, %v", kind, id, grant, res, err)
 		}
 	}
 	acquire(slots.KindUser, u1, "g1")

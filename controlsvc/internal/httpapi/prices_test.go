@@ -6,6 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/catalogue"
 	"github.com/poolgate/poolgate/controlsvc/internal/prices"
 )
 
@@ -25,7 +26,7 @@ func TestPricesAdmin(t *testing.T) {
 
 	var list listBody[priceView]
 	e.mustCall(http.MethodGet, pricesPath, nil, http.StatusOK, &list)
-	defaults := prices.Defaults()
+	defaults := catalogue.Shipped().Entries()
 	if len(list.Items) != len(defaults) {
 		t.Fatalf("GET /prices lists %d entries, want the %d defaults", len(list.Items), len(defaults))
 	}
