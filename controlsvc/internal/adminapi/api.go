@@ -1,6 +1,6 @@
-// Package httpapi serves the admin REST API (/api/v1/admin, Bearer admin token) and the
+// Package adminapi serves the admin REST API (/api/v1/admin, Bearer admin token) and the
 // health probes (/healthz, /readyz). The plugin-facing internal API lives in package gateway.
-package httpapi
+package adminapi
 
 import (
 	"context"

@@ -14,12 +14,12 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/adminapi"
 	"github.com/poolgate/poolgate/controlsvc/internal/billing"
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/catalogue"
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
-	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
 	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/prices"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
@@ -95,11 +95,11 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, PreviousPluginSecret: cfg.PluginSecretPrevious, LeaseTTL: cfg.LeaseTTL, Rules: rc, Prices: pc,
 		RateLimitCooldown: cfg.RateLimitCooldown, Wait: waitConfig(cfg.Wait), ReservationTTL: cfg.ReservationTTL,
 		Metrics: reg, Catalogue: catalogueModels{}}, log)
-	admin := httpapi.New(httpapi.Options{
+	admin := adminapi.New(adminapi.Options{
 		Store:      st,
 		Slots:      slots.New(rdb, cfg.LeaseTTL),
 		AdminToken: cfg.AdminToken,
-		Ready: []httpapi.ReadyCheck{
+		Ready: []adminapi.ReadyCheck{
 			{Name: "postgres", Check: st.Pool.Ping},
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		},
@@ -126,10 +126,10 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 }
 
 // Compile-time guard: the slots package satisfies the admin API's load reader.
-var _ httpapi.SlotLoads = (*slots.Slots)(nil)
+var _ adminapi.SlotLoads = (*slots.Slots)(nil)
 
 // Compile-time guard: the gateway hears of the admin API's account changes.
-var _ httpapi.AccountNotifier = (*gateway.Service)(nil)
+var _ adminapi.AccountNotifier = (*gateway.Service)(nil)
 
 // Internal serves the plugin's internal API (/internal/v1/…), the probes and GET /v1/usage.
 func (a *App) Internal() http.Handler { return a.internal }
@@ -145,7 +145,7 @@ func (a *App) Metrics() http.Handler { return a.metrics }
 func (a *App) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case strings.HasPrefix(r.URL.Path, httpapi.AdminPrefix):
+		case strings.HasPrefix(r.URL.Path, adminapi.AdminPrefix):
 			a.admin.ServeHTTP(w, r)
 		case r.URL.Path == "/metrics":
 			a.metrics.ServeHTTP(w, r)
