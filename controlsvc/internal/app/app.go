@@ -55,7 +55,7 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	if cfg.BillingLocation != nil {
 		billing.SetLocation(cfg.BillingLocation) // the zone of subscriptions' daily windows
 	}
-	st, err := store.OpenWith(ctx, cfg.DatabaseURL, cfg.DB)
+	st, err := store.OpenWith(ctx, cfg.DatabaseURL, store.Bounds(cfg.DB))
 	if err != nil {
 		return nil, fmt.Errorf("opening database: %w", err)
 	}
