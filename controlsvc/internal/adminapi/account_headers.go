@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// An account's fixed headers (issue 12 §1; docs/design.md, "Forwarded headers") are sent on
+// An account's fixed headers (docs/design.md, "Forwarded headers") are sent on
 // every upstream request to it, after the client headers the gateway forwards and next to
 // its credential: e.g. an OpenAI-Organization the account belongs to. They are never the
 // credential (that is the credential field), never framing, hop-by-hop or forwarding

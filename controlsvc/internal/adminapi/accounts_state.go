@@ -22,10 +22,11 @@ type AccountNotifier interface {
 	AccountsChanged()
 }
 
-// accountState is an account's health (issue 3 §7), as in force when read: a deadline that
-// has passed, and the pause reason of a pause that ended, show as null; model_blocks lists
-// only blocks still in force and is {} when there are none. disabled_reason is set while the
-// health rules keep the account disabled (the third upstream 403 within 3 h).
+// accountState is an account's health (docs/design.md, "Account health"), as in force when
+// read: a deadline that has passed, and the pause reason of a pause that ended, show as
+// null; model_blocks lists only blocks still in force and is {} when there are none.
+// disabled_reason is set while the health rules keep the account disabled (the third
+// upstream 403 within 3 h).
 type accountState struct {
 	RateLimitedUntil *time.Time           `json:"rate_limited_until"`
 	OverloadedUntil  *time.Time           `json:"overloaded_until"`

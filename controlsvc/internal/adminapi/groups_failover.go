@@ -9,7 +9,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// A group's failover settings (issue 13; docs/design.md, "Health model" and "Model
+// A group's failover settings (docs/design.md, "Health model" and "Model
 // fallbacks"): the non-stream header deadline, hedging, the circuit breakers of its
 // accounts, and the models tried when the requested one cannot serve.
 

@@ -7,7 +7,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// A group's header policy (issue 12 §1; docs/design.md, "Forwarded headers"): which beta
+// A group's header policy (docs/design.md, "Forwarded headers"): which beta
 // tokens of the client's anthropic-beta / OpenAI-Beta headers reach its accounts, and the
 // User-Agent they see.
 

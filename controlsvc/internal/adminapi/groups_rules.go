@@ -6,7 +6,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// groupRulesView shows a group's model rules (issue 5 §5; docs/design.md, "Group model
+// groupRulesView shows a group's model rules (docs/design.md, "Group model
 // rules").
 type groupRulesView struct {
 	// ModelMapping maps requested models to the model the group's accounts are asked for,

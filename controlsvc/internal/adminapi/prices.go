@@ -13,9 +13,9 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
 )
 
-// Model prices (issue 4 §4): the shipped defaults plus operator overrides, in USD per
-// million tokens. A key is an exact model name or a prefix ending in '*'; the exact name,
-// else the longest matching prefix, prices a model.
+// Model prices (docs/billing.md, "Prices and the model catalogue"): the shipped defaults
+// plus operator overrides, in USD per million tokens. A key is an exact model name or a
+// prefix ending in '*'; the exact name, else the longest matching prefix, prices a model.
 
 // maxPriceNoteLen bounds an override's note.
 const maxPriceNoteLen = 500

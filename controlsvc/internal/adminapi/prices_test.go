@@ -65,7 +65,8 @@ func TestPricesAdmin(t *testing.T) {
 	if got.Model != "gpt-4o*" || got.Input != "3" || got.Source != "override" {
 		t.Errorf("override not in force: %+v", got)
 	}
-	// An exact catalogue entry beats the operator's wildcard (issue 14 §6).
+	// An exact catalogue entry beats the operator's wildcard (docs/billing.md, "Prices and
+	// the model catalogue").
 	e.mustCall(http.MethodGet, pricesPath+"/resolve?model=gpt-4o-2024-08-06", nil, http.StatusOK, &got)
 	if got.Model != "gpt-4o-2024-08-06" || got.Input != "2.5" || got.Source != "default" {
 		t.Errorf("the wildcard beat an exact catalogue entry: %+v", got)

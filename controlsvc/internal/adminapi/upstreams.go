@@ -31,7 +31,8 @@ var localHostNames = map[string]bool{
 	"localhost": true, "localhost.localdomain": true, "ip6-localhost": true, "ip6-loopback": true,
 }
 
-// checkUpstreamAddress enforces issue 12 §8 on a normalised base_url: https, and no
+// checkUpstreamAddress enforces docs/design.md, "Upstream addresses", on a normalised
+// base_url: https, and no
 // loopback, link-local or private literal address or local host name, unless
 // allowPrivate (POOLGATE_ALLOW_PRIVATE_UPSTREAMS), which also allows http. Other names are
 // checked where they are resolved, at dial time in the plugin: DNS can change after this.

@@ -85,7 +85,7 @@ type attemptView struct {
 	Billed              bool        `json:"billed"`       // the answering attempt, the one the user paid for
 	LatencyMs           int64       `json:"latency_ms"`
 	FirstTokenMs        int64       `json:"first_token_ms"`
-	// Why the attempt ended, besides status and error_class (issue 13 §9).
+	// Why the attempt ended, besides status and error_class (docs/billing.md, "Usage API").
 	BreakerOpen        bool      `json:"breaker_open"`         // its failure opened its (account, model) breaker
 	HedgeLost          bool      `json:"hedge_lost"`           // cancelled: the other hedged attempt won
 	RetriedSameAccount bool      `json:"retried_same_account"` // it failed and the next attempt went to the same account

@@ -24,8 +24,9 @@ var _ RouteReader = (*routing.Log)(nil)
 const maxRequestIDLen = 128
 
 // usageDetailView is one record with its attempts (its attempts list replaces the count)
-// and its routing explanation (issue 13 §9). A request not settled yet has no record: it is
-// shown with settled false, its request id and its routing only.
+// and its routing explanation (docs/design.md, "Routing explanations"). A request not
+// settled yet has no record: it is shown with settled false, its request id and its routing
+// only.
 type usageDetailView struct {
 	usageView
 	Attempts []attemptView `json:"attempts"`

@@ -176,7 +176,7 @@ func FuzzNormalizeBaseURL(f *testing.F) {
 			return
 		}
 		checkBaseURL(t, u)
-		// With POOLGATE_ALLOW_PRIVATE_UPSTREAMS off (issue 12 §8): refused in the API's
+		// With POOLGATE_ALLOW_PRIVATE_UPSTREAMS off: refused in the API's
 		// format, or https to a host that is no refused literal address.
 		if err := checkUpstreamAddress(u, false); err != nil {
 			checkRefusal(t, "base_url address", err)

@@ -36,8 +36,8 @@ type App struct {
 	gateway *gateway.Service
 	rules   *rules.Cache
 	prices  *prices.Cache
-	// The three listeners' handlers (issue 12 §5): the plugin's internal API with the
-	// probes and GET /v1/usage; the admin API; /metrics.
+	// The three listeners' handlers (docs/design.md, "Listeners"): the plugin's internal
+	// API with the probes and GET /v1/usage; the admin API; /metrics.
 	internal, admin, metrics http.Handler
 }
 

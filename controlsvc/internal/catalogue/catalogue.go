@@ -1,4 +1,4 @@
-// Package catalogue is the model catalogue (issue 14 §6; docs/billing.md, "Model
+// Package catalogue is the model catalogue (docs/billing.md, "Model
 // catalogue"): per model its prices per token (input, output, cache read, 5-minute and
 // 1-hour cache writes, one long-context tier), its context window and its maximum output, in
 // the field names of LiteLLM's model_prices_and_context_window.json. The shipped catalogue
@@ -125,8 +125,8 @@ func Current() *Catalogue {
 // SetCurrent replaces the catalogue Current returns.
 func SetCurrent(c *Catalogue) { current.Store(c) }
 
-// MaxOutput is Current().MaxOutput (contract D of issue 14).
+// MaxOutput is Current().MaxOutput (docs/design.md, "Models a key can use").
 func MaxOutput(model string) (int64, bool) { return Current().MaxOutput(model) }
 
-// Models is Current().Models (contract D of issue 14).
+// Models is Current().Models (docs/design.md, "Models a key can use").
 func Models(platform string) []string { return Current().Models(platform) }

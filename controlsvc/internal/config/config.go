@@ -38,7 +38,7 @@ const (
 	// profiling only, never on a public interface: it has no authentication).
 	EnvPprofAddr = "POOLGATE_PPROF_ADDR"
 	// EnvAllowPrivateUpstreams=1 lets accounts use http and loopback, link-local or
-	// private addresses (issue 12 §8); for tests and local runs.
+	// private addresses (docs/design.md, "Upstream addresses"); for tests and local runs.
 	EnvAllowPrivateUpstreams = "POOLGATE_ALLOW_PRIVATE_UPSTREAMS"
 )
 

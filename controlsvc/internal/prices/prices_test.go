@@ -86,7 +86,7 @@ func TestChangeReachesOtherInstance(t *testing.T) {
 	}
 }
 
-// TestExactCatalogueEntryBeatsWildcards (issue 14 §6): an operator's prefix price never
+// TestExactCatalogueEntryBeatsWildcards: an operator's prefix price never
 // reprices a model the catalogue names exactly; it prices the models the catalogue lacks.
 func TestExactCatalogueEntryBeatsWildcards(t *testing.T) {
 	t.Parallel()
