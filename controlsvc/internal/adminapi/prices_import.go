@@ -13,7 +13,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// Catalogue imports and unpriced models (docs/billing.md, "Model catalogue").
+// Catalogue imports and unpriced models (docs/design.md, "Model catalogue admin endpoints").
 
 // maxImportBytes bounds an import: LiteLLM's whole model_prices_and_context_window.json is
 // a few MiB.

@@ -1,5 +1,6 @@
 // Package app wires the control service: PostgreSQL (migrated at start), Redis, the admin
-// API and the plugin-facing internal API, behind one http.Handler.
+// API and the plugin-facing internal API, behind three handlers (Internal, Admin, Metrics),
+// one per listener (docs/design.md, "Layout (controlsvc)").
 package app
 
 import (

@@ -1,9 +1,9 @@
-// Package catalogue is the model catalogue (docs/billing.md, "Model
+// Package catalogue is the model catalogue (docs/billing.md, "Prices and the model
 // catalogue"): per model its prices per token (input, output, cache read, 5-minute and
-// 1-hour cache writes, one long-context tier), its context window and its maximum output, in
-// the field names of LiteLLM's model_prices_and_context_window.json. The shipped catalogue
-// (catalogue.json, sources in each entry's "source") names exact models only; an operator's
-// import (POST /api/v1/admin/prices/import) adds to it.
+// 1-hour cache writes, one long-context tier), its context window and its maximum output,
+// in the field names of LiteLLM's model_prices_and_context_window.json. The shipped
+// catalogue (catalogue.json, sources in each entry's "source") names exact models only; an
+// operator's import (POST /api/v1/admin/prices/import) adds to it.
 package catalogue
 
 import (
