@@ -10,7 +10,7 @@ import (
 	"github.com/poolgate/poolgate/internal/stack"
 )
 
-// The breakdown of poolgate's added time by stage at c=1, non-stream (issue 15 §5), from
+// The breakdown of poolgate's added time by stage at c=1, non-stream, from
 // what exists without a product change: the client's latency and the arrival time at the
 // fake upstream (loadTraced, gateway against Traefik alone), the ledger's own timings of
 // the same requests (usage records of the c=1 key: admission_ms, upstream_ms, duration_ms,

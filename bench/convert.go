@@ -11,8 +11,8 @@ import (
 	"github.com/poolgate/poolgate/internal/stack"
 )
 
-// The converted-stream part (issue 5 §7: "make bench reports converted-stream events per
-// second per core next to the pass-through figure"). The fake upstream streams one long
+// The converted-stream part: converted-stream events per second per core next to the
+// pass-through figure. The fake upstream streams one long
 // answer, convDeltas text deltas, each its own SSE event flushed on its own as providers
 // send them, and the gateway delivers it three ways in the same run:
 //

@@ -37,7 +37,7 @@ func measureStream(st *stack.Stack, c streamCase, conc int, dur, warm time.Durat
 		return r, errors.New("no response completed")
 	}
 	if r.cpu <= 0 {
-		return r, errors.New("Traefik's CPU time did not advance")
+		return r, errors.New("the CPU time of Traefik did not advance")
 	}
 	return r, checkUpstreamPaths(st, c)
 }

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 )
 
-// The floor (issue 15 §5): an empty middleware under Yaegi, loaded by the same Traefik
+// The floor: an empty middleware under Yaegi, loaded by the same Traefik
 // binary as a local plugin the way poolgate is. Its ServeHTTP only calls next, so the gap
 // between it and Traefik alone is what the interpreter costs per request before any of
 // poolgate's work; the gap between poolgate and it is poolgate's own.

@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// The goals of issue 15 §5 and their evaluation: pure functions of the figures measured in
-// one run (goals.go measures them), so that the thresholds are unit-tested.
+// The goals of the fast path (README.md, "Tests and benchmarks") and their evaluation: pure
+// functions of the figures measured in one run (goals.go measures them), so that the
+// thresholds are unit-tested.
 
 // Thresholds of the goals.
 const (

@@ -11,7 +11,7 @@ import (
 	"github.com/poolgate/poolgate/internal/stack"
 )
 
-// The goals part (issue 15 §5): the cases the goals need, on three targets in one run —
+// The goals part: the cases the goals need, on three targets in one run —
 // Traefik alone, Traefik with the empty Yaegi plugin (the floor, floor.go) and the whole
 // gateway — then the open-streams phase (streams.go), then the goal table (goaleval.go) and
 // the breakdown of the added time by stage (breakdown.go).

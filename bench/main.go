@@ -9,8 +9,8 @@
 // requests queue for slots, against the same number of requests in flight without queueing,
 // with the admission overhead per request, and the convert part (convert.go): one long
 // stream relayed as it is and converted from Anthropic Messages to Responses events, in
-// events per second and per Traefik CPU second, and the goals part (goals.go): the goals of
-// issue 15 §5 against Traefik alone and an empty Yaegi plugin, each PASS or FAIL, with the
+// events per second and per Traefik CPU second, and the goals part (goals.go): the goals
+// (goaleval.go) against Traefik alone and an empty Yaegi plugin, each PASS or FAIL, with the
 // breakdown of the added time by stage, whose plugin rows come from the stage benchmark
 // (stages.go: tests/yaegi/stagebench). -only compare|saturated|convert|goals|stages runs one part;
 // -d and -warmup shorten a run, -streams lowers the open-streams count (for trying it out).

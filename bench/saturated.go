@@ -14,11 +14,10 @@ import (
 	"github.com/poolgate/poolgate/internal/stack"
 )
 
-// The saturated case (issue 3: "make bench adds a case with user concurrency saturated"):
-// one user whose concurrency is far below its clients, so nearly every request waits in the
-// user's FIFO queue for a slot that a finishing request frees. It runs next to a free case
-// with the same number of requests in flight and no queueing, in the same run, so the ratios
-// show what waiting costs beyond the wait itself:
+// The saturated case: one user whose concurrency is far below its clients, so nearly every
+// request waits in the user's FIFO queue for a slot that a finishing request frees. It runs
+// next to a free case with the same number of requests in flight and no queueing, in the
+// same run, so the ratios show what waiting costs beyond the wait itself:
 //
 //   - throughput queued / free: 1.00 when a freed slot goes to the next waiter at no cost.
 //     Both keep satLimit requests at the upstream; the queued case also pays, per request,

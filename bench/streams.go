@@ -18,12 +18,13 @@ import (
 	"github.com/poolgate/poolgate/internal/stack"
 )
 
-// The open-streams phase (issue 15 §4/§5): targetStreams slow streams through the real
-// Traefik at once, on a stack of its own started fresh (so the RSS before is not a heap
-// grown by the load cases), and Traefik's + controlsvc's resident memory (VmRSS) before and
-// while they are open. The fake upstream paces each stream by chunk_delay_ms, so a stream
-// lasts long enough for all of them to be open together: one is counted open from its
-// response headers (the plugin commits them at the first text delta) to its end.
+// The open-streams phase (the open-streams goal, goaleval.go): targetStreams slow streams
+// through the real Traefik at once, on a stack of its own started fresh (so the RSS before
+// is not a heap grown by the load cases), and Traefik's + controlsvc's resident memory
+// (VmRSS) before and while they are open. The fake upstream paces each stream by
+// chunk_delay_ms, so a stream lasts long enough for all of them to be open together: one is
+// counted open from its response headers (the plugin commits them at the first text delta)
+// to its end.
 //
 // Streams are started at a fixed rate (three quarters of the gateway's stream throughput at
 // c=32 in this run), not all at once: a burst would queue thousands of admit calls in Traefik,
@@ -95,7 +96,7 @@ func stackRSS(pids []int) (sum int64, per []int64, err error) {
 func streamTarget(want int, traefikPID int, ctlPIDs []int) (int, string, error) {
 	tl, err := maxOpenFiles(traefikPID)
 	if err != nil {
-		return 0, "", fmt.Errorf("Traefik's limits: %w", err)
+		return 0, "", fmt.Errorf("reading Traefik's limits: %w", err)
 	}
 	var own syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &own); err != nil {

@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// Billing that agents can live with (issue 14 §5), through the real Traefik: a reservation
-// is min(estimate, available), so a user with $3 left is served a request whose max_tokens
-// alone could cost more, and charged its real usage; a user whose balance cannot cover the
-// input gets Anthropic's 402 billing_error with a message that says what the request may
-// cost.
+// Billing that agents can live with (docs/billing.md, "Reserve, then settle"), through the
+// real Traefik: a reservation is min(estimate, available), so a user with $3 left is served
+// a request whose max_tokens alone could cost more, and charged its real usage; a user
+// whose balance cannot cover the input gets Anthropic's 402 billing_error with a message
+// that says what the request may cost.
 func TestAgentBilling(t *testing.T) {
 	t.Run("$3 serves an Opus request of max_tokens 64000", func(t *testing.T) {
 		cred := unique("sk-agent-bill")

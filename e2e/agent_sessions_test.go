@@ -9,7 +9,8 @@ import (
 	"testing"
 )
 
-// Issue 14 §2 and §4 through the real Traefik: the conversations of Claude Code and Codex
+// Agents' sessions and models (docs/design.md, "Sticky sessions", "Models a key can use")
+// through the real Traefik: the conversations of Claude Code and Codex
 // stick to one account of a pool whose accounts are all alike (equal priority, so without
 // stickiness the scheduler spreads the turns over the least recently used accounts), and a
 // model nothing in the group names is refused before any upstream call.
@@ -141,9 +142,9 @@ func jsonString(s string) string {
 	return string(b)
 }
 
-// Issue 14 §4: a model that neither the group's mapping nor any account's names is 404
-// model_not_found in the path's shape, naming the models the key can use, without an
-// upstream request and without marking an account.
+// docs/design.md, "Models a key can use": a model that neither the group's mapping nor any
+// account's names is 404 model_not_found in the path's shape, naming the models the key can
+// use, without an upstream request and without marking an account.
 func TestUnservableModelIs404(t *testing.T) {
 	a, b := unique("sk-mnf-a"), unique("sk-mnf-b")
 	// The group's family wildcard is no model name; the accounts' keys are.

@@ -10,7 +10,8 @@ import (
 	anthropicoption "github.com/anthropics/anthropic-sdk-go/option"
 )
 
-// Anthropic groups through the real Traefik (issue 5 §5, §6): native /v1/messages with the
+// Anthropic groups through the real Traefik (docs/design.md, "Group model rules and
+// dispatch"): native /v1/messages with the
 // official Anthropic Go SDK, failover between Anthropic accounts, the group's model rules and
 // their refusals. Responses-to-Messages conversion is the plugin's and tested with it.
 
@@ -156,8 +157,9 @@ func TestAnthropicFailoverOn529(t *testing.T) {
 		t.Errorf("usage record = %v", rec)
 	}
 
-	// A 529 no longer pauses the account (issue 13 §1: it counts towards the breaker of
-	// (account, model), below its threshold here): a streaming request fails over from it too.
+	// A 529 no longer pauses the account (docs/design.md, "Health model": it counts towards
+	// the breaker of (account, model), below its threshold here): a streaming request fails
+	// over from it too.
 	stream := client.Messages.NewStreaming(ctxT(t), messageParams("claude-sonnet-4-5"))
 	var sm anthropic.Message
 	for stream.Next() {

@@ -224,8 +224,9 @@ func TestBillingRefusals(t *testing.T) {
 	}
 
 	t.Run("insufficient balance", func(t *testing.T) {
-		// 0.0001 USD: below the input estimate of a 4000-byte request (issue 14 §5: a request
-		// is refused only when its input is not covered), with OpenAI's insufficient_quota code.
+		// 0.0001 USD: below the input estimate of a 4000-byte request (docs/billing.md,
+		// "Billing modes and eligibility": a request is refused only when its input is not
+		// covered), with OpenAI's insufficient_quota code.
 		tn, acc, _ := billingTenant(t, 0.0001, nil)
 		big := `{"model":"gpt-4o-mini","input":"` + strings.Repeat("x", 4000) + `"}`
 		_, body := eventually(t, 403, send(tn.Key, big))
@@ -282,7 +283,7 @@ func TestBillingRefusals(t *testing.T) {
 		key, _ := k["key"].(string)
 		body := `{"model":"claude-sonnet-4","max_tokens":20000,"messages":[{"role":"user","content":"` + strings.Repeat("x", 4000) + `"}]}`
 		code, _, resp := post(t, "/v1/messages", key, body, nil)
-		// Anthropic's 402 billing_error (issue 14 §5).
+		// Anthropic's 402 billing_error (docs/billing.md, "Billing modes and eligibility").
 		if code != 402 || !strings.Contains(resp, `"type":"error"`) || !strings.Contains(resp, `"billing_error"`) ||
 			!strings.Contains(resp, "Insufficient balance: $0.00 available; this request may cost up to $0.31 (max_tokens 20000 on claude-sonnet-4)") {
 			t.Fatalf("status %d: %s", code, resp)

@@ -37,10 +37,10 @@ func compactOutput(t *testing.T, body string) []struct {
 	return got.Output
 }
 
-// Codex's remote compaction (issue 14 §1), through Traefik and without the /v1 prefix: on an
-// openai group passed through to the account's /v1/responses/compact and billed like a
-// Responses call; on an anthropic group answered by a converted summarisation request in the
-// compaction shape, billed from Claude's usage.
+// Codex's remote compaction (docs/design.md, "Paths"), through Traefik and without the /v1
+// prefix: on an openai group passed through to the account's /v1/responses/compact and
+// billed like a Responses call; on an anthropic group answered by a converted summarisation
+// request in the compaction shape, billed from Claude's usage.
 func TestResponsesCompact(t *testing.T) {
 	t.Run("openai group: passed through, billed", func(t *testing.T) {
 		cred := unique("sk-compact")

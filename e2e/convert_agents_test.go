@@ -9,11 +9,12 @@ import (
 	"testing"
 )
 
-// Codex on an anthropic group (issue 14 §3), through the real Traefik: a Codex-shaped
-// Responses request with namespaced MCP tools, the custom apply_patch tool and web_search
-// reaches Claude with flat tools, the server web-search tool and cache breakpoints; the
-// answer's thinking, namespaced call and patch come back as Codex's items; the second turn
-// restores the signed thinking block and its record shows the cache read.
+// Codex on an anthropic group (docs/design.md, "Conversion rules for agents"), through the
+// real Traefik: a Codex-shaped Responses request with namespaced MCP tools, the custom
+// apply_patch tool and web_search reaches Claude with flat tools, the server web-search
+// tool and cache breakpoints; the answer's thinking, namespaced call and patch come back as
+// Codex's items; the second turn restores the signed thinking block and its record shows
+// the cache read.
 
 const (
 	agentSig        = "EqQBCgIYAhIMsignature+/=="

@@ -9,9 +9,9 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 )
 
-// Responses on an anthropic group (issue 5 §1–5): the official OpenAI Go SDK talks to
-// Traefik; the plugin converts to Anthropic Messages for the Anthropic accounts on the fake
-// upstream and back.
+// Responses on an anthropic group (docs/design.md, "Group model rules and dispatch"): the
+// official OpenAI Go SDK talks to Traefik; the plugin converts to Anthropic Messages for
+// the Anthropic accounts on the fake upstream and back.
 
 // anthropicSSE renders Anthropic stream events from (name, data) pairs.
 func anthropicSSE(events ...string) string {
@@ -122,7 +122,8 @@ func TestConvertResponsesOnAnthropicGroup(t *testing.T) {
 
 	// Both went to /v1/messages as streamed Messages calls with the account's key, and with
 	// the catalogue's maximum output of claude-sonnet-4-5 (64000) as max_tokens: the output
-	// limit the reservation counted, since the client named none (issue 14 §3, contract E).
+	// limit the reservation counted, since the client named none (docs/design.md, "POST
+	// /internal/v1/admit").
 	reqs := anthropicRequestsFor(t, cred)
 	if len(reqs) != 2 {
 		t.Fatalf("upstream got %d requests with the account's key, want 2", len(reqs))
@@ -215,7 +216,8 @@ func TestConvertFailoverBetweenAnthropicAccounts(t *testing.T) {
 	}
 }
 
-// Errors on the converted path are {"error":{"code","message"}} (issue 5 §5).
+// Errors on the converted path are {"error":{"code","message"}} (docs/design.md, "Group
+// model rules and dispatch").
 func TestConvertErrorsOnAnthropicGroup(t *testing.T) {
 	t.Run("every account failing", func(t *testing.T) {
 		a, b := unique("sk-ant529a"), unique("sk-ant529b")
@@ -223,7 +225,7 @@ func TestConvertErrorsOnAnthropicGroup(t *testing.T) {
 		programCredential(t, b, obj{"status": 529})
 		tn, accts := anthropicTenant(t, nil, accountSpec{Credential: a, Priority: 1}, accountSpec{Credential: b, Priority: 2})
 		code, _, body := post(t, "/v1/responses", tn.Key, `{"model":"claude-sonnet-4-5","input":"hi"}`, nil)
-		// The code is the upstream's error class (issue 14 §5).
+		// The code is the upstream's error class.
 		if want := `{"error":{"code":"overloaded_error","message":"All available accounts exhausted"}}`; code != 529 || !jsonEqual(body, want) {
 			t.Errorf("got %d %s, want 529 %s", code, body, want)
 		}

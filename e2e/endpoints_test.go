@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// Issue 14 §1 through the real Traefik: the routes without /v1, unknown paths as JSON 404s
-// in their API's shape, count_tokens forwarded unbilled or estimated, GET /v1/models.
+// The paths (docs/design.md, "Paths") through the real Traefik: the routes without /v1,
+// unknown paths as JSON 404s in their API's shape, count_tokens forwarded unbilled or
+// estimated, GET /v1/models.
 
 // send makes one request to the gateway with the given headers.
 func send(t *testing.T, method, path, body string, hdr map[string]string) (int, http.Header, string) {

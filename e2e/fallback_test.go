@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// A context-length 400 falls back to the group's configured larger model (issue 13 §6): the
-// client gets 200, the record shows the requested and the served model, and it is priced
-// by the served one.
+// A context-length 400 falls back to the group's configured larger model (docs/design.md,
+// "Model fallbacks"): the client gets 200, the record shows the requested and the served
+// model, and it is priced by the served one.
 func TestContextLengthFallsBackToTheConfiguredModel(t *testing.T) {
 	cred := unique("sk-fallback")
 	programCredential(t, cred, obj{

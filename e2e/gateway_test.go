@@ -132,7 +132,7 @@ func TestUserConcurrencyLimit(t *testing.T) {
 		first <- code
 	}()
 	waitActive(t, "users", "user_id", tn.UserID, 1)
-	// The second request waits in the user's queue (issue 3 §1) and runs once the first ends.
+	// The second request waits in the user's queue and runs once the first ends.
 	began := time.Now()
 	code, _, body := post(t, "/v1/responses", tn.Key, responsesBody, nil)
 	if code != 200 {

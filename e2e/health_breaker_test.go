@@ -1,9 +1,9 @@
 package e2e
 
-// The health model of issue 13 §1 end to end: a failure after the request was sent excludes
-// the account for that request and counts towards the breaker of (account, model); an
-// account out of credit is paused with that reason; the breaker opens at its threshold for
-// its model only and heals by one probe after the cool-down.
+// The health model (docs/design.md, "Health model") end to end: a failure after the request
+// was sent excludes the account for that request and counts towards the breaker of
+// (account, model); an account out of credit is paused with that reason; the breaker opens
+// at its threshold for its model only and heals by one probe after the cool-down.
 
 import (
 	"fmt"
@@ -77,7 +77,7 @@ func breakersOf(t *testing.T, st obj) []obj {
 // (a) One connection reset: the request is served by the other account, and the reset
 // account keeps serving another model and — one failure being below the breaker's
 // threshold — the same model too. Both a reset before any response byte (error class
-// transport, which paused the whole account for 10 min before issue 13) and a stream cut
+// transport, which used to pause the whole account for 10 min) and a stream cut
 // right after the headers (stream_cut).
 func TestHealthBreakerSingleResetExcludesForTheRequestOnly(t *testing.T) {
 	tests := []struct {

@@ -1,8 +1,8 @@
 package e2e
 
-// Account health (issue 3 §7) end to end: an upstream failure fails the request over to a
-// healthy account, and the failing account's state, as the admin API shows it, records what
-// happened.
+// Account health (docs/design.md, "Account health") end to end: an upstream failure fails
+// the request over to a healthy account, and the failing account's state, as the admin API
+// shows it, records what happened.
 
 import (
 	"fmt"
@@ -176,8 +176,8 @@ func TestHealthFailover500LeavesNoMark(t *testing.T) {
 	assertNoSlotsHeld(t, []int64{tn.UserID}, accts)
 }
 
-// A 529 no longer pauses the account (issue 13): it counts towards the breaker of
-// (account, model), so one 529 only excludes the account for that request.
+// A 529 no longer pauses the account (docs/design.md, "Health model"): it counts towards
+// the breaker of (account, model), so one 529 only excludes the account for that request.
 func TestHealthFailover529OnlyExcludesForTheRequest(t *testing.T) {
 	overloaded, healthy := unique("sk-529"), unique("sk-ok")
 	programCredential(t, overloaded, obj{"status": 529, "times": 1})

@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// Hedged first token (issue 13 §4) through the real Traefik: with hedge_after_ms on the
-// group, a stream whose first account has produced nothing by then is answered by a second
-// account, without waiting for the first; the first is cancelled and recorded as lost, and
-// both account slots come free.
+// Hedged first token (docs/design.md, "Hedged first token") through the real Traefik: with
+// hedge_after_ms on the group, a stream whose first account has produced nothing by then is
+// answered by a second account, without waiting for the first; the first is cancelled and
+// recorded as lost, and both account slots come free.
 func TestHedgedFirstTokenAnsweredBySecondAccount(t *testing.T) {
 	const slowMs = 6000
 	slow, quick := unique("sk-slowft"), unique("sk-quick")

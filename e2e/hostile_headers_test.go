@@ -7,11 +7,12 @@ import (
 	"testing"
 )
 
-// A hostile tenant's headers through the real Traefik (issue 12 §1): Traefik adds
-// X-Forwarded-* and X-Real-Ip to what it hands the plugin, and the client adds its own
-// steering; the fake upstream must see none of it, only the allowlisted headers, the beta
-// tokens the group allows, the group's User-Agent and the account's fixed header. The
-// account's answer carries rate-limit, CDN and cookie headers the client must not see.
+// A hostile tenant's headers through the real Traefik (docs/design.md, "Forwarded
+// headers"): Traefik adds X-Forwarded-* and X-Real-Ip to what it hands the plugin, and the
+// client adds its own steering; the fake upstream must see none of it, only the allowlisted
+// headers, the beta tokens the group allows, the group's User-Agent and the account's fixed
+// header. The account's answer carries rate-limit, CDN and cookie headers the client must
+// not see.
 
 // deniedRequestHeaders must never reach the upstream (checked by name, any value).
 var deniedRequestHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Proto",

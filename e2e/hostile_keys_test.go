@@ -17,7 +17,8 @@ import (
 // TestRandomKeysCostFewQueries: 10 000 requests through Traefik with random keys of the
 // gateway's own format (so they pass the plugin's format check and reach controlsvc) cost
 // at most a few hundred PostgreSQL transactions, counted by the database itself, and a good
-// key keeps being served meanwhile. Before issue 12 every one of them cost a query.
+// key keeps being served meanwhile. Without the key cache every one of them would cost a
+// query.
 func TestRandomKeysCostFewQueries(t *testing.T) {
 	tn, _ := newTenant(t, accountSpec{Credential: unique("sk-up")})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -18,14 +18,15 @@ import (
 	"github.com/poolgate/poolgate/fakeupstream"
 )
 
-// Wait queues, keep-alives and sticky sessions (issue 3 §1–§3, §5), end to end. TestMain
-// gives controlsvc a user wait timeout of queueUserWaitTimeout and the plugin a ping
-// interval of queuePingInterval, so that waits and pings show within seconds.
+// Wait queues, keep-alives and sticky sessions (docs/design.md, "Redis", "Sticky
+// sessions"), end to end. TestMain gives controlsvc a user wait timeout of
+// queueUserWaitTimeout and the plugin a ping interval of queuePingInterval, so that waits
+// and pings show within seconds.
 
 const (
 	msgQueueFull       = "Too many pending requests, please retry later"
 	msgUserConcurrency = "Concurrency limit exceeded for user, please retry later"
-	// queueDefaultMaxWaiters is controlsvc's default user queue (issue 3 §1).
+	// queueDefaultMaxWaiters is controlsvc's default user queue (docs/design.md, "Redis").
 	queueDefaultMaxWaiters = 20
 )
 

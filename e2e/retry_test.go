@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// Same-account retries (issue 13 §2) through the real Traefik: a failure that asks for a
-// short wait is retried once on the same account, keeping its prompt cache, before any
-// failover.
+// Same-account retries (docs/design.md, "Same-account retry") through the real Traefik: a
+// failure that asks for a short wait is retried once on the same account, keeping its
+// prompt cache, before any failover.
 
 // sameAccountServed checks a request that one same-account retry served on account a: two
 // attempts on a in its record, the first failed with firstStatus and retried there, and

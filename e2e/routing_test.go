@@ -6,7 +6,7 @@ import (
 
 // A request whose first account answers 500 and is served by the second: its record lists
 // both attempts with why each ended, and its routing explanation shows the failover
-// admission skipping the first account as excluded (issue 13 §9).
+// admission skipping the first account as excluded (docs/design.md, "Routing explanations").
 func TestRoutingExplanationOfAFailover(t *testing.T) {
 	broken, healthy := unique("sk-route-500"), unique("sk-route-ok")
 	programCredential(t, broken, obj{"status": 500, "body": `{"error":{"message":"boom"}}`})

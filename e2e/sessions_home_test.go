@@ -24,11 +24,11 @@ func sessionServedBy(t *testing.T, key string, hdr map[string]string, body strin
 	return ""
 }
 
-// A flapping primary (issue 13 §5): a session bound to the primary is served by the
-// fallback while the primary is out, and comes back to the primary within a bounded time
-// after it recovers — the failover's binding remembers the primary. The outage is a 429
-// with a Retry-After longer than any same-account retry, which takes the primary out for
-// that long today and with per-(account, model) breakers alike.
+// A flapping primary (docs/design.md, "Sticky sessions"): a session bound to the primary is
+// served by the fallback while the primary is out, and comes back to the primary within a
+// bounded time after it recovers — the failover's binding remembers the primary. The outage
+// is a 429 with a Retry-After longer than any same-account retry, which takes the primary
+// out for that long today and with per-(account, model) breakers alike.
 func TestSessionComesHomeAfterFlappingPrimary(t *testing.T) {
 	primary, fallback := unique("sk-primary"), unique("sk-fallback")
 	programCredential(t, primary, obj{"text": "from-primary"})
@@ -79,8 +79,8 @@ func TestSessionComesHomeAfterFlappingPrimary(t *testing.T) {
 }
 
 // A content-seeded session (no session id) whose account is busy is served at once by a
-// free account instead of waiting for its own (issue 13 §5). Had it waited, its own account
-// would have answered after the slow request.
+// free account instead of waiting for its own (docs/design.md, "Sticky sessions"). Had it
+// waited, its own account would have answered after the slow request.
 func TestContentSessionOfBusyAccountTakesAFreeOne(t *testing.T) {
 	busy, free := unique("sk-busy"), unique("sk-free")
 	programCredential(t, busy, obj{"text": "from-busy"})
@@ -114,11 +114,11 @@ func TestContentSessionOfBusyAccountTakesAFreeOne(t *testing.T) {
 	assertNoSlotsHeld(t, []int64{tn.UserID}, accts)
 }
 
-// A flapping primary whose outage is a run of 500s (issue 13 §1, §5): the failures open the
-// primary's breaker for the model, the session is served by the fallback meanwhile without
-// the primary being tried on every turn, and within one probe interval (the cool-down) after
-// the primary recovers the same session is back on it: the half-open probe is the session's
-// own request, and its success closes the breaker.
+// A flapping primary whose outage is a run of 500s (docs/design.md, "Health model", "Sticky
+// sessions"): the failures open the primary's breaker for the model, the session is served
+// by the fallback meanwhile without the primary being tried on every turn, and within one
+// probe interval (the cool-down) after the primary recovers the same session is back on it:
+// the half-open probe is the session's own request, and its success closes the breaker.
 func TestSessionComesHomeAfterBreakerProbe(t *testing.T) {
 	primary, fallback := unique("sk-primary"), unique("sk-fallback")
 	programCredential(t, primary, obj{"text": "from-primary"})

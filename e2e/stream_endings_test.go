@@ -8,7 +8,8 @@ import (
 	"github.com/openai/openai-go/v3"
 )
 
-// Stream endings as the providers mean them (issue 13 §7, §8), through the real Traefik: an
+// Stream endings as the providers mean them (docs/design.md, "Streams: commit point, endings,
+// in-stream errors"), through the real Traefik: an
 // error event before the first semantic output fails over unseen and marks the attempt with
 // the status its type implies; a Chat stream is complete after finish_reason and usage
 // without [DONE]; the usage chunk the gateway asked for never reaches a client that did not.

@@ -16,7 +16,8 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 )
 
-// The commit point and the deadlines (issue 3 §8–§9), end to end: before the first semantic
+// The commit point and the deadlines (docs/design.md, "Streams: commit point, endings,
+// in-stream errors" and "Timeouts"), end to end: before the first semantic
 // output a failing account is replaced unseen; after it, the client gets a terminal error in
 // its protocol and never a completion.
 

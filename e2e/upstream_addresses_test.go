@@ -11,12 +11,12 @@ import (
 	"github.com/poolgate/poolgate/internal/stack"
 )
 
-// TestPrivateUpstreamRefusedThroughTraefik (issue 12 §8): a stack whose Traefik has
-// POOLGATE_ALLOW_PRIVATE_UPSTREAMS=false, so traefik-dynamic.yml hands the plugin
-// allowPrivateUpstreams: 'false' (controlsvc keeps the flag on to accept the fake's
-// http://127.0.0.1 account). The plugin refuses to dial the fake: the client gets 502 in
-// the API's format, the fake sees no request, the account is not paused and the usage
-// record says upstream_refused.
+// TestPrivateUpstreamRefusedThroughTraefik (docs/design.md, "Upstream addresses"): a stack
+// whose Traefik has POOLGATE_ALLOW_PRIVATE_UPSTREAMS=false, so traefik-dynamic.yml hands
+// the plugin allowPrivateUpstreams: 'false' (controlsvc keeps the flag on to accept the
+// fake's http://127.0.0.1 account). The plugin refuses to dial the fake: the client gets
+// 502 in the API's format, the fake sees no request, the account is not paused and the
+// usage record says upstream_refused.
 func TestPrivateUpstreamRefusedThroughTraefik(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {

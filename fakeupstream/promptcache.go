@@ -1,10 +1,10 @@
 package fakeupstream
 
-// Anthropic's prompt cache, as far as tests need it (issue 14 §3): a /v1/messages request
-// that carries cache_control breakpoints marks its credential's prompt as cached. A script
-// with PromptCache reports that many tokens as written to the cache on the credential's
-// first such request and as read from it on every later one, so a test sees a second
-// turn's cache reads.
+// Anthropic's prompt cache, as far as tests need it (docs/design.md, "Conversion rules for
+// agents"): a /v1/messages request that carries cache_control breakpoints marks its
+// credential's prompt as cached. A script with PromptCache reports that many tokens as
+// written to the cache on the credential's first such request and as read from it on every
+// later one, so a test sees a second turn's cache reads.
 
 import (
 	"bytes"

@@ -3,7 +3,6 @@ package fakeupstream
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 )
 
 // Defaults of a request without a script.
@@ -160,5 +159,3 @@ func (s Script) usage() Usage {
 	}
 	return *s.Usage
 }
-
-func (s Script) chunkDelay() time.Duration { return time.Duration(s.ChunkDelayMS) * time.Millisecond }

@@ -77,16 +77,6 @@ const (
 	shapeCode = 2
 )
 
-// writeClientError writes e in the error format of the client's API: Anthropic's
-// {"type":"error","error":{…}} on /v1/messages, OpenAI's {"error":{…}} elsewhere.
-func writeClientError(rw http.ResponseWriter, path, requestID string, e *clientError) {
-	shape := shapeOpenAI
-	if path == pathMessages {
-		shape = shapeAnthropic
-	}
-	writeShapedError(rw, shape, requestID, e)
-}
-
 // writeShapedError writes e as a JSON error body of the given shape.
 func writeShapedError(rw http.ResponseWriter, shape int, requestID string, e *clientError) {
 	var body []byte

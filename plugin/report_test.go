@@ -25,10 +25,10 @@ func TestReporterBatchesAndRetriesUntilAcknowledged(t *testing.T) {
 	for i := 0; i < n; i++ {
 		rp.enqueue(report{GrantID: "g", RequestID: "req_" + strconv.Itoa(i), Status: 200})
 	}
-	got := stub.waitReports(n)
+	stub.waitReports(n)
 	time.Sleep(100 * time.Millisecond)
 	stub.mu.Lock()
-	got = append([]report(nil), stub.reports...)
+	got := append([]report(nil), stub.reports...)
 	posts := append([]int(nil), stub.posts...)
 	stub.mu.Unlock()
 	if len(got) != n {

@@ -45,7 +45,7 @@ func (s *usageScanner) feed(p []byte) {
 		s.body.feed(p)
 		return
 	}
-	if !s.skipping && len(s.carry) == 0 && len(p) > 0 && p[len(p)-1] == '\n' && bytes.Index(p, usageKey) < 0 {
+	if !s.skipping && len(s.carry) == 0 && len(p) > 0 && p[len(p)-1] == '\n' && !bytes.Contains(p, usageKey) {
 		return // whole lines without usage: the common read of a stream, one stdlib call
 	}
 	if s.skipping || len(s.carry) > 0 {

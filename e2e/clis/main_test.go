@@ -1,7 +1,7 @@
 // Package clis runs the real coding-agent CLIs, Codex CLI (`codex exec`) and Claude Code
 // (`claude -p`), at the versions pinned in scripts/clis.env, through the real Traefik with
 // the plugin, controlsvc on PostgreSQL and Redis, and the fake upstream scripted to ask
-// for one tool call and then answer (issue 14 §7). scripts/ensure-clis.sh (make test)
+// for one tool call and then answer. scripts/ensure-clis.sh (make test)
 // installs the CLIs; docs/clients.md shows the configuration these tests write.
 package clis
 

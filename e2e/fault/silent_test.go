@@ -12,12 +12,13 @@ import (
 	"github.com/poolgate/poolgate/internal/gatewaytest"
 )
 
-// Silent upstreams are bounded by default (issue 13 §3): an account that sends no byte at all
-// is failed over within the DEFAULT first-token timeout for a stream (60 s) and the DEFAULT
-// response-header timeout for a non-streaming request (300 s), whatever the transport's
-// larger backstop (600 s). The calm stack sets no plugin deadline (internal/stack pluginEnv
-// passes only drain, write-stall and request timeouts), so these are the shipped defaults.
-// Parallel, so that the long waits overlap the rest of the package.
+// Silent upstreams are bounded by default (docs/design.md, "Timeouts"): an account that
+// sends no byte at all is failed over within the DEFAULT first-token timeout for a stream
+// (60 s) and the DEFAULT response-header timeout for a non-streaming request (300 s),
+// whatever the transport's larger backstop (600 s). The calm stack sets no plugin deadline
+// (internal/stack pluginEnv passes only drain, write-stall and request timeouts), so these
+// are the shipped defaults. Parallel, so that the long waits overlap the rest of the
+// package.
 func TestSilentUpstreamFailsOverAtTheDefaults(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -1,9 +1,9 @@
-// Package restart is the "nothing lost" test of issue 4: controlsvc is killed (SIGKILL) and
-// restarted in the middle of a load run through the real Traefik with the plugin, and the
-// ledger must afterwards hold exactly one usage record per successful request, with the
-// balance consistent to the micro-dollar. It runs on a stack of its own because it needs a
-// short slot lease TTL and kills the control service, which the shared e2e stack must not
-// see.
+// Package restart is the "nothing lost" test (docs/billing.md, "Nothing lost"): controlsvc
+// is killed (SIGKILL) and restarted in the middle of a load run through the real Traefik
+// with the plugin, and the ledger must afterwards hold exactly one usage record per
+// successful request, with the balance consistent to the micro-dollar. It runs on a stack
+// of its own because it needs a short slot lease TTL and kills the control service, which
+// the shared e2e stack must not see.
 package restart
 
 import (

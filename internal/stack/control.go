@@ -61,7 +61,8 @@ func (st *Stack) startControlsvcs(ctx context.Context, o Options) error {
 			"POOLGATE_ADMIN_LISTEN=" + adminAddr,
 			"POOLGATE_METRICS_LISTEN=" + metricsAddr,
 			"POOLGATE_CREDENTIAL_KEY=" + credentialKey(), // credential_key.go
-			// The fake upstream listens on 127.0.0.1 over http (issue 12 §8).
+			// The fake upstream listens on 127.0.0.1 over http (docs/design.md, "Upstream
+			// addresses").
 			"POOLGATE_ALLOW_PRIVATE_UPSTREAMS=1",
 		}, o.ControlsvcEnv...)
 		c := &controlInstance{name: name, url: "http://" + addr, env: env,

@@ -181,7 +181,8 @@ type usageRow struct {
 	DurationMs          int64  `json:"duration_ms"`
 	FirstTokenMs        int64  `json:"first_token_ms"`
 	Attempts            int    `json:"attempts"`
-	// Warnings are what a converted request could not carry over (issue 14 §3).
+	// Warnings are what a converted request could not carry over (docs/design.md,
+	// "Conversion rules for agents").
 	Warnings []string `json:"warnings"`
 }
 

@@ -8,9 +8,9 @@ import (
 	"github.com/poolgate/poolgate/fakeupstream"
 )
 
-// Responses requests on an anthropic group, served by conversion (issue 5 §1–4), through
-// the plugin as Yaegi interprets it, the real controlsvc and the fake upstream speaking
-// Anthropic.
+// Responses requests on an anthropic group, served by conversion (docs/design.md, "Group
+// model rules and dispatch"), through the plugin as Yaegi interprets it, the real
+// controlsvc and the fake upstream speaking Anthropic.
 
 // anthropicToolStream is an Anthropic Messages stream with text, a tool call and usage
 // (input 10 exclusive of 5 cache reads and 2 cache writes, output 7).
@@ -31,8 +31,9 @@ const convertedRequest = `{"model":"claude-sonnet-4-5","input":"weather in Paris
 func TestConvertedThroughPlugin(t *testing.T) {
 	s := getStack(t)
 	tn := s.seedOn(t, "anthropic",
-		// Always 529: one no longer pauses the account (issue 13 §1), two stay below the
-		// breaker's threshold, so both requests meet it first and fail over.
+		// Always 529: one no longer pauses the account (docs/design.md, "Health model"),
+		// two stay below the breaker's threshold, so both requests meet it first and fail
+		// over.
 		accountSpec{name: "overloaded", priority: 1, script: &fakeupstream.Script{Status: 529}},
 		accountSpec{name: "answering", priority: 2, script: &fakeupstream.Script{Body: fakeupstream.RawBody(anthropicToolStream)}},
 	)

@@ -8,10 +8,10 @@ import (
 	"github.com/poolgate/poolgate/fakeupstream"
 )
 
-// Header hygiene under Yaegi (issue 12 §1): the interpreted plugin forwards only the
-// allowlisted client headers, filters the beta tokens through the group's list, applies
-// the group's User-Agent and the account's fixed headers from the real controlsvc's grant,
-// and shows the client only the allowlisted response headers.
+// Header hygiene under Yaegi (docs/design.md, "Forwarded headers"): the interpreted plugin
+// forwards only the allowlisted client headers, filters the beta tokens through the group's
+// list, applies the group's User-Agent and the account's fixed headers from the real
+// controlsvc's grant, and shows the client only the allowlisted response headers.
 
 var yaegiHostileRequest = map[string]string{
 	"X-Forwarded-For": "203.0.113.9", "X-Real-Ip": "203.0.113.9", "Forwarded": "for=203.0.113.9",

@@ -13,9 +13,9 @@ import (
 	"github.com/poolgate/poolgate/fakeupstream"
 )
 
-// Waiting for admission under Yaegi (issue 3 §1, §3): a streaming request that waits in the
-// user's queue of the real controlsvc gets keep-alives from the interpreted timer callback,
-// then either its stream or a terminal in-stream error.
+// Waiting for admission under Yaegi (docs/design.md, "Redis"): a streaming request that
+// waits in the user's queue of the real controlsvc gets keep-alives from the interpreted
+// timer callback, then either its stream or a terminal in-stream error.
 
 // limitUser sets the tenant's user concurrency; the key has not been used yet, so no cache
 // in controlsvc holds the old value.

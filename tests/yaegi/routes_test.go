@@ -12,8 +12,9 @@ import (
 	"github.com/poolgate/poolgate/fakeupstream"
 )
 
-// Issue 14 §1 under the interpreter: the routes without /v1, unknown paths as JSON 404s,
-// GET /v1/models relayed from the control service and count_tokens forwarded or estimated.
+// The paths (docs/design.md, "Paths") under the interpreter: the routes without /v1,
+// unknown paths as JSON 404s, GET /v1/models relayed from the control service and
+// count_tokens forwarded or estimated.
 
 func TestUnknownPathsUnderYaegi(t *testing.T) {
 	h, err := plugin(t).newHandler(context.Background(), nextHandler(),

@@ -61,7 +61,8 @@ func loadSeedProbe(t *testing.T) func(string, http.Header, string) string {
 	return fn.Call([]reflect.Value{})[0].Interface().(func(string, http.Header, string) string)
 }
 
-// Issue 14 §2 under Yaegi: every spelling of the agents' session ids, in order.
+// docs/design.md, "Sticky sessions", under Yaegi: every spelling of the agents' session
+// ids, in order.
 func TestSessionSeedAgentSpellingsInterpreted(t *testing.T) {
 	seed := loadSeedProbe(t)
 	const sid = "5e2f7c1a-0b9d-4c3e-8f6a-1d2c3b4a5e6f"

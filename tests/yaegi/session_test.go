@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// The content seed hashes the API key (issue 13 §5): one user's turns stick to one account,
-// while another user of the group sending the same first message is not bound to it and
-// goes to the least recently used account of equal priority, the other one.
+// The content seed hashes the API key (docs/design.md, "Sticky sessions"): one user's turns
+// stick to one account, while another user of the group sending the same first message is
+// not bound to it and goes to the least recently used account of equal priority, the other
+// one.
 func TestContentSeedIsPerKey(t *testing.T) {
 	s := getStack(t)
 	tn := s.seed(t, accountSpec{name: "a", priority: 1}, accountSpec{name: "b", priority: 1})

@@ -7,7 +7,8 @@ import (
 	"github.com/poolgate/poolgate/fakeupstream"
 )
 
-// Stream endings as the providers mean them (issue 13 §7, §8), interpreted: in-stream errors
+// Stream endings as the providers mean them (docs/design.md, "Streams: commit point, endings,
+// in-stream errors"), interpreted: in-stream errors
 // before the commit point fail over unseen, after it they end the stream; a Chat stream is
 // complete without [DONE]; the usage chunk the gateway asked for stays with the gateway.
 

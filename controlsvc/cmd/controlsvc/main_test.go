@@ -128,7 +128,7 @@ func TestStartServeAndGracefulStop(t *testing.T) {
 	p := startBinary(t, testenv.PostgresURL(t), testenv.RedisURL(t), adminToken, pluginSecret)
 	cmd, stderr := p.cmd, p.stderr
 
-	// Each listener serves its own routes only (issue 12 §5).
+	// Each listener serves its own routes only (docs/design.md, "Listeners").
 	for _, probe := range []struct {
 		url  string
 		want int

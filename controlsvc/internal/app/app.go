@@ -1,5 +1,6 @@
 // Package app wires the control service: PostgreSQL (migrated at start), Redis, the admin
-// API and the plugin-facing internal API, behind one http.Handler.
+// API and the plugin-facing internal API, behind three handlers (Internal, Admin, Metrics),
+// one per listener (docs/design.md, "Layout (controlsvc)").
 package app
 
 import (
@@ -14,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/adminapi"
 	"github.com/poolgate/poolgate/controlsvc/internal/billing"
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/catalogue"
@@ -21,7 +23,6 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
 	"github.com/poolgate/poolgate/controlsvc/internal/holds"
-	"github.com/poolgate/poolgate/controlsvc/internal/httpapi"
 	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/prices"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
@@ -39,8 +40,8 @@ type App struct {
 	rules   *rules.Cache
 	prices  *prices.Cache
 	changes *changes.Bus
-	// The three listeners' handlers (issue 12 §5): the plugin's internal API with the
-	// probes and GET /v1/usage; the admin API; /metrics.
+	// The three listeners' handlers (docs/design.md, "Listeners"): the plugin's internal
+	// API with the probes and GET /v1/usage; the admin API; /metrics.
 	internal, admin, metrics http.Handler
 }
 
@@ -58,7 +59,7 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	if cfg.BillingLocation != nil {
 		billing.SetLocation(cfg.BillingLocation) // the zone of subscriptions' daily windows
 	}
-	st, err := store.OpenWith(ctx, cfg.DatabaseURL, cfg.DB)
+	st, err := store.OpenWith(ctx, cfg.DatabaseURL, store.Bounds(cfg.DB))
 	if err != nil {
 		return nil, fmt.Errorf("opening database: %w", err)
 	}
@@ -100,11 +101,11 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 	gw := gateway.New(st, rdb, gateway.Config{PluginSecret: cfg.PluginSecret, PreviousPluginSecret: cfg.PluginSecretPrevious, LeaseTTL: cfg.LeaseTTL, Rules: rc, Prices: pc,
 		RateLimitCooldown: cfg.RateLimitCooldown, Wait: waitConfig(cfg.Wait), ReservationTTL: cfg.ReservationTTL,
 		Metrics: reg, Catalogue: catalogueModels{}, Changes: bus}, log)
-	admin := httpapi.New(httpapi.Options{
+	admin := adminapi.New(adminapi.Options{
 		Store:      st,
 		Slots:      slots.New(rdb, cfg.LeaseTTL),
 		AdminToken: cfg.AdminToken,
-		Ready: []httpapi.ReadyCheck{
+		Ready: []adminapi.ReadyCheck{
 			{Name: "postgres", Check: st.Pool.Ping},
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		},
@@ -132,11 +133,11 @@ func New(ctx context.Context, cfg config.Config) (*App, error) {
 		internal: internal, admin: adminRouter, metrics: metricsRouter}, nil
 }
 
-// Compile-time guard: the slots package satisfies the admin API's counter.
-var _ httpapi.SlotCounter = (*slots.Slots)(nil)
+// Compile-time guard: the slots package satisfies the admin API's load reader.
+var _ adminapi.SlotLoads = (*slots.Slots)(nil)
 
 // Compile-time guard: the gateway hears of the admin API's account changes.
-var _ httpapi.AccountNotifier = (*gateway.Service)(nil)
+var _ adminapi.AccountNotifier = (*gateway.Service)(nil)
 
 // Internal serves the plugin's internal API (/internal/v1/…), the probes and GET /v1/usage.
 func (a *App) Internal() http.Handler { return a.internal }
@@ -152,7 +153,7 @@ func (a *App) Metrics() http.Handler { return a.metrics }
 func (a *App) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case strings.HasPrefix(r.URL.Path, httpapi.AdminPrefix):
+		case strings.HasPrefix(r.URL.Path, adminapi.AdminPrefix):
 			a.admin.ServeHTTP(w, r)
 		case r.URL.Path == "/metrics":
 			a.metrics.ServeHTTP(w, r)

@@ -1,7 +1,7 @@
 // Package breaker keeps the health of (account, upstream model) pairs in Redis, so that
 // every controlsvc instance agrees: a circuit breaker per pair, opened by failures within a
-// window, half-open after a cool-down with exactly one probe, closed by an answer (docs/
-// design.md, "Health model"). It also counts an account's consecutive dial failures for
+// window, half-open after a cool-down with exactly one probe, closed by an answer
+// (docs/design.md, "Health model"). It also counts an account's consecutive dial failures for
 // the dial back-off. Every key of an account shares the hash tag {h:<id>}, so each script
 // touches one Redis Cluster slot, and every key has a TTL.
 package breaker

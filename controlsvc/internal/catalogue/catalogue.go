@@ -1,9 +1,9 @@
-// Package catalogue is the model catalogue (issue 14 §6; docs/billing.md, "Model
+// Package catalogue is the model catalogue (docs/billing.md, "Prices and the model
 // catalogue"): per model its prices per token (input, output, cache read, 5-minute and
-// 1-hour cache writes, one long-context tier), its context window and its maximum output, in
-// the field names of LiteLLM's model_prices_and_context_window.json. The shipped catalogue
-// (catalogue.json, sources in each entry's "source") names exact models only; an operator's
-// import (POST /api/v1/admin/prices/import) adds to it.
+// 1-hour cache writes, one long-context tier), its context window and its maximum output,
+// in the field names of LiteLLM's model_prices_and_context_window.json. The shipped
+// catalogue (catalogue.json, sources in each entry's "source") names exact models only; an
+// operator's import (POST /api/v1/admin/prices/import) adds to it.
 package catalogue
 
 import (
@@ -54,18 +54,6 @@ func New(entries []Entry) *Catalogue {
 		c.byModel[e.Model] = e
 	}
 	return c
-}
-
-// With is c overlaid with entries (an entry replaces c's entry of the same model).
-func (c *Catalogue) With(entries []Entry) *Catalogue {
-	out := &Catalogue{byModel: make(map[string]Entry, len(c.byModel)+len(entries))}
-	for k, e := range c.byModel {
-		out.byModel[k] = e
-	}
-	for _, e := range entries {
-		out.byModel[e.Model] = e
-	}
-	return out
 }
 
 // Entries returns every entry, by model.
@@ -137,8 +125,8 @@ func Current() *Catalogue {
 // SetCurrent replaces the catalogue Current returns.
 func SetCurrent(c *Catalogue) { current.Store(c) }
 
-// MaxOutput is Current().MaxOutput (contract D of issue 14).
+// MaxOutput is Current().MaxOutput (docs/design.md, "Models a key can use").
 func MaxOutput(model string) (int64, bool) { return Current().MaxOutput(model) }
 
-// Models is Current().Models (contract D of issue 14).
+// Models is Current().Models (docs/design.md, "Models a key can use").
 func Models(platform string) []string { return Current().Models(platform) }

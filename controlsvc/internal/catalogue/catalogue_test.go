@@ -230,7 +230,7 @@ func sortedJoin(s []string) string {
 
 // TestCurrentSeesImports: SetCurrent replaces what the package functions answer.
 func TestCurrentSeesImports(t *testing.T) {
-	c := Shipped().With([]Entry{{Model: "new-claude", Provider: "anthropic", MaxOutput: 99, Price: usage.Price{Input: 1}}})
+	c := New(append(Shipped().Entries(), Entry{Model: "new-claude", Provider: "anthropic", MaxOutput: 99, Price: usage.Price{Input: 1}}))
 	SetCurrent(c)
 	t.Cleanup(func() { SetCurrent(Shipped()) })
 	if n, ok := MaxOutput("new-claude"); !ok || n != 99 {

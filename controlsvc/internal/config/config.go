@@ -14,8 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/credentials"
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
-	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 // Environment variables read by FromEnv.
@@ -40,7 +38,7 @@ const (
 	// profiling only, never on a public interface: it has no authentication).
 	EnvPprofAddr = "POOLGATE_PPROF_ADDR"
 	// EnvAllowPrivateUpstreams=1 lets accounts use http and loopback, link-local or
-	// private addresses (issue 12 §8); for tests and local runs.
+	// private addresses (docs/design.md, "Upstream addresses"); for tests and local runs.
 	EnvAllowPrivateUpstreams = "POOLGATE_ALLOW_PRIVATE_UPSTREAMS"
 )
 
@@ -54,13 +52,16 @@ const (
 	DefaultLeaseTTL = 60 * time.Second
 	// DefaultLogLevel is one of debug, info, warn, error.
 	DefaultLogLevel = "info"
-	// The rest after a 429 without reset headers (sub2api-behaviour.md §5.2) and its cap,
-	// as the gateway applies them.
-	DefaultRateLimitCooldown = gateway.DefaultRateLimitCooldown
-	MaxRateLimitCooldown     = gateway.MaxRateLimitCooldown
-	// DefaultReservationTTL stays above the latest a report can come (Traefik's writeTimeout), so only the
-	// reservations of requests whose report will never come are released.
-	DefaultReservationTTL = store.DefaultReservationTTL
+	// The rest after a 429 without reset headers and its cap, as the gateway applies them
+	// (gateway.DefaultRateLimitCooldown, gateway.MaxRateLimitCooldown; config does not
+	// import the packages it configures, app's TestConfigDefaultsAreThePackages keeps the
+	// values equal).
+	DefaultRateLimitCooldown = 5 * time.Second
+	MaxRateLimitCooldown     = 2 * time.Hour
+	// DefaultReservationTTL stays above the latest a report can come (Traefik's
+	// writeTimeout), so only the reservations of requests whose report will never come are
+	// released (store.DefaultReservationTTL).
+	DefaultReservationTTL = 40 * time.Minute
 	// DefaultBillingTimezone is the zone of the daily windows.
 	DefaultBillingTimezone = "UTC"
 )
@@ -98,7 +99,7 @@ type Config struct {
 	// CredentialKeys encrypt the accounts' upstream credentials (credentials.go).
 	CredentialKeys *credentials.Keyring
 	// DB are the PostgreSQL session bounds (db.go).
-	DB store.Bounds
+	DB DBBounds
 	// AllowPrivateUpstreams is EnvAllowPrivateUpstreams; the service warns when it is on.
 	AllowPrivateUpstreams bool
 }

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 // validEnv is a complete, valid environment; cases override single variables.
@@ -92,7 +90,7 @@ func TestFromEnvDefaults(t *testing.T) {
 		Wait:              DefaultWaitQueues(),
 		ReservationTTL:    DefaultReservationTTL,
 		BillingLocation:   time.UTC,
-		DB:                store.Bounds{Statement: 30 * time.Second, IdleInTransaction: 10 * time.Second},
+		DB:                DBBounds{Statement: 30 * time.Second, IdleInTransaction: 10 * time.Second},
 	}
 	if cfg.CredentialKeys == nil || cfg.CredentialKeys.CurrentID() != testCredentialKeyID {
 		t.Fatalf("CredentialKeys = %+v, want key id %s", cfg.CredentialKeys, testCredentialKeyID)
@@ -116,7 +114,7 @@ func TestFromEnvOverrides(t *testing.T) {
 		EnvDBStatementTimeout:         "45s",
 		EnvDBIdleInTransactionTimeout: "1500ms",
 	})
-	if cfg.DB != (store.Bounds{Statement: 45 * time.Second, IdleInTransaction: 1500 * time.Millisecond}) {
+	if cfg.DB != (DBBounds{Statement: 45 * time.Second, IdleInTransaction: 1500 * time.Millisecond}) {
 		t.Errorf("FromEnv().DB = %+v, want statement 45s, idle in transaction 1.5s", cfg.DB)
 	}
 	if cfg.Listen != "0.0.0.0:9000" || cfg.LeaseTTL != 90*time.Second || cfg.LogLevel != "debug" ||

@@ -5,8 +5,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 // PostgreSQL session bounds (docs/design.md, "Timeouts"). A statement_timeout or
@@ -15,15 +13,25 @@ const (
 	EnvDBStatementTimeout         = "POOLGATE_DB_STATEMENT_TIMEOUT"
 	EnvDBIdleInTransactionTimeout = "POOLGATE_DB_IDLE_IN_TRANSACTION_TIMEOUT"
 
-	DefaultDBStatementTimeout         = store.DefaultStatementTimeout
-	DefaultDBIdleInTransactionTimeout = store.DefaultIdleInTransactionTimeout
+	// The store's own defaults (store.DefaultStatementTimeout,
+	// store.DefaultIdleInTransactionTimeout); app's TestConfigDefaultsAreThePackages keeps
+	// them equal.
+	DefaultDBStatementTimeout         = 30 * time.Second
+	DefaultDBIdleInTransactionTimeout = 10 * time.Second
 )
+
+// DBBounds are the PostgreSQL session bounds; app hands them to store.OpenWith as
+// DBBounds.
+type DBBounds struct {
+	Statement         time.Duration // statement_timeout
+	IdleInTransaction time.Duration // idle_in_transaction_session_timeout
+}
 
 // dbBoundsFromEnv reads the PostgreSQL session bounds; each must be a positive duration
 // of at least a millisecond (PostgreSQL counts them in milliseconds, and 0 would turn the
 // bound off).
-func dbBoundsFromEnv() (store.Bounds, error) {
-	b := store.Bounds{Statement: DefaultDBStatementTimeout, IdleInTransaction: DefaultDBIdleInTransactionTimeout}
+func dbBoundsFromEnv() (DBBounds, error) {
+	b := DBBounds{Statement: DefaultDBStatementTimeout, IdleInTransaction: DefaultDBIdleInTransactionTimeout}
 	for _, v := range []struct {
 		env string
 		d   *time.Duration
@@ -37,7 +45,7 @@ func dbBoundsFromEnv() (store.Bounds, error) {
 		}
 		d, err := time.ParseDuration(raw)
 		if err != nil || d < time.Millisecond {
-			return store.Bounds{}, fmt.Errorf("%s: %q is not a duration of at least 1ms (e.g. 30s)", v.env, raw)
+			return DBBounds{}, fmt.Errorf("%s: %q is not a duration of at least 1ms (e.g. 30s)", v.env, raw)
 		}
 		*v.d = d
 	}

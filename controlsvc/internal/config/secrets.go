@@ -7,11 +7,11 @@ import (
 	"strings"
 )
 
-// Secrets and listeners (issue 12 §5; docs/security.md). The admin token and the plugin
-// secret are at least MinSecretBytes long, given directly or as a file holding them (a
-// mounted secret keeps them out of the process environment). During a rotation of the plugin
-// secret controlsvc accepts the current one and the previous one, so the gateways can move
-// to the new secret one after the other without a refused call.
+// Secrets and listeners (docs/design.md, "Listeners"; docs/security.md). The admin token
+// and the plugin secret are at least MinSecretBytes long, given directly or as a file
+// holding them (a mounted secret keeps them out of the process environment). During a
+// rotation of the plugin secret controlsvc accepts the current one and the previous one, so
+// the gateways can move to the new secret one after the other without a refused call.
 const (
 	EnvAdminTokenFile           = "POOLGATE_ADMIN_TOKEN_FILE"
 	EnvPluginSecretFile         = "POOLGATE_PLUGIN_SECRET_FILE"

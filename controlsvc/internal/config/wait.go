@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Wait queues (issue 3 §1–§2): the most waiters and the longest wait of each queue.
+// Wait queues (docs/design.md, "Redis"): the most waiters and the longest wait of each queue.
 const (
 	EnvUserWaitMax        = "POOLGATE_USER_WAIT_MAX"
 	EnvUserWaitTimeout    = "POOLGATE_USER_WAIT_TIMEOUT"
@@ -18,7 +18,7 @@ const (
 	EnvAccountWaitTimeout = "POOLGATE_ACCOUNT_WAIT_TIMEOUT"
 )
 
-// Wait queue defaults (sub2api-behaviour.md §3.3–§3.4). A request whose user is at its
+// Wait queue defaults (docs/design.md, "Redis"). A request whose user is at its
 // concurrency waits in the user's queue; one whose accounts are all busy waits on its
 // session's sticky account, or else on the least-loaded account.
 const (

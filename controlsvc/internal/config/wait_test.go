@@ -9,7 +9,7 @@ func TestWaitQueueDefaults(t *testing.T) {
 	want := WaitQueues{UserMax: 20, UserTimeout: 30 * time.Second, StickyMax: 3, StickyTimeout: 120 * time.Second,
 		AccountMax: 100, AccountTimeout: 30 * time.Second}
 	if got := DefaultWaitQueues(); got != want {
-		t.Fatalf("DefaultWaitQueues() = %+v, want %+v (issue 3 §1–§2)", got, want)
+		t.Fatalf("DefaultWaitQueues() = %+v, want %+v", got, want)
 	}
 }
 

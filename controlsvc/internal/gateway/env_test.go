@@ -239,21 +239,27 @@ func (e *env) mustGrant(t *testing.T, req admitRequest) admitReply {
 
 func (e *env) count(t *testing.T, kind string, id int64) int64 {
 	t.Helper()
-	c, err := e.slots.Counts(context.Background(), kind, []int64{id})
+	l, err := e.slots.Loads(context.Background(), kind, []int64{id})
 	if err != nil {
-		t.Fatalf("Counts: %v", err)
+		t.Fatalf("Loads: %v", err)
 	}
-	return c[id]
+	return l[id].Active
+}
+
+// holdLease gives grant a lease on an account without queueing, under limit.
+func (e *env) holdLease(t *testing.T, account int64, grant string, limit int) {
+	t.Helper()
+	res, err := e.slots.Enter(context.Background(), slots.Entry{Kind: slots.KindAccount, ID: account, GrantID: grant, Limit: limit})
+	if err != nil || res != slots.Held {
+		t.Fatalf("holding a lease of %s on account %d: %v %v", grant, account, res, err)
+	}
 }
 
 // fillAccount holds n leases of fake grants on an account.
 func (e *env) fillAccount(t *testing.T, account int64, n int) {
 	t.Helper()
 	for i := range n {
-		ok, err := e.slots.Acquire(context.Background(), slots.KindAccount, account, fmt.Sprintf("g_fill_%d", i), 1000)
-		if err != nil || !ok {
-			t.Fatalf("filling account %d: %v %v", account, ok, err)
-		}
+		e.holdLease(t, account, fmt.Sprintf("g_fill_%d", i), 1000)
 	}
 }
 

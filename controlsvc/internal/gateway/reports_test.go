@@ -366,9 +366,7 @@ func TestReportAfterFailover(t *testing.T) {
 
 func (e *env) fillAccountWithGrant(t *testing.T, account int64, grant string) {
 	t.Helper()
-	if ok, err := e.slots.Acquire(context.Background(), slots.KindAccount, account, grant, 100); err != nil || !ok {
-		t.Fatalf("acquire: %v %v", ok, err)
-	}
+	e.holdLease(t, account, grant, 100)
 }
 
 func TestReportsBadInput(t *testing.T) {

@@ -46,16 +46,6 @@ type Entry struct {
 	Spec *catalogue.Entry
 }
 
-// Defaults is the shipped table: the catalogue's prices by model.
-func Defaults() map[string]usage.Price {
-	entries := catalogue.Shipped().Entries()
-	out := make(map[string]usage.Price, len(entries))
-	for _, e := range entries {
-		out[e.Model] = e.Price
-	}
-	return out
-}
-
 // Effective merges the shipped catalogue and the overrides, sorted by key: an override
 // replaces the default of the same key. An imported override whose stored spec no longer
 // parses keeps its base prices (the columns) without the spec's extras.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/catalogue"
 	"github.com/poolgate/poolgate/controlsvc/internal/livecache/livecachetest"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/store/storetest"
@@ -19,7 +20,10 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestEffectiveOverridesReplaceAndAdd(t *testing.T) {
 	t.Parallel()
-	defaults := Defaults()
+	defaults := make(map[string]usage.Price) // the shipped catalogue's prices by model
+	for _, e := range catalogue.Shipped().Entries() {
+		defaults[e.Model] = e.Price
+	}
 	got := Effective([]store.ModelPrice{
 		{Model: "gpt-4o", InputMicros: 1, OutputMicros: 2, CacheReadMicros: 3, CacheWriteMicros: 4, Note: "n"},
 		{Model: "my-model", InputMicros: 5, OutputMicros: 6},
@@ -82,7 +86,7 @@ func TestChangeReachesOtherInstance(t *testing.T) {
 	}
 }
 
-// TestExactCatalogueEntryBeatsWildcards (issue 14 §6): an operator's prefix price never
+// TestExactCatalogueEntryBeatsWildcards: an operator's prefix price never
 // reprices a model the catalogue names exactly; it prices the models the catalogue lacks.
 func TestExactCatalogueEntryBeatsWildcards(t *testing.T) {
 	t.Parallel()

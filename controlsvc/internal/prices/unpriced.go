@@ -9,8 +9,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Unpriced models seen (issue 14 §6): each admission of a model without a price counts in a
-// Redis hash per hour, kept 25 hours; GET /api/v1/admin/prices/unpriced sums the last 24.
+// Unpriced models seen (docs/design.md, "Model catalogue admin endpoints"): each admission
+// of a model without a price counts in a Redis hash per hour, kept 25 hours; GET
+// /api/v1/admin/prices/unpriced sums the last 24.
 
 const (
 	unpricedPrefix = "pg:unpriced:"

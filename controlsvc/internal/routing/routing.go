@@ -1,8 +1,9 @@
-// Package routing holds a request's routing explanation (issue 13 §9): for each admission
-// of the request, the accounts considered and why each was skipped or chosen. Admission
-// builds one Entry in memory and appends it to a per-request Redis list with one pipelined
-// round trip (log.go); settlement moves the list into the usage record (usage_records.routing)
-// and deletes the key; the admin API reads the record, or Redis for a request not settled yet.
+// Package routing holds a request's routing explanation (docs/design.md, "Routing
+// explanations"): for each admission of the request, the accounts considered and why each
+// was skipped or chosen. Admission builds one Entry in memory and appends it to a
+// per-request Redis list with one pipelined round trip (log.go); settlement moves the list
+// into the usage record (usage_records.routing) and deletes the key; the admin API reads
+// the record, or Redis for a request not settled yet.
 package routing
 
 import (
@@ -31,7 +32,7 @@ const (
 	KindFirst       = "first"       // the request's first admission
 	KindFailover    = "failover"    // a re-admission after a failed attempt
 	KindReadmission = "readmission" // a re-admission without a failed attempt
-	KindHedge       = "hedge"       // a hedged second attempt (contract D)
+	KindHedge       = "hedge"       // a hedged second attempt (docs/design.md, "Hedged first token")
 )
 
 // Bounds of what a request can make us store: entries per request and candidates per

@@ -1,4 +1,5 @@
-// Package rules owns the error passthrough rules of issue 3 §10: which upstream errors they
+// Package rules owns the error passthrough rules (docs/design.md,
+// "POST /internal/v1/upstream-error"): which upstream errors they
 // match, what the client gets instead, and the in-process cache every controlsvc instance
 // keeps in step through Redis.
 //
@@ -13,7 +14,7 @@
 //   - match_mode "all": every configured condition holds — the code is listed when
 //     error_codes is not empty, AND some keyword is present when keywords is not empty.
 //     "All" is across the kinds of condition, not across keywords: several keywords stay
-//     alternatives, as in sub2api (sub2api-behaviour.md §5.7).
+//     alternatives, as in sub2api.
 package rules
 
 import (

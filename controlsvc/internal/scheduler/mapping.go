@@ -77,7 +77,7 @@ func (m Mapping) Resolve(model string) (upstream string, ok bool) {
 
 // Lookup is Resolve without the empty mapping's "serve everything": named reports whether
 // a rule of the mapping names model (exactly or by prefix), which is what a group with
-// restrict_models allows (issue 5 §5).
+// restrict_models allows (docs/design.md, "Group model rules and dispatch").
 func (m Mapping) Lookup(model string) (upstream string, named bool) {
 	if v, ok := m.exact[model]; ok {
 		return rewrite(model, v), true

@@ -24,20 +24,12 @@ const (
 var ErrUnknownKind = errors.New("unknown slot kind")
 
 var (
-	//go:embed acquire.lua
-	acquireLua    string
-	acquireScript = redis.NewScript(acquireLua)
-
 	//go:embed renew.lua
 	renewLua    string
 	renewScript = redis.NewScript(renewLua)
-
-	//go:embed count.lua
-	countLua    string
-	countScript = redis.NewScript(countLua)
 )
 
-// Slots acquires, renews, releases and counts leases.
+// Slots enters, renews, releases and loads leases (and the wait queues, wait.go).
 type Slots struct {
 	rdb   redis.UniversalClient
 	ttlMs int64
@@ -64,28 +56,6 @@ func Key(kind string, id int64) (string, error) {
 	default:
 		return "", fmt.Errorf("%w %q", ErrUnknownKind, kind)
 	}
-}
-
-// Acquire gives grantID a lease in the set of (kind, id) when fewer than limit leases are
-// live, and reports whether the grant holds a lease afterwards. It is idempotent per grant:
-// a grant that already holds a lease gets it re-armed and is never counted twice.
-//
-// limit <= 0 means "no slot at all", not "unlimited": a user with concurrency 0 may not run
-// anything and an account with concurrency 0 takes no traffic. Acquire then reports false
-// without calling Redis.
-func (s *Slots) Acquire(ctx context.Context, kind string, id int64, grantID string, limit int) (bool, error) {
-	key, err := Key(kind, id)
-	if err != nil {
-		return false, err
-	}
-	if limit <= 0 {
-		return false, nil
-	}
-	n, err := acquireScript.Run(ctx, s.rdb, []string{key}, grantID, limit, s.ttlMs).Int64()
-	if err != nil {
-		return false, fmt.Errorf("acquiring %s slot %d: %w", kind, id, err)
-	}
-	return n == 1, nil
 }
 
 // Release drops grantID's lease in the set of (kind, id) and wakes the set's waiters, if
@@ -146,14 +116,8 @@ func (s *Slots) ReleaseMany(ctx context.Context, leases []Lease) error {
 	return nil
 }
 
-// Renew re-arms grantID's lease in the set of (kind, id) if it still exists; it never
-// creates a lease (an expired lease stays expired).
-func (s *Slots) Renew(ctx context.Context, kind string, id int64, grantID string) error {
-	_, err := s.RenewLease(ctx, kind, id, grantID)
-	return err
-}
-
-// RenewLease is Renew that also reports whether the lease existed.
+// RenewLease re-arms grantID's lease in the set of (kind, id) if it still exists, and
+// reports whether it did; it never creates a lease (an expired lease stays expired).
 func (s *Slots) RenewLease(ctx context.Context, kind string, id int64, grantID string) (bool, error) {
 	key, err := Key(kind, id)
 	if err != nil {
@@ -164,32 +128,6 @@ func (s *Slots) RenewLease(ctx context.Context, kind string, id int64, grantID s
 		return false, fmt.Errorf("renewing %s slot %d: %w", kind, id, err)
 	}
 	return n == 1, nil
-}
-
-// Counts returns the number of live leases per id, purging expired leases first, in one
-// pipelined round trip. Ids without leases map to 0.
-func (s *Slots) Counts(ctx context.Context, kind string, ids []int64) (map[int64]int64, error) {
-	calls := make([]scriptCall, len(ids))
-	for i, id := range ids {
-		k, err := Key(kind, id)
-		if err != nil {
-			return nil, err
-		}
-		calls[i] = scriptCall{key: k}
-	}
-	out := make(map[int64]int64, len(ids))
-	cmds, err := s.runPipelined(ctx, countScript, calls)
-	if err != nil {
-		return nil, fmt.Errorf("counting %s slots: %w", kind, err)
-	}
-	for i, cmd := range cmds {
-		n, err := cmd.Int64()
-		if err != nil {
-			return nil, fmt.Errorf("counting %s slot %d: %w", kind, ids[i], err)
-		}
-		out[ids[i]] = n
-	}
-	return out, nil
 }
 
 // Acquisition asks for a lease of grant GrantID in the set of (Kind, ID) under Limit.
@@ -207,7 +145,7 @@ type Lease struct {
 	GrantID string
 }
 
-// RenewMany is Renew for many leases in one pipelined round trip; renewed[i] reports
+// RenewMany is RenewLease for many leases in one pipelined round trip; renewed[i] reports
 // whether leases[i] existed (and was re-armed).
 func (s *Slots) RenewMany(ctx context.Context, leases []Lease) (renewed []bool, err error) {
 	calls := make([]scriptCall, len(leases))

@@ -37,7 +37,7 @@ var (
 )
 
 // allScripts are loaded together when Redis answers NOSCRIPT inside a pipeline.
-var allScripts = []*redis.Script{acquireScript, renewScript, countScript, enterScript, leaveScript, loadScript}
+var allScripts = []*redis.Script{renewScript, enterScript, leaveScript, loadScript}
 
 // Tag is the hash tag of the sets of (kind, id) without braces, e.g. "u:42"; it is also the
 // message on FreedChannel.
@@ -50,26 +50,6 @@ func Tag(kind string, id int64) (string, error) {
 	default:
 		return "", fmt.Errorf("%w %q", ErrUnknownKind, kind)
 	}
-}
-
-// ParseTag is the inverse of Tag.
-func ParseTag(tag string) (kind string, id int64, ok bool) {
-	if len(tag) < 3 || tag[1] != ':' {
-		return "", 0, false
-	}
-	switch tag[0] {
-	case 'u':
-		kind = KindUser
-	case 'a':
-		kind = KindAccount
-	default:
-		return "", 0, false
-	}
-	id, err := strconv.ParseInt(tag[2:], 10, 64)
-	if err != nil || id <= 0 {
-		return "", 0, false
-	}
-	return kind, id, true
 }
 
 // setKeys returns the slot set, its wait queue and its waiters' expiry set: one hash tag.

@@ -9,7 +9,7 @@ import (
 
 // An account's fixed headers (issue 12 §1; migration 0010) are set on every upstream request
 // to it after the client headers the gateway forwards, next to its credential. The admin
-// API validates them (httpapi/account_headers.go); the store keeps them as one JSON object.
+// API validates them (adminapi/account_headers.go); the store keeps them as one JSON object.
 
 const sqlSetAccountHeaders = `UPDATE accounts SET headers = $2, updated_at = now() WHERE id = $1`
 
