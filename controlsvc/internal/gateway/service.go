@@ -85,6 +85,7 @@ type Service struct {
 	accounts    *ttlcache.Cache[groupKey, []groupAccount]
 	touch       *toucher
 	sweep       *sweeper
+	partitions  *partitionKeeper // ledger_partitions.go
 	metrics     gatewayMetrics
 	rules       RuleSource
 	prices      PriceSource
@@ -140,6 +141,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		accounts:    ttlcache.New[groupKey, []groupAccount](cacheTTL, cacheMaxEntries),
 		touch:       newToucher(st, log),
 		sweep:       newSweeper(st, cfg.ReservationTTL, sweepInterval, log),
+		partitions:  newPartitionKeeper(st, partitionInterval, log),
 		rules:       cfg.Rules,
 		prices:      cfg.Prices,
 		catalogue:   cfg.Catalogue,
@@ -160,6 +162,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	s.rateLimitCooldown = min(cfg.RateLimitCooldown, MaxRateLimitCooldown)
 	go s.touch.run()
 	go s.sweep.run()
+	go s.partitions.run()
 	return s
 }
 
@@ -178,6 +181,7 @@ func (s *Service) Close() {
 	s.closeOnce.Do(func() {
 		s.touch.close()
 		s.sweep.close()
+		s.partitions.close()
 		s.waker.close()
 	})
 }
