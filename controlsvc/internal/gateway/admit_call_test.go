@@ -167,9 +167,11 @@ func TestAdmitLateOrUnreadGrantIsUndone(t *testing.T) {
 			if status != tt.wantStatus {
 				t.Fatalf("caller saw %d, want %d", status, tt.wantStatus)
 			}
-			// The undoing runs before the handler returns, which may follow the caller's end.
+			// The undoing runs before the handler returns, which may follow the caller's end;
+			// the reservation is released after the slots.
 			waitUntil(t, 5*time.Second, func() bool {
-				return e.count(t, slots.KindUser, f.user) == 0 && e.count(t, slots.KindAccount, f.account) == 0
+				return e.count(t, slots.KindUser, f.user) == 0 && e.count(t, slots.KindAccount, f.account) == 0 &&
+					e.queryInt(t, `SELECT count(*) FROM reservations WHERE request_id = 'req_late'`) == 0
 			})
 			e.wantReleased(t, f, "req_late")
 		})

@@ -93,7 +93,8 @@ type Service struct {
 	accounts    *ttlcache.Cache[groupKey, []groupAccount]
 	touch       *toucher
 	sweep       *sweeper
-	holds       *holds.Holds // money held for requests in flight, in Redis
+	holds       *holds.Holds     // money held for requests in flight, in Redis
+	partitions  *partitionKeeper // ledger_partitions.go
 	metrics     gatewayMetrics
 	rules       RuleSource
 	prices      PriceSource
@@ -153,6 +154,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		changes:     cfg.Changes,
 		touch:       newToucher(st, log),
 		holds:       holds.New(rdb, st, cfg.ReservationTTL, cfg.WalletRefresh),
+		partitions:  newPartitionKeeper(st, partitionInterval, log),
 		rules:       cfg.Rules,
 		prices:      cfg.Prices,
 		catalogue:   cfg.Catalogue,
@@ -184,6 +186,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	cancel()
 	go s.touch.run()
 	go s.sweep.run()
+	go s.partitions.run()
 	return s
 }
 
@@ -202,6 +205,7 @@ func (s *Service) Close() {
 	s.closeOnce.Do(func() {
 		s.touch.close()
 		s.sweep.close()
+		s.partitions.close()
 		s.waker.close()
 		s.routeWriter.Close()
 	})

@@ -8,7 +8,7 @@ import (
 )
 
 // admSQL runs a seeding statement returning an id.
-func admSQL(t *testing.T, st *Store, sql string, args ...any) int64 {
+func admSQL(t testing.TB, st *Store, sql string, args ...any) int64 {
 	t.Helper()
 	var id int64
 	if err := st.Pool.QueryRow(context.Background(), sql, args...).Scan(&id); err != nil {

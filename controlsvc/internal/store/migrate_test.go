@@ -14,7 +14,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // openStore opens a fresh, empty database without migrating it.
-func openStore(t *testing.T) *Store {
+func openStore(t testing.TB) *Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -27,7 +27,7 @@ func openStore(t *testing.T) *Store {
 }
 
 // newStore opens a fresh database with the real schema.
-func newStore(t *testing.T) *Store {
+func newStore(t testing.TB) *Store {
 	t.Helper()
 	st := openStore(t)
 	if err := st.Migrate(context.Background()); err != nil {

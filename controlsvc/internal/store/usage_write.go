@@ -138,8 +138,10 @@ func (s *Store) WriteUsage(ctx context.Context, u UsageWrite) (inserted bool, er
 //
 //  1. one statement refuses the records whose request holds a reservation of another user,
 //     key or group (refused: not stored, not charged, the reservation kept), inserts the
-//     others (ON CONFLICT (request_id) DO NOTHING) and the attempts of the records it
-//     inserted (ON CONFLICT (request_id, attempt) DO NOTHING);
+//     others with their attempts, served models and warnings, each table in one multi-row
+//     insert from unnest: a record goes in only when its request id goes into
+//     usage_request_ids (ON CONFLICT (request_id) DO NOTHING), the unique key of the
+//     month-partitioned ledger (migration 0021);
 //  2. every inserted record is settled (SettleInTx), in (user id, request id) order so that
 //     concurrent batches lock users in the same order: its reservation, matching the
 //     record's user, key and group, is deleted under the user's lock together with the
@@ -183,8 +185,8 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 		// $45: whether a record needs a grant; $46: the billing time zone, whose calendar days
 		// the keys' daily totals count.
 		args := append(cols.args(), granted, billing.Location().String())
-		args = append(args, cols.reasonArgs()...) // $47–$50
-		args = append(args, heldArgs(byID)...)    // $51–$55
+		args = append(args, cols.reasonArgs()...) // $47–$52
+		args = append(args, heldArgs(byID)...)    // $53–$57
 		if err := tx.QueryRow(ctx, sqlWriteUsageBatch, args...).Scan(&ids, &accounts, &costs,
 			&misIDs, &misUsers, &misKeys, &misGroups, &unkIDs); err != nil {
 			return fmt.Errorf("inserting usage records: %w", err)
@@ -216,14 +218,6 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 		}
 		for i, a := range accounts {
 			b.Queue(sqlAddAccountCost, a, costs[i])
-		}
-		for _, u := range writes {
-			if u.ServedModel != "" { // rare: only requests a model fallback served
-				b.Queue(sqlRecordServedModel, u.RequestID, u.ServedModel)
-			}
-			if len(u.Warnings) > 0 { // only converted requests that lost something
-				b.Queue(sqlRecordWarnings, u.RequestID, u.Warnings)
-			}
 		}
 		if b.Len() == 0 {
 			return nil

@@ -1,11 +1,13 @@
 package store
 
+import "encoding/json"
+
 // usageColumns holds a batch as one slice per column, the shape unnest takes: the records'
-// columns ($1–$29, $43 and $47 of sqlWriteUsageBatch) and their attempts' ($30–$42, $44 and
+// columns ($1–$29, $43, $47, $51 and $52 of sqlWriteUsageBatch) and their attempts' ($30–$42, $44 and
 // $48–$50).
 type usageColumns struct {
 	requestID, grantID, path, model, upstreamModel, errorClass []string
-	usageSource, routing                                       []string
+	usageSource, routing, servedModel, warnings                []string
 	userID, apiKeyID, groupID, accountID                       []int64
 	input, output, cacheRead, cacheCreation, reasoning         []int64
 	cost, inputCost, outputCost, cacheReadCost, cacheWriteCost []int64
@@ -28,7 +30,7 @@ func newUsageColumns(n int) *usageColumns {
 	i := func() []int64 { return make([]int64, 0, n) }
 	return &usageColumns{
 		requestID: s(), grantID: s(), path: s(), model: s(), upstreamModel: s(), errorClass: s(),
-		usageSource: s(), routing: s(), userID: i(), apiKeyID: i(), groupID: i(), accountID: i(),
+		usageSource: s(), routing: s(), servedModel: s(), warnings: s(), userID: i(), apiKeyID: i(), groupID: i(), accountID: i(),
 		input: i(), output: i(), cacheRead: i(), cacheCreation: i(), reasoning: i(),
 		cost: i(), inputCost: i(), outputCost: i(), cacheReadCost: i(), cacheWriteCost: i(),
 		rate: i(), admission: i(), upstream: i(), firstToken: i(), duration: i(),
@@ -76,6 +78,8 @@ func (c *usageColumns) add(u *UsageWrite) {
 	c.attempts = append(c.attempts, int32(len(u.Attempts)))
 	c.usageSource = append(c.usageSource, sourceOr(u.UsageSource))
 	c.routing = append(c.routing, string(u.Routing)) // "" is stored as NULL
+	c.servedModel = append(c.servedModel, u.ServedModel)
+	c.warnings = append(c.warnings, warningsJSON(u.Warnings))
 	for i := range u.Attempts {
 		c.attempt.add(u.RequestID, int32(i+1), &u.Attempts[i])
 	}
@@ -116,14 +120,24 @@ func (c *usageColumns) args() []any {
 		c.usageSource, a.usageSource}
 }
 
-// reasonArgs are the parameters $47–$50 of sqlWriteUsageBatch: the records' routing and
-// the attempts' flags of why they ended.
+// reasonArgs are the parameters $47–$52 of sqlWriteUsageBatch: the records' routing, the
+// attempts' flags of why they ended, and the records' served models and warnings.
 func (c *usageColumns) reasonArgs() []any {
 	a := &c.attempt
-	return []any{c.routing, a.breakerOpen, a.hedgeLost, a.retriedSame}
+	return []any{c.routing, a.breakerOpen, a.hedgeLost, a.retriedSame, c.servedModel, c.warnings}
 }
 
-// heldArgs are the parameters $51–$55 of sqlWriteUsageBatch: the Redis holds of the
+// warningsJSON is a record's warnings as sqlWriteUsageBatch takes them: a JSON array, ""
+// for none (stored as NULL).
+func warningsJSON(w []string) string {
+	if len(w) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(w) // a []string always marshals
+	return string(b)
+}
+
+// heldArgs are the parameters $53–$57 of sqlWriteUsageBatch: the Redis holds of the
 // records (request id, holder user, key, group) and the request ids granted without one.
 func heldArgs(byID map[string]*UsageWrite) []any {
 	// never nil: a NULL array would make "= ANY" unknown, and every record granted

@@ -16,7 +16,10 @@ var (
 	// attempts per account (ascending account id) to add to the accounts, the refused
 	// request ids with their reservation's user, key and group, and the request ids refused
 	// for having no grant ($45 set). $47 is the records' routing explanations ('' = NULL), $48–$50
-	// the attempts' breaker_open, hedge_lost and retried_same_account. The inserted records are added to their keys' running
+	// the attempts' breaker_open, hedge_lost and retried_same_account, $51 the served models
+	// ('' = NULL) and $52 the warnings, each a JSON array of strings ('' = NULL: unnest would
+	// flatten an array of arrays). Idempotency on request_id is usage_request_ids' (the ids
+	// CTE): a record and its attempts take the created_at (the partition) of the id inserted. The inserted records are added to their keys' running
 	// totals (usage_totals_sql.go, day buckets in the zone $46) in the same statement, so a
 	// replayed record, which inserts nothing, adds nothing.
 	sqlWriteUsageBatch = `
@@ -26,19 +29,21 @@ WITH t AS (
         $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],
         $18::boolean[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[],
         $23::bigint[], $24::bigint[],
-        $25::bigint[], $26::bigint[], $27::bigint[], $28::bigint[], $29::integer[], $43::text[], $47::text[])
+        $25::bigint[], $26::bigint[], $27::bigint[], $28::bigint[], $29::integer[], $43::text[], $47::text[],
+        $51::text[], $52::text[])
         AS t(request_id, grant_id, user_id, api_key_id, group_id, account_id,
         path, model, upstream_model, stream, status, error_class,
         input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
         priced, cost_micros, input_cost_micros, output_cost_micros, cache_read_cost_micros,
         cache_write_cost_micros, rate_micros,
-        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source, routing)
+        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source, routing,
+        served_model, warnings)
 ), mis AS (
-    -- the reservation rows, and the Redis holds the caller read ($51–$54)
+    -- the reservation rows, and the Redis holds the caller read ($53–$56)
     SELECT t.request_id, r.user_id, r.api_key_id, r.group_id
     FROM t JOIN (SELECT request_id, user_id, api_key_id, group_id FROM reservations
                  UNION ALL
-                 SELECT * FROM unnest($51::text[], $52::bigint[], $53::bigint[], $54::bigint[])
+                 SELECT * FROM unnest($53::text[], $54::bigint[], $55::bigint[], $56::bigint[])
                      AS h(request_id, user_id, api_key_id, group_id)) r ON r.request_id = t.request_id
     WHERE (r.user_id, r.api_key_id, r.group_id) IS DISTINCT FROM (t.user_id, t.api_key_id, t.group_id)
 ), unk AS (
@@ -48,36 +53,47 @@ WITH t AS (
     SELECT t.request_id FROM t
     WHERE $45::boolean
       AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.request_id = t.request_id)
-      AND NOT (t.request_id = ANY($51::text[])) AND NOT (t.request_id = ANY($55::text[]))
-      AND NOT EXISTS (SELECT 1 FROM usage_records u WHERE u.request_id = t.request_id)
+      AND NOT (t.request_id = ANY($53::text[])) AND NOT (t.request_id = ANY($57::text[]))
+      AND NOT EXISTS (SELECT 1 FROM usage_request_ids u WHERE u.request_id = t.request_id)
+), ids AS (
+    -- The unique key of the partitioned ledger (migration 0021): a request id stored already,
+    -- in whatever month, inserts nothing here, so its record and attempts are skipped.
+    INSERT INTO usage_request_ids (request_id, created_at)
+    SELECT t.request_id, now() FROM t
+    WHERE t.request_id NOT IN (SELECT request_id FROM mis) AND t.request_id NOT IN (SELECT request_id FROM unk)
+    ORDER BY t.request_id
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING request_id, created_at
 ), ins AS (
     INSERT INTO usage_records (request_id, grant_id, user_id, api_key_id, group_id, account_id,
         path, model, upstream_model, stream, status, error_class,
         input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
         priced, cost_micros, input_cost_micros, output_cost_micros, cache_read_cost_micros,
         cache_write_cost_micros, rate_micros,
-        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source, routing)
+        admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source, routing,
+        served_model, warnings, created_at)
     SELECT t.request_id, t.grant_id, t.user_id, t.api_key_id, t.group_id, NULLIF(t.account_id, 0),
         t.path, t.model, t.upstream_model, t.stream, t.status, t.error_class,
         t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_creation_tokens, t.reasoning_tokens,
         t.priced, t.cost_micros, t.input_cost_micros, t.output_cost_micros, t.cache_read_cost_micros,
         t.cache_write_cost_micros, t.rate_micros,
         t.admission_ms, t.upstream_ms, t.first_token_ms, t.duration_ms, t.attempts, t.usage_source,
-        NULLIF(t.routing, '')::jsonb
-    FROM t
-    WHERE t.request_id NOT IN (SELECT request_id FROM mis) AND t.request_id NOT IN (SELECT request_id FROM unk)
+        NULLIF(t.routing, '')::jsonb, NULLIF(t.served_model, ''),
+        CASE WHEN t.warnings = '' THEN NULL ELSE ARRAY(
+            SELECT w FROM jsonb_array_elements_text(t.warnings::jsonb) WITH ORDINALITY AS e(w, n) ORDER BY n) END,
+        ids.created_at
+    FROM t JOIN ids ON ids.request_id = t.request_id
     ORDER BY t.request_id
-    ON CONFLICT (request_id) DO NOTHING
     RETURNING request_id, api_key_id, created_at, ` + keyTotalsColumnList + `
 ), ` + sqlAddKeyTotals("ins", "$46") + `, att AS (
     INSERT INTO usage_attempts (request_id, attempt, account_id, status, error_class,
         input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
         cost_micros, latency_ms, first_token_ms, usage_source,
-        breaker_open, hedge_lost, retried_same_account)
+        breaker_open, hedge_lost, retried_same_account, created_at)
     SELECT a.request_id, a.attempt, NULLIF(a.account_id, 0), a.status, a.error_class,
         a.input_tokens, a.output_tokens, a.cache_read_tokens, a.cache_creation_tokens, a.reasoning_tokens,
         a.cost_micros, a.latency_ms, a.first_token_ms, a.usage_source,
-        a.breaker_open, a.hedge_lost, a.retried_same_account
+        a.breaker_open, a.hedge_lost, a.retried_same_account, ids.created_at
     FROM unnest($30::text[], $31::integer[], $32::bigint[], $33::integer[], $34::text[],
         $35::bigint[], $36::bigint[], $37::bigint[], $38::bigint[], $39::bigint[],
         $40::bigint[], $41::bigint[], $42::bigint[], $44::text[],
@@ -86,9 +102,9 @@ WITH t AS (
         input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens,
         cost_micros, latency_ms, first_token_ms, usage_source,
         breaker_open, hedge_lost, retried_same_account)
-    WHERE a.request_id IN (SELECT request_id FROM ins)
+    JOIN ids ON ids.request_id = a.request_id
     ORDER BY a.request_id, a.attempt
-    ON CONFLICT (request_id, attempt) DO NOTHING
+    ON CONFLICT (request_id, attempt, created_at) DO NOTHING
     RETURNING account_id, cost_micros
 ), acc AS (
     SELECT account_id, sum(cost_micros)::bigint AS cost_micros
@@ -115,12 +131,7 @@ SET billing_mode = t.billing_mode, subscription_id = NULLIF(t.subscription_id, 0
     reserved_micros = t.reserved_micros
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
     AS t(request_id, billing_mode, subscription_id, reserved_micros)
-WHERE r.request_id = t.request_id`
-
-	// sqlRecordServedModel stores the model a fallback served on an inserted record.
-	sqlRecordServedModel = `UPDATE usage_records SET served_model = $2 WHERE request_id = $1`
-	// sqlRecordWarnings stores a converted request's warnings on an inserted record.
-	sqlRecordWarnings = `UPDATE usage_records SET warnings = $2 WHERE request_id = $1`
+WHERE r.request_id = t.request_id AND r.created_at = now()` // inserted by this transaction: its month only
 
 	sqlAddAccountCost = `UPDATE accounts SET usage_cost_micros = usage_cost_micros + $2 WHERE id = $1`
 

@@ -13,7 +13,7 @@ type ledgerFixture struct {
 	user, group, key, acctA, acctB int64
 }
 
-func seedLedger(t *testing.T, st *Store, balanceMicros int64) ledgerFixture {
+func seedLedger(t testing.TB, st *Store, balanceMicros int64) ledgerFixture {
 	t.Helper()
 	var f ledgerFixture
 	f.user = admSQL(t, st, `INSERT INTO users (name, balance_micros) VALUES ('u', $1) RETURNING id`, balanceMicros)
