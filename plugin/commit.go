@@ -42,8 +42,8 @@ func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt
 	wd.armIdle(x.idleTimeout())
 
 	scan := newUsageScanner(usageFormatFor(x.path), true)
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
+	bp := streamBuffers.Get().(*[]byte)
+	defer streamBuffers.Put(bp)
 	buf := *bp
 
 	var pending []byte // bytes read and not yet written

@@ -61,7 +61,9 @@ func (h *hedgeRun) run() {
 	if resp.StatusCode >= 400 || !isEventStream(resp.Header.Get("Content-Type")) {
 		return // the request goroutine handles it like any attempt's answer
 	}
-	buf := make([]byte, copyBufferSize)
+	bp := streamBuffers.Get().(*[]byte)
+	defer streamBuffers.Put(bp)
+	buf := *bp
 	scanned := 0
 	for {
 		n, rerr := resp.Body.Read(buf)
