@@ -48,7 +48,7 @@ check-plugin:
 	if [ -n "$$nonstd" ]; then echo "plugin imports non-standard packages:"; echo "$$nonstd"; exit 1; fi; \
 	echo "plugin: standard library only"
 
-## bench: the same load against the fake upstream, Traefik alone and the whole gateway, then a user saturated with queueing on, then long streams relayed and converted (events/s per Traefik core), then the goals of issue 15 §5, PASS or FAIL each (BENCH_FLAGS, e.g. "-d 2s -only saturated|convert|goals")
+## bench: the same load against the fake upstream, Traefik alone and the whole gateway, then a user saturated with queueing on, then long streams relayed and converted (events/s per Traefik core), then the goals of issue 15 §5, PASS or FAIL each (BENCH_FLAGS, e.g. "-d 2s -only saturated|convert|goals|streams", "-only streams -streams 2000 -pprof DIR")
 bench: deps build traefik
 	$(GO) run ./bench -bin $(BIN) $(BENCH_FLAGS)
 
