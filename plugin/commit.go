@@ -37,7 +37,7 @@ const classStreamIncomplete = "stream_incomplete"
 // exchange is answered (success, in-stream error or client gone). A client that leaves
 // after the commit point leaves the attempt draining: it is read on within drainTimeout
 // (the watchdog), its output discarded and its usage still scanned.
-func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt {
+func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt {
 	defer resp.Body.Close()
 	wd.armIdle(x.idleTimeout())
 

@@ -98,9 +98,14 @@ func newExchange(p *Poolgate, rw http.ResponseWriter, req *http.Request, path st
 	}
 }
 
-// run takes the request through validation, admission and forwarding. Every branch ends
-// in a written response.
-func (x *exchange) run() {
+// runExchange takes the request through validation, admission and forwarding. Every
+// branch ends in a written response.
+// A function, not a method: the stream's call path (ServeHTTP → runExchange →
+// forwardExchange → respond → relayStream) stays blocked in Body.Read for the stream's life,
+// and under Yaegi each method level there nests reflect calls and holds a method value
+// (docs/yaegi.md, "A call of an interpreted method"; docs/design.md, "Memory per open
+// stream").
+func runExchange(x *exchange) {
 	// Cheap checks first: no body byte is read and nothing is allocated for a request whose
 	// key cannot be one (docs/security.md, "Nothing costly before authentication").
 	x.apiKey = extractAPIKey(x.req.Header)
@@ -126,7 +131,7 @@ func (x *exchange) run() {
 	if !x.admit(nil) {
 		return
 	}
-	x.forward()
+	forwardExchange(x)
 }
 
 // finish runs deferred: it answers after a panic (a 500, or the stream's terminal error:
