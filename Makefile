@@ -49,7 +49,7 @@ check-plugin:
 	if [ -n "$$nonstd" ]; then echo "plugin imports non-standard packages:"; echo "$$nonstd"; exit 1; fi; \
 	echo "plugin: standard library only ($$($(GO) list ./plugin/... | tr '\n' ' '))"
 
-## bench: the same load against the fake upstream, Traefik alone and the whole gateway, then a user saturated with queueing on, then long streams relayed and converted (events/s per Traefik core), then the fast path's goals (README.md, "Tests and benchmarks"), PASS or FAIL each, with the breakdown by stage and the plugin's stages timed natively and under Yaegi (BENCH_FLAGS, e.g. "-d 2s -only saturated|convert|goals|stages")
+## bench: the same load against the fake upstream, Traefik alone and the whole gateway, then a user saturated with queueing on, then long streams relayed and converted (events/s per Traefik core), then the fast path's goals (README.md, "Tests and benchmarks"), PASS or FAIL each, with the breakdown by stage and the plugin's stages timed natively and under Yaegi (BENCH_FLAGS, e.g. "-d 2s -only saturated|convert|goals|stages|streams", "-only streams -streams 2000 -pprof DIR")
 bench: deps build traefik
 	GO=$(GO) $(GO) run ./bench -bin $(BIN) $(BENCH_FLAGS)
 

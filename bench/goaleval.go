@@ -135,6 +135,7 @@ type streamsOutcome struct {
 	// Resident memory of Traefik + controlsvc, kB: before the streams and at the sample
 	// with the most streams open.
 	rssBeforeKB, rssDuringKB int64
+	floors                   []floorFigure // the same streams through Traefik alone and the empty plugin
 }
 
 // perStreamBytes is (RSS during − RSS before) / streams open at the sample.
@@ -156,6 +157,9 @@ func streamGoals(o streamsOutcome) []goal {
 	}
 	if o.opened == 0 {
 		mem.note = "no stream was open"
+	}
+	for _, f := range o.floors {
+		mem.got += fmt.Sprintf("; floor %s %.1f KiB", f.name, float64(f.perStreamB)/1024)
 	}
 	all := goal{
 		name: fmt.Sprintf("%d streams open at once, every one completes", targetStreams),

@@ -86,7 +86,7 @@ func seedGoals(st *stack.Stack) (goalKeys, error) {
 }
 
 // runGoals runs the cases, the open-streams phase and prints the goal table and breakdown.
-func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, warm time.Duration, streamsWant int) error {
+func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, warm time.Duration, sf streamsFlags) error {
 	keys, err := seedGoals(st)
 	if err != nil {
 		return fmt.Errorf("seeding the goals: %w", err)
@@ -173,7 +173,7 @@ func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, 
 	// Three quarters of the gateway's stream throughput at c=32: admission keeps up while
 	// the streams open, and the ramp (which every stream must outlast) stays short.
 	rate := math.Min(math.Max(get("stream", tgGateway, 32).rps*3/4, 20), 1000)
-	streams, err := runStreams(ctx, bin, root, filepath.Join(dir, "streams"), streamsWant, rate)
+	streams, err := runStreams(ctx, bin, root, filepath.Join(dir, "streams"), sf.want, rate, sf.profDir)
 	if err != nil {
 		failed = append(failed, fmt.Sprintf("open streams: %v", err))
 		fmt.Printf("\nopen streams: FAILED: %v\n", err)

@@ -13,7 +13,9 @@
 // (goaleval.go) against Traefik alone and an empty Yaegi plugin, each PASS or FAIL, with the
 // breakdown of the added time by stage, whose plugin rows come from the stage benchmark
 // (stages.go: tests/yaegi/stagebench). -only compare|saturated|convert|goals|stages runs one part;
-// -d and -warmup shorten a run, -streams lowers the open-streams count (for trying it out).
+// -d and -warmup shorten a run, -streams lowers the open-streams count (for trying it out);
+// -only streams runs the open-streams phase alone (at -rate), -pprof saves Traefik's
+// profiles with the streams open.
 //
 // Figures are only comparable within one run on one machine; the ratios are the point.
 package main
@@ -45,12 +47,20 @@ func main() {
 		concurrency = flag.Int("c", 16, "concurrent clients")
 		duration    = flag.Duration("d", 5*time.Second, "measuring time per case")
 		warmup      = flag.Duration("warmup", time.Second, "warm-up time per case")
-		only        = flag.String("only", "", "run only the cases of one part: compare (upstream, traefik, gateway), saturated, convert, goals or stages (the plugin's stages under Yaegi, no stack)")
-		streams     = flag.Int("streams", targetStreams, "goals: streams to hold open at once (the goal is 10000; fewer fails it)")
+		only        = flag.String("only", "", "run only the cases of one part: compare (upstream, traefik, gateway), saturated, convert, goals, stages (the plugin's stages under Yaegi, no stack) or streams (the open-streams phase of goals alone)")
+		streams     = flag.Int("streams", targetStreams, "goals, streams: streams to hold open at once (the goal is 10000; fewer fails it)")
+		rate        = flag.Float64("rate", 200, "streams: streams started per second (goals derives it from the stream throughput)")
+		prof        = flag.String("pprof", "", "goals, streams: save each Traefik's heap and goroutine profiles with the streams open in this directory")
 	)
 	flag.Parse()
-	if *only != "" && *only != "compare" && *only != "saturated" && *only != "convert" && *only != "goals" && *only != "stages" {
-		fmt.Fprintln(os.Stderr, "bench: -only must be compare, saturated, convert, goals or stages")
+	switch *only {
+	case "", "compare", "saturated", "convert", "goals", "stages", "streams":
+	default:
+		fmt.Fprintln(os.Stderr, "bench: -only must be compare, saturated, convert, goals, stages or streams")
+		os.Exit(2)
+	}
+	if *rate <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -rate must be positive")
 		os.Exit(2)
 	}
 	if *only == "stages" {
@@ -68,13 +78,23 @@ func main() {
 	// Before any child starts: they inherit the limit (Go restores the original soft limit
 	// in children unless the program sets it itself).
 	nofile := raiseNoFile()
-	if err := run(*bin, *only, *concurrency, *duration, *warmup, *streams, nofile); err != nil {
+	if *prof != "" {
+		*prof, _ = filepath.Abs(*prof)
+	}
+	if err := run(*bin, *only, *concurrency, *duration, *warmup, streamsFlags{*streams, *rate, *prof}, nofile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, only string, conc int, dur, warm time.Duration, streams int, nofile string) error {
+// streamsFlags are the open-streams phase's settings.
+type streamsFlags struct {
+	want    int
+	rate    float64 // -only streams: started per second
+	profDir string
+}
+
+func run(bin, only string, conc int, dur, warm time.Duration, streams streamsFlags, nofile string) error {
 	ctx := context.Background()
 	root, err := os.Getwd()
 	if err != nil {
@@ -110,6 +130,11 @@ func run(bin, only string, conc int, dur, warm time.Duration, streams int, nofil
 	}
 	if only == "" || only == "goals" {
 		errs = append(errs, runGoals(ctx, st, bin, dir, root, dur, warm, streams))
+	}
+	if only == "streams" {
+		out, err := runStreams(ctx, bin, root, filepath.Join(dir, "streams"), streams.want, streams.rate, streams.profDir)
+		printGoals(streamGoals(out))
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -360,6 +385,12 @@ func startPlainTraefik(ctx context.Context, traefikBin, dir, upstream string) (s
 // startBaselineTraefik runs a Traefik routing /v1/ to the fake upstream, with no middleware
 // or, with noop, only the empty Yaegi plugin of floor.go.
 func startBaselineTraefik(ctx context.Context, traefikBin, dir, upstream string, noop bool) (string, int, func(), error) {
+	return startBaseline(ctx, traefikBin, dir, upstream, noop, "")
+}
+
+// startBaseline is startBaselineTraefik with, when debugAddr is set, Traefik's API and its
+// debug endpoints (pprof) served there.
+func startBaseline(ctx context.Context, traefikBin, dir, upstream string, noop bool, debugAddr string) (string, int, func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", 0, nil, err
 	}
@@ -375,6 +406,13 @@ func startBaselineTraefik(ctx context.Context, traefikBin, dir, upstream string,
 		}
 		static += noopStatic
 		dynamic = strings.Replace(dynamic, "      service: upstream\n", "      service: upstream\n      middlewares: [noop]\n", 1) + noopDynamic
+	}
+	if debugAddr != "" {
+		b, err := stack.WithDebugAPI([]byte(static), debugAddr)
+		if err != nil {
+			return "", 0, nil, err
+		}
+		static = string(b)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "traefik.yml"), []byte(static), 0o644); err != nil {
 		return "", 0, nil, err

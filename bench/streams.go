@@ -39,6 +39,9 @@ const (
 	traefikFDsPerStream = 2
 	traefikFDReserve    = 600
 	benchFDReserve      = 200
+	// peakSettle: the figures are taken over this long once every stream is open (the
+	// largest RSS in it), then the profiles.
+	peakSettle = 5 * time.Second
 )
 
 // raiseNoFile lifts this process's open-files limit to its hard limit (a higher hard
@@ -126,17 +129,24 @@ func streamTarget(want int, traefikPID int, ctlPIDs []int) (int, string, error) 
 	return n, note, nil
 }
 
-// runStreams starts its own stack and runs the phase; rate is the streams started per second.
-func runStreams(ctx context.Context, bin, root, dir string, want int, rate float64) (streamsOutcome, error) {
+// runStreams starts its own stack and runs the phase through poolgate, then the same
+// streams through the floors (streamfloor.go); rate is the streams started per second.
+// With profDir set, the heap and goroutine profiles of each Traefik at the peak go there.
+func runStreams(ctx context.Context, bin, root, dir string, want int, rate float64, profDir string) (streamsOutcome, error) {
 	var out streamsOutcome
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return out, err
 	}
+	debugAddr, err := freeAddr()
+	if err != nil {
+		return out, err
+	}
 	st, err := stack.Start(ctx, stack.Options{
 		Dir: dir, RepoRoot: root,
-		TraefikBin:      filepath.Join(bin, "traefik"),
-		ControlsvcBin:   filepath.Join(bin, "controlsvc"),
-		FakeupstreamBin: filepath.Join(bin, "fakeupstream"),
+		TraefikBin:       filepath.Join(bin, "traefik"),
+		ControlsvcBin:    filepath.Join(bin, "controlsvc"),
+		FakeupstreamBin:  filepath.Join(bin, "fakeupstream"),
+		TraefikDebugAddr: debugAddr,
 	})
 	if err != nil {
 		return out, fmt.Errorf("starting the streams' stack: %w", err)
@@ -160,11 +170,6 @@ func runStreams(ctx context.Context, bin, root, dir string, want int, rate float
 	if err := waitSlotsFree(st, slotDrainTimeout); err != nil {
 		return out, fmt.Errorf("after the warm-up: %w", err)
 	}
-	time.Sleep(time.Second)
-	var before []int64
-	if out.rssBeforeKB, before, err = stackRSS(pids); err != nil {
-		return out, err
-	}
 	ramp := time.Duration(float64(n) / rate * float64(time.Second))
 	// Open from its headers (after 4 delays) to its end (after words + 7 delays): words + 3
 	// delays, which must cover the ramp and the hold.
@@ -179,29 +184,32 @@ func runStreams(ctx context.Context, bin, root, dir string, want int, rate float
 	length := time.Duration(words+7) * streamChunkDelay
 	fmt.Printf("%d streams, started at %.0f/s over %s; each %d text deltas %s apart (%s long)\n",
 		n, rate, ramp.Round(time.Second), words, streamChunkDelay, length)
-	open := openStreams(st.GatewayURL+"/v1/responses", key, n, rate, words, ramp+length+2*time.Minute, pids, &out)
-	fmt.Printf("RSS of Traefik + controlsvc: before %d kB, with %d streams open %d kB, peak %d kB\n",
-		out.rssBeforeKB, out.opened, out.rssDuringKB, open.peakKB)
-	for i, p := range pids {
-		if i < len(before) && i < len(open.perKB) {
-			name := "controlsvc"
-			if i == 0 {
-				name = "traefik"
-			}
-			fmt.Printf("  %-10s pid %-7d before %8d kB, with the streams open %8d kB: %.1f KiB per stream\n", name, p,
-				before[i], open.perKB[i], safeDiv(float64(open.perKB[i]-before[i]), float64(out.opened)))
-		}
+	ph := streamPhase{
+		name: "poolgate", url: st.GatewayURL + "/v1/responses", key: key, pids: pids,
+		debugURL: "http://" + debugAddr, n: n, rate: rate, words: words, length: length, profDir: profDir,
 	}
+	res, err := ph.run(&out)
+	if err != nil {
+		return out, err
+	}
+	fmt.Printf("RSS of Traefik + controlsvc: before %d kB, with %d streams open %d kB, peak %d kB\n",
+		out.rssBeforeKB, out.opened, out.rssDuringKB, res.peakKB)
+	ph.print(res, out.opened)
 	if out.failed > 0 {
 		fmt.Printf("%d streams failed, e.g. %s\n", out.failed, out.firstError)
-	}
-	if open.sampleErr != nil {
-		return out, fmt.Errorf("reading RSS: %w", open.sampleErr)
 	}
 	if err := waitSlotsFree(st, 30*time.Second); err != nil {
 		return out, fmt.Errorf("after the streams: %w", err)
 	}
 	fmt.Println("slots back to 0 after the streams")
+	// The floors, on the same fake upstream, with the script of the credential set above.
+	for _, noop := range []bool{false, true} {
+		f, err := runStreamFloor(ctx, filepath.Join(bin, "traefik"), filepath.Join(dir, floorName(noop)), st.FakeURL, cred, noop, ph)
+		if err != nil {
+			return out, fmt.Errorf("the floor %s: %w", floorName(noop), err)
+		}
+		out.floors = append(out.floors, f)
+	}
 	return out, nil
 }
 
@@ -234,9 +242,13 @@ type openResult struct {
 	sampleErr error
 }
 
-// openStreams starts n streams at rate per second, samples the RSS every 250 ms and waits
-// for all of them; it fills out's counts and the RSS at the sample with the most open.
-func openStreams(target, key string, n int, rate float64, words int, timeout time.Duration, pids []int, out *streamsOutcome) openResult {
+// openStreams starts n streams at rate per second, samples the RSS of pids every 250 ms
+// and waits for all of them; it fills out's counts and the RSS at the sample with the most
+// open. atPeak runs once, settle after all n are open (or, if some never open, once the
+// ramp and half the hold are over): the figures stop there, so that its own allocations (a
+// profile) do not count.
+func openStreams(target, key string, n int, rate float64, words int, timeout time.Duration, pids []int,
+	out *streamsOutcome, atPeak func()) openResult {
 	tr := &http.Transport{DisableKeepAlives: true, MaxIdleConnsPerHost: -1}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: timeout}
@@ -248,10 +260,14 @@ func openStreams(target, key string, n int, rate float64, words int, timeout tim
 	)
 	done := make(chan struct{})
 	sampled := make(chan struct{})
+	start := time.Now()
+	fallback := start.Add(time.Duration(float64(n)/rate*float64(time.Second)) + 4*streamChunkDelay + streamHold/2)
 	go func() {
 		defer close(sampled)
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
+		frozen := false
+		var allOpen time.Time
 		for {
 			select {
 			case <-done:
@@ -267,13 +283,24 @@ func openStreams(target, key string, n int, rate float64, words int, timeout tim
 			if kb > res.peakKB {
 				res.peakKB = kb
 			}
+			if frozen {
+				continue
+			}
 			if o > out.opened || (o == out.opened && kb > out.rssDuringKB) {
 				out.opened, out.rssDuringKB = o, kb
 				res.perKB = per
 			}
+			if o >= n && allOpen.IsZero() {
+				allOpen = time.Now()
+			}
+			if (!allOpen.IsZero() && time.Since(allOpen) >= peakSettle) || time.Now().After(fallback) {
+				frozen = true
+				if atPeak != nil {
+					atPeak()
+				}
+			}
 		}
 	}()
-	start := time.Now()
 	for i := 0; i < n; i++ {
 		if wait := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); wait > 0 {
 			time.Sleep(wait)

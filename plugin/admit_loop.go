@@ -91,12 +91,12 @@ func (x *exchange) admitted(g *grant, rej *rejection, err error, failed *failedA
 	return true
 }
 
-// forward runs the attempt loop: an attempt that fails before the commit point — a failover
+// forwardExchange runs the attempt loop: an attempt that fails before the commit point — a failover
 // status, a transport error, a deadline, a stream that breaks before its first semantic
 // output — is retried once on the same account when the upstream asked for a short wait
 // (retry.go), else reported at re-admission and another account is tried, at most
 // maxSwitches times. The request's overall deadline (requestTimeout) bounds every attempt.
-func (x *exchange) forward() {
+func forwardExchange(x *exchange) {
 	switches := 0
 	for {
 		if x.converting() && !x.prepareConverted() {
@@ -112,7 +112,7 @@ func (x *exchange) forward() {
 			x.abandon()
 			return
 		}
-		failed := x.respond(resp, wd, err)
+		failed := respond(x, resp, wd, err)
 		wd.release()
 		if failed == nil {
 			return // answered
@@ -141,7 +141,7 @@ func (x *exchange) forward() {
 
 // respond handles one attempt's outcome: it relays an answer to the client (nil) or
 // describes a failure to fail over from.
-func (x *exchange) respond(resp *http.Response, wd *watchdog, err error) *failedAttempt {
+func respond(x *exchange, resp *http.Response, wd *watchdog, err error) *failedAttempt {
 	switch {
 	case err != nil:
 		return x.failure(nil, err, wd)
@@ -158,7 +158,7 @@ func (x *exchange) respond(resp *http.Response, wd *watchdog, err error) *failed
 	case x.converting():
 		return x.relayConverted(resp, wd) // converted.go
 	case isEventStream(resp.Header.Get("Content-Type")):
-		return x.relayStream(resp, wd)
+		return relayStream(x, resp, wd)
 	}
 	x.relayWith(resp, wd.release, wd)
 	return nil

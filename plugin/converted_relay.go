@@ -42,8 +42,8 @@ func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAtte
 	c := &convertedAttempt{x: x, wd: wd, conv: convert.NewStream(x.info.model, newResponseID(), time.Now().Unix()),
 		upstream: upstreamRequestID(resp.Header)}
 	c.conv.SetTools(x.convTools)
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
+	bp := streamBuffers.Get().(*[]byte)
+	defer streamBuffers.Put(bp)
 	buf := *bp
 	for {
 		n, rerr := resp.Body.Read(buf)

@@ -100,13 +100,18 @@ func newExchange(p *Poolgate, rw http.ResponseWriter, req *http.Request, path st
 	}
 }
 
-// run takes the request through validation, admission and forwarding. Every branch ends
-// in a written response.
-func (x *exchange) run() {
+// runExchange takes the request through validation, admission and forwarding. Every
+// branch ends in a written response.
+// A function, not a method: the stream's call path (ServeHTTP → runExchange →
+// forwardExchange → respond → relayStream) stays blocked in Body.Read for the stream's life,
+// and under Yaegi each method level there nests reflect calls and holds a method value
+// (docs/yaegi.md, "A call of an interpreted method"; docs/design.md, "Memory per open
+// stream").
+func runExchange(x *exchange) {
 	if !x.prepare() || !x.admit(nil) {
 		return
 	}
-	x.forward()
+	forwardExchange(x)
 }
 
 // prepare does what comes before admission: the key's format, the body's one read and one

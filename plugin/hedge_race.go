@@ -61,8 +61,8 @@ func (h *hedgeRun) run() {
 	if resp.StatusCode >= 400 || !isEventStream(resp.Header.Get("Content-Type")) {
 		return // the request goroutine handles it like any attempt's answer
 	}
-	bp := copyBuffers.Get().(*[]byte) // the relays' pool (stream.go); held keeps copies
-	defer copyBuffers.Put(bp)
+	bp := streamBuffers.Get().(*[]byte) // the event relays' pool (stream.go); held keeps copies
+	defer streamBuffers.Put(bp)
 	buf := *bp
 	scanned := 0
 	for {

@@ -108,3 +108,36 @@ func TestReadBodyDoesNotTrustContentLength(t *testing.T) {
 		t.Fatalf("buffer capacity %d for a 13-byte body announced as 60 MiB", cap(got))
 	}
 }
+
+// TestReadBodySmallBodySmallBuffer: a body lives as long as its request, a stream's whole
+// life (issue 15 §4), so a small body with its length announced holds a small buffer; an
+// unknown length starts at bodyReadChunk.
+func TestReadBodySmallBodySmallBuffer(t *testing.T) {
+	t.Parallel()
+	const body = `{"model":"m","input":"hi","stream":true}`
+	big := strings.Repeat("x", 3*bodyReadChunk)
+	tests := []struct {
+		name          string
+		body          string
+		contentLength int64
+		maxCap        int
+	}{
+		{"announced small", body, int64(len(body)), len(body) + 1024},
+		{"announced at the chunk", big[:bodyReadChunk], bodyReadChunk, 3 * bodyReadChunk},
+		{"unknown length", body, -1, bodyReadChunk},
+		{"large, announced", big, int64(len(big)), 4 * len(big)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/v1/responses", strings.NewReader(tt.body))
+			req.ContentLength = tt.contentLength
+			got, e := readBody(req, 64<<20)
+			if e != nil || string(got) != tt.body {
+				t.Fatalf("readBody() = %.40q (%d bytes), %+v", got, len(got), e)
+			}
+			if cap(got) > tt.maxCap {
+				t.Fatalf("buffer capacity %d for a %d-byte body, want at most %d", cap(got), len(got), tt.maxCap)
+			}
+		})
+	}
+}

@@ -63,7 +63,7 @@ func (p *Poolgate) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	case post && isExchangePath(path):
 		x := newExchange(p, rw, req, path)
 		defer x.finish()
-		x.run()
+		runExchange(x)
 	case post && path == pathCountTokens:
 		p.serveCountTokens(rw, req)
 	case req.Method == http.MethodGet && path == pathModels:

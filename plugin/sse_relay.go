@@ -37,13 +37,13 @@ const classStreamIncomplete = "stream_incomplete"
 // exchange is answered (success, in-stream error or client gone). A client that leaves
 // after the commit point leaves the attempt draining: it is read on within drainTimeout
 // (the watchdog), its output discarded and its usage still scanned.
-func (x *exchange) relayStream(resp *http.Response, wd *watchdog) *failedAttempt {
+func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt {
 	defer resp.Body.Close()
 	wd.armIdle(x.idleTimeout())
 
 	scan := newUsageScanner(usageFormatFor(x.path), true)
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
+	bp := streamBuffers.Get().(*[]byte)
+	defer streamBuffers.Put(bp)
 	buf := *bp
 
 	var pending []byte // bytes read and not yet written

@@ -203,7 +203,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 				Body: io.NopCloser(io.MultiReader(stageBenchStream()...))}
 			resp.Header.Set("Content-Type", "text/event-stream")
 			began := time.Now()
-			f := x.relayStream(resp, wd)
+			f := relayStream(x, resp, wd)
 			spent += time.Since(began)
 			wd.release()
 			if f != nil || !x.usageComplete {

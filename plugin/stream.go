@@ -18,11 +18,26 @@ const (
 
 const copyBufferSize = 32 << 10
 
-// copyBuffers pools the relay buffers: a 32 KB allocation per request is measurable in
-// interpreted code (traefik-yaegi-lab.md §5).
+// copyBuffers pools the relay buffers of plain bodies: a 32 KB allocation per request is
+// measurable in interpreted code (traefik-yaegi-lab.md §5).
 var copyBuffers = sync.Pool{
 	New: func() interface{} {
 		b := make([]byte, copyBufferSize)
+		return &b
+	},
+}
+
+// streamBufferSize is the read buffer of an event stream, held for the stream's whole life
+// (issue 15 §4: bounded memory per open stream). A Read of a chunked upstream body returns
+// at most what the transport's 4 KB bufio.Reader holds of its small chunks (one event each),
+// so a larger buffer would only lie unused while the stream waits for its next event.
+const streamBufferSize = 4 << 10
+
+// streamBuffers pools the event streams' read buffers (relayStream, relayConverted, a
+// hedge's race).
+var streamBuffers = sync.Pool{
+	New: func() interface{} {
+		b := make([]byte, streamBufferSize)
 		return &b
 	},
 }

@@ -58,13 +58,14 @@ func wellFormedKey(k string) bool {
 // maxModelBytes bounds the model name, as controlsvc does (gateway admit.go maxModelLen).
 const maxModelBytes = 256
 
-// bodyReadChunk is the first allocation of a body read and the step the buffer grows by at
-// least; bytes.Buffer then doubles it as the bytes arrive.
+// bodyReadChunk is the largest first allocation of a body read; bytes.Buffer then doubles
+// it as the bytes arrive.
 const bodyReadChunk = 32 << 10
 
 // readBody reads at most limit bytes of the request body. The buffer grows with the bytes
-// that really arrive: Content-Length only refuses a body announced over the limit, it never
-// sizes an allocation, so a client that announces 256 MB and sends nothing costs nothing.
+// that really arrive: Content-Length refuses a body announced over the limit and sizes the
+// first allocation only up to bodyReadChunk (firstBodyAlloc), so a client that announces
+// 256 MB and sends nothing costs nothing.
 // The buffer is not pooled: the body of an attempt may still be read by the transport's
 // write loop after the exchange ended (an upstream that answers before reading it).
 func readBody(req *http.Request, limit int64) ([]byte, *clientError) {
@@ -75,7 +76,7 @@ func readBody(req *http.Request, limit int64) ([]byte, *clientError) {
 		return nil, badRequest(msgEmptyBody)
 	}
 	var buf bytes.Buffer
-	buf.Grow(firstReadSize(req.ContentLength))
+	buf.Grow(firstBodyAlloc(req.ContentLength))
 	if _, err := buf.ReadFrom(io.LimitReader(req.Body, limit+1)); err != nil {
 		return nil, badRequest(msgReadBody)
 	}
@@ -88,15 +89,16 @@ func readBody(req *http.Request, limit int64) ([]byte, *clientError) {
 	return buf.Bytes(), nil
 }
 
-// firstReadSize is the first allocation of a body read: a body announced at up to
-// bodyReadChunk gets its own size plus the room bytes.Buffer wants free before its last
-// read (512 bytes, bytes.MinRead), so that a 2 KB body costs no 32 KB buffer; any other
-// body starts at bodyReadChunk and grows with what arrives.
-func firstReadSize(contentLength int64) int {
-	if contentLength > 0 && contentLength <= bodyReadChunk {
-		return int(contentLength) + bytes.MinRead
+// firstBodyAlloc is the first allocation of a body read: a known Content-Length plus the
+// room ReadFrom wants free to see the end (bytes.MinRead), at most bodyReadChunk. The body
+// lives as long as its request, a stream's whole life (issue 15 §4), so a small body must
+// not hold a 32 KB buffer; an announced size that never arrives still costs at most
+// bodyReadChunk.
+func firstBodyAlloc(contentLength int64) int {
+	if contentLength < 0 || contentLength > bodyReadChunk-bytes.MinRead {
+		return bodyReadChunk
 	}
-	return bodyReadChunk
+	return int(contentLength) + bytes.MinRead
 }
 
 // requestInfo is what the plugin needs from a valid request body.

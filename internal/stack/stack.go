@@ -49,6 +49,10 @@ type Options struct {
 	ControlsvcEnv []string
 	// Logs, if set, also receives every child's output.
 	Logs io.Writer
+	// TraefikDebugAddr, when set, serves Traefik's API with its debug endpoints
+	// (/debug/pprof/) on an entrypoint of its own at this address, for the bench's profiles.
+	// Never in a shipped configuration: the API shows the whole configuration.
+	TraefikDebugAddr string
 }
 
 // Stack is a running gateway.

@@ -38,6 +38,11 @@ func (st *Stack) startTraefik(ctx context.Context, o Options) error {
 		return fmt.Errorf("traefik-static.yml: admin entry point line %q not found", defaultAdminAddr)
 	}
 	static = []byte(strings.Replace(string(static), defaultAdminAddr, fmt.Sprintf("address: %q", adminAddr), 1))
+	if o.TraefikDebugAddr != "" {
+		if static, err = WithDebugAPI(static, o.TraefikDebugAddr); err != nil {
+			return err
+		}
+	}
 	if err := os.WriteFile(filepath.Join(work, "traefik.yml"), static, 0o644); err != nil {
 		return err
 	}
@@ -64,6 +69,19 @@ func (st *Stack) startTraefik(ctx context.Context, o Options) error {
 		return fmt.Errorf("traefik did not load the poolgate plugin: %w\n%s", err, st.LogTail("traefik"))
 	}
 	return nil
+}
+
+// WithDebugAPI adds the entrypoint "traefik" at addr and serves the API there with its
+// debug endpoints (api.insecure routes api@internal to that entrypoint).
+func WithDebugAPI(static []byte, addr string) ([]byte, error) {
+	const api, eps = "api:\n  dashboard: false\n", "entryPoints:\n"
+	s := string(static)
+	if !strings.Contains(s, api) || !strings.Contains(s, eps) {
+		return nil, fmt.Errorf("traefik-static.yml: %q or %q not found", api, eps)
+	}
+	s = strings.Replace(s, api, api+"  insecure: true\n  debug: true\n", 1)
+	s = strings.Replace(s, eps, fmt.Sprintf("%s  traefik:\n    address: %q\n", eps, addr), 1)
+	return []byte(s), nil
 }
 
 // InstallPlugin copies the plugin as Traefik expects a local plugin:
