@@ -36,10 +36,12 @@ FROM generate_series(1, $4::int) AS i`, keys[i].tn.KeyID, keys[i].tn.UserID, key
 			t.Fatal(err)
 		}
 	}
-	// Reads of the records table so far, by every session: scans and rows.
+	// Reads of the records table so far, by every session: scans and rows. The table is
+	// partitioned by month (docs/design.md, "Ledger partitions"): its reads are its
+	// partitions' (usage_records_pYYYYMM and usage_records_default).
 	reads := func(wait time.Duration) int64 {
-		return pgStat(ctx, t, conn, wait, `SELECT COALESCE(seq_scan, 0) + COALESCE(idx_scan, 0) + COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0)
-FROM pg_stat_user_tables WHERE relname = 'usage_records'`)
+		return pgStat(ctx, t, conn, wait, `SELECT COALESCE(sum(COALESCE(seq_scan, 0) + COALESCE(idx_scan, 0) + COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0)), 0)::bigint
+FROM pg_stat_user_tables WHERE relname = 'usage_records' OR relname = 'usage_records_default' OR relname ~ '^usage_records_p[0-9]{6}$'`)
 	}
 	before := reads(pgStatFlush)
 	for _, k := range keys {
