@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -19,7 +18,7 @@ func (e *env) createSubscriptionGroup(name string, body string) int64 {
 
 func TestSubscriptionsAPI(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, h := newEnvWithHolds(t)
 	u1, u2 := e.createUser("u1"), e.createUser("u2")
 	g := e.createSubscriptionGroup("sub", `,"daily_limit_usd":5,"monthly_limit_usd":100`)
 	balanceGroup := e.createGroup("bal", "openai")
@@ -45,9 +44,7 @@ func TestSubscriptionsAPI(t *testing.T) {
 		RateMicros: 1_000_000}); err != nil || !ins {
 		t.Fatalf("WriteUsage = %v, %v", ins, err)
 	}
-	if _, err := e.st.Pool.Exec(t.Context(), `UPDATE subscriptions SET reserved_micros = 500000 WHERE id = $1`, s.ID); err != nil {
-		t.Fatal(err)
-	}
+	hold(t, h, "r2", u1, key, g, store.BillingSubscription, 500_000)
 	var got adminSubscriptionView
 	e.mustCall(http.MethodGet, "/api/v1/admin/subscriptions/"+itoa(s.ID), nil, http.StatusOK, &got)
 	if got.Windows.Daily.UsedUSD != "1.25" || numText(got.Windows.Daily.RemainingUSD) != "3.25" || got.Windows.Weekly.UsedUSD != "1.25" ||
