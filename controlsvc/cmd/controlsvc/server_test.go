@@ -109,7 +109,7 @@ func TestAdmitWaitOutlivesServerBounds(t *testing.T) {
 			}
 			g := mustGrant(t, res)
 			wantAccepted(t, post(context.Background(), base+"/internal/v1/reports", reportBody(g)))
-			wantNothingHeld(t, cfg.DatabaseURL, rdb, f)
+			wantNothingHeld(t, rdb, f)
 			if n := queryInt(t, cfg.DatabaseURL, `SELECT count(*) FROM usage_records WHERE user_id = $1`, f.user); n != 2 {
 				t.Errorf("%d usage records, want 2", n)
 			}

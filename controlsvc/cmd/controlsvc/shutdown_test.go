@@ -83,7 +83,7 @@ func TestSIGTERMAnswersWaitersAndFinishesReports(t *testing.T) {
 	if logs := p.stderr.String(); !strings.Contains(logs, `"msg":"controlsvc stopped"`) {
 		t.Errorf("no stop logged:\n%s", logs)
 	}
-	wantNothingHeld(t, dbURL, rdb, f)
+	wantNothingHeld(t, rdb, f)
 	if n := queryInt(t, dbURL, `SELECT count(*) FROM usage_records WHERE request_id = 'req_holder'`); n != 1 {
 		t.Errorf("%d usage records of the holder, want 1", n)
 	}

@@ -5,11 +5,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 func TestAPIKeyQuotaExpiryAPI(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, h := newEnvWithHolds(t)
 	u, g := e.createUser("u"), e.createGroup("g", "openai")
 	var k apiKeyView
 	e.mustCall(http.MethodPost, "/api/v1/admin/api-keys", map[string]any{"user_id": u, "group_id": g,
@@ -28,9 +30,10 @@ func TestAPIKeyQuotaExpiryAPI(t *testing.T) {
 		t.Errorf("GET plain key = %s", raw)
 	}
 	// Spend shows in the views.
-	if _, err := e.st.Pool.Exec(t.Context(), `UPDATE api_keys SET quota_used_micros = 1500000, quota_reserved_micros = 250000 WHERE id = $1`, k.ID); err != nil {
+	if _, err := e.st.Pool.Exec(t.Context(), `UPDATE api_keys SET quota_used_micros = 1500000 WHERE id = $1`, k.ID); err != nil {
 		t.Fatal(err)
 	}
+	hold(t, h, "in-flight", u, k.ID, g, store.BillingBalance, 250_000)
 	path := "/api/v1/admin/api-keys/" + itoa(k.ID)
 	tests := []struct {
 		name  string

@@ -1,12 +1,9 @@
 package adminapi
 
 import (
-	"context"
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
@@ -21,7 +18,7 @@ func (e *env) createSubscriptionGroup(name string, body string) int64 {
 
 func TestSubscriptionsAPI(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, h := newEnvWithHolds(t)
 	u1, u2 := e.createUser("u1"), e.createUser("u2")
 	g := e.createSubscriptionGroup("sub", `,"daily_limit_usd":5,"monthly_limit_usd":100`)
 	balanceGroup := e.createGroup("bal", "openai")
@@ -41,16 +38,13 @@ func TestSubscriptionsAPI(t *testing.T) {
 		t.Errorf("windows = %+v", s.Windows)
 	}
 	// Usage and reservations show in the windows.
-	err := e.st.WithTx(t.Context(), func(tx pgx.Tx) error {
-		_, err := store.SettleInTx(context.Background(), tx, store.Settlement{RequestID: "r1", UserID: u1, APIKeyID: 1, GroupID: g, CostMicros: 1_250_000})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
+	key, _ := e.createKey(u1, g)
+	if ins, err := e.st.WriteUsage(t.Context(), store.UsageWrite{RequestID: "r1", GrantID: "g_r1", UserID: u1, APIKeyID: key,
+		GroupID: g, Path: "/v1/responses", Model: "gpt-4o", Status: 200, Priced: true, CostMicros: 1_250_000,
+		RateMicros: 1_000_000}); err != nil || !ins {
+		t.Fatalf("WriteUsage = %v, %v", ins, err)
 	}
-	if _, err := e.st.Pool.Exec(t.Context(), `UPDATE subscriptions SET reserved_micros = 500000 WHERE id = $1`, s.ID); err != nil {
-		t.Fatal(err)
-	}
+	hold(t, h, "r2", u1, key, g, store.BillingSubscription, 500_000)
 	var got adminSubscriptionView
 	e.mustCall(http.MethodGet, "/api/v1/admin/subscriptions/"+itoa(s.ID), nil, http.StatusOK, &got)
 	if got.Windows.Daily.UsedUSD != "1.25" || numText(got.Windows.Daily.RemainingUSD) != "3.25" || got.Windows.Weekly.UsedUSD != "1.25" ||

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/billing"
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 // keyCall sends GET /v1/usage with the given headers.
@@ -49,7 +50,7 @@ func (e *env) createKey(user, group int64) (int64, string) {
 
 func TestKeyUsageBalanceMode(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, h := newEnvWithHolds(t)
 	user, group := e.createUser("ku"), e.createGroup("ku", "openai")
 	keyID, key := e.createKey(user, group)
 	otherID, _ := e.createKey(user, group)
@@ -58,9 +59,7 @@ func TestKeyUsageBalanceMode(t *testing.T) {
 	insertUsage(t, e, "today-2", user, keyID, 0, 250_000, now.Add(-2*time.Second))
 	insertUsage(t, e, "long-ago", user, keyID, 0, 3, now.AddDate(-1, 0, 0))
 	insertUsage(t, e, "other-key", user, otherID, 0, 999, now)
-	if _, err := e.st.Pool.Exec(t.Context(), `UPDATE users SET reserved_micros = 500000 WHERE id = $1`, user); err != nil {
-		t.Fatal(err)
-	}
+	hold(t, h, "in-flight", user, keyID, group, store.BillingBalance, 500_000)
 
 	for name, hdr := range map[string]map[string]string{
 		"bearer":    {"Authorization": "Bearer " + key},
@@ -89,11 +88,13 @@ func TestKeyUsageBalanceMode(t *testing.T) {
 		}
 	}
 
-	// A key quota shows what is left of it.
-	if _, err := e.st.Pool.Exec(t.Context(), `UPDATE api_keys SET quota_micros = 2000000, quota_used_micros = 1500000,
-		quota_reserved_micros = 100000 WHERE id = $1`, keyID); err != nil {
+	// A key quota shows what is left of it (set through the API, which drops the key's
+	// wallet copy, so the next hold loads the quota).
+	if _, err := e.st.Pool.Exec(t.Context(), `UPDATE api_keys SET quota_used_micros = 1500000 WHERE id = $1`, keyID); err != nil {
 		t.Fatal(err)
 	}
+	e.mustCall(http.MethodPatch, "/api/v1/admin/api-keys/"+itoa(keyID), `{"quota_usd":2}`, http.StatusOK, nil)
+	hold(t, h, "on-quota", user, keyID, group, store.BillingBalance, 100_000)
 	e.expireKeyUsages()
 	_, raw := e.keyCall(map[string]string{"Authorization": "Bearer " + key})
 	var got keyUsageView
@@ -107,7 +108,7 @@ func TestKeyUsageBalanceMode(t *testing.T) {
 
 func TestKeyUsageSubscriptionMode(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, h := newEnvWithHolds(t)
 	user, group := e.createUser("ks"), e.createGroup("ks", "openai")
 	keyID, key := e.createKey(user, group)
 	now := time.Now().Truncate(time.Microsecond) // PostgreSQL's precision
@@ -123,12 +124,13 @@ func TestKeyUsageSubscriptionMode(t *testing.T) {
 	// Weekly usage recorded in the first week no longer counts.
 	if _, err := e.st.Pool.Exec(t.Context(), `INSERT INTO subscriptions (user_id, group_id, starts_at, expires_at,
 		daily_window_start, daily_used_micros, weekly_window_start, weekly_used_micros,
-		monthly_window_start, monthly_used_micros, reserved_micros)
-		VALUES ($1, $2, $3, $4, $5, 750000, $3, 9000000, $3, 12000000, 250000)`,
+		monthly_window_start, monthly_used_micros)
+		VALUES ($1, $2, $3, $4, $5, 750000, $3, 9000000, $3, 12000000)`,
 		user, group, startsAt, now.Add(21*24*time.Hour), daily.Start); err != nil {
 		t.Fatal(err)
 	}
 	insertUsage(t, e, "sub-1", user, keyID, 0, 750_000, now)
+	hold(t, h, "in-flight", user, keyID, group, store.BillingSubscription, 250_000)
 
 	status, raw := e.keyCall(map[string]string{"Authorization": "Bearer " + key})
 	if status != http.StatusOK {

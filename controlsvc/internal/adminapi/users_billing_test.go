@@ -3,6 +3,8 @@ package adminapi
 import (
 	"net/http"
 	"testing"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
 func TestBalanceAdjustmentAPI(t *testing.T) {
@@ -83,11 +85,11 @@ func TestBalanceAdjustmentAPI(t *testing.T) {
 
 func TestUserViewShowsReserved(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, h := newEnvWithHolds(t)
 	id := e.createUser("busy")
-	if _, err := e.st.Pool.Exec(t.Context(), `UPDATE users SET reserved_micros = 2500000 WHERE id = $1`, id); err != nil {
-		t.Fatal(err)
-	}
+	group := e.createGroup("busy", "openai")
+	key, _ := e.createKey(id, group)
+	hold(t, h, "r", id, key, group, store.BillingBalance, 2_500_000)
 	var u userView
 	e.mustCall(http.MethodGet, "/api/v1/admin/users/"+itoa(id), nil, http.StatusOK, &u)
 	if u.BalanceUSD != "10" || u.ReservedUSD != "2.5" || u.AvailableUSD != "7.5" {

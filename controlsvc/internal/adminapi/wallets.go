@@ -93,7 +93,7 @@ func (a *API) heldOn(ctx context.Context, ws []holds.Wallet) []int64 {
 	return out
 }
 
-// The admin views' reserved amounts are the Redis holds (plus any legacy reservation rows).
+// The admin views' reserved amounts are the Redis holds (the store reads them as 0).
 
 func (a *API) withHeldUsers(ctx context.Context, us []store.User) []store.User {
 	ws := make([]holds.Wallet, len(us))
@@ -101,7 +101,7 @@ func (a *API) withHeldUsers(ctx context.Context, us []store.User) []store.User {
 		ws[i] = holds.Wallet{UserID: u.ID, Kind: "bal"}
 	}
 	for i, v := range a.heldOn(ctx, ws) {
-		us[i].ReservedMicros += v
+		us[i].ReservedMicros = v
 	}
 	return us
 }
@@ -113,7 +113,7 @@ func (a *API) withHeldKeys(ctx context.Context, ks []store.APIKey) []store.APIKe
 	}
 	for i, v := range a.heldOn(ctx, ws) {
 		if ks[i].QuotaMicros != nil {
-			ks[i].QuotaReservedMicros += v
+			ks[i].QuotaReservedMicros = v
 		}
 	}
 	return ks
@@ -125,7 +125,7 @@ func (a *API) withHeldSubscriptions(ctx context.Context, ss []store.Subscription
 		ws[i] = holds.Wallet{UserID: s.UserID, Kind: "g", ID: s.GroupID, SubscriptionID: s.ID}
 	}
 	for i, v := range a.heldOn(ctx, ws) {
-		ss[i].ReservedMicros += v
+		ss[i].ReservedMicros = v
 	}
 	return ss
 }
@@ -150,10 +150,10 @@ func (a *API) withHeldKeyUsage(ctx context.Context, k *store.KeyUsage) {
 	}
 	held := a.heldOn(ctx, ws)
 	if k.QuotaMicros != nil {
-		k.QuotaReservedMicros += held[0]
+		k.QuotaReservedMicros = held[0]
 	}
-	k.ReservedMicros += held[1]
+	k.ReservedMicros = held[1]
 	if k.Subscription != nil {
-		k.Subscription.ReservedMicros += held[2]
+		k.Subscription.ReservedMicros = held[2]
 	}
 }

@@ -168,10 +168,10 @@ func TestAdmitLateOrUnreadGrantIsUndone(t *testing.T) {
 				t.Fatalf("caller saw %d, want %d", status, tt.wantStatus)
 			}
 			// The undoing runs before the handler returns, which may follow the caller's end;
-			// the reservation is released after the slots.
+			// the hold is released after the slots.
 			waitUntil(t, 5*time.Second, func() bool {
-				return e.count(t, slots.KindUser, f.user) == 0 && e.count(t, slots.KindAccount, f.account) == 0 &&
-					e.queryInt(t, `SELECT count(*) FROM reservations WHERE request_id = 'req_late'`) == 0
+				_, held := e.hold(t, f.user, "req_late")
+				return e.count(t, slots.KindUser, f.user) == 0 && e.count(t, slots.KindAccount, f.account) == 0 && !held
 			})
 			e.wantReleased(t, f, "req_late")
 		})

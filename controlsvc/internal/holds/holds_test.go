@@ -47,6 +47,10 @@ func TestReserveRules(t *testing.T) {
 			before: []int64{1_000_000}, want: 10, need: 10,
 			wantKind: store.RefuseWindowExhausted, wantMessage: "Daily usage limit exceeded", wantWindow: "daily"},
 		{name: "unlimited subscription", seed: seed{mode: store.BillingSubscription}, want: 5_000_000, need: 10, wantHeld: 5_000_000},
+		// The client must wait for every exhausted window: the one that ends last is named.
+		{name: "both windows exhausted: the later end", seed: seed{mode: store.BillingSubscription, limits: []*int64{ptr(1_000_000), ptr(1_000_000)}},
+			before: []int64{1_000_000}, want: 10, need: 10,
+			wantKind: store.RefuseWindowExhausted, wantMessage: "Weekly usage limit exceeded", wantWindow: "weekly"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

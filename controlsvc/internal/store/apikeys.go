@@ -32,7 +32,8 @@ type APIKey struct {
 	// QuotaMicros caps the key's spend (QuotaUsedMicros); nil = no quota.
 	QuotaMicros *int64
 	// QuotaUsedMicros is what the key spent while it had a quota; QuotaReservedMicros is
-	// held by its requests in flight against the quota.
+	// held by its requests in flight against the quota: the holds live in Redis, so the
+	// store reads it as 0 and the admin API adds the holds (adminapi/wallets.go).
 	QuotaUsedMicros     int64
 	QuotaReservedMicros int64
 	ExpiresAt           *time.Time // nil = never
@@ -65,7 +66,7 @@ type TimePatch struct {
 }
 
 const apiKeyColumns = `id, user_id, group_id, name, key_prefix, status, quota_micros, quota_used_micros,
-quota_reserved_micros, expires_at, last_used_at, created_at`
+expires_at, last_used_at, created_at`
 
 const (
 	sqlInsertAPIKey = `
@@ -114,7 +115,7 @@ func generateAPIKey() (string, error) {
 func scanAPIKey(row pgx.Row) (APIKey, error) {
 	var k APIKey
 	err := row.Scan(&k.ID, &k.UserID, &k.GroupID, &k.Name, &k.KeyPrefix, &k.Status, &k.QuotaMicros, &k.QuotaUsedMicros,
-		&k.QuotaReservedMicros, &k.ExpiresAt, &k.LastUsedAt, &k.CreatedAt)
+		&k.ExpiresAt, &k.LastUsedAt, &k.CreatedAt)
 	return k, err
 }
 

@@ -23,8 +23,10 @@ type Subscription struct {
 	Note      string
 	// Window usage as stored: each amount with the start of the window it belongs to (nil =
 	// never used). Use Usage for the current windows.
-	WindowStarts   [3]*time.Time // daily, weekly, monthly
-	WindowUsed     [3]int64
+	WindowStarts [3]*time.Time // daily, weekly, monthly
+	WindowUsed   [3]int64
+	// ReservedMicros is held by requests in flight: the holds live in Redis, so the store
+	// reads it as 0 and the admin API adds the holds (adminapi/wallets.go).
 	ReservedMicros int64
 	// The group's limits (daily, weekly, monthly); nil = unlimited.
 	Limits    [3]*int64
@@ -88,7 +90,7 @@ type SubscriptionFilter struct {
 
 const subscriptionColumns = `s.id, s.user_id, s.group_id, s.starts_at, s.expires_at, s.status, s.note,
 s.daily_window_start, s.weekly_window_start, s.monthly_window_start,
-s.daily_used_micros, s.weekly_used_micros, s.monthly_used_micros, s.reserved_micros,
+s.daily_used_micros, s.weekly_used_micros, s.monthly_used_micros,
 g.daily_limit_micros, g.weekly_limit_micros, g.monthly_limit_micros, s.created_at, s.updated_at`
 
 const (
@@ -126,7 +128,7 @@ func scanSubscription(row pgx.Row) (Subscription, error) {
 	var s Subscription
 	err := row.Scan(&s.ID, &s.UserID, &s.GroupID, &s.StartsAt, &s.ExpiresAt, &s.Status, &s.Note,
 		&s.WindowStarts[0], &s.WindowStarts[1], &s.WindowStarts[2],
-		&s.WindowUsed[0], &s.WindowUsed[1], &s.WindowUsed[2], &s.ReservedMicros,
+		&s.WindowUsed[0], &s.WindowUsed[1], &s.WindowUsed[2],
 		&s.Limits[0], &s.Limits[1], &s.Limits[2], &s.CreatedAt, &s.UpdatedAt)
 	return s, err
 }

@@ -23,7 +23,9 @@ type KeyUsage struct {
 	BillingMode string
 	ExpiresAt   *time.Time
 
-	// Balance mode: the user's balance and the part held by requests in flight.
+	// Balance mode: the user's balance and the part held by requests in flight; the
+	// Reserved amounts here and below live in Redis (package holds): KeyUsage reads them
+	// as 0 and the caller adds the holds (adminapi/wallets.go).
 	BalanceMicros  int64
 	ReservedMicros int64
 
@@ -56,16 +58,16 @@ var ErrKeyUnknown = errors.New("api key not found or not active")
 
 // sqlKeyUsage reads everything GET /v1/usage shows in one statement (one snapshot, so the
 // totals and the balance agree): the key with its user and group, the subscription admission
-// charges (the one in force at $2 that started first, as sqlReserveLockSubscription picks),
+// charges (the one in force at $2 that started first, as store.LoadWallets picks),
 // and the key's running totals (usage_totals_sql.go) — today's from the day row of $3, the
 // month's from the day rows since $4 (at most 31), the lifetime totals from one row. It reads
 // no usage record, so its cost does not grow with the key's history.
 var sqlKeyUsage = `
 SELECT k.id, k.name, k.user_id, k.group_id, g.billing_mode, k.expires_at,
-       u.balance_micros, u.reserved_micros, k.quota_micros, k.quota_used_micros, k.quota_reserved_micros,
+       u.balance_micros, k.quota_micros, k.quota_used_micros,
        g.daily_limit_micros, g.weekly_limit_micros, g.monthly_limit_micros,
        s.id, s.starts_at, s.expires_at, s.daily_window_start, s.weekly_window_start, s.monthly_window_start,
-       s.daily_used_micros, s.weekly_used_micros, s.monthly_used_micros, s.reserved_micros,
+       s.daily_used_micros, s.weekly_used_micros, s.monthly_used_micros,
        ` + sqlKeyDaysSum("day >= $3::date") + `, ` + sqlKeyDaysSum("true") + `,
        COALESCE(t.requests, 0)` + sqlKeyLifetime() + `
 FROM api_keys k
@@ -73,7 +75,7 @@ JOIN users  u ON u.id = k.user_id
 JOIN groups g ON g.id = k.group_id
 LEFT JOIN LATERAL (
     SELECT id, starts_at, expires_at, daily_window_start, weekly_window_start, monthly_window_start,
-           daily_used_micros, weekly_used_micros, monthly_used_micros, reserved_micros
+           daily_used_micros, weekly_used_micros, monthly_used_micros
     FROM subscriptions
     WHERE user_id = k.user_id AND group_id = k.group_id AND status = 'active' AND starts_at <= $2 AND expires_at > $2
     ORDER BY starts_at, id
@@ -85,7 +87,7 @@ WHERE k.key_hash = $1
   AND u.status = 'active' AND g.status = 'active'
 GROUP BY k.id, u.id, g.id, s.id, s.starts_at, s.expires_at, s.daily_window_start, s.weekly_window_start,
          s.monthly_window_start, s.daily_used_micros, s.weekly_used_micros, s.monthly_used_micros,
-         s.reserved_micros, t.api_key_id`
+         t.api_key_id`
 
 // sqlKeyDaysSum sums the day rows d matching cond: requests, then keyTotalsColumns.
 func sqlKeyDaysSum(cond string) string {
@@ -118,12 +120,12 @@ func (s *Store) KeyUsage(ctx context.Context, keyHash string, now, today, month 
 		KeySubscription
 	}
 	targets := []any{&k.KeyID, &k.KeyName, &k.UserID, &k.GroupID,
-		&k.BillingMode, &k.ExpiresAt, &k.BalanceMicros, &k.ReservedMicros, &k.QuotaMicros,
-		&k.QuotaUsedMicros, &k.QuotaReservedMicros, &k.DailyLimitMicros, &k.WeeklyLimitMicros,
+		&k.BillingMode, &k.ExpiresAt, &k.BalanceMicros, &k.QuotaMicros,
+		&k.QuotaUsedMicros, &k.DailyLimitMicros, &k.WeeklyLimitMicros,
 		&k.MonthlyLimitMicros,
 		&sub.ID, &sub.StartsAt, &sub.ExpiresAt, &sub.DailyWindowStart, &sub.WeeklyWindowStart,
 		&sub.MonthlyWindowStart, nullInt{&sub.DailyUsedMicros}, nullInt{&sub.WeeklyUsedMicros},
-		nullInt{&sub.MonthlyUsedMicros}, nullInt{&sub.ReservedMicros}}
+		nullInt{&sub.MonthlyUsedMicros}}
 	targets = append(append(append(targets, k.Today.scanTargets()...), k.Month.scanTargets()...), k.Total.scanTargets()...)
 	loc := billing.Location()
 	err := s.Pool.QueryRow(ctx, sqlKeyUsage, keyHash, now, localDate(today, loc), localDate(month, loc)).Scan(targets...)

@@ -107,16 +107,16 @@ func sourceOr(src string) string {
 	return src
 }
 
-// RefusedWrite is a record WriteUsageBatch refused because its request's reservation
-// belongs to another user, key or group: it was neither stored nor charged, and the
-// reservation stays (the sweeper releases it).
+// RefusedWrite is a record WriteUsageBatch refused because its request's hold belongs to
+// another user, key or group: it was neither stored nor charged, and the hold stays (the
+// sweeper releases it).
 type RefusedWrite struct {
 	RequestID string
-	// The reservation's holder.
+	// The hold's holder.
 	UserID   int64
 	APIKeyID int64
 	GroupID  int64
-	// Ungranted: the request has no reservation and no record (WriteGrantedUsageBatch), so
+	// Ungranted: the request has no hold and no record (WriteGrantedUsageBatch), so
 	// it was never admitted; the holder fields are 0.
 	Ungranted bool
 }
@@ -125,7 +125,7 @@ type RefusedWrite struct {
 var ErrGroupNotFound = errors.New("group not found")
 
 // WriteUsage writes one record as WriteUsageBatch does; inserted is false for a replay
-// and for a record refused because its reservation belongs to another user, key or group.
+// and for a record refused because its hold belongs to another user, key or group.
 func (s *Store) WriteUsage(ctx context.Context, u UsageWrite) (inserted bool, err error) {
 	ins, _, err := s.WriteUsageBatch(ctx, []UsageWrite{u})
 	if err != nil {
@@ -136,16 +136,15 @@ func (s *Store) WriteUsage(ctx context.Context, u UsageWrite) (inserted bool, er
 
 // WriteUsageBatch writes a batch of usage records in one transaction:
 //
-//  1. one statement refuses the records whose request holds a reservation of another user,
-//     key or group (refused: not stored, not charged, the reservation kept), inserts the
+//  1. one statement refuses the records whose request holds a hold of another user, key or
+//     group (refused: not stored, not charged, the hold kept), inserts the
 //     others with their attempts, served models and warnings, each table in one multi-row
 //     insert from unnest: a record goes in only when its request id goes into
 //     usage_request_ids (ON CONFLICT (request_id) DO NOTHING), the unique key of the
 //     month-partitioned ledger (migration 0021);
-//  2. every inserted record is settled (SettleInTx), in (user id, request id) order so that
-//     concurrent batches lock users in the same order: its reservation, matching the
-//     record's user, key and group, is deleted under the user's lock together with the
-//     charge, and names the billing mode and subscription charged;
+//  2. every inserted record is settled, in (user id, request id) order so that concurrent
+//     batches lock users in the same order: its hold (Held), matching the record's user, key
+//     and group, names the billing mode and subscription charged under the user's lock;
 //  3. one pipelined round trip stores how each was charged and adds the inserted attempts'
 //     costs to their accounts (ascending account id, for the same reason).
 //
@@ -157,9 +156,9 @@ func (s *Store) WriteUsageBatch(ctx context.Context, batch []UsageWrite) (insert
 }
 
 // WriteGrantedUsageBatch is WriteUsageBatch for the reports endpoint: it also refuses
-// (Ungranted) every record of a request that holds no reservation and has no record yet,
-// a request controlsvc never admitted (docs/design.md, "/internal/v1/reports"). A
-// reservation the sweeper released after POOLGATE_RESERVATION_TTL counts as none.
+// (Ungranted) every record of a request that holds no hold, is not Granted and has no
+// record yet, a request controlsvc never admitted (docs/design.md, "/internal/v1/reports").
+// A hold the sweeper released after POOLGATE_RESERVATION_TTL counts as none.
 func (s *Store) WriteGrantedUsageBatch(ctx context.Context, batch []UsageWrite) (inserted map[string]bool, refused []RefusedWrite, err error) {
 	return s.writeUsageBatch(ctx, batch, true)
 }
@@ -235,10 +234,9 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 
 // settleAll settles the inserted records in the given order and queues on b the last
 // record's charge and the update that records the settlements differing from the columns'
-// defaults. It is SettleInTx for each record, pipelined: each round trip carries the
-// previous record's charge followed by the next record's locks and reads, so the users'
-// row locks are held for one round trip per record instead of two (every reservation of
-// those users waits for them). The statements and their order are SettleInTx's.
+// defaults. Pipelined: each round trip carries the previous record's charge followed by the
+// next record's locks and reads (queueSettleReads, queueSettleWrites), so the users' row
+// locks are held for one round trip per record instead of two.
 func settleAll(ctx context.Context, tx pgx.Tx, writes []*UsageWrite, b *pgx.Batch) error {
 	var reqIDs, modes []string
 	var subs, reserved []int64

@@ -6,15 +6,13 @@ var (
 	// sqlWriteUsageBatch inserts a batch of records, and the attempts of the records it
 	// inserted, from parallel arrays (the shape unnest takes), in request_id order so that
 	// concurrent batches sharing records lock them in the same order. A record whose
-	// request_id holds a reservation of another user, key or group is refused: neither it
-	// nor its attempts are inserted, and the reservation is left alone (docs/billing.md,
-	// "Reserve, then settle"). The reservation is read without a lock: its holder never
-	// changes (Reserve refuses the same id for another holder), and taking a row lock before
-	// the user's would invert the lock order of Reserve and the sweeper. A record whose
+	// request_id holds a Redis hold ($53–$56, read by the caller) of another user, key or
+	// group is refused: neither it nor its attempts are inserted, and the hold is left alone
+	// (docs/billing.md, "Reserve, then settle"). A record whose
 	// request_id is stored already is skipped with its attempts; an attempt already stored is
 	// skipped too. It answers one row: the request ids inserted, the cost of the inserted
 	// attempts per account (ascending account id) to add to the accounts, the refused
-	// request ids with their reservation's user, key and group, and the request ids refused
+	// request ids with their hold's user, key and group, and the request ids refused
 	// for having no grant ($45 set). $47 is the records' routing explanations ('' = NULL), $48–$50
 	// the attempts' breaker_open, hedge_lost and retried_same_account, $51 the served models
 	// ('' = NULL) and $52 the warnings, each a JSON array of strings ('' = NULL: unnest would
@@ -39,20 +37,18 @@ WITH t AS (
         admission_ms, upstream_ms, first_token_ms, duration_ms, attempts, usage_source, routing,
         served_model, warnings)
 ), mis AS (
-    -- the reservation rows, and the Redis holds the caller read ($53–$56)
+    -- the Redis holds the caller read ($53–$56)
     SELECT t.request_id, r.user_id, r.api_key_id, r.group_id
-    FROM t JOIN (SELECT request_id, user_id, api_key_id, group_id FROM reservations
-                 UNION ALL
-                 SELECT * FROM unnest($53::text[], $54::bigint[], $55::bigint[], $56::bigint[])
-                     AS h(request_id, user_id, api_key_id, group_id)) r ON r.request_id = t.request_id
+    FROM t JOIN unnest($53::text[], $54::bigint[], $55::bigint[], $56::bigint[])
+                AS r(request_id, user_id, api_key_id, group_id) ON r.request_id = t.request_id
     WHERE (r.user_id, r.api_key_id, r.group_id) IS DISTINCT FROM (t.user_id, t.api_key_id, t.group_id)
 ), unk AS (
     -- With $45 (the reports endpoint), a record of a request that has no grant is refused:
-    -- no reservation (every first admission makes one) and no record stored already (a
-    -- replayed batch). A report cannot settle a request controlsvc never admitted.
+    -- no hold (every first admission makes one), not granted without one ($57) and no
+    -- record stored already (a replayed batch). A report cannot settle a request
+    -- controlsvc never admitted.
     SELECT t.request_id FROM t
     WHERE $45::boolean
-      AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.request_id = t.request_id)
       AND NOT (t.request_id = ANY($53::text[])) AND NOT (t.request_id = ANY($57::text[]))
       AND NOT EXISTS (SELECT 1 FROM usage_request_ids u WHERE u.request_id = t.request_id)
 ), ids AS (

@@ -16,8 +16,9 @@ type User struct {
 	Name          string
 	Concurrency   int   // simultaneous requests allowed across all the user's keys
 	BalanceMicros int64 // USD × 1 000 000; negative when actual costs overran reservations
-	// ReservedMicros is held by the reservations of the user's requests in flight
-	// (balance-mode groups); admission spends only BalanceMicros - ReservedMicros.
+	// ReservedMicros is held by the user's requests in flight (balance-mode groups):
+	// the holds live in Redis (package holds), so the store reads it as 0 and the admin
+	// API adds the holds (adminapi/wallets.go).
 	ReservedMicros int64
 	Status         string
 	CreatedAt      time.Time
@@ -32,7 +33,7 @@ type UserPatch struct {
 	Status        *string
 }
 
-const userColumns = `id, name, concurrency, balance_micros, reserved_micros, status, created_at, updated_at`
+const userColumns = `id, name, concurrency, balance_micros, status, created_at, updated_at`
 
 const (
 	sqlInsertUser = `
@@ -57,7 +58,7 @@ RETURNING ` + userColumns
 
 func scanUser(row pgx.Row) (User, error) {
 	var u User
-	err := row.Scan(&u.ID, &u.Name, &u.Concurrency, &u.BalanceMicros, &u.ReservedMicros, &u.Status, &u.CreatedAt, &u.UpdatedAt)
+	err := row.Scan(&u.ID, &u.Name, &u.Concurrency, &u.BalanceMicros, &u.Status, &u.CreatedAt, &u.UpdatedAt)
 	return u, err
 }
 
