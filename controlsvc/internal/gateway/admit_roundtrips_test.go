@@ -64,32 +64,60 @@ func (c *rtCounter) set(on bool) []string {
 
 var _ redis.Hook = (*rtCounter)(nil)
 
-// TestFirstAdmissionRoundTrips counts the Redis round trips of a first admission on the
-// common path: key cached, one candidate account with a free slot, wallet loaded, scripts
-// cached by Redis (issue 15 §1).
+// TestFirstAdmissionRoundTrips counts the Redis round trips of a first admission (issue 15
+// §1). On the common path (key cached, one candidate with a free slot, wallet loaded) the
+// hold rides in the slot grant's pipeline: one round trip. Off it, bill holds after the
+// grant as before; the hold is the same either way.
 func TestFirstAdmissionRoundTrips(t *testing.T) {
-	e := newEnv(t)
-	f := e.seedFixture(t, 8, "openai")
-	acc := e.seedAccount(t, f.group, accountSeed{concurrency: 8})
-	c := &rtCounter{}
-	e.rdb.AddHook(c)
-
-	e.mustGrant(t, admitRequest{RequestID: "req_warm", APIKey: f.key, Model: "gpt-4o"}) // caches, wallet load
-	c.set(true)
-	g := e.mustGrant(t, admitRequest{RequestID: "req_counted", APIKey: f.key, Model: "gpt-4o"})
-	trips := c.set(false)
-	if g.AccountID != acc {
-		t.Fatalf("granted account %d, want %d", g.AccountID, acc)
+	cases := []struct {
+		name     string
+		accounts int
+		warm     bool // an admission before: key cached, wallet loaded
+		want     int
+	}{
+		{name: "common path", accounts: 1, warm: true, want: 1},
+		// The pipelined reserve answers "load"; bill reserves again ("load" again), then with the load.
+		{name: "wallet not loaded", accounts: 1, warm: false, want: 3},
+		{name: "two candidates", accounts: 2, warm: true, want: 3}, // loads, account entry, reserve
 	}
-	t.Logf("round trips: %q", trips)
-	const want = 1 // the slot grant pipeline, carrying the reserve script (holdfold.go)
-	if len(trips) != want {
-		t.Fatalf("first admission made %d Redis round trips %q, want %d", len(trips), trips, want)
+	amounts := map[string]int64{}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			f := e.seedFixture(t, 8, "openai")
+			for range tc.accounts {
+				e.seedAccount(t, f.group, accountSeed{concurrency: 8})
+			}
+			c := &rtCounter{}
+			e.rdb.AddHook(c)
+			if tc.warm {
+				e.mustGrant(t, admitRequest{RequestID: "req_warm", APIKey: f.key, Model: "gpt-4o", InputBytes: 400})
+			} else {
+				// Another user's admission: Redis caches the scripts, not this user's wallet.
+				o := e.seedFixture(t, 8, "openai")
+				e.seedAccount(t, o.group, accountSeed{concurrency: 8})
+				e.mustGrant(t, admitRequest{RequestID: "req_other", APIKey: o.key, Model: "gpt-4o"})
+			}
+			c.set(true)
+			g := e.mustGrant(t, admitRequest{RequestID: "req_counted", APIKey: f.key, Model: "gpt-4o", InputBytes: 400})
+			trips := c.set(false)
+			t.Logf("round trips: %q", trips)
+			if len(trips) != tc.want {
+				t.Fatalf("first admission made %d Redis round trips %q, want %d", len(trips), trips, tc.want)
+			}
+			h, ok := e.hold(t, f.user, "req_counted")
+			if !ok || h.AmountMicros <= 0 {
+				t.Fatalf("hold of the counted admission = %+v, %v; want one", h, ok)
+			}
+			amounts[tc.name] = h.AmountMicros
+			if n := e.count(t, "account", g.AccountID); n < 1 {
+				t.Fatalf("account %d slots = %d, want its grant's", g.AccountID, n)
+			}
+		})
 	}
-	if _, ok := e.hold(t, f.user, "req_counted"); !ok {
-		t.Fatal("no hold for the counted admission")
-	}
-	if n := e.count(t, "user", f.user); n != 2 {
-		t.Fatalf("user slots = %d, want 2", n)
+	for name, a := range amounts {
+		if a != amounts["two candidates"] {
+			t.Errorf("%s held %d, the unfolded path %d: the fold must hold what bill holds", name, a, amounts["two candidates"])
+		}
 	}
 }
