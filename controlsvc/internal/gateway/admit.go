@@ -285,7 +285,8 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 // acquireSlots takes the user slot and an account slot for grantID, waiting in FIFO queues
 // when they are full (issue 3 §1–§2). The first round trip pipelines the user's entry with
 // either the only candidate's entry or the loads of all candidates, and the session's sticky
-// binding. On a refusal or error the slots this call took for a first admission are undone.
+// binding, and the folded money hold (holdfold.go). On a refusal or error the slots this call
+// took for a first admission are undone.
 func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID string, first bool,
 	cands []candidate, selRej *rejection, ss *session, fold *foldedHold) (*candidate, *rejection, error) {
 	if selRej != nil {
