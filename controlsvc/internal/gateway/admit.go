@@ -233,7 +233,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		// Billing runs with the slots held, after any wait (docs/billing.md): held with the
 		// grant when that was immediate, else now.
 		var decided bool
-		if rej, err, decided = s.holdOutcome(ctx, fold, chosen, upstreamModel); !decided {
+		if rej, decided, err = s.holdOutcome(ctx, fold, chosen, upstreamModel); !decided {
 			rej, err = s.bill(ctx, key, req, ch.model, upstreamModel, first, ch.model != current)
 		}
 		if err != nil || rej != nil {

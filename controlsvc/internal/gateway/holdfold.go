@@ -80,20 +80,21 @@ func (s *Service) dropHold(ctx context.Context, f *foldedHold) {
 	}
 }
 
-// outcome is bill's answer from the folded hold, for the chosen account; ok is false when
-// the hold does not decide (another account or model, a wallet to load): bill must run.
-func (s *Service) holdOutcome(ctx context.Context, f *foldedHold, chosen *candidate, upstream string) (rej *rejection, err error, ok bool) {
+// holdOutcome is bill's answer from the folded hold, for the chosen account; decided is
+// false when the hold does not decide (another account or model, a wallet to load): bill
+// must run.
+func (s *Service) holdOutcome(ctx context.Context, f *foldedHold, chosen *candidate, upstream string) (rej *rejection, decided bool, err error) {
 	if f == nil || f.pending == nil {
-		return nil, nil, false
+		return nil, false, nil
 	}
 	if chosen.acc.ID != f.account || upstream != f.upstream {
 		s.dropHold(ctx, f)
-		return nil, nil, false
+		return nil, false, nil
 	}
 	_, refusal, done, err := f.pending.Result()
 	if !done {
-		return nil, nil, false
+		return nil, false, nil
 	}
 	rej, err = reserveOutcome(refusal, err, f.note)
-	return rej, err, true
+	return rej, true, err
 }
