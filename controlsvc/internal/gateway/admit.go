@@ -217,15 +217,25 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 		req.GrantID = newGrantID()
 	}
 	ss := &session{hash: req.SessionHash, content: req.SessionSource == sessionSourceContent}
-	chosen, rej, err := s.acquireSlots(ctx, key, req.GrantID, first, cands, selRej, ss)
+	var fold *foldedHold
+	if selRej == nil {
+		fold = s.foldHold(key, req, ch, first) // holdfold.go
+	}
+	chosen, rej, err := s.acquireSlots(ctx, key, req.GrantID, first, cands, selRej, ss, fold)
 	upstreamModel := ""
-	if err == nil && rej == nil {
+	if err != nil || rej != nil {
+		s.dropHold(ctx, fold)
+	} else {
 		upstreamModel = chosen.upstream
 		if ch.model != req.Model && upstreamModel == "" {
 			upstreamModel = ch.routed // a fallback always names what is sent
 		}
-		// Billing runs with the slots held, after any wait (docs/billing.md).
-		rej, err = s.bill(ctx, key, req, ch.model, upstreamModel, first, ch.model != current)
+		// Billing runs with the slots held, after any wait (docs/billing.md): held with the
+		// grant when that was immediate, else now.
+		var decided bool
+		if rej, decided, err = s.holdOutcome(ctx, fold, chosen, upstreamModel); !decided {
+			rej, err = s.bill(ctx, key, req, ch.model, upstreamModel, first, ch.model != current)
+		}
 		if err != nil || rej != nil {
 			s.undoSlots(ctx, first, key.UserID, req.GrantID, []slots.Acquisition{
 				{Kind: slots.KindAccount, ID: chosen.acc.ID, GrantID: req.GrantID, Limit: chosen.acc.Concurrency}})
@@ -275,9 +285,10 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 // acquireSlots takes the user slot and an account slot for grantID, waiting in FIFO queues
 // when they are full (issue 3 §1–§2). The first round trip pipelines the user's entry with
 // either the only candidate's entry or the loads of all candidates, and the session's sticky
-// binding. On a refusal or error the slots this call took for a first admission are undone.
+// binding, and the folded money hold (holdfold.go). On a refusal or error the slots this call
+// took for a first admission are undone.
 func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID string, first bool,
-	cands []candidate, selRej *rejection, ss *session) (*candidate, *rejection, error) {
+	cands []candidate, selRej *rejection, ss *session, fold *foldedHold) (*candidate, *rejection, error) {
 	if selRej != nil {
 		if selRej == rejectNoAccount && ss.hash != "" {
 			// Whatever account the session is bound to is unusable now (issue 3 §5).
@@ -302,6 +313,7 @@ func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID s
 			stickyCmd = stickyGet(ctx, p, key.GroupID, ss.hash)
 		}
 		brkCmds = breakerReads(ctx, p, cands) // breakers.go
+		fold.send(ctx, s.holds, p)            // holdfold.go: after the grant, on the same node
 	}
 	res, loads, err := s.slots.EnterAndLoad(ctx, entries, slots.KindAccount, loadIDs, extra)
 	if err != nil {
@@ -309,6 +321,9 @@ func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID s
 		return nil, nil, err
 	}
 	accountHeld := len(res) > 1 && res[1] == slots.Held
+	if res[0] != slots.Held || !accountHeld {
+		s.dropHold(ctx, fold) // the grant waits or fails: bill holds after the waits
+	}
 	if res[0] != slots.Held {
 		if accountHeld {
 			s.undoSlots(ctx, false, key.UserID, grantID, accountEntries(entries[1:]))

@@ -223,7 +223,23 @@ func (s *Service) bill(ctx context.Context, key store.KeyAuth, req *admitRequest
 	if rej != nil {
 		return rej, nil
 	}
-	pricedModel := usage.PricedModel(upstreamModel, served)
+	in, note := holdRequest(key, req, price, priced, usage.PricedModel(upstreamModel, served))
+	var refusal *store.BillingRefusal
+	var err error
+	if first {
+		_, refusal, err = s.holds.Reserve(ctx, in)
+	} else {
+		if !modelChanged || in.AmountMicros == 0 {
+			return nil, nil
+		}
+		refusal, err = s.holds.Extend(ctx, in)
+	}
+	return reserveOutcome(refusal, err, note)
+}
+
+// holdRequest is the hold of a request priced at price (priced false: unpriced, 0) by
+// pricedModel, and what its refusal tells the client.
+func holdRequest(key store.KeyAuth, req *admitRequest, price usage.Price, priced bool, pricedModel string) (holds.Request, costNote) {
 	outTokens := reservedOutput(key, req, pricedModel)
 	amount, minAmount, note := int64(0), int64(0), costNote{maxTokens: outTokens, model: pricedModel}
 	if priced {
@@ -231,18 +247,12 @@ func (s *Service) bill(ctx context.Context, key store.KeyAuth, req *admitRequest
 		minAmount = fullEstimateMicros(key, price, req.InputBytes, 0)
 		note.estimate = fullEstimateMicros(key, price, req.InputBytes, outTokens)
 	}
-	in := holds.Request{RequestID: req.RequestID, UserID: key.UserID, KeyID: key.KeyID, GroupID: key.GroupID,
-		Mode: key.BillingMode, KeyExpiresAt: key.KeyExpiresAt, AmountMicros: amount, MinAmountMicros: minAmount}
-	var refusal *store.BillingRefusal
-	var err error
-	if first {
-		_, refusal, err = s.holds.Reserve(ctx, in)
-	} else {
-		if !modelChanged || amount == 0 {
-			return nil, nil
-		}
-		refusal, err = s.holds.Extend(ctx, in)
-	}
+	return holds.Request{RequestID: req.RequestID, UserID: key.UserID, KeyID: key.KeyID, GroupID: key.GroupID,
+		Mode: key.BillingMode, KeyExpiresAt: key.KeyExpiresAt, AmountMicros: amount, MinAmountMicros: minAmount}, note
+}
+
+// reserveOutcome maps a reserve or extend answer to the admission's refusal or error.
+func reserveOutcome(refusal *store.BillingRefusal, err error, note costNote) (*rejection, error) {
 	var nf *store.NotFoundError
 	switch {
 	case errors.As(err, &nf):

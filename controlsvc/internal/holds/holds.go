@@ -150,6 +150,28 @@ func (h *Holds) run(ctx context.Context, r Request, extend bool) (Hold, *store.B
 	if !extend && r.KeyExpiresAt != nil && !now.Before(*r.KeyExpiresAt) {
 		return Hold{}, &store.BillingRefusal{Kind: store.RefuseKeyExpired, Message: store.MsgKeyExpired}, nil
 	}
+	tok := newToken()
+	var loaded []any
+	for range maxLoads + 1 {
+		args := h.reserveArgs(r, now, extend, tok, loaded)
+		res, err := reserveScript.Run(ctx, h.rdb, walletKeys(r), args...).StringSlice()
+		if err != nil {
+			return Hold{}, nil, fmt.Errorf("holding for request %s: %w", r.RequestID, err)
+		}
+		if res[0] == "load" {
+			tok = res[1]
+			if loaded, err = h.loadArgs(ctx, r, now); err != nil {
+				return Hold{}, nil, err
+			}
+			continue
+		}
+		return reserveResult(r, res, now)
+	}
+	return Hold{}, nil, fmt.Errorf("holding for request %s: %w", r.RequestID, ErrLoadRace)
+}
+
+// reserveArgs are the reserve script's arguments (reserve.lua); loaded nil sends no load.
+func (h *Holds) reserveArgs(r Request, now time.Time, extend bool, tok string, loaded []any) []any {
 	mode := "b"
 	if r.Mode == store.BillingSubscription {
 		mode = "s"
@@ -159,37 +181,25 @@ func (h *Holds) run(ctx context.Context, r Request, extend bool) (Hold, *store.B
 	if extend {
 		need = max(r.MinAmountMicros, 0)
 	}
-	tok := newToken()
-	var loaded []any
-	for range maxLoads + 1 {
-		args := []any{now.UnixMilli(), want, need, mode, r.KeyID, r.GroupID, now.Add(h.ttl).UnixMilli(),
-			(h.ttl + time.Hour).Milliseconds(), boolArg(extend), tok, member(r.UserID, r.RequestID)}
-		if loaded != nil {
-			args = append(append(args, 1), loaded...)
-		} else {
-			args = append(args, 0)
-		}
-		res, err := reserveScript.Run(ctx, h.rdb, walletKeys(r), args...).StringSlice()
-		if err != nil {
-			return Hold{}, nil, fmt.Errorf("holding for request %s: %w", r.RequestID, err)
-		}
-		switch res[0] {
-		case "load":
-			tok = res[1]
-			if loaded, err = h.loadArgs(ctx, r, now); err != nil {
-				return Hold{}, nil, err
-			}
-			continue
-		case "mismatch":
-			return Hold{}, nil, fmt.Errorf("holding for request %s: %w", r.RequestID, ErrMismatch)
-		case "none":
-			return Hold{}, nil, nil
-		case "refuse":
-			return Hold{}, refusal(res[1:], now), nil
-		}
-		return parseHold(r, res), nil, nil
+	args := []any{now.UnixMilli(), want, need, mode, r.KeyID, r.GroupID, now.Add(h.ttl).UnixMilli(),
+		(h.ttl + time.Hour).Milliseconds(), boolArg(extend), tok, member(r.UserID, r.RequestID)}
+	if loaded != nil {
+		return append(append(args, 1), loaded...)
 	}
-	return Hold{}, nil, fmt.Errorf("holding for request %s: %w", r.RequestID, ErrLoadRace)
+	return append(args, 0)
+}
+
+// reserveResult reads a reserve script's answer other than "load".
+func reserveResult(r Request, res []string, now time.Time) (Hold, *store.BillingRefusal, error) {
+	switch res[0] {
+	case "mismatch":
+		return Hold{}, nil, fmt.Errorf("holding for request %s: %w", r.RequestID, ErrMismatch)
+	case "none":
+		return Hold{}, nil, nil
+	case "refuse":
+		return Hold{}, refusal(res[1:], now), nil
+	}
+	return parseHold(r, res), nil, nil
 }
 
 // loadArgs reads the wallets from PostgreSQL as the reserve script's load arguments.
