@@ -54,23 +54,25 @@ func feedUsage(s *usageScanner, p []byte) {
 	if s.skipping || len(s.carry) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			s.extendCarry(p)
+			extendUsageCarry(s, p)
 			return
 		}
 		if !s.skipping {
 			s.carry = append(s.carry, p[:i]...)
-			s.scanLines(s.carry)
+			scanUsageLines(s, s.carry)
 		}
 		s.carry = s.carry[:0]
 		s.skipping = false
 		p = p[i+1:]
 	}
 	last := bytes.LastIndexByte(p, '\n')
-	s.scanLines(p[:last+1])
-	s.extendCarry(p[last+1:])
+	scanUsageLines(s, p[:last+1])
+	extendUsageCarry(s, p[last+1:])
 }
 
-func (s *usageScanner) extendCarry(p []byte) {
+// extendUsageCarry keeps the unfinished last line of a read. It and scanUsageLines are plain
+// functions, as feedUsage: a read split mid-line runs them.
+func extendUsageCarry(s *usageScanner, p []byte) {
 	if s.skipping || len(p) == 0 {
 		return
 	}
@@ -82,9 +84,9 @@ func (s *usageScanner) extendCarry(p []byte) {
 	s.carry = append(s.carry, p...)
 }
 
-// scanLines decodes the lines of b (complete lines, or one line without its newline) that
+// scanUsageLines decodes the lines of b (complete lines, or one line without its newline) that
 // contain a non-null "usage".
-func (s *usageScanner) scanLines(b []byte) {
+func scanUsageLines(s *usageScanner, b []byte) {
 	off := 0
 	for off < len(b) {
 		i := bytes.Index(b[off:], usageKey)
@@ -145,7 +147,7 @@ func (s *usageScanner) result() []byte {
 	}
 	if len(s.carry) > 0 && !s.skipping {
 		// The stream ended without a final newline: the last line is still complete JSON.
-		s.scanLines(s.carry)
+		scanUsageLines(s, s.carry)
 		s.carry = s.carry[:0]
 	}
 	if s.format == usageAnthropic {
