@@ -70,7 +70,7 @@ func (x *exchange) admitted(g *grant, rej *rejection, err error, failed *failedA
 		x.grant = g
 		x.holdLease(g) // stall.go: not when the client stopped reading
 	}
-	if x.clientGone() {
+	if isClientGone(x) {
 		x.abandon()
 		return false
 	}
@@ -103,7 +103,7 @@ func forwardExchange(x *exchange) {
 			return
 		}
 		resp, wd, err := x.send() // attempt.go
-		if x.clientGone() {
+		if isClientGone(x) {
 			if resp != nil {
 				resp.Body.Close()
 			}

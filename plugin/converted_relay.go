@@ -48,14 +48,16 @@ func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAtte
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			wd.progress()
+			if wd.idle != nil {
+				wd.idle.Reset(wd.idleD) // wd.progress, inlined: it runs per read
+			}
 			x.outputBytes += int64(n)
-			if f, done := c.step(c.conv.Feed(buf[:n])); done {
+			if f, done := stepConverted(c, c.conv.Feed(buf[:n])); done {
 				return f
 			}
 		}
 		if rerr == io.EOF {
-			f, _ := c.step(c.conv.Finish())
+			f, _ := stepConverted(c, c.conv.Finish())
 			return f
 		}
 		if rerr != nil {
@@ -64,9 +66,11 @@ func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAtte
 	}
 }
 
-// step passes on the events converted from one read. done is true when the attempt is over:
-// answered (nil) or failed before the commit point.
-func (c *convertedAttempt) step(out []byte) (*failedAttempt, bool) {
+// stepConverted passes on the events converted from one read. done is true when the attempt
+// is over: answered (nil) or failed before the commit point. It and writeConverted are plain
+// functions: they run per read, and an interpreted method call costs about 5x a function
+// call under Yaegi (docs/yaegi.md).
+func stepConverted(c *convertedAttempt, out []byte) (*failedAttempt, bool) {
 	x := c.x
 	status := c.conv.FinalStatus()
 	if !c.committed {
@@ -85,7 +89,7 @@ func (c *convertedAttempt) step(out []byte) (*failedAttempt, bool) {
 		out = nil // held, and written by commit
 	}
 	if x.info.stream && len(out) > 0 {
-		c.write(out)
+		writeConverted(c, out)
 	}
 	if status == "" {
 		return nil, false
@@ -125,21 +129,21 @@ func (c *convertedAttempt) commit() bool {
 	}
 	held := c.held
 	c.held = nil
-	c.write(held)
+	writeConverted(c, held)
 	return true
 }
 
-// write sends converted events to a streaming client and flushes. Once the client is gone
+// writeConverted sends converted events to a streaming client and flushes. Once the client is gone
 // the attempt drains and nothing more is written.
-func (c *convertedAttempt) write(p []byte) {
+func writeConverted(c *convertedAttempt, p []byte) {
 	x := c.x
-	if !c.draining && x.clientGone() {
+	if !c.draining && isClientGone(x) {
 		c.draining = x.drain(c.wd)
 	}
 	if c.draining {
 		return
 	}
-	if _, err := x.writeClient(p); err != nil {
+	if _, err := writeClient(x, p); err != nil {
 		c.draining = x.drain(c.wd)
 	}
 }
@@ -151,7 +155,7 @@ func (c *convertedAttempt) end() {
 	conv := c.conv
 	x.usage = conv.AnthropicUsage()
 	x.usageComplete = conv.UsageComplete()
-	if c.draining || (!x.info.stream && x.clientGone()) {
+	if c.draining || (!x.info.stream && isClientGone(x)) {
 		x.markClientGone() // billed from the usage drained (or an estimate)
 		return
 	}
@@ -188,7 +192,7 @@ func (c *convertedAttempt) end() {
 	x.written = true
 	x.status = http.StatusOK
 	x.rw.WriteHeader(http.StatusOK)
-	_, _ = x.writeClient(body)
+	_, _ = writeClient(x, body)
 }
 
 // failBeforeCommit ends an attempt whose stream failed before any semantic output: an
@@ -221,11 +225,11 @@ func (c *convertedAttempt) failBeforeCommit() *failedAttempt {
 // the response fails in the stream.
 func (c *convertedAttempt) broken() *failedAttempt {
 	x := c.x
-	if !c.committed && x.clientGone() {
+	if !c.committed && isClientGone(x) {
 		x.goneBeforeCommit()
 		return nil
 	}
-	if c.committed && (c.draining || x.clientGone()) {
+	if c.committed && (c.draining || isClientGone(x)) {
 		x.usage = c.conv.AnthropicUsage()
 		x.usageComplete = c.conv.UsageComplete()
 		x.markClientGone()
@@ -257,7 +261,7 @@ func (c *convertedAttempt) broken() *failedAttempt {
 	x.markLastAttempt(class)
 	out := c.conv.Fail(typeUpstream, msg)
 	if x.info.stream {
-		c.write(out)
+		writeConverted(c, out)
 	}
 	c.end()
 	return nil

@@ -48,6 +48,14 @@ func sharedTransport(headerTimeout time.Duration, allowPrivate bool) *http.Trans
 		// Ask for identity bodies: SSE must not sit behind a gzip reader, and usage is
 		// read from the bytes as they pass.
 		DisableCompression: true,
+		// An HTTP/1.1 upstream connection keeps a write buffer for its whole life (4 KiB
+		// by default), but writes only the request through it, once: headers and a body
+		// already in memory. 1 KiB saves ~3 KiB per open connection (docs/design.md,
+		// "Memory per open stream"); a bigger body only costs a few more write syscalls,
+		// once per request. The read buffer stays at the 4 KiB default: the response
+		// headers and every SSE read of the stream go through it, and a smaller one would
+		// add syscalls per read. HTTP/2 connections use their own buffers.
+		WriteBufferSize: 1 << 10,
 	}
 	transports[key] = t
 	return t

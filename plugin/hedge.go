@@ -41,7 +41,7 @@ func (x *exchange) hedgedAttempt() (*http.Response, *watchdog, error) {
 	r := &race{wake: newWakeup()}
 	a := x.startRun(x.grant, r)
 	x.stall.onStall(r.stallAll) // a method value made here
-	if r.waitFirst(time.Duration(x.grant.HedgeAfterMs)*time.Millisecond) && !x.clientGone() {
+	if r.waitFirst(time.Duration(x.grant.HedgeAfterMs)*time.Millisecond) && !isClientGone(x) {
 		if g := x.admitHedge(); g != nil {
 			x.stall.hold(lease{GrantID: a.g.GrantID, UserID: a.g.UserID, AccountID: a.g.AccountID, Hedged: g.AccountID}, x.leaseCap())
 			x.startRun(g, r)
@@ -102,12 +102,12 @@ func (x *exchange) endRun(h *hedgeRun) {
 	case h.lost:
 		rec.ErrorClass = classHedgeLost
 		rec.HedgeLost = true
-	case h.err != nil && x.clientGone():
+	case h.err != nil && isClientGone(x):
 		rec.ErrorClass = classClientGone // cut by the client's departure, not the account
 	}
 	if len(h.held) > 0 {
 		scan := newUsageScanner(usageFormatFor(x.path), true)
-		scan.feed(h.held)
+		feedUsage(scan, h.held)
 		rec.Usage = rawJSON(scan.result()) // what its account consumed (docs/billing.md)
 	}
 	if h.resp != nil {

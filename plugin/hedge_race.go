@@ -68,7 +68,9 @@ func (h *hedgeRun) run() {
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			h.wd.progress()
+			if h.wd.idle != nil {
+				h.wd.idle.Reset(h.wd.idleD) // h.wd.progress, inlined: it runs per read
+			}
 			h.held = append(h.held, buf[:n]...)
 			for {
 				end := eventBoundary(h.held[scanned:])

@@ -99,7 +99,7 @@ func (k *keepAlive) tick() {
 		k.committed = true
 		k.rw.WriteHeader(http.StatusOK)
 	}
-	if _, err := k.guard.write(k.frame); err != nil {
+	if _, err := stallWrite(k.guard, k.frame); err != nil {
 		k.broken = true
 		return
 	}

@@ -35,7 +35,7 @@ func (x *exchange) endAfterPanic() bool {
 	case !x.written:
 		x.writeError(newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
 		return false
-	case x.clientGone():
+	case isClientGone(x):
 		return false
 	case x.keepAliveOnly:
 		x.failInStream(typeAPI, msgInternal)

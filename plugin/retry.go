@@ -70,7 +70,7 @@ func (x *exchange) retrySameAccount(wait time.Duration) bool {
 // first only goes out after pingInterval, so a short wait sends none. No select: a wakeup
 // raised by the timer, the client's context or the stall watchdog (wakeup.go).
 func (x *exchange) pause(d time.Duration) bool {
-	if d > 0 && !x.clientGone() {
+	if d > 0 && !isClientGone(x) {
 		w := newWakeup()
 		stop := context.AfterFunc(x.req.Context(), w.raise) // a method value made here
 		x.stall.onStall(w.raise)
@@ -79,7 +79,7 @@ func (x *exchange) pause(d time.Duration) bool {
 		stop()
 		x.stopPings(k)
 	}
-	return !x.clientGone()
+	return !isClientGone(x)
 }
 
 // retryAfterDelay reads a Retry-After value: delay-seconds (fractions accepted, as some

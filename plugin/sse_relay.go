@@ -94,12 +94,12 @@ func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt 
 					return nil
 				}
 			}
-			if committed && !draining && x.clientGone() {
+			if committed && !draining && isClientGone(x) {
 				draining = x.drain(wd)
 			}
 			if draining {
-				scan.feed(pending)
-				ends.observe(pending)
+				feedUsage(scan, pending)
+				observeChatEnd(ends, pending)
 				pending = pending[:0]
 			} else if committed {
 				cut := lastEventBoundary(pending)
@@ -112,17 +112,17 @@ func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt 
 					out := pending[:cut]
 					w := out
 					if ends.chat {
-						w = ends.forClient(out)
+						w = chatForClient(ends, out)
 					}
 					if len(w) > 0 {
-						if _, werr := x.stall.write(w); werr != nil { // x.writeClient
+						if _, werr := stallWrite(x.stall, w); werr != nil { // writeClient, inlined
 							draining = x.drain(wd)
 						}
 					}
 					x.midEvent = !whole // panic.go
-					scan.feed(out)
+					feedUsage(scan, out)
 					if ends.chat {
-						ends.observe(out)
+						observeChatEnd(ends, out)
 					}
 					last = append(last[:0], out...)
 					pending = append(pending[:0], pending[cut:]...)
@@ -183,7 +183,7 @@ type streamState struct {
 // streamStopped handles the end of an SSE body: rerr is io.EOF for a clean end.
 func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, st streamState,
 	pending []byte, scan *usageScanner, ends *chatEnd) *failedAttempt {
-	if !st.committed && x.clientGone() {
+	if !st.committed && isClientGone(x) {
 		x.goneBeforeCommit()
 		return nil
 	}
@@ -230,7 +230,7 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 		}
 		return nil
 	}
-	if st.draining || x.clientGone() {
+	if st.draining || isClientGone(x) {
 		x.markClientGone()
 		return nil
 	}
@@ -254,7 +254,7 @@ func (x *exchange) heldUsage(scan *usageScanner, held []byte) {
 	if len(x.attempts) == 0 || len(held) == 0 {
 		return
 	}
-	scan.feed(held)
+	feedUsage(scan, held)
 	x.attempts[len(x.attempts)-1].Usage = rawJSON(scan.result())
 }
 

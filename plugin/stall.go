@@ -52,10 +52,12 @@ func newStallGuard(limit time.Duration, rw http.ResponseWriter, leases *renewer)
 	return &stallGuard{limit: limit, rw: rw, leases: leases}
 }
 
-// write writes p to the client and flushes it, under the watchdog. After a stall it
+// stallWrite writes p to the client and flushes it, under the watchdog. After a stall it
 // writes nothing and returns errClientStalled, also when the stalled write itself
-// completed in the end.
-func (g *stallGuard) write(p []byte) (int, error) {
+// completed in the end. A plain function, as writeClient and isClientGone: they run per
+// read of a stream, and an interpreted method call costs about 5x a function call under
+// Yaegi (docs/yaegi.md).
+func stallWrite(g *stallGuard, p []byte) (int, error) {
 	if g.tripped {
 		return 0, errClientStalled
 	}
@@ -119,17 +121,6 @@ func (g *stallGuard) close() {
 	}
 }
 
-// isStalled reports whether a client write stalled.
-func (g *stallGuard) isStalled() bool {
-	if g == nil {
-		return false
-	}
-	g.mu.Lock()
-	stalled := g.stalled // no defer: it costs µs under Yaegi, and this runs per read
-	g.mu.Unlock()
-	return stalled
-}
-
 // onStall sets what a stall ends (the admit call or upstream attempt now in progress); it
 // runs at once when the client already stalled.
 func (g *stallGuard) onStall(cancel func()) {
@@ -159,9 +150,9 @@ func (g *stallGuard) hold(l lease, until time.Time) {
 	g.leases.register(l, until)
 }
 
-// writeClient writes p to the client and flushes it (stall.go).
-func (x *exchange) writeClient(p []byte) (int, error) {
-	return x.stall.write(p)
+// writeClient writes p to the client and flushes it (stallWrite).
+func writeClient(x *exchange, p []byte) (int, error) {
+	return stallWrite(x.stall, p)
 }
 
 // holdLease keeps the grant's slots alive while the request runs, at most until its cap

@@ -87,14 +87,16 @@ func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd 
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if wd != nil {
-				wd.progress()
+				if wd.idle != nil {
+					wd.idle.Reset(wd.idleD) // wd.progress, inlined: it runs per read
+				}
 			}
 			x.outputBytes += int64(n)
-			if x.billable && !draining && x.clientGone() {
+			if x.billable && !draining && isClientGone(x) {
 				draining = x.drain(wd)
 			}
 			if !draining {
-				if _, werr := x.writeClient(buf[:n]); werr != nil {
+				if _, werr := writeClient(x, buf[:n]); werr != nil {
 					if !x.billable {
 						x.markClientGone()
 						break // the deferred cancel ends the upstream request
@@ -104,7 +106,7 @@ func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd 
 					x.firstByte = time.Now()
 				}
 			}
-			scan.feed(buf[:n])
+			feedUsage(scan, buf[:n])
 		}
 		if rerr != nil {
 			if rerr != io.EOF && !draining {
@@ -139,7 +141,7 @@ func (x *exchange) commitHeaders(resp *http.Response, stream bool) {
 
 // streamEnded classifies a read error from the upstream body after the status was sent.
 func (x *exchange) streamEnded(wd *watchdog) {
-	if x.clientGone() {
+	if isClientGone(x) {
 		x.status = statusClientClosed
 		x.errorClass = classClientGone
 		return

@@ -92,7 +92,7 @@ func TestUsageScanner(t *testing.T) {
 			}
 			s := newUsageScanner(tt.format, tt.sse)
 			for _, c := range chunks(tt.stream, size) {
-				s.feed([]byte(c))
+				feedUsage(s, []byte(c))
 			}
 			if got := string(s.result()); got != tt.want {
 				t.Errorf("%s, %d-byte reads: usage = %s, want %s", tt.name, size, got, tt.want)
@@ -131,9 +131,9 @@ func TestMergeAnthropicUsage(t *testing.T) {
 func TestUsageScannerSkipsOverlongLine(t *testing.T) {
 	t.Parallel()
 	s := newUsageScanner(usageChat, true)
-	s.feed([]byte(`data: {"usage":{"prompt_tokens":1},"pad":"`))
-	s.feed([]byte(strings.Repeat("x", maxCarry)))
-	s.feed([]byte("\"}\n\n" + `data: {"usage":{"prompt_tokens":2}}` + "\n\n"))
+	feedUsage(s, []byte(`data: {"usage":{"prompt_tokens":1},"pad":"`))
+	feedUsage(s, []byte(strings.Repeat("x", maxCarry)))
+	feedUsage(s, []byte("\"}\n\n"+`data: {"usage":{"prompt_tokens":2}}`+"\n\n"))
 	if got := string(s.result()); got != `{"prompt_tokens":2}` {
 		t.Fatalf("usage = %s", got)
 	}

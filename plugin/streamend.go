@@ -188,17 +188,17 @@ func (x *exchange) finalEvent(resp *http.Response, wd *watchdog, st *streamState
 		st.committed = true
 	}
 	if !st.draining {
-		body := bytes.TrimRight(ends.forClient(pending), "\r\n")
+		body := bytes.TrimRight(chatForClient(ends, pending), "\r\n")
 		if len(bytes.TrimSpace(body)) > 0 {
 			w := make([]byte, 0, len(body)+len(lfLF))
 			w = append(append(w, body...), lfLF...)
-			if _, err := x.writeClient(w); err != nil {
+			if _, err := writeClient(x, w); err != nil {
 				st.draining = x.drain(wd)
 			}
 		}
 	}
-	scan.feed(pending)
-	ends.observe(pending)
+	feedUsage(scan, pending)
+	observeChatEnd(ends, pending)
 	st.end = terminalKind(tail)
 	st.last = tail
 	return nil, false

@@ -40,7 +40,10 @@ func newUsageScanner(format string, sse bool) *usageScanner {
 	return &usageScanner{format: format, sse: sse}
 }
 
-func (s *usageScanner) feed(p []byte) {
+// feedUsage scans one read of a reply. A plain function, not a method: it runs per read,
+// and under Yaegi a call of an interpreted method costs about 5x a function call
+// (docs/yaegi.md).
+func feedUsage(s *usageScanner, p []byte) {
 	if !s.sse {
 		s.body.feed(p)
 		return
@@ -51,23 +54,25 @@ func (s *usageScanner) feed(p []byte) {
 	if s.skipping || len(s.carry) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			s.extendCarry(p)
+			extendUsageCarry(s, p)
 			return
 		}
 		if !s.skipping {
 			s.carry = append(s.carry, p[:i]...)
-			s.scanLines(s.carry)
+			scanUsageLines(s, s.carry)
 		}
 		s.carry = s.carry[:0]
 		s.skipping = false
 		p = p[i+1:]
 	}
 	last := bytes.LastIndexByte(p, '\n')
-	s.scanLines(p[:last+1])
-	s.extendCarry(p[last+1:])
+	scanUsageLines(s, p[:last+1])
+	extendUsageCarry(s, p[last+1:])
 }
 
-func (s *usageScanner) extendCarry(p []byte) {
+// extendUsageCarry keeps the unfinished last line of a read. It and scanUsageLines are plain
+// functions, as feedUsage: a read split mid-line runs them.
+func extendUsageCarry(s *usageScanner, p []byte) {
 	if s.skipping || len(p) == 0 {
 		return
 	}
@@ -79,9 +84,9 @@ func (s *usageScanner) extendCarry(p []byte) {
 	s.carry = append(s.carry, p...)
 }
 
-// scanLines decodes the lines of b (complete lines, or one line without its newline) that
+// scanUsageLines decodes the lines of b (complete lines, or one line without its newline) that
 // contain a non-null "usage".
-func (s *usageScanner) scanLines(b []byte) {
+func scanUsageLines(s *usageScanner, b []byte) {
 	off := 0
 	for off < len(b) {
 		i := bytes.Index(b[off:], usageKey)
@@ -142,7 +147,7 @@ func (s *usageScanner) result() []byte {
 	}
 	if len(s.carry) > 0 && !s.skipping {
 		// The stream ended without a final newline: the last line is still complete JSON.
-		s.scanLines(s.carry)
+		scanUsageLines(s, s.carry)
 		s.carry = s.carry[:0]
 	}
 	if s.format == usageAnthropic {

@@ -23,7 +23,7 @@ func FuzzUsageScannerReads(f *testing.F) {
 		n := int(chunk) + 1
 		for _, format := range []string{usageResponses, usageChat, usageAnthropic} {
 			whole := newUsageScanner(format, sse)
-			whole.feed(body)
+			feedUsage(whole, body)
 			want, wantComplete := whole.result(), whole.complete()
 			if wantComplete && want == nil {
 				t.Fatalf("%s: complete without usage", format)
@@ -44,7 +44,7 @@ func FuzzUsageScannerReads(f *testing.F) {
 				if end > len(body) {
 					end = len(body)
 				}
-				fed.feed(body[off:end])
+				feedUsage(fed, body[off:end])
 				if len(fed.carry) > maxCarry {
 					t.Fatalf("carry of %d bytes", len(fed.carry))
 				}
@@ -76,7 +76,7 @@ func FuzzUsageScannerTrailingUsage(f *testing.F) {
 				if end > len(body) {
 					end = len(body)
 				}
-				s.feed(body[off:end])
+				feedUsage(s, body[off:end])
 			}
 			if got := string(s.result()); got != usage || !s.complete() {
 				t.Fatalf("reads of %d: usage %.200q, want %s", n, got, usage)
@@ -95,7 +95,7 @@ func FuzzUsageScannerTrailingUsage(f *testing.F) {
 			if end > len(stream) {
 				end = len(stream)
 			}
-			s.feed(stream[off:end])
+			feedUsage(s, stream[off:end])
 		}
 		if got := string(s.result()); got != usage || !s.complete() {
 			t.Fatalf("stream: usage %.200q, want %s", got, usage)

@@ -14,7 +14,7 @@ func feedSplit(body string, n int) (string, bool) {
 		if end > len(b) {
 			end = len(b)
 		}
-		s.feed(b[off:end])
+		feedUsage(s, b[off:end])
 	}
 	return string(s.result()), s.complete()
 }
@@ -72,7 +72,7 @@ func FuzzUsageScannerSplit(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, a, b uint16, sse bool) {
 		for _, format := range []string{usageResponses, usageChat, usageAnthropic} {
 			whole := newUsageScanner(format, sse)
-			whole.feed(body)
+			feedUsage(whole, body)
 			want, wantComplete := string(whole.result()), whole.complete()
 
 			split := newUsageScanner(format, sse)
@@ -80,9 +80,9 @@ func FuzzUsageScannerSplit(f *testing.F) {
 			if i > j {
 				i, j = j, i
 			}
-			split.feed(body[:i])
-			split.feed(body[i:j])
-			split.feed(body[j:])
+			feedUsage(split, body[:i])
+			feedUsage(split, body[i:j])
+			feedUsage(split, body[j:])
 			if got := string(split.result()); got != want || split.complete() != wantComplete {
 				t.Fatalf("%s sse=%v split at %d,%d: %q (%v), whole: %q (%v)", format, sse, i, j, got, split.complete(), want, wantComplete)
 			}
@@ -122,7 +122,7 @@ func TestSSEUsageScannerDropsOverlongUsage(t *testing.T) {
 				if end > len(b) {
 					end = len(b)
 				}
-				s.feed(b[off:end])
+				feedUsage(s, b[off:end])
 			}
 			if got := string(s.result()); got != tt.want {
 				t.Errorf("%s, reads of %d: usage %.80s, want %s", tt.name, n, got, tt.want)

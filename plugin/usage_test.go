@@ -28,7 +28,7 @@ func TestJSONUsageScannerMemoryIsBounded(t *testing.T) {
 		if end > len(reply) {
 			end = len(reply)
 		}
-		s.feed(reply[off:end])
+		feedUsage(s, reply[off:end])
 	}
 	runtime.ReadMemStats(&after)
 	if got := string(s.result()); got != `{"input_tokens":11,"output_tokens":50000}` || !s.complete() {
