@@ -5,14 +5,14 @@ BIN   := $(CURDIR)/bin
 # FUZZTIME: how long make test runs each fuzz target (make fuzz: 60s).
 FUZZTIME ?= 3s
 
-.PHONY: run test test-unit test-yaegi test-yaegi-race test-e2e check-plugin bench build traefik deps clis clean
+.PHONY: run test test-unit test-yaegi test-yaegi-race test-e2e check-plugin lint bench build traefik deps clis clean
 
 ## run: build what is missing, then run PostgreSQL, Redis, controlsvc, a fake upstream and Traefik in the foreground
 run: deps build traefik
 	$(GO) run ./tools/localrun -bin $(BIN)
 
 ## test: every tier — unit and integration (-race, real PostgreSQL and Redis), the plugin under Yaegi, end to end through bin/traefik (e2e/clis: the real Codex CLI and Claude Code)
-test: deps build traefik check-plugin clis
+test: deps build traefik check-plugin clis lint
 	$(GO) vet ./...
 	POOLGATE_BIN_DIR=$(BIN) $(GO) test -race -count=1 ./...
 	cd tests/yaegi && $(GO) vet ./... && $(GO) test -count=1 ./...
@@ -38,6 +38,12 @@ test-yaegi-race: deps
 
 test-e2e: deps build traefik clis
 	POOLGATE_BIN_DIR=$(BIN) $(GO) test -count=1 -v ./e2e/...
+
+## lint: staticcheck (pinned) on both modules; it reports nothing on a clean tree
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) run $(STATICCHECK) ./...
+	cd tests/yaegi && $(GO) run $(STATICCHECK) ./...
 
 ## check-plugin: Traefik's Yaegi loads only the standard library, and the plugin has no
 ## select statement (docs/yaegi.md); both for every package under plugin/ (plugin/convert,

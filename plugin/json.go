@@ -124,12 +124,6 @@ type streamOptions struct {
 
 func jsonValid(b []byte) bool { return json.Valid(b) }
 
-// decodeRequestFields decodes a valid JSON document; ok is false when it is not an object.
-func decodeRequestFields(body []byte) (requestFields, bool) {
-	f, err := parseRequestFields(body)
-	return f, err == nil
-}
-
 // parseRequestFields is the body's one pass: json.Unmarshal checks the whole document
 // before it decodes (compiled, so it costs what it costs natively), and every field is
 // raw, so an object never fails on a type. An error is a syntax error, or valid JSON that
