@@ -87,8 +87,14 @@ func printBreakdown(st *stack.Stack, keyID int64, gw, tr tracedResult, floor res
 	row := func(stage string, d string, how string) { fmt.Printf("  %-34s %12s   %s\n", stage, d, how) }
 	row("added latency (client)", round(added).String(), "gateway p50 - Traefik alone p50")
 	row("  before the upstream", round(toUp).String(), "client send -> fake upstream arrival, gateway - Traefik alone")
-	row("    admit round trip", round(adm).String(), "ledger admission_ms p50 (whole ms; the plugin's admit calls)")
-	row("    plugin parse + forward set-up", round(toUp-adm).String(), "the line above it minus admission_ms (derived)")
+	if lt.admission < 1 {
+		// Whole milliseconds: a p50 of 0 says "under 1 ms", and nothing can be derived from it.
+		row("    admit round trip", "< 1ms", "ledger admission_ms p50 is 0 (whole ms; the plugin's admit calls): see controlsvc work and the admit stages below")
+		row("    plugin parse + forward set-up", "not derived", "the admit round trip above is known only to the millisecond; see the plugin stages below")
+	} else {
+		row("    admit round trip", round(adm).String(), "ledger admission_ms p50 (whole ms; the plugin's admit calls)")
+		row("    plugin parse + forward set-up", round(toUp-adm).String(), "the line above it minus admission_ms (derived)")
+	}
 	row("      interpreter floor", round(floor.p50-tr.p50).String(), "empty Yaegi middleware p50 - Traefik alone p50")
 	row("  after the upstream", round(back).String(), "fake upstream arrival -> reply read, gateway - Traefik alone (relay, reply handling)")
 	figs, serr := pluginStages() // stages.go
