@@ -29,14 +29,15 @@ import (
 // read api_keys (the key lookups).
 type queryCounter struct {
 	all, keys, authenticate atomic.Int64
-	// hot: the statements other than the last-used batcher's (touch.go), which writes
-	// behind admission, off its path.
+	// hot: the statements other than the background ones off admission's path: the
+	// last-used batcher's (touch.go) and the ledger partition keeper's
+	// (ledger_partitions.go, at start and daily).
 	hot atomic.Int64
 }
 
 func (c *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	c.all.Add(1)
-	if !strings.Contains(d.SQL, "last_used_at") {
+	if !strings.Contains(d.SQL, "last_used_at") && !strings.Contains(d.SQL, "poolgate_ensure_usage_month") {
 		c.hot.Add(1)
 	}
 	if strings.Contains(d.SQL, "api_keys") {
