@@ -86,7 +86,7 @@ func seedGoals(st *stack.Stack) (goalKeys, error) {
 }
 
 // runGoals runs the cases, the open-streams phase and prints the goal table and breakdown.
-func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, warm time.Duration, sf streamsFlags) error {
+func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, warm time.Duration, sf streamsFlags, prof profTargets) error {
 	keys, err := seedGoals(st)
 	if err != nil {
 		return fmt.Errorf("seeding the goals: %w", err)
@@ -131,7 +131,9 @@ func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, 
 				return err
 			}
 			before, berr := readAdmitCounters(st)
+			done := prof.cpu(c, dur)
 			tr, err := loadTraced(st, url, key, body, "run", c.conc, dur)
+			done()
 			if err != nil {
 				return err
 			}
@@ -142,7 +144,9 @@ func runGoals(ctx context.Context, st *stack.Stack, bin, dir, root string, dur, 
 			r = tr.result
 		} else {
 			load(url, key, body, c.conc, warm)
+			done := prof.cpu(c, dur)
 			r, cpu = measureCPU(serverParts(st, c.target, plainPID, floorPID), func() result { return load(url, key, body, c.conc, dur) })
+			done()
 		}
 		res[caseKey(c.mode, c.target, c.conc)] = r
 		fmt.Printf("%-7s %-8s %5d %10.0f %10s %10s %7d\n", c.mode, c.target, c.conc, r.rps, round(r.p50), round(r.p99), r.errors)

@@ -50,7 +50,7 @@ func main() {
 		only        = flag.String("only", "", "run only the cases of one part: compare (upstream, traefik, gateway), saturated, convert, goals, stages (the plugin's stages under Yaegi, no stack) or streams (the open-streams phase of goals alone)")
 		streams     = flag.Int("streams", targetStreams, "goals, streams: streams to hold open at once (the goal is 10000; fewer fails it)")
 		rate        = flag.Float64("rate", 200, "streams: streams started per second (goals derives it from the stream throughput)")
-		prof        = flag.String("pprof", "", "goals, streams: save each Traefik's heap and goroutine profiles with the streams open in this directory")
+		prof        = flag.String("pprof", "", "goals, streams: save profiles in this directory: CPU of Traefik and controlsvc during each gateway case of goals, heap and goroutines of each Traefik with the streams open")
 	)
 	flag.Parse()
 	switch *only {
@@ -107,12 +107,19 @@ func run(bin, only string, conc int, dur, warm time.Duration, streams streamsFla
 	defer os.RemoveAll(dir)
 	bin, _ = filepath.Abs(bin)
 
-	st, err := stack.Start(ctx, stack.Options{
+	opts := stack.Options{
 		Dir: dir, RepoRoot: root,
 		TraefikBin:      filepath.Join(bin, "traefik"),
 		ControlsvcBin:   filepath.Join(bin, "controlsvc"),
 		FakeupstreamBin: filepath.Join(bin, "fakeupstream"),
-	})
+	}
+	var prof profTargets
+	if streams.profDir != "" {
+		if prof, err = profOptions(&opts, streams.profDir); err != nil {
+			return err
+		}
+	}
+	st, err := stack.Start(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -129,7 +136,7 @@ func run(bin, only string, conc int, dur, warm time.Duration, streams streamsFla
 		errs = append(errs, runConvert(ctx, st, bin, dir, conc, dur, warm))
 	}
 	if only == "" || only == "goals" {
-		errs = append(errs, runGoals(ctx, st, bin, dir, root, dur, warm, streams))
+		errs = append(errs, runGoals(ctx, st, bin, dir, root, dur, warm, streams, prof))
 	}
 	if only == "streams" {
 		out, err := runStreams(ctx, bin, root, filepath.Join(dir, "streams"), streams.want, streams.rate, streams.profDir)

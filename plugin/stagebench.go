@@ -48,6 +48,7 @@ const (
 	StageRelay      = "relay-event" // relay one SSE event of a committed stream (per event)
 	StageReport     = "report"      // build the completion record and enqueue it
 	StageReportSend = "report-send" // encode a batch of one report and post it (off the client's path)
+	StageRequest    = "request"     // a whole non-stream request through ServeHTTP, both round trips on loopback
 )
 
 // stageBenchEvents is the stream the relay stage relays: a Responses stream of
@@ -242,9 +243,46 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 			}
 		}
 		return perRun(began, n), ""
+	case StageRequest:
+		// The body without "stream":true; the reply is the canned JSON answer of the
+		// loopback upstream. Its report goes to the shared reporter, as in Traefik.
+		plain := []byte(strings.Replace(StageBenchBody, `"stream":true,`, "", 1))
+		began := time.Now()
+		for i := 0; i < n; i++ {
+			req, _ := http.NewRequest(http.MethodPost, "http://gateway.local/v1/responses", bytes.NewReader(plain))
+			req.Header.Set("Authorization", "Bearer "+stageBenchKey)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("User-Agent", "codex_cli_rs/0.50.0")
+			rec := &statusWriter{h: make(http.Header)}
+			p.ServeHTTP(rec, req)
+			if rec.status != http.StatusOK {
+				return 0, "the request was answered " + strconv.Itoa(rec.status)
+			}
+		}
+		return perRun(began, n), ""
 	}
 	return 0, "unknown stage " + stage
 }
+
+// statusWriter discards the reply and keeps its status.
+type statusWriter struct {
+	h      http.Header
+	status int
+}
+
+func (d *statusWriter) Header() http.Header { return d.h }
+func (d *statusWriter) Write(p []byte) (int, error) {
+	if d.status == 0 {
+		d.status = http.StatusOK
+	}
+	return len(p), nil
+}
+func (d *statusWriter) WriteHeader(code int) {
+	if d.status == 0 {
+		d.status = code
+	}
+}
+func (d *statusWriter) Flush() {}
 
 // stageGrant is one admit call's grant, for the stages after admission.
 func stageGrant(p *Poolgate, x *exchange) (*grant, string) {

@@ -33,6 +33,7 @@ var stages = []struct{ name, what string }{
 	{"relay-event", "relay one SSE event of a committed stream"},
 	{"report", "build the completion record + enqueue it"},
 	{"report-send", "encode a batch of one + post (off the client's path)"},
+	{"request", "a whole non-stream request: ServeHTTP, loopback admit + upstream"},
 }
 
 // Figures is one stage's fastest ns per run, natively and under Yaegi (0: not measured).
