@@ -10,10 +10,11 @@ package plugin
 // summary, which Codex keeps as its new history.
 
 import (
-	"github.com/poolgate/poolgate/plugin/convert"
-
 	"bytes"
 	"encoding/json"
+
+	"github.com/poolgate/poolgate/plugin/convert"
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 const pathResponsesCompact = "/v1/responses/compact"
@@ -41,7 +42,7 @@ func compactFields(req *requestFields) requestFields {
 	out.Tools = nil
 	out.ToolChoice = nil
 	out.Text = nil
-	prompt, _ := encodeJSON(compactPrompt)
+	prompt, _ := jsonsse.Encode(compactPrompt)
 	turn := append(append([]byte(`{"role":"user","content":`), prompt...), '}')
 	in := bytes.TrimSpace(req.Input)
 	switch {

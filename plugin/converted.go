@@ -11,13 +11,13 @@ package plugin
 // that did not ask to stream gets the final response object, or an error, at the end.
 
 import (
-	"github.com/poolgate/poolgate/plugin/wire"
-
-	"github.com/poolgate/poolgate/plugin/convert"
-
 	"bytes"
 	"context"
 	"net/http"
+
+	"github.com/poolgate/poolgate/plugin/convert"
+	"github.com/poolgate/poolgate/plugin/jsonsse"
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // convertResponsesToMessages is the grant's convert value for this path.
@@ -134,7 +134,7 @@ func convertedExhausted(last *failedAttempt) *clientError {
 	if status < 400 || status > 599 {
 		status = http.StatusBadGateway
 	}
-	typ, _ := errorFields(last.Body, wire.AnthropicErrorType(status, ""), "")
+	typ, _ := jsonsse.ErrorFields(last.Body, wire.AnthropicErrorType(status, ""), "")
 	e := newClientError(status, typ, msgAccountsExhausted)
 	if status == http.StatusTooManyRequests {
 		e.retryAfter = safeRetryAfter(last.RetryAfter)
@@ -146,7 +146,7 @@ func convertedExhausted(last *failedAttempt) *clientError {
 // 400 from Anthropic) in the converted path's shape, with Anthropic's type as the code.
 func (x *exchange) convertedUpstreamError(status int, head []byte) {
 	x.errorClass = classUpstreamStatus
-	typ, msg := errorFields(head, typeUpstream, msgUpstreamFailed)
+	typ, msg := jsonsse.ErrorFields(head, typeUpstream, msgUpstreamFailed)
 	x.writeError(newClientError(status, typ, msg))
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // POST /v1/messages/count_tokens (issue 14 §1; docs/design.md, "count_tokens"). Upstream it
@@ -96,7 +98,7 @@ func validateCountTokens(body []byte) (string, *clientError) {
 	if err := json.Unmarshal(body, &f); err != nil {
 		return "", badRequest(msgModelRequired) // valid JSON that is not an object
 	}
-	model, ok := rawString(f.Model)
+	model, ok := jsonsse.String(f.Model)
 	if !ok || model == "" {
 		return "", badRequest(msgModelRequired)
 	}
@@ -124,7 +126,7 @@ func estimateTokens(body []byte) int64 {
 // countTokensAccount asks controlsvc for an account: nil (estimate) on an estimate answer or
 // any failure, a rejection for a refused key.
 func (p *Poolgate) countTokensAccount(ctx context.Context, key, model string) (*countTokensAnswer, *rejection) {
-	call, err := encodeJSON(countTokensCall{APIKey: key, Model: model})
+	call, err := jsonsse.Encode(countTokensCall{APIKey: key, Model: model})
 	if err != nil {
 		return nil, nil
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Sticky sessions (issue 3 §5): requests of one conversation should reach the same upstream
@@ -88,7 +90,7 @@ func sessionSeed(path string, h http.Header, info *requestInfo, apiKey string) s
 			return explicitSeedPrefix + v
 		}
 	}
-	if k, ok := rawString(info.fields.PromptCacheKey); ok && strings.TrimSpace(k) != "" {
+	if k, ok := jsonsse.String(info.fields.PromptCacheKey); ok && strings.TrimSpace(k) != "" {
 		return explicitSeedPrefix + k
 	}
 	return contentSeed(path, info, apiKey)
@@ -113,7 +115,7 @@ func metadataSession(raw []byte) string {
 	if json.Unmarshal(raw, &md) != nil {
 		return ""
 	}
-	uid, ok := rawString(md.UserID)
+	uid, ok := jsonsse.String(md.UserID)
 	if !ok {
 		return ""
 	}
@@ -125,7 +127,7 @@ func metadataSession(raw []byte) string {
 		if json.Unmarshal([]byte(uid), &j) != nil {
 			return ""
 		}
-		sid, _ := rawString(j.SessionID)
+		sid, _ := jsonsse.String(j.SessionID)
 		return strings.TrimSpace(sid)
 	}
 	if i := strings.LastIndex(uid, userIDSessionMark); i >= 0 {
@@ -144,7 +146,7 @@ func contentSeed(path string, info *requestInfo, apiKey string) string {
 	switch path {
 	case pathResponses:
 		system = textOf(info.fields.Instructions)
-		if s, ok := rawString(info.fields.Input); ok {
+		if s, ok := jsonsse.String(info.fields.Input); ok {
 			firstUser = s
 		} else if items, ok := info.inputItems(); ok {
 			sys, user := systemAndFirstUser(items)
@@ -183,10 +185,10 @@ func systemAndFirstUser(items []inputItem) (string, string) {
 
 // textOf returns a JSON string's value, or any other JSON value as it was sent.
 func textOf(raw []byte) string {
-	if s, ok := rawString(raw); ok {
+	if s, ok := jsonsse.String(raw); ok {
 		return s
 	}
-	if isNullRaw(raw) {
+	if jsonsse.IsNull(raw) {
 		return ""
 	}
 	return string(raw)

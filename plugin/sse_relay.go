@@ -5,6 +5,9 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // The commit point of a streamed reply (issue 3 §8). Until the first semantic output, the
@@ -24,7 +27,6 @@ const (
 	// maxHold bounds the bytes held before the commit point; past it the stream commits.
 	maxHold = 1 << 20
 
-	msgStreamCut     = "Upstream stream ended unexpectedly"
 	msgStreamIdle    = "Upstream stream idle timeout"
 	msgRequestTimout = "Request timed out"
 )
@@ -104,7 +106,7 @@ func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt 
 			} else if committed {
 				cut := lastEventBoundary(pending)
 				whole := true
-				if len(pending) > maxCarry {
+				if len(pending) > jsonsse.MaxCarry {
 					whole = cut == len(pending)
 					cut = len(pending) // an event that never ends: pass it on as it comes
 				}
@@ -236,7 +238,7 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 	}
 	x.errorClass = class
 	x.markLastAttempt(class)
-	msg := msgStreamCut
+	msg := wire.MsgStreamCut
 	switch class {
 	case classStreamIdleTimeout:
 		msg = msgStreamIdle

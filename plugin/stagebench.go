@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // StageBenchBody is the request every stage works on: a Codex-style Responses request of
@@ -137,7 +139,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		if e != "" {
 			return 0, e
 		}
-		canned, err := encodeJSON(g)
+		canned, err := jsonsse.Encode(g)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -145,7 +147,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		for i := 0; i < n; i++ {
 			ar := x.admitRequest(nil)
 			ar.DeadlineMs = deadlineMs(time.Now().Add(p.admitBound()))
-			if _, err := encodeJSON(ar); err != nil {
+			if _, err := jsonsse.Encode(ar); err != nil {
 				return 0, err.Error()
 			}
 			if _, ok := decodeGrant(canned); !ok {

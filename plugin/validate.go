@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Normalised endpoint paths, as sent to controlsvc and appended to an account's base_url.
@@ -141,7 +143,7 @@ func validateBody(path string, body []byte) (requestInfo, *clientError) {
 		// Valid JSON that is not an object has no model.
 		return info, badRequest(msgModelRequired)
 	}
-	model, ok := rawString(f.Model)
+	model, ok := jsonsse.String(f.Model)
 	if !ok || model == "" {
 		return info, badRequest(msgModelRequired)
 	}
@@ -152,7 +154,7 @@ func validateBody(path string, body []byte) (requestInfo, *clientError) {
 	info.model = model
 	info.fields = f
 	if len(f.Stream) > 0 {
-		stream, ok := rawBool(f.Stream)
+		stream, ok := jsonsse.Bool(f.Stream)
 		if !ok {
 			return info, badRequest(msgStreamType)
 		}
@@ -197,7 +199,7 @@ func checkFunctionCallOutputs(info *requestInfo) *clientError {
 	if !bytes.Contains(f.Input, []byte("function_call_output")) {
 		return nil
 	}
-	if prev, _ := rawString(f.PreviousResponseID); prev != "" {
+	if prev, _ := jsonsse.String(f.PreviousResponseID); prev != "" {
 		return nil
 	}
 	items, ok := info.inputItems()

@@ -1,5 +1,7 @@
 package convert
 
+import "github.com/poolgate/poolgate/plugin/jsonsse"
+
 // Automatic prompt caching of a converted request (issue 14 §3): Responses clients cannot
 // mark cache breakpoints, and without them every agent turn on Claude pays the full input
 // price. Up to maxCacheBreakpoints (Anthropic's limit) cache_control breakpoints go, in
@@ -19,10 +21,10 @@ func addCacheBreakpoints(r *messagesRequest) {
 	}
 	if left > 0 && len(r.System) > 0 && r.System[0] == '"' {
 		var text string
-		if s, ok := rawString(r.System); ok {
+		if s, ok := jsonsse.String(r.System); ok {
 			text = s
 		}
-		if b, err := encodeJSON([]messagesBlock{{Type: blockText, Text: text, CacheControl: ephemeral}}); err == nil {
+		if b, err := jsonsse.Encode([]messagesBlock{{Type: blockText, Text: text, CacheControl: ephemeral}}); err == nil {
 			r.System = b
 			left--
 		}
