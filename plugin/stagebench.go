@@ -116,6 +116,16 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		}
 		return x, ""
 	}
+	// admitted is a prepared exchange and one admit call's grant, for the stages after
+	// admission.
+	admitted := func() (*exchange, *grant, string) {
+		x, e := prepared()
+		if e != "" {
+			return nil, nil, e
+		}
+		g, e := stageGrant(p, x)
+		return x, g, e
+	}
 	switch stage {
 	case StageParse:
 		reqs := make([]*http.Request, n)
@@ -131,11 +141,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		}
 		return perRun(began, n), ""
 	case StageAdmitCodec:
-		x, e := prepared()
-		if e != "" {
-			return 0, e
-		}
-		g, e := stageGrant(p, x)
+		x, g, e := admitted()
 		if e != "" {
 			return 0, e
 		}
@@ -170,11 +176,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		}
 		return perRun(began, n), ""
 	case StageForward:
-		x, e := prepared()
-		if e != "" {
-			return 0, e
-		}
-		g, e := stageGrant(p, x)
+		x, g, e := admitted()
 		if e != "" {
 			return 0, e
 		}
@@ -214,11 +216,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		}
 		return int64(spent) / int64(n*StageBenchEvents), ""
 	case StageReport, StageReportSend:
-		x, e := prepared()
-		if e != "" {
-			return 0, e
-		}
-		g, e := stageGrant(p, x)
+		x, g, e := admitted()
 		if e != "" {
 			return 0, e
 		}
