@@ -1,6 +1,6 @@
 package plugin
 
-// Codex's remote compaction, POST /v1/responses/compact (issue 14 §1; docs/design.md,
+// Codex's remote compaction, POST /v1/responses/compact (docs/design.md,
 // "Conversion contract"). Codex sends {model, instructions, input, ...} and replaces its
 // history with the response's output items ({"output": [ResponseItem...]}, codex-rs
 // codex-api endpoint/compact.rs). On an openai group the request passes through to

@@ -1,12 +1,12 @@
 package plugin
 
-// Responses requests answered by an Anthropic account (issue 5 §1–4; docs/design.md,
-// "Conversion contract"). A grant with convert "responses_to_messages" sends each attempt
-// the Messages body converted from the client's fields (plugin/convert, request.go) to
+// Responses requests answered by an Anthropic account (docs/design.md, "Conversion
+// contract"). A grant with convert "responses_to_messages" sends each attempt the Messages
+// body converted from the client's fields (plugin/convert, request.go) to
 // <base_url>/v1/messages, always streamed, and converts the Anthropic stream back
-// (plugin/convert, stream.go). The converter's Started() is the commit point: before it, an upstream
-// error event, a cut or a stream without message_stop fails the attempt over like any
-// failed attempt; from it on, the converted stream ends in response.completed,
+// (plugin/convert, stream.go). The converter's Started() is the commit point: before it, an
+// upstream error event, a cut or a stream without message_stop fails the attempt over like
+// any failed attempt; from it on, the converted stream ends in response.completed,
 // response.incomplete or response.failed, never in another protocol's error frame. A client
 // that did not ask to stream gets the final response object, or an error, at the end.
 
@@ -127,8 +127,7 @@ func buildConvertedRequest(ctx context.Context, client *http.Request, g *grant, 
 // convertedExhausted is the answer when no account is left on a converted request: the last
 // upstream status (502 when there was none) with the upstream's error class as the code: the
 // type of its error body, else Anthropic's type for the status (overloaded_error for 529,
-// api_error for a 500) — not server_error, so a client can tell overload from a fault
-// (issue 14 §5).
+// api_error for a 500) — not server_error, so a client can tell overload from a fault.
 func convertedExhausted(last *failedAttempt) *clientError {
 	status := last.Status
 	if status < 400 || status > 599 {

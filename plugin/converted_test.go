@@ -305,10 +305,11 @@ func jsonEq(a, b string) bool {
 	return string(xb) == string(yb)
 }
 
-// Errors on the converted path have the shape {"error":{"code","message"}} (issue 5 §5).
+// Errors on the converted path have the shape {"error":{"code","message"}} (docs/design.md,
+// "Conversion contract").
 func TestConvertedErrors(t *testing.T) {
 	t.Parallel()
-	// The code is the upstream's error class (issue 14 §5), not server_error.
+	// The code is the upstream's error class, not server_error.
 	exhausted := func(status int) string {
 		return `{"error":{"code":"` + wire.AnthropicErrorType(status, "") + `","message":"All available accounts exhausted"}}`
 	}

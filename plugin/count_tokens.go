@@ -12,17 +12,18 @@ import (
 	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
-// POST /v1/messages/count_tokens (issue 14 §1; docs/design.md, "count_tokens"). Upstream it
-// is free, so it is never billed: no admission, no slot, no reservation, no report. The
-// plugin asks controlsvc for an account (POST /internal/v1/count-tokens) and forwards the
-// client's body to it; with no account, on another platform, on any failure or past
-// countTokensTimeout it answers a local estimate. Never 404: Claude Code replaces a failed
-// count with a real, billed request.
+// POST /v1/messages/count_tokens (docs/design.md, "POST /internal/v1/count-tokens").
+// Upstream it is free, so it is never billed: no admission, no slot, no reservation, no
+// report. The plugin asks controlsvc for an account (POST /internal/v1/count-tokens) and
+// forwards the client's body to it; with no account, on another platform, on any failure or
+// past countTokensTimeout it answers a local estimate. Never 404: Claude Code replaces a
+// failed count with a real, billed request.
 
 const countTokensControlPath = "/internal/v1/count-tokens"
 
 // countTokensTimeout bounds the whole call, the control call and the upstream's answer
-// included (issue 14: "when no account answers within 2 s, a local estimate").
+// included: when no account answers within 2 s the client gets the local estimate
+// (docs/design.md, "Timeouts").
 const countTokensTimeout = 2 * time.Second
 
 // maxCountTokensReply bounds the upstream answer read: {"input_tokens": N} is tiny.

@@ -83,8 +83,8 @@ type requestFields struct {
 	MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
 	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
 	MaxTokens           json.RawMessage `json:"max_tokens"`
-	// The rest of what the Responses → Messages conversion reads (plugin/convert, request.go), so
-	// that a converted request needs no second decode of the whole body.
+	// The rest of what the Responses → Messages conversion reads (plugin/convert,
+	// request.go), so that a converted request needs no second decode of the whole body.
 	Temperature       json.RawMessage `json:"temperature"`
 	TopP              json.RawMessage `json:"top_p"`
 	Tools             json.RawMessage `json:"tools"`
@@ -122,8 +122,8 @@ func parseRequestFields(body []byte) (requestFields, error) {
 	return f, err
 }
 
-// rawCount returns a JSON number as a non-negative whole count, capped at jsonsse.MaxTokenCount;
-// 0 for anything else (absent, null, negative, not a number).
+// rawCount returns a JSON number as a non-negative whole count, capped at
+// jsonsse.MaxTokenCount; 0 for anything else (absent, null, negative, not a number).
 func rawCount(raw json.RawMessage) int64 {
 	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
 		return 0
@@ -299,7 +299,7 @@ func sseUsage(format string, payload []byte) (int, []byte) {
 // mergeAnthropicUsage combines message_start's usage (input and cache tokens) with
 // message_delta's (output tokens, sometimes cumulative input too) field by field: a value
 // present in the later object overwrites the earlier one, zeros included (the later counts
-// are the cumulative ones); null counts as absent (issue 4 §5).
+// are the cumulative ones); null counts as absent (docs/billing.md, "Usage normalisation").
 func mergeAnthropicUsage(start, delta []byte) []byte {
 	if len(start) == 0 {
 		return delta
@@ -355,7 +355,7 @@ func decodeUpstreamErrorReply(data []byte) (int, []byte, bool) {
 }
 
 // codeErrorBody renders {"error":{"code","message"}}, the error shape of a Responses request
-// answered by an Anthropic account (issue 5 §5).
+// answered by an Anthropic account (docs/design.md, "Conversion contract").
 func codeErrorBody(code, msg string) []byte {
 	b, err := jsonsse.Encode(codeError{Error: streamErrorCode{Code: code, Message: msg}})
 	if err != nil {

@@ -8,9 +8,9 @@ import (
 	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
-// GET /v1/models (issue 14 §1): the plugin authenticates nothing itself. controlsvc's
-// POST /internal/v1/models (docs/design.md) answers the client's body for the key, in the
-// shape asked for, or a refusal that is copied to the client as admit's are.
+// GET /v1/models (docs/design.md, "Paths"): the plugin authenticates nothing itself.
+// controlsvc's POST /internal/v1/models (docs/design.md) answers the client's body for the
+// key, in the shape asked for, or a refusal that is copied to the client as admit's are.
 
 const modelsPath = "/internal/v1/models"
 

@@ -11,11 +11,11 @@ import (
 	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
-// Error passthrough rules (issue 3 §10): before answering with an upstream error — the
-// failover-exhausted mapping, or an error not worth failing over that would be relayed as
-// it is — the plugin asks controlsvc whether an admin rule rewrites it. controlsvc matches
-// from an in-process cache, so the call is one local round trip; any failure of it leaves
-// the default answer unchanged.
+// Error passthrough rules (docs/design.md, "POST /internal/v1/upstream-error"): before
+// answering with an upstream error — the failover-exhausted mapping, or an error not worth
+// failing over that would be relayed as it is — the plugin asks controlsvc whether an admin
+// rule rewrites it. controlsvc matches from an in-process cache, so the call is one local
+// round trip; any failure of it leaves the default answer unchanged.
 const (
 	upstreamErrorPath = "/internal/v1/upstream-error"
 	// maxErrorHead is how much of an upstream error body rules look at (8 KiB).

@@ -10,17 +10,17 @@ import (
 	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
-// Sticky sessions (issue 3 §5): requests of one conversation should reach the same upstream
-// account, whose prompt cache then serves them. controlsvc binds (group, session hash) to
-// an account; the plugin derives the hash, because it holds the decoded body. The seed is
-// the first present of the session ids agents send (issue 14 §2: Claude Code's header and
-// metadata.user_id, the session headers, the body's prompt_cache_key), and else a content
-// seed made of what stays the same across the turns of a conversation: the model, the
-// instructions or system text and the first user message (sub2api-behaviour.md §4.5), ended by the hash of the API key so that unrelated users who
-// send the same first message never share a binding (issue 13 §5). The hash is the hex
-// SHA-256 of the seed, which controlsvc checks (gateway/sticky.go). The admit request says
-// which kind of seed it is (session_source): a content-seeded session never waits for its
-// sticky account while another one is free.
+// Sticky sessions (docs/design.md, "Sticky sessions"): requests of one conversation should
+// reach the same upstream account, whose prompt cache then serves them. controlsvc binds
+// (group, session hash) to an account; the plugin derives the hash, because it holds the
+// decoded body. The seed is the first present of the session ids agents send (Claude Code's
+// header and metadata.user_id, the session headers, the body's prompt_cache_key), and else
+// a content seed made of what stays the same across the turns of a conversation: the model,
+// the instructions or system text and the first user message (sub2api-behaviour.md §4.5),
+// ended by the hash of the API key so that unrelated users who send the same first message
+// never share a binding. The hash is the hex SHA-256 of the seed, which controlsvc checks
+// (gateway/sticky.go). The admit request says which kind of seed it is (session_source): a
+// content-seeded session never waits for its sticky account while another one is free.
 
 // claudeCodeSessionHeader is Claude Code's own session header (v2.1.86 and later); it comes
 // before everything else, then the session part of its metadata.user_id.
@@ -72,9 +72,9 @@ func seedSource(seed string) string {
 	return sessionSourceContent
 }
 
-// sessionSeed picks the seed (issue 14 §2): Claude Code's session header, the session part
-// of metadata.user_id, a session header, prompt_cache_key, else the content. Every explicit
-// id gets the same prefix, so a Claude Code turn seeded by its header and one seeded by its
+// sessionSeed picks the seed: Claude Code's session header, the session part of
+// metadata.user_id, a session header, prompt_cache_key, else the content. Every explicit id
+// gets the same prefix, so a Claude Code turn seeded by its header and one seeded by its
 // user_id (the same uuid) share a binding.
 func sessionSeed(path string, h http.Header, info *requestInfo, apiKey string) string {
 	if v := headerValue(h, claudeCodeSessionHeader); v != "" {

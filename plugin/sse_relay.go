@@ -10,13 +10,14 @@ import (
 	"github.com/poolgate/poolgate/plugin/wire"
 )
 
-// The commit point of a streamed reply (issue 3 §8). Until the first semantic output, the
-// upstream headers and the events that commit nothing (comments, response.created,
-// response.in_progress, empty output items, a role-only first chat chunk, Anthropic's
-// message_start, ping and empty content_block_start) are held, so that a failure can still
-// move the request to another account. From the first semantic output on, the account is
-// never switched: a failure ends the stream with a terminal error in the client's protocol
-// (writeStreamError), and a stream that ends without its terminal event gets one too.
+// The commit point of a streamed reply (docs/design.md, "Streams"). Until the first
+// semantic output, the upstream headers and the events that commit nothing (comments,
+// response.created, response.in_progress, empty output items, a role-only first chat chunk,
+// Anthropic's message_start, ping and empty content_block_start) are held, so that a
+// failure can still move the request to another account. From the first semantic output on,
+// the account is never switched: a failure ends the stream with a terminal error in the
+// client's protocol (writeStreamError), and a stream that ends without its terminal event
+// gets one too.
 //
 // After the commit, only complete events (up to the last blank line) are passed on, so that
 // an error frame never lands inside a half-sent event. A client that leaves before the

@@ -2,12 +2,12 @@
 
 package plugin
 
-// The stage benchmark of issue 15 §3, built only with -tags stagebench (natively by
-// tests/yaegi/stagebench, and under Yaegi with the interpreter's BuildTags), so that Traefik
-// never loads it. StageBench times one stage of a request the plugin's own code runs, n
-// times on a 2 KB Responses body, against a control service at controlURL that answers
-// admit with a canned grant (tests/yaegi/stagebench serves it). Nothing here is on a
-// request path: the plugin times no stage in production.
+// The stage benchmark (docs/design.md, "The plugin's stages and their cost"), built only
+// with -tags stagebench (natively by tests/yaegi/stagebench, and under Yaegi with the
+// interpreter's BuildTags), so that Traefik never loads it. StageBench times one stage of a
+// request the plugin's own code runs, n times on a 2 KB Responses body, against a control
+// service at controlURL that answers admit with a canned grant (tests/yaegi/stagebench
+// serves it). Nothing here is on a request path: the plugin times no stage in production.
 
 import (
 	"bytes"

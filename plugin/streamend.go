@@ -9,14 +9,15 @@ import (
 	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
-// How a pass-through stream ends, read as the providers mean it (issue 13 §7, §8; docs/design.md,
+// How a pass-through stream ends, read as the providers mean it (docs/design.md,
 // "Streams"): an error event before the commit point fails the attempt over with the status
 // its type implies (class in_stream_error) unless the error is the client's; after it the
 // upstream's error ends the stream and the class is recorded. A Chat Completions stream that
 // delivered finish_reason and its usage chunk is complete without `data: [DONE]`. The usage
 // chunk of a Chat stream whose client did not ask for it is read and not passed on.
 
-// classInStreamError: a 200 stream carried an error event (contract A of issue 13).
+// classInStreamError: a 200 stream carried an error event (docs/design.md, "Streams",
+// in-stream errors).
 const classInStreamError = "in_stream_error"
 
 // What an event means before the commit point (holdKind).

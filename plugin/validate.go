@@ -93,9 +93,9 @@ func readBody(req *http.Request, limit int64) ([]byte, *clientError) {
 
 // firstBodyAlloc is the first allocation of a body read: a known Content-Length plus the
 // room ReadFrom wants free to see the end (bytes.MinRead), at most bodyReadChunk. The body
-// lives as long as its request, a stream's whole life (issue 15 §4), so a small body must
-// not hold a 32 KB buffer; an announced size that never arrives still costs at most
-// bodyReadChunk.
+// lives as long as its request, a stream's whole life (docs/design.md, "Memory per open
+// stream"), so a small body must not hold a 32 KB buffer; an announced size that never
+// arrives still costs at most bodyReadChunk.
 func firstBodyAlloc(contentLength int64) int {
 	if contentLength < 0 || contentLength > bodyReadChunk-bytes.MinRead {
 		return bodyReadChunk
@@ -132,7 +132,8 @@ func (info *requestInfo) inputItems() ([]inputItem, bool) {
 	return info.items, info.itemsOK
 }
 
-// validateBody applies the body checks of issue 2 §4 in their order.
+// validateBody applies the body checks in the order their errors take precedence: JSON
+// syntax, model, stream's type, then the per-path checks.
 func validateBody(path string, body []byte) (requestInfo, *clientError) {
 	var info requestInfo
 	f, err := parseRequestFields(body) // the one pass: validates while it decodes

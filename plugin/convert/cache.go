@@ -2,11 +2,12 @@ package convert
 
 import "github.com/poolgate/poolgate/plugin/jsonsse"
 
-// Automatic prompt caching of a converted request (issue 14 §3): Responses clients cannot
-// mark cache breakpoints, and without them every agent turn on Claude pays the full input
-// price. Up to maxCacheBreakpoints (Anthropic's limit) cache_control breakpoints go, in
-// this order, on the last tool, the system prompt, and the last block of the last two user
-// messages; breakpoints already present count against the limit.
+// Automatic prompt caching of a converted request (docs/design.md, "Conversion rules for
+// agents"): Responses clients cannot mark cache breakpoints, and without them every agent
+// turn on Claude pays the full input price. Up to maxCacheBreakpoints (Anthropic's limit)
+// cache_control breakpoints go, in this order, on the last tool, the system prompt, and the
+// last block of the last two user messages; breakpoints already present count against the
+// limit.
 
 const maxCacheBreakpoints = 4
 

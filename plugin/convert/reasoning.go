@@ -1,7 +1,7 @@
 package convert
 
-// Reasoning, custom tool inputs and structured output of a converted request (issue 14 §3;
-// docs/design.md, "Conversion contract"). A Claude thinking block comes back as a reasoning
+// Reasoning, custom tool inputs and structured output of a converted request (docs/design.md,
+// "Conversion rules for agents"). A Claude thinking block comes back as a reasoning
 // item whose summary is the thinking text and whose encrypted_content is
 // thinkingSigPrefix + the signature (a redacted block: redactedPrefix + its data); the same
 // item in a later turn's input is restored as exactly that block. The prefixes tell these

@@ -1,7 +1,7 @@
 package convert
 
-// Anthropic Messages stream → Responses stream, event by event (issue 5 §3;
-// sub2api-behaviour.md §7.3 with its defects fixed: response.in_progress follows
+// Anthropic Messages stream → Responses stream, event by event
+// (sub2api-behaviour.md §7.3 with its defects fixed: response.in_progress follows
 // response.created, reasoning summary parts are announced, and an upstream error event or
 // a stream without message_stop ends in response.failed — or response.incomplete when
 // max_tokens stopped it — never in a synthesized response.completed).
