@@ -239,7 +239,7 @@ func streamCapacity(limit int64, perStream, reserve int) int {
 
 // printGoals writes the goal table.
 func printGoals(goals []goal) {
-	fmt.Printf("\ngoals (issue 15 §5), measured in this run on this machine\n")
+	fmt.Printf("\ngoals (README.md, \"Tests and benchmarks\"), measured in this run on this machine\n")
 	pass := 0
 	for _, g := range goals {
 		fmt.Printf("  %-4s  %-62s %s\n", g.verdict(), g.name, g.got)

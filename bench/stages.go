@@ -11,10 +11,11 @@ import (
 	"time"
 )
 
-// The plugin's stages (issue 15 §3), timed by tests/yaegi/stagebench: the plugin's own code
-// per stage on a 2 KB Responses body, compiled natively and interpreted by Yaegi v0.16.1 as
-// Traefik runs it, against a loopback control service with a canned grant. The breakdown
-// takes its plugin rows from here: the plugin times no stage itself on the request path.
+// The plugin's stages (docs/design.md, "The plugin's stages and their cost"), timed by
+// tests/yaegi/stagebench: the plugin's own code per stage on a 2 KB Responses body,
+// compiled natively and interpreted by Yaegi v0.16.1 as Traefik runs it, against a loopback
+// control service with a canned grant. The breakdown takes its plugin rows from here: the
+// plugin times no stage itself on the request path.
 
 // stageFigures is one stage's fastest ns per run (per event for relay-event).
 type stageFigures struct {

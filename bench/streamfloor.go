@@ -14,11 +14,12 @@ import (
 	"time"
 )
 
-// The floors of the open-streams phase (issue 15 §4): the same slow streams through
-// Traefik alone (a plain router to the fake upstream) and through Traefik with the empty
-// Yaegi plugin (floor.go), each a Traefik of its own, RSS per open stream measured the same
-// way. What poolgate's Traefik holds above the empty plugin's is poolgate's; what the empty
-// plugin holds above Traefik alone is the interpreter's; Traefik alone's is Traefik's.
+// The floors of the open-streams phase (docs/design.md, "Memory per open stream"): the same
+// slow streams through Traefik alone (a plain router to the fake upstream) and through
+// Traefik with the empty Yaegi plugin (floor.go), each a Traefik of its own, RSS per open
+// stream measured the same way. What poolgate's Traefik holds above the empty plugin's is
+// poolgate's; what the empty plugin holds above Traefik alone is the interpreter's; Traefik
+// alone's is Traefik's.
 
 // streamPhase is one target of the phase: where the streams go and whose memory counts.
 type streamPhase struct {

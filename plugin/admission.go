@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Internal API of controlsvc (docs/design.md).
@@ -101,7 +103,7 @@ type rejection struct {
 func (c *controlClient) admit(ctx context.Context, timeout time.Duration, ar *admitRequest) (*grant, *rejection, error) {
 	deadline := time.Now().Add(timeout)
 	ar.DeadlineMs = deadlineMs(deadline)
-	body, err := encodeJSON(ar)
+	body, err := jsonsse.Encode(ar)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding admit request: %w", err)
 	}

@@ -17,7 +17,7 @@ const maxDrain = 64 << 10
 const maxRetryAfter = 7 * 24 * 3600
 
 // isFailoverStatus reports whether an upstream status means "try another account"
-// (issue 2 §4; sub2api-behaviour.md §5.1).
+// (sub2api-behaviour.md §5.1).
 func isFailoverStatus(status int) bool {
 	switch status {
 	case 401, 402, 403, 429, 529:
@@ -91,10 +91,10 @@ func (x *exchange) admitted(g *grant, rej *rejection, err error, failed *failedA
 	return true
 }
 
-// forwardExchange runs the attempt loop: an attempt that fails before the commit point — a failover
-// status, a transport error, a deadline, a stream that breaks before its first semantic
-// output — is retried once on the same account when the upstream asked for a short wait
-// (retry.go), else reported at re-admission and another account is tried, at most
+// forwardExchange runs the attempt loop: an attempt that fails before the commit point — a
+// failover status, a transport error, a deadline, a stream that breaks before its first
+// semantic output — is retried once on the same account when the upstream asked for a short
+// wait (retry.go), else reported at re-admission and another account is tried, at most
 // maxSwitches times. The request's overall deadline (requestTimeout) bounds every attempt.
 func forwardExchange(x *exchange) {
 	switches := 0

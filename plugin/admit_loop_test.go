@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 func TestFailover429ThenSuccess(t *testing.T) {
@@ -186,7 +188,7 @@ func TestNonFailoverErrorPassesThrough(t *testing.T) {
 		t.Fatalf("%d admit calls; a 400 must not fail over", n)
 	}
 	r := stub.waitReport()
-	if r.Status != 400 || r.ErrorClass != "upstream_status" || r.AccountID != 1 || !isNullRaw(r.Usage) {
+	if r.Status != 400 || r.ErrorClass != "upstream_status" || r.AccountID != 1 || !jsonsse.IsNull(r.Usage) {
 		t.Fatalf("report = %+v", r)
 	}
 }

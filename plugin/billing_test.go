@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/poolgate/poolgate/fakeupstream"
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // The admit request carries the inputs of controlsvc's cost estimate (docs/billing.md).
@@ -31,7 +32,7 @@ func TestAdmitCarriesEstimateInputs(t *testing.T) {
 		{"negative", "/v1/responses", `{"model":"m","max_output_tokens":-5}`, 0},
 		{"string", "/v1/responses", `{"model":"m","max_output_tokens":"100"}`, 0},
 		{"null", "/v1/messages", `{"model":"m","max_tokens":null}`, 0},
-		{"huge is capped", "/v1/responses", `{"model":"m","max_output_tokens":1e300}`, maxTokenCount},
+		{"huge is capped", "/v1/responses", `{"model":"m","max_output_tokens":1e300}`, jsonsse.MaxTokenCount},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,7 +178,7 @@ func TestFailedOverStreamKeepsAttemptUsage(t *testing.T) {
 		t.Errorf("report usage %s", r.Usage)
 	}
 	// The wire form: optional fields are omitted when empty.
-	raw, err := encodeJSON(r.Attempts[1])
+	raw, err := jsonsse.Encode(r.Attempts[1])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package plugin
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // The Chat Completions side of a stream's end (streamend.go): finish_reason, error chunks
@@ -67,7 +69,7 @@ func chatForClient(c *chatEnd, out []byte) []byte {
 
 // isUsageOnlyChunk reports whether an event is Chat's usage chunk: no choices, a usage.
 func isUsageOnlyChunk(ev []byte) bool {
-	_, data := sseFields(ev)
+	_, data := jsonsse.EventFields(ev)
 	if !bytes.Contains(data, choicesKey) {
 		return false
 	}
@@ -75,7 +77,7 @@ func isUsageOnlyChunk(ev []byte) bool {
 	if json.Unmarshal(data, &c) != nil {
 		return false
 	}
-	return len(c.Choices) == 0 && !isNullRaw(c.Usage) && isNullRaw(c.Error)
+	return len(c.Choices) == 0 && !jsonsse.IsNull(c.Usage) && jsonsse.IsNull(c.Error)
 }
 
 // eventSpan returns the bounds of the event of b that holds index i.
@@ -106,6 +108,6 @@ func (c *chatEnd) complete(usageComplete bool) bool {
 // isWholeChatEvent reports whether the last bytes of a Chat stream, without their blank
 // line, are a whole chunk: a cut mid-chunk leaves JSON that does not parse.
 func isWholeChatEvent(ev []byte) bool {
-	_, data := sseFields(ev)
+	_, data := jsonsse.EventFields(ev)
 	return bytes.Equal(data, doneData) || (len(data) > 0 && data[0] == '{' && jsonValid(data))
 }

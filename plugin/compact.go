@@ -1,6 +1,6 @@
 package plugin
 
-// Codex's remote compaction, POST /v1/responses/compact (issue 14 §1; docs/design.md,
+// Codex's remote compaction, POST /v1/responses/compact (docs/design.md,
 // "Conversion contract"). Codex sends {model, instructions, input, ...} and replaces its
 // history with the response's output items ({"output": [ResponseItem...]}, codex-rs
 // codex-api endpoint/compact.rs). On an openai group the request passes through to
@@ -10,10 +10,11 @@ package plugin
 // summary, which Codex keeps as its new history.
 
 import (
-	"github.com/poolgate/poolgate/plugin/convert"
-
 	"bytes"
 	"encoding/json"
+
+	"github.com/poolgate/poolgate/plugin/convert"
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 const pathResponsesCompact = "/v1/responses/compact"
@@ -41,7 +42,7 @@ func compactFields(req *requestFields) requestFields {
 	out.Tools = nil
 	out.ToolChoice = nil
 	out.Text = nil
-	prompt, _ := encodeJSON(compactPrompt)
+	prompt, _ := jsonsse.Encode(compactPrompt)
 	turn := append(append([]byte(`{"role":"user","content":`), prompt...), '}')
 	in := bytes.TrimSpace(req.Input)
 	switch {

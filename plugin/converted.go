@@ -1,23 +1,23 @@
 package plugin
 
-// Responses requests answered by an Anthropic account (issue 5 §1–4; docs/design.md,
-// "Conversion contract"). A grant with convert "responses_to_messages" sends each attempt
-// the Messages body converted from the client's fields (plugin/convert, request.go) to
+// Responses requests answered by an Anthropic account (docs/design.md, "Conversion
+// contract"). A grant with convert "responses_to_messages" sends each attempt the Messages
+// body converted from the client's fields (plugin/convert, request.go) to
 // <base_url>/v1/messages, always streamed, and converts the Anthropic stream back
-// (plugin/convert, stream.go). The converter's Started() is the commit point: before it, an upstream
-// error event, a cut or a stream without message_stop fails the attempt over like any
-// failed attempt; from it on, the converted stream ends in response.completed,
+// (plugin/convert, stream.go). The converter's Started() is the commit point: before it, an
+// upstream error event, a cut or a stream without message_stop fails the attempt over like
+// any failed attempt; from it on, the converted stream ends in response.completed,
 // response.incomplete or response.failed, never in another protocol's error frame. A client
 // that did not ask to stream gets the final response object, or an error, at the end.
 
 import (
-	"github.com/poolgate/poolgate/plugin/wire"
-
-	"github.com/poolgate/poolgate/plugin/convert"
-
 	"bytes"
 	"context"
 	"net/http"
+
+	"github.com/poolgate/poolgate/plugin/convert"
+	"github.com/poolgate/poolgate/plugin/jsonsse"
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // convertResponsesToMessages is the grant's convert value for this path.
@@ -127,14 +127,13 @@ func buildConvertedRequest(ctx context.Context, client *http.Request, g *grant, 
 // convertedExhausted is the answer when no account is left on a converted request: the last
 // upstream status (502 when there was none) with the upstream's error class as the code: the
 // type of its error body, else Anthropic's type for the status (overloaded_error for 529,
-// api_error for a 500) — not server_error, so a client can tell overload from a fault
-// (issue 14 §5).
+// api_error for a 500) — not server_error, so a client can tell overload from a fault.
 func convertedExhausted(last *failedAttempt) *clientError {
 	status := last.Status
 	if status < 400 || status > 599 {
 		status = http.StatusBadGateway
 	}
-	typ, _ := errorFields(last.Body, wire.AnthropicErrorType(status, ""), "")
+	typ, _ := jsonsse.ErrorFields(last.Body, wire.AnthropicErrorType(status, ""), "")
 	e := newClientError(status, typ, msgAccountsExhausted)
 	if status == http.StatusTooManyRequests {
 		e.retryAfter = safeRetryAfter(last.RetryAfter)
@@ -146,7 +145,7 @@ func convertedExhausted(last *failedAttempt) *clientError {
 // 400 from Anthropic) in the converted path's shape, with Anthropic's type as the code.
 func (x *exchange) convertedUpstreamError(status int, head []byte) {
 	x.errorClass = classUpstreamStatus
-	typ, msg := errorFields(head, typeUpstream, msgUpstreamFailed)
+	typ, msg := jsonsse.ErrorFields(head, typeUpstream, msgUpstreamFailed)
 	x.writeError(newClientError(status, typ, msg))
 }
 

@@ -8,12 +8,13 @@ package plugin
 // watchdog) for its usage, and nothing more is written.
 
 import (
-	"github.com/poolgate/poolgate/plugin/convert"
-
 	"io"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/convert"
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // convertedAttempt is the relay of one attempt's Anthropic stream.
@@ -250,7 +251,7 @@ func (c *convertedAttempt) broken() *failedAttempt {
 		x.markLastAttempt(class)
 		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: class}
 	}
-	msg := msgStreamCut
+	msg := wire.MsgStreamCut
 	switch class {
 	case classStreamIdleTimeout:
 		msg = msgStreamIdle

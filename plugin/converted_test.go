@@ -1,12 +1,13 @@
 package plugin
 
 import (
-	"github.com/poolgate/poolgate/plugin/wire"
-
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // Anthropic stream events, as an Anthropic account sends them.
@@ -51,7 +52,7 @@ func convertedEvents(t *testing.T, body string) ([]string, []json.RawMessage) {
 		if strings.TrimSpace(block) == "" || strings.HasPrefix(block, ":") {
 			continue
 		}
-		name, d := sseFields([]byte(block))
+		name, d := jsonsse.EventFields([]byte(block))
 		if !json.Valid(d) {
 			t.Fatalf("event %q: data is not JSON", block)
 		}
@@ -227,7 +228,7 @@ func TestConvertedFailoverBeforeCommit(t *testing.T) {
 			if rep.Status != 200 || rep.AccountID != 2 || len(rep.Attempts) != 2 || rep.Attempts[0].ErrorClass != tt.wantClass {
 				t.Fatalf("report = %+v", rep)
 			}
-			if got := !isNullRaw(rep.Attempts[0].Usage); got != tt.wantUsage {
+			if got := !jsonsse.IsNull(rep.Attempts[0].Usage); got != tt.wantUsage {
 				t.Errorf("failed attempt usage %s, want present %v", rep.Attempts[0].Usage, tt.wantUsage)
 			}
 			if in, out, _ := tokens(t, usageAnthropic, rep.Usage); in != 10 || out != 7 {
@@ -273,7 +274,7 @@ func TestConvertedFailureAfterCommit(t *testing.T) {
 				t.Errorf("%d admissions: the committed request must not fail over", n)
 			}
 			rep := stub.waitReport()
-			if rep.Status != 200 || rep.ErrorClass != tt.wantClass || rep.AccountID != 1 || len(rep.Attempts) != 1 || isNullRaw(rep.Usage) {
+			if rep.Status != 200 || rep.ErrorClass != tt.wantClass || rep.AccountID != 1 || len(rep.Attempts) != 1 || jsonsse.IsNull(rep.Usage) {
 				t.Errorf("report = %+v", rep)
 			}
 		})
@@ -289,7 +290,7 @@ func TestConvertedNonStreamFailure(t *testing.T) {
 	if rec.Code != 502 || !jsonEq(rec.Body.String(), `{"error":{"code":"upstream_error","message":"Upstream stream ended unexpectedly"}}`) {
 		t.Fatalf("got %d %s", rec.Code, rec.Body)
 	}
-	if rep := stub.waitReport(); rep.Status != 502 || rep.ErrorClass != classStreamIncomplete || isNullRaw(rep.Usage) {
+	if rep := stub.waitReport(); rep.Status != 502 || rep.ErrorClass != classStreamIncomplete || jsonsse.IsNull(rep.Usage) {
 		t.Errorf("report = %+v", rep)
 	}
 }
@@ -304,10 +305,11 @@ func jsonEq(a, b string) bool {
 	return string(xb) == string(yb)
 }
 
-// Errors on the converted path have the shape {"error":{"code","message"}} (issue 5 §5).
+// Errors on the converted path have the shape {"error":{"code","message"}} (docs/design.md,
+// "Conversion contract").
 func TestConvertedErrors(t *testing.T) {
 	t.Parallel()
-	// The code is the upstream's error class (issue 14 §5), not server_error.
+	// The code is the upstream's error class, not server_error.
 	exhausted := func(status int) string {
 		return `{"error":{"code":"` + wire.AnthropicErrorType(status, "") + `","message":"All available accounts exhausted"}}`
 	}

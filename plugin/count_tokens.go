@@ -8,19 +8,22 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
-// POST /v1/messages/count_tokens (issue 14 §1; docs/design.md, "count_tokens"). Upstream it
-// is free, so it is never billed: no admission, no slot, no reservation, no report. The
-// plugin asks controlsvc for an account (POST /internal/v1/count-tokens) and forwards the
-// client's body to it; with no account, on another platform, on any failure or past
-// countTokensTimeout it answers a local estimate. Never 404: Claude Code replaces a failed
-// count with a real, billed request.
+// POST /v1/messages/count_tokens (docs/design.md, "POST /internal/v1/count-tokens").
+// Upstream it is free, so it is never billed: no admission, no slot, no reservation, no
+// report. The plugin asks controlsvc for an account (POST /internal/v1/count-tokens) and
+// forwards the client's body to it; with no account, on another platform, on any failure or
+// past countTokensTimeout it answers a local estimate. Never 404: Claude Code replaces a
+// failed count with a real, billed request.
 
 const countTokensControlPath = "/internal/v1/count-tokens"
 
 // countTokensTimeout bounds the whole call, the control call and the upstream's answer
-// included (issue 14: "when no account answers within 2 s, a local estimate").
+// included: when no account answers within 2 s the client gets the local estimate
+// (docs/design.md, "Timeouts").
 const countTokensTimeout = 2 * time.Second
 
 // maxCountTokensReply bounds the upstream answer read: {"input_tokens": N} is tiny.
@@ -96,7 +99,7 @@ func validateCountTokens(body []byte) (string, *clientError) {
 	if err := json.Unmarshal(body, &f); err != nil {
 		return "", badRequest(msgModelRequired) // valid JSON that is not an object
 	}
-	model, ok := rawString(f.Model)
+	model, ok := jsonsse.String(f.Model)
 	if !ok || model == "" {
 		return "", badRequest(msgModelRequired)
 	}
@@ -124,7 +127,7 @@ func estimateTokens(body []byte) int64 {
 // countTokensAccount asks controlsvc for an account: nil (estimate) on an estimate answer or
 // any failure, a rejection for a refused key.
 func (p *Poolgate) countTokensAccount(ctx context.Context, key, model string) (*countTokensAnswer, *rejection) {
-	call, err := encodeJSON(countTokensCall{APIKey: key, Model: model})
+	call, err := jsonsse.Encode(countTokensCall{APIKey: key, Model: model})
 	if err != nil {
 		return nil, nil
 	}

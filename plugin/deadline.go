@@ -6,14 +6,15 @@ import (
 	"time"
 )
 
-// Error classes of the deadlines (issue 3 §9). A timed-out attempt is failed over before the
-// commit point, like any other failure, and its account is excluded for the request.
+// Error classes of the deadlines (docs/design.md, "Timeouts"). A timed-out attempt is
+// failed over before the commit point, like any other failure, and its account is excluded
+// for the request.
 const (
 	classFirstTokenTimeout = "first_token_timeout"
 	classStreamIdleTimeout = "stream_idle_timeout"
 	classRequestTimeout    = "request_timeout"
 	// classResponseHeaderTimeout: a non-streaming attempt got no response headers within
-	// responseHeaderTimeout (issue 13 §3); like the first-token timeout it fails over and
+	// responseHeaderTimeout; like the first-token timeout it fails over and
 	// counts towards the (account, model) breaker only.
 	classResponseHeaderTimeout = "response_header_timeout"
 	// classDrainTimeout: the client left after the commit point and the upstream did not

@@ -7,7 +7,7 @@ import (
 	"github.com/poolgate/poolgate/fakeupstream"
 )
 
-// The bounds on silent upstreams are on by default (issue 13 §3).
+// The bounds on silent upstreams are on by default (docs/design.md, "Timeouts").
 func TestSilentUpstreamDefaults(t *testing.T) {
 	c := CreateConfig()
 	if c.FirstTokenTimeout != "60s" || c.ResponseHeaderTimeout != "300s" || c.SameAccountRetryMax != "3s" {

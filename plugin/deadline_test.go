@@ -8,8 +8,8 @@ import (
 	"github.com/poolgate/poolgate/fakeupstream"
 )
 
-// The overall request deadline (requestTimeout, issue 3 §9) bounds every attempt together:
-// failover stops when it passes, whatever switches are left.
+// The overall request deadline (requestTimeout, docs/design.md, "Timeouts") bounds every
+// attempt together: failover stops when it passes, whatever switches are left.
 func TestRequestDeadlineBoundsAllAttempts(t *testing.T) {
 	t.Parallel()
 	fake, fakeURL := newFakeUpstream(t)

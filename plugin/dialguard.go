@@ -10,7 +10,7 @@ import (
 )
 
 // errUpstreamRefused marks a dial refused because the upstream address is loopback,
-// link-local, private or unspecified (issue 12 §8; docs/design.md, "Upstream addresses").
+// link-local, private or unspecified (docs/design.md, "Upstream addresses").
 // The attempt fails like a connection failure but with class upstream_refused, which
 // does not pause the account (the provider did not fail; the account is misconfigured).
 var errUpstreamRefused = errors.New("upstream address is loopback, link-local or private")

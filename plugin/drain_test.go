@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Clients that leave (docs/billing.md, "Disconnects, drains and estimates"): before the commit point the
@@ -179,7 +181,7 @@ func TestClientLeavesStream(t *testing.T) {
 			}
 			r := stub.waitReport()
 			usage := string(r.Usage)
-			if isNullRaw(r.Usage) {
+			if jsonsse.IsNull(r.Usage) {
 				usage = ""
 			}
 			if r.Status != tt.wantStatus || r.ErrorClass != tt.wantClass || r.UsageSource != tt.wantSource || usage != tt.wantUsage {
@@ -230,7 +232,7 @@ func TestClientLeavesBeforeCommitPoint(t *testing.T) {
 			}
 			waitCancelled(t, up)
 			r := stub.waitReport()
-			if r.Status != 499 || r.ErrorClass != classClientGone || !isNullRaw(r.Usage) || r.UsageSource != usageSourceUpstream ||
+			if r.Status != 499 || r.ErrorClass != classClientGone || !jsonsse.IsNull(r.Usage) || r.UsageSource != usageSourceUpstream ||
 				len(r.Attempts) != 1 || r.Attempts[0].ErrorClass != classClientGone {
 				t.Errorf("report = %+v, usage %s", r, r.Usage)
 			}

@@ -17,7 +17,8 @@ const (
 	typeOverloaded     = wire.TypeOverloaded // Anthropic's
 )
 
-// Messages the plugin writes itself; the texts are part of the client contract (issue 2 §4).
+// Messages the plugin writes itself; the texts are part of the client contract (clients
+// and the e2e tests match them).
 const (
 	msgInvalidAPIKey    = "Invalid API key"
 	msgUnavailable      = "Service temporarily unavailable"
@@ -41,7 +42,8 @@ const (
 // statusOverloaded is Anthropic's "overloaded" status.
 const statusOverloaded = wire.StatusOverloaded
 
-// statusClientClosed is nginx's "client closed request", used in reports (issue 2 §4).
+// statusClientClosed is nginx's "client closed request", used in reports
+// (docs/design.md, "POST /internal/v1/reports").
 const statusClientClosed = 499
 
 // clientError is an error answer the plugin writes itself. It is a plain struct, not an
@@ -73,7 +75,8 @@ const (
 	shapeOpenAI    = 0 // {"error":{"type","message"}}
 	shapeAnthropic = 1 // {"type":"error","error":{"type","message"}}
 	// shapeCode is the shape of /v1/responses answered by an Anthropic account
-	// (issue 5 §5; sub2api-behaviour.md §2.3): {"error":{"code","message"}}.
+	// (docs/design.md, "Conversion contract"; sub2api-behaviour.md §2.3):
+	// {"error":{"code","message"}}.
 	shapeCode = 2
 )
 

@@ -1,13 +1,14 @@
 package plugin
 
 import (
-	"github.com/poolgate/poolgate/plugin/convert"
-
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/convert"
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Error classes in reports (docs/design.md, POST /internal/v1/reports).
@@ -212,7 +213,7 @@ func (x *exchange) writeError(e *clientError) {
 func (x *exchange) writeRejection(r *rejection) {
 	if x.written {
 		if x.keepAliveOnly {
-			typ, msg := errorFields(r.body, typeAPI, msgUnavailable)
+			typ, msg := jsonsse.ErrorFields(r.body, typeAPI, msgUnavailable)
 			x.failInStream(typ, msg)
 		}
 		return

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/poolgate/poolgate/fakeupstream"
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // newFakeUpstream serves the repository's programmable fake upstream.
@@ -39,7 +40,7 @@ func tokens(t *testing.T, format string, raw json.RawMessage) (in, out, cached i
 			CachedTokens int `json:"cached_tokens"`
 		} `json:"prompt_tokens_details"`
 	}
-	if err := json.Unmarshal(raw, &u); err != nil || isNullRaw(raw) {
+	if err := json.Unmarshal(raw, &u); err != nil || jsonsse.IsNull(raw) {
 		t.Fatalf("usage %s: %v", raw, err)
 	}
 	switch format {
@@ -136,7 +137,7 @@ func TestFakeUpstreamFailoverAndStreamCut(t *testing.T) {
 		t.Fatalf("admits = %+v", calls)
 	}
 	r := stub.waitReport()
-	if r.Status != 200 || r.ErrorClass != "stream_cut" || r.AccountID != 2 || !isNullRaw(r.Usage) || len(r.Attempts) != 2 {
+	if r.Status != 200 || r.ErrorClass != "stream_cut" || r.AccountID != 2 || !jsonsse.IsNull(r.Usage) || len(r.Attempts) != 2 {
 		t.Fatalf("report = %+v usage %s", r, r.Usage)
 	}
 }

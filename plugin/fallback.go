@@ -5,7 +5,7 @@ import (
 	"net/http"
 )
 
-// Model fallbacks (issue 13 §6; docs/design.md, "Model fallbacks"). controlsvc chooses the
+// Model fallbacks (docs/design.md, "Model fallbacks"). controlsvc chooses the
 // fallback model and says so in the grant: served_model (the client-namespace model served
 // instead of the requested one, upstream_model then always set, so bodyFor rewrites the
 // body's model and keys its cache by it) and context_fallback (a larger-context model is

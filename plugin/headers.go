@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Header hygiene (issue 12 §1; docs/design.md, "Forwarded headers"). Both directions are
+// Header hygiene (docs/design.md, "Forwarded headers"). Both directions are
 // allowlists: a header nobody listed here never crosses the gateway, whatever a client or
 // an upstream invents. Upstream requests carry the provider headers below, the beta tokens
 // the group allows, the User-Agent the group decides, and then the grant's headers (the

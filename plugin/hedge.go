@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Hedged first token (issue 13 §4; docs/design.md "Hedged first token"). A streaming request
+// Hedged first token (docs/design.md, "Hedged first token"). A streaming request
 // whose grant has hedge_after_ms runs its attempt in a goroutine up to the commit point (its
 // first semantic output), writing nothing to the client. When it has not got there after
 // hedge_after_ms, the plugin asks controlsvc for one more account of the same grant (admit

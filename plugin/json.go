@@ -6,11 +6,10 @@ package plugin
 // scanning would run interpreted (traefik-yaegi-lab.md §3, §6).
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 	"github.com/poolgate/poolgate/plugin/wire"
 )
 
@@ -45,17 +44,6 @@ type lease struct {
 
 type renewBatch struct {
 	Leases []lease `json:"leases"`
-}
-
-// encodeJSON marshals v without HTML escaping (prompts pass through unchanged).
-func encodeJSON(v interface{}) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
 // decodeGrant parses an admit 200 body; ok is false unless it names a grant and a base URL.
@@ -95,8 +83,8 @@ type requestFields struct {
 	MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
 	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
 	MaxTokens           json.RawMessage `json:"max_tokens"`
-	// The rest of what the Responses → Messages conversion reads (plugin/convert, request.go), so
-	// that a converted request needs no second decode of the whole body.
+	// The rest of what the Responses → Messages conversion reads (plugin/convert,
+	// request.go), so that a converted request needs no second decode of the whole body.
 	Temperature       json.RawMessage `json:"temperature"`
 	TopP              json.RawMessage `json:"top_p"`
 	Tools             json.RawMessage `json:"tools"`
@@ -134,30 +122,8 @@ func parseRequestFields(body []byte) (requestFields, error) {
 	return f, err
 }
 
-// rawString returns the value of a JSON string; ok is false for anything else. raw comes
-// from a decoded document, so it is valid JSON: a string without escapes and with valid
-// UTF-8 is its bytes between the quotes, two compiled calls instead of a json.Unmarshal
-// (which also replaces invalid UTF-8, hence the check).
-func rawString(raw json.RawMessage) (string, bool) {
-	if len(raw) == 0 || raw[0] != '"' {
-		return "", false
-	}
-	if n := len(raw); n >= 2 && raw[n-1] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
-		return string(raw[1 : n-1]), true
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false
-	}
-	return s, true
-}
-
-// maxTokenCount caps a token count read from a client body: far above any model's output,
-// low enough that controlsvc's arithmetic never comes near overflowing.
-const maxTokenCount = 1 << 40
-
-// rawCount returns a JSON number as a non-negative whole count, capped at maxTokenCount;
-// 0 for anything else (absent, null, negative, not a number).
+// rawCount returns a JSON number as a non-negative whole count, capped at
+// jsonsse.MaxTokenCount; 0 for anything else (absent, null, negative, not a number).
 func rawCount(raw json.RawMessage) int64 {
 	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
 		return 0
@@ -166,21 +132,10 @@ func rawCount(raw json.RawMessage) int64 {
 	if err := json.Unmarshal(raw, &f); err != nil || f <= 0 {
 		return 0
 	}
-	if f >= maxTokenCount {
-		return maxTokenCount
+	if f >= jsonsse.MaxTokenCount {
+		return jsonsse.MaxTokenCount
 	}
 	return int64(f)
-}
-
-// rawBool returns the value of a JSON boolean; ok is false for anything else, null included.
-func rawBool(raw json.RawMessage) (bool, bool) {
-	switch string(raw) {
-	case "true":
-		return true, true
-	case "false":
-		return false, true
-	}
-	return false, false
 }
 
 // decodeInputItems decodes a Responses "input" array or a "messages" array (raw from a
@@ -222,7 +177,7 @@ func rewriteBody(body []byte, model string, includeUsage bool, limitField string
 		m[limitField] = json.RawMessage(strconv.FormatInt(limit, 10))
 	}
 	if model != "" {
-		mb, err := encodeJSON(model)
+		mb, err := jsonsse.Encode(model)
 		if err != nil {
 			return nil, err
 		}
@@ -236,21 +191,16 @@ func rewriteBody(body []byte, model string, includeUsage bool, limitField string
 			}
 		}
 		so["include_usage"] = json.RawMessage("true")
-		sb, err := encodeJSON(so)
+		sb, err := jsonsse.Encode(so)
 		if err != nil {
 			return nil, err
 		}
 		m["stream_options"] = sb
 	}
-	return encodeJSON(m)
+	return jsonsse.Encode(m)
 }
 
 // ---- errors ----
-
-type errorDetail struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-}
 
 // The envelopes the plugin writes are plugin/wire's (errorDetail above reads them).
 type (
@@ -259,52 +209,19 @@ type (
 	codeError      = wire.CodeError
 )
 
-// errorEnvelope reads both error shapes: OpenAI's {"error":{…}} (error may also be a plain
-// string) and Anthropic's {"type":"error","error":{…}}.
-type errorEnvelope struct {
-	Error json.RawMessage `json:"error"`
-}
-
-// errorFields returns the type and message of an error body, each falling back to the
-// given default when absent, for turning the body into an in-stream error.
-func errorFields(body []byte, defType, defMsg string) (string, string) {
-	typ, msg := defType, defMsg
-	var env errorEnvelope
-	if json.Unmarshal(body, &env) != nil || isNullRaw(env.Error) {
-		return typ, msg
-	}
-	if s, ok := rawString(env.Error); ok {
-		if s != "" {
-			msg = s
-		}
-		return typ, msg
-	}
-	var d errorDetail
-	if json.Unmarshal(env.Error, &d) != nil {
-		return typ, msg
-	}
-	if d.Type != "" {
-		typ = d.Type
-	}
-	if d.Message != "" {
-		msg = d.Message
-	}
-	return typ, msg
-}
-
 // errorCodeFields returns the code, type and message of an upstream error body in
 // OpenAI's ({"error":{"type","code","message"}}) or Anthropic's shape; a code that is not a
 // string (OpenAI sends null) is "".
 func errorCodeFields(body []byte) (code, typ, msg string) {
-	var env errorEnvelope
-	if json.Unmarshal(body, &env) != nil || isNullRaw(env.Error) {
+	var env jsonsse.ErrorEnvelope
+	if json.Unmarshal(body, &env) != nil || jsonsse.IsNull(env.Error) {
 		return "", "", ""
 	}
 	var d errorCodeDetail
 	if json.Unmarshal(env.Error, &d) != nil {
 		return "", "", ""
 	}
-	c, _ := rawString(d.Code)
+	c, _ := jsonsse.String(d.Code)
 	return c, d.Type, d.Message
 }
 
@@ -322,7 +239,7 @@ func errorBody(anthropic bool, typ, msg string) []byte {
 	} else {
 		v = openAIError{Error: wire.ErrorDetail{Type: typ, Message: msg}}
 	}
-	b, err := encodeJSON(v)
+	b, err := jsonsse.Encode(v)
 	if err != nil {
 		return []byte(`{"error":{"type":"api_error","message":"Internal server error"}}`)
 	}
@@ -343,10 +260,6 @@ type sseEvent struct {
 	Message  *usageHolder    `json:"message"`
 }
 
-func isNullRaw(raw json.RawMessage) bool {
-	return len(raw) == 0 || string(raw) == "null"
-}
-
 // Kinds of usage found in one SSE payload.
 const (
 	sseNoUsage        = 0
@@ -364,19 +277,19 @@ func sseUsage(format string, payload []byte) (int, []byte) {
 	switch format {
 	case usageResponses:
 		if ev.Type == "response.completed" || ev.Type == "response.incomplete" || ev.Type == "response.failed" {
-			if ev.Response != nil && !isNullRaw(ev.Response.Usage) {
+			if ev.Response != nil && !jsonsse.IsNull(ev.Response.Usage) {
 				return sseFinalUsage, ev.Response.Usage
 			}
 		}
 	case usageChat:
-		if !isNullRaw(ev.Usage) {
+		if !jsonsse.IsNull(ev.Usage) {
 			return sseFinalUsage, ev.Usage
 		}
 	case usageAnthropic:
-		if ev.Type == "message_start" && ev.Message != nil && !isNullRaw(ev.Message.Usage) {
+		if ev.Type == "message_start" && ev.Message != nil && !jsonsse.IsNull(ev.Message.Usage) {
 			return sseAnthropicStart, ev.Message.Usage
 		}
-		if ev.Type == "message_delta" && !isNullRaw(ev.Usage) {
+		if ev.Type == "message_delta" && !jsonsse.IsNull(ev.Usage) {
 			return sseAnthropicDelta, ev.Usage
 		}
 	}
@@ -386,7 +299,7 @@ func sseUsage(format string, payload []byte) (int, []byte) {
 // mergeAnthropicUsage combines message_start's usage (input and cache tokens) with
 // message_delta's (output tokens, sometimes cumulative input too) field by field: a value
 // present in the later object overwrites the earlier one, zeros included (the later counts
-// are the cumulative ones); null counts as absent (issue 4 §5).
+// are the cumulative ones); null counts as absent (docs/billing.md, "Usage normalisation").
 func mergeAnthropicUsage(start, delta []byte) []byte {
 	if len(start) == 0 {
 		return delta
@@ -402,12 +315,12 @@ func mergeAnthropicUsage(start, delta []byte) []byte {
 		return start
 	}
 	for k, v := range d {
-		if isNullRaw(v) {
+		if jsonsse.IsNull(v) {
 			continue
 		}
 		m[k] = v
 	}
-	merged, err := encodeJSON(m)
+	merged, err := jsonsse.Encode(m)
 	if err != nil {
 		return start
 	}
@@ -435,16 +348,16 @@ type upstreamErrorReply struct {
 // rule matched and the reply is usable as it is.
 func decodeUpstreamErrorReply(data []byte) (int, []byte, bool) {
 	var r upstreamErrorReply
-	if json.Unmarshal(data, &r) != nil || !r.Matched || r.Status < 100 || r.Status > 599 || isNullRaw(r.Body) {
+	if json.Unmarshal(data, &r) != nil || !r.Matched || r.Status < 100 || r.Status > 599 || jsonsse.IsNull(r.Body) {
 		return 0, nil, false
 	}
 	return r.Status, []byte(r.Body), true
 }
 
 // codeErrorBody renders {"error":{"code","message"}}, the error shape of a Responses request
-// answered by an Anthropic account (issue 5 §5).
+// answered by an Anthropic account (docs/design.md, "Conversion contract").
 func codeErrorBody(code, msg string) []byte {
-	b, err := encodeJSON(codeError{Error: streamErrorCode{Code: code, Message: msg}})
+	b, err := jsonsse.Encode(codeError{Error: streamErrorCode{Code: code, Message: msg}})
 	if err != nil {
 		return []byte(`{"error":{"code":"api_error","message":"Internal server error"}}`)
 	}

@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// Keep-alive while a streaming request waits for admission (issue 3 §3). controlsvc may hold
-// an admit call for a long time (wait queues); a streaming client would see nothing, and
-// proxies or the client itself may give up. So while the call is out, a keep-alive goes to
-// the client every ping interval. The first one commits the response: HTTP 200 with
-// text/event-stream. From then on every error is a terminal in-stream error
+// Keep-alive while a streaming request waits for admission (docs/design.md, "Redis").
+// controlsvc may hold an admit call for a long time (wait queues); a streaming client would
+// see nothing, and proxies or the client itself may give up. So while the call is out, a
+// keep-alive goes to the client every ping interval. The first one commits the response:
+// HTTP 200 with text/event-stream. From then on every error is a terminal in-stream error
 // (writeStreamError), and the upstream stream that follows is passed on without a second
 // status line (commitHeaders).
 //

@@ -3,6 +3,8 @@ package plugin
 import (
 	"testing"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Keep-alives send a 200 while the admission waits; when every attempt then fails, the client
@@ -36,7 +38,7 @@ func TestKeepAlivesThenFailureReportNoAnswer(t *testing.T) {
 				t.Fatalf("status %d", rec.Code)
 			}
 			r := stub.waitReport()
-			if r.Status != 200 || r.ErrorClass == "" || r.UsageSource != usageSourceUpstream || !isNullRaw(r.Usage) {
+			if r.Status != 200 || r.ErrorClass == "" || r.UsageSource != usageSourceUpstream || !jsonsse.IsNull(r.Usage) {
 				t.Errorf("report status %d, error class %q, usage_source %q, usage %s; want 200, an error class, upstream, none",
 					r.Status, r.ErrorClass, r.UsageSource, r.Usage)
 			}

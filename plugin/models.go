@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
-// GET /v1/models (issue 14 §1): the plugin authenticates nothing itself. controlsvc's
-// POST /internal/v1/models (docs/design.md) answers the client's body for the key, in the
-// shape asked for, or a refusal that is copied to the client as admit's are.
+// GET /v1/models (docs/design.md, "Paths"): the plugin authenticates nothing itself.
+// controlsvc's POST /internal/v1/models (docs/design.md) answers the client's body for the
+// key, in the shape asked for, or a refusal that is copied to the client as admit's are.
 
 const modelsPath = "/internal/v1/models"
 
@@ -35,7 +37,7 @@ func (p *Poolgate) serveModels(rw http.ResponseWriter, req *http.Request) {
 		writeShapedError(rw, shape, requestID, newClientError(http.StatusUnauthorized, typeAuthentication, msgInvalidAPIKey))
 		return
 	}
-	body, err := encodeJSON(modelsRequest{APIKey: key, Shape: listShape})
+	body, err := jsonsse.Encode(modelsRequest{APIKey: key, Shape: listShape})
 	if err != nil {
 		writeShapedError(rw, shape, requestID, newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
 		return

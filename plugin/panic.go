@@ -9,10 +9,10 @@ import "net/http"
 // the partial event's data.
 //
 // The rule: the relays pass on whole events (up to the last blank line), except an event
-// longer than maxCarry, which goes out as it comes, and plain (non-SSE) bodies, which are
-// copied chunk by chunk; they set midEvent when what the client got may end inside an event.
-// A panic inside a client write leaves unknown how much of it went out: it counts as
-// mid-event.
+// longer than jsonsse.MaxCarry, which goes out as it comes, and plain (non-SSE) bodies,
+// which are copied chunk by chunk; they set midEvent when what the client got may end
+// inside an event. A panic inside a client write leaves unknown how much of it went out:
+// it counts as mid-event.
 //   - After keep-alives only, or at an event boundary of an event stream: the terminal
 //     error event is written.
 //   - Mid-event, or in a plain body: the connection is cut (panic(http.ErrAbortHandler),

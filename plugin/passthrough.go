@@ -7,13 +7,15 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
-// Error passthrough rules (issue 3 §10): before answering with an upstream error — the
-// failover-exhausted mapping, or an error not worth failing over that would be relayed as
-// it is — the plugin asks controlsvc whether an admin rule rewrites it. controlsvc matches
-// from an in-process cache, so the call is one local round trip; any failure of it leaves
-// the default answer unchanged.
+// Error passthrough rules (docs/design.md, "POST /internal/v1/upstream-error"): before
+// answering with an upstream error — the failover-exhausted mapping, or an error not worth
+// failing over that would be relayed as it is — the plugin asks controlsvc whether an admin
+// rule rewrites it. controlsvc matches from an in-process cache, so the call is one local
+// round trip; any failure of it leaves the default answer unchanged.
 const (
 	upstreamErrorPath = "/internal/v1/upstream-error"
 	// maxErrorHead is how much of an upstream error body rules look at (8 KiB).
@@ -41,7 +43,7 @@ func readErrorHead(body io.Reader) []byte {
 // upstreamError asks controlsvc for a rule's rewrite of an upstream error. ok is false when
 // no rule matched or controlsvc did not answer usably within timeout.
 func (c *controlClient) upstreamError(ctx context.Context, timeout time.Duration, ue *upstreamErrorRequest) (int, []byte, bool) {
-	body, err := encodeJSON(ue)
+	body, err := jsonsse.Encode(ue)
 	if err != nil {
 		return 0, nil, false
 	}
@@ -75,7 +77,7 @@ func (x *exchange) applyPassthrough(status int, head []byte, retryAfter string) 
 	}
 	if x.keepAliveOnly {
 		x.errorClass = classUpstreamStatus
-		typ, msg := errorFields(body, typeUpstream, msgUpstreamFailed)
+		typ, msg := jsonsse.ErrorFields(body, typeUpstream, msgUpstreamFailed)
 		x.failInStream(typ, msg)
 		return true
 	}
@@ -115,7 +117,7 @@ func (x *exchange) relayError(resp *http.Response, cancel context.CancelFunc) {
 		// Keep-alives committed the response: the upstream's error goes in the stream.
 		cancel()
 		x.errorClass = classUpstreamStatus
-		typ, msg := errorFields(head, typeUpstream, msgUpstreamFailed)
+		typ, msg := jsonsse.ErrorFields(head, typeUpstream, msgUpstreamFailed)
 		x.failInStream(typ, msg)
 		return
 	}

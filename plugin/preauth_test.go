@@ -110,8 +110,8 @@ func TestReadBodyDoesNotTrustContentLength(t *testing.T) {
 }
 
 // TestReadBodySmallBodySmallBuffer: a body lives as long as its request, a stream's whole
-// life (issue 15 §4), so a small body with its length announced holds a small buffer; an
-// unknown length starts at bodyReadChunk.
+// life (docs/design.md, "Memory per open stream"), so a small body with its length
+// announced holds a small buffer; an unknown length starts at bodyReadChunk.
 func TestReadBodySmallBodySmallBuffer(t *testing.T) {
 	t.Parallel()
 	const body = `{"model":"m","input":"hi","stream":true}`

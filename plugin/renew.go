@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Lease renewal (docs/design.md): leases expire after 60 s unless renewed.
@@ -115,7 +117,7 @@ func (rn *renewer) renew() {
 	if len(leases) == 0 {
 		return
 	}
-	body, err := encodeJSON(renewBatch{Leases: leases})
+	body, err := jsonsse.Encode(renewBatch{Leases: leases})
 	if err != nil {
 		return
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Report batching (docs/design.md): one package-level reporter per controlsvc with one
@@ -267,7 +269,7 @@ func (rp *reporter) send(b outBatch) bool {
 	for i := range b.reports {
 		reps[i] = b.reports[i].r
 	}
-	body, err := encodeJSON(reportBatch{Reports: reps, Dropped: b.dropped})
+	body, err := jsonsse.Encode(reportBatch{Reports: reps, Dropped: b.dropped})
 	if err != nil {
 		rp.refused(b)
 		return true

@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// Same-account retry (issue 13 §2). Moving to another account loses the provider's prompt
-// cache, so a failure that says "try again shortly" is retried once on the same account,
-// on the same grant and without an admit call, before failing over:
+// Same-account retry (docs/design.md, "Same-account retry"). Moving to another account loses
+// the provider's prompt cache, so a failure that says "try again shortly" is retried once on
+// the same account, on the same grant and without an admit call, before failing over:
 //   - a 429 or 503 whose Retry-After is at most sameAccountRetryMax, after waiting it out;
 //   - a 500, 502 or 503 with no Retry-After (a 503 with one follows the rule above), at once.
 //

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// The gateway's routes (docs/design.md, "Paths"; issue 14 §1). Traefik sends every path
+// The gateway's routes (docs/design.md, "Paths"). Traefik sends every path
 // under the gateway's prefixes here, so that an unknown one gets a JSON 404 in its API's
 // error shape rather than Traefik's plain text.
 const (
@@ -76,7 +76,7 @@ func (p *Poolgate) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 }
 
 // anthropicClient reports whether a request looks like an Anthropic client's: the
-// Anthropic API's own headers (issue 14 §1).
+// Anthropic API's own headers (docs/design.md, "Paths").
 func anthropicClient(h http.Header) bool {
 	return h.Get("Anthropic-Version") != "" || h.Get("X-Api-Key") != ""
 }

@@ -6,19 +6,21 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
-// Sticky sessions (issue 3 §5): requests of one conversation should reach the same upstream
-// account, whose prompt cache then serves them. controlsvc binds (group, session hash) to
-// an account; the plugin derives the hash, because it holds the decoded body. The seed is
-// the first present of the session ids agents send (issue 14 §2: Claude Code's header and
-// metadata.user_id, the session headers, the body's prompt_cache_key), and else a content
-// seed made of what stays the same across the turns of a conversation: the model, the
-// instructions or system text and the first user message (sub2api-behaviour.md §4.5), ended by the hash of the API key so that unrelated users who
-// send the same first message never share a binding (issue 13 §5). The hash is the hex
-// SHA-256 of the seed, which controlsvc checks (gateway/sticky.go). The admit request says
-// which kind of seed it is (session_source): a content-seeded session never waits for its
-// sticky account while another one is free.
+// Sticky sessions (docs/design.md, "Sticky sessions"): requests of one conversation should
+// reach the same upstream account, whose prompt cache then serves them. controlsvc binds
+// (group, session hash) to an account; the plugin derives the hash, because it holds the
+// decoded body. The seed is the first present of the session ids agents send (Claude Code's
+// header and metadata.user_id, the session headers, the body's prompt_cache_key), and else
+// a content seed made of what stays the same across the turns of a conversation: the model,
+// the instructions or system text and the first user message (sub2api-behaviour.md §4.5),
+// ended by the hash of the API key so that unrelated users who send the same first message
+// never share a binding. The hash is the hex SHA-256 of the seed, which controlsvc checks
+// (gateway/sticky.go). The admit request says which kind of seed it is (session_source): a
+// content-seeded session never waits for its sticky account while another one is free.
 
 // claudeCodeSessionHeader is Claude Code's own session header (v2.1.86 and later); it comes
 // before everything else, then the session part of its metadata.user_id.
@@ -70,9 +72,9 @@ func seedSource(seed string) string {
 	return sessionSourceContent
 }
 
-// sessionSeed picks the seed (issue 14 §2): Claude Code's session header, the session part
-// of metadata.user_id, a session header, prompt_cache_key, else the content. Every explicit
-// id gets the same prefix, so a Claude Code turn seeded by its header and one seeded by its
+// sessionSeed picks the seed: Claude Code's session header, the session part of
+// metadata.user_id, a session header, prompt_cache_key, else the content. Every explicit id
+// gets the same prefix, so a Claude Code turn seeded by its header and one seeded by its
 // user_id (the same uuid) share a binding.
 func sessionSeed(path string, h http.Header, info *requestInfo, apiKey string) string {
 	if v := headerValue(h, claudeCodeSessionHeader); v != "" {
@@ -88,7 +90,7 @@ func sessionSeed(path string, h http.Header, info *requestInfo, apiKey string) s
 			return explicitSeedPrefix + v
 		}
 	}
-	if k, ok := rawString(info.fields.PromptCacheKey); ok && strings.TrimSpace(k) != "" {
+	if k, ok := jsonsse.String(info.fields.PromptCacheKey); ok && strings.TrimSpace(k) != "" {
 		return explicitSeedPrefix + k
 	}
 	return contentSeed(path, info, apiKey)
@@ -113,7 +115,7 @@ func metadataSession(raw []byte) string {
 	if json.Unmarshal(raw, &md) != nil {
 		return ""
 	}
-	uid, ok := rawString(md.UserID)
+	uid, ok := jsonsse.String(md.UserID)
 	if !ok {
 		return ""
 	}
@@ -125,7 +127,7 @@ func metadataSession(raw []byte) string {
 		if json.Unmarshal([]byte(uid), &j) != nil {
 			return ""
 		}
-		sid, _ := rawString(j.SessionID)
+		sid, _ := jsonsse.String(j.SessionID)
 		return strings.TrimSpace(sid)
 	}
 	if i := strings.LastIndex(uid, userIDSessionMark); i >= 0 {
@@ -144,7 +146,7 @@ func contentSeed(path string, info *requestInfo, apiKey string) string {
 	switch path {
 	case pathResponses:
 		system = textOf(info.fields.Instructions)
-		if s, ok := rawString(info.fields.Input); ok {
+		if s, ok := jsonsse.String(info.fields.Input); ok {
 			firstUser = s
 		} else if items, ok := info.inputItems(); ok {
 			sys, user := systemAndFirstUser(items)
@@ -183,10 +185,10 @@ func systemAndFirstUser(items []inputItem) (string, string) {
 
 // textOf returns a JSON string's value, or any other JSON value as it was sent.
 func textOf(raw []byte) string {
-	if s, ok := rawString(raw); ok {
+	if s, ok := jsonsse.String(raw); ok {
 		return s
 	}
-	if isNullRaw(raw) {
+	if jsonsse.IsNull(raw) {
 		return ""
 	}
 	return string(raw)

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// Issue 14 §2: the seed order of the agents' session ids, every spelling. Each case names
+// The seed order of the agents' session ids, every spelling. Each case names
 // the seed it must give; cases with more sources show which one wins.
 func TestSessionSeedAgentSpellings(t *testing.T) {
 	t.Parallel()

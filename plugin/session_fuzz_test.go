@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // FuzzSessionSeed: for any accepted body and session header, the hash is the hex SHA-256
@@ -59,7 +61,7 @@ func FuzzSessionSeed(f *testing.F) {
 				t.Fatalf("seed %q, header %q", seed, headerSeed)
 			}
 		case strings.HasPrefix(seed, explicitSeedPrefix):
-			if k, _ := rawString(info.fields.PromptCacheKey); seed != explicitSeedPrefix+k || strings.TrimSpace(k) == "" {
+			if k, _ := jsonsse.String(info.fields.PromptCacheKey); seed != explicitSeedPrefix+k || strings.TrimSpace(k) == "" {
 				t.Fatalf("explicit seed %q without a header or prompt_cache_key", seed)
 			}
 		case !strings.HasPrefix(seed, contentSeedPrefix+"model="+info.model+"|system="):

@@ -3,6 +3,8 @@ package plugin
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // SSE framing (where events end, what they are called) and the Chat chunk classes of the
@@ -11,8 +13,8 @@ import (
 // eventBoundary returns the index just past the first blank line in b ("\n\n" or
 // "\n\r\n"), or -1.
 func eventBoundary(b []byte) int {
-	i := bytes.Index(b, lfLF)
-	j := bytes.Index(b, lfCRLF)
+	i := bytes.Index(b, jsonsse.BlankLF)
+	j := bytes.Index(b, jsonsse.BlankCRLF)
 	switch {
 	case i < 0 && j < 0:
 		return -1
@@ -25,44 +27,20 @@ func eventBoundary(b []byte) int {
 // lastEventBoundary returns the index just past the last blank line in b, or -1.
 func lastEventBoundary(b []byte) int {
 	end := -1
-	if i := bytes.LastIndex(b, lfLF); i >= 0 {
+	if i := bytes.LastIndex(b, jsonsse.BlankLF); i >= 0 {
 		end = i + 2
 	}
-	if j := bytes.LastIndex(b, lfCRLF); j >= 0 && j+3 > end {
+	if j := bytes.LastIndex(b, jsonsse.BlankCRLF); j >= 0 && j+3 > end {
 		end = j + 3
 	}
 	return end
 }
 
 var (
-	lfLF     = []byte("\n\n")
-	lfCRLF   = []byte("\n\r\n")
-	eventTag = []byte("event:")
 	doneData = []byte("[DONE]")
 	typeJSON = []byte(`{"type":"`)
 	errJSON  = []byte(`{"error"`)
 )
-
-// sseFields returns the event name and the first data value of one SSE event block
-// (either may be empty). Comment lines are skipped.
-func sseFields(block []byte) (name, data []byte) {
-	for len(block) > 0 {
-		line := block
-		rest := []byte(nil)
-		if i := bytes.IndexByte(block, '\n'); i >= 0 {
-			line, rest = block[:i], block[i+1:]
-		}
-		block = rest
-		line = bytes.TrimRight(line, "\r")
-		switch {
-		case bytes.HasPrefix(line, eventTag):
-			name = bytes.TrimSpace(line[len(eventTag):])
-		case data == nil && bytes.HasPrefix(line, dataPrefix):
-			data = bytes.TrimSpace(line[len(dataPrefix):])
-		}
-	}
-	return name, data
-}
 
 // eventType is the event name, else the "type" the data starts with (OpenAI and Anthropic
 // put it first), else "".
@@ -99,10 +77,10 @@ func chatChunkKind(data []byte) int {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return eventOutput
 	}
-	if !isNullRaw(c.Error) {
+	if !jsonsse.IsNull(c.Error) {
 		return eventError
 	}
-	if !isNullRaw(c.Usage) {
+	if !jsonsse.IsNull(c.Usage) {
 		return eventOutput
 	}
 	for i := 0; i < len(c.Choices); i++ {

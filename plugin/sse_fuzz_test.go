@@ -1,10 +1,11 @@
 package plugin
 
 import (
-	"github.com/poolgate/poolgate/plugin/convert"
-
 	"bytes"
 	"testing"
+
+	"github.com/poolgate/poolgate/plugin/convert"
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // FuzzSSEEvents: the SSE splitter (sse.go, and the converter's convert.NextEventEnd) cuts a stream
@@ -157,7 +158,7 @@ func checkRelayCuts(t *testing.T, b []byte, n int) {
 }
 
 func endsWithBlankLine(b []byte) bool {
-	return bytes.HasSuffix(b, lfLF) || bytes.HasSuffix(b, lfCRLF)
+	return bytes.HasSuffix(b, jsonsse.BlankLF) || bytes.HasSuffix(b, jsonsse.BlankCRLF)
 }
 
 // refFirstBoundary and refLastBoundary are the byte-wise definitions: the end of the first
@@ -183,9 +184,9 @@ func refLastBoundary(b []byte) int {
 
 func blankLineAt(b []byte, i int) int {
 	switch {
-	case bytes.HasPrefix(b[i:], lfLF):
+	case bytes.HasPrefix(b[i:], jsonsse.BlankLF):
 		return i + 2
-	case bytes.HasPrefix(b[i:], lfCRLF):
+	case bytes.HasPrefix(b[i:], jsonsse.BlankCRLF):
 		return i + 3
 	}
 	return -1
@@ -211,7 +212,7 @@ type eventClass struct {
 }
 
 func classify(ev []byte) eventClass {
-	name, data := sseFields(ev)
+	name, data := jsonsse.EventFields(ev)
 	return eventClass{
 		name: string(name), data: string(data), typ: eventType(name, data),
 		terminal: isTerminalEvent(ev), harmless: commitsNothing(ev),

@@ -5,15 +5,19 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
-// The commit point of a streamed reply (issue 3 §8). Until the first semantic output, the
-// upstream headers and the events that commit nothing (comments, response.created,
-// response.in_progress, empty output items, a role-only first chat chunk, Anthropic's
-// message_start, ping and empty content_block_start) are held, so that a failure can still
-// move the request to another account. From the first semantic output on, the account is
-// never switched: a failure ends the stream with a terminal error in the client's protocol
-// (writeStreamError), and a stream that ends without its terminal event gets one too.
+// The commit point of a streamed reply (docs/design.md, "Streams"). Until the first
+// semantic output, the upstream headers and the events that commit nothing (comments,
+// response.created, response.in_progress, empty output items, a role-only first chat chunk,
+// Anthropic's message_start, ping and empty content_block_start) are held, so that a
+// failure can still move the request to another account. From the first semantic output on,
+// the account is never switched: a failure ends the stream with a terminal error in the
+// client's protocol (writeStreamError), and a stream that ends without its terminal event
+// gets one too.
 //
 // After the commit, only complete events (up to the last blank line) are passed on, so that
 // an error frame never lands inside a half-sent event. A client that leaves before the
@@ -24,7 +28,6 @@ const (
 	// maxHold bounds the bytes held before the commit point; past it the stream commits.
 	maxHold = 1 << 20
 
-	msgStreamCut     = "Upstream stream ended unexpectedly"
 	msgStreamIdle    = "Upstream stream idle timeout"
 	msgRequestTimout = "Request timed out"
 )
@@ -104,7 +107,7 @@ func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt 
 			} else if committed {
 				cut := lastEventBoundary(pending)
 				whole := true
-				if len(pending) > maxCarry {
+				if len(pending) > jsonsse.MaxCarry {
 					whole = cut == len(pending)
 					cut = len(pending) // an event that never ends: pass it on as it comes
 				}
@@ -236,7 +239,7 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 	}
 	x.errorClass = class
 	x.markLastAttempt(class)
-	msg := msgStreamCut
+	msg := wire.MsgStreamCut
 	switch class {
 	case classStreamIdleTimeout:
 		msg = msgStreamIdle

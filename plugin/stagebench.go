@@ -2,12 +2,12 @@
 
 package plugin
 
-// The stage benchmark of issue 15 §3, built only with -tags stagebench (natively by
-// tests/yaegi/stagebench, and under Yaegi with the interpreter's BuildTags), so that Traefik
-// never loads it. StageBench times one stage of a request the plugin's own code runs, n
-// times on a 2 KB Responses body, against a control service at controlURL that answers
-// admit with a canned grant (tests/yaegi/stagebench serves it). Nothing here is on a
-// request path: the plugin times no stage in production.
+// The stage benchmark (docs/design.md, "The plugin's stages and their cost"), built only
+// with -tags stagebench (natively by tests/yaegi/stagebench, and under Yaegi with the
+// interpreter's BuildTags), so that Traefik never loads it. StageBench times one stage of a
+// request the plugin's own code runs, n times on a 2 KB Responses body, against a control
+// service at controlURL that answers admit with a canned grant (tests/yaegi/stagebench
+// serves it). Nothing here is on a request path: the plugin times no stage in production.
 
 import (
 	"bytes"
@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // StageBenchBody is the request every stage works on: a Codex-style Responses request of
@@ -115,6 +117,16 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		}
 		return x, ""
 	}
+	// admitted is a prepared exchange and one admit call's grant, for the stages after
+	// admission.
+	admitted := func() (*exchange, *grant, string) {
+		x, e := prepared()
+		if e != "" {
+			return nil, nil, e
+		}
+		g, e := stageGrant(p, x)
+		return x, g, e
+	}
 	switch stage {
 	case StageParse:
 		reqs := make([]*http.Request, n)
@@ -130,15 +142,11 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		}
 		return perRun(began, n), ""
 	case StageAdmitCodec:
-		x, e := prepared()
+		x, g, e := admitted()
 		if e != "" {
 			return 0, e
 		}
-		g, e := stageGrant(p, x)
-		if e != "" {
-			return 0, e
-		}
-		canned, err := encodeJSON(g)
+		canned, err := jsonsse.Encode(g)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -146,7 +154,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		for i := 0; i < n; i++ {
 			ar := x.admitRequest(nil)
 			ar.DeadlineMs = deadlineMs(time.Now().Add(p.admitBound()))
-			if _, err := encodeJSON(ar); err != nil {
+			if _, err := jsonsse.Encode(ar); err != nil {
 				return 0, err.Error()
 			}
 			if _, ok := decodeGrant(canned); !ok {
@@ -169,11 +177,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		}
 		return perRun(began, n), ""
 	case StageForward:
-		x, e := prepared()
-		if e != "" {
-			return 0, e
-		}
-		g, e := stageGrant(p, x)
+		x, g, e := admitted()
 		if e != "" {
 			return 0, e
 		}
@@ -213,11 +217,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		}
 		return int64(spent) / int64(n*StageBenchEvents), ""
 	case StageReport, StageReportSend:
-		x, e := prepared()
-		if e != "" {
-			return 0, e
-		}
-		g, e := stageGrant(p, x)
+		x, g, e := admitted()
 		if e != "" {
 			return 0, e
 		}

@@ -28,7 +28,7 @@ var copyBuffers = sync.Pool{
 }
 
 // streamBufferSize is the read buffer of an event stream, held for the stream's whole life
-// (issue 15 §4: bounded memory per open stream). A Read of a chunked upstream body returns
+// (docs/design.md, "Memory per open stream"). A Read of a chunked upstream body returns
 // at most what the transport's 4 KB bufio.Reader holds of its small chunks (one event each),
 // so a larger buffer would only lie unused while the stream waits for its next event.
 const streamBufferSize = 4 << 10

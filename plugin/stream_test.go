@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 const (
@@ -132,12 +134,12 @@ func TestUsageScannerSkipsOverlongLine(t *testing.T) {
 	t.Parallel()
 	s := newUsageScanner(usageChat, true)
 	feedUsage(s, []byte(`data: {"usage":{"prompt_tokens":1},"pad":"`))
-	feedUsage(s, []byte(strings.Repeat("x", maxCarry)))
+	feedUsage(s, []byte(strings.Repeat("x", jsonsse.MaxCarry)))
 	feedUsage(s, []byte("\"}\n\n"+`data: {"usage":{"prompt_tokens":2}}`+"\n\n"))
 	if got := string(s.result()); got != `{"prompt_tokens":2}` {
 		t.Fatalf("usage = %s", got)
 	}
-	if cap(s.carry) > 2*maxCarry {
+	if cap(s.carry) > 2*jsonsse.MaxCarry {
 		t.Fatalf("carry grew to %d", cap(s.carry))
 	}
 }

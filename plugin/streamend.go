@@ -5,16 +5,19 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
-// How a pass-through stream ends, read as the providers mean it (issue 13 §7, §8; docs/design.md,
+// How a pass-through stream ends, read as the providers mean it (docs/design.md,
 // "Streams"): an error event before the commit point fails the attempt over with the status
 // its type implies (class in_stream_error) unless the error is the client's; after it the
 // upstream's error ends the stream and the class is recorded. A Chat Completions stream that
 // delivered finish_reason and its usage chunk is complete without `data: [DONE]`. The usage
 // chunk of a Chat stream whose client did not ask for it is read and not passed on.
 
-// classInStreamError: a 200 stream carried an error event (contract A of issue 13).
+// classInStreamError: a 200 stream carried an error event (docs/design.md, "Streams",
+// in-stream errors).
 const classInStreamError = "in_stream_error"
 
 // What an event means before the commit point (holdKind).
@@ -39,7 +42,7 @@ var (
 // holdKind classifies one event before the commit point: one line scan, and for a Chat chunk
 // without a type one small decode (the same the commit point always made).
 func holdKind(block []byte) int {
-	name, data := sseFields(block)
+	name, data := jsonsse.EventFields(block)
 	if len(name) == 0 && len(data) == 0 {
 		return eventHeld // comments, empty blocks
 	}
@@ -64,7 +67,7 @@ func commitsNothing(block []byte) bool { return holdKind(block) == eventHeld }
 
 // terminalKind reports whether an event ends a stream, and how.
 func terminalKind(block []byte) int {
-	name, data := sseFields(block)
+	name, data := jsonsse.EventFields(block)
 	switch eventType(name, data) {
 	case "response.failed", "error":
 		return endError
@@ -87,29 +90,29 @@ func isTerminalEvent(block []byte) bool { return terminalKind(block) != endNone 
 // {"error":{…}} (Chat, Anthropic's {"type":"error","error":{…}}), Responses' error event
 // {"type":"error","code","message"} and its response.failed {"response":{"error":{…}}}.
 type streamErrorProbe struct {
-	Error    json.RawMessage `json:"error"`
-	Code     json.RawMessage `json:"code"`
-	Response errorEnvelope   `json:"response"`
+	Error    json.RawMessage       `json:"error"`
+	Code     json.RawMessage       `json:"code"`
+	Response jsonsse.ErrorEnvelope `json:"response"`
 }
 
 // inStreamError returns the status an error event implies and its data (the error body the
 // failed attempt carries for controlsvc and the passthrough rules).
 func inStreamError(block []byte) (int, []byte) {
-	_, data := sseFields(block)
+	_, data := jsonsse.EventFields(block)
 	var p streamErrorProbe
 	if json.Unmarshal(data, &p) != nil {
 		return http.StatusInternalServerError, data
 	}
 	raw := p.Error
-	if isNullRaw(raw) {
+	if jsonsse.IsNull(raw) {
 		raw = p.Response.Error
 	}
-	code, _ := rawString(p.Code)
+	code, _ := jsonsse.String(p.Code)
 	typ := ""
 	var d errorCodeDetail
 	if len(raw) > 0 && raw[0] == '{' && json.Unmarshal(raw, &d) == nil {
 		typ = d.Type
-		if c, ok := rawString(d.Code); ok && c != "" {
+		if c, ok := jsonsse.String(d.Code); ok && c != "" {
 			code = c
 		}
 	}
@@ -190,8 +193,8 @@ func (x *exchange) finalEvent(resp *http.Response, wd *watchdog, st *streamState
 	if !st.draining {
 		body := bytes.TrimRight(chatForClient(ends, pending), "\r\n")
 		if len(bytes.TrimSpace(body)) > 0 {
-			w := make([]byte, 0, len(body)+len(lfLF))
-			w = append(append(w, body...), lfLF...)
+			w := make([]byte, 0, len(body)+len(jsonsse.BlankLF))
+			w = append(append(w, body...), jsonsse.BlankLF...)
 			if _, err := writeClient(x, w); err != nil {
 				st.draining = x.drain(wd)
 			}

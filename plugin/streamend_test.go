@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Pass-through stream events of the three APIs for the endings tests.
@@ -116,7 +118,7 @@ func TestInStreamErrorBeforeCommitFailsOver(t *testing.T) {
 				rep.Attempts[0].ErrorClass != classInStreamError || rep.Attempts[0].Status != tt.wantStatus {
 				t.Fatalf("report = %+v", rep)
 			}
-			if got := !isNullRaw(rep.Attempts[0].Usage); got != tt.wantUsage {
+			if got := !jsonsse.IsNull(rep.Attempts[0].Usage); got != tt.wantUsage {
 				t.Errorf("failed attempt usage %s, want present %v", rep.Attempts[0].Usage, tt.wantUsage)
 			}
 		})
@@ -150,7 +152,7 @@ func TestInStreamClientErrorIsRelayed(t *testing.T) {
 			}
 			rep := stub.waitReport()
 			if rep.ErrorClass != classInStreamError || rep.AccountID != 1 || len(rep.Attempts) != 1 ||
-				rep.Attempts[0].Status != tt.wantStatus || !isNullRaw(rep.Usage) || rep.UsageSource != usageSourceUpstream {
+				rep.Attempts[0].Status != tt.wantStatus || !jsonsse.IsNull(rep.Usage) || rep.UsageSource != usageSourceUpstream {
 				t.Errorf("report = %+v usage %s", rep, rep.Usage)
 			}
 		})
@@ -318,7 +320,7 @@ func TestInStreamErrorExhausted(t *testing.T) {
 	}
 	rep := stub.waitReport()
 	if rep.Status != 503 || rep.ErrorClass != classInStreamError || len(rep.Attempts) != 2 ||
-		rep.Attempts[1].Status != 529 || rep.Attempts[1].ErrorClass != classInStreamError || !isNullRaw(rep.Usage) {
+		rep.Attempts[1].Status != 529 || rep.Attempts[1].ErrorClass != classInStreamError || !jsonsse.IsNull(rep.Usage) {
 		t.Errorf("report = %+v", rep)
 	}
 }

@@ -1,41 +1,15 @@
 package plugin
 
 import (
-	"github.com/poolgate/poolgate/plugin/wire"
-
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
 	"strconv"
 	"time"
-)
 
-// Error codes of a Responses response.failed event (error.code), by error type.
-const (
-	codeRateLimitExceeded    = "rate_limit_exceeded"
-	codeInvalidRequest       = "invalid_request"
-	codePermissionDenied     = "permission_denied"
-	codeAuthenticationFailed = "authentication_failed"
-	codeUpstreamError        = "upstream_error"
-	codeServerError          = "server_error"
+	"github.com/poolgate/poolgate/plugin/jsonsse"
+	"github.com/poolgate/poolgate/plugin/wire"
 )
-
-// responsesErrorCode maps an error type to the error.code of a response.failed event.
-func responsesErrorCode(typ string) string {
-	switch typ {
-	case typeRateLimit:
-		return codeRateLimitExceeded
-	case typeInvalidRequest:
-		return codeInvalidRequest
-	case "permission_error":
-		return codePermissionDenied
-	case typeAuthentication:
-		return codeAuthenticationFailed
-	case typeUpstream:
-		return codeUpstreamError
-	}
-	return codeServerError
-}
 
 // streamErrorCode is the {code, message} error object of Responses (wire.CodeDetail).
 type streamErrorCode = wire.CodeDetail
@@ -91,7 +65,7 @@ func streamErrorFrame(path, model, typ, msg string) []byte {
 			Model:     model,
 			Status:    "failed",
 			Output:    []string{},
-			Error:     streamErrorCode{Code: responsesErrorCode(typ), Message: msg},
+			Error:     streamErrorCode{Code: wire.ResponsesErrorCode(typ), Message: msg},
 		}}
 	case pathMessages:
 		event = "error"
@@ -101,7 +75,7 @@ func streamErrorFrame(path, model, typ, msg string) []byte {
 	default:
 		v = chatStreamError{Error: chatStreamErrorDetail{Type: typ, Message: msg, Code: typ}}
 	}
-	data, err := encodeJSON(v)
+	data, err := jsonsse.Encode(v)
 	if err != nil {
 		data = []byte(`{"error":{"type":"api_error","message":"Internal server error","code":"api_error"}}`)
 	}

@@ -17,29 +17,6 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 )
 
-func TestResponsesErrorCode(t *testing.T) {
-	t.Parallel()
-	tests := []struct{ typ, want string }{
-		{"rate_limit_error", "rate_limit_exceeded"},
-		{"invalid_request_error", "invalid_request"},
-		{"permission_error", "permission_denied"},
-		{"authentication_error", "authentication_failed"},
-		{"upstream_error", "upstream_error"},
-		{"api_error", "server_error"},
-		{"server_error", "server_error"},
-		{"", "server_error"},
-		{"something_else", "server_error"},
-	}
-	for _, tt := range tests {
-		t.Run("type "+tt.typ, func(t *testing.T) {
-			t.Parallel()
-			if got := responsesErrorCode(tt.typ); got != tt.want {
-				t.Errorf("responsesErrorCode(%q) = %q, want %q", tt.typ, got, tt.want)
-			}
-		})
-	}
-}
-
 // sseEvents splits an SSE frame into (event, data) pairs; a frame must end with a blank line.
 func sseEvents(t *testing.T, frame string) [][2]string {
 	t.Helper()

@@ -1,23 +1,20 @@
 package plugin
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
+)
 
 // Usage extraction from upstream replies as their bytes pass to the client (docs/billing.md,
 // "Disconnects, drains and estimates"): nothing of a reply is kept beyond a few bytes of carry and the
 // usage object itself, whatever the reply's size.
 
-const (
-	// maxCarry bounds one SSE line kept across reads; a longer line is skipped.
-	maxCarry = 4 << 20
-	// maxUsageObject bounds the usage object taken from a reply, JSON or stream; a longer
-	// object after a "usage" key is not a usage object and is dropped.
-	maxUsageObject = 64 << 10
-)
+// maxUsageObject bounds the usage object taken from a reply, JSON or stream; a longer
+// object after a "usage" key is not a usage object and is dropped.
+const maxUsageObject = 64 << 10
 
-var (
-	usageKey   = []byte(`"usage"`)
-	dataPrefix = []byte("data:")
-)
+var usageKey = []byte(`"usage"`)
 
 // usageScanner pulls the usage object out of a reply as it streams by. JSON replies are
 // searched for their "usage" object (jsonUsage). SSE replies are scanned with bytes.Index
@@ -76,7 +73,7 @@ func extendUsageCarry(s *usageScanner, p []byte) {
 	if s.skipping || len(p) == 0 {
 		return
 	}
-	if len(s.carry)+len(p) > maxCarry {
+	if len(s.carry)+len(p) > jsonsse.MaxCarry {
 		s.carry = s.carry[:0]
 		s.skipping = true
 		return
@@ -120,10 +117,10 @@ func nullAfterKey(rest []byte) bool {
 
 func (s *usageScanner) line(l []byte) {
 	l = bytes.TrimSpace(l)
-	if !bytes.HasPrefix(l, dataPrefix) {
+	if !bytes.HasPrefix(l, jsonsse.DataPrefix) {
 		return
 	}
-	kind, usage := sseUsage(s.format, bytes.TrimSpace(l[len(dataPrefix):]))
+	kind, usage := sseUsage(s.format, bytes.TrimSpace(l[len(jsonsse.DataPrefix):]))
 	if len(usage) > maxUsageObject {
 		// Not a usage object (as in a JSON reply): it would go into the report as it is,
 		// and a report batch over controlsvc's body limit is refused whole.

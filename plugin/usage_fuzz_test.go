@@ -5,13 +5,15 @@ import (
 	"encoding/json"
 	"strconv"
 	"testing"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // FuzzUsageScannerReads (with FuzzUsageScannerSplit, usage_hostile_test.go): fed in reads
 // of any size, down to one byte, the scanner finds what it finds in one read; what it
 // returns is valid JSON, a JSON reply's usage an object of at most maxUsageObject bytes
 // (a stream's Anthropic usage merges two of them), complete only with a result, and the
-// line it carries never passes maxCarry.
+// line it carries never passes jsonsse.MaxCarry.
 func FuzzUsageScannerReads(f *testing.F) {
 	f.Add([]byte(`{"id":"x","usage":{"input_tokens":1,"output_tokens":2}}`), uint8(0), false)
 	f.Add([]byte("data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":5}}\n\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":null,\"input_tokens\":2}}"), uint8(2), true)
@@ -45,7 +47,7 @@ func FuzzUsageScannerReads(f *testing.F) {
 					end = len(body)
 				}
 				feedUsage(fed, body[off:end])
-				if len(fed.carry) > maxCarry {
+				if len(fed.carry) > jsonsse.MaxCarry {
 					t.Fatalf("carry of %d bytes", len(fed.carry))
 				}
 			}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // bigReply is a non-streaming Responses reply of at least size bytes, usage last.
@@ -68,7 +70,7 @@ func TestNonStreamReplyBilling(t *testing.T) {
 			}
 			r := stub.waitReport()
 			usage := string(r.Usage)
-			if isNullRaw(r.Usage) {
+			if jsonsse.IsNull(r.Usage) {
 				usage = ""
 			}
 			if r.Status != 200 || r.ErrorClass != "" || r.UsageSource != tt.wantSource || usage != tt.wantUsage ||
@@ -145,7 +147,7 @@ func TestNonStreamClientLeavesMidReply(t *testing.T) {
 			}
 			r := stub.waitReport()
 			usage := string(r.Usage)
-			if isNullRaw(r.Usage) {
+			if jsonsse.IsNull(r.Usage) {
 				usage = ""
 			}
 			if r.Status != 499 || r.ErrorClass != classClientGone || r.UsageSource != tt.wantSource || usage != tt.wantUsage ||

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Normalised endpoint paths, as sent to controlsvc and appended to an account's base_url.
@@ -91,9 +93,9 @@ func readBody(req *http.Request, limit int64) ([]byte, *clientError) {
 
 // firstBodyAlloc is the first allocation of a body read: a known Content-Length plus the
 // room ReadFrom wants free to see the end (bytes.MinRead), at most bodyReadChunk. The body
-// lives as long as its request, a stream's whole life (issue 15 §4), so a small body must
-// not hold a 32 KB buffer; an announced size that never arrives still costs at most
-// bodyReadChunk.
+// lives as long as its request, a stream's whole life (docs/design.md, "Memory per open
+// stream"), so a small body must not hold a 32 KB buffer; an announced size that never
+// arrives still costs at most bodyReadChunk.
 func firstBodyAlloc(contentLength int64) int {
 	if contentLength < 0 || contentLength > bodyReadChunk-bytes.MinRead {
 		return bodyReadChunk
@@ -130,7 +132,8 @@ func (info *requestInfo) inputItems() ([]inputItem, bool) {
 	return info.items, info.itemsOK
 }
 
-// validateBody applies the body checks of issue 2 §4 in their order.
+// validateBody applies the body checks in the order their errors take precedence: JSON
+// syntax, model, stream's type, then the per-path checks.
 func validateBody(path string, body []byte) (requestInfo, *clientError) {
 	var info requestInfo
 	f, err := parseRequestFields(body) // the one pass: validates while it decodes
@@ -141,7 +144,7 @@ func validateBody(path string, body []byte) (requestInfo, *clientError) {
 		// Valid JSON that is not an object has no model.
 		return info, badRequest(msgModelRequired)
 	}
-	model, ok := rawString(f.Model)
+	model, ok := jsonsse.String(f.Model)
 	if !ok || model == "" {
 		return info, badRequest(msgModelRequired)
 	}
@@ -152,7 +155,7 @@ func validateBody(path string, body []byte) (requestInfo, *clientError) {
 	info.model = model
 	info.fields = f
 	if len(f.Stream) > 0 {
-		stream, ok := rawBool(f.Stream)
+		stream, ok := jsonsse.Bool(f.Stream)
 		if !ok {
 			return info, badRequest(msgStreamType)
 		}
@@ -197,7 +200,7 @@ func checkFunctionCallOutputs(info *requestInfo) *clientError {
 	if !bytes.Contains(f.Input, []byte("function_call_output")) {
 		return nil
 	}
-	if prev, _ := rawString(f.PreviousResponseID); prev != "" {
+	if prev, _ := jsonsse.String(f.PreviousResponseID); prev != "" {
 		return nil
 	}
 	items, ok := info.inputItems()

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Fuzz targets of the client body checks (scripts/fuzz.sh runs them in make test; the seed
@@ -63,7 +65,7 @@ func FuzzValidateBody(f *testing.F) {
 		if info.forceIncludeUsage && (path != pathChat || !info.stream) {
 			t.Fatalf("include_usage forced on %s stream=%v", path, info.stream)
 		}
-		if info.maxOutputTokens < 0 || info.maxOutputTokens > maxTokenCount {
+		if info.maxOutputTokens < 0 || info.maxOutputTokens > jsonsse.MaxTokenCount {
 			t.Fatalf("max output tokens %d", info.maxOutputTokens)
 		}
 
@@ -103,7 +105,7 @@ func FuzzValidateBody(f *testing.F) {
 }
 
 // FuzzErrorBodies: whatever an upstream error body holds, the type and message taken from
-// it (errorFields) render into error bodies of both shapes and the code shape that are
+// it (jsonsse.ErrorFields) render into error bodies of both shapes and the code shape that are
 // valid JSON and read back to exactly that type and message.
 func FuzzErrorBodies(f *testing.F) {
 	f.Add([]byte(`{"error":{"type":"rate_limit_error","message":"slow down"}}`))
@@ -115,7 +117,7 @@ func FuzzErrorBodies(f *testing.F) {
 		if len(body) > fuzzMaxInput {
 			return
 		}
-		typ, msg := errorFields(body, "api_error", "Upstream request failed")
+		typ, msg := jsonsse.ErrorFields(body, "api_error", "Upstream request failed")
 		if typ == "" || msg == "" {
 			t.Fatalf("empty type %q or message %q", typ, msg)
 		}
@@ -124,7 +126,7 @@ func FuzzErrorBodies(f *testing.F) {
 			if !json.Valid(out) {
 				t.Fatalf("error body is not JSON: %q", out)
 			}
-			gotTyp, gotMsg := errorFields(out, "", "")
+			gotTyp, gotMsg := jsonsse.ErrorFields(out, "", "")
 			if gotTyp != typ || gotMsg != msg {
 				t.Fatalf("round trip: %q/%q, want %q/%q", gotTyp, gotMsg, typ, msg)
 			}
@@ -161,12 +163,12 @@ func FuzzMergeAnthropicUsage(f *testing.F) {
 			t.Fatalf("merged usage is not an object: %q", out)
 		}
 		for k, v := range d {
-			if !isNullRaw(v) && !jsonEqual(m[k], v) {
+			if !jsonsse.IsNull(v) && !jsonEqual(m[k], v) {
 				t.Fatalf("field %q: %s, delta has %s", k, m[k], v)
 			}
 		}
 		for k, v := range s {
-			if dv, ok := d[k]; (!ok || isNullRaw(dv)) && !jsonEqual(m[k], v) {
+			if dv, ok := d[k]; (!ok || jsonsse.IsNull(dv)) && !jsonEqual(m[k], v) {
 				t.Fatalf("field %q: %s, start has %s", k, m[k], v)
 			}
 		}

@@ -1,6 +1,6 @@
 package convert
 
-// The tools agents send (issue 14 §3; docs/design.md, "Conversion contract"): Codex's
+// The tools agents send (docs/design.md, "Conversion rules for agents"): Codex's
 // namespaces (MCP servers, additional tools) become flat Claude tools named
 // namespace__name, its custom (freeform grammar) tools such as apply_patch a tool with one
 // string input, web_search Anthropic's server web-search tool. The names are kept in a

@@ -1,10 +1,13 @@
 package convert
 
-// Automatic prompt caching of a converted request (issue 14 §3): Responses clients cannot
-// mark cache breakpoints, and without them every agent turn on Claude pays the full input
-// price. Up to maxCacheBreakpoints (Anthropic's limit) cache_control breakpoints go, in
-// this order, on the last tool, the system prompt, and the last block of the last two user
-// messages; breakpoints already present count against the limit.
+import "github.com/poolgate/poolgate/plugin/jsonsse"
+
+// Automatic prompt caching of a converted request (docs/design.md, "Conversion rules for
+// agents"): Responses clients cannot mark cache breakpoints, and without them every agent
+// turn on Claude pays the full input price. Up to maxCacheBreakpoints (Anthropic's limit)
+// cache_control breakpoints go, in this order, on the last tool, the system prompt, and the
+// last block of the last two user messages; breakpoints already present count against the
+// limit.
 
 const maxCacheBreakpoints = 4
 
@@ -19,10 +22,10 @@ func addCacheBreakpoints(r *messagesRequest) {
 	}
 	if left > 0 && len(r.System) > 0 && r.System[0] == '"' {
 		var text string
-		if s, ok := rawString(r.System); ok {
+		if s, ok := jsonsse.String(r.System); ok {
 			text = s
 		}
-		if b, err := encodeJSON([]messagesBlock{{Type: blockText, Text: text, CacheControl: ephemeral}}); err == nil {
+		if b, err := jsonsse.Encode([]messagesBlock{{Type: blockText, Text: text, CacheControl: ephemeral}}); err == nil {
 			r.System = b
 			left--
 		}

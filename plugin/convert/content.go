@@ -8,14 +8,16 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // decodeParts returns a message's content as parts: a string is one text part.
 func decodeParts(raw json.RawMessage, at string) ([]responsesPart, error) {
-	if isNullRaw(raw) {
+	if jsonsse.IsNull(raw) {
 		return nil, nil
 	}
-	if s, ok := rawString(raw); ok {
+	if s, ok := jsonsse.String(raw); ok {
 		return []responsesPart{{Type: "input_text", Text: s}}, nil
 	}
 	var parts []responsesPart
@@ -89,7 +91,7 @@ func contentBlocks(raw json.RawMessage, assistant bool, at string) ([]messagesBl
 // imageSource takes a base64 data URI or an http(s) URL; file ids name files stored at
 // OpenAI, which Anthropic cannot read.
 func imageSource(p responsesPart, at string) (*messagesSource, error) {
-	u, ok := rawString(p.ImageURL)
+	u, ok := jsonsse.String(p.ImageURL)
 	if !ok && len(p.ImageURL) > 0 && p.ImageURL[0] == '{' {
 		var h urlHolder
 		if json.Unmarshal(p.ImageURL, &h) == nil {
@@ -145,7 +147,7 @@ func toolInput(raw json.RawMessage) json.RawMessage {
 	if len(raw) > 0 && raw[0] == '{' {
 		return raw
 	}
-	s, ok := rawString(raw)
+	s, ok := jsonsse.String(raw)
 	s = strings.TrimSpace(s)
 	if !ok || !strings.HasPrefix(s, "{") || !json.Valid([]byte(s)) {
 		return emptyToolInput
@@ -156,12 +158,12 @@ func toolInput(raw json.RawMessage) json.RawMessage {
 // toolResultContent converts a function_call_output's output: a string stays a string, an
 // array of parts becomes blocks; empty output leaves content out (it is optional).
 func toolResultContent(raw json.RawMessage, at string) (json.RawMessage, error) {
-	if isNullRaw(raw) {
+	if jsonsse.IsNull(raw) {
 		return nil, nil
 	}
 	switch raw[0] {
 	case '"':
-		s, _ := rawString(raw)
+		s, _ := jsonsse.String(raw)
 		if strings.TrimSpace(s) == "" {
 			return nil, nil
 		}
@@ -171,8 +173,8 @@ func toolResultContent(raw json.RawMessage, at string) (json.RawMessage, error) 
 		if err != nil || len(blocks) == 0 {
 			return nil, err
 		}
-		return encodeJSON(blocks)
+		return jsonsse.Encode(blocks)
 	}
 	// Any other JSON value is handed to the model as its text.
-	return encodeJSON(string(raw))
+	return jsonsse.Encode(string(raw))
 }

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // tokenCounts is the merged usage, in Anthropic's exclusive buckets.
@@ -239,7 +241,7 @@ func (s *Stream) failWith(typ, msg string, upstream bool) {
 	}
 	s.start()
 	s.status = statusFailed
-	s.errCode = responsesErrorCode(typ)
+	s.errCode = wire.ResponsesErrorCode(typ)
 	s.errMsg = msg
 	s.upErr = upstream
 	s.responseEvent("response.failed", statusFailed)

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 const (
@@ -94,8 +96,8 @@ var emptyToolInput = json.RawMessage(`{}`)
 // message, joined by blank lines) and the messages of the input, not yet repaired.
 func convertInput(instructions, input json.RawMessage, m *Tools) (string, []messagesMessage, error) {
 	var system []string
-	if !isNullRaw(instructions) {
-		s, ok := rawString(instructions)
+	if !jsonsse.IsNull(instructions) {
+		s, ok := jsonsse.String(instructions)
 		if !ok {
 			return "", nil, errors.New("instructions must be a string")
 		}
@@ -103,10 +105,10 @@ func convertInput(instructions, input json.RawMessage, m *Tools) (string, []mess
 			system = append(system, s)
 		}
 	}
-	if isNullRaw(input) {
+	if jsonsse.IsNull(input) {
 		return strings.Join(system, "\n\n"), nil, nil
 	}
-	if s, ok := rawString(input); ok {
+	if s, ok := jsonsse.String(input); ok {
 		var msgs []messagesMessage
 		if strings.TrimSpace(s) != "" {
 			msgs = append(msgs, messagesMessage{Role: roleUser, Content: []messagesBlock{{Type: blockText, Text: s}}})

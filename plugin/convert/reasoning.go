@@ -1,7 +1,7 @@
 package convert
 
-// Reasoning, custom tool inputs and structured output of a converted request (issue 14 §3;
-// docs/design.md, "Conversion contract"). A Claude thinking block comes back as a reasoning
+// Reasoning, custom tool inputs and structured output of a converted request (docs/design.md,
+// "Conversion rules for agents"). A Claude thinking block comes back as a reasoning
 // item whose summary is the thinking text and whose encrypted_content is
 // thinkingSigPrefix + the signature (a redacted block: redactedPrefix + its data); the same
 // item in a later turn's input is restored as exactly that block. The prefixes tell these
@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 const (
@@ -106,8 +108,8 @@ func onlyThinking(blocks []messagesBlock) bool {
 
 // customInput is the tool_use input of a custom_tool_call: its raw input as the one string.
 func customInput(raw json.RawMessage) json.RawMessage {
-	s, _ := rawString(raw)
-	b, err := encodeJSON(map[string]string{customInputKey: s})
+	s, _ := jsonsse.String(raw)
+	b, err := jsonsse.Encode(map[string]string{customInputKey: s})
 	if err != nil {
 		return emptyToolInput
 	}
@@ -125,7 +127,7 @@ type responsesText struct {
 // convertTextFormat maps text.format json_schema to Claude's structured output
 // (output_config.format); json_object, which Claude has no mode for, is a warning.
 func convertTextFormat(raw json.RawMessage, m *Tools) (*messagesOutputConfig, error) {
-	if isNullRaw(raw) {
+	if jsonsse.IsNull(raw) {
 		return nil, nil
 	}
 	var t responsesText

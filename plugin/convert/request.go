@@ -1,15 +1,18 @@
 package convert
 
-// Responses → Anthropic Messages request conversion (issue 5 §2; sub2api-behaviour.md §7.1,
-// with its defects fixed: max_tokens always exceeds the thinking budget, and the tool pairing
-// is repaired so that Anthropic accepts the history). The conversion runs once per attempt on
-// the untouched client body; messages.go turns the input items into messages.
+// Responses → Anthropic Messages request conversion (docs/design.md, "Conversion contract";
+// sub2api-behaviour.md §7.1, with its defects fixed: max_tokens always exceeds the thinking
+// budget, and the tool pairing is repaired so that Anthropic accepts the history). The
+// conversion runs once per attempt on the untouched client body; messages.go turns the
+// input items into messages.
 
 import (
 	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // Output and thinking sizes of a converted request.
@@ -137,7 +140,7 @@ func convertRequest(req *Fields, upstreamModel string, limit int64) ([]byte, err
 func convertAgentRequest(req *Fields, upstreamModel string, limit int64, cache bool) ([]byte, *Tools, error) {
 	out := messagesRequest{Model: upstreamModel, Stream: true}
 	if out.Model == "" {
-		out.Model, _ = rawString(req.Model)
+		out.Model, _ = jsonsse.String(req.Model)
 	}
 	m := newConvTools()
 	var err error
@@ -156,7 +159,7 @@ func convertAgentRequest(req *Fields, upstreamModel string, limit int64, cache b
 		return nil, nil, err
 	}
 	if system != "" {
-		out.System, _ = encodeJSON(system)
+		out.System, _ = jsonsse.Encode(system)
 	}
 	if out.OutputConfig, err = convertTextFormat(req.Text, m); err != nil {
 		return nil, nil, err
@@ -208,7 +211,7 @@ func convertAgentRequest(req *Fields, upstreamModel string, limit int64, cache b
 	if cache {
 		addCacheBreakpoints(&out)
 	}
-	b, err := encodeJSON(out)
+	b, err := jsonsse.Encode(out)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -279,17 +282,17 @@ func thinkingAllowed(r messagesRequest) bool {
 }
 
 func thinkingBudget(raw json.RawMessage) (int64, error) {
-	if isNullRaw(raw) {
+	if jsonsse.IsNull(raw) {
 		return 0, nil
 	}
 	var r responsesReasoning
 	if raw[0] != '{' || json.Unmarshal(raw, &r) != nil {
 		return 0, errors.New("reasoning must be an object")
 	}
-	if isNullRaw(r.Effort) {
+	if jsonsse.IsNull(r.Effort) {
 		return thinkingBudgets["medium"], nil // OpenAI's default effort
 	}
-	effort, ok := rawString(r.Effort)
+	effort, ok := jsonsse.String(r.Effort)
 	budget, known := thinkingBudgets[effort]
 	if !ok || !known {
 		return 0, errors.New("reasoning.effort must be one of none, minimal, low, medium, high, xhigh")
@@ -299,7 +302,7 @@ func thinkingBudget(raw json.RawMessage) (int64, error) {
 
 // rawUnitNumber reads an optional number in [0, limit].
 func rawUnitNumber(raw json.RawMessage, field string, limit float64) (*float64, error) {
-	if isNullRaw(raw) {
+	if jsonsse.IsNull(raw) {
 		return nil, nil
 	}
 	var f float64
@@ -311,11 +314,11 @@ func rawUnitNumber(raw json.RawMessage, field string, limit float64) (*float64, 
 
 // rawPositiveInt reads an optional positive whole number; given is false when absent or null.
 func rawPositiveInt(raw json.RawMessage, field string) (int64, bool, error) {
-	if isNullRaw(raw) {
+	if jsonsse.IsNull(raw) {
 		return 0, false, nil
 	}
 	var f float64
-	if json.Unmarshal(raw, &f) != nil || f < 1 || f != float64(int64(f)) || f > maxTokenCount {
+	if json.Unmarshal(raw, &f) != nil || f < 1 || f != float64(int64(f)) || f > jsonsse.MaxTokenCount {
 		return 0, false, errors.New(field + " must be a positive integer")
 	}
 	return int64(f), true, nil

@@ -9,6 +9,8 @@ package convert
 
 import (
 	"strconv"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // The delta events, prepared once: "event: <type>\ndata: {"type":"<type>","sequence_number":"
@@ -47,7 +49,7 @@ func appendItemRef(dst []byte, id string, outIdx, contentIdx int, withContent bo
 
 // appendJSONString appends s as a JSON string.
 func appendJSONString(dst []byte, s string) []byte {
-	b, err := encodeJSON(s)
+	b, err := jsonsse.Encode(s)
 	if err != nil {
 		return append(dst, `""`...)
 	}

@@ -1,7 +1,7 @@
 package convert
 
-// Anthropic Messages stream → Responses stream, event by event (issue 5 §3;
-// sub2api-behaviour.md §7.3 with its defects fixed: response.in_progress follows
+// Anthropic Messages stream → Responses stream, event by event
+// (sub2api-behaviour.md §7.3 with its defects fixed: response.in_progress follows
 // response.created, reasoning summary parts are announced, and an upstream error event or
 // a stream without message_stop ends in response.failed — or response.incomplete when
 // max_tokens stopped it — never in a synthesized response.completed).
@@ -19,6 +19,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // Kinds of the Anthropic content block being converted.
@@ -148,7 +151,7 @@ type Stream struct {
 // newResponsesStream starts a conversion answering as responseID ("resp_…") for the
 // client's model, created at the given Unix time.
 func newResponsesStream(model, responseID string, createdAt int64) *Stream {
-	m, err := encodeJSON(model)
+	m, err := jsonsse.Encode(model)
 	if err != nil {
 		m = []byte(`""`)
 	}
@@ -183,9 +186,9 @@ func (s *Stream) feed(p []byte) []byte {
 		s.pending = s.pending[:copy(s.pending, s.pending[off:])]
 		s.scanned -= off
 	}
-	if len(s.pending) > maxCarry {
+	if len(s.pending) > jsonsse.MaxCarry {
 		s.pending, s.scanned = s.pending[:0], 0
-		s.failWith(typeUpstream, "Upstream event too large", false)
+		s.failWith(wire.TypeUpstream, "Upstream event too large", false)
 	}
 	return s.out
 }
@@ -197,11 +200,11 @@ func (s *Stream) feed(p []byte) []byte {
 func nextEventEnd(b []byte, from int) (int, int) {
 	rest := b[from:]
 	limit := len(rest)
-	i := bytes.Index(rest, lfLF)
+	i := bytes.Index(rest, jsonsse.BlankLF)
 	if i >= 0 {
 		limit = i + 2
 	}
-	if j := bytes.Index(rest[:limit], lfCRLF); j >= 0 {
+	if j := bytes.Index(rest[:limit], jsonsse.BlankCRLF); j >= 0 {
 		return from + j + 3, 0
 	}
 	if i >= 0 {
@@ -228,7 +231,7 @@ func (s *Stream) finish() []byte {
 		if incompleteReason(s.stop) != "" {
 			s.complete()
 		} else {
-			s.failWith(typeUpstream, msgStreamCut, false)
+			s.failWith(wire.TypeUpstream, wire.MsgStreamCut, false)
 		}
 	}
 	return s.out
@@ -263,16 +266,16 @@ func (s *Stream) upstreamError() (typ, msg string, ok bool) {
 // line; the data line is found with one compiled search, and the event name is read only
 // when the data names no type.
 func (s *Stream) block(b []byte) {
-	i := bytes.Index(b, dataPrefix)
+	i := bytes.Index(b, jsonsse.DataPrefix)
 	if i < 0 || (i > 0 && b[i-1] != '\n') {
-		_, data := sseFields(b) // an unusual layout: parse line by line
+		_, data := jsonsse.EventFields(b) // an unusual layout: parse line by line
 		if len(data) > 0 {
 			s.handle(nil, data, b)
 		}
 		return
 	}
 	// The data line up to its newline; encoding/json skips the spaces around the value.
-	data := b[i+len(dataPrefix):]
+	data := b[i+len(jsonsse.DataPrefix):]
 	if j := bytes.IndexByte(data, '\n'); j >= 0 {
 		data = data[:j]
 	}
@@ -289,12 +292,12 @@ func (s *Stream) handle(name, data, block []byte) {
 	typ := ev.Type
 	if typ == "" {
 		if name == nil && block != nil {
-			name, _ = sseFields(block)
+			name, _ = jsonsse.EventFields(block)
 		}
 		typ = string(name)
 	}
 	if typ == "error" {
-		etyp, emsg := errorFields(data, typeAPI, "Upstream stream error")
+		etyp, emsg := jsonsse.ErrorFields(data, wire.TypeAPI, "Upstream stream error")
 		s.upType = etyp
 		s.failWith(etyp, emsg, true)
 		return

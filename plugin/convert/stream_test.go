@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 var updateConvertGolden = flag.Bool("update-convert", false, "rewrite plugin/convert/testdata golden files")
@@ -75,7 +78,7 @@ func convertByEvent(input []byte) []byte {
 		if end < 0 {
 			end = len(input)
 		}
-		name, data := sseFields(input[:end])
+		name, data := jsonsse.EventFields(input[:end])
 		if len(data) > 0 {
 			out = append(out, s.event(name, data)...)
 		}
@@ -469,7 +472,7 @@ func TestConvertStreamErrorBeforeOutput(t *testing.T) {
 	if res.status != statusFailed || !bytes.Contains(res.final, []byte(`"error":{"code":"rate_limit_exceeded","message":"Slow down"}`)) {
 		t.Errorf("final response %s", res.final)
 	}
-	if len(s.finish()) != 0 || len(s.fail(typeUpstream, "x")) != 0 {
+	if len(s.finish()) != 0 || len(s.fail(wire.TypeUpstream, "x")) != 0 {
 		t.Error("events after the terminal one")
 	}
 	if string(s.anthropicUsage()) != `{"input_tokens":9,"output_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}` {
@@ -486,7 +489,7 @@ func TestConvertStreamCallerFailure(t *testing.T) {
 	if !s.started() {
 		t.Fatal("a tool call is semantic output")
 	}
-	out = append(out, s.fail(typeUpstream, "Upstream stream idle timeout")...)
+	out = append(out, s.fail(wire.TypeUpstream, "Upstream stream idle timeout")...)
 	res := checkResponsesStream(t, out)
 	if res.status != statusFailed || !bytes.Contains(res.final, []byte(`"message":"Upstream stream idle timeout"`)) {
 		t.Errorf("final response %s", res.final)
@@ -570,7 +573,7 @@ func TestConvertStreamOversizedEvent(t *testing.T) {
 	t.Parallel()
 	s := newResponsesStream("m", convTestRespID, 1)
 	out := append([]byte(nil), s.feed([]byte("data: {\"type\":\"message_start\",\"message\":{}}\n\n"))...)
-	out = append(out, s.feed(bytes.Repeat([]byte("x"), maxCarry+1))...)
+	out = append(out, s.feed(bytes.Repeat([]byte("x"), jsonsse.MaxCarry+1))...)
 	out = append(out, s.finish()...)
 	res := checkResponsesStream(t, out)
 	if res.status != statusFailed {

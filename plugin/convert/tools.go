@@ -9,6 +9,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
 // responsesToolChoice is the object form of tool_choice: {type:function,name}, the legacy
@@ -27,7 +29,7 @@ type responsesToolChoice struct {
 // namespace flattened, custom tools as one string input, web_search as the server
 // web-search tool (agents.go); other types are left out with a warning in m.
 func convertTools(raw json.RawMessage, m *Tools) ([]messagesTool, error) {
-	if isNullRaw(raw) {
+	if jsonsse.IsNull(raw) {
 		return nil, nil
 	}
 	var tools []agentTool
@@ -118,7 +120,7 @@ func functionTool(t agentTool, namespace, at string, m *Tools) (messagesTool, er
 // objectSchema returns a function's parameters as an Anthropic input_schema, which must be
 // an object schema: absent parameters become an empty one, a missing type becomes "object".
 func objectSchema(raw json.RawMessage) (json.RawMessage, error) {
-	if isNullRaw(raw) {
+	if jsonsse.IsNull(raw) {
 		return emptyObjectSchema, nil
 	}
 	var m map[string]json.RawMessage
@@ -133,14 +135,14 @@ func objectSchema(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, errors.New(`must have "type": "object"`)
 	}
 	m["type"] = json.RawMessage(`"object"`)
-	return encodeJSON(m)
+	return jsonsse.Encode(m)
 }
 
 // convertToolChoice maps tool_choice; parallel_tool_calls:false becomes
 // disable_parallel_tool_use.
 func convertToolChoice(raw, parallel json.RawMessage, m *Tools) (*messagesToolPick, error) {
 	var pick *messagesToolPick
-	if s, ok := rawString(raw); ok {
+	if s, ok := jsonsse.String(raw); ok {
 		switch s {
 		case "auto":
 			pick = &messagesToolPick{Type: "auto"}
@@ -151,7 +153,7 @@ func convertToolChoice(raw, parallel json.RawMessage, m *Tools) (*messagesToolPi
 		default:
 			return nil, errors.New(`tool_choice must be "auto", "required", "none" or a function choice`)
 		}
-	} else if !isNullRaw(raw) {
+	} else if !jsonsse.IsNull(raw) {
 		var c responsesToolChoice
 		if raw[0] != '{' || json.Unmarshal(raw, &c) != nil {
 			return nil, errors.New("tool_choice must be a string or an object")
@@ -171,7 +173,7 @@ func convertToolChoice(raw, parallel json.RawMessage, m *Tools) (*messagesToolPi
 			return nil, errors.New("tool_choice of type " + quoteForError(c.Type) + " is not supported for this model")
 		}
 	}
-	if off, ok := rawBool(parallel); ok && !off {
+	if off, ok := jsonsse.Bool(parallel); ok && !off {
 		if pick == nil {
 			pick = &messagesToolPick{Type: "auto"}
 		}
@@ -241,7 +243,7 @@ func addInputTools(tools []messagesTool, input json.RawMessage, m *Tools) ([]mes
 		declared[tools[i].Name] = true
 	}
 	for i := 0; i < len(items); i++ {
-		if items[i].Type != "additional_tools" || isNullRaw(items[i].Tools) {
+		if items[i].Type != "additional_tools" || jsonsse.IsNull(items[i].Tools) {
 			continue
 		}
 		more, err := convertTools(items[i].Tools, m)

@@ -22,7 +22,7 @@ type AdmitRequest struct {
 	// DeadlineMs is the absolute Unix time in milliseconds at which the plugin stops
 	// waiting for the answer: controlsvc stops working on the call before it.
 	DeadlineMs int64 `json:"deadline_ms,omitempty"`
-	// SessionHash is the hex SHA-256 of the session seed (sticky sessions, issue 3 §5).
+	// SessionHash is the hex SHA-256 of the session seed (docs/design.md, "Sticky sessions").
 	SessionHash string `json:"session_hash,omitempty"`
 	// SessionSource is "explicit" or "content" (plugin session.go), with SessionHash.
 	SessionSource string `json:"session_source,omitempty"`
@@ -64,14 +64,16 @@ type Grant struct {
 	// (plugin fallback.go).
 	ServedModel     string `json:"served_model,omitempty"`
 	ContextFallback bool   `json:"context_fallback,omitempty"`
-	// Per-group deadline overrides (issue 3 §9); absent: the plugin's configuration, 0: none.
+	// Per-group deadline overrides (docs/design.md, "Timeouts"); absent: the plugin's
+	// configuration, 0: none.
 	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
 	StreamIdleTimeoutMs *int64 `json:"stream_idle_timeout_ms,omitempty"`
 	// ResponseHeaderTimeoutMs bounds a non-streaming attempt's time to response headers
-	// (issue 13 §3); absent: the plugin's responseHeaderTimeout, 0: none.
+	// (docs/design.md, "Timeouts"); absent: the plugin's responseHeaderTimeout, 0: none.
 	ResponseHeaderTimeoutMs *int64 `json:"response_header_timeout_ms,omitempty"`
 	// HedgeAfterMs, above 0, starts a second attempt on another account when a streaming
-	// attempt has produced no semantic output after that long (issue 13 §4).
+	// attempt has produced no semantic output after that long (docs/design.md, "Hedged
+	// first token").
 	HedgeAfterMs int64 `json:"hedge_after_ms,omitempty"`
 	// Convert names the conversion the request takes to this account ("" = none;
 	// "responses_to_messages": a Responses request answered by an Anthropic account).

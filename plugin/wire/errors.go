@@ -1,8 +1,8 @@
 // Package wire holds the JSON shapes the plugin and controlsvc exchange (docs/design.md,
-// "Internal API") and the client error envelopes and types both write, so that each is
-// written once. The plugin imports it interpreted by Yaegi v0.16.1 and controlsvc compiled:
-// standard library only, plain structs and functions, no methods that encoding/json would
-// call (docs/yaegi.md).
+// "Internal API") and the client error envelopes, types and codes they write (the plugin's
+// core and plugin/convert alike), so that each is written once. The plugin imports it
+// interpreted by Yaegi v0.16.1 and controlsvc compiled: standard library only, plain structs
+// and functions, no methods that encoding/json would call (docs/yaegi.md).
 package wire
 
 import "net/http"
@@ -85,7 +85,7 @@ type AnthropicError struct {
 }
 
 // CodeError is the {"error":{"code","message"}} envelope of /v1/responses on an Anthropic
-// group (issue 5 §5; sub2api-behaviour.md §2.3).
+// group (docs/design.md, "Conversion contract"; sub2api-behaviour.md §2.3).
 type CodeError struct {
 	Error CodeDetail `json:"error"`
 }
@@ -95,3 +95,34 @@ type CodeDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
+
+// Error codes of a Responses response.failed event (error.code), by error type.
+const (
+	CodeRateLimitExceeded    = "rate_limit_exceeded"
+	CodeInvalidRequest       = "invalid_request"
+	CodePermissionDenied     = "permission_denied"
+	CodeAuthenticationFailed = "authentication_failed"
+	CodeUpstreamError        = "upstream_error"
+	CodeServerError          = "server_error"
+)
+
+// ResponsesErrorCode maps an error type to the error.code of a response.failed event.
+func ResponsesErrorCode(typ string) string {
+	switch typ {
+	case TypeRateLimit:
+		return CodeRateLimitExceeded
+	case TypeInvalidRequest:
+		return CodeInvalidRequest
+	case TypePermission:
+		return CodePermissionDenied
+	case TypeAuthentication:
+		return CodeAuthenticationFailed
+	case TypeUpstream:
+		return CodeUpstreamError
+	}
+	return CodeServerError
+}
+
+// MsgStreamCut is the in-stream error message of a stream the upstream ended without its
+// terminal event, written by the core's relay and by the conversion alike.
+const MsgStreamCut = "Upstream stream ended unexpectedly"

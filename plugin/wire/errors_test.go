@@ -69,3 +69,27 @@ func TestErrorEnvelopes(t *testing.T) {
 		})
 	}
 }
+
+// The error.code of a response.failed event, by error type; anything unknown is server_error.
+func TestResponsesErrorCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ typ, want string }{
+		{"rate_limit_error", "rate_limit_exceeded"},
+		{"invalid_request_error", "invalid_request"},
+		{"permission_error", "permission_denied"},
+		{"authentication_error", "authentication_failed"},
+		{"upstream_error", "upstream_error"},
+		{"api_error", "server_error"},
+		{"server_error", "server_error"},
+		{"", "server_error"},
+		{"something_else", "server_error"},
+	}
+	for _, tt := range tests {
+		t.Run("type "+tt.typ, func(t *testing.T) {
+			t.Parallel()
+			if got := ResponsesErrorCode(tt.typ); got != tt.want {
+				t.Errorf("ResponsesErrorCode(%q) = %q, want %q", tt.typ, got, tt.want)
+			}
+		})
+	}
+}

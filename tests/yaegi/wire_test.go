@@ -13,7 +13,10 @@ import (
 // interpreted results can be compared with the native ones.
 const wireProbe = `package plugin
 
-import "github.com/poolgate/poolgate/plugin/wire"
+import (
+	"github.com/poolgate/poolgate/plugin/jsonsse"
+	"github.com/poolgate/poolgate/plugin/wire"
+)
 
 // WireErrorProbe is test scaffolding written by tests/yaegi/wire_test.go; not plugin code.
 func WireErrorProbe(status int, typ string) string {
@@ -24,13 +27,13 @@ func WireErrorProbe(status int, typ string) string {
 func WireReportProbe() string {
 	g := &grant{GrantID: "g1", AccountID: 7}
 	f := &failedAttempt{AccountID: 7, Status: 529, ErrorClass: "upstream_status", Body: []byte("x")}
-	b, err := encodeJSON(reportBatch{Dropped: 2, Reports: []report{{GrantID: g.GrantID, AccountID: g.AccountID,
+	b, err := jsonsse.Encode(reportBatch{Dropped: 2, Reports: []report{{GrantID: g.GrantID, AccountID: g.AccountID,
 		UsageFormat: usageAnthropic, Warnings: []string{"w"},
 		Attempts: []attemptReport{{AccountID: f.AccountID, Status: f.Status, ErrorClass: f.ErrorClass, HedgeLost: true}}}}})
 	if err != nil {
 		return err.Error()
 	}
-	a, err := encodeJSON(admitRequest{RequestID: "r", Failed: f, MaxWaitMs: 5})
+	a, err := jsonsse.Encode(admitRequest{RequestID: "r", Failed: f, MaxWaitMs: 5})
 	if err != nil {
 		return err.Error()
 	}

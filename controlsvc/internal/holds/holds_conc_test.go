@@ -15,10 +15,22 @@ import (
 // concReserve is what each request of the concurrency tests holds; budgets are worth 10.
 const concReserve = 1_000_000
 
-// runConcurrent runs 32 workers, each admitting 10 requests in turn (hold concReserve, then
-// settle at a cost of at most the hold, or release), from cold wallets, and returns what
-// was charged and the most requests in flight at once.
-func runConcurrent(t *testing.T, f *fixture) (charged, maxInFlight int64) {
+// budgetKinds are the three budgets a hold can be bounded by, each worth 10 holds.
+var budgetKinds = []struct {
+	name string
+	seed seed
+}{
+	{"balance", seed{balance: 10 * concReserve}},
+	{"key quota", seed{balance: 1 << 40, quota: ptr(10 * concReserve)}},
+	{"subscription window", seed{mode: store.BillingSubscription, limits: []*int64{ptr(10 * concReserve)}}},
+}
+
+// runWorkers runs 32 workers, each admitting 10 requests in turn from cold wallets (ids
+// idPrefix<worker>-<i>): hold concReserve, keep it a millisecond, then end it as end says
+// for the hold (settle at cost, or release). Worker w draws from rand.NewPCG(w, stream).
+// It returns what was charged and the most requests in flight at once.
+func runWorkers(t *testing.T, f *fixture, idPrefix string, stream uint64,
+	end func(rng *rand.Rand, held int64) (cost int64, release bool)) (charged, maxInFlight int64) {
 	t.Helper()
 	var inFlight, maxSeen, total atomic.Int64
 	var wg sync.WaitGroup
@@ -27,9 +39,9 @@ func runConcurrent(t *testing.T, f *fixture) (charged, maxInFlight int64) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			rng := rand.New(rand.NewPCG(uint64(w), stream))
 			for i := range 10 {
-				id := fmt.Sprintf("w%d-%d", w, i)
+				id := fmt.Sprintf("%s%d-%d", idPrefix, w, i)
 				hold, refusal, err := f.h.Reserve(context.Background(), f.req(id, concReserve, concReserve))
 				if err != nil {
 					errs <- err
@@ -43,14 +55,14 @@ func runConcurrent(t *testing.T, f *fixture) (charged, maxInFlight int64) {
 				}
 				time.Sleep(time.Millisecond)
 				inFlight.Add(-1)
-				if rng.IntN(4) == 0 {
+				cost, release := end(rng, hold.AmountMicros)
+				if release {
 					if _, err := f.h.Release(context.Background(), f.user, id); err != nil {
 						errs <- err
 						return
 					}
 					continue
 				}
-				cost := rng.Int64N(hold.AmountMicros + 1)
 				if err := f.settleNoT(id, cost); err != nil {
 					errs <- err
 					return
@@ -65,6 +77,18 @@ func runConcurrent(t *testing.T, f *fixture) (charged, maxInFlight int64) {
 		t.Fatal(err)
 	}
 	return total.Load(), maxSeen.Load()
+}
+
+// runConcurrent is runWorkers where a request is released one time in four and otherwise
+// settles at a cost of at most its hold.
+func runConcurrent(t *testing.T, f *fixture) (charged, maxInFlight int64) {
+	t.Helper()
+	return runWorkers(t, f, "w", 1, func(rng *rand.Rand, held int64) (int64, bool) {
+		if rng.IntN(4) == 0 {
+			return 0, true
+		}
+		return rng.Int64N(held + 1), false
+	})
 }
 
 // settleNoT is settle for a worker goroutine.
@@ -91,15 +115,7 @@ func (f *fixture) settleNoT(id string, cost int64) error {
 // subscription window.
 func TestConcurrentHoldsNeverOverspend(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		seed seed
-	}{
-		{"balance", seed{balance: 10 * concReserve}},
-		{"key quota", seed{balance: 1 << 40, quota: ptr(10 * concReserve)}},
-		{"subscription window", seed{mode: store.BillingSubscription, limits: []*int64{ptr(10 * concReserve)}}},
-	}
-	for _, tt := range tests {
+	for _, tt := range budgetKinds {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, tt.seed)

@@ -1,62 +1,27 @@
 package holds
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// runOverrunning is runConcurrent with every admitted request settling above its hold, by
-// up to half of concReserve: it returns what was charged, the most requests in flight at
-// once and the largest overrun.
+// runOverrunning is runWorkers with every admitted request settling above its hold, by up
+// to half of concReserve: it returns what was charged, the most requests in flight at once
+// and the largest overrun.
 func runOverrunning(t *testing.T, f *fixture) (charged, maxInFlight, largestOver int64) {
 	t.Helper()
-	var inFlight, maxSeen, total, over atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 32)
-	for w := range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 2))
-			for i := range 10 {
-				id := fmt.Sprintf("o%d-%d", w, i)
-				hold, refusal, err := f.h.Reserve(context.Background(), f.req(id, concReserve, concReserve))
-				if err != nil {
-					errs <- err
-					return
-				}
-				if refusal != nil {
-					continue
-				}
-				n := inFlight.Add(1)
-				for m := maxSeen.Load(); n > m && !maxSeen.CompareAndSwap(m, n); m = maxSeen.Load() {
-				}
-				time.Sleep(time.Millisecond)
-				inFlight.Add(-1)
-				o := rng.Int64N(concReserve/2 + 1)
-				for m := over.Load(); o > m && !over.CompareAndSwap(m, o); m = over.Load() {
-				}
-				if err := f.settleNoT(id, hold.AmountMicros+o); err != nil {
-					errs <- err
-					return
-				}
-				total.Add(hold.AmountMicros + o)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	return total.Load(), maxSeen.Load(), over.Load()
+	var over atomic.Int64
+	charged, maxInFlight = runWorkers(t, f, "o", 2, func(rng *rand.Rand, held int64) (int64, bool) {
+		o := rng.Int64N(concReserve/2 + 1)
+		for m := over.Load(); o > m && !over.CompareAndSwap(m, o); m = over.Load() {
+		}
+		return held + o, false
+	})
+	return charged, maxInFlight, over.Load()
 }
 
 // Requests that overrun their holds spend at most the budget plus the overruns of the
@@ -64,15 +29,7 @@ func runOverrunning(t *testing.T, f *fixture) (charged, maxInFlight, largestOver
 // budget + 10 × the largest overrun (docs/billing.md, "Bound"). Each budget kind.
 func TestConcurrentOverrunsAreBounded(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		seed seed
-	}{
-		{"balance", seed{balance: 10 * concReserve}},
-		{"key quota", seed{balance: 1 << 40, quota: ptr(10 * concReserve)}},
-		{"subscription window", seed{mode: store.BillingSubscription, limits: []*int64{ptr(10 * concReserve)}}},
-	}
-	for _, tt := range tests {
+	for _, tt := range budgetKinds {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, tt.seed)

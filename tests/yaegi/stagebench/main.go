@@ -1,4 +1,5 @@
-// Command stagebench times the stages of one request through the plugin (issue 15 §3):
+// Command stagebench times the stages of one request through the plugin (docs/design.md,
+// "The plugin's stages and their cost"):
 // parse, the admit call, forward set-up, relay per SSE event and report, on a 2 KB Responses
 // body, compiled natively and interpreted by Yaegi v0.16.1 as Traefik runs it, and prints a
 // table (or, with -json, the figures for bench/breakdown.go). The stages are the plugin's own
