@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
@@ -25,27 +26,6 @@ const (
 	maxGrantIDLen   = 128
 	maxRequestIDLen = 128
 )
-
-// maxModelLen bounds a requested model name (real ones are well under 100 bytes). The name
-// goes into the request's completion report as it is, and a report batch over
-// maxReportBody is refused whole, every report in it lost: unbounded, a client's names near
-// the admit body's 1 MiB could make other users' reports unstorable.
-const maxModelLen = 256
-
-// validModel reports whether a requested model name is at most maxModelLen bytes without
-// control characters: a NUL cannot be stored in a text column, so its report would fail its
-// whole batch (500), which the plugin retries forever.
-func validModel(m string) bool {
-	if len(m) > maxModelLen {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		if m[i] < 0x20 || m[i] == 0x7f {
-			return false
-		}
-	}
-	return true
-}
 
 // Upstream authentication per platform.
 const anthropicVersion = "2023-06-01" // https://docs.anthropic.com/en/api/versioning
@@ -103,7 +83,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	if req.Model == "" {
 		return nil, rejectInvalid("model is required"), nil
 	}
-	if !validModel(req.Model) {
+	if !ledger.ValidModel(req.Model) {
 		return nil, rejectInvalid("Invalid model"), nil
 	}
 	// The request id keys the request's reservation and usage record.
@@ -143,7 +123,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	}
 	key := kr.auth
 	req.platform = key.Platform
-	s.breakerSettings(key) // remembered for the group's reports (breakers.go)
+	s.health.BreakerSettings(key) // remembered for the group's reports (package health)
 	if req.Hedge {
 		var rej *rejection
 		if ctx, rej, err = s.prepareHedge(ctx, key, req); err != nil || rej != nil {

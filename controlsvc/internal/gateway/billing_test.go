@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
@@ -554,9 +555,9 @@ func TestSweeperReleasesExpiredReservations(t *testing.T) {
 	}
 	e.rdb.HSet(t.Context(), fmt.Sprintf("pg:{u:%d}:h:%s", f.user, old.RequestID), "x", time.Now().Add(-time.Minute).UnixMilli())
 
-	w := newSweeper(e.svc.holds, 20*time.Millisecond, e.svc.log)
-	go w.run()
-	defer w.close()
+	w := ledger.NewSweeper(e.svc.holds, 20*time.Millisecond, e.svc.log)
+	go w.Run()
+	defer w.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, ok := e.hold(t, f.user, old.RequestID); !ok {

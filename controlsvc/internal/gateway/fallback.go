@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -134,7 +135,7 @@ func (s *Service) chooseModel(ctx context.Context, key store.KeyAuth, rules grou
 	}
 	var next []string
 	switch {
-	case rej == rejectNoAccount && failedClass == errorClassModelNotFound:
+	case rej == rejectNoAccount && failedClass == health.ErrorClassModelNotFound:
 		next = after(lists.notFound, current, requested)
 	case rej == rejectNoAccount:
 		next = after(lists.exhausted, current, requested)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 )
 
@@ -43,7 +44,7 @@ func (rt *routeLog) begin(kind, model string) {
 	// The start time orders the entries: an entry is written after its answer, when the
 	// next admission of the request may have begun.
 	rt.entry.At = time.Now().UTC()
-	rt.entry.Kind, rt.entry.Model = kind, truncate(model, maxModelLen)
+	rt.entry.Kind, rt.entry.Model = kind, truncate(model, ledger.MaxModelLen)
 }
 
 // failed records the failed attempt the admission settles; the caller sets BreakerOpened.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/scheduler"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
@@ -92,7 +93,7 @@ func (s *Service) candidates(ctx context.Context, key store.KeyAuth, requested, 
 			continue
 		}
 		served = true
-		sent := upstreamOr(up, model)
+		sent := health.UpstreamOr(up, model)
 		if reason := skipReason(a, exclude, sent, now); reason != "" {
 			route.add(a, reason)
 			continue
