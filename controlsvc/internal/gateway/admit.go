@@ -40,11 +40,11 @@ type admitRequest struct {
 	Stream    bool     `json:"stream"`
 	Exclude   []int64  `json:"exclude"`
 	Failed    *failure `json:"failed"`
-	// SessionHash is the plugin's hex SHA-256 of the session seed (issue 3 §5); "" = none.
+	// SessionHash is the plugin's hex SHA-256 of the session seed ("Sticky sessions"); "" = none.
 	SessionHash string `json:"session_hash"`
 	// SessionSource says where the session seed came from: "explicit" (session headers,
 	// metadata.user_id, prompt_cache_key; also when absent) or "content" (the content
-	// seed), which never waits for its sticky account (issue 13 §5).
+	// seed), which never waits for its sticky account ("Sticky sessions").
 	SessionSource string `json:"session_source"`
 	// ServedModel, on a re-admission, echoes the grant's served_model: the fallback the
 	// failed attempt was serving, from which the next fallback counts (fallback.go).
@@ -263,7 +263,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 }
 
 // acquireSlots takes the user slot and an account slot for grantID, waiting in FIFO queues
-// when they are full (issue 3 §1–§2). The first round trip pipelines the user's entry with
+// when they are full (docs/design.md, "POST /internal/v1/admit"). The first round trip pipelines the user's entry with
 // either the only candidate's entry or the loads of all candidates, and the session's sticky
 // binding, and the folded money hold (holdfold.go). On a refusal or error the slots this call
 // took for a first admission are undone.
@@ -271,7 +271,7 @@ func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID s
 	cands []candidate, selRej *rejection, ss *session, fold *foldedHold) (*candidate, *rejection, error) {
 	if selRej != nil {
 		if selRej == rejectNoAccount && ss.hash != "" {
-			// Whatever account the session is bound to is unusable now (issue 3 §5).
+			// Whatever account the session is bound to is unusable now ("Sticky sessions").
 			s.unbindSticky(ctx, key.GroupID, ss.hash)
 		}
 		return nil, selRej, nil // nothing to wait for: no slot is taken

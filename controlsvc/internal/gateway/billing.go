@@ -32,7 +32,7 @@ const (
 // billingRefusal turns a refusal of a billing rule into the client's error. On the OpenAI
 // paths the code is the type, except that balance and quota refusals carry OpenAI's
 // insufficient_quota; Anthropic's envelope has the type alone, and on /v1/messages a
-// balance, quota or subscription refusal is Anthropic's 402 billing_error (issue 14 §5), so
+// balance, quota or subscription refusal is Anthropic's 402 billing_error (docs/billing.md, "Billing modes and eligibility"), so
 // Claude Code shows it as billing rather than authentication.
 func billingRefusal(r *store.BillingRefusal) *rejection {
 	rej := &rejection{status: http.StatusForbidden, reason: ReasonBilling, errType: typeBilling, message: r.Message,
@@ -167,7 +167,7 @@ func fullEstimateMicros(key store.KeyAuth, p usage.Price, inputBytes, outputToke
 // outputCap is the output limit the plugin must send upstream (the grant's
 // max_output_tokens; 0: the body as the client sent it) when the request names no maximum
 // of its own: for a converted request (a Messages body needs a max_tokens) the catalogue's
-// maximum output of the model served (issue 14 §3, contract E), else the group's default;
+// maximum output of the model served (contract E), else the group's default;
 // for a pass-through request in a group that caps output, the group's default. The
 // reservation counts the same limit (bill).
 func outputCap(key store.KeyAuth, maxOutputTokens int64, convert, servedModel string) int64 {

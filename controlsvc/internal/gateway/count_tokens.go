@@ -65,7 +65,7 @@ func (s *Service) handleCountTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 // countTokens authenticates the key like admit and picks an account; every reason not to
-// call upstream is an estimate, not a refusal (never 404, issue 14 §1).
+// call upstream is an estimate, not a refusal (never 404: the plugin answers with its local estimate).
 func (s *Service) countTokens(ctx context.Context, req countTokensRequest) (countTokensReply, *rejection, error) {
 	if req.APIKey == "" {
 		return countTokensReply{}, rejectAuth, nil

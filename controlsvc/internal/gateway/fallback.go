@@ -9,7 +9,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// Model fallbacks per group (issue 13 §6; docs/design.md, "Model fallbacks"). A group's
+// Model fallbacks per group (docs/design.md, "Model fallbacks"). A group's
 // model_fallbacks name, per requested model or "*", the models to serve instead, in order,
 // on three occasions: the upstream refused the prompt as too long (context_length_exceeded,
 // a re-admission), no account serves the model (model_not_found: none of the group maps it,

@@ -181,7 +181,7 @@ func TestClearedStateReachesSelectionAtOnce(t *testing.T) {
 
 // A session's binding moves when its account is rate-limited, or blocked for the session's
 // model: the session goes to an account that can serve it, remembering the old one as its
-// preferred account (issue 13 §5); with no account usable at all the binding is dropped.
+// preferred account ("Sticky sessions"); with no account usable at all the binding is dropped.
 func TestStickyBindingMovesWhenItsAccountIsOut(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

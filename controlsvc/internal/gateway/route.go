@@ -9,8 +9,8 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 )
 
-// routeLog is one admission's routing explanation as the admission makes it (issue 13 §9,
-// package routing): candidates() says why each account was skipped, acquireAccount() which
+// routeLog is one admission's routing explanation as the admission makes it (docs/design.md,
+// "Routing explanations"; package routing): candidates() says why each account was skipped, acquireAccount() which
 // were busy and which was chosen, and handleAdmit appends the entry to the request's Redis
 // list once the answer is written. It travels in the context, so the selection code records
 // into it without new parameters; every method is a no-op on nil (no log in the context).
