@@ -23,8 +23,8 @@ import (
 // usage object, in the report's usage_format: the last attempt's usage is the report's, an
 // earlier attempt that sends none produced no usage), upstream_model (one without it is
 // priced like the report), first_token_ms, retried_same_account and hedge_lost (contract E,
-// docs/design.md "Routing explanations") are optional. The record is priced by served_model when upstream_model is
-// empty.
+// docs/design.md "Routing explanations") are optional. The record is priced by
+// served_model when upstream_model is empty.
 type (
 	report  = wire.Report
 	attempt = wire.Attempt

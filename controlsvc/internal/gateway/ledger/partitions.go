@@ -72,6 +72,7 @@ func (k *PartitionKeeper) ensure() {
 	}
 }
 
+// Close stops the keeper and waits for a run in progress.
 func (k *PartitionKeeper) Close() {
 	close(k.stop)
 	<-k.done

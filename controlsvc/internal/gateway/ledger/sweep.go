@@ -74,6 +74,7 @@ func (w *Sweeper) sweep() {
 	}
 }
 
+// Close stops the sweeper and waits for a sweep in progress.
 func (w *Sweeper) Close() {
 	close(w.stop)
 	<-w.done
