@@ -5,6 +5,7 @@ import (
 
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
@@ -17,8 +18,8 @@ func TestConfigDefaultsAreThePackages(t *testing.T) {
 		name        string
 		config, pkg any // both a time.Duration, or both an int
 	}{
-		{"rate limit cooldown", config.DefaultRateLimitCooldown, gateway.DefaultRateLimitCooldown},
-		{"rate limit cooldown cap", config.MaxRateLimitCooldown, gateway.MaxRateLimitCooldown},
+		{"rate limit cooldown", config.DefaultRateLimitCooldown, health.DefaultRateLimitCooldown},
+		{"rate limit cooldown cap", config.MaxRateLimitCooldown, health.MaxRateLimitCooldown},
 		{"reservation TTL", config.DefaultReservationTTL, store.DefaultReservationTTL},
 		{"statement timeout", config.DefaultDBStatementTimeout, store.DefaultStatementTimeout},
 		{"idle in transaction timeout", config.DefaultDBIdleInTransactionTimeout, store.DefaultIdleInTransactionTimeout},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
@@ -26,27 +27,6 @@ const (
 	maxRequestIDLen = 128
 )
 
-// maxModelLen bounds a requested model name (real ones are well under 100 bytes). The name
-// goes into the request's completion report as it is, and a report batch over
-// maxReportBody is refused whole, every report in it lost: unbounded, a client's names near
-// the admit body's 1 MiB could make other users' reports unstorable.
-const maxModelLen = 256
-
-// validModel reports whether a requested model name is at most maxModelLen bytes without
-// control characters: a NUL cannot be stored in a text column, so its report would fail its
-// whole batch (500), which the plugin retries forever.
-func validModel(m string) bool {
-	if len(m) > maxModelLen {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		if m[i] < 0x20 || m[i] == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // Upstream authentication per platform.
 const anthropicVersion = "2023-06-01" // https://docs.anthropic.com/en/api/versioning
 
@@ -60,11 +40,11 @@ type admitRequest struct {
 	Stream    bool     `json:"stream"`
 	Exclude   []int64  `json:"exclude"`
 	Failed    *failure `json:"failed"`
-	// SessionHash is the plugin's hex SHA-256 of the session seed (issue 3 §5); "" = none.
+	// SessionHash is the plugin's hex SHA-256 of the session seed ("Sticky sessions"); "" = none.
 	SessionHash string `json:"session_hash"`
 	// SessionSource says where the session seed came from: "explicit" (session headers,
 	// metadata.user_id, prompt_cache_key; also when absent) or "content" (the content
-	// seed), which never waits for its sticky account (issue 13 §5).
+	// seed), which never waits for its sticky account ("Sticky sessions").
 	SessionSource string `json:"session_source"`
 	// ServedModel, on a re-admission, echoes the grant's served_model: the fallback the
 	// failed attempt was serving, from which the next fallback counts (fallback.go).
@@ -103,7 +83,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	if req.Model == "" {
 		return nil, rejectInvalid("model is required"), nil
 	}
-	if !validModel(req.Model) {
+	if !ledger.ValidModel(req.Model) {
 		return nil, rejectInvalid("Invalid model"), nil
 	}
 	// The request id keys the request's reservation and usage record.
@@ -143,7 +123,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 	}
 	key := kr.auth
 	req.platform = key.Platform
-	s.breakerSettings(key) // remembered for the group's reports (breakers.go)
+	s.health.BreakerSettings(key) // remembered for the group's reports (package health)
 	if req.Hedge {
 		var rej *rejection
 		if ctx, rej, err = s.prepareHedge(ctx, key, req); err != nil || rej != nil {
@@ -283,7 +263,7 @@ func (s *Service) admit(ctx context.Context, req *admitRequest) (*admitReply, *r
 }
 
 // acquireSlots takes the user slot and an account slot for grantID, waiting in FIFO queues
-// when they are full (issue 3 §1–§2). The first round trip pipelines the user's entry with
+// when they are full (docs/design.md, "POST /internal/v1/admit"). The first round trip pipelines the user's entry with
 // either the only candidate's entry or the loads of all candidates, and the session's sticky
 // binding, and the folded money hold (holdfold.go). On a refusal or error the slots this call
 // took for a first admission are undone.
@@ -291,7 +271,7 @@ func (s *Service) acquireSlots(ctx context.Context, key store.KeyAuth, grantID s
 	cands []candidate, selRej *rejection, ss *session, fold *foldedHold) (*candidate, *rejection, error) {
 	if selRej != nil {
 		if selRej == rejectNoAccount && ss.hash != "" {
-			// Whatever account the session is bound to is unusable now (issue 3 §5).
+			// Whatever account the session is bound to is unusable now ("Sticky sessions").
 			s.unbindSticky(ctx, key.GroupID, ss.hash)
 		}
 		return nil, selRej, nil // nothing to wait for: no slot is taken

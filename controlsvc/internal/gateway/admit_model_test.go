@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
@@ -22,8 +23,8 @@ func TestAdmitRefusesOverlongModel(t *testing.T) {
 		model     string
 		wantGrant bool
 	}{
-		{"at the bound", "gpt-4o-" + strings.Repeat("x", maxModelLen-len("gpt-4o-")), true},
-		{"one byte over", "gpt-4o-" + strings.Repeat("x", maxModelLen-len("gpt-4o-")+1), false},
+		{"at the bound", "gpt-4o-" + strings.Repeat("x", ledger.MaxModelLen-len("gpt-4o-")), true},
+		{"one byte over", "gpt-4o-" + strings.Repeat("x", ledger.MaxModelLen-len("gpt-4o-")+1), false},
 		{"near 1 MiB", "gpt-4o-" + strings.Repeat("x", 900<<10), false},
 	}
 	for _, tt := range tests {

@@ -7,7 +7,7 @@ import (
 )
 
 // Admission of a cached key whose wallets are loaded touches Redis only: zero PostgreSQL
-// statements (issue 15 §1), for first admissions and their holds, balance and
+// statements (docs/design.md, "The hot path: one request, hop by hop"), for first admissions and their holds, balance and
 // subscription mode alike. Only the first admission loads the key and the wallets.
 func TestCachedKeyAdmissionIssuesNoPostgreSQL(t *testing.T) {
 	t.Parallel()

@@ -64,8 +64,8 @@ func (c *rtCounter) set(on bool) []string {
 
 var _ redis.Hook = (*rtCounter)(nil)
 
-// TestFirstAdmissionRoundTrips counts the Redis round trips of a first admission (issue 15
-// §1). On the common path (key cached, one candidate with a free slot, wallet loaded) the
+// TestFirstAdmissionRoundTrips counts the Redis round trips of a first admission
+// (docs/design.md, "The hot path: one request, hop by hop"). On the common path (key cached, one candidate with a free slot, wallet loaded) the
 // hold rides in the slot grant's pipeline: one round trip. Off it, bill holds after the
 // grant as before; the hold is the same either way.
 func TestFirstAdmissionRoundTrips(t *testing.T) {

@@ -248,7 +248,7 @@ func TestAdmitRefusals(t *testing.T) {
 				e.fillAccount(t, a1, 2)
 				return admitRequest{APIKey: f.key, Model: "gpt-4o"}
 			},
-			// The request waits on the least-loaded account (issue 3 §2) and times out.
+			// The request waits on the least-loaded account and times out.
 			status: 429, reason: ReasonAccountConcurrency, errType: "rate_limit_error",
 			message: "Concurrency limit exceeded for account, please retry later",
 		},
@@ -320,7 +320,7 @@ func TestEmptySecretRefusesEverything(t *testing.T) {
 	}
 }
 
-// A disabled key stops being served within the cache TTL (issue 2: within 5 s).
+// A disabled key stops being served within the cache TTL (well within 5 s).
 func TestDisabledKeyStopsWithinCacheTTL(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -7,7 +7,7 @@ import (
 )
 
 // TestAdmitCarriesGroupTimeouts: the grant tells the plugin the deadlines of the key's group
-// (issue 3 §9); a NULL column leaves the field out, so the plugin keeps its own default.
+// (docs/design.md, "Timeouts"); a NULL column leaves the field out, so the plugin keeps its own default.
 func TestAdmitCarriesGroupTimeouts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -51,7 +51,7 @@ func TestAdmitCarriesGroupTimeouts(t *testing.T) {
 
 // TestAdmitCarriesSilentUpstreamAndHedge: the grant carries the group's
 // response_header_timeout_ms (absent when NULL, 0 = off) and hedge_after_ms (absent when
-// NULL or 0: no hedging) (issue 13 §3, §4).
+// NULL or 0: no hedging) (docs/design.md, "Hedged first token").
 func TestAdmitCarriesSilentUpstreamAndHedge(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

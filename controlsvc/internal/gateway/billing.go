@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/catalogue"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/holds"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
@@ -31,7 +32,7 @@ const (
 // billingRefusal turns a refusal of a billing rule into the client's error. On the OpenAI
 // paths the code is the type, except that balance and quota refusals carry OpenAI's
 // insufficient_quota; Anthropic's envelope has the type alone, and on /v1/messages a
-// balance, quota or subscription refusal is Anthropic's 402 billing_error (issue 14 §5), so
+// balance, quota or subscription refusal is Anthropic's 402 billing_error (docs/billing.md, "Billing modes and eligibility"), so
 // Claude Code shows it as billing rather than authentication.
 func billingRefusal(r *store.BillingRefusal) *rejection {
 	rej := &rejection{status: http.StatusForbidden, reason: ReasonBilling, errType: typeBilling, message: r.Message,
@@ -146,7 +147,7 @@ func (s *Service) priceFor(ctx context.Context, key store.KeyAuth, model, upstre
 // priced as the dearer of input and cache write. Without it the input counts input_bytes / 2
 // tokens at the input price and the sum is capped by the group's max_reserve.
 func estimateMicros(key store.KeyAuth, p usage.Price, inputBytes, maxOutputTokens int64) int64 {
-	cost := fullEstimateMicros(key, p, inputBytes, reservedOutputTokens(maxOutputTokens, key.DefaultMaxOutputTokens))
+	cost := fullEstimateMicros(key, p, inputBytes, ledger.ReservedOutputTokens(maxOutputTokens, key.DefaultMaxOutputTokens))
 	if !key.CapOutputTokens && key.MaxReserveMicros > 0 {
 		cost = min(cost, key.MaxReserveMicros)
 	}
@@ -156,37 +157,17 @@ func estimateMicros(key store.KeyAuth, p usage.Price, inputBytes, maxOutputToken
 // fullEstimateMicros is estimateMicros for outputTokens of output, without the max_reserve
 // cap; with outputTokens 0 it is the input estimate, below which a request is refused.
 func fullEstimateMicros(key store.KeyAuth, p usage.Price, inputBytes, outputTokens int64) int64 {
-	t := usage.Tokens{Input: reservedInputTokens(key.CapOutputTokens, inputBytes), Output: outputTokens}
+	t := usage.Tokens{Input: ledger.ReservedInputTokens(key.CapOutputTokens, inputBytes), Output: outputTokens}
 	if key.CapOutputTokens {
 		p.Input = max(p.Input, p.CacheWrite)
 	}
 	return usage.Cost(t, p, key.RateMicros)
 }
 
-// reservedInputTokens is the input a reservation counts for a body of inputBytes: one token
-// per byte in a group that caps output (an upper bound for text), else input_bytes / 2,
-// rounded up. A report billed by estimate counts the same (reports_estimate.go).
-func reservedInputTokens(capOutputTokens bool, inputBytes int64) int64 {
-	inputBytes = max(inputBytes, 0)
-	if capOutputTokens {
-		return inputBytes
-	}
-	return inputBytes/2 + inputBytes%2
-}
-
-// reservedOutputTokens is the output limit a reservation counts: the request's own
-// maximum, else the group's default.
-func reservedOutputTokens(maxOutputTokens, defaultMaxOutputTokens int64) int64 {
-	if maxOutputTokens > 0 {
-		return maxOutputTokens
-	}
-	return defaultMaxOutputTokens
-}
-
 // outputCap is the output limit the plugin must send upstream (the grant's
 // max_output_tokens; 0: the body as the client sent it) when the request names no maximum
 // of its own: for a converted request (a Messages body needs a max_tokens) the catalogue's
-// maximum output of the model served (issue 14 §3, contract E), else the group's default;
+// maximum output of the model served (contract E), else the group's default;
 // for a pass-through request in a group that caps output, the group's default. The
 // reservation counts the same limit (bill).
 func outputCap(key store.KeyAuth, maxOutputTokens int64, convert, servedModel string) int64 {

@@ -8,7 +8,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/prices"
 )
 
-// TestReservationIsWhatIsAvailable (issue 14 §5): a reservation is min(estimate, available);
+// TestReservationIsWhatIsAvailable (docs/billing.md, "Reserve, then settle"): a reservation is min(estimate, available);
 // a request is refused only when the available amount cannot cover its input estimate, and
 // then with a message that says what it may cost; on /v1/messages that is Anthropic's 402
 // billing_error, on OpenAI paths 403 with OpenAI's insufficient_quota code. After an

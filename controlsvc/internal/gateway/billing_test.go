@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
@@ -25,7 +26,7 @@ func wantBillingError(t *testing.T, res httpResult, status int, reason, shape, e
 	if res.status != status || res.reject != reason {
 		t.Fatalf("got %d reject %q (%s), want %d reject %q", res.status, res.reject, res.body, status, reason)
 	}
-	// OpenAI's code of a balance refusal is insufficient_quota (issue 14 §5).
+	// OpenAI's code of a balance refusal is insufficient_quota (docs/billing.md, "Billing modes and eligibility").
 	code := errType
 	if errType == "billing_error" && strings.HasPrefix(message, "Insufficient balance") {
 		code = "insufficient_quota"
@@ -153,7 +154,7 @@ func TestBillingRefusals(t *testing.T) {
 				e.holdFor(t, f, "req_other", 999_000)
 				return admitRequest{Model: "claude-sonnet-4", Path: "/v1/messages"}
 			},
-			// Anthropic's 402 billing_error on /v1/messages (issue 14 §5).
+			// Anthropic's 402 billing_error on /v1/messages.
 			status: 402, reason: ReasonBilling, errType: "billing_error",
 			message: "Insufficient balance: $0.00 available; this request may cost up to $0.03 (max_tokens 1000 on claude-sonnet-4)",
 		},
@@ -554,9 +555,9 @@ func TestSweeperReleasesExpiredReservations(t *testing.T) {
 	}
 	e.rdb.HSet(t.Context(), fmt.Sprintf("pg:{u:%d}:h:%s", f.user, old.RequestID), "x", time.Now().Add(-time.Minute).UnixMilli())
 
-	w := newSweeper(e.svc.holds, 20*time.Millisecond, e.svc.log)
-	go w.run()
-	defer w.close()
+	w := ledger.NewSweeper(e.svc.holds, 20*time.Millisecond, e.svc.log)
+	go w.Run()
+	defer w.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, ok := e.hold(t, f.user, old.RequestID); !ok {

@@ -278,11 +278,11 @@ func TestDialBackoffGrowsAndResets(t *testing.T) {
 		return time.Duration(secs * float64(time.Second))
 	}
 	bs := breaker.SettingsOf(nil, nil, nil)
-	e.svc.settleFailure(ctx, failure{AccountID: acc, ErrorClass: "dial"}, "g1", bs)
+	e.svc.health.SettleFailure(ctx, failure{AccountID: acc, ErrorClass: "dial"}, "g1", bs)
 	if d := pausedFor(); d < 3*time.Second || d > 5*time.Second {
 		t.Fatalf("first dial failure paused %v, want ≈ 5 s", d)
 	}
-	e.svc.settleFailure(ctx, failure{AccountID: acc, ErrorClass: "dial"}, "g2", bs)
+	e.svc.health.SettleFailure(ctx, failure{AccountID: acc, ErrorClass: "dial"}, "g2", bs)
 	if d := pausedFor(); d < 8*time.Second || d > 10*time.Second {
 		t.Fatalf("second dial failure paused %v, want ≈ 10 s", d)
 	}
@@ -291,7 +291,7 @@ func TestDialBackoffGrowsAndResets(t *testing.T) {
 	e.svc.AccountsChanged()
 	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
 	wantAccepted(t, e.sendReports(t, reportFor(g, 200, "responses", `{"input_tokens":1,"output_tokens":1}`)), 1)
-	e.svc.settleFailure(ctx, failure{AccountID: acc, ErrorClass: "dial"}, "g3", bs)
+	e.svc.health.SettleFailure(ctx, failure{AccountID: acc, ErrorClass: "dial"}, "g3", bs)
 	if d := pausedFor(); d < 3*time.Second || d > 5*time.Second {
 		t.Fatalf("a dial failure after an answer paused %v, want ≈ 5 s again", d)
 	}

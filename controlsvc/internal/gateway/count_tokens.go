@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 )
 
 // POST /internal/v1/count-tokens (docs/design.md, "POST /internal/v1/count-tokens"): the
@@ -64,7 +65,7 @@ func (s *Service) handleCountTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 // countTokens authenticates the key like admit and picks an account; every reason not to
-// call upstream is an estimate, not a refusal (never 404, issue 14 §1).
+// call upstream is an estimate, not a refusal (never 404: the plugin answers with its local estimate).
 func (s *Service) countTokens(ctx context.Context, req countTokensRequest) (countTokensReply, *rejection, error) {
 	if req.APIKey == "" {
 		return countTokensReply{}, rejectAuth, nil
@@ -77,7 +78,7 @@ func (s *Service) countTokens(ctx context.Context, req countTokensRequest) (coun
 		return countTokensReply{}, rejectAuth, nil
 	}
 	key := kr.auth
-	if key.Platform != platformAnthropic || req.Model == "" || !validModel(req.Model) {
+	if key.Platform != platformAnthropic || req.Model == "" || !ledger.ValidModel(req.Model) {
 		return estimateReply, nil, nil
 	}
 	// A key that may not run requests (expired, no balance, concurrency 0) gets no upstream

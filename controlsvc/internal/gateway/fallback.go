@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// Model fallbacks per group (issue 13 §6; docs/design.md, "Model fallbacks"). A group's
+// Model fallbacks per group (docs/design.md, "Model fallbacks"). A group's
 // model_fallbacks name, per requested model or "*", the models to serve instead, in order,
 // on three occasions: the upstream refused the prompt as too long (context_length_exceeded,
 // a re-admission), no account serves the model (model_not_found: none of the group maps it,
@@ -134,7 +135,7 @@ func (s *Service) chooseModel(ctx context.Context, key store.KeyAuth, rules grou
 	}
 	var next []string
 	switch {
-	case rej == rejectNoAccount && failedClass == errorClassModelNotFound:
+	case rej == rejectNoAccount && failedClass == health.ErrorClassModelNotFound:
 		next = after(lists.notFound, current, requested)
 	case rej == rejectNoAccount:
 		next = after(lists.exhausted, current, requested)

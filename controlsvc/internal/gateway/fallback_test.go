@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 )
 
 func TestFallbackRules(t *testing.T) {
@@ -160,7 +162,7 @@ func TestModelFallbackAdmission(t *testing.T) {
 		big := e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-4o":""}`})
 		e.setFallbacks(t, f.group, map[string]lists{"gpt-4o-mini": {"model_not_found": {"gpt-4o"}}})
 		g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o-mini"})
-		next := e.failOver(t, f.key, "gpt-4o-mini", g, failure{Status: 404, ErrorClass: errorClassModelNotFound})
+		next := e.failOver(t, f.key, "gpt-4o-mini", g, failure{Status: 404, ErrorClass: health.ErrorClassModelNotFound})
 		e.release(t, next)
 		if g.AccountID != mini || next.AccountID != big || next.ServedModel != "gpt-4o" {
 			t.Fatalf("accounts %d → %d served %q, want %d → %d gpt-4o", g.AccountID, next.AccountID, next.ServedModel, mini, big)

@@ -3,7 +3,7 @@ package gateway
 import "strings"
 
 // What a grant tells the plugin to send upstream besides the client headers its allowlist
-// forwards (issue 12 §1; docs/design.md, "Forwarded headers"): the account's credential, the
+// forwards (docs/design.md, "Forwarded headers"): the account's credential, the
 // account's fixed headers, and the group's beta allowlist and User-Agent (admitReply). The
 // plugin holds the default beta lists, so a group without its own list adds nothing to the
 // reply.

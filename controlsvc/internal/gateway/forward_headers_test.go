@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// The grant carries the group's header policy and the account's fixed headers (issue 12 §1),
+// The grant carries the group's header policy and the account's fixed headers ("Forwarded headers"),
 // and nothing of them when the group keeps the defaults.
 func TestGrantCarriesHeaderPolicy(t *testing.T) {
 	t.Parallel()

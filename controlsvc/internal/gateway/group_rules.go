@@ -8,8 +8,8 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// A key's group decides which endpoints it serves and how it names models (issue 5 §1, §5;
-// docs/design.md, "Group model rules and dispatch"). The checks here are pure: they need the
+// A key's group decides which endpoints it serves and how it names models
+// (docs/design.md, "Group model rules and dispatch"). The checks here are pure: they need the
 // cached key and the request, never Redis or PostgreSQL.
 
 // Platforms of groups and accounts.
@@ -34,7 +34,7 @@ const (
 	ReasonPlatform       = "platform"
 )
 
-// Messages of the group-rule refusals (issue 5 §5).
+// Messages of the group-rule refusals.
 const (
 	msgRestricted     = "The requested model is not available for this API key"
 	msgClaudeCodeOnly = "This group is restricted to Claude Code clients (/v1/messages only)"

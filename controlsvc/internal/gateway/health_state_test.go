@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
@@ -180,7 +181,7 @@ func TestClearedStateReachesSelectionAtOnce(t *testing.T) {
 
 // A session's binding moves when its account is rate-limited, or blocked for the session's
 // model: the session goes to an account that can serve it, remembering the old one as its
-// preferred account (issue 13 §5); with no account usable at all the binding is dropped.
+// preferred account ("Sticky sessions"); with no account usable at all the binding is dropped.
 func TestStickyBindingMovesWhenItsAccountIsOut(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -236,11 +237,10 @@ func TestStickyBindingMovesWhenItsAccountIsOut(t *testing.T) {
 
 func TestConfiguredRateLimitCooldown(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	if e.svc.rateLimitCooldown != DefaultRateLimitCooldown {
-		t.Fatalf("default cooldown %v, want %v", e.svc.rateLimitCooldown, DefaultRateLimitCooldown)
+	if d := newEnv(t).svc.health.Cooldown(); d != health.DefaultRateLimitCooldown {
+		t.Fatalf("default cooldown %v, want %v", d, health.DefaultRateLimitCooldown)
 	}
-	e.svc.rateLimitCooldown = 42 * time.Second // as Config.RateLimitCooldown sets it
+	e := newEnvConfig(t, Config{RateLimitCooldown: 42 * time.Second})
 	f := e.seedFixture(t, 10, "openai")
 	acc := e.seedAccount(t, f.group, accountSeed{priority: 1})
 	e.seedAccount(t, f.group, accountSeed{priority: 2})

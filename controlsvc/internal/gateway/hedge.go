@@ -7,7 +7,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// Hedged first token (issue 13 §4, docs/design.md "Hedged first token"): a streaming
+// Hedged first token (docs/design.md, "Hedged first token"): a streaming
 // attempt of a group with hedge_after_ms that has produced no output after that long makes
 // the plugin ask for one more account for the same grant (admit with hedge: true). The
 // grant then holds two account slots: the current attempt's is never released by it, and

@@ -8,7 +8,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
-// A hedge (issue 13 §4) takes one more account slot for the same grant without releasing
+// A hedge (docs/design.md, "Hedged first token") takes one more account slot for the same grant without releasing
 // the current one and without waiting; the final report releases both.
 func TestHedgeAdmission(t *testing.T) {
 	t.Parallel()

@@ -10,7 +10,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
 )
 
-// The hold folded into the slot grant (issue 15 §1, docs/billing.md "Reserve, then
+// The hold folded into the slot grant (docs/billing.md, "Reserve, then
 // settle"): on the common path of a first admission, one priced candidate, the reserve
 // script rides in the slot grant's pipeline, so a grant costs one Redis round trip. The
 // pipeline cannot make the grant depend on the hold, so the hold counts only when the

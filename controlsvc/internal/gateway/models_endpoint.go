@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// POST /internal/v1/models (issue 14 §1; docs/design.md, "POST /internal/v1/models"): the
+// POST /internal/v1/models (docs/design.md, "POST /internal/v1/models"): the
 // client body of GET /v1/models for a key, the models its group serves (servableModels), in
 // OpenAI's list shape or Anthropic's. The plugin serves GET /v1/models from it as it is.
 

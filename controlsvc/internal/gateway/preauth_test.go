@@ -31,7 +31,7 @@ type queryCounter struct {
 	all, keys, authenticate atomic.Int64
 	// hot: the statements other than the background ones off admission's path: the
 	// last-used batcher's (touch.go) and the ledger partition keeper's
-	// (ledger_partitions.go, at start and daily).
+	// (ledger.PartitionKeeper, at start and daily).
 	hot atomic.Int64
 }
 

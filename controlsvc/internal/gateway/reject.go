@@ -48,7 +48,8 @@ func (rej *rejection) statusFor(path string) int {
 	return rej.status
 }
 
-// The refusals of issue 2 §4, with its statuses and messages.
+// The admission refusals, with their statuses and messages (docs/design.md,
+// "POST /internal/v1/admit").
 var (
 	rejectAuth = &rejection{status: http.StatusUnauthorized, reason: ReasonAuth, errType: "authentication_error",
 		message: "Invalid API key"}
@@ -78,7 +79,8 @@ type (
 	codeDetail     = wire.CodeDetail
 )
 
-// msgNoAvailableAccounts words no_account on the Responses-on-Anthropic path (issue 5 §5).
+// msgNoAvailableAccounts words no_account on the Responses-on-Anthropic path (docs/design.md,
+// "Group model rules and dispatch").
 const msgNoAvailableAccounts = "No available accounts"
 
 // rejectBody renders a refusal in the format of the client's API, chosen by its path and the
@@ -144,14 +146,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-// Reasons of the wait queues (issue 3 §1–§2).
+// Reasons of the wait queues (docs/design.md, "POST /internal/v1/admit").
 const (
 	ReasonUserQueueFull      = "user_queue_full"
 	ReasonAccountConcurrency = "account_concurrency"
 	ReasonAccountQueueFull   = "account_queue_full"
 )
 
-// msgQueueFull is the full-queue message, the same for users and accounts (issue 3 §1).
+// msgQueueFull is the full-queue message, the same for users and accounts.
 const msgQueueFull = "Too many pending requests, please retry later"
 
 var (

@@ -9,7 +9,7 @@ import (
 )
 
 // Every refusal admission can give reaches a /v1/messages client with one of Anthropic's
-// error types (issue 5 §6; https://docs.anthropic.com/en/api/errors).
+// error types (https://docs.anthropic.com/en/api/errors).
 func TestAnthropicErrorTypes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -33,7 +33,7 @@ func TestAnthropicErrorTypes(t *testing.T) {
 		{"insufficient balance", rejectInsufficientBalance, "billing_error"},
 		{"no subscription", billingRefusal(&store.BillingRefusal{Kind: store.RefuseNoSubscription, Message: "x"}), "billing_error"},
 		{"window exhausted", billingRefusal(&store.BillingRefusal{Kind: store.RefuseWindowExhausted, Message: "x", RetryAfterSeconds: 5}), "rate_limit_error"},
-		// A quota refusal is Anthropic's 402 billing_error on /v1/messages (issue 14 §5).
+		// A quota refusal is Anthropic's 402 billing_error on /v1/messages (docs/billing.md, "Billing modes and eligibility").
 		{"key quota", billingRefusal(&store.BillingRefusal{Kind: store.RefuseKeyQuota, Message: "x"}), "billing_error"},
 		// Statuses admission does not use today still map to Anthropic's types.
 		{"unknown 529", &rejection{status: 529, errType: "upstream_error"}, "overloaded_error"},

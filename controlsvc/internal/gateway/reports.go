@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
+	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 
@@ -16,13 +18,13 @@ import (
 // optional: a plugin that does not send them records 0. usage_source, input_bytes,
 // max_output_tokens and output_bytes are optional too: a report without them is billed from
 // its usage (usage_source "upstream"), except a 2xx answer without usage, which is billed by
-// estimate (reports_estimate.go). Of an attempt, retry_after and ratelimit_reset (when the
+// estimate (package ledger). Of an attempt, retry_after and ratelimit_reset (when the
 // last attempt was a 429 they set the cooldown as at re-admission), usage (the attempt's own
 // usage object, in the report's usage_format: the last attempt's usage is the report's, an
 // earlier attempt that sends none produced no usage), upstream_model (one without it is
 // priced like the report), first_token_ms, retried_same_account and hedge_lost (contract E,
-// issue 13 §9) are optional. The record is priced by served_model when upstream_model is
-// empty.
+// docs/design.md "Routing explanations") are optional. The record is priced by
+// served_model when upstream_model is empty.
 type (
 	report  = wire.Report
 	attempt = wire.Attempt
@@ -44,12 +46,12 @@ type reportsReply struct {
 //
 //  1. every slot of the batch is released, in one pipelined Redis round trip, whatever
 //     happens next (a release is idempotent, so a retried batch finds them gone);
-//  2. the usage records of the valid reports are priced (reports_ledger.go) and written
+//  2. the usage records of the valid reports are priced (package ledger) and written
 //     with their attempts and settled in one transaction, idempotent on request_id within
 //     the batch and across batches; a report whose reservation belongs to another user,
 //     key or group is refused (not stored, not charged, the reservation kept);
 //  3. the health of the accounts of reports newly stored is settled from their attempts: a
-//     failed last attempt marks the account or counts towards its breaker (breakers.go).
+//     failed last attempt marks the account or counts towards its breaker (package health).
 //
 // An answered last attempt closes its half-open breaker and resets its account's dial
 // back-off already after step 1: that is idempotent, and the session a probe brought home
@@ -86,8 +88,8 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		}
 		valid = append(valid, rep)
 	}
-	s.recordAnswers(ctx, answersOf(valid)) // breakers.go: before the write, see there
-	routes := s.pendingRoutes(ctx, valid)  // route_settle.go
+	s.health.RecordAnswers(ctx, health.AnswersOf(valid)) // before the write, see health.AnswersOf
+	routes := s.pendingRoutes(ctx, valid)                // route_settle.go
 	writes, err := s.usageWrites(ctx, valid, routes)
 	if err != nil {
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
@@ -121,7 +123,7 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		if writes[i].UsageSource == store.UsageEstimate {
 			estimated++
 		}
-		s.settleAttempts(ctx, rep, &opened) // breakers.go
+		s.health.SettleAttempts(ctx, rep, &opened)
 	}
 	s.recordOpenedBreakers(ctx, opened) // route_settle.go
 	s.dropRoutes(ctx, routes, isRefused)
@@ -134,6 +136,19 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("gateway dropped completion reports", "dropped", dropped)
 	}
 	writeJSON(w, http.StatusOK, reportsReply{Accepted: len(marked) + duplicates})
+}
+
+// usageWrites prices the valid reports of a batch (package ledger) and attaches their
+// routing explanations (route_settle.go).
+func (s *Service) usageWrites(ctx context.Context, reps []*report, routes map[string][]routing.Entry) ([]store.UsageWrite, error) {
+	writes, err := s.pricer.UsageWrites(ctx, reps)
+	if err != nil {
+		return nil, err
+	}
+	for i := range writes {
+		attachRoute(&writes[i], routes[reps[i].RequestID])
+	}
+	return writes, nil
 }
 
 // droppedCount reads a batch's optional dropped count. It is a diagnostic, so a value that

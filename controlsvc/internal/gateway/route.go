@@ -5,11 +5,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 )
 
-// routeLog is one admission's routing explanation as the admission makes it (issue 13 §9,
-// package routing): candidates() says why each account was skipped, acquireAccount() which
+// routeLog is one admission's routing explanation as the admission makes it (docs/design.md,
+// "Routing explanations"; package routing): candidates() says why each account was skipped, acquireAccount() which
 // were busy and which was chosen, and handleAdmit appends the entry to the request's Redis
 // list once the answer is written. It travels in the context, so the selection code records
 // into it without new parameters; every method is a no-op on nil (no log in the context).
@@ -43,7 +44,7 @@ func (rt *routeLog) begin(kind, model string) {
 	// The start time orders the entries: an entry is written after its answer, when the
 	// next admission of the request may have begun.
 	rt.entry.At = time.Now().UTC()
-	rt.entry.Kind, rt.entry.Model = kind, truncate(model, maxModelLen)
+	rt.entry.Kind, rt.entry.Model = kind, truncate(model, ledger.MaxModelLen)
 }
 
 // failed records the failed attempt the admission settles; the caller sets BreakerOpened.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/scheduler"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
@@ -25,7 +26,8 @@ type groupAccount struct {
 }
 
 // blockedFor reports whether the account is blocked at now for the upstream model it would
-// be sent (issue 3 §7: an upstream "model not found" blocks that model for 30 min).
+// be sent (an upstream "model not found" blocks that model for 30 min; docs/design.md,
+// "Account health").
 func (a *groupAccount) blockedFor(upstreamModel string, now time.Time) bool {
 	until, ok := a.ModelBlocks[upstreamModel]
 	return ok && now.Before(until)
@@ -92,7 +94,7 @@ func (s *Service) candidates(ctx context.Context, key store.KeyAuth, requested, 
 			continue
 		}
 		served = true
-		sent := upstreamOr(up, model)
+		sent := health.UpstreamOr(up, model)
 		if reason := skipReason(a, exclude, sent, now); reason != "" {
 			route.add(a, reason)
 			continue
@@ -133,7 +135,7 @@ func skipReason(a *groupAccount, exclude map[int64]bool, upstream string, now ti
 	return ""
 }
 
-// acquireAccount takes an account slot for grantID (issue 3 §2, §5, §6; issue 13 §5): the
+// acquireAccount takes an account slot for grantID (docs/design.md, "Sticky sessions"): the
 // session's target account first (its preferred account when that is a candidate again, else
 // its bound one), waiting on it (sticky limits) when it is busy and the session id is
 // explicit — a content-seeded session never waits while another candidate has a free slot;

@@ -10,7 +10,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// Models a group can serve (issue 14 §4; docs/design.md, "Models a key can use"). A model is
+// Models a group can serve (docs/design.md, "Models a key can use"). A model is
 // served when some name answers for it and an account of the group serves it:
 //   - it answers when the group's mapping names it (exactly or by a wildcard), when an
 //     account's mapping names the model the group routes it to (an exact key is the
@@ -22,7 +22,7 @@ import (
 // or a family it passes through ("claude-*": "claude-*") is served before the catalogue
 // knows it, and gpt-4o-mini on an anthropic group whose accounts have empty mappings is
 // 404 model_not_found before any upstream call, marking no account. Without a catalogue
-// (Config.Catalogue nil) an empty mapping still serves every model, as before issue 14.
+// (Config.Catalogue nil) an empty mapping still serves every model, as it did before the catalogue.
 
 // ModelCatalogue names the catalogue's models of a platform (the model catalogue package
 // implements it: contract D).

@@ -104,7 +104,7 @@ func TestServableModels(t *testing.T) {
 	}
 }
 
-// Issue 14 §4: a model no name answers for is 404 model_not_found before any account is
+// "Models a key can use": a model no name answers for is 404 model_not_found before any account is
 // chosen, naming up to ten models the key can use; what some name answers for is served.
 func TestModelNotFoundNamesServableModels(t *testing.T) {
 	t.Parallel()
@@ -172,7 +172,7 @@ func TestModelNotFoundNamesServableModels(t *testing.T) {
 	})
 }
 
-// Without a catalogue an empty mapping serves every model, as before issue 14.
+// Without a catalogue an empty mapping serves every model, as it did before the catalogue.
 func TestNoCatalogueEmptyMappingServesAll(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -1,6 +1,8 @@
-// Package gateway serves controlsvc's internal API for the Traefik plugin: admission (key
-// auth, billing eligibility, user and account slots, account choice and health), usage
-// reports and lease renewal. The contract is docs/design.md, "Internal API".
+// Package gateway serves controlsvc's internal API for the Traefik plugin and wires its
+// parts: admission (key auth, billing eligibility, user and account slots, account choice),
+// usage reports, whose pricing is package ledger's and whose account health is package
+// health's, and lease renewal. The contract is docs/design.md, "Internal API"; the layout is
+// docs/design.md, "Layout (controlsvc)".
 package gateway
 
 import (
@@ -20,6 +22,8 @@ import (
 
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/changes"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/holds"
 	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
@@ -55,7 +59,7 @@ type Config struct {
 	Catalogue ModelCatalogue
 	Wait      WaitConfig // wait queues; zero fields take the defaults
 	// RateLimitCooldown is the rest of an account after a 429 that announces no reset;
-	// <= 0 means DefaultRateLimitCooldown, above MaxRateLimitCooldown is capped.
+	// <= 0 means health.DefaultRateLimitCooldown, above health.MaxRateLimitCooldown is capped.
 	RateLimitCooldown time.Duration
 	// ReservationTTL is the age at which the sweeper releases a reservation whose report
 	// never came; <= 0 means store.DefaultReservationTTL.
@@ -92,9 +96,10 @@ type Service struct {
 	refusals    *logSampler
 	accounts    *ttlcache.Cache[groupKey, []groupAccount]
 	touch       *toucher
-	sweep       *sweeper
-	holds       *holds.Holds     // money held for requests in flight, in Redis
-	partitions  *partitionKeeper // ledger_partitions.go
+	sweep       *ledger.Sweeper
+	holds       *holds.Holds // money held for requests in flight, in Redis
+	partitions  *ledger.PartitionKeeper
+	pricer      *ledger.Pricer // prices report batches into usage records
 	metrics     gatewayMetrics
 	rules       RuleSource
 	prices      PriceSource
@@ -112,13 +117,10 @@ type Service struct {
 	// the request's context: it stands for a slow last step or a caller leaving right then.
 	beforeAnswer func(context.Context)
 
-	// rateLimitCooldown: Config.RateLimitCooldown with its default applied.
-	rateLimitCooldown time.Duration
-
-	// breakers hold the (account, model) circuit breakers (breakers.go); groupBreakers maps
-	// a group id to the breaker.Settings its admissions last used.
-	breakers      *breaker.Breakers
-	groupBreakers sync.Map
+	// breakers hold the (account, model) circuit breakers, which admission reads
+	// (breakers.go); health settles failed and answered attempts: marks and breakers.
+	breakers *breaker.Breakers
+	health   *health.Health
 
 	changes *changes.Bus // nil: no other instance hears of changes (changes.go)
 }
@@ -131,9 +133,6 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.RateLimitCooldown <= 0 {
-		cfg.RateLimitCooldown = DefaultRateLimitCooldown
 	}
 	if cfg.ReservationTTL <= 0 {
 		cfg.ReservationTTL = store.DefaultReservationTTL
@@ -154,7 +153,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		changes:     cfg.Changes,
 		touch:       newToucher(st, log),
 		holds:       holds.New(rdb, st, cfg.ReservationTTL, cfg.WalletRefresh),
-		partitions:  newPartitionKeeper(st, partitionInterval, log),
+		partitions:  ledger.NewPartitionKeeper(st, ledger.PartitionInterval, log),
 		rules:       cfg.Rules,
 		prices:      cfg.Prices,
 		catalogue:   cfg.Catalogue,
@@ -172,12 +171,14 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	if s.prices == nil {
 		s.prices = defaultPrices{}
 	}
-	s.rateLimitCooldown = min(cfg.RateLimitCooldown, MaxRateLimitCooldown)
+	s.health = health.New(health.Config{Store: st, Breakers: s.breakers, Cooldown: cfg.RateLimitCooldown,
+		Openings: s.metrics.breakerOpenings, AccountChanged: s.accountChanged, Log: log})
 	if s.changes != nil {
 		s.changes.Subscribe(s.applyChange)
 	}
 	s.routeWriter = s.routes.NewWriter(log)
-	s.sweep = newSweeper(s.holds, sweepInterval, log)
+	s.sweep = ledger.NewSweeper(s.holds, ledger.SweepInterval, log)
+	s.pricer = ledger.NewPricer(st, s.prices, log)
 	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
 	if err := s.holds.MarkEpoch(ctx); err != nil {
 		// Lookup marks it on the first report batch instead.
@@ -185,8 +186,8 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	}
 	cancel()
 	go s.touch.run()
-	go s.sweep.run()
-	go s.partitions.run()
+	go s.sweep.Run()
+	go s.partitions.Run()
 	return s
 }
 
@@ -204,8 +205,8 @@ func (s *Service) Register(r *mux.Router) {
 func (s *Service) Close() {
 	s.closeOnce.Do(func() {
 		s.touch.close()
-		s.sweep.close()
-		s.partitions.close()
+		s.sweep.Close()
+		s.partitions.Close()
 		s.waker.close()
 		s.routeWriter.Close()
 	})
@@ -233,6 +234,14 @@ func (s *Service) requireSecret(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// truncate cuts s to at most n bytes, for log fields and stored names.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 var errBodyTooLarge = errors.New("request body too large")

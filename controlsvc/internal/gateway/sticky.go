@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// stickyTTL is the life of a session binding, refreshed on every use (issue 3 §5).
+// stickyTTL is the life of a session binding, refreshed on every use (docs/design.md, "Sticky sessions").
 const stickyTTL = time.Hour
 
 // Session sources of the admit request (session_source).
@@ -48,8 +48,8 @@ func stickyGet(ctx context.Context, p redis.Pipeliner, groupID int64, hash strin
 
 // binding is a session's sticky binding: the account serving it, and the account it was
 // bound to before a failover moved it (preferred, 0 = none), to which the session returns
-// as soon as that account is a candidate again (issue 13 §5). The Redis value is "<account>"
-// or "<account>:<preferred>"; a plain "<id>" (written before issue 13) reads as no preferred.
+// as soon as that account is a candidate again ("Sticky sessions"). The Redis value is "<account>"
+// or "<account>:<preferred>"; a plain "<id>" (written before preferred accounts) reads as no preferred.
 type binding struct {
 	account   int64
 	preferred int64

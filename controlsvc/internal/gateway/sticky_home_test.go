@@ -32,7 +32,7 @@ func TestBindingValues(t *testing.T) {
 		value string
 		want  binding
 	}{
-		{name: "plain id written before issue 13", value: "42", want: binding{account: 42}},
+		{name: "plain id written before preferred accounts", value: "42", want: binding{account: 42}},
 		{name: "with preferred", value: "42:7", want: binding{account: 42, preferred: 7}},
 		{name: "preferred equal to account", value: "42:42", want: binding{account: 42}},
 		{name: "garbled preferred", value: "42:x", want: binding{account: 42}},
@@ -142,7 +142,7 @@ func TestSessionComesHomeAfterFailover(t *testing.T) {
 	}
 }
 
-// A binding written before issue 13 ("<id>") still binds the session.
+// A binding written before preferred accounts existed ("<id>") still binds the session.
 func TestPlainBindingStillBinds(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

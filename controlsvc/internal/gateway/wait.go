@@ -12,7 +12,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
-// Wait queue defaults (issue 3 §1–§2, sub2api-behaviour.md §3.3–§3.4).
+// Wait queue defaults (docs/design.md, "POST /internal/v1/admit"; sub2api-behaviour.md §3.3–§3.4).
 const (
 	DefaultUserMaxWaiters      = 20
 	DefaultUserWaitTimeout     = 30 * time.Second

@@ -3,6 +3,8 @@ package gateway
 import (
 	"strings"
 	"testing"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 )
 
 // TestReportWarningsAreStored: a converted request's warnings land on its record, bounded
@@ -21,7 +23,7 @@ func TestReportWarningsAreStored(t *testing.T) {
 		{"two", []string{`tools[1]: tool type "local_shell" has no Claude equivalent; left out`, "b\x00c"},
 			[]string{`tools[1]: tool type "local_shell" has no Claude equivalent; left out`, "bc"}},
 		{"bounded", []string{strings.Repeat("x", 500), "2", "3", "4", "5", "6", "7", "8", "9", "10"},
-			[]string{strings.Repeat("x", maxReportWarningLen), "2", "3", "4", "5", "6", "7", "8"}},
+			[]string{strings.Repeat("x", ledger.MaxReportWarningLen), "2", "3", "4", "5", "6", "7", "8"}},
 	}
 	for _, tc := range cases {
 		g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})

@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// An account's fixed headers (issue 12 §1; migration 0010) are set on every upstream request
+// An account's fixed headers (migration 0010; docs/design.md, "Forwarded headers") are set on every upstream request
 // to it after the client headers the gateway forwards, next to its credential. The admin
 // API validates them (adminapi/account_headers.go); the store keeps them as one JSON object.
 

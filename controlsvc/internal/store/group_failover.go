@@ -2,7 +2,7 @@ package store
 
 import "encoding/json"
 
-// GroupFailover is how a group's requests fail over (issue 13; migration 0013;
+// GroupFailover is how a group's requests fail over (migration 0013;
 // docs/design.md, "Health model" and "Model fallbacks"). A nil setting keeps the gateway's
 // default.
 type GroupFailover struct {

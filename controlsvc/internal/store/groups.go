@@ -18,7 +18,7 @@ type Group struct {
 	Platform       string // openai | anthropic
 	RateMultiplier string // exact decimal text, e.g. "1.5"; NUMERIC(12,6) in the database
 	Status         string
-	// Per-group overrides of the plugin's stream deadlines (issue 3 §9), in milliseconds:
+	// Per-group overrides of the plugin's stream deadlines (docs/design.md, "Timeouts"), in milliseconds:
 	// nil keeps the plugin's default, 0 turns the deadline off.
 	FirstTokenTimeoutMs *int64
 	StreamIdleTimeoutMs *int64
@@ -30,7 +30,8 @@ type Group struct {
 	UpdatedAt time.Time
 }
 
-// GroupModelRules are the group's model rules (issue 5 §5; migration 0007).
+// GroupModelRules are the group's model rules (migration 0007; docs/design.md, "Group model
+// rules and dispatch").
 type GroupModelRules struct {
 	// ModelMapping maps requested models to the model the group's accounts are asked for
 	// ({"requested": "upstream"}, a trailing * matches by prefix); applied before each
@@ -43,7 +44,7 @@ type GroupModelRules struct {
 }
 
 // GroupForwarding is what the group's requests carry upstream of the client's headers
-// (issue 12 §1; migration 0010; docs/design.md, "Forwarded headers").
+// (migration 0010; docs/design.md, "Forwarded headers").
 type GroupForwarding struct {
 	// ForwardBetas lists the anthropic-beta / OpenAI-Beta tokens let through; nil = the
 	// plugin's default list, empty = none.

@@ -16,7 +16,7 @@ type MarkKind int
 // Health marks, set from upstream failures (docs/design.md, "Health model").
 const (
 	MarkRateLimited  MarkKind = iota + 1 // upstream 429
-	MarkOverloaded                       // unused since issue 13: a 529 counts towards the breaker
+	MarkOverloaded                       // unused since the breakers: a 529 counts towards the breaker
 	MarkPaused                           // credential 401, quota, dial failures
 	MarkForbidden                        // upstream 403: paused, and counted by Strikes
 	MarkModelBlocked                     // upstream "model not found": blocked for Model only

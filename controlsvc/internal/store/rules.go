@@ -10,7 +10,8 @@ import (
 )
 
 // PassthroughRule is one row of error_passthrough_rules: a rewrite of the client's answer to
-// an upstream error (issue 3 §10; semantics in package rules).
+// an upstream error (docs/design.md, "POST /internal/v1/upstream-error"; semantics in
+// package rules).
 type PassthroughRule struct {
 	ID              int64
 	Name            string

@@ -85,7 +85,8 @@ type AttemptWrite struct {
 	LatencyMs           int64
 	FirstTokenMs        int64
 	UsageSource         string // as UsageWrite's; "" = UsageUpstream
-	// Why the attempt ended, besides status and error class (issue 13 §9): its failure
+	// Why the attempt ended, besides status and error class (docs/design.md,
+	// "Routing explanations"): its failure
 	// opened its (account, model) breaker; it was cancelled because the other hedged
 	// attempt won; it failed and the next attempt went to the same account.
 	BreakerOpen        bool

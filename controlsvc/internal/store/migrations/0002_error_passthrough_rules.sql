@@ -1,4 +1,4 @@
--- 0002: error passthrough rules (issue 3 §10). They rewrite the client's answer to an
+-- 0002: error passthrough rules (docs/design.md, "POST /internal/v1/upstream-error"). They rewrite the client's answer to an
 -- upstream error that failover could not fix, or that was not worth failing over.
 
 CREATE TABLE error_passthrough_rules (

@@ -1,4 +1,4 @@
--- 0003: account health (issue 3 §7). The deadlines rate_limited_until, overloaded_until and
+-- 0003: account health (docs/design.md, "Account health"). The deadlines rate_limited_until, overloaded_until and
 -- paused_until exist since 0001; this adds what the 403 rule, the admin's view and per-model
 -- blocks need.
 

@@ -1,4 +1,4 @@
--- 0004: per-group stream deadlines (issue 3 §9). NULL keeps the plugin's configured default
+-- 0004: per-group stream deadlines (docs/design.md, "Timeouts"). NULL keeps the plugin's configured default
 -- (firstTokenTimeout, streamIdleTimeout); 0 turns the deadline off for the group. The upper
 -- bound, 30 minutes, is the plugin's default overall request deadline: a longer one could
 -- never fire. The admin API checks the same range first and names it in its error.

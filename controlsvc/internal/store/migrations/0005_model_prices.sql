@@ -1,4 +1,4 @@
--- 0005: operator price overrides (issue 4 §4). The shipped defaults live in the repository
+-- 0005: operator price overrides (docs/billing.md, "Prices and the model catalogue"). The shipped defaults live in the repository
 -- (controlsvc/internal/usage/default_prices.json); a row here replaces the default entry of
 -- the same key or adds a new one. Prices are integer micro-dollars per million tokens.
 

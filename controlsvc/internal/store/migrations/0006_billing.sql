@@ -1,4 +1,4 @@
--- 0006: billing that cannot be overspent and a per-attempt ledger (issue 4; contract in
+-- 0006: billing that cannot be overspent and a per-attempt ledger (contract in
 -- docs/billing.md). Money is integer micro-dollars.
 
 ALTER TABLE groups

@@ -1,4 +1,4 @@
--- 0007: a group's model rules (issue 5 §5). model_mapping maps the requested model to the one
+-- 0007: a group's model rules (docs/design.md, "Group model rules and dispatch"). model_mapping maps the requested model to the one
 -- the group's accounts are asked for ({"requested": "upstream"}, a key ending in * matches by
 -- prefix, the longest wins); admission applies it before each account's own mapping.
 -- restrict_models serves only the models that mapping names, so it needs a mapping that

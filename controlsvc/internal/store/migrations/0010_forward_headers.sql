@@ -1,5 +1,5 @@
 -- 0010: what a group's requests carry upstream of the client's headers, and an account's own
--- fixed headers (issue 12 §1; docs/design.md, "Forwarded headers").
+-- fixed headers (docs/design.md, "Forwarded headers").
 -- forward_betas lists the anthropic-beta / OpenAI-Beta tokens the group lets through;
 -- NULL = the plugin's default list, '{}' = none. user_agent is the User-Agent sent upstream;
 -- '' = the client's own. The admin API validates both (token syntax, no oauth-* betas);

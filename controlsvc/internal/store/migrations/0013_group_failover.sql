@@ -1,4 +1,4 @@
--- 0013: a group's failover settings (issue 13; docs/design.md, "Health model" and "Model
+-- 0013: a group's failover settings (docs/design.md, "Health model" and "Model
 -- fallbacks"). NULL keeps the gateway's default for every setting; the admin API checks the
 -- same ranges first and names them in its error.
 -- response_header_timeout_ms bounds a non-stream attempt's time to response headers (0 = off,

@@ -1,5 +1,5 @@
--- 0014: the model a group's model fallback served instead of the requested one (issue 13 §6;
--- docs/billing.md, "Model fallbacks"). NULL: the requested model was served. The record is
+-- 0014: the model a group's model fallback served instead of the requested one
+-- (docs/billing.md, "Model fallbacks"). NULL: the requested model was served. The record is
 -- priced by this model (its upstream_model is what was sent).
 
 ALTER TABLE usage_records ADD COLUMN served_model TEXT;

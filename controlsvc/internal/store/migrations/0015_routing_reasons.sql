@@ -1,4 +1,4 @@
--- 0015: why each attempt ended and how each admission routed (issue 13 §9; docs/design.md,
+-- 0015: why each attempt ended and how each admission routed (docs/design.md,
 -- "Usage API"). usage_attempts gains three flags: breaker_open (this attempt's failure
 -- opened its (account, model) circuit breaker, as the admission that settled it recorded),
 -- hedge_lost (cancelled because the other hedged attempt won) and retried_same_account (it

@@ -1,4 +1,4 @@
--- 0018: what a converted request could not carry over (issue 14 §3; docs/design.md,
+-- 0018: what a converted request could not carry over (docs/design.md,
 -- "Conversion contract"): usage_records.warnings lists, in short words, each tool with no
 -- Claude equivalent and each option Claude has no mode for, as the plugin reported them
 -- (at most 8, each at most 160 characters). NULL when there were none, as on every record

@@ -1,4 +1,4 @@
--- 0020: the holds of requests in flight live in Redis (package holds, issue 15): the
+-- 0020: the holds of requests in flight live in Redis (package holds; docs/billing.md, "Reserve, then settle"): the
 -- PostgreSQL reservations and the reserved sums beside the balances, window usage and key
 -- quotas are neither read nor written any more. A database already at 0021 gets this too:
 -- migrations apply by number, each that is not yet recorded (store/migrate.go).

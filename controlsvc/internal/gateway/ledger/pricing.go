@@ -1,69 +1,94 @@
-package gateway
+package ledger
 
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 
-	"github.com/poolgate/poolgate/controlsvc/internal/routing"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
-// usageWrites prices the valid reports of a batch into their usage records and attempts
+// Terms reads the rates and output limits of (user, group) pairs; *store.Store implements it.
+type Terms interface {
+	GroupTerms(ctx context.Context, pairs []store.UserGroup) (map[store.UserGroup]store.GroupTerms, error)
+}
+
+var _ Terms = (*store.Store)(nil)
+
+// Prices hands out the current price table (the gateway's PriceSource).
+type Prices interface {
+	Table() *usage.PriceTable
+}
+
+// Pricer prices completion reports into usage records.
+type Pricer struct {
+	terms  Terms
+	prices Prices
+	log    *slog.Logger
+}
+
+// NewPricer builds a Pricer reading terms and prices; log takes what a report lacks.
+func NewPricer(terms Terms, prices Prices, log *slog.Logger) *Pricer {
+	return &Pricer{terms: terms, prices: prices, log: log}
+}
+
+// UsageWrites prices the valid reports of a batch into their usage records and attempts
 // (docs/billing.md, "Ledger"). A request is priced by the model sent upstream at its
 // user's rate in its group; every attempt that produced usage is priced the same way. The
 // user is billed for the attempt that answered, the last, whose usage is the report's,
-// completed by estimate when the report says so (reports_estimate.go). The terms of the
+// completed by estimate when the report says so (estimate.go). The terms of the
 // whole batch (rates, output limits) cost one query. The user and group priced are the
 // report's: the batch writer refuses a report whose reservation names others, so every
 // record stored was priced at its reservation's rate.
-func (s *Service) usageWrites(ctx context.Context, reps []*report, routes map[string][]routing.Entry) ([]store.UsageWrite, error) {
+func (p *Pricer) UsageWrites(ctx context.Context, reps []*wire.Report) ([]store.UsageWrite, error) {
 	if len(reps) == 0 {
 		return nil, nil
 	}
 	pairs := make([]store.UserGroup, 0, len(reps))
 	seen := make(map[store.UserGroup]bool, len(reps))
 	for _, rep := range reps {
-		p := store.UserGroup{UserID: rep.UserID, GroupID: rep.GroupID}
-		if !seen[p] {
-			seen[p] = true
-			pairs = append(pairs, p)
+		ug := store.UserGroup{UserID: rep.UserID, GroupID: rep.GroupID}
+		if !seen[ug] {
+			seen[ug] = true
+			pairs = append(pairs, ug)
 		}
 	}
-	terms, err := s.store.GroupTerms(ctx, pairs)
+	terms, err := p.terms.GroupTerms(ctx, pairs)
 	if err != nil {
 		return nil, err
 	}
-	table := s.prices.Table()
+	table := p.prices.Table()
 	out := make([]store.UsageWrite, 0, len(reps))
 	for _, rep := range reps {
 		t, ok := terms[store.UserGroup{UserID: rep.UserID, GroupID: rep.GroupID}]
 		if !ok {
-			s.log.Warn("report for unknown group, pricing at rate 1", "request_id", rep.RequestID, "group_id", rep.GroupID)
+			p.log.Warn("report for unknown group, pricing at rate 1", "request_id", rep.RequestID, "group_id", rep.GroupID)
 			t = store.GroupTerms{RateMicros: usage.RateUnit, DefaultMaxOutputTokens: store.DefaultMaxOutputTokens}
 		}
-		u := s.usageWrite(rep, table, t)
-		attachRoute(&u, routes[rep.RequestID]) // route_settle.go
-		out = append(out, u)
+		out = append(out, p.usageWrite(rep, table, t))
 	}
 	return out, nil
 }
 
 // usageWrite turns one valid report into its usage record with its attempts.
-func (s *Service) usageWrite(rep *report, table *usage.PriceTable, terms store.GroupTerms) store.UsageWrite {
+func (p *Pricer) usageWrite(rep *wire.Report, table *usage.PriceTable, terms store.GroupTerms) store.UsageWrite {
 	served := servedModelOf(rep)
 	// Priced by the name the record stores (a NUL dropped), as the exact-name catalogue needs.
-	model := strings.ReplaceAll(usage.PricedModel(rep.UpstreamModel, upstreamOr(served, rep.Model)), "\x00", "")
+	model := strings.ReplaceAll(usage.PricedModel(rep.UpstreamModel, health.UpstreamOr(served, rep.Model)), "\x00", "")
 	price, _, priced := table.Lookup(model)
 	rate := terms.RateMicros
-	tokens := s.normalize(rep, 0, rep.Usage)
-	source := s.billedSource(rep, tokens)
+	tokens := p.normalize(rep, 0, rep.Usage)
+	source := p.billedSource(rep, tokens)
 	if source == store.UsageEstimate {
-		tokens = estimateTokens(tokens, rep, terms)
+		tokens = EstimateTokens(tokens, rep, terms)
 	}
 	if !priced && tokens.Billed() {
-		s.log.Warn("no price for model, usage recorded at cost 0", "request_id", rep.RequestID,
+		p.log.Warn("no price for model, usage recorded at cost 0", "request_id", rep.RequestID,
 			"model", rep.Model, "upstream_model", rep.UpstreamModel)
 	}
 	cost := priceTokens(tokens, price, priced, rate)
@@ -106,12 +131,12 @@ func (s *Service) usageWrite(rep *report, table *usage.PriceTable, terms store.G
 		at, ac, as := tokens, cost, source // the answering attempt's usage is the report's
 		if i != last {
 			as = store.UsageUpstream
-			at = s.normalize(rep, i+1, a.Usage)
-			p, ok := price, priced
+			at = p.normalize(rep, i+1, a.Usage)
+			ap, ok := price, priced
 			if a.UpstreamModel != "" && at.Billed() { // another account may map the model differently
-				p, _, ok = table.Lookup(a.UpstreamModel)
+				ap, _, ok = table.Lookup(a.UpstreamModel)
 			}
-			ac = priceTokens(at, p, ok, rate)
+			ac = priceTokens(at, ap, ok, rate)
 		}
 		u.Attempts[i] = store.AttemptWrite{
 			AccountID:           a.AccountID,
@@ -136,10 +161,10 @@ func (s *Service) usageWrite(rep *report, table *usage.PriceTable, terms store.G
 // normalize reads a usage object of the report's format: the report's (attempt 0) or an
 // attempt's. Unreadable usage is logged and counts as none: the request happened, and it is
 // recorded rather than lost.
-func (s *Service) normalize(rep *report, attempt int, raw json.RawMessage) usage.Tokens {
+func (p *Pricer) normalize(rep *wire.Report, attempt int, raw json.RawMessage) usage.Tokens {
 	t, err := usage.Normalize(rep.UsageFormat, raw)
 	if err != nil {
-		s.log.Warn("unreadable usage", "request_id", rep.RequestID, "attempt", attempt,
+		p.log.Warn("unreadable usage", "request_id", rep.RequestID, "attempt", attempt,
 			"usage_format", rep.UsageFormat, "error", err)
 	}
 	return t
@@ -162,9 +187,9 @@ func nonNegative(v int64) int64 {
 
 // servedModelOf is the report's served_model as stored: "" when it is the requested model,
 // and never a name admission would refuse (a NUL would fail the whole batch).
-func servedModelOf(rep *report) string {
+func servedModelOf(rep *wire.Report) string {
 	m := rep.ServedModel
-	if m == rep.Model || !validModel(m) {
+	if m == rep.Model || !ValidModel(m) {
 		return ""
 	}
 	return m
@@ -173,20 +198,20 @@ func servedModelOf(rep *report) string {
 // Bounds of a report's warnings as stored (the plugin sends at most as many).
 const (
 	maxReportWarnings   = 8
-	maxReportWarningLen = 160
+	MaxReportWarningLen = 160
 )
 
 // warningsOf is the report's warnings as stored: bounded, without NULs (they would fail
 // the batch).
-func warningsOf(rep *report) []string {
+func warningsOf(rep *wire.Report) []string {
 	var out []string
 	for _, w := range rep.Warnings {
 		if len(out) == maxReportWarnings {
 			break
 		}
 		w = strings.ReplaceAll(w, "\x00", "")
-		if len(w) > maxReportWarningLen {
-			w = strings.ToValidUTF8(w[:maxReportWarningLen], "")
+		if len(w) > MaxReportWarningLen {
+			w = strings.ToValidUTF8(w[:MaxReportWarningLen], "")
 		}
 		if w != "" {
 			out = append(out, w)

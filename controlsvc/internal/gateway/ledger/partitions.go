@@ -1,4 +1,4 @@
-package gateway
+package ledger
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// partitionInterval spaces the runs that create the ledger's coming month partitions; with
+// PartitionInterval spaces the runs that create the ledger's coming month partitions; with
 // store.UsageMonthsAhead months made ahead, a daily run leaves months of margin.
-const partitionInterval = 24 * time.Hour
+const PartitionInterval = 24 * time.Hour
 
 // partitionTimeout bounds one run (creating a month is a few DDL statements; moving rows
 // out of a DEFAULT partition may take longer).
@@ -23,11 +23,11 @@ type partitionStore interface {
 
 var _ partitionStore = (*store.Store)(nil)
 
-// partitionKeeper creates the ledger's month partitions ahead of time, at start and then
+// PartitionKeeper creates the ledger's month partitions ahead of time, at start and then
 // every interval (docs/design.md, "Ledger partitions"). Every controlsvc runs one; the
 // creation is idempotent and serialised in PostgreSQL. A row of a month not created lands
 // in the DEFAULT partition, so a missed run delays nothing but the drop of that month.
-type partitionKeeper struct {
+type PartitionKeeper struct {
 	st       partitionStore
 	interval time.Duration
 	log      *slog.Logger
@@ -36,13 +36,14 @@ type partitionKeeper struct {
 	done chan struct{}
 }
 
-func newPartitionKeeper(st partitionStore, interval time.Duration, log *slog.Logger) *partitionKeeper {
-	return &partitionKeeper{st: st, interval: interval, log: log,
+// NewPartitionKeeper builds a keeper of st's partitions; Run starts it.
+func NewPartitionKeeper(st partitionStore, interval time.Duration, log *slog.Logger) *PartitionKeeper {
+	return &PartitionKeeper{st: st, interval: interval, log: log,
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// run ensures the partitions now and every interval until close.
-func (k *partitionKeeper) run() {
+// Run ensures the partitions now and every interval until Close.
+func (k *PartitionKeeper) Run() {
 	defer close(k.done)
 	k.ensure()
 	tick := time.NewTicker(k.interval)
@@ -58,7 +59,7 @@ func (k *partitionKeeper) run() {
 }
 
 // ensure creates what is missing; a failure is logged and retried at the next tick.
-func (k *partitionKeeper) ensure() {
+func (k *PartitionKeeper) ensure() {
 	ctx, cancel := context.WithTimeout(context.Background(), partitionTimeout)
 	defer cancel()
 	n, err := k.st.EnsureUsagePartitions(ctx, time.Now())
@@ -71,7 +72,8 @@ func (k *partitionKeeper) ensure() {
 	}
 }
 
-func (k *partitionKeeper) close() {
+// Close stops the keeper and waits for a run in progress.
+func (k *PartitionKeeper) Close() {
 	close(k.stop)
 	<-k.done
 }

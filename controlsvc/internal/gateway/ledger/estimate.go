@@ -1,8 +1,10 @@
-package gateway
+package ledger
 
 import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // Billing by estimate (docs/billing.md, "Disconnects, drains and estimates"). An attempt
@@ -18,14 +20,14 @@ const bytesPerOutputToken = 4
 // billed by estimate, so that a typo in a gateway never gives an answer away. An estimate
 // keeps every count the upstream reported, but may raise the output to the byte estimate:
 // a complete usage under an unknown source can bill more than under "upstream", never less.
-func (s *Service) usageSource(rep *report) string {
+func (p *Pricer) usageSource(rep *wire.Report) string {
 	switch rep.UsageSource {
 	case "", store.UsageUpstream:
 		return store.UsageUpstream
 	case store.UsageEstimate:
 		return store.UsageEstimate
 	}
-	s.log.Warn("unknown usage_source, billed by estimate", "request_id", rep.RequestID,
+	p.log.Warn("unknown usage_source, billed by estimate", "request_id", rep.RequestID,
 		"usage_source", truncate(rep.UsageSource, 32))
 	return store.UsageEstimate
 }
@@ -36,22 +38,22 @@ func (s *Service) usageSource(rep *report) string {
 // got an answer, and an answer is never free. A report that says "upstream" and carries an
 // error class is trusted: a 200 that keep-alives sent while the request waited, followed by
 // an error event because every attempt failed, committed no answer.
-func (s *Service) billedSource(rep *report, reported usage.Tokens) string {
-	src := s.usageSource(rep)
+func (p *Pricer) billedSource(rep *wire.Report, reported usage.Tokens) string {
+	src := p.usageSource(rep)
 	trusted := rep.UsageSource == store.UsageUpstream && rep.ErrorClass != ""
 	if src == store.UsageUpstream && !trusted && rep.Status >= 200 && rep.Status <= 299 && !reported.Billed() {
-		s.log.Warn("2xx report without usage, billed by estimate", "request_id", rep.RequestID,
+		p.log.Warn("2xx report without usage, billed by estimate", "request_id", rep.RequestID,
 			"status", rep.Status, "usage_format", rep.UsageFormat)
 		return store.UsageEstimate
 	}
 	return src
 }
 
-// estimateTokens completes the usage the upstream reported (possibly none) by contract 3
+// EstimateTokens completes the usage the upstream reported (possibly none) by contract 3
 // of docs/design.md ("/internal/v1/reports"):
 //   - input: the reported input buckets when the upstream reported any input (Anthropic's
 //     message_start announces it), else the input the reservation counted for input_bytes
-//     (reservedInputTokens, the rule admission uses);
+//     (ReservedInputTokens, the rule admission uses);
 //   - output: output_bytes / 4 rounded up, at least 1 and at most the output limit the
 //     reservation counted (the report's max_output_tokens, else the group's
 //     default_max_output_tokens); the reported output instead when it is larger.
@@ -61,14 +63,14 @@ func (s *Service) billedSource(rep *report, reported usage.Tokens) string {
 // count comes only with message_delta at the end of the stream, which an estimate by
 // definition did not see (https://docs.anthropic.com/en/docs/build-with-claude/streaming).
 // Billing that placeholder would give a cut stream's text away.
-func estimateTokens(reported usage.Tokens, rep *report, terms store.GroupTerms) usage.Tokens {
+func EstimateTokens(reported usage.Tokens, rep *wire.Report, terms store.GroupTerms) usage.Tokens {
 	t := reported
 	if reported.Input <= 0 && reported.CacheRead <= 0 && reported.CacheCreation <= 0 {
-		t.Input = reservedInputTokens(terms.CapOutputTokens, rep.InputBytes)
+		t.Input = ReservedInputTokens(terms.CapOutputTokens, rep.InputBytes)
 	}
 	b := max(rep.OutputBytes, 0)
 	out := max(b/bytesPerOutputToken+min(b%bytesPerOutputToken, 1), 1)
-	if limit := reservedOutputTokens(rep.MaxOutputTokens, terms.DefaultMaxOutputTokens); limit > 0 {
+	if limit := ReservedOutputTokens(rep.MaxOutputTokens, terms.DefaultMaxOutputTokens); limit > 0 {
 		out = min(out, limit)
 	}
 	if out > reported.Output {
@@ -82,4 +84,45 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// ReservedInputTokens is the input a reservation counts for a body of inputBytes: one token
+// per byte in a group that caps output (an upper bound for text), else input_bytes / 2,
+// rounded up. A report billed by estimate counts the same (EstimateTokens).
+func ReservedInputTokens(capOutputTokens bool, inputBytes int64) int64 {
+	inputBytes = max(inputBytes, 0)
+	if capOutputTokens {
+		return inputBytes
+	}
+	return inputBytes/2 + inputBytes%2
+}
+
+// ReservedOutputTokens is the output limit a reservation counts: the request's own
+// maximum, else the group's default.
+func ReservedOutputTokens(maxOutputTokens, defaultMaxOutputTokens int64) int64 {
+	if maxOutputTokens > 0 {
+		return maxOutputTokens
+	}
+	return defaultMaxOutputTokens
+}
+
+// MaxModelLen bounds a requested model name (real ones are well under 100 bytes). The name
+// goes into the request's completion report as it is, and a report batch over
+// the internal API's body limit is refused whole, every report in it lost: unbounded, a client's names near
+// the admit body's 1 MiB could make other users' reports unstorable.
+const MaxModelLen = 256
+
+// ValidModel reports whether a requested model name is at most MaxModelLen bytes without
+// control characters: a NUL cannot be stored in a text column, so its report would fail its
+// whole batch (500), which the plugin retries forever.
+func ValidModel(m string) bool {
+	if len(m) > MaxModelLen {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if m[i] < 0x20 || m[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }

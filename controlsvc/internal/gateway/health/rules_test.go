@@ -1,4 +1,4 @@
-package gateway
+package health
 
 import (
 	"net/http"
@@ -50,8 +50,8 @@ func TestRateLimitCooldown(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := rateLimitCooldown(tt.retryAfter, tt.reset, now, DefaultRateLimitCooldown); got != tt.want {
-				t.Errorf("rateLimitCooldown(%q, %q) = %v, want %v", tt.retryAfter, tt.reset, got, tt.want)
+			if got := RateLimitCooldown(tt.retryAfter, tt.reset, now, DefaultRateLimitCooldown); got != tt.want {
+				t.Errorf("RateLimitCooldown(%q, %q) = %v, want %v", tt.retryAfter, tt.reset, got, tt.want)
 			}
 		})
 	}
@@ -62,47 +62,47 @@ func TestMarkFor(t *testing.T) {
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name     string
-		give     failure
+		give     Failure
 		wantOK   bool
 		wantKind store.MarkKind
 		wantFor  time.Duration
 		reason   string
 	}{
-		{name: "429", give: failure{Status: 429, RetryAfter: "30"}, wantOK: true, wantKind: store.MarkRateLimited, wantFor: 30 * time.Second},
-		// A 529 or a 5xx is the breaker's business (breakerFailure), not the account's.
-		{name: "529", give: failure{Status: 529, ErrorClass: "upstream_status"}},
-		{name: "in-stream overloaded", give: failure{Status: 529, ErrorClass: "in_stream_error"}},
-		{name: "in-stream rate limit", give: failure{Status: 429, ErrorClass: "in_stream_error"}, wantOK: true, wantKind: store.MarkRateLimited, wantFor: 5 * time.Second},
-		{name: "quota 429", give: failure{Status: 429, ErrorClass: "quota"}, wantOK: true, wantKind: store.MarkPaused, wantFor: time.Hour, reason: "insufficient_quota"},
-		{name: "quota 400", give: failure{Status: 400, ErrorClass: "quota"}, wantOK: true, wantKind: store.MarkPaused, wantFor: time.Hour, reason: "insufficient_quota"},
-		{name: "first dial failure", give: failure{ErrorClass: "dial", DialStreak: 1}, wantOK: true, wantKind: store.MarkPaused, wantFor: 5 * time.Second, reason: "upstream unreachable"},
-		{name: "third dial failure in a row", give: failure{ErrorClass: "dial", DialStreak: 3}, wantOK: true, wantKind: store.MarkPaused, wantFor: 20 * time.Second, reason: "upstream unreachable"},
-		{name: "dial failure, streak unknown", give: failure{ErrorClass: "dial"}, wantOK: true, wantKind: store.MarkPaused, wantFor: 5 * time.Second, reason: "upstream unreachable"},
-		{name: "timeout", give: failure{ErrorClass: "first_token_timeout"}},
-		{name: "response header timeout", give: failure{ErrorClass: "response_header_timeout"}},
-		{name: "credential 401", give: failure{Status: 401, ErrorClass: "credential"}, wantOK: true, wantKind: store.MarkPaused, wantFor: 10 * time.Minute, reason: "upstream 401"},
-		{name: "credential 403", give: failure{Status: 403, ErrorClass: "credential"}, wantOK: true, wantKind: store.MarkForbidden, wantFor: 10 * time.Minute, reason: "upstream 403"},
+		{name: "429", give: Failure{Status: 429, RetryAfter: "30"}, wantOK: true, wantKind: store.MarkRateLimited, wantFor: 30 * time.Second},
+		// A 529 or a 5xx is the breaker's business (BreakerFailure), not the account's.
+		{name: "529", give: Failure{Status: 529, ErrorClass: "upstream_status"}},
+		{name: "in-stream overloaded", give: Failure{Status: 529, ErrorClass: "in_stream_error"}},
+		{name: "in-stream rate limit", give: Failure{Status: 429, ErrorClass: "in_stream_error"}, wantOK: true, wantKind: store.MarkRateLimited, wantFor: 5 * time.Second},
+		{name: "quota 429", give: Failure{Status: 429, ErrorClass: "quota"}, wantOK: true, wantKind: store.MarkPaused, wantFor: time.Hour, reason: "insufficient_quota"},
+		{name: "quota 400", give: Failure{Status: 400, ErrorClass: "quota"}, wantOK: true, wantKind: store.MarkPaused, wantFor: time.Hour, reason: "insufficient_quota"},
+		{name: "first dial failure", give: Failure{ErrorClass: "dial", DialStreak: 1}, wantOK: true, wantKind: store.MarkPaused, wantFor: 5 * time.Second, reason: "upstream unreachable"},
+		{name: "third dial failure in a row", give: Failure{ErrorClass: "dial", DialStreak: 3}, wantOK: true, wantKind: store.MarkPaused, wantFor: 20 * time.Second, reason: "upstream unreachable"},
+		{name: "dial failure, streak unknown", give: Failure{ErrorClass: "dial"}, wantOK: true, wantKind: store.MarkPaused, wantFor: 5 * time.Second, reason: "upstream unreachable"},
+		{name: "timeout", give: Failure{ErrorClass: "first_token_timeout"}},
+		{name: "response header timeout", give: Failure{ErrorClass: "response_header_timeout"}},
+		{name: "credential 401", give: Failure{Status: 401, ErrorClass: "credential"}, wantOK: true, wantKind: store.MarkPaused, wantFor: 10 * time.Minute, reason: "upstream 401"},
+		{name: "credential 403", give: Failure{Status: 403, ErrorClass: "credential"}, wantOK: true, wantKind: store.MarkForbidden, wantFor: 10 * time.Minute, reason: "upstream 403"},
 		// A 401/403 the provider does not blame on the credential (a client's bad beta,
 		// organization header or image URL) marks nothing.
-		{name: "generic 401", give: failure{Status: 401, ErrorClass: "upstream_status"}},
-		{name: "generic 403", give: failure{Status: 403, ErrorClass: "upstream_status"}},
-		{name: "401 without a class", give: failure{Status: 401}},
-		{name: "model not found", give: failure{Status: 404, ErrorClass: "model_not_found", Model: "gpt-4o-2024-08-06"},
+		{name: "generic 401", give: Failure{Status: 401, ErrorClass: "upstream_status"}},
+		{name: "generic 403", give: Failure{Status: 403, ErrorClass: "upstream_status"}},
+		{name: "401 without a class", give: Failure{Status: 401}},
+		{name: "model not found", give: Failure{Status: 404, ErrorClass: "model_not_found", Model: "gpt-4o-2024-08-06"},
 			wantOK: true, wantKind: store.MarkModelBlocked, wantFor: 30 * time.Minute},
-		{name: "model not found without a model", give: failure{Status: 404, ErrorClass: "model_not_found"}},
-		{name: "plain 404", give: failure{Status: 404, ErrorClass: "upstream_status"}},
+		{name: "model not found without a model", give: Failure{Status: 404, ErrorClass: "model_not_found"}},
+		{name: "plain 404", give: Failure{Status: 404, ErrorClass: "upstream_status"}},
 		// A reset after the request was sent excludes the account for the request only.
-		{name: "transport", give: failure{ErrorClass: "transport"}},
-		{name: "500", give: failure{Status: 500, ErrorClass: "upstream_status"}},
-		{name: "502", give: failure{Status: 502, ErrorClass: "upstream_status"}},
-		{name: "402", give: failure{Status: 402}},
-		{name: "success", give: failure{Status: 200}},
-		{name: "client gone", give: failure{Status: 499, ErrorClass: "client_gone"}},
+		{name: "transport", give: Failure{ErrorClass: "transport"}},
+		{name: "500", give: Failure{Status: 500, ErrorClass: "upstream_status"}},
+		{name: "502", give: Failure{Status: 502, ErrorClass: "upstream_status"}},
+		{name: "402", give: Failure{Status: 402}},
+		{name: "success", give: Failure{Status: 200}},
+		{name: "client gone", give: Failure{Status: 499, ErrorClass: "client_gone"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			m, ok := markFor(tt.give, now, DefaultRateLimitCooldown)
+			m, ok := MarkFor(tt.give, now, DefaultRateLimitCooldown)
 			if ok != tt.wantOK {
 				t.Fatalf("markFor ok = %v, want %v", ok, tt.wantOK)
 			}
@@ -131,18 +131,18 @@ func TestMarkForUsesTheConfiguredCooldown(t *testing.T) {
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name     string
-		give     failure
+		give     Failure
 		cooldown time.Duration
 		want     time.Duration
 	}{
-		{name: "no reset header: the configured cooldown", give: failure{Status: 429}, cooldown: 42 * time.Second, want: 42 * time.Second},
-		{name: "a reset header wins over it", give: failure{Status: 429, RetryAfter: "7"}, cooldown: 42 * time.Second, want: 7 * time.Second},
-		{name: "unset: the default", give: failure{Status: 429}, want: DefaultRateLimitCooldown},
+		{name: "no reset header: the configured cooldown", give: Failure{Status: 429}, cooldown: 42 * time.Second, want: 42 * time.Second},
+		{name: "a reset header wins over it", give: Failure{Status: 429, RetryAfter: "7"}, cooldown: 42 * time.Second, want: 7 * time.Second},
+		{name: "unset: the default", give: Failure{Status: 429}, want: DefaultRateLimitCooldown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			m, ok := markFor(tt.give, now, tt.cooldown)
+			m, ok := MarkFor(tt.give, now, tt.cooldown)
 			if !ok || m.Kind != store.MarkRateLimited || !m.Until.Equal(now.Add(tt.want)) {
 				t.Fatalf("markFor = %+v %v, want rate limited until now+%v", m, ok, tt.want)
 			}
@@ -166,8 +166,8 @@ func TestDialBackoff(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := dialBackoff(tt.streak); got != tt.want {
-				t.Fatalf("dialBackoff(%d) = %v, want %v", tt.streak, got, tt.want)
+			if got := DialBackoff(tt.streak); got != tt.want {
+				t.Fatalf("DialBackoff(%d) = %v, want %v", tt.streak, got, tt.want)
 			}
 		})
 	}
@@ -177,36 +177,36 @@ func TestBreakerFailure(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		give       failure
+		give       Failure
 		wantReason string // "" = not a breaker failure
 	}{
-		{"transport", failure{ErrorClass: "transport"}, "transport"},
-		{"first token timeout", failure{ErrorClass: "first_token_timeout"}, "first_token_timeout"},
-		{"stream idle timeout", failure{ErrorClass: "stream_idle_timeout"}, "stream_idle_timeout"},
-		{"response header timeout", failure{ErrorClass: "response_header_timeout"}, "response_header_timeout"},
-		{"stream cut before the commit point", failure{Status: 200, ErrorClass: "stream_cut"}, "stream_cut"},
-		{"stream ended early", failure{Status: 200, ErrorClass: "stream_incomplete"}, "stream_incomplete"},
-		{"500", failure{Status: 500, ErrorClass: "upstream_status"}, "upstream_status 500"},
-		{"503", failure{Status: 503, ErrorClass: "upstream_status"}, "upstream_status 503"},
-		{"529", failure{Status: 529, ErrorClass: "upstream_status"}, "upstream_status 529"},
-		{"in-stream overloaded", failure{Status: 529, ErrorClass: "in_stream_error"}, "in_stream_error 529"},
-		{"in-stream rate limit", failure{Status: 429, ErrorClass: "in_stream_error"}, ""},
-		{"429", failure{Status: 429, ErrorClass: "upstream_status"}, ""},
-		{"dial: the account's, not the model's", failure{ErrorClass: "dial"}, ""},
-		{"quota", failure{Status: 429, ErrorClass: "quota"}, ""},
-		{"credential", failure{Status: 401, ErrorClass: "credential"}, ""},
-		{"model not found", failure{Status: 404, ErrorClass: "model_not_found"}, ""},
-		{"context length", failure{Status: 400, ErrorClass: "context_length_exceeded"}, ""},
-		{"refused upstream address", failure{ErrorClass: "upstream_refused"}, ""},
-		{"client gone", failure{Status: 499, ErrorClass: "client_gone"}, ""},
-		{"request timeout", failure{ErrorClass: "request_timeout"}, ""},
+		{"transport", Failure{ErrorClass: "transport"}, "transport"},
+		{"first token timeout", Failure{ErrorClass: "first_token_timeout"}, "first_token_timeout"},
+		{"stream idle timeout", Failure{ErrorClass: "stream_idle_timeout"}, "stream_idle_timeout"},
+		{"response header timeout", Failure{ErrorClass: "response_header_timeout"}, "response_header_timeout"},
+		{"stream cut before the commit point", Failure{Status: 200, ErrorClass: "stream_cut"}, "stream_cut"},
+		{"stream ended early", Failure{Status: 200, ErrorClass: "stream_incomplete"}, "stream_incomplete"},
+		{"500", Failure{Status: 500, ErrorClass: "upstream_status"}, "upstream_status 500"},
+		{"503", Failure{Status: 503, ErrorClass: "upstream_status"}, "upstream_status 503"},
+		{"529", Failure{Status: 529, ErrorClass: "upstream_status"}, "upstream_status 529"},
+		{"in-stream overloaded", Failure{Status: 529, ErrorClass: "in_stream_error"}, "in_stream_error 529"},
+		{"in-stream rate limit", Failure{Status: 429, ErrorClass: "in_stream_error"}, ""},
+		{"429", Failure{Status: 429, ErrorClass: "upstream_status"}, ""},
+		{"dial: the account's, not the model's", Failure{ErrorClass: "dial"}, ""},
+		{"quota", Failure{Status: 429, ErrorClass: "quota"}, ""},
+		{"credential", Failure{Status: 401, ErrorClass: "credential"}, ""},
+		{"model not found", Failure{Status: 404, ErrorClass: "model_not_found"}, ""},
+		{"context length", Failure{Status: 400, ErrorClass: "context_length_exceeded"}, ""},
+		{"refused upstream address", Failure{ErrorClass: "upstream_refused"}, ""},
+		{"client gone", Failure{Status: 499, ErrorClass: "client_gone"}, ""},
+		{"request timeout", Failure{ErrorClass: "request_timeout"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			reason, ok := breakerFailure(tt.give)
+			reason, ok := BreakerFailure(tt.give)
 			if ok != (tt.wantReason != "") || reason != tt.wantReason {
-				t.Fatalf("breakerFailure(%+v) = %q %v, want %q", tt.give, reason, ok, tt.wantReason)
+				t.Fatalf("BreakerFailure(%+v) = %q %v, want %q", tt.give, reason, ok, tt.wantReason)
 			}
 		})
 	}
@@ -235,8 +235,8 @@ func TestAnswered(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := answered(tt.status, tt.class); got != tt.want {
-				t.Fatalf("answered(%d, %q) = %v, want %v", tt.status, tt.class, got, tt.want)
+			if got := Answered(tt.status, tt.class); got != tt.want {
+				t.Fatalf("Answered(%d, %q) = %v, want %v", tt.status, tt.class, got, tt.want)
 			}
 		})
 	}

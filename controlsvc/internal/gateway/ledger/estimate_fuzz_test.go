@@ -1,11 +1,12 @@
-package gateway
+package ledger
 
 import (
 	"testing"
-	"time"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // FuzzEstimateTokens: a report billed by estimate (docs/billing.md) never bills negative
@@ -18,38 +19,20 @@ func FuzzEstimateTokens(f *testing.F) {
 	f.Add(int64(-5), int64(-5), int64(1<<63-1), int64(-1), int64(1<<63-1), int64(-1<<63), true)
 	f.Fuzz(func(t *testing.T, repIn, repOut, inputBytes, maxOut, outputBytes, defMax int64, capOut bool) {
 		reported := usage.Tokens{Input: max(repIn, 0), Output: max(repOut, 0)}
-		rep := &report{InputBytes: inputBytes, MaxOutputTokens: maxOut, OutputBytes: outputBytes}
+		rep := &wire.Report{InputBytes: inputBytes, MaxOutputTokens: maxOut, OutputBytes: outputBytes}
 		terms := store.GroupTerms{DefaultMaxOutputTokens: defMax, CapOutputTokens: capOut}
-		got := estimateTokens(reported, rep, terms)
+		got := EstimateTokens(reported, rep, terms)
 		if got.Input < 0 || got.Output < 1 || got.CacheRead < 0 || got.CacheCreation < 0 {
 			t.Fatalf("estimate %+v", got)
 		}
 		if got.Output < reported.Output {
 			t.Fatalf("estimate %d below the reported output %d", got.Output, reported.Output)
 		}
-		if limit := reservedOutputTokens(maxOut, defMax); limit > 0 && got.Output > max(limit, reported.Output, 1) {
+		if limit := ReservedOutputTokens(maxOut, defMax); limit > 0 && got.Output > max(limit, reported.Output, 1) {
 			t.Fatalf("estimate %d above the limit %d", got.Output, limit)
 		}
-		if reported.Input == 0 && got.Input != reservedInputTokens(capOut, inputBytes) {
-			t.Fatalf("input %d, the reservation counted %d", got.Input, reservedInputTokens(capOut, inputBytes))
-		}
-	})
-}
-
-// FuzzRateLimitCooldown: whatever Retry-After and reset headers an upstream sends, a 429'd
-// account rests a positive time of at most MaxRateLimitCooldown.
-func FuzzRateLimitCooldown(f *testing.F) {
-	for _, s := range []string{"", "5", "1.5", "-3", "NaN", "1e308", "Wed, 21 Oct 2015 07:28:00 GMT", "6s,1m30s", "2026-12-07T12:00:00Z", "9999999999", "2562048h"} {
-		f.Add(s, s, int64(0))
-	}
-	now := time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, retryAfter, resets string, cooldown int64) {
-		if len(retryAfter)+len(resets) > 1<<14 {
-			return
-		}
-		d := rateLimitCooldown(retryAfter, resets, now, time.Duration(cooldown))
-		if d <= 0 || d > MaxRateLimitCooldown {
-			t.Fatalf("cooldown %v for Retry-After %q, resets %q", d, retryAfter, resets)
+		if reported.Input == 0 && got.Input != ReservedInputTokens(capOut, inputBytes) {
+			t.Fatalf("input %d, the reservation counted %d", got.Input, ReservedInputTokens(capOut, inputBytes))
 		}
 	})
 }

@@ -1,4 +1,8 @@
-package gateway
+// Package ledger owns the ledger's side of completion reports: pricing a batch into its usage
+// records and attempts (docs/billing.md, "Ledger"), billing by estimate, and the background
+// work that keeps the ledger whole: the month partitions made ahead and the sweep of holds
+// whose report never came.
+package ledger
 
 import (
 	"context"
@@ -8,9 +12,9 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/holds"
 )
 
-// sweepInterval spaces the sweeper's runs; a reservation is released at most this long
+// SweepInterval spaces the sweeper's runs; a reservation is released at most this long
 // after it expired.
-const sweepInterval = time.Minute
+const SweepInterval = time.Minute
 
 // sweepTimeout bounds one run.
 const sweepTimeout = 30 * time.Second
@@ -22,10 +26,10 @@ type holdReleaser interface {
 
 var _ holdReleaser = (*holds.Holds)(nil)
 
-// sweeper releases the holds of requests whose report never came (a crashed gateway), once
+// Sweeper releases the holds of requests whose report never came (a crashed gateway), once
 // they expired (POOLGATE_RESERVATION_TTL after their admission, docs/billing.md). Every
 // controlsvc runs one; the release is idempotent, so instances never release one hold twice.
-type sweeper struct {
+type Sweeper struct {
 	st       holdReleaser
 	interval time.Duration
 	log      *slog.Logger
@@ -34,13 +38,14 @@ type sweeper struct {
 	done chan struct{}
 }
 
-func newSweeper(st holdReleaser, interval time.Duration, log *slog.Logger) *sweeper {
-	return &sweeper{st: st, interval: interval, log: log,
+// NewSweeper builds a sweeper of st; Run starts it.
+func NewSweeper(st holdReleaser, interval time.Duration, log *slog.Logger) *Sweeper {
+	return &Sweeper{st: st, interval: interval, log: log,
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// run sweeps every interval until close.
-func (w *sweeper) run() {
+// Run sweeps every interval until Close.
+func (w *Sweeper) Run() {
 	defer close(w.done)
 	tick := time.NewTicker(w.interval)
 	defer tick.Stop()
@@ -55,7 +60,7 @@ func (w *sweeper) run() {
 }
 
 // sweep releases what expired; a failure is logged and retried at the next tick.
-func (w *sweeper) sweep() {
+func (w *Sweeper) sweep() {
 	ctx, cancel := context.WithTimeout(context.Background(), sweepTimeout)
 	defer cancel()
 	n, err := w.st.ReleaseExpired(ctx, time.Now())
@@ -69,7 +74,8 @@ func (w *sweeper) sweep() {
 	}
 }
 
-func (w *sweeper) close() {
+// Close stops the sweeper and waits for a sweep in progress.
+func (w *Sweeper) Close() {
 	close(w.stop)
 	<-w.done
 }
