@@ -392,12 +392,13 @@ func startPlainTraefik(ctx context.Context, traefikBin, dir, upstream string) (s
 // startBaselineTraefik runs a Traefik routing /v1/ to the fake upstream, with no middleware
 // or, with noop, only the empty Yaegi plugin of floor.go.
 func startBaselineTraefik(ctx context.Context, traefikBin, dir, upstream string, noop bool) (string, int, func(), error) {
-	return startBaseline(ctx, traefikBin, dir, upstream, noop, "")
+	return startBaseline(ctx, traefikBin, dir, upstream, noop, "", "")
 }
 
 // startBaseline is startBaselineTraefik with, when debugAddr is set, Traefik's API and its
-// debug endpoints (pprof) served there.
-func startBaseline(ctx context.Context, traefikBin, dir, upstream string, noop bool, debugAddr string) (string, int, func(), error) {
+// debug endpoints (pprof) served there, and with certFile set, that certificate trusted
+// (an https upstream: the fake's TLS listener).
+func startBaseline(ctx context.Context, traefikBin, dir, upstream string, noop bool, debugAddr, certFile string) (string, int, func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", 0, nil, err
 	}
@@ -433,6 +434,9 @@ func startBaseline(ctx context.Context, traefikBin, dir, upstream string, noop b
 	}
 	cmd := exec.Command(traefikBin, "--configFile="+filepath.Join(dir, "traefik.yml"))
 	cmd.Dir = dir
+	if certFile != "" {
+		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+certFile)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -148,13 +148,13 @@ func (ph streamPhase) print(res phaseResult, opened int) {
 // runStreamFloor starts a Traefik with no middleware (noop false) or the empty plugin,
 // routing to upstream, and opens ph's streams through it with cred, the fake upstream's
 // credential whose script paces them.
-func runStreamFloor(ctx context.Context, traefikBin, dir, upstream, cred string, noop bool, ph streamPhase) (floorFigure, error) {
+func runStreamFloor(ctx context.Context, traefikBin, dir, upstream, certFile, cred string, noop bool, ph streamPhase) (floorFigure, error) {
 	f := floorFigure{name: floorName(noop)}
 	debugAddr, err := freeAddr()
 	if err != nil {
 		return f, err
 	}
-	base, pid, stop, err := startBaseline(ctx, traefikBin, dir, upstream, noop, debugAddr)
+	base, pid, stop, err := startBaseline(ctx, traefikBin, dir, upstream, noop, debugAddr, certFile)
 	if err != nil {
 		return f, err
 	}

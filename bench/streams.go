@@ -33,10 +33,12 @@ import (
 const (
 	streamChunkDelay = 5 * time.Second  // between events: the first delta comes 4 delays after the start, < the 60 s firstTokenTimeout
 	streamHold       = 15 * time.Second // all streams open together at least this long
-	// Descriptors: Traefik holds the client's connection and the upstream's per stream;
-	// the reserve covers listeners, log files and the idle pools (256 connections to
+	// Descriptors: Traefik holds the client's connection per stream. The upstream is the
+	// fake's TLS listener with HTTP/2, as the providers serve, so the streams share its
+	// connections (up to 250 streams each, Go's server default: 40 for 10 000). The reserve
+	// covers those, listeners, log files and the idle pools (256 connections to
 	// controlsvc, 256 to the upstream).
-	traefikFDsPerStream = 2
+	traefikFDsPerStream = 1
 	traefikFDReserve    = 600
 	benchFDReserve      = 200
 	// peakSettle: the figures are taken over this long once every stream is open (the
@@ -147,6 +149,7 @@ func runStreams(ctx context.Context, bin, root, dir string, want int, rate float
 		ControlsvcBin:    filepath.Join(bin, "controlsvc"),
 		FakeupstreamBin:  filepath.Join(bin, "fakeupstream"),
 		TraefikDebugAddr: debugAddr,
+		FakeTLS:          true,
 	})
 	if err != nil {
 		return out, fmt.Errorf("starting the streams' stack: %w", err)
@@ -160,7 +163,7 @@ func runStreams(ctx context.Context, bin, root, dir string, want int, rate float
 	}
 	out.target, out.limitNote = n, note
 	const cred = "sk-bench-streams"
-	key, err := seedStreams(st, cred, n)
+	key, err := seedStreams(st, st.FakeTLSURL, cred, n)
 	if err != nil {
 		return out, fmt.Errorf("seeding: %w", err)
 	}
@@ -204,7 +207,7 @@ func runStreams(ctx context.Context, bin, root, dir string, want int, rate float
 	fmt.Println("slots back to 0 after the streams")
 	// The floors, on the same fake upstream, with the script of the credential set above.
 	for _, noop := range []bool{false, true} {
-		f, err := runStreamFloor(ctx, filepath.Join(bin, "traefik"), filepath.Join(dir, floorName(noop)), st.FakeURL, cred, noop, ph)
+		f, err := runStreamFloor(ctx, filepath.Join(bin, "traefik"), filepath.Join(dir, floorName(noop)), st.FakeTLSURL, st.FakeCertFile, cred, noop, ph)
 		if err != nil {
 			return out, fmt.Errorf("the floor %s: %w", floorName(noop), err)
 		}
@@ -213,7 +216,7 @@ func runStreams(ctx context.Context, bin, root, dir string, want int, rate float
 	return out, nil
 }
 
-func seedStreams(st *stack.Stack, cred string, n int) (string, error) {
+func seedStreams(st *stack.Stack, upstream, cred string, n int) (string, error) {
 	u, err := adminPost(st, "/users", map[string]any{"name": "bench-streams", "concurrency": 2*n + 64, "balance_usd": 1000000})
 	if err != nil {
 		return "", err
@@ -223,7 +226,7 @@ func seedStreams(st *stack.Stack, cred string, n int) (string, error) {
 		return "", err
 	}
 	if _, err := adminPost(st, "/accounts", map[string]any{
-		"name": "bench-streams", "platform": "openai", "base_url": st.FakeURL,
+		"name": "bench-streams", "platform": "openai", "base_url": upstream,
 		"credential": map[string]any{"api_key": cred}, "concurrency": 2*n + 64, "group_ids": []any{g["id"]},
 	}); err != nil {
 		return "", err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 )
@@ -70,4 +71,20 @@ func waitHTTP(ctx context.Context, url string, want int) error {
 		}
 	}
 	return fmt.Errorf("GET %s: no %d within %s (last: %s)", url, want, readyTimeout, last)
+}
+
+// waitFile waits until path exists and is not empty.
+func waitFile(ctx context.Context, path string) error {
+	deadline := time.Now().Add(readyTimeout)
+	for time.Now().Before(deadline) {
+		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s not written within %s", path, readyTimeout)
 }

@@ -53,11 +53,17 @@ type Options struct {
 	// (/debug/pprof/) on an entrypoint of its own at this address, for the bench's profiles.
 	// Never in a shipped configuration: the API shows the whole configuration.
 	TraefikDebugAddr string
+	// FakeTLS also serves the fake upstream over TLS with HTTP/2 (Stack.FakeTLSURL), as
+	// the providers do, and has Traefik trust its self-signed certificate (SSL_CERT_FILE).
+	FakeTLS bool
 }
 
 // Stack is a running gateway.
 type Stack struct {
 	GatewayURL, FakeURL      string
+	// FakeTLSURL is the fake upstream's https address with Options.FakeTLS (else ""), and
+	// FakeCertFile its certificate (PEM), for other processes to trust.
+	FakeTLSURL, FakeCertFile string
 	AdminToken, PluginSecret string
 	DatabaseURL, RedisURL    string
 	// ControlURL is the first controlsvc instance's base URL, ControlURLs every instance's.
@@ -114,11 +120,25 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 			return st, err
 		}
 		st.FakeURL = "http://" + addr
-		if err := st.spawn("fakeupstream", o, nil, o.FakeupstreamBin, "-listen", addr); err != nil {
+		args := []string{"-listen", addr}
+		if o.FakeTLS {
+			tlsAddr, err := addrOrFree("")
+			if err != nil {
+				return st, err
+			}
+			st.FakeTLSURL, st.FakeCertFile = "https://"+tlsAddr, filepath.Join(o.Dir, "fakeupstream-cert.pem")
+			args = append(args, "-tls-listen", tlsAddr, "-tls-cert", st.FakeCertFile)
+		}
+		if err := st.spawn("fakeupstream", o, nil, o.FakeupstreamBin, args...); err != nil {
 			return st, err
 		}
 		if err := waitHTTP(ctx, st.FakeURL+"/_fake/requests", 200); err != nil {
 			return st, fmt.Errorf("fake upstream not ready: %w\n%s", err, st.LogTail("fakeupstream"))
+		}
+		if o.FakeTLS {
+			if err := waitFile(ctx, st.FakeCertFile); err != nil {
+				return st, fmt.Errorf("fake upstream's TLS certificate: %w\n%s", err, st.LogTail("fakeupstream"))
+			}
 		}
 	}
 	if err := st.startControlsvcs(ctx, o); err != nil {

@@ -55,6 +55,9 @@ func (st *Stack) startTraefik(ctx context.Context, o Options) error {
 		return err
 	}
 	env := append(pluginEnv(st, o), o.TraefikEnv...)
+	if st.FakeCertFile != "" {
+		env = append(env, "SSL_CERT_FILE="+st.FakeCertFile) // the fake's TLS listener (Options.FakeTLS)
+	}
 	c, err := st.start("traefik", o, env, work, o.TraefikBin, "--configFile="+filepath.Join(work, "traefik.yml"))
 	if err != nil {
 		return err

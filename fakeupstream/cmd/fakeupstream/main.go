@@ -29,6 +29,8 @@ func run() error {
 	listen := flag.String("listen", "127.0.0.1:9090", "address to listen on")
 	record := flag.Int("record", fakeupstream.DefaultMaxRecorded, "how many requests GET /_fake/requests keeps (0: none)")
 	verbose := flag.Bool("verbose", false, "log one line per request")
+	tlsListen := flag.String("tls-listen", "", "also serve the same fake over TLS with HTTP/2, as the providers do, on this address")
+	tlsCert := flag.String("tls-cert", "", "with -tls-listen: write the self-signed certificate (PEM) here, for clients to trust")
 	flag.Parse()
 
 	fake := fakeupstream.New()
@@ -47,6 +49,13 @@ func run() error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(os.Stderr, "fakeupstream: listening on http://%s\n", ln.Addr())
+	var tlsSrv *http.Server
+	if *tlsListen != "" {
+		if tlsSrv, err = serveTLS(fake, *tlsListen, *tlsCert, errc); err != nil {
+			return err
+		}
+		defer tlsSrv.Close()
+	}
 
 	select {
 	case err := <-errc:
