@@ -56,6 +56,7 @@ func runMain(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	opts, _ := stack.TestOptions(root, dir)
+	opts.FakeTLS = true // gw.FakeTLSURL: the fake over TLS with HTTP/2 (TestUpstreamOverHTTP2)
 	opts.ControlsvcEnv = []string{"POOLGATE_USER_WAIT_TIMEOUT=" + queueUserWaitTimeout.String()}
 	opts.TraefikEnv = []string{"POOLGATE_PING_INTERVAL=" + queuePingInterval.String(),
 		"POOLGATE_DRAIN_TIMEOUT=" + drainTimeout.String()}
@@ -258,6 +259,7 @@ func programCredential(t testing.TB, credential string, script obj) {
 
 type upstreamRequest struct {
 	Path    string              `json:"path"`
+	Proto   string              `json:"proto"`
 	Headers map[string][]string `json:"headers"`
 	Body    string              `json:"body"`
 }

@@ -12,6 +12,7 @@ type RecordedRequest struct {
 	Method  string      `json:"method"`
 	Path    string      `json:"path"`
 	Query   string      `json:"query,omitempty"`
+	Proto   string      `json:"proto,omitempty"` // HTTP/1.1, HTTP/2.0
 	Headers http.Header `json:"headers"`
 	Body    string      `json:"body"`
 	Time    time.Time   `json:"time"`
@@ -27,7 +28,7 @@ func (rec *recorder) add(r *http.Request, body []byte, max int) {
 	if max <= 0 {
 		return
 	}
-	e := RecordedRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+	e := RecordedRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Proto: r.Proto,
 		Headers: r.Header.Clone(), Body: string(body), Time: time.Now().UTC()}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
