@@ -46,7 +46,7 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
+	errc := make(chan error, 2) // the plain and the TLS server; neither blocks on exit
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(os.Stderr, "fakeupstream: listening on http://%s\n", ln.Addr())
 	var tlsSrv *http.Server

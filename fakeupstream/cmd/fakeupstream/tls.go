@@ -27,12 +27,15 @@ func serveTLS(h http.Handler, addr, certPath string, errc chan<- error) (*http.S
 	if err != nil {
 		return nil, fmt.Errorf("making the TLS certificate: %w", err)
 	}
-	if err := os.WriteFile(certPath, pemBytes, 0o644); err != nil {
-		return nil, fmt.Errorf("writing the TLS certificate: %w", err)
-	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for TLS: %w", err)
+	}
+	// Written once the listener is up: the file's appearance tells a waiting client that
+	// the TLS port takes connections (internal/stack waits for it).
+	if err := os.WriteFile(certPath, pemBytes, 0o644); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("writing the TLS certificate: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           h,
