@@ -74,6 +74,11 @@ func insertArgs(writes []UsageWrite) []any {
 	for i := range writes {
 		cols.add(&writes[i])
 	}
+	byID := make(map[string]*UsageWrite, len(writes))
+	for i := range writes {
+		byID[writes[i].RequestID] = &writes[i]
+	}
 	args := append(cols.args(), false, billing.Location().String())
-	return append(args, cols.reasonArgs()...)
+	args = append(args, cols.reasonArgs()...)
+	return append(args, heldArgs(byID)...)
 }
