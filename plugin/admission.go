@@ -83,7 +83,7 @@ func closeControl(list, secret string) {
 
 // admitBound bounds one admit call: controlsvc's own work (admissionTimeout) plus the
 // longest it may keep the request in its wait queues, which the call's max_wait_ms caps.
-func (p *Poolgate) admitBound() time.Duration {
+func admitBound(p *Poolgate) time.Duration {
 	return p.admitTimeout + p.maxWait
 }
 
@@ -109,7 +109,7 @@ func (c *controlClient) admit(ctx context.Context, timeout time.Duration, ar *ad
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	status, header, data, err := c.post(ctx, admitPath, body)
+	status, header, data, err := post(c, ctx, admitPath, body)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", errControlUnavailable, err)
 	}

@@ -28,16 +28,16 @@ func isFailoverStatus(status int) bool {
 
 // admit asks controlsvc for an account, first without and then with the failed attempt.
 // It returns false when the exchange has been answered instead.
-func (x *exchange) admit(failed *failedAttempt) bool {
-	ar := x.admitRequest(failed)
+func admit(x *exchange, failed *failedAttempt) bool {
+	ar := buildAdmitRequest(x, failed)
 	began := time.Now()
-	g, rej, err := x.admitWithKeepAlive(ar) // keepalive.go
-	x.countAdmission(time.Since(began))
-	return x.admitted(g, rej, err, failed)
+	g, rej, err := admitWithKeepAlive(x, ar) // keepalive.go
+	countAdmission(x, time.Since(began))
+	return admitted(x, g, rej, err, failed)
 }
 
-// admitRequest is the admit call of the exchange, after failed when it is a re-admission.
-func (x *exchange) admitRequest(failed *failedAttempt) *admitRequest {
+// buildAdmitRequest is the admit call of the exchange, after failed when it is a re-admission.
+func buildAdmitRequest(x *exchange, failed *failedAttempt) *admitRequest {
 	ar := &admitRequest{
 		RequestID:     x.requestID,
 		APIKey:        x.apiKey,
@@ -61,31 +61,31 @@ func (x *exchange) admitRequest(failed *failedAttempt) *admitRequest {
 }
 
 // admitted takes an admit call's outcome; false when the exchange has been answered instead.
-func (x *exchange) admitted(g *grant, rej *rejection, err error, failed *failedAttempt) bool {
+func admitted(x *exchange, g *grant, rej *rejection, err error, failed *failedAttempt) bool {
 	if g != nil {
 		// Take the grant before anything else: even if the client is gone now, the grant
 		// must be reported so that its slots are released.
 		// Re-admission extends the grant; should controlsvc ever answer with another id,
 		// holdLease stops renewing the old one rather than renew it forever.
 		x.grant = g
-		x.holdLease(g) // stall.go: not when the client stopped reading
+		holdLease(x, g) // stall.go: not when the client stopped reading
 	}
 	if isClientGone(x) {
-		x.abandon()
+		abandon(x)
 		return false
 	}
 	if err != nil {
 		x.errorClass = classControlUnavailable
-		x.writeError(newClientError(http.StatusServiceUnavailable, typeAPI, msgUnavailable))
+		writeError(x, newClientError(http.StatusServiceUnavailable, typeAPI, msgUnavailable))
 		return false
 	}
 	if rej != nil {
 		if failed != nil && rej.reason == rejectNoAccount {
-			x.exhaust(failed)
+			exhaust(x, failed)
 			return false
 		}
 		x.errorClass = classRejected
-		x.writeRejection(rej)
+		respondRejection(x, rej)
 		return false
 	}
 	return true
@@ -99,17 +99,17 @@ func (x *exchange) admitted(g *grant, rej *rejection, err error, failed *failedA
 func forwardExchange(x *exchange) {
 	switches := 0
 	for {
-		if x.converting() && !x.prepareConverted() {
+		if converting(x) && !prepareConverted(x) {
 			return
 		}
-		resp, wd, err := x.send() // attempt.go
+		resp, wd, err := send(x) // attempt.go
 		if isClientGone(x) {
 			if resp != nil {
 				resp.Body.Close()
 			}
 			wd.release()
-			x.markLastAttempt(classClientGone)
-			x.abandon()
+			markLastAttempt(x, classClientGone)
+			abandon(x)
 			return
 		}
 		failed := respond(x, resp, wd, err)
@@ -118,22 +118,22 @@ func forwardExchange(x *exchange) {
 			return // answered
 		}
 		if failed.ErrorClass == classRequestTimeout {
-			x.timedOut()
+			timedOut(x)
 			return
 		}
-		if wait, ok := x.sameAccountWait(failed); ok { // retry.go
-			if !x.retrySameAccount(wait) {
+		if wait, ok := sameAccountWait(x, failed); ok { // retry.go
+			if !retrySameAccount(x, wait) {
 				return
 			}
 			continue
 		}
 		if switches >= x.p.maxSwitches {
-			x.exhaust(failed)
+			exhaust(x, failed)
 			return
 		}
 		switches++
-		x.excludeFailed(failed) // fallback.go
-		if !x.admit(failed) {
+		excludeFailed(x, failed) // fallback.go
+		if !admit(x, failed) {
 			return
 		}
 	}
@@ -144,34 +144,34 @@ func forwardExchange(x *exchange) {
 func respond(x *exchange, resp *http.Response, wd *watchdog, err error) *failedAttempt {
 	switch {
 	case err != nil:
-		return x.failure(nil, err, wd)
+		return failure(x, nil, err, wd)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return x.authFailure(resp, wd) // credential.go
+		return authFailure(x, resp, wd) // credential.go
 	case isFailoverStatus(resp.StatusCode):
-		return x.failure(resp, nil, wd)
+		return failure(x, resp, nil, wd)
 	case resp.StatusCode == http.StatusNotFound:
-		return x.notFound(resp, wd)
+		return notFound(x, resp, wd)
 	case resp.StatusCode == http.StatusBadRequest && x.grant.ContextFallback:
-		return x.contextLength(resp, wd) // fallback.go
+		return contextLength(x, resp, wd) // fallback.go
 	case resp.StatusCode >= 400:
-		return x.clientErrorFailure(resp, wd) // classify.go: a quota 400 fails over, the rest is relayed
-	case x.converting():
-		return x.relayConverted(resp, wd) // converted.go
+		return clientErrorFailure(x, resp, wd) // classify.go: a quota 400 fails over, the rest is relayed
+	case converting(x):
+		return relayConverted(x, resp, wd) // converted.go
 	case isEventStream(resp.Header.Get("Content-Type")):
 		return relayStream(x, resp, wd)
 	}
-	x.relayWith(resp, wd.release, wd)
+	relayWith(x, resp, wd.release, wd)
 	return nil
 }
 
 // failure describes a failed attempt for controlsvc and releases its response. An attempt
 // that a deadline ended has the deadline's class, not "transport": a silent account is
 // excluded for the request but not paused.
-func (x *exchange) failure(resp *http.Response, err error, wd *watchdog) *failedAttempt {
+func failure(x *exchange, resp *http.Response, err error, wd *watchdog) *failedAttempt {
 	f := &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: classTransport}
 	if err != nil {
 		f.ErrorClass = transportClass(err)
-		if c := wd.firedClass(); c != "" {
+		if c := firedClass(wd); c != "" {
 			f.ErrorClass = c
 		}
 		return f
@@ -188,7 +188,7 @@ func (x *exchange) failure(resp *http.Response, err error, wd *watchdog) *failed
 	f.Body = readErrorHead(resp.Body) // kept for the passthrough rules of exhaust
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	resp.Body.Close()
-	x.classifyStatusFailure(f) // classify.go
+	classifyStatusFailure(x, f) // classify.go
 	return f
 }
 
@@ -226,15 +226,15 @@ const classModelNotFound = "model_not_found"
 
 // notFound handles an upstream 404: a "model not found" answer is failed over (the account
 // is blocked for the model by controlsvc), any other 404 is relayed (nil).
-func (x *exchange) notFound(resp *http.Response, wd *watchdog) *failedAttempt {
+func notFound(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt {
 	head := peekErrorHead(resp) // passthrough.go
 	if isModelNotFound(head) {
 		discardBody(resp, len(head))
-		x.markLastAttempt(classModelNotFound)
+		markLastAttempt(x, classModelNotFound)
 		return &failedAttempt{AccountID: x.grant.AccountID, Status: resp.StatusCode,
 			ErrorClass: classModelNotFound, Body: head}
 	}
-	x.relayError(resp, wd.release)
+	relayError(x, resp, wd.release)
 	return nil
 }
 
@@ -269,20 +269,20 @@ func (p *prefixedBody) Read(b []byte) (int, error) { return p.r.Read(b) }
 func (p *prefixedBody) Close() error               { return p.c.Close() }
 
 // exhaust answers with the failover-exhausted mapping of the last failure.
-func (x *exchange) exhaust(last *failedAttempt) {
+func exhaust(x *exchange, last *failedAttempt) {
 	x.errorClass = last.ErrorClass
 	// After keep-alives committed the response, both answers go in the stream.
-	if x.applyPassthrough(last.Status, last.Body, safeRetryAfter(last.RetryAfter)) {
+	if applyPassthrough(x, last.Status, last.Body, safeRetryAfter(last.RetryAfter)) {
 		return
 	}
 	e := exhaustedError(last)
 	switch {
-	case x.converting():
+	case converting(x):
 		e = convertedExhausted(last)
 	case x.path == pathMessages && last.Status == statusOverloaded:
 		e.typ = typeOverloaded // Anthropic's type for an overloaded upstream (errors.go maps the rest)
 	}
-	x.writeError(e)
+	writeError(x, e)
 }
 
 // exhaustedError maps the last upstream failure to the client's answer when no account is

@@ -10,34 +10,34 @@ import (
 // returned watchdog owns the attempt's deadlines; its release ends the upstream request
 // and the caller calls it when done with resp. A hedged stream goes through hedgedAttempt
 // instead (hedge.go), which races two of these.
-func (x *exchange) attempt() (*http.Response, *watchdog, error) {
+func attempt(x *exchange) (*http.Response, *watchdog, error) {
 	g := x.grant
-	x.resetAttempt()
-	out, wd, err := x.prepareAttempt(g)
-	x.stall.onStall(wd.clientGone) // stall.go; a method value (deadline.go)
+	resetAttempt(x)
+	out, wd, err := prepareAttempt(x, g)
+	onStall(x.stall, wd.clientGone) // stall.go; a method value (deadline.go)
 	began := time.Now()
-	x.markSent(began)
+	markSent(x, began)
 	var resp *http.Response
 	if err == nil {
 		resp, err = x.p.transport.RoundTrip(out)
 	}
 	if err == nil {
-		wd.headersArrived()
+		headersArrived(wd)
 	}
-	x.attempts = append(x.attempts, x.attemptRecord(g, millisSince(began), resp, err, wd))
+	x.attempts = append(x.attempts, attemptRecord(x, g, millisSince(began), resp, err, wd))
 	return resp, wd, err
 }
 
 // send runs the next attempt of the loop: hedged when the grant asks for it (hedge.go).
-func (x *exchange) send() (*http.Response, *watchdog, error) {
-	if x.hedgeable() {
-		return x.hedgedAttempt()
+func send(x *exchange) (*http.Response, *watchdog, error) {
+	if hedgeable(x) {
+		return hedgedAttempt(x)
 	}
-	return x.attempt()
+	return attempt(x)
 }
 
 // resetAttempt clears the billing facts of the previous attempt.
-func (x *exchange) resetAttempt() {
+func resetAttempt(x *exchange) {
 	// One per statement: Yaegi panics on a tuple assignment of nil to fields.
 	x.billable = false
 	x.usageComplete = false
@@ -46,24 +46,24 @@ func (x *exchange) resetAttempt() {
 }
 
 // prepareAttempt builds one attempt's upstream request for g, with its watchdog armed.
-func (x *exchange) prepareAttempt(g *grant) (*http.Request, *watchdog, error) {
+func prepareAttempt(x *exchange, g *grant) (*http.Request, *watchdog, error) {
 	// Detached from the client: a committed attempt is drained after the client left, to
 	// bill what the upstream counts. The watchdog cuts it at once before the commit point.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(x.req.Context()))
-	wd := newWatchdog(cancel, x.firstTokenTimeout(g), x.responseHeaderTimeout(g), x.start.Add(x.p.requestLimit))
-	wd.watchClient(x.req.Context(), x.p.drain)
+	wd := newWatchdog(cancel, firstTokenTimeout(x, g), responseHeaderTimeout(x, g), x.start.Add(x.p.requestLimit))
+	watchClient(wd, x.req.Context(), x.p.drain)
 	var out *http.Request
 	var err error
-	if x.converting() {
+	if converting(x) {
 		out, err = buildConvertedRequest(ctx, x.req, g, x.sent) // prepared by prepareConverted
 	} else {
-		out, err = buildUpstreamRequest(ctx, x.req, x.path, g, x.bodyFor(g))
+		out, err = buildUpstreamRequest(ctx, x.req, x.path, g, bodyFor(x, g))
 	}
 	return out, wd, err
 }
 
 // markSent records when an attempt went upstream.
-func (x *exchange) markSent(began time.Time) {
+func markSent(x *exchange, began time.Time) {
 	x.attemptSent = began
 	if x.firstSend.IsZero() {
 		x.firstSend = began
@@ -72,14 +72,14 @@ func (x *exchange) markSent(began time.Time) {
 
 // attemptRecord is the report entry of an attempt on g that took durationMs to its headers
 // (or its transport error).
-func (x *exchange) attemptRecord(g *grant, durationMs int64, resp *http.Response, err error, wd *watchdog) attemptReport {
+func attemptRecord(x *exchange, g *grant, durationMs int64, resp *http.Response, err error, wd *watchdog) attemptReport {
 	rec := attemptReport{AccountID: g.AccountID, DurationMs: durationMs, UpstreamModel: g.UpstreamModel}
 	if rec.UpstreamModel == "" {
 		rec.UpstreamModel = x.info.model // the body went as the client sent it
 	}
 	if err != nil {
 		rec.ErrorClass = transportClass(err)
-		if c := wd.firedClass(); c != "" {
+		if c := firedClass(wd); c != "" {
 			rec.ErrorClass = c
 		}
 	} else {
@@ -93,6 +93,6 @@ func (x *exchange) attemptRecord(g *grant, durationMs int64, resp *http.Response
 
 // release stops the deadlines and ends the upstream request.
 func (w *watchdog) release() {
-	w.stop()
+	stop(w)
 	w.cancel()
 }

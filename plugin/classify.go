@@ -79,24 +79,24 @@ func quotaFault(status int, head []byte) bool {
 
 // classifyStatusFailure sets a failed answer's class from its body head: quota when the
 // account is out of credit. It runs on every failover status (failure).
-func (x *exchange) classifyStatusFailure(f *failedAttempt) {
+func classifyStatusFailure(x *exchange, f *failedAttempt) {
 	if quotaFault(f.Status, f.Body) {
 		f.ErrorClass = classQuota
-		x.markLastAttempt(classQuota)
+		markLastAttempt(x, classQuota)
 	}
 }
 
 // clientErrorFailure looks at a 4xx answer that is otherwise relayed to the client: one
 // that says the account is out of credit (a 400 or 403 quota body) is failed over instead
 // (nil: it was relayed).
-func (x *exchange) clientErrorFailure(resp *http.Response, wd *watchdog) *failedAttempt {
+func clientErrorFailure(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt {
 	if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusForbidden {
-		x.relayError(resp, wd.release) // passthrough.go
+		relayError(x, resp, wd.release) // passthrough.go
 		return nil
 	}
 	if !quotaFault(resp.StatusCode, peekErrorHead(resp)) {
-		x.relayError(resp, wd.release)
+		relayError(x, resp, wd.release)
 		return nil
 	}
-	return x.failure(resp, nil, wd) // classified quota there
+	return failure(x, resp, nil, wd) // classified quota there
 }

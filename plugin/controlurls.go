@@ -92,7 +92,7 @@ func newControlClient(list, secret string) *controlClient {
 // X-Poolgate-Reject: shutting_down. With no address left it returns the last
 // shutting_down answer if there was one, else the last error. A slow answer is never
 // retried elsewhere: the instance may be working on it.
-func (c *controlClient) post(ctx context.Context, path string, body []byte) (int, http.Header, []byte, error) {
+func post(c *controlClient, ctx context.Context, path string, body []byte) (int, http.Header, []byte, error) {
 	c.mu.Lock()
 	first := c.preferred
 	c.mu.Unlock()
@@ -106,7 +106,7 @@ func (c *controlClient) post(ctx context.Context, path string, body []byte) (int
 	)
 	for k := 0; k < addresses; k++ {
 		i := (first + k) % addresses
-		status, header, data, answered, err := c.postTo(ctx, c.urls[i], path, body)
+		status, header, data, answered, err := postTo(c, ctx, c.urls[i], path, body)
 		if err == nil && !isShuttingDown(status, header) {
 			c.mu.Lock()
 			c.preferred = i
@@ -129,13 +129,13 @@ func (c *controlClient) post(ctx context.Context, path string, body []byte) (int
 }
 
 // postTo makes the call to one address. answered is true once response headers arrived.
-func (c *controlClient) postTo(ctx context.Context, baseURL, path string, body []byte) (int, http.Header, []byte, bool, error) {
+func postTo(c *controlClient, ctx context.Context, baseURL, path string, body []byte) (int, http.Header, []byte, bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, nil, false, fmt.Errorf("building %s request: %w", path, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	secret, err := c.secret.get()
+	secret, err := get(c.secret)
 	if err != nil {
 		return 0, nil, nil, false, err
 	}

@@ -200,8 +200,8 @@ func TestRenewalsAndReportsReachTheLiveInstance(t *testing.T) {
 	defer rn.close()
 	rp := newReporter(client, 256, 100)
 	defer rp.close()
-	rn.register(lease{GrantID: "g_1", UserID: 1, AccountID: 2}, time.Time{})
-	rp.enqueue(report{GrantID: "g_1", RequestID: "req_1", Status: 200})
+	register(rn, lease{GrantID: "g_1", UserID: 1, AccountID: 2}, time.Time{})
+	enqueue(rp, report{GrantID: "g_1", RequestID: "req_1", Status: 200})
 	if r := live.waitReport(); r.RequestID != "req_1" {
 		t.Fatalf("report = %+v", r)
 	}
@@ -262,7 +262,7 @@ func TestAdmitCarriesItsOwnDeadline(t *testing.T) {
 		sent, gaveUp := d.sent, d.gaveUp
 		d.mu.Unlock()
 		if !gaveUp.IsZero() {
-			bound := p.admitBound()
+			bound := admitBound(p)
 			lo, hi := deadlineMs(before.Add(bound)), deadlineMs(after.Add(bound))
 			if sent < lo || sent > hi {
 				t.Fatalf("deadline_ms %d outside [%d, %d]: not now + admissionTimeout + maxWait", sent, lo, hi)

@@ -33,16 +33,16 @@ const (
 )
 
 // converting reports whether the current grant serves the request by conversion.
-func (x *exchange) converting() bool {
+func converting(x *exchange) bool {
 	return x.grant != nil && x.grant.Convert == convertResponsesToMessages
 }
 
 // errorShape is the shape of the exchange's error bodies (errors.go).
-func (x *exchange) errorShape() int {
+func errorShape(x *exchange) int {
 	switch {
 	case x.path == pathMessages:
 		return shapeAnthropic
-	case x.converting():
+	case converting(x):
 		return shapeCode
 	}
 	return shapeOpenAI
@@ -50,8 +50,8 @@ func (x *exchange) errorShape() int {
 
 // reportUsageFormat tells controlsvc how to read the report's usage: a converted request
 // reports the Anthropic usage it received.
-func (x *exchange) reportUsageFormat() string {
-	if x.converting() {
+func reportUsageFormat(x *exchange) string {
+	if converting(x) {
 		return usageAnthropic
 	}
 	return usageFormatFor(x.path)
@@ -60,7 +60,7 @@ func (x *exchange) reportUsageFormat() string {
 // convertedBody returns the Messages body for g, converted from the fields validation
 // decoded. It is cached per upstream model and output cap: failover attempts usually land
 // on accounts that agree on both.
-func (x *exchange) convertedBody(g *grant) ([]byte, error) {
+func convertedBody(x *exchange, g *grant) ([]byte, error) {
 	model := g.UpstreamModel
 	if model == "" {
 		model = x.info.model
@@ -97,10 +97,10 @@ func convertFields(f *requestFields) *convert.Fields {
 
 // prepareConverted converts the body for the current grant; a body that cannot be
 // converted is answered with a 400 naming the problem, and false.
-func (x *exchange) prepareConverted() bool {
-	if _, err := x.convertedBody(x.grant); err != nil {
+func prepareConverted(x *exchange) bool {
+	if _, err := convertedBody(x, x.grant); err != nil {
 		x.errorClass = classInvalidRequest
-		x.writeError(newClientError(http.StatusBadRequest, typeInvalidRequest, err.Error()))
+		writeError(x, newClientError(http.StatusBadRequest, typeInvalidRequest, err.Error()))
 		return false
 	}
 	return true
@@ -143,10 +143,10 @@ func convertedExhausted(last *failedAttempt) *clientError {
 
 // convertedUpstreamError answers an upstream error status that is not failed over (e.g. a
 // 400 from Anthropic) in the converted path's shape, with Anthropic's type as the code.
-func (x *exchange) convertedUpstreamError(status int, head []byte) {
+func convertedUpstreamError(x *exchange, status int, head []byte) {
 	x.errorClass = classUpstreamStatus
 	typ, msg := jsonsse.ErrorFields(head, typeUpstream, msgUpstreamFailed)
-	x.writeError(newClientError(status, typ, msg))
+	writeError(x, newClientError(status, typ, msg))
 }
 
 // anthropicTypeStatus is the HTTP status Anthropic gives an error type

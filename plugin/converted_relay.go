@@ -31,15 +31,15 @@ type convertedAttempt struct {
 // relayConverted converts an upstream 2xx reply. It returns the failed attempt when the reply
 // failed before the commit point, so that the caller fails over; nil when the exchange is
 // answered.
-func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAttempt {
+func relayConverted(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt {
 	defer resp.Body.Close()
 	if !isEventStream(resp.Header.Get("Content-Type")) {
 		// Asked with stream: true, an Anthropic account always streams.
 		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-		x.markLastAttempt(classNotEventStream)
+		markLastAttempt(x, classNotEventStream)
 		return &failedAttempt{AccountID: x.grant.AccountID, Status: resp.StatusCode, ErrorClass: classNotEventStream}
 	}
-	wd.armIdle(x.idleTimeout())
+	armIdle(wd, idleTimeout(x))
 	c := &convertedAttempt{x: x, wd: wd, conv: convert.NewStream(x.info.model, newResponseID(), time.Now().Unix()),
 		upstream: upstreamRequestID(resp.Header)}
 	c.conv.SetTools(x.convTools)
@@ -62,7 +62,7 @@ func (x *exchange) relayConverted(resp *http.Response, wd *watchdog) *failedAtte
 			return f
 		}
 		if rerr != nil {
-			return c.broken()
+			return broken(c)
 		}
 	}
 }
@@ -76,7 +76,7 @@ func stepConverted(c *convertedAttempt, out []byte) (*failedAttempt, bool) {
 	status := c.conv.FinalStatus()
 	if !c.committed {
 		if status == convert.StatusFailed && !c.conv.Started() {
-			return c.failBeforeCommit(), true
+			return failBeforeCommit(c), true
 		}
 		if x.info.stream {
 			c.held = append(c.held, out...)
@@ -95,7 +95,7 @@ func stepConverted(c *convertedAttempt, out []byte) (*failedAttempt, bool) {
 	if status == "" {
 		return nil, false
 	}
-	c.end()
+	end(c)
 	return nil, true
 }
 
@@ -104,13 +104,13 @@ func stepConverted(c *convertedAttempt, out []byte) (*failedAttempt, bool) {
 // False when the client left first, which cut the attempt (answered 499).
 func (c *convertedAttempt) commit() bool {
 	x := c.x
-	if !c.wd.commit() {
-		x.goneBeforeCommit()
+	if !commit(c.wd) {
+		goneBeforeCommit(x)
 		return false
 	}
 	c.committed = true
 	x.billable = true
-	c.wd.firstToken()
+	firstToken(c.wd)
 	x.firstByte = time.Now()
 	if !x.info.stream {
 		return true
@@ -123,7 +123,7 @@ func (c *convertedAttempt) commit() bool {
 		h.Set("Cache-Control", "no-cache")
 		h.Set("X-Accel-Buffering", "no")
 		h.Set(headerRequestID, x.requestID)
-		c.setUpstreamID(h)
+		setUpstreamID(c, h)
 		x.written = true
 		x.status = http.StatusOK
 		x.rw.WriteHeader(http.StatusOK)
@@ -139,33 +139,33 @@ func (c *convertedAttempt) commit() bool {
 func writeConverted(c *convertedAttempt, p []byte) {
 	x := c.x
 	if !c.draining && isClientGone(x) {
-		c.draining = x.drain(c.wd)
+		c.draining = drain(x, c.wd)
 	}
 	if c.draining {
 		return
 	}
 	if _, err := writeClient(x, p); err != nil {
-		c.draining = x.drain(c.wd)
+		c.draining = drain(x, c.wd)
 	}
 }
 
 // end finishes an answered attempt: the usage for the report and, for a client that did not
 // stream, the response object or the error.
-func (c *convertedAttempt) end() {
+func end(c *convertedAttempt) {
 	x := c.x
 	conv := c.conv
 	x.usage = conv.AnthropicUsage()
 	x.usageComplete = conv.UsageComplete()
 	if c.draining || (!x.info.stream && isClientGone(x)) {
-		x.markClientGone() // billed from the usage drained (or an estimate)
+		markClientGone(x) // billed from the usage drained (or an estimate)
 		return
 	}
 	if conv.FinalStatus() == convert.StatusFailed && x.errorClass == "" {
 		x.errorClass = classStreamIncomplete
-		x.markLastAttempt(x.errorClass)
+		markLastAttempt(x, x.errorClass)
 		if typ, _, up := conv.UpstreamError(); up {
 			x.errorClass = classInStreamError
-			x.markInStreamError(anthropicTypeStatus(typ))
+			markInStreamError(x, anthropicTypeStatus(typ))
 		}
 	}
 	if x.info.stream || x.written {
@@ -177,7 +177,7 @@ func (c *convertedAttempt) end() {
 			status = anthropicTypeStatus(typ)
 		}
 		code, msg := conv.Failure()
-		x.writeError(newClientError(status, code, msg))
+		writeError(x, newClientError(status, code, msg))
 		return
 	}
 	body := conv.ResponseJSON()
@@ -189,7 +189,7 @@ func (c *convertedAttempt) end() {
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set(headerRequestID, x.requestID)
-	c.setUpstreamID(h)
+	setUpstreamID(c, h)
 	x.written = true
 	x.status = http.StatusOK
 	x.rw.WriteHeader(http.StatusOK)
@@ -200,21 +200,21 @@ func (c *convertedAttempt) end() {
 // Anthropic error event (a failover status, like overloaded_error, fails over; another is
 // answered as the upstream's error) or a stream that ended without message_stop. The
 // attempt's usage is kept on it: its account consumed the input.
-func (c *convertedAttempt) failBeforeCommit() *failedAttempt {
+func failBeforeCommit(c *convertedAttempt) *failedAttempt {
 	x := c.x
 	if n := len(x.attempts); n > 0 {
 		x.attempts[n-1].Usage = rawJSON(c.conv.AnthropicUsage())
 	}
 	typ, msg, up := c.conv.UpstreamError()
 	if !up {
-		x.markLastAttempt(classStreamIncomplete)
+		markLastAttempt(x, classStreamIncomplete)
 		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: classStreamIncomplete}
 	}
 	status := anthropicTypeStatus(typ)
-	x.markInStreamError(status)
+	markInStreamError(x, status)
 	if !isFailoverStatus(status) {
 		x.errorClass = classInStreamError
-		x.writeError(newClientError(status, typ, msg))
+		writeError(x, newClientError(status, typ, msg))
 		return nil
 	}
 	head := codeErrorBody(typ, msg)
@@ -224,31 +224,31 @@ func (c *convertedAttempt) failBeforeCommit() *failedAttempt {
 // broken handles a read error: the client went away, a deadline fired or the connection
 // broke. Before the commit point the attempt fails over (or the request times out); after it
 // the response fails in the stream.
-func (c *convertedAttempt) broken() *failedAttempt {
+func broken(c *convertedAttempt) *failedAttempt {
 	x := c.x
 	if !c.committed && isClientGone(x) {
-		x.goneBeforeCommit()
+		goneBeforeCommit(x)
 		return nil
 	}
 	if c.committed && (c.draining || isClientGone(x)) {
 		x.usage = c.conv.AnthropicUsage()
 		x.usageComplete = c.conv.UsageComplete()
-		x.markClientGone()
+		markClientGone(x)
 		return nil
 	}
 	class := classStreamCut
-	if fired := c.wd.firedClass(); fired != "" {
+	if fired := firedClass(c.wd); fired != "" {
 		class = fired
 	}
 	if !c.committed {
 		if class == classRequestTimeout {
-			x.timedOut()
+			timedOut(x)
 			return nil
 		}
 		if n := len(x.attempts); n > 0 {
 			x.attempts[n-1].Usage = rawJSON(c.conv.AnthropicUsage())
 		}
-		x.markLastAttempt(class)
+		markLastAttempt(x, class)
 		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: class}
 	}
 	msg := wire.MsgStreamCut
@@ -259,17 +259,17 @@ func (c *convertedAttempt) broken() *failedAttempt {
 		msg = msgRequestTimout
 	}
 	x.errorClass = class
-	x.markLastAttempt(class)
+	markLastAttempt(x, class)
 	out := c.conv.Fail(typeUpstream, msg)
 	if x.info.stream {
 		writeConverted(c, out)
 	}
-	c.end()
+	end(c)
 	return nil
 }
 
 // setUpstreamID names the answering upstream's request id to the client.
-func (c *convertedAttempt) setUpstreamID(h http.Header) {
+func setUpstreamID(c *convertedAttempt, h http.Header) {
 	if c.upstream != "" {
 		h[headerUpstreamRequestID] = []string{c.upstream}
 	}

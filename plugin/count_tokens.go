@@ -57,7 +57,7 @@ type inputTokens struct {
 	InputTokens *int64 `json:"input_tokens"`
 }
 
-func (p *Poolgate) serveCountTokens(rw http.ResponseWriter, req *http.Request) {
+func serveCountTokens(p *Poolgate, rw http.ResponseWriter, req *http.Request) {
 	requestID := newRequestID()
 	key := extractAPIKey(req.Header)
 	if !wellFormedKey(key) {
@@ -76,13 +76,13 @@ func (p *Poolgate) serveCountTokens(rw http.ResponseWriter, req *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), countTokensTimeout)
 	defer cancel()
-	ans, rej := p.countTokensAccount(ctx, key, model)
+	ans, rej := countTokensAccount(p, ctx, key, model)
 	if rej != nil {
 		writeRejection(rw, requestID, rej)
 		return
 	}
 	if ans != nil {
-		if reply, ok := p.forwardCountTokens(ctx, req, ans, body, model); ok {
+		if reply, ok := forwardCountTokens(p, ctx, req, ans, body, model); ok {
 			writeCountTokens(rw, requestID, reply)
 			return
 		}
@@ -126,12 +126,12 @@ func estimateTokens(body []byte) int64 {
 
 // countTokensAccount asks controlsvc for an account: nil (estimate) on an estimate answer or
 // any failure, a rejection for a refused key.
-func (p *Poolgate) countTokensAccount(ctx context.Context, key, model string) (*countTokensAnswer, *rejection) {
+func countTokensAccount(p *Poolgate, ctx context.Context, key, model string) (*countTokensAnswer, *rejection) {
 	call, err := jsonsse.Encode(countTokensCall{APIKey: key, Model: model})
 	if err != nil {
 		return nil, nil
 	}
-	status, header, data, err := p.control.client.post(ctx, countTokensControlPath, call)
+	status, header, data, err := post(p.control.client, ctx, countTokensControlPath, call)
 	if err != nil {
 		return nil, nil
 	}
@@ -155,7 +155,7 @@ func (p *Poolgate) countTokensAccount(ctx context.Context, key, model string) (*
 // forwardCountTokens sends the client's body (its model mapped) to the account's
 // count_tokens endpoint with the headers a /v1/messages attempt would carry; ok only for
 // a 200 carrying input_tokens, whose body is relayed as it is.
-func (p *Poolgate) forwardCountTokens(ctx context.Context, req *http.Request, ans *countTokensAnswer, body []byte, model string) ([]byte, bool) {
+func forwardCountTokens(p *Poolgate, ctx context.Context, req *http.Request, ans *countTokensAnswer, body []byte, model string) ([]byte, bool) {
 	g := &grant{Platform: ans.Platform, AccountID: ans.AccountID, BaseURL: ans.BaseURL, Headers: ans.Headers,
 		UpstreamModel: ans.UpstreamModel, ForwardBetas: ans.ForwardBetas, UserAgent: ans.UserAgent}
 	sent := body

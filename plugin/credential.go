@@ -41,17 +41,17 @@ func credentialFault(status int, head []byte) bool {
 // authFailure handles an upstream 401/403: one that blames the credential is failed over
 // (controlsvc pauses the account); any other is relayed to the client as the upstream sent
 // it (nil), with no failover and no account mark.
-func (x *exchange) authFailure(resp *http.Response, wd *watchdog) *failedAttempt {
+func authFailure(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt {
 	head := peekErrorHead(resp)            // passthrough.go
 	if quotaFault(resp.StatusCode, head) { // classify.go: out of credit, failed over
-		return x.failure(resp, nil, wd)
+		return failure(x, resp, nil, wd)
 	}
 	if !credentialFault(resp.StatusCode, head) {
-		x.relayError(resp, wd.release) // passthrough.go
+		relayError(x, resp, wd.release) // passthrough.go
 		return nil
 	}
-	f := x.failure(resp, nil, wd)
+	f := failure(x, resp, nil, wd)
 	f.ErrorClass = classCredential
-	x.markLastAttempt(classCredential)
+	markLastAttempt(x, classCredential)
 	return f
 }

@@ -61,7 +61,7 @@ func newWatchdog(cancel context.CancelFunc, firstToken, headers time.Duration, d
 	}
 	left := time.Until(deadline)
 	if left <= 0 {
-		w.fire(classRequestTimeout)
+		fire(w, classRequestTimeout)
 	} else {
 		w.total = time.AfterFunc(left, w.requestTimedOut)
 	}
@@ -72,13 +72,13 @@ func newWatchdog(cancel context.CancelFunc, firstToken, headers time.Duration, d
 // closure handed to compiled code costs several times a method value (its reflect wrapper
 // is built per call; plugin/stagebench.go measures it), and one built in the timer's
 // goroutine races (watchClient).
-func (w *watchdog) firstTokenPassed() { w.fire(classFirstTokenTimeout) }
-func (w *watchdog) headersLate()      { w.fire(classResponseHeaderTimeout) }
-func (w *watchdog) requestTimedOut()  { w.fire(classRequestTimeout) }
-func (w *watchdog) streamIdled()      { w.fire(classStreamIdleTimeout) }
-func (w *watchdog) drainRanOut()      { w.fire(classDrainTimeout) }
+func (w *watchdog) firstTokenPassed() { fire(w, classFirstTokenTimeout) }
+func (w *watchdog) headersLate()      { fire(w, classResponseHeaderTimeout) }
+func (w *watchdog) requestTimedOut()  { fire(w, classRequestTimeout) }
+func (w *watchdog) streamIdled()      { fire(w, classStreamIdleTimeout) }
+func (w *watchdog) drainRanOut()      { fire(w, classDrainTimeout) }
 
-func (w *watchdog) fire(class string) {
+func fire(w *watchdog, class string) {
 	w.mu.Lock()
 	if w.done || w.fired != "" {
 		w.mu.Unlock()
@@ -90,7 +90,7 @@ func (w *watchdog) fire(class string) {
 }
 
 // firedClass returns the class of the deadline that ended the attempt, or "".
-func (w *watchdog) firedClass() string {
+func firedClass(w *watchdog) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.fired
@@ -98,7 +98,7 @@ func (w *watchdog) firedClass() string {
 
 // armIdle starts the stream-idle timer (when d > 0); the relay loops reset it per read
 // (inline: a method call per read costs µs under Yaegi).
-func (w *watchdog) armIdle(d time.Duration) {
+func armIdle(w *watchdog, d time.Duration) {
 	if d <= 0 {
 		return
 	}
@@ -108,14 +108,14 @@ func (w *watchdog) armIdle(d time.Duration) {
 
 // headersArrived stops the response-header timer: the upstream answered. The transport's
 // ResponseHeaderTimeout is only the larger backstop.
-func (w *watchdog) headersArrived() {
+func headersArrived(w *watchdog) {
 	if w.head != nil {
 		w.head.Stop()
 	}
 }
 
 // firstToken stops the first-token timer: the first semantic output arrived.
-func (w *watchdog) firstToken() {
+func firstToken(w *watchdog) {
 	if w.first != nil {
 		w.first.Stop()
 	}
@@ -126,7 +126,7 @@ func (w *watchdog) firstToken() {
 // "Writing plugin code"). The method value is made here, on the request goroutine: a
 // closure written inline would get its reflect wrapper built in the AfterFunc goroutine,
 // which races inside Yaegi v0.16.1.
-func (w *watchdog) watchClient(ctx context.Context, drain time.Duration) {
+func watchClient(w *watchdog, ctx context.Context, drain time.Duration) {
 	w.drainD = drain
 	w.unwatch = context.AfterFunc(ctx, w.clientLeft)
 }
@@ -150,7 +150,7 @@ func (w *watchdog) clientLeft() {
 
 // commit marks the attempt's commit point; false when the client left first, which has
 // already cut the attempt.
-func (w *watchdog) commit() bool {
+func commit(w *watchdog) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.left {
@@ -161,7 +161,7 @@ func (w *watchdog) commit() bool {
 }
 
 // stop disarms every timer; a timer already running its function finds done set.
-func (w *watchdog) stop() {
+func stop(w *watchdog) {
 	w.mu.Lock()
 	w.done = true
 	drain := w.drain

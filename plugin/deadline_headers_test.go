@@ -88,7 +88,7 @@ func TestResponseHeaderTimeoutOfTheGrant(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			x := &exchange{p: p}
 			x.info.stream = tt.stream
-			if got := x.responseHeaderTimeout(&grant{ResponseHeaderTimeoutMs: tt.grant}).Milliseconds(); got != tt.want {
+			if got := responseHeaderTimeout(x, &grant{ResponseHeaderTimeoutMs: tt.grant}).Milliseconds(); got != tt.want {
 				t.Fatalf("responseHeaderTimeout = %d ms, want %d", got, tt.want)
 			}
 		})

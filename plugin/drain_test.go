@@ -262,8 +262,8 @@ func TestWatchdogClientDeparture(t *testing.T) {
 			attempt, cancel := context.WithCancel(context.Background())
 			client, leave := context.WithCancel(context.Background())
 			wd := newWatchdog(cancel, 0, 0, far)
-			wd.watchClient(client, tt.drain)
-			if tt.commit && !wd.commit() {
+			watchClient(wd, client, tt.drain)
+			if tt.commit && !commit(wd) {
 				t.Fatal("commit refused while the client is there")
 			}
 			leave()
@@ -272,7 +272,7 @@ func TestWatchdogClientDeparture(t *testing.T) {
 				case <-attempt.Done():
 				case <-time.After(5 * time.Second):
 				}
-				if wd.commit() {
+				if commit(wd) {
 					t.Error("commit accepted after the client left")
 				}
 			}
@@ -286,7 +286,7 @@ func TestWatchdogClientDeparture(t *testing.T) {
 					t.Error("the attempt was not cut")
 				}
 			}
-			if got := wd.firedClass(); got != tt.wantFired {
+			if got := firedClass(wd); got != tt.wantFired {
 				t.Errorf("fired %q, want %q", got, tt.wantFired)
 			}
 			wd.release()

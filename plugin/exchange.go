@@ -109,7 +109,7 @@ func newExchange(p *Poolgate, rw http.ResponseWriter, req *http.Request, path st
 // (docs/yaegi.md, "A call of an interpreted method"; docs/design.md, "Memory per open
 // stream").
 func runExchange(x *exchange) {
-	if !x.prepare() || !x.admit(nil) {
+	if !prepare(x) || !admit(x, nil) {
 		return
 	}
 	forwardExchange(x)
@@ -117,23 +117,23 @@ func runExchange(x *exchange) {
 
 // prepare does what comes before admission: the key's format, the body's one read and one
 // pass (validateBody), the session seed. False when it answered the request instead.
-func (x *exchange) prepare() bool {
+func prepare(x *exchange) bool {
 	// Cheap checks first: no body byte is read and nothing is allocated for a request whose
 	// key cannot be one (docs/security.md, "Nothing costly before authentication").
 	x.apiKey = extractAPIKey(x.req.Header)
 	if !wellFormedKey(x.apiKey) {
-		x.writeError(newClientError(http.StatusUnauthorized, typeAuthentication, msgInvalidAPIKey))
+		writeError(x, newClientError(http.StatusUnauthorized, typeAuthentication, msgInvalidAPIKey))
 		return false
 	}
 	body, e := readBody(x.req, x.p.maxBody)
 	if e != nil {
-		x.writeError(e)
+		writeError(x, e)
 		return false
 	}
 	x.body = body
 	info, e := validateBody(x.path, body)
 	if e != nil {
-		x.writeError(e)
+		writeError(x, e)
 		return false
 	}
 	x.info = info
@@ -146,25 +146,25 @@ func (x *exchange) prepare() bool {
 // finish runs deferred: it answers after a panic (a 500, or the stream's terminal error:
 // panic.go), makes sure something was written, and sends the one report of the grant, which
 // also releases its slots in controlsvc.
-func (x *exchange) finish() {
+func finish(x *exchange) {
 	cut := false
 	if r := recover(); r != nil {
-		cut = x.endAfterPanic()
+		cut = endAfterPanic(x)
 	}
-	defer x.cutIf(cut) // after the report
+	defer cutIf(x, cut) // after the report
 	if !x.written || (x.keepAliveOnly && !isClientGone(x)) {
 		// A path that wrote nothing is a bug; its report must not read as an answer (a 200
 		// after keep-alives with no error class would be billed by estimate).
 		if x.errorClass == "" {
 			x.errorClass = classInternal
 		}
-		x.writeError(newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
+		writeError(x, newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
 	}
 	if x.grant == nil {
 		return
 	}
-	x.p.control.leases.unregister(x.grant.GrantID)
-	x.p.control.reports.enqueue(x.report())
+	unregister(x.p.control.leases, x.grant.GrantID)
+	enqueue(x.p.control.reports, buildReport(x))
 }
 
 // isClientGone reports whether the client disconnected or stopped reading (stall.go). A
@@ -186,9 +186,9 @@ func isClientGone(x *exchange) bool {
 
 // abandon records that the client went away. Writing the error is harmless when the
 // connection is gone and keeps "every path writes a response" true.
-func (x *exchange) abandon() {
+func abandon(x *exchange) {
 	if !x.written {
-		x.writeError(newClientError(statusClientClosed, typeAPI, msgClientGone))
+		writeError(x, newClientError(statusClientClosed, typeAPI, msgClientGone))
 	}
 	x.status = statusClientClosed
 	x.errorClass = classClientGone
@@ -197,24 +197,27 @@ func (x *exchange) abandon() {
 // writeError answers with e unless something was written already; after keep-alives alone
 // it ends the stream with e instead. A panicking writer is contained here, because
 // writeError also runs from finish.
-func (x *exchange) writeError(e *clientError) {
+func writeError(x *exchange, e *clientError) {
 	if x.written {
 		if x.keepAliveOnly {
-			x.failInStream(e.typ, e.msg)
+			failInStream(x, e.typ, e.msg)
 		}
 		return
 	}
 	x.written = true
 	x.status = e.status
 	defer func() { _ = recover() }()
-	writeShapedError(x.rw, x.errorShape(), x.requestID, e)
+	writeShapedError(x.rw, errorShape(x), x.requestID, e)
 }
 
-func (x *exchange) writeRejection(r *rejection) {
+// respondRejection copies a controlsvc refusal to the client (writeRejection) unless
+// something was written already; after keep-alives alone it ends the stream with the
+// refusal's error instead.
+func respondRejection(x *exchange, r *rejection) {
 	if x.written {
 		if x.keepAliveOnly {
 			typ, msg := jsonsse.ErrorFields(r.body, typeAPI, msgUnavailable)
-			x.failInStream(typ, msg)
+			failInStream(x, typ, msg)
 		}
 		return
 	}
@@ -226,7 +229,7 @@ func (x *exchange) writeRejection(r *rejection) {
 
 // failInStream ends a response that keep-alives committed with a terminal error in the
 // client's protocol: the status line is out, so an error body can no longer be sent.
-func (x *exchange) failInStream(typ, msg string) {
+func failInStream(x *exchange, typ, msg string) {
 	x.keepAliveOnly = false
 	writeStreamError(x.rw, x.path, x.info.model, typ, msg)
 }

@@ -21,14 +21,14 @@ const msgContextLength = "The prompt is longer than the model's context length, 
 
 // contextLength handles a 400 under a grant with context_fallback: a context-length refusal
 // is failed over; any other 400 is relayed (nil).
-func (x *exchange) contextLength(resp *http.Response, wd *watchdog) *failedAttempt {
+func contextLength(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt {
 	head := peekErrorHead(resp) // passthrough.go
 	if !isContextLengthExceeded(head) {
-		x.relayError(resp, wd.release)
+		relayError(x, resp, wd.release)
 		return nil
 	}
 	discardBody(resp, len(head))
-	x.markLastAttempt(classContextLength)
+	markLastAttempt(x, classContextLength)
 	return &failedAttempt{AccountID: x.grant.AccountID, Status: resp.StatusCode, ErrorClass: classContextLength, Body: head}
 }
 
@@ -43,7 +43,7 @@ func isContextLengthExceeded(head []byte) bool {
 
 // excludeFailed adds the failed attempt's account to the accounts the re-admission
 // excludes, except after a context-length refusal: that account may serve the fallback.
-func (x *exchange) excludeFailed(failed *failedAttempt) {
+func excludeFailed(x *exchange, failed *failedAttempt) {
 	if failed.ErrorClass == classContextLength {
 		return
 	}

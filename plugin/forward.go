@@ -106,7 +106,7 @@ var jsonContentType = []string{"application/json"}
 // the model, usage reporting must be switched on or the grant sets the output limit
 // (g.MaxOutputTokens: the limit the reservation covers). The last rewrite is cached, since
 // failover attempts usually land on accounts with the same mapping.
-func (x *exchange) bodyFor(g *grant) []byte {
+func bodyFor(x *exchange, g *grant) []byte {
 	model := ""
 	if g.UpstreamModel != "" && g.UpstreamModel != x.info.model {
 		model = g.UpstreamModel

@@ -28,30 +28,30 @@ var errHedgePanic = errors.New("hedged attempt panicked")
 
 // hedgeable reports whether this attempt may be hedged: a pass-through stream whose group
 // asks for it, once per request.
-func (x *exchange) hedgeable() bool {
-	return x.grant != nil && x.grant.HedgeAfterMs > 0 && x.info.stream && !x.converting() && !x.hedged
+func hedgeable(x *exchange) bool {
+	return x.grant != nil && x.grant.HedgeAfterMs > 0 && x.info.stream && !converting(x) && !x.hedged
 }
 
 // hedgedAttempt is attempt() for a hedgeable stream: it returns the winning attempt's
 // response (its body starting again from the bytes held) and watchdog, or the last failure
 // when every run failed before its commit point. x.grant is then that attempt's grant.
-func (x *exchange) hedgedAttempt() (*http.Response, *watchdog, error) {
+func hedgedAttempt(x *exchange) (*http.Response, *watchdog, error) {
 	x.hedged = true
-	x.resetAttempt()
+	resetAttempt(x)
 	r := &race{wake: newWakeup()}
-	a := x.startRun(x.grant, r)
-	x.stall.onStall(r.stallAll) // a method value made here
-	if r.waitFirst(time.Duration(x.grant.HedgeAfterMs)*time.Millisecond) && !isClientGone(x) {
-		if g := x.admitHedge(); g != nil {
-			x.stall.hold(lease{GrantID: a.g.GrantID, UserID: a.g.UserID, AccountID: a.g.AccountID, Hedged: g.AccountID}, x.leaseCap())
-			x.startRun(g, r)
+	a := startRun(x, x.grant, r)
+	onStall(x.stall, r.stallAll) // a method value made here
+	if waitFirst(r, time.Duration(x.grant.HedgeAfterMs)*time.Millisecond) && !isClientGone(x) {
+		if g := admitHedge(x); g != nil {
+			hold(x.stall, lease{GrantID: a.g.GrantID, UserID: a.g.UserID, AccountID: a.g.AccountID, Hedged: g.AccountID}, leaseCap(x))
+			startRun(x, g, r)
 		}
-		x.stall.onStall(r.stallAll) // the hedge's admit call had it
+		onStall(x.stall, r.stallAll) // the hedge's admit call had it
 	}
-	win := r.decide()
+	win := decide(r)
 	for _, h := range r.runs {
 		if h != win {
-			x.endRun(h)
+			endRun(x, h)
 		}
 	}
 	x.grant = win.g
@@ -62,10 +62,10 @@ func (x *exchange) hedgedAttempt() (*http.Response, *watchdog, error) {
 		if other == win {
 			other = r.runs[1]
 		}
-		x.stall.hold(lease{GrantID: win.g.GrantID, UserID: win.g.UserID, AccountID: win.g.AccountID, Hedged: other.g.AccountID}, x.leaseCap())
+		hold(x.stall, lease{GrantID: win.g.GrantID, UserID: win.g.UserID, AccountID: win.g.AccountID, Hedged: other.g.AccountID}, leaseCap(x))
 	}
-	x.stall.onStall(win.wd.clientGone)
-	x.attempts = append(x.attempts, x.attemptRecord(win.g, millis(win.headers), win.resp, win.err, win.wd))
+	onStall(x.stall, win.wd.clientGone)
+	x.attempts = append(x.attempts, attemptRecord(x, win.g, millis(win.headers), win.resp, win.err, win.wd))
 	if win.resp != nil && (len(win.held) > 0 || win.rerr != nil) {
 		win.resp.Body = &replayBody{held: win.held, end: win.rerr, rest: win.resp.Body}
 	}
@@ -73,10 +73,10 @@ func (x *exchange) hedgedAttempt() (*http.Response, *watchdog, error) {
 }
 
 // startRun prepares an attempt on g (on the request goroutine) and runs it in its own.
-func (x *exchange) startRun(g *grant, r *race) *hedgeRun {
-	out, wd, err := x.prepareAttempt(g)
+func startRun(x *exchange, g *grant, r *race) *hedgeRun {
+	out, wd, err := prepareAttempt(x, g)
 	h := &hedgeRun{g: g, out: out, wd: wd, rt: x.p.transport, r: r, began: time.Now(), err: err}
-	x.markSent(h.began)
+	markSent(x, h.began)
 	r.mu.Lock()
 	r.runs = append(r.runs, h)
 	r.mu.Unlock()
@@ -91,13 +91,13 @@ func (x *exchange) startRun(g *grant, r *race) *hedgeRun {
 // endRun records a run that did not win, after ending it: hedge_lost when it was still
 // going (cancelled now: not its account's fault) or had an answer too, else the failure of
 // its own. Its body is closed and its account excluded from the rest of the request.
-func (x *exchange) endRun(h *hedgeRun) {
+func endRun(x *exchange, h *hedgeRun) {
 	h.r.mu.Lock()
-	h.lost = !h.r.isFinished(h) || !h.failedEarly()
+	h.lost = !isFinished(h.r, h) || !failedEarly(h)
 	h.r.mu.Unlock()
 	h.wd.release() // cancels a run still going
 	h.r.waitFor(h)
-	rec := x.attemptRecord(h.g, millis(h.headers), h.resp, h.err, h.wd)
+	rec := attemptRecord(x, h.g, millis(h.headers), h.resp, h.err, h.wd)
 	switch {
 	case h.lost:
 		rec.ErrorClass = classHedgeLost
@@ -108,7 +108,7 @@ func (x *exchange) endRun(h *hedgeRun) {
 	if len(h.held) > 0 {
 		scan := newUsageScanner(usageFormatFor(x.path), true)
 		feedUsage(scan, h.held)
-		rec.Usage = rawJSON(scan.result()) // what its account consumed (docs/billing.md)
+		rec.Usage = rawJSON(result(scan)) // what its account consumed (docs/billing.md)
 	}
 	if h.resp != nil {
 		h.resp.Body.Close()
@@ -118,7 +118,7 @@ func (x *exchange) endRun(h *hedgeRun) {
 }
 
 // admitHedge asks for one more account for the grant, never waiting; nil when refused.
-func (x *exchange) admitHedge() *grant {
+func admitHedge(x *exchange) *grant {
 	ex := make([]int64, 0, len(x.exclude)+1)
 	ex = append(ex, x.exclude...)
 	ex = append(ex, x.grant.AccountID)
@@ -128,7 +128,7 @@ func (x *exchange) admitHedge() *grant {
 		SessionSource: x.sessionSource, ServedModel: x.grant.ServedModel,
 		InputBytes: int64(len(x.body)), MaxOutputTokens: x.info.maxOutputTokens,
 	}
-	g, _, err := x.admitWithKeepAlive(ar) // keepalive.go; MaxWaitMs 0: no waiting
+	g, _, err := admitWithKeepAlive(x, ar) // keepalive.go; MaxWaitMs 0: no waiting
 	if err != nil || g == nil || g.GrantID != x.grant.GrantID {
 		return nil
 	}

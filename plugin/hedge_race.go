@@ -57,7 +57,7 @@ func (h *hedgeRun) run() {
 		return
 	}
 	h.resp = resp
-	h.wd.headersArrived()
+	headersArrived(h.wd)
 	if resp.StatusCode >= 400 || !isEventStream(resp.Header.Get("Content-Type")) {
 		return // the request goroutine handles it like any attempt's answer
 	}
@@ -100,7 +100,7 @@ func (h *hedgeRun) run() {
 
 // failedEarly reports whether a finished run failed before its commit point in a way the
 // attempt loop fails over: then the other run, if still going, may still win.
-func (h *hedgeRun) failedEarly() bool {
+func failedEarly(h *hedgeRun) bool {
 	if h.err != nil {
 		return true
 	}
@@ -118,7 +118,7 @@ func (r *race) finish(h *hedgeRun) {
 }
 
 // isFinished reports whether h finished; under r.mu.
-func (r *race) isFinished(h *hedgeRun) bool {
+func isFinished(r *race, h *hedgeRun) bool {
 	for i := 0; i < len(r.finished); i++ {
 		if r.finished[i] == h {
 			return true
@@ -128,7 +128,7 @@ func (r *race) isFinished(h *hedgeRun) bool {
 }
 
 // waitFirst waits up to d for the first run to finish; true when none has.
-func (r *race) waitFirst(d time.Duration) bool {
+func waitFirst(r *race, d time.Duration) bool {
 	until := time.Now().Add(d)
 	for {
 		r.mu.Lock()
@@ -144,12 +144,12 @@ func (r *race) waitFirst(d time.Duration) bool {
 
 // decide waits for the winner: the first run to finish with anything but an early failure,
 // else, when every run failed early, the last one to fail. The runs' watchdogs bound it.
-func (r *race) decide() *hedgeRun {
+func decide(r *race) *hedgeRun {
 	for {
 		r.mu.Lock()
 		var win *hedgeRun
 		for i := 0; i < len(r.finished); i++ {
-			if !r.finished[i].failedEarly() {
+			if !failedEarly(r.finished[i]) {
 				win = r.finished[i]
 				break
 			}
@@ -169,7 +169,7 @@ func (r *race) decide() *hedgeRun {
 func (r *race) waitFor(h *hedgeRun) {
 	for {
 		r.mu.Lock()
-		done := r.isFinished(h)
+		done := isFinished(r, h)
 		r.mu.Unlock()
 		if done {
 			return
@@ -184,12 +184,12 @@ func (r *race) stallAll() {
 	runs := append([]*hedgeRun(nil), r.runs...)
 	r.mu.Unlock()
 	for i := 0; i < len(runs); i++ {
-		runs[i].wd.fire(classClientGone)
+		fire(runs[i].wd, classClientGone)
 	}
 }
 
 // clientGone fires the watchdog for a client that stopped reading (stall.go).
-func (w *watchdog) clientGone() { w.fire(classClientGone) }
+func (w *watchdog) clientGone() { fire(w, classClientGone) }
 
 // replayBody is a response body whose start was read by a hedged run: it gives the held
 // bytes again, then ends as the upstream body ended (end) or reads on from rest. A type of

@@ -104,7 +104,7 @@ func TestHedgedFirstToken(t *testing.T) {
 func TestHedgeRenewsBothAccounts(t *testing.T) {
 	rn := newRenewer(nil, time.Hour)
 	rn.leases["g_1"] = renewal{l: lease{GrantID: "g_1", UserID: 7, AccountID: 2, Hedged: 1}}
-	got := rn.snapshot(time.Now())
+	got := snapshot(rn, time.Now())
 	want := []lease{{GrantID: "g_1", UserID: 7, AccountID: 2, Hedged: 1}, {GrantID: "g_1", UserID: 7, AccountID: 1}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("renewed %+v, want %+v", got, want)

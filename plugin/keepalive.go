@@ -71,13 +71,13 @@ func startKeepAlive(ctx context.Context, rw http.ResponseWriter, guard *stallGua
 		committed: committed,
 	}
 	k.mu.Lock()
-	k.timer = time.AfterFunc(interval, func() { k.tick() })
+	k.timer = time.AfterFunc(interval, func() { tick(k) })
 	k.mu.Unlock()
 	return k
 }
 
 // tick writes one keep-alive and re-arms the timer.
-func (k *keepAlive) tick() {
+func tick(k *keepAlive) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	// The timer goroutine belongs to nobody: a panicking writer must not take Traefik down.
@@ -120,20 +120,20 @@ func (k *keepAlive) stop() bool {
 // is out. It starts none when the request does not stream, when pings are off, or when the
 // client already got more than keep-alives. A stalled client ends the call: controlsvc then
 // undoes a grant it was about to give.
-func (x *exchange) admitWithKeepAlive(ar *admitRequest) (*grant, *rejection, error) {
+func admitWithKeepAlive(x *exchange, ar *admitRequest) (*grant, *rejection, error) {
 	ctx, cancel := context.WithCancel(x.req.Context())
 	defer cancel()
-	x.stall.onStall(cancel)
-	k := x.startPings()
-	g, rej, err := x.p.control.client.admit(ctx, x.p.admitBound(), ar)
-	x.stopPings(k)
+	onStall(x.stall, cancel)
+	k := startPings(x)
+	g, rej, err := x.p.control.client.admit(ctx, admitBound(x.p), ar)
+	stopPings(x, k)
 	return g, rej, err
 }
 
 // startPings starts keep-alives to a streaming client while the request waits (an admit
 // call, a same-account retry's wait); nil when the request does not stream, pings are off,
 // or the client already got more than keep-alives.
-func (x *exchange) startPings() *keepAlive {
+func startPings(x *exchange) *keepAlive {
 	if !x.info.stream || x.p.pingInterval <= 0 || (x.written && !x.keepAliveOnly) {
 		return nil
 	}
@@ -141,7 +141,7 @@ func (x *exchange) startPings() *keepAlive {
 }
 
 // stopPings stops k (nil: none) and records a response its pings committed.
-func (x *exchange) stopPings(k *keepAlive) {
+func stopPings(x *exchange, k *keepAlive) {
 	if k != nil && k.stop() && !x.written {
 		x.written = true
 		x.keepAliveOnly = true

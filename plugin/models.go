@@ -25,7 +25,7 @@ type modelsRequest struct {
 	Shape  string `json:"shape"`
 }
 
-func (p *Poolgate) serveModels(rw http.ResponseWriter, req *http.Request) {
+func serveModels(p *Poolgate, rw http.ResponseWriter, req *http.Request) {
 	requestID := newRequestID()
 	shape, listShape := shapeOpenAI, modelsShapeOpenAI
 	if anthropicClient(req.Header) {
@@ -44,7 +44,7 @@ func (p *Poolgate) serveModels(rw http.ResponseWriter, req *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), p.admitTimeout)
 	defer cancel()
-	status, header, data, err := p.control.client.post(ctx, modelsPath, body)
+	status, header, data, err := post(p.control.client, ctx, modelsPath, body)
 	switch {
 	case err == nil && status == http.StatusOK:
 		h := rw.Header()

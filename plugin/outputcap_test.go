@@ -23,10 +23,10 @@ func TestBodyForSetsTheGrantsOutputLimit(t *testing.T) {
 			x := &exchange{path: tt.path, body: []byte(tt.body)}
 			x.info.model = modelOf(t, tt.body)
 
-			if got := x.bodyFor(&grant{UpstreamModel: x.info.model}); string(got) != tt.body {
+			if got := bodyFor(x, &grant{UpstreamModel: x.info.model}); string(got) != tt.body {
 				t.Fatalf("without a limit the body must go as sent: %s", got)
 			}
-			got := x.bodyFor(&grant{UpstreamModel: x.info.model, MaxOutputTokens: 321})
+			got := bodyFor(x, &grant{UpstreamModel: x.info.model, MaxOutputTokens: 321})
 			var m map[string]json.RawMessage
 			if err := json.Unmarshal(got, &m); err != nil {
 				t.Fatalf("rewritten body is not JSON: %v: %s", err, got)
@@ -51,7 +51,7 @@ func TestBodyForSetsTheGrantsOutputLimit(t *testing.T) {
 			}
 
 			// A failover to an account that maps the model keeps the limit.
-			mapped := x.bodyFor(&grant{UpstreamModel: "mapped-model", MaxOutputTokens: 321})
+			mapped := bodyFor(x, &grant{UpstreamModel: "mapped-model", MaxOutputTokens: 321})
 			m = nil
 			if err := json.Unmarshal(mapped, &m); err != nil {
 				t.Fatal(err)
@@ -60,7 +60,7 @@ func TestBodyForSetsTheGrantsOutputLimit(t *testing.T) {
 				t.Errorf("mapped body lost the model or the limit: %s", mapped)
 			}
 			// And back to a grant without a limit: the client's bytes again.
-			if again := x.bodyFor(&grant{UpstreamModel: x.info.model}); string(again) != tt.body {
+			if again := bodyFor(x, &grant{UpstreamModel: x.info.model}); string(again) != tt.body {
 				t.Errorf("a grant without a limit got a rewritten body: %s", again)
 			}
 		})

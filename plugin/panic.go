@@ -29,16 +29,16 @@ import "net/http"
 
 // endAfterPanic answers after a recovered panic and reports whether the connection must be
 // cut once the report is out.
-func (x *exchange) endAfterPanic() bool {
+func endAfterPanic(x *exchange) bool {
 	x.errorClass = classInternal
 	switch {
 	case !x.written:
-		x.writeError(newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
+		writeError(x, newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
 		return false
 	case isClientGone(x):
 		return false
 	case x.keepAliveOnly:
-		x.failInStream(typeAPI, msgInternal)
+		failInStream(x, typeAPI, msgInternal)
 		return false
 	case isEventStream(x.rw.Header().Get("Content-Type")) && !x.midEvent && !x.stall.writing:
 		writeStreamError(x.rw, x.path, x.info.model, typeAPI, msgInternal)
@@ -50,7 +50,7 @@ func (x *exchange) endAfterPanic() bool {
 // cutIf ends the exchange's handling of the connection: it stops the stall watchdog and,
 // when cut is set, aborts the response the way net/http (and Traefik's recovery
 // middleware) expect.
-func (x *exchange) cutIf(cut bool) {
+func cutIf(x *exchange, cut bool) {
 	x.stall.close()
 	if cut {
 		panic(http.ErrAbortHandler)

@@ -129,7 +129,7 @@ func TestEndAfterPanicRule(t *testing.T) {
 			x := newExchange(p, rec, req, pathChat)
 			rec.Header().Set("Content-Type", tt.contentType)
 			x.written, x.midEvent, x.keepAliveOnly = true, tt.midEvent, tt.keepAliveOnly
-			cut := x.endAfterPanic()
+			cut := endAfterPanic(x)
 			x.stall.close()
 			if cut != tt.wantCut {
 				t.Fatalf("cut = %v, want %v", cut, tt.wantCut)

@@ -42,14 +42,14 @@ func readErrorHead(body io.Reader) []byte {
 
 // upstreamError asks controlsvc for a rule's rewrite of an upstream error. ok is false when
 // no rule matched or controlsvc did not answer usably within timeout.
-func (c *controlClient) upstreamError(ctx context.Context, timeout time.Duration, ue *upstreamErrorRequest) (int, []byte, bool) {
+func upstreamError(c *controlClient, ctx context.Context, timeout time.Duration, ue *upstreamErrorRequest) (int, []byte, bool) {
 	body, err := jsonsse.Encode(ue)
 	if err != nil {
 		return 0, nil, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	status, _, data, err := c.post(ctx, upstreamErrorPath, body)
+	status, _, data, err := post(c, ctx, upstreamErrorPath, body)
 	if err != nil || status != http.StatusOK {
 		return 0, nil, false
 	}
@@ -60,7 +60,7 @@ func (c *controlClient) upstreamError(ctx context.Context, timeout time.Duration
 // and the start of its body, and reports whether it did. retryAfter is passed on when the
 // rule answers 429. After keep-alives the rewrite becomes an in-stream error with the
 // rule's type and message.
-func (x *exchange) applyPassthrough(status int, head []byte, retryAfter string) bool {
+func applyPassthrough(x *exchange, status int, head []byte, retryAfter string) bool {
 	if x.grant == nil || status < 400 || (x.written && !x.keepAliveOnly) {
 		return false
 	}
@@ -71,14 +71,14 @@ func (x *exchange) applyPassthrough(status int, head []byte, retryAfter string) 
 		Status:   status,
 		Body:     string(head),
 	}
-	code, body, ok := x.p.control.client.upstreamError(x.req.Context(), passthroughTimeout, ue)
+	code, body, ok := upstreamError(x.p.control.client, x.req.Context(), passthroughTimeout, ue)
 	if !ok || (x.written && !x.keepAliveOnly) {
 		return false
 	}
 	if x.keepAliveOnly {
 		x.errorClass = classUpstreamStatus
 		typ, msg := jsonsse.ErrorFields(body, typeUpstream, msgUpstreamFailed)
-		x.failInStream(typ, msg)
+		failInStream(x, typ, msg)
 		return true
 	}
 	x.written = true
@@ -100,17 +100,17 @@ func (x *exchange) applyPassthrough(status int, head []byte, retryAfter string) 
 // relayError answers an upstream error that is not failed over: with a rule's rewrite when
 // one matches, else by relaying the upstream response as it is. The start of the body is
 // read for the rules and put back in front of the rest for the relay.
-func (x *exchange) relayError(resp *http.Response, cancel context.CancelFunc) {
+func relayError(x *exchange, resp *http.Response, cancel context.CancelFunc) {
 	orig := resp.Body
 	defer orig.Close()
 	head := readErrorHead(orig)
-	if x.applyPassthrough(resp.StatusCode, head, "") {
+	if applyPassthrough(x, resp.StatusCode, head, "") {
 		cancel()
 		return
 	}
-	if x.converting() {
+	if converting(x) {
 		cancel()
-		x.convertedUpstreamError(resp.StatusCode, head) // converted.go
+		convertedUpstreamError(x, resp.StatusCode, head) // converted.go
 		return
 	}
 	if x.keepAliveOnly {
@@ -118,7 +118,7 @@ func (x *exchange) relayError(resp *http.Response, cancel context.CancelFunc) {
 		cancel()
 		x.errorClass = classUpstreamStatus
 		typ, msg := jsonsse.ErrorFields(head, typeUpstream, msgUpstreamFailed)
-		x.failInStream(typ, msg)
+		failInStream(x, typ, msg)
 		return
 	}
 	if len(head) < maxErrorHead {
@@ -127,5 +127,5 @@ func (x *exchange) relayError(resp *http.Response, cancel context.CancelFunc) {
 	} else {
 		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(head), orig))
 	}
-	x.relay(resp, cancel)
+	relay(x, resp, cancel)
 }

@@ -55,7 +55,7 @@ func newRenewer(client *controlClient, interval time.Duration) *renewer {
 
 // register adds or updates (after re-admission to another account) a live grant, to be
 // renewed until the time until (zero: as long as it is registered).
-func (rn *renewer) register(l lease, until time.Time) {
+func register(rn *renewer, l lease, until time.Time) {
 	rn.startOnce.Do(func() {
 		rn.mu.Lock()
 		rn.running = true
@@ -68,14 +68,14 @@ func (rn *renewer) register(l lease, until time.Time) {
 }
 
 // unregister forgets a grant at completion.
-func (rn *renewer) unregister(grantID string) {
+func unregister(rn *renewer, grantID string) {
 	rn.mu.Lock()
 	delete(rn.leases, grantID)
 	rn.mu.Unlock()
 }
 
 // snapshot returns the leases to renew now and forgets those past their cap.
-func (rn *renewer) snapshot(now time.Time) []lease {
+func snapshot(rn *renewer, now time.Time) []lease {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
 	out := make([]lease, 0, len(rn.leases))
@@ -108,12 +108,12 @@ func (rn *renewer) run() {
 			continue // a spurious wake (wakeup)
 		}
 		next = time.Now().Add(rn.interval)
-		rn.renew()
+		renew(rn)
 	}
 }
 
-func (rn *renewer) renew() {
-	leases := rn.snapshot(time.Now())
+func renew(rn *renewer) {
+	leases := snapshot(rn, time.Now())
 	if len(leases) == 0 {
 		return
 	}
@@ -123,7 +123,7 @@ func (rn *renewer) renew() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
 	defer cancel()
-	_, _, _, _ = rn.client.post(ctx, renewPath, body)
+	_, _, _, _ = post(rn.client, ctx, renewPath, body)
 }
 
 func (rn *renewer) close() {

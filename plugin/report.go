@@ -28,8 +28,8 @@ const (
 	usageSourceEstimate = "estimate"
 )
 
-// report builds the completion record of the exchange's grant.
-func (x *exchange) report() report {
+// buildReport builds the completion record of the exchange's grant.
+func buildReport(x *exchange) report {
 	g := x.grant
 	r := report{
 		GrantID:       g.GrantID,
@@ -45,7 +45,7 @@ func (x *exchange) report() report {
 		Stream:        x.info.stream,
 		Status:        x.status,
 		ErrorClass:    x.errorClass,
-		UsageFormat:   x.reportUsageFormat(),
+		UsageFormat:   reportUsageFormat(x),
 		Usage:         rawJSON(x.usage),
 		AdmissionMs:   millis(x.admitting),
 		Attempts:      x.attempts,
@@ -81,7 +81,7 @@ func (x *exchange) report() report {
 
 // countAdmission adds the time of one admit call to the report's admission time; after
 // the first upstream send it is a re-admission, which the upstream time leaves out.
-func (x *exchange) countAdmission(d time.Duration) {
+func countAdmission(x *exchange, d time.Duration) {
 	x.admitting += d
 	if !x.firstSend.IsZero() {
 		x.readmitting += d
@@ -150,7 +150,7 @@ func newReporter(client *controlClient, maxBatch, maxSpool int) *reporter {
 
 // enqueue hands r to the sender; it never blocks the request path.
 // The sender goroutine starts on the first report (New must not start goroutines).
-func (rp *reporter) enqueue(r report) {
+func enqueue(rp *reporter, r report) {
 	rp.mu.Lock()
 	start := !rp.running && !rp.closed
 	if start {
@@ -158,7 +158,7 @@ func (rp *reporter) enqueue(r report) {
 	}
 	rp.seq++
 	rp.queue = append(rp.queue, spooled{seq: rp.seq, r: r})
-	rp.trimLocked()
+	trimLocked(rp)
 	rp.mu.Unlock()
 	if start {
 		go rp.run()
@@ -173,14 +173,14 @@ func (rp *reporter) run() {
 	defer close(rp.done)
 	defer func() { _ = recover() }() // a panic here must not take Traefik down
 	for {
-		wait := rp.dispatch()
-		if next := rp.logDrops(time.Now()); next > 0 && (wait == 0 || next < wait) {
+		wait := dispatch(rp)
+		if next := logDrops(rp, time.Now()); next > 0 && (wait == 0 || next < wait) {
 			wait = next
 		}
 		if !rp.wait(wait) {
 			rp.senders.Wait()
-			rp.flushAll()
-			rp.logDrops(time.Time{}) // stopping: whatever is left, now
+			flushAll(rp)
+			logDrops(rp, time.Time{}) // stopping: whatever is left, now
 			return
 		}
 	}
@@ -198,7 +198,7 @@ func (rp *reporter) wait(d time.Duration) bool {
 
 // dispatch starts senders for queued batches while senders are free. During a backoff it
 // starts none and returns how long is left.
-func (rp *reporter) dispatch() time.Duration {
+func dispatch(rp *reporter) time.Duration {
 	for {
 		rp.mu.Lock()
 		if len(rp.queue) == 0 || rp.inFlight >= rp.maxInFlight {
@@ -209,17 +209,17 @@ func (rp *reporter) dispatch() time.Duration {
 			rp.mu.Unlock()
 			return left
 		}
-		batch := rp.takeLocked()
+		batch := takeLocked(rp)
 		rp.inFlight++
 		rp.mu.Unlock()
 		rp.senders.Add(1)
-		go rp.sendAsync(batch)
+		go sendAsync(rp, batch)
 	}
 }
 
 // sendAsync sends one batch. An unacknowledged batch goes back into the queue and
 // starts a backoff that doubles up to reportBackoffHi; an acknowledged one resets it.
-func (rp *reporter) sendAsync(b outBatch) {
+func sendAsync(rp *reporter, b outBatch) {
 	defer rp.senders.Done()
 	ok := false
 	defer func() {
@@ -229,7 +229,7 @@ func (rp *reporter) sendAsync(b outBatch) {
 		if ok {
 			rp.backoff = reportBackoffLo
 		} else {
-			rp.giveBackLocked(b)
+			giveBackLocked(rp, b)
 			rp.retryAt = time.Now().Add(rp.backoff)
 			rp.backoff *= 2
 			if rp.backoff > reportBackoffHi {
@@ -244,9 +244,9 @@ func (rp *reporter) sendAsync(b outBatch) {
 
 // flushOne sends the oldest batch in the caller's goroutine (used when stopping). On
 // failure the batch goes back into the queue.
-func (rp *reporter) flushOne() bool {
+func flushOne(rp *reporter) bool {
 	rp.mu.Lock()
-	b := rp.takeLocked()
+	b := takeLocked(rp)
 	rp.mu.Unlock()
 	if len(b.reports) == 0 {
 		return true
@@ -255,7 +255,7 @@ func (rp *reporter) flushOne() bool {
 		return true
 	}
 	rp.mu.Lock()
-	rp.giveBackLocked(b)
+	giveBackLocked(rp, b)
 	rp.mu.Unlock()
 	return false
 }
@@ -271,26 +271,26 @@ func (rp *reporter) send(b outBatch) bool {
 	}
 	body, err := jsonsse.Encode(reportBatch{Reports: reps, Dropped: b.dropped})
 	if err != nil {
-		rp.refused(b)
+		refused(rp, b)
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), reportTimeout)
 	defer cancel()
-	status, _, _, err := rp.client.post(ctx, reportsPath, body)
+	status, _, _, err := post(rp.client, ctx, reportsPath, body)
 	if err != nil {
 		return false
 	}
 	if status == http.StatusBadRequest {
-		rp.refused(b)
+		refused(rp, b)
 		return true
 	}
 	return status == http.StatusOK
 }
 
 // flushAll makes one last pass over the queue when stopping.
-func (rp *reporter) flushAll() {
-	for rp.pending() > 0 {
-		if !rp.flushOne() {
+func flushAll(rp *reporter) {
+	for pending(rp) > 0 {
+		if !flushOne(rp) {
 			return
 		}
 	}

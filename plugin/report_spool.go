@@ -46,7 +46,7 @@ type outBatch struct {
 
 // takeLocked removes the oldest batch from the queue; it carries every drop not yet
 // reported, so that two batches in flight never report the same drops.
-func (rp *reporter) takeLocked() outBatch {
+func takeLocked(rp *reporter) outBatch {
 	n := len(rp.queue)
 	if n > rp.maxBatch {
 		n = rp.maxBatch
@@ -68,7 +68,7 @@ func (rp *reporter) takeLocked() outBatch {
 // drops back among those not yet reported. Its place is usually the head, but not always:
 // with two batches in flight the newer one may fail last, and the spool must still trim
 // the oldest reports.
-func (rp *reporter) giveBackLocked(b outBatch) {
+func giveBackLocked(rp *reporter, b outBatch) {
 	rp.drops.unsent += b.dropped
 	if len(b.reports) == 0 {
 		return
@@ -84,17 +84,17 @@ func (rp *reporter) giveBackLocked(b outBatch) {
 	q = append(q, b.reports...)
 	q = append(q, rp.queue[at:]...)
 	rp.queue = q
-	rp.trimLocked()
+	trimLocked(rp)
 }
 
-func (rp *reporter) pending() int {
+func pending(rp *reporter) int {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	return len(rp.queue)
 }
 
 // trimLocked drops the oldest reports beyond the spool bound.
-func (rp *reporter) trimLocked() {
+func trimLocked(rp *reporter) {
 	over := len(rp.queue) - rp.maxSpool
 	if over <= 0 {
 		return
@@ -103,26 +103,26 @@ func (rp *reporter) trimLocked() {
 	// reallocates (live reports only) when the backing array runs out.
 	rp.queue = rp.queue[over:]
 	rp.drops.full += int64(over)
-	rp.addDropsLocked(int64(over))
+	addDropsLocked(rp, int64(over))
 }
 
 // refused counts a batch that controlsvc will never accept as dropped; the drops it
 // carried are still to be reported.
-func (rp *reporter) refused(b outBatch) {
+func refused(rp *reporter, b outBatch) {
 	rp.mu.Lock()
 	rp.drops.unsent += b.dropped
 	rp.drops.refused += int64(len(b.reports))
-	rp.addDropsLocked(int64(len(b.reports)))
+	addDropsLocked(rp, int64(len(b.reports)))
 	rp.mu.Unlock()
 }
 
-func (rp *reporter) addDropsLocked(n int64) {
+func addDropsLocked(rp *reporter, n int64) {
 	rp.drops.total += n
 	rp.drops.unsent += n
 }
 
 // droppedCount returns how many reports were dropped since start.
-func (rp *reporter) droppedCount() int64 {
+func droppedCount(rp *reporter) int64 {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	return rp.drops.total
@@ -131,7 +131,7 @@ func (rp *reporter) droppedCount() int64 {
 // logDrops writes one line about the drops not yet logged, unless a line was written less
 // than logDropsEvery before now; then it returns how long until the next one may be
 // written (0: nothing waits to be logged). A zero now logs at once.
-func (rp *reporter) logDrops(now time.Time) time.Duration {
+func logDrops(rp *reporter, now time.Time) time.Duration {
 	rp.mu.Lock()
 	d := &rp.drops
 	if d.full == 0 && d.refused == 0 {

@@ -23,7 +23,7 @@ func TestReporterBatchesAndRetriesUntilAcknowledged(t *testing.T) {
 	defer rp.close()
 	const n = 300
 	for i := 0; i < n; i++ {
-		rp.enqueue(report{GrantID: "g", RequestID: "req_" + strconv.Itoa(i), Status: 200})
+		enqueue(rp, report{GrantID: "g", RequestID: "req_" + strconv.Itoa(i), Status: 200})
 	}
 	stub.waitReports(n)
 	time.Sleep(100 * time.Millisecond)
@@ -53,7 +53,7 @@ func TestReporterBatchesAndRetriesUntilAcknowledged(t *testing.T) {
 			t.Fatalf("batch of %d records, limit 256 (posts %v)", size, posts)
 		}
 	}
-	if d := rp.droppedCount(); d != 0 {
+	if d := droppedCount(rp); d != 0 {
 		t.Fatalf("dropped %d", d)
 	}
 }
@@ -90,7 +90,7 @@ func TestReporterSendsAtOnceAndBatchesWhatArrivesMeanwhile(t *testing.T) {
 	defer rp.close()
 
 	began := time.Now()
-	rp.enqueue(report{RequestID: "first"})
+	enqueue(rp, report{RequestID: "first"})
 	select {
 	case <-entered:
 	case <-time.After(2 * time.Second):
@@ -100,7 +100,7 @@ func TestReporterSendsAtOnceAndBatchesWhatArrivesMeanwhile(t *testing.T) {
 		t.Fatalf("first report went out after %v", waited)
 	}
 	for i := 0; i < 5; i++ {
-		rp.enqueue(report{RequestID: strconv.Itoa(i)})
+		enqueue(rp, report{RequestID: strconv.Itoa(i)})
 	}
 	close(release)
 	select {
@@ -149,10 +149,10 @@ func TestReporterSendsPastABatchInFlight(t *testing.T) {
 	defer rp.close()
 	defer close(release) // before close, which waits for the senders
 
-	rp.enqueue(report{RequestID: "stuck"})
+	enqueue(rp, report{RequestID: "stuck"})
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 1 })
 	for i := 0; i < 3; i++ {
-		rp.enqueue(report{RequestID: "next" + strconv.Itoa(i)})
+		enqueue(rp, report{RequestID: "next" + strconv.Itoa(i)})
 		// Each goes out while "stuck" is still in flight.
 		want := i + 2
 		waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == want })
@@ -185,9 +185,9 @@ func TestReporterSpoolDropsOldest(t *testing.T) {
 	rp.maxInFlight = 0 // no sender ever free: every report stays spooled
 	defer rp.close()
 	for i := 0; i < 8; i++ {
-		rp.enqueue(report{RequestID: strconv.Itoa(i)})
+		enqueue(rp, report{RequestID: strconv.Itoa(i)})
 	}
-	if d := rp.droppedCount(); d != 3 {
+	if d := droppedCount(rp); d != 3 {
 		t.Fatalf("dropped %d, want 3", d)
 	}
 	rp.mu.Lock()
@@ -209,15 +209,15 @@ func TestReporterDropsBatchRefusedAs400(t *testing.T) {
 	defer bad.Close()
 	rp := newReporter(newControlClient(bad.URL, testSecret), 256, 100)
 	defer rp.close()
-	rp.enqueue(report{RequestID: "a"})
+	enqueue(rp, report{RequestID: "a"})
 	deadline := time.Now().Add(2 * time.Second)
-	for rp.droppedCount() != 1 {
+	for droppedCount(rp) != 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("a batch refused with 400 must be dropped, not retried forever")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if rp.pending() != 0 {
+	if pending(rp) != 0 {
 		t.Fatal("queue not empty")
 	}
 }
@@ -248,15 +248,15 @@ func TestRenewerRenewsLiveLeasesInOneCall(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	rn.register(lease{GrantID: "g_1", UserID: 1, AccountID: 10}, time.Time{})
-	rn.register(lease{GrantID: "g_2", UserID: 2, AccountID: 20}, time.Time{})
+	register(rn, lease{GrantID: "g_1", UserID: 1, AccountID: 10}, time.Time{})
+	register(rn, lease{GrantID: "g_2", UserID: 2, AccountID: 20}, time.Time{})
 	waitRenew([]lease{{"g_1", 1, 10, 0}, {"g_2", 2, 20, 0}})
 
-	rn.register(lease{GrantID: "g_1", UserID: 1, AccountID: 11}, time.Time{}) // re-admitted elsewhere
-	rn.unregister("g_2")
+	register(rn, lease{GrantID: "g_1", UserID: 1, AccountID: 11}, time.Time{}) // re-admitted elsewhere
+	unregister(rn, "g_2")
 	waitRenew([]lease{{"g_1", 1, 11, 0}})
 
-	rn.unregister("g_1")
+	unregister(rn, "g_1")
 	time.Sleep(50 * time.Millisecond) // let an in-flight tick finish
 	stub.mu.Lock()
 	before := len(stub.renews)
@@ -296,17 +296,17 @@ func TestLiveRequestHoldsLeaseUntilCompletion(t *testing.T) {
 	}()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		if l := p.control.leases.snapshot(time.Now()); len(l) == 1 && l[0] == (lease{GrantID: "g_1", UserID: 7, AccountID: 4}) {
+		if l := snapshot(p.control.leases, time.Now()); len(l) == 1 && l[0] == (lease{GrantID: "g_1", UserID: 7, AccountID: 4}) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("leases = %+v during the request", p.control.leases.snapshot(time.Now()))
+			t.Fatalf("leases = %+v during the request", snapshot(p.control.leases, time.Now()))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(gate)
 	<-done
-	if l := p.control.leases.snapshot(time.Now()); len(l) != 0 {
+	if l := snapshot(p.control.leases, time.Now()); len(l) != 0 {
 		t.Fatalf("leases after completion = %+v", l)
 	}
 	stub.waitReport()
@@ -373,10 +373,10 @@ func TestReporterSpoolKeepsNewestAndReportsDropsOnce(t *testing.T) {
 	defer rp.close()
 	const n = 12
 	for i := 0; i < n; i++ {
-		rp.enqueue(report{RequestID: "r" + strconv.Itoa(i)})
+		enqueue(rp, report{RequestID: "r" + strconv.Itoa(i)})
 	}
 	// Once every batch in flight has come back refused, exactly the newest 5 are left.
-	waitFor(t, func() bool { return rp.droppedCount() == n-5 })
+	waitFor(t, func() bool { return droppedCount(rp) == n-5 })
 	sink.setStatus(http.StatusOK)
 	waitFor(t, func() bool { ids, _ := sink.acknowledged(); return len(ids) == 5 })
 	time.Sleep(50 * time.Millisecond) // nothing more may come
@@ -388,7 +388,7 @@ func TestReporterSpoolKeepsNewestAndReportsDropsOnce(t *testing.T) {
 	if dropped != n-5 {
 		t.Fatalf("controlsvc was told of %d drops, want %d", dropped, n-5)
 	}
-	if d := rp.droppedCount(); d != n-5 {
+	if d := droppedCount(rp); d != n-5 {
 		t.Fatalf("droppedCount = %d after the spool drained, want %d", d, n-5)
 	}
 	rp.mu.Lock()
@@ -414,10 +414,10 @@ func TestReporterReportsRefusedBatchAsDropped(t *testing.T) {
 	rp := newReporter(newControlClient(srv.URL, testSecret), 256, 100)
 	rp.logf = func(string) {}
 	defer rp.close()
-	rp.enqueue(report{RequestID: "bad1"})
-	waitFor(t, func() bool { return rp.droppedCount() == 1 })
+	enqueue(rp, report{RequestID: "bad1"})
+	waitFor(t, func() bool { return droppedCount(rp) == 1 })
 	sink.setStatus(http.StatusOK)
-	rp.enqueue(report{RequestID: "good"})
+	enqueue(rp, report{RequestID: "good"})
 	waitFor(t, func() bool { ids, _ := sink.acknowledged(); return len(ids) == 1 })
 	ids, dropped := sink.acknowledged()
 	if ids[0] != "good" || dropped != 1 {
@@ -441,7 +441,7 @@ func TestReporterRetriesThroughAnOutage(t *testing.T) {
 	defer rp.close()
 	const n = 50
 	for i := 0; i < n; i++ {
-		rp.enqueue(report{RequestID: "o" + strconv.Itoa(i)})
+		enqueue(rp, report{RequestID: "o" + strconv.Itoa(i)})
 	}
 	time.Sleep(time.Second)
 	sink := &reportSink{status: http.StatusOK}
@@ -471,9 +471,9 @@ func TestReporterRetriesThroughAnOutage(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	if len(ids) != n || dropped != 0 || rp.droppedCount() != 0 || logs.Load() != 0 {
+	if len(ids) != n || dropped != 0 || droppedCount(rp) != 0 || logs.Load() != 0 {
 		t.Fatalf("acknowledged %d (want %d), dropped reported %d, counted %d, %d log lines",
-			len(ids), n, dropped, rp.droppedCount(), logs.Load())
+			len(ids), n, dropped, droppedCount(rp), logs.Load())
 	}
 }
 
@@ -498,11 +498,11 @@ func TestReporterLogsDropsRateLimited(t *testing.T) {
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(lines) }
 
 	for i := 0; i < 3; i++ { // one over the spool
-		rp.enqueue(report{RequestID: strconv.Itoa(i)})
+		enqueue(rp, report{RequestID: strconv.Itoa(i)})
 	}
 	waitFor(t, func() bool { return count() == 1 })
 	for i := 3; i < 7; i++ { // four more, within the interval
-		rp.enqueue(report{RequestID: strconv.Itoa(i)})
+		enqueue(rp, report{RequestID: strconv.Itoa(i)})
 	}
 	waitFor(t, func() bool { return count() == 2 })
 	time.Sleep(400 * time.Millisecond) // no drop since: no third line
@@ -529,21 +529,21 @@ func TestReporterGiveBackKeepsOrder(t *testing.T) {
 		rp.maxInFlight = 0 // the test takes the batches itself
 		rp.logf = func(string) {}
 		for i := 0; i < 6; i++ {
-			rp.enqueue(report{RequestID: "r" + strconv.Itoa(i)})
+			enqueue(rp, report{RequestID: "r" + strconv.Itoa(i)})
 		}
 		rp.mu.Lock()
-		older, newer := rp.takeLocked(), rp.takeLocked() // r1-r3, r4-r5 (r0 was trimmed)
+		older, newer := takeLocked(rp), takeLocked(rp) // r1-r3, r4-r5 (r0 was trimmed)
 		rp.mu.Unlock()
 		for i := 6; i < 9; i++ {
-			rp.enqueue(report{RequestID: "r" + strconv.Itoa(i)})
+			enqueue(rp, report{RequestID: "r" + strconv.Itoa(i)})
 		}
 		rp.mu.Lock()
 		if newerFirst {
-			rp.giveBackLocked(newer)
-			rp.giveBackLocked(older)
+			giveBackLocked(rp, newer)
+			giveBackLocked(rp, older)
 		} else {
-			rp.giveBackLocked(older)
-			rp.giveBackLocked(newer)
+			giveBackLocked(rp, older)
+			giveBackLocked(rp, newer)
 		}
 		var ids []string
 		for _, q := range rp.queue {

@@ -21,8 +21,8 @@ import (
 // ledger with retried_same_account set.
 
 // sameAccountWait says whether failed may be retried on its account, and after how long.
-func (x *exchange) sameAccountWait(failed *failedAttempt) (time.Duration, bool) {
-	if x.p.retryMax <= 0 || failed.ErrorClass != classUpstreamStatus || x.retriedOn(failed.AccountID) {
+func sameAccountWait(x *exchange, failed *failedAttempt) (time.Duration, bool) {
+	if x.p.retryMax <= 0 || failed.ErrorClass != classUpstreamStatus || retriedOn(x, failed.AccountID) {
 		return 0, false
 	}
 	wait, asked := retryAfterDelay(failed.RetryAfter, time.Now())
@@ -42,7 +42,7 @@ func (x *exchange) sameAccountWait(failed *failedAttempt) (time.Duration, bool) 
 }
 
 // retriedOn reports whether the request already retried on account id.
-func (x *exchange) retriedOn(id int64) bool {
+func retriedOn(x *exchange, id int64) bool {
 	for i := 0; i < len(x.sameRetried); i++ {
 		if x.sameRetried[i] == id {
 			return true
@@ -53,10 +53,10 @@ func (x *exchange) retriedOn(id int64) bool {
 
 // retrySameAccount waits out wait and marks the failed attempt as retried on its account.
 // False when the client left during the wait: the exchange is then answered.
-func (x *exchange) retrySameAccount(wait time.Duration) bool {
+func retrySameAccount(x *exchange, wait time.Duration) bool {
 	x.sameRetried = append(x.sameRetried, x.grant.AccountID)
-	if !x.pause(wait) {
-		x.abandon()
+	if !pause(x, wait) {
+		abandon(x)
 		return false
 	}
 	if n := len(x.attempts); n > 0 {
@@ -69,15 +69,15 @@ func (x *exchange) retrySameAccount(wait time.Duration) bool {
 // client is still there. A streaming client gets keep-alives meanwhile (keepalive.go); the
 // first only goes out after pingInterval, so a short wait sends none. No select: a wakeup
 // raised by the timer, the client's context or the stall watchdog (wakeup.go).
-func (x *exchange) pause(d time.Duration) bool {
+func pause(x *exchange, d time.Duration) bool {
 	if d > 0 && !isClientGone(x) {
 		w := newWakeup()
 		stop := context.AfterFunc(x.req.Context(), w.raise) // a method value made here
-		x.stall.onStall(w.raise)
-		k := x.startPings()
+		onStall(x.stall, w.raise)
+		k := startPings(x)
 		w.wait(d)
 		stop()
-		x.stopPings(k)
+		stopPings(x, k)
 	}
 	return !isClientGone(x)
 }

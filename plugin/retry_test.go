@@ -205,7 +205,7 @@ func TestSameAccountWaitClasses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := tt.f
-			got, retry := x.sameAccountWait(&f)
+			got, retry := sameAccountWait(x, &f)
 			if got != tt.want || retry != tt.retry {
 				t.Fatalf("sameAccountWait = %s %v, want %s %v", got, retry, tt.want, tt.retry)
 			}

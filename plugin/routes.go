@@ -62,12 +62,12 @@ func (p *Poolgate) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	switch {
 	case post && isExchangePath(path):
 		x := newExchange(p, rw, req, path)
-		defer x.finish()
+		defer finish(x)
 		runExchange(x)
 	case post && path == pathCountTokens:
-		p.serveCountTokens(rw, req)
+		serveCountTokens(p, rw, req)
 	case req.Method == http.MethodGet && path == pathModels:
-		p.serveModels(rw, req)
+		serveModels(p, rw, req)
 	case ownsPath(req.URL.Path):
 		writeUnknownPath(rw, req, path)
 	default:

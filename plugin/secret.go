@@ -64,7 +64,7 @@ func newSecretSource(spec string) *secretSource {
 // get returns the secret. A file is re-read once secretFileRefresh has passed; when a
 // re-read fails the secret read before stays in use, so a file being replaced cannot fail
 // calls.
-func (s *secretSource) get() (string, error) {
+func get(s *secretSource) (string, error) {
 	if s.path == "" {
 		return s.value, nil
 	}

@@ -36,37 +36,37 @@ func TestSecretSpec(t *testing.T) {
 func TestSecretFileReadLazilyAndRefreshed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "secret")
 	src := newSecretSource(fileSpecPrefix + path)
-	if _, err := src.get(); err == nil {
+	if _, err := get(src); err == nil {
 		t.Fatal("get succeeded before the file existed")
 	}
 	if err := os.WriteFile(path, []byte("old-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := src.get(); err != nil || got != "old-secret" {
+	if got, err := get(src); err != nil || got != "old-secret" {
 		t.Fatalf("get = %q, %v; want old-secret (one trailing newline dropped)", got, err)
 	}
 	if err := os.WriteFile(path, []byte("new-secret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := src.get(); got != "old-secret" {
+	if got, _ := get(src); got != "old-secret" {
 		t.Fatalf("get = %q within the refresh period, want the cached old-secret", got)
 	}
 	src.readAt = time.Now().Add(-secretFileRefresh) // the period passed
-	if got, _ := src.get(); got != "new-secret" {
+	if got, _ := get(src); got != "new-secret" {
 		t.Fatalf("get = %q after the refresh period, want new-secret", got)
 	}
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
 	src.readAt = time.Now().Add(-secretFileRefresh)
-	if got, err := src.get(); err != nil || got != "new-secret" {
+	if got, err := get(src); err != nil || got != "new-secret" {
 		t.Fatalf("get = %q, %v with the file gone, want the last secret read", got, err)
 	}
 	empty := filepath.Join(t.TempDir(), "empty")
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newSecretSource(fileSpecPrefix + empty).get(); !errors.Is(err, errSecretEmpty) {
+	if _, err := get(newSecretSource(fileSpecPrefix + empty)); !errors.Is(err, errSecretEmpty) {
 		t.Fatalf("empty file: err = %v, want errSecretEmpty", err)
 	}
 }

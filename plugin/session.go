@@ -148,7 +148,7 @@ func contentSeed(path string, info *requestInfo, apiKey string) string {
 		system = textOf(info.fields.Instructions)
 		if s, ok := jsonsse.String(info.fields.Input); ok {
 			firstUser = s
-		} else if items, ok := info.inputItems(); ok {
+		} else if items, ok := inputItems(info); ok {
 			sys, user := systemAndFirstUser(items)
 			system += sys
 			firstUser = user

@@ -42,7 +42,7 @@ const classStreamIncomplete = "stream_incomplete"
 // (the watchdog), its output discarded and its usage still scanned.
 func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt {
 	defer resp.Body.Close()
-	wd.armIdle(x.idleTimeout())
+	armIdle(wd, idleTimeout(x))
 
 	scan := newUsageScanner(usageFormatFor(x.path), true)
 	bp := streamBuffers.Get().(*[]byte)
@@ -79,7 +79,7 @@ func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt 
 					kind := holdKind(ev)
 					if kind == eventError {
 						// Nothing was written yet: a failover leaves no trace at the client.
-						if f := x.inStreamFailure(ev, pending[:scanned], scan); f != nil {
+						if f := inStreamFailure(x, ev, pending[:scanned], scan); f != nil {
 							return f
 						}
 						relayed = true
@@ -92,13 +92,13 @@ func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt 
 				if !committed && len(pending) > maxHold {
 					committed = true
 				}
-				if committed && !x.commitStream(resp, wd) {
-					x.goneBeforeCommit()
+				if committed && !commitStream(x, resp, wd) {
+					goneBeforeCommit(x)
 					return nil
 				}
 			}
 			if committed && !draining && isClientGone(x) {
-				draining = x.drain(wd)
+				draining = drain(x, wd)
 			}
 			if draining {
 				feedUsage(scan, pending)
@@ -119,7 +119,7 @@ func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt 
 					}
 					if len(w) > 0 {
 						if _, werr := stallWrite(x.stall, w); werr != nil { // writeClient, inlined
-							draining = x.drain(wd)
+							draining = drain(x, wd)
 						}
 					}
 					x.midEvent = !whole // panic.go
@@ -135,41 +135,41 @@ func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt 
 		if rerr != nil {
 			last = lastEvent(last)
 			st := streamState{committed: committed, draining: draining, end: terminalKind(last), relayed: relayed, last: last}
-			return x.streamStopped(resp, wd, rerr, st, pending, scan, ends)
+			return streamStopped(x, resp, wd, rerr, st, pending, scan, ends)
 		}
 	}
 }
 
 // commitStream passes the commit point of a stream: the status line and headers go out
 // (unless keep-alives sent them). False when the client left first, which cut the attempt.
-func (x *exchange) commitStream(resp *http.Response, wd *watchdog) bool {
-	if !wd.commit() {
+func commitStream(x *exchange, resp *http.Response, wd *watchdog) bool {
+	if !commit(wd) {
 		return false
 	}
-	wd.firstToken()
+	firstToken(wd)
 	x.firstByte = time.Now()
 	x.billable = true
-	x.commitHeaders(resp, true)
+	commitHeaders(x, resp, true)
 	return true
 }
 
 // drain starts reading a committed attempt on after its client left (drainTimeout bounds
 // it); it returns true, the caller's new draining state.
-func (x *exchange) drain(wd *watchdog) bool {
+func drain(x *exchange, wd *watchdog) bool {
 	wd.clientLeft()
 	return true
 }
 
 // goneBeforeCommit answers an attempt cut because the client left before its commit
 // point: 499 and nothing billed.
-func (x *exchange) goneBeforeCommit() {
-	x.markLastAttempt(classClientGone)
-	x.abandon()
+func goneBeforeCommit(x *exchange) {
+	markLastAttempt(x, classClientGone)
+	abandon(x)
 }
 
 // markClientGone records a client that went away while its answer was relayed: 499. A
 // committed attempt is still billed, from the usage the upstream reported or an estimate.
-func (x *exchange) markClientGone() {
+func markClientGone(x *exchange) {
 	x.status = statusClientClosed
 	x.errorClass = classClientGone
 }
@@ -184,10 +184,10 @@ type streamState struct {
 }
 
 // streamStopped handles the end of an SSE body: rerr is io.EOF for a clean end.
-func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, st streamState,
+func streamStopped(x *exchange, resp *http.Response, wd *watchdog, rerr error, st streamState,
 	pending []byte, scan *usageScanner, ends *chatEnd) *failedAttempt {
 	if !st.committed && isClientGone(x) {
-		x.goneBeforeCommit()
+		goneBeforeCommit(x)
 		return nil
 	}
 	class := classStreamCut
@@ -196,25 +196,25 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 		// A last event without its blank line still counts when it is complete.
 		if tail := lastEvent(pending); len(bytes.TrimSpace(pending)) > 0 &&
 			(isTerminalEvent(tail) || (ends.chat && isWholeChatEvent(tail))) {
-			if f, done := x.finalEvent(resp, wd, &st, tail, pending, scan, ends); done {
+			if f, done := finalEvent(x, resp, wd, &st, tail, pending, scan, ends); done {
 				return f
 			}
 		}
-	} else if c := wd.firedClass(); c != "" {
+	} else if c := firedClass(wd); c != "" {
 		class = c
 	}
 	if !st.committed {
 		if class == classRequestTimeout {
 			x.errorClass = class
-			x.timedOut()
+			timedOut(x)
 			return nil
 		}
-		x.markLastAttempt(class)
-		x.heldUsage(scan, pending)
+		markLastAttempt(x, class)
+		heldUsage(x, scan, pending)
 		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: class}
 	}
-	x.usage = scan.result()
-	x.usageComplete = scan.complete()
+	x.usage = result(scan)
+	x.usageComplete = complete(scan)
 	if st.end == endNone && rerr == io.EOF && ends.complete(x.usageComplete) {
 		st.end = endComplete // Chat: finish_reason and usage delivered, [DONE] left out
 	}
@@ -229,16 +229,16 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 			if ends.errEvent != nil {
 				ev = ends.errEvent
 			}
-			x.inStreamEnded(st, ev)
+			inStreamEnded(x, st, ev)
 		}
 		return nil
 	}
 	if st.draining || isClientGone(x) {
-		x.markClientGone()
+		markClientGone(x)
 		return nil
 	}
 	x.errorClass = class
-	x.markLastAttempt(class)
+	markLastAttempt(x, class)
 	msg := wire.MsgStreamCut
 	switch class {
 	case classStreamIdleTimeout:
@@ -253,16 +253,16 @@ func (x *exchange) streamStopped(resp *http.Response, wd *watchdog, rerr error, 
 // heldUsage records, on the current attempt, the usage the events held before the commit
 // point announced (Anthropic's message_start carries the input tokens): the attempt fails
 // over, but its account consumed them (docs/billing.md, "Ledger").
-func (x *exchange) heldUsage(scan *usageScanner, held []byte) {
+func heldUsage(x *exchange, scan *usageScanner, held []byte) {
 	if len(x.attempts) == 0 || len(held) == 0 {
 		return
 	}
 	feedUsage(scan, held)
-	x.attempts[len(x.attempts)-1].Usage = rawJSON(scan.result())
+	x.attempts[len(x.attempts)-1].Usage = rawJSON(result(scan))
 }
 
 // markLastAttempt records the error class of the failure of the current attempt.
-func (x *exchange) markLastAttempt(class string) {
+func markLastAttempt(x *exchange, class string) {
 	if len(x.attempts) > 0 {
 		x.attempts[len(x.attempts)-1].ErrorClass = class
 	}
@@ -270,11 +270,11 @@ func (x *exchange) markLastAttempt(class string) {
 
 // timedOut answers a request whose overall deadline passed: 504 before anything was sent,
 // else an in-stream error.
-func (x *exchange) timedOut() {
+func timedOut(x *exchange) {
 	x.errorClass = classRequestTimeout
 	if x.written && !x.keepAliveOnly {
 		writeStreamError(x.rw, x.path, x.info.model, typeUpstream, msgRequestTimout)
 		return
 	}
-	x.writeError(newClientError(http.StatusGatewayTimeout, typeUpstream, msgRequestTimout))
+	writeError(x, newClientError(http.StatusGatewayTimeout, typeUpstream, msgRequestTimout))
 }

@@ -112,7 +112,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 	rw := &discardWriter{h: make(http.Header)}
 	prepared := func() (*exchange, string) {
 		x := newExchange(p, rw, newReq(), pathResponses)
-		if !x.prepare() {
+		if !prepare(x) {
 			return nil, "the bench body did not validate"
 		}
 		return x, ""
@@ -136,7 +136,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		began := time.Now()
 		for i := 0; i < n; i++ {
 			x := newExchange(p, rw, reqs[i], pathResponses)
-			if !x.prepare() {
+			if !prepare(x) {
 				return 0, "the bench body did not validate"
 			}
 		}
@@ -152,8 +152,8 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		}
 		began := time.Now()
 		for i := 0; i < n; i++ {
-			ar := x.admitRequest(nil)
-			ar.DeadlineMs = deadlineMs(time.Now().Add(p.admitBound()))
+			ar := buildAdmitRequest(x, nil)
+			ar.DeadlineMs = deadlineMs(time.Now().Add(admitBound(p)))
 			if _, err := jsonsse.Encode(ar); err != nil {
 				return 0, err.Error()
 			}
@@ -170,10 +170,10 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		began := time.Now()
 		for i := 0; i < n; i++ {
 			x.grant = nil
-			if !x.admit(nil) {
+			if !admit(x, nil) {
 				return 0, "admit was refused: status " + strconv.Itoa(x.status)
 			}
-			p.control.leases.unregister(x.grant.GrantID)
+			unregister(p.control.leases, x.grant.GrantID)
 		}
 		return perRun(began, n), ""
 	case StageForward:
@@ -184,7 +184,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		x.grant = g
 		began := time.Now()
 		for i := 0; i < n; i++ {
-			out, wd, err := x.prepareAttempt(g)
+			out, wd, err := prepareAttempt(x, g)
 			if err != nil || out == nil {
 				return 0, "no upstream request"
 			}
@@ -200,7 +200,7 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 				return 0, e
 			}
 			x.grant = g
-			out, wd, err := x.prepareAttempt(g)
+			out, wd, err := prepareAttempt(x, g)
 			if err != nil || out == nil {
 				return 0, "no upstream request"
 			}
@@ -233,12 +233,12 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		began := time.Now()
 		if stage == StageReport {
 			for i := 0; i < n; i++ {
-				rp.enqueue(x.report())
+				enqueue(rp, buildReport(x))
 			}
 			return perRun(began, n), ""
 		}
 		for i := 0; i < n; i++ {
-			if !rp.send(outBatch{reports: []spooled{{seq: 1, r: x.report()}}}) {
+			if !rp.send(outBatch{reports: []spooled{{seq: 1, r: buildReport(x)}}}) {
 				return 0, "the report was not acknowledged"
 			}
 		}
@@ -286,7 +286,7 @@ func (d *statusWriter) Flush() {}
 
 // stageGrant is one admit call's grant, for the stages after admission.
 func stageGrant(p *Poolgate, x *exchange) (*grant, string) {
-	g, rej, err := p.control.client.admit(context.Background(), p.admitBound(), x.admitRequest(nil))
+	g, rej, err := p.control.client.admit(context.Background(), admitBound(p), buildAdmitRequest(x, nil))
 	if err != nil {
 		return nil, err.Error()
 	}

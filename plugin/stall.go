@@ -97,7 +97,7 @@ func (g *stallGuard) trip() {
 	}
 	g.stalled = true
 	if g.leaseID != "" {
-		g.leases.unregister(g.leaseID)
+		unregister(g.leases, g.leaseID)
 	}
 	cancel := g.cancel
 	g.mu.Unlock()
@@ -123,7 +123,7 @@ func (g *stallGuard) close() {
 
 // onStall sets what a stall ends (the admit call or upstream attempt now in progress); it
 // runs at once when the client already stalled.
-func (g *stallGuard) onStall(cancel func()) {
+func onStall(g *stallGuard, cancel func()) {
 	g.mu.Lock()
 	stalled := g.stalled
 	if !stalled {
@@ -137,17 +137,17 @@ func (g *stallGuard) onStall(cancel func()) {
 
 // hold registers the request's lease for renewal until the time until, replacing the lease
 // of an earlier grant, unless the client stalled: a stalled request is never renewed.
-func (g *stallGuard) hold(l lease, until time.Time) {
+func hold(g *stallGuard, l lease, until time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.leaseID != "" && g.leaseID != l.GrantID {
-		g.leases.unregister(g.leaseID)
+		unregister(g.leases, g.leaseID)
 	}
 	g.leaseID = l.GrantID
 	if g.stalled {
 		return
 	}
-	g.leases.register(l, until)
+	register(g.leases, l, until)
 }
 
 // writeClient writes p to the client and flushes it (stallWrite).
@@ -157,12 +157,12 @@ func writeClient(x *exchange, p []byte) (int, error) {
 
 // holdLease keeps the grant's slots alive while the request runs, at most until its cap
 // (docs/design.md, POST /internal/v1/renew).
-func (x *exchange) holdLease(g *grant) {
-	x.stall.hold(lease{GrantID: g.GrantID, UserID: g.UserID, AccountID: g.AccountID}, x.leaseCap())
+func holdLease(x *exchange, g *grant) {
+	hold(x.stall, lease{GrantID: g.GrantID, UserID: g.UserID, AccountID: g.AccountID}, leaseCap(x))
 }
 
 // leaseCap is the time past which the request's lease is never renewed: its start plus
 // every bound of its own (requestTimeout, drainTimeout) plus leaseCapMargin.
-func (x *exchange) leaseCap() time.Time {
+func leaseCap(x *exchange) time.Time {
 	return x.start.Add(x.p.requestLimit + x.p.drain + leaseCapMargin)
 }

@@ -66,7 +66,7 @@ func stuckClient(t *testing.T, gatewayURL string) *net.TCPConn {
 
 // leaseHeld reports whether the plugin's renewer would renew grantID now.
 func leaseHeld(p *Poolgate, grantID string) bool {
-	for _, l := range p.control.leases.snapshot(time.Now()) {
+	for _, l := range snapshot(p.control.leases, time.Now()) {
 		if l.GrantID == grantID {
 			return true
 		}
@@ -192,8 +192,8 @@ func TestLeaseNotRenewedPastItsCap(t *testing.T) {
 	stub := newContractStub(t)
 	rn := newRenewer(newControlClient(stub.URL(), testSecret), 20*time.Millisecond)
 	defer rn.close()
-	rn.register(lease{GrantID: "g_capped", UserID: 1, AccountID: 2}, time.Now().Add(150*time.Millisecond))
-	rn.register(lease{GrantID: "g_open", UserID: 1, AccountID: 2}, time.Time{})
+	register(rn, lease{GrantID: "g_capped", UserID: 1, AccountID: 2}, time.Now().Add(150*time.Millisecond))
+	register(rn, lease{GrantID: "g_open", UserID: 1, AccountID: 2}, time.Time{})
 	time.Sleep(400 * time.Millisecond)
 	stub.mu.Lock()
 	renews := append([][]lease(nil), stub.renews...)
@@ -214,7 +214,7 @@ func TestLeaseNotRenewedPastItsCap(t *testing.T) {
 	// The exchange's cap: start + requestTimeout + drainTimeout + 60 s.
 	p := &Poolgate{requestLimit: 30 * time.Minute, drain: 30 * time.Second}
 	x := &exchange{p: p, start: time.Unix(1000, 0)}
-	if got, want := x.leaseCap(), time.Unix(1000, 0).Add(30*time.Minute+90*time.Second); !got.Equal(want) {
+	if got, want := leaseCap(x), time.Unix(1000, 0).Add(30*time.Minute+90*time.Second); !got.Equal(want) {
 		t.Fatalf("leaseCap = %v, want %v", got, want)
 	}
 }

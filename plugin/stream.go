@@ -44,35 +44,35 @@ var streamBuffers = sync.Pool{
 
 // relay commits a non-SSE upstream response to the client and copies its body (the error
 // relay of passthrough.go uses it too).
-func (x *exchange) relay(resp *http.Response, cancel context.CancelFunc) {
-	x.relayWith(resp, cancel, nil)
+func relay(x *exchange, resp *http.Response, cancel context.CancelFunc) {
+	relayWith(x, resp, cancel, nil)
 }
 
 // relayWith is relay with the attempt's watchdog (nil: none), whose idle timer watches the
 // body. A 2xx reply is committed once its headers go out: a client that leaves after that
 // leaves the attempt draining (read on within drainTimeout, output discarded, usage still
 // scanned), so that the answer is billed from the upstream's own usage.
-func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd *watchdog) {
+func relayWith(x *exchange, resp *http.Response, cancel context.CancelFunc, wd *watchdog) {
 	defer cancel()
 	defer resp.Body.Close()
 	if x.keepAliveOnly {
 		// Keep-alives promised the client an event stream; a plain body cannot follow.
 		x.errorClass = classNotEventStream
-		x.failInStream(typeUpstream, msgNotEventStream)
+		failInStream(x, typeUpstream, msgNotEventStream)
 		return
 	}
 	if wd != nil {
 		if resp.StatusCode/100 == 2 {
-			if !wd.commit() {
-				x.goneBeforeCommit()
+			if !commit(wd) {
+				goneBeforeCommit(x)
 				return
 			}
 			x.billable = true
 		}
-		wd.firstToken()
-		wd.armIdle(x.idleTimeout())
+		firstToken(wd)
+		armIdle(wd, idleTimeout(x))
 	}
-	x.commitHeaders(resp, false)
+	commitHeaders(x, resp, false)
 	if resp.StatusCode >= 400 {
 		x.errorClass = classUpstreamStatus
 	}
@@ -93,15 +93,15 @@ func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd 
 			}
 			x.outputBytes += int64(n)
 			if x.billable && !draining && isClientGone(x) {
-				draining = x.drain(wd)
+				draining = drain(x, wd)
 			}
 			if !draining {
 				if _, werr := writeClient(x, buf[:n]); werr != nil {
 					if !x.billable {
-						x.markClientGone()
+						markClientGone(x)
 						break // the deferred cancel ends the upstream request
 					}
-					draining = x.drain(wd)
+					draining = drain(x, wd)
 				} else if x.firstByte.IsZero() {
 					x.firstByte = time.Now()
 				}
@@ -110,15 +110,15 @@ func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd 
 		}
 		if rerr != nil {
 			if rerr != io.EOF && !draining {
-				x.streamEnded(wd)
+				streamEnded(x, wd)
 			}
 			break
 		}
 	}
-	x.usage = scan.result()
-	x.usageComplete = scan.complete()
+	x.usage = result(scan)
+	x.usageComplete = complete(scan)
 	if draining {
-		x.markClientGone()
+		markClientGone(x)
 	}
 }
 
@@ -126,7 +126,7 @@ func (x *exchange) relayWith(resp *http.Response, cancel context.CancelFunc, wd 
 // committed the response with 200 and text/event-stream: then the stream goes on without a
 // second status line. A stream may get an error frame appended, so it never carries a
 // Content-Length.
-func (x *exchange) commitHeaders(resp *http.Response, stream bool) {
+func commitHeaders(x *exchange, resp *http.Response, stream bool) {
 	if x.written {
 		x.keepAliveOnly = false
 		return
@@ -140,7 +140,7 @@ func (x *exchange) commitHeaders(resp *http.Response, stream bool) {
 }
 
 // streamEnded classifies a read error from the upstream body after the status was sent.
-func (x *exchange) streamEnded(wd *watchdog) {
+func streamEnded(x *exchange, wd *watchdog) {
 	if isClientGone(x) {
 		x.status = statusClientClosed
 		x.errorClass = classClientGone
@@ -151,7 +151,7 @@ func (x *exchange) streamEnded(wd *watchdog) {
 	}
 	x.errorClass = classStreamCut
 	if wd != nil {
-		if c := wd.firedClass(); c != "" {
+		if c := firedClass(wd); c != "" {
 			x.errorClass = c
 		}
 	}
@@ -159,7 +159,7 @@ func (x *exchange) streamEnded(wd *watchdog) {
 
 // idleTimeout is the stream-idle deadline of the current grant: its group's override or
 // the plugin's default.
-func (x *exchange) idleTimeout() time.Duration {
+func idleTimeout(x *exchange) time.Duration {
 	if x.grant == nil {
 		return x.p.streamIdle
 	}
@@ -168,7 +168,7 @@ func (x *exchange) idleTimeout() time.Duration {
 
 // firstTokenTimeout is the time-to-first-token deadline under g for a streaming request (0:
 // none): its group's override or the plugin's default.
-func (x *exchange) firstTokenTimeout(g *grant) time.Duration {
+func firstTokenTimeout(x *exchange, g *grant) time.Duration {
 	if !x.info.stream {
 		return 0
 	}
@@ -180,7 +180,7 @@ func (x *exchange) firstTokenTimeout(g *grant) time.Duration {
 
 // responseHeaderTimeout is the time-to-headers deadline under g for a non-streaming request
 // (0: none); a stream is bounded by its first-token deadline instead.
-func (x *exchange) responseHeaderTimeout(g *grant) time.Duration {
+func responseHeaderTimeout(x *exchange, g *grant) time.Duration {
 	if x.info.stream {
 		return 0
 	}

@@ -149,20 +149,20 @@ func inStreamStatus(typ, code string) int {
 // (nil when the error is the request's own, which is relayed as the stream's end instead):
 // the account is marked like an HTTP error of the implied status, and the attempt keeps the
 // usage the held events announced.
-func (x *exchange) inStreamFailure(ev, held []byte, scan *usageScanner) *failedAttempt {
+func inStreamFailure(x *exchange, ev, held []byte, scan *usageScanner) *failedAttempt {
 	status, body := inStreamError(ev)
 	if !isFailoverStatus(status) {
 		return nil
 	}
-	x.markInStreamError(status)
-	x.heldUsage(scan, held)
+	markInStreamError(x, status)
+	heldUsage(x, scan, held)
 	return &failedAttempt{AccountID: x.grant.AccountID, Status: status, ErrorClass: classInStreamError, Body: body}
 }
 
 // markInStreamError records an error event on the current attempt: its class, and the status
 // the event implied, by which controlsvc marks the account as for an HTTP error.
-func (x *exchange) markInStreamError(status int) {
-	x.markLastAttempt(classInStreamError)
+func markInStreamError(x *exchange, status int) {
+	markLastAttempt(x, classInStreamError)
 	if n := len(x.attempts); n > 0 {
 		x.attempts[n-1].Status = status
 	}
@@ -171,7 +171,7 @@ func (x *exchange) markInStreamError(status int) {
 // finalEvent passes on the last event of a body that ended without its blank line, adding
 // the blank line so that the client's parser dispatches it. done is true when the attempt is
 // over: failed over, or cut because the client left before the commit point.
-func (x *exchange) finalEvent(resp *http.Response, wd *watchdog, st *streamState, tail, pending []byte,
+func finalEvent(x *exchange, resp *http.Response, wd *watchdog, st *streamState, tail, pending []byte,
 	scan *usageScanner, ends *chatEnd) (*failedAttempt, bool) {
 	if !st.committed {
 		kind := holdKind(tail)
@@ -179,13 +179,13 @@ func (x *exchange) finalEvent(resp *http.Response, wd *watchdog, st *streamState
 			return nil, false // nothing to commit: the attempt fails over
 		}
 		if kind == eventError {
-			if f := x.inStreamFailure(tail, pending, scan); f != nil {
+			if f := inStreamFailure(x, tail, pending, scan); f != nil {
 				return f, true
 			}
 			st.relayed = true
 		}
-		if !x.commitStream(resp, wd) {
-			x.goneBeforeCommit()
+		if !commitStream(x, resp, wd) {
+			goneBeforeCommit(x)
 			return nil, true
 		}
 		st.committed = true
@@ -196,7 +196,7 @@ func (x *exchange) finalEvent(resp *http.Response, wd *watchdog, st *streamState
 			w := make([]byte, 0, len(body)+len(jsonsse.BlankLF))
 			w = append(append(w, body...), jsonsse.BlankLF...)
 			if _, err := writeClient(x, w); err != nil {
-				st.draining = x.drain(wd)
+				st.draining = drain(x, wd)
 			}
 		}
 	}
@@ -211,10 +211,10 @@ func (x *exchange) finalEvent(resp *http.Response, wd *watchdog, st *streamState
 // client as it came: class in_stream_error, the attempt with the status the event implied.
 // An error of the request's own that came before any output bills nothing: the usage the
 // held events announced stays on the attempt (the account's cost), as on a failover.
-func (x *exchange) inStreamEnded(st streamState, ev []byte) {
+func inStreamEnded(x *exchange, st streamState, ev []byte) {
 	status, _ := inStreamError(ev)
 	x.errorClass = classInStreamError
-	x.markInStreamError(status)
+	markInStreamError(x, status)
 	if !st.relayed {
 		return
 	}

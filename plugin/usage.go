@@ -42,7 +42,7 @@ func newUsageScanner(format string, sse bool) *usageScanner {
 // (docs/yaegi.md).
 func feedUsage(s *usageScanner, p []byte) {
 	if !s.sse {
-		s.body.feed(p)
+		feed(&s.body, p)
 		return
 	}
 	if !s.skipping && len(s.carry) == 0 && len(p) > 0 && p[len(p)-1] == '\n' && !bytes.Contains(p, usageKey) {
@@ -100,7 +100,7 @@ func scanUsageLines(s *usageScanner, b []byte) {
 		if j := bytes.IndexByte(b[pos:], '\n'); j >= 0 {
 			lineEnd = pos + j
 		}
-		s.line(b[lineStart:lineEnd])
+		line(s, b[lineStart:lineEnd])
 		off = lineEnd + 1
 	}
 }
@@ -115,7 +115,7 @@ func nullAfterKey(rest []byte) bool {
 	return bytes.HasPrefix(bytes.TrimLeft(rest[1:], " \t"), []byte("null"))
 }
 
-func (s *usageScanner) line(l []byte) {
+func line(s *usageScanner, l []byte) {
 	l = bytes.TrimSpace(l)
 	if !bytes.HasPrefix(l, jsonsse.DataPrefix) {
 		return
@@ -138,7 +138,7 @@ func (s *usageScanner) line(l []byte) {
 
 // result returns the raw usage JSON of the reply, or nil. For an Anthropic stream that
 // ended early it may be message_start's partial usage (complete says which).
-func (s *usageScanner) result() []byte {
+func result(s *usageScanner) []byte {
 	if !s.sse {
 		return s.body.found
 	}
@@ -156,7 +156,7 @@ func (s *usageScanner) result() []byte {
 // complete reports whether the reply carried its final usage: the JSON reply's usage
 // object, the terminal Responses event's, Chat's usage chunk, or an Anthropic
 // message_delta's. Call it after result.
-func (s *usageScanner) complete() bool {
+func complete(s *usageScanner) bool {
 	if !s.sse {
 		return s.body.found != nil
 	}
@@ -189,21 +189,21 @@ type jsonUsage struct {
 	found    []byte
 }
 
-func (j *jsonUsage) feed(p []byte) {
+func feed(j *jsonUsage, p []byte) {
 	for len(p) > 0 {
 		switch j.state {
 		case jsonCapturing:
-			p = j.extend(p)
+			p = extend(j, p)
 		case jsonAfterKey, jsonAfterColon:
-			p = j.afterKey(p)
+			p = afterKey(j, p)
 		default:
-			p = j.search(p)
+			p = search(j, p)
 		}
 	}
 }
 
 // search looks for the key in p and returns what follows it (nil when p has none).
-func (j *jsonUsage) search(p []byte) []byte {
+func search(j *jsonUsage, p []byte) []byte {
 	if len(j.tail) > 0 {
 		rest := usageKey[len(j.tail):]
 		switch {
@@ -219,7 +219,7 @@ func (j *jsonUsage) search(p []byte) []byte {
 	}
 	i := bytes.Index(p, usageKey)
 	if i < 0 {
-		j.keepTail(p)
+		keepTail(j, p)
 		return nil
 	}
 	j.state = jsonAfterKey
@@ -228,7 +228,7 @@ func (j *jsonUsage) search(p []byte) []byte {
 
 // keepTail keeps the end of p when it could be the start of the key: from the last quote
 // among its last len(usageKey)-1 bytes (the key's proper prefixes hold one quote, first).
-func (j *jsonUsage) keepTail(p []byte) {
+func keepTail(j *jsonUsage, p []byte) {
 	from := len(p) - (len(usageKey) - 1)
 	if from < 0 {
 		from = 0
@@ -244,7 +244,7 @@ func (j *jsonUsage) keepTail(p []byte) {
 }
 
 // afterKey reads the ':' and the start of the value after the key, skipping white space.
-func (j *jsonUsage) afterKey(p []byte) []byte {
+func afterKey(j *jsonUsage, p []byte) []byte {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
@@ -255,7 +255,7 @@ func (j *jsonUsage) afterKey(p []byte) []byte {
 			j.state = jsonAfterColon
 		case j.state == jsonAfterColon && c == '{':
 			j.state = jsonCapturing
-			j.resetCapture()
+			resetCapture(j)
 			return p[i:]
 		default:
 			// A "usage" string value, null, or not JSON: search on from here.
@@ -272,7 +272,7 @@ func (j *jsonUsage) afterKey(p []byte) []byte {
 // for a brace would run past that object's end and swallow the real usage after it. Each
 // step is one bytes.IndexAny over the bytes up to the next quote, backslash or brace, so a
 // real usage object costs a few dozen steps.
-func (j *jsonUsage) extend(p []byte) []byte {
+func extend(j *jsonUsage, p []byte) []byte {
 	i := 0
 	closed := false
 	for i < len(p) && !closed {
@@ -306,7 +306,7 @@ func (j *jsonUsage) extend(p []byte) []byte {
 	}
 	if len(j.capture)+i > maxUsageObject {
 		// Too long for a usage object: drop it and search on after these bytes.
-		j.resetCapture()
+		resetCapture(j)
 		j.state = jsonSearching
 		return p[i:]
 	}
@@ -317,12 +317,12 @@ func (j *jsonUsage) extend(p []byte) []byte {
 	if jsonValid(j.capture) {
 		j.found = append([]byte(nil), j.capture...) // a copy: capture is reused
 	}
-	j.resetCapture()
+	resetCapture(j)
 	j.state = jsonSearching
 	return p[i:]
 }
 
-func (j *jsonUsage) resetCapture() {
+func resetCapture(j *jsonUsage) {
 	j.capture = j.capture[:0]
 	j.depth = 0
 	j.inString = false

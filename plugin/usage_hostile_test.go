@@ -16,7 +16,7 @@ func feedSplit(body string, n int) (string, bool) {
 		}
 		feedUsage(s, b[off:end])
 	}
-	return string(s.result()), s.complete()
+	return string(result(s)), complete(s)
 }
 
 // The model's own output (a tool's input) may hold "usage" keys; the reply's top-level
@@ -73,7 +73,7 @@ func FuzzUsageScannerSplit(f *testing.F) {
 		for _, format := range []string{usageResponses, usageChat, usageAnthropic} {
 			whole := newUsageScanner(format, sse)
 			feedUsage(whole, body)
-			want, wantComplete := string(whole.result()), whole.complete()
+			want, wantComplete := string(result(whole)), complete(whole)
 
 			split := newUsageScanner(format, sse)
 			i, j := int(a)%(len(body)+1), int(b)%(len(body)+1)
@@ -83,8 +83,8 @@ func FuzzUsageScannerSplit(f *testing.F) {
 			feedUsage(split, body[:i])
 			feedUsage(split, body[i:j])
 			feedUsage(split, body[j:])
-			if got := string(split.result()); got != want || split.complete() != wantComplete {
-				t.Fatalf("%s sse=%v split at %d,%d: %q (%v), whole: %q (%v)", format, sse, i, j, got, split.complete(), want, wantComplete)
+			if got := string(result(split)); got != want || complete(split) != wantComplete {
+				t.Fatalf("%s sse=%v split at %d,%d: %q (%v), whole: %q (%v)", format, sse, i, j, got, complete(split), want, wantComplete)
 			}
 			if n := len(split.body.capture) + len(split.body.found) + len(split.body.tail); n > 2*maxUsageObject {
 				t.Fatalf("the scanner holds %d bytes", n)
@@ -124,7 +124,7 @@ func TestSSEUsageScannerDropsOverlongUsage(t *testing.T) {
 				}
 				feedUsage(s, b[off:end])
 			}
-			if got := string(s.result()); got != tt.want {
+			if got := string(result(s)); got != tt.want {
 				t.Errorf("%s, reads of %d: usage %.80s, want %s", tt.name, n, got, tt.want)
 			}
 		}

@@ -124,7 +124,7 @@ type requestInfo struct {
 
 // inputItems decodes the Responses input array on first use; ok is false when input is not
 // an array of objects.
-func (info *requestInfo) inputItems() ([]inputItem, bool) {
+func inputItems(info *requestInfo) ([]inputItem, bool) {
 	if !info.itemsRead {
 		info.itemsRead = true
 		info.items, info.itemsOK = decodeInputItems(info.fields.Input)
@@ -203,7 +203,7 @@ func checkFunctionCallOutputs(info *requestInfo) *clientError {
 	if prev, _ := jsonsse.String(f.PreviousResponseID); prev != "" {
 		return nil
 	}
-	items, ok := info.inputItems()
+	items, ok := inputItems(info)
 	if !ok {
 		return nil
 	}

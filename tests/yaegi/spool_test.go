@@ -30,15 +30,15 @@ func SpoolProbe(url, secret string, maxBatch, maxSpool int) (func(id string), fu
 		lines = append(lines, line)
 		mu.Unlock()
 	}
-	enqueue := func(id string) { rp.enqueue(report{RequestID: id, Status: 200}) }
-	dropped := func() int64 { return rp.droppedCount() }
+	add := func(id string) { enqueue(rp, report{RequestID: id, Status: 200}) }
+	dropped := func() int64 { return droppedCount(rp) }
 	logged := func() []string {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]string(nil), lines...)
 	}
 	stop := func() { rp.close() }
-	return enqueue, dropped, logged, stop
+	return add, dropped, logged, stop
 }
 `
 
