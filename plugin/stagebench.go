@@ -48,6 +48,7 @@ const (
 	StageAdmit      = "admit"       // the admit call against the canned grant, loopback round trip included
 	StageForward    = "forward"     // build the upstream request and arm the attempt's deadlines
 	StageRelay      = "relay-event" // relay one SSE event of a committed stream (per event)
+	StageRelayJSON  = "relay-json"  // relay a 2 KB JSON reply and take its usage
 	StageReport     = "report"      // build the completion record and enqueue it
 	StageReportSend = "report-send" // encode a batch of one report and post it (off the client's path)
 	StageRequest    = "request"     // a whole non-stream request through ServeHTTP, both round trips on loopback
@@ -72,6 +73,14 @@ func stageBenchStream() []io.Reader {
 	}
 	return rs
 }
+
+// stageBenchReply is the JSON reply the relay-json stage relays: about 2 KB of answer,
+// then the usage object with its details, where the three APIs put it.
+var stageBenchReply = `{"id":"resp_0123456789abcdef","object":"response","created_at":1796668495,"status":"completed",` +
+	`"model":"gpt-5-codex","output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant",` +
+	`"content":[{"type":"output_text","text":"` + strings.Repeat("The store test opens a file that the fixture never writes. ", 32) + `","annotations":[]}]}],` +
+	`"usage":{"input_tokens":512,"input_tokens_details":{"cached_tokens":384},"output_tokens":420,` +
+	`"output_tokens_details":{"reasoning_tokens":64},"total_tokens":932}}`
 
 // StageBenchEvents is the number of events the relay stage relays per stream.
 const StageBenchEvents = stageBenchDeltas + 3
@@ -216,6 +225,32 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 			}
 		}
 		return int64(spent) / int64(n*StageBenchEvents), ""
+	case StageRelayJSON:
+		g := &grant{GrantID: "g", BaseURL: "http://upstream.local", Platform: "openai"}
+		var spent time.Duration
+		for i := 0; i < n; i++ {
+			x, e := prepared()
+			if e != "" {
+				return 0, e
+			}
+			x.grant = g
+			x.info.stream = false
+			out, wd, err := prepareAttempt(x, g)
+			if err != nil || out == nil {
+				return 0, "no upstream request"
+			}
+			resp := &http.Response{StatusCode: http.StatusOK, Header: make(http.Header),
+				Body: io.NopCloser(strings.NewReader(stageBenchReply))}
+			resp.Header.Set("Content-Type", "application/json")
+			resp.Header.Set("Content-Length", strconv.Itoa(len(stageBenchReply)))
+			began := time.Now()
+			relayWith(x, resp, wd.release, wd)
+			spent += time.Since(began)
+			if !x.usageComplete {
+				return 0, "the bench reply's usage was not found (" + x.errorClass + ")"
+			}
+		}
+		return int64(spent) / int64(n), ""
 	case StageReport, StageReportSend:
 		x, g, e := admitted()
 		if e != "" {

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"bytes"
+	"encoding/json"
 
 	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
@@ -273,6 +274,13 @@ func afterKey(j *jsonUsage, p []byte) []byte {
 // step is one bytes.IndexAny over the bytes up to the next quote, backslash or brace, so a
 // real usage object costs a few dozen steps.
 func extend(j *jsonUsage, p []byte) []byte {
+	if len(j.capture) == 0 && j.depth == 0 {
+		if obj, n := wholeObject(p); obj != nil {
+			j.found = obj
+			j.state = jsonSearching
+			return p[n:]
+		}
+	}
 	i := 0
 	closed := false
 	for i < len(p) && !closed {
@@ -320,6 +328,19 @@ func extend(j *jsonUsage, p []byte) []byte {
 	resetCapture(j)
 	j.state = jsonSearching
 	return p[i:]
+}
+
+// wholeObject is the JSON object at the start of p and the bytes it takes, when p holds
+// all of it: the common case, a usage object inside one read, found by one compiled
+// decode instead of extend's interpreted steps. nil when the object is cut off by the end
+// of p, is not valid JSON or is longer than maxUsageObject: extend's steps take those.
+func wholeObject(p []byte) ([]byte, int) {
+	d := json.NewDecoder(bytes.NewReader(p))
+	var obj json.RawMessage
+	if d.Decode(&obj) != nil || len(obj) > maxUsageObject || len(obj) == 0 || obj[0] != '{' {
+		return nil, 0
+	}
+	return obj, int(d.InputOffset())
 }
 
 func resetCapture(j *jsonUsage) {

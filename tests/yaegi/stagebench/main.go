@@ -32,6 +32,7 @@ var stages = []struct{ name, what string }{
 	{"admit", "admit call: codec + loopback HTTP round trip"},
 	{"forward", "build the upstream request, arm its deadlines"},
 	{"relay-event", "relay one SSE event of a committed stream"},
+	{"relay-json", "relay a 2 KB JSON reply, usage taken on the way"},
 	{"report", "build the completion record + enqueue it"},
 	{"report-send", "encode a batch of one + post (off the client's path)"},
 	{"request", "a whole non-stream request: ServeHTTP, loopback admit + upstream"},
