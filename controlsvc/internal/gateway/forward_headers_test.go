@@ -4,6 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // The grant carries the group's header policy and the account's fixed headers ("Forwarded headers"),
@@ -53,12 +57,12 @@ func TestGrantCarriesHeaderPolicy(t *testing.T) {
 			if tt.platform == "anthropic" {
 				model = "claude-sonnet-4"
 			}
-			res := e.admit(t, admitRequest{RequestID: "req_" + t.Name(), APIKey: f.key, Model: model})
+			res := e.admit(t, admission.Request{RequestID: "req_" + t.Name(), APIKey: f.key, Model: model})
 			if res.status != http.StatusOK {
 				t.Fatalf("admit = %d %s", res.status, res.body)
 			}
 			var raw map[string]json.RawMessage
-			var rep admitReply
+			var rep wire.Grant
 			if err := json.Unmarshal(res.body, &raw); err != nil {
 				t.Fatal(err)
 			}

@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // seedRuledFixture is a user with a key in a group of platform with the given model rules
@@ -65,7 +69,7 @@ func TestGroupMappingBeforeAccountMapping(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := e.seedRuledFixture(t, "anthropic", groupMapping, false, false)
 			acc := e.seedAccount(t, f.group, accountSeed{platform: "anthropic", mapping: tt.accountMapping})
-			g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: tt.model, Path: anthropicPath})
+			g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: tt.model, Path: admission.AnthropicPath})
 			e.release(t, g)
 			if g.AccountID != acc || g.UpstreamModel != tt.wantUpstream {
 				t.Fatalf("grant account %d upstream_model %q, want %d %q", g.AccountID, g.UpstreamModel, acc, tt.wantUpstream)
@@ -76,9 +80,9 @@ func TestGroupMappingBeforeAccountMapping(t *testing.T) {
 	t.Run("the account's mapping never sees the requested name", func(t *testing.T) {
 		f := e.seedRuledFixture(t, "anthropic", groupMapping, false, false)
 		e.seedAccount(t, f.group, accountSeed{platform: "anthropic", mapping: `{"sonnet":"claude-3-7-sonnet"}`})
-		res := e.admit(t, admitRequest{APIKey: f.key, Model: "sonnet", Path: anthropicPath})
+		res := e.admit(t, admission.Request{APIKey: f.key, Model: "sonnet", Path: admission.AnthropicPath})
 		// The message names the model the client asked for.
-		wantBody(t, res, 404, ReasonModelNotFound, `{"type":"error","error":{"type":"not_found_error",
+		wantBody(t, res, 404, admission.ReasonModelNotFound, `{"type":"error","error":{"type":"not_found_error",
 			"message":"Model \"sonnet\" is not supported by any configured account in this group"}}`)
 	})
 
@@ -87,11 +91,11 @@ func TestGroupMappingBeforeAccountMapping(t *testing.T) {
 		first := e.seedAccount(t, f.group, accountSeed{platform: "anthropic", priority: 1,
 			mapping: `{"claude-sonnet-4-5":"claude-sonnet-4-5-20250929"}`})
 		second := e.seedAccount(t, f.group, accountSeed{platform: "anthropic", priority: 2})
-		g := e.mustGrant(t, admitRequest{RequestID: "req_rules_mnf", APIKey: f.key, Model: "sonnet", Path: anthropicPath})
+		g := e.mustGrant(t, admission.Request{RequestID: "req_rules_mnf", APIKey: f.key, Model: "sonnet", Path: admission.AnthropicPath})
 		if g.AccountID != first {
 			t.Fatalf("first choice %d, want %d", g.AccountID, first)
 		}
-		again := e.failOver(t, f.key, "sonnet", g, failure{Status: 404, ErrorClass: "model_not_found"})
+		again := e.failOver(t, f.key, "sonnet", g, health.Failure{Status: 404, ErrorClass: "model_not_found"})
 		e.release(t, again)
 		if again.AccountID != second || again.UpstreamModel != "claude-sonnet-4-5" {
 			t.Fatalf("after model_not_found: account %d upstream %q, want %d claude-sonnet-4-5", again.AccountID, again.UpstreamModel, second)
@@ -123,35 +127,35 @@ func TestGroupRuleRefusals(t *testing.T) {
 		body     string
 	}{
 		{name: "restricted, Messages", platform: "anthropic", mapping: restricted, restrict: true,
-			path: anthropicPath, model: "claude-opus-4-1", status: 503, reason: ReasonRestricted,
+			path: admission.AnthropicPath, model: "claude-opus-4-1", status: 503, reason: admission.ReasonRestricted,
 			body: `{"type":"error","error":{"type":"api_error","message":"` + msgRestr + `"}}`},
 		{name: "restricted, Responses on anthropic", platform: "anthropic", mapping: restricted, restrict: true,
-			path: "/v1/responses", model: "claude-opus-4-1", status: 503, reason: ReasonRestricted,
+			path: "/v1/responses", model: "claude-opus-4-1", status: 503, reason: admission.ReasonRestricted,
 			body: `{"error":{"code":"api_error","message":"` + msgRestr + `"}}`},
 		{name: "restricted, Chat on openai", platform: "openai", mapping: `{"gpt-4o":"gpt-4o"}`, restrict: true,
-			path: "/v1/chat/completions", model: "gpt-4.1", status: 503, reason: ReasonRestricted,
+			path: "/v1/chat/completions", model: "gpt-4.1", status: 503, reason: admission.ReasonRestricted,
 			body: `{"error":{"type":"api_error","message":"` + msgRestr + `"}}`},
 		{name: "claude_code_only, Responses", platform: "anthropic", mapping: `{}`, cco: true,
-			path: "/v1/responses", model: "claude-sonnet-4", status: 403, reason: ReasonClaudeCodeOnly,
+			path: "/v1/responses", model: "claude-sonnet-4", status: 403, reason: admission.ReasonClaudeCodeOnly,
 			body: `{"error":{"code":"permission_error","message":"` + msgCCO + `"}}`},
 		{name: "claude_code_only, Responses alias", platform: "anthropic", mapping: `{}`, cco: true,
-			path: "/openai/v1/responses", model: "claude-sonnet-4", status: 403, reason: ReasonClaudeCodeOnly,
+			path: "/openai/v1/responses", model: "claude-sonnet-4", status: 403, reason: admission.ReasonClaudeCodeOnly,
 			body: `{"error":{"code":"permission_error","message":"` + msgCCO + `"}}`},
 		{name: "claude_code_only, Chat", platform: "anthropic", mapping: `{}`, cco: true,
-			path: "/v1/chat/completions", model: "claude-sonnet-4", status: 403, reason: ReasonClaudeCodeOnly,
+			path: "/v1/chat/completions", model: "claude-sonnet-4", status: 403, reason: admission.ReasonClaudeCodeOnly,
 			body: `{"error":{"type":"permission_error","message":"` + msgCCO + `"}}`},
 		{name: "claude_code_only before the model restriction", platform: "anthropic", mapping: restricted, restrict: true, cco: true,
-			path: "/v1/responses", model: "claude-opus-4-1", status: 403, reason: ReasonClaudeCodeOnly,
+			path: "/v1/responses", model: "claude-opus-4-1", status: 403, reason: admission.ReasonClaudeCodeOnly,
 			body: `{"error":{"code":"permission_error","message":"` + msgCCO + `"}}`},
 		{name: "Messages on an openai group", platform: "openai", mapping: `{}`,
-			path: anthropicPath, model: "gpt-4o", status: 400, reason: ReasonPlatform,
-			body: `{"type":"error","error":{"type":"invalid_request_error","message":"` + msgNeedsAnthropic + `"}}`},
+			path: admission.AnthropicPath, model: "gpt-4o", status: 400, reason: admission.ReasonPlatform,
+			body: `{"type":"error","error":{"type":"invalid_request_error","message":"This endpoint requires an Anthropic group; this API key's group serves OpenAI models (use /v1/responses or /v1/chat/completions)"}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := e.seedRuledFixture(t, tt.platform, tt.mapping, tt.restrict, tt.cco)
 			acc := e.seedAccount(t, f.group, accountSeed{platform: tt.platform})
-			res := e.admit(t, admitRequest{APIKey: f.key, Model: tt.model, Path: tt.path})
+			res := e.admit(t, admission.Request{APIKey: f.key, Model: tt.model, Path: tt.path})
 			wantBody(t, res, tt.status, tt.reason, tt.body)
 			if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, acc); u != 0 || a != 0 {
 				t.Fatalf("a refused admission holds slots: user %d account %d", u, a)
@@ -175,9 +179,9 @@ func TestGroupRulesAllow(t *testing.T) {
 		wantUpstream string
 	}{
 		{name: "claude_code_only serves Messages", platform: "anthropic", mapping: `{}`, cco: true,
-			path: anthropicPath, model: "claude-sonnet-4"},
+			path: admission.AnthropicPath, model: "claude-sonnet-4"},
 		{name: "restricted: a named model", platform: "anthropic", mapping: `{"sonnet":"claude-sonnet-4-5"}`, restrict: true,
-			path: anthropicPath, model: "sonnet", wantUpstream: "claude-sonnet-4-5"},
+			path: admission.AnthropicPath, model: "sonnet", wantUpstream: "claude-sonnet-4-5"},
 		{name: "restricted: a model named by a pass-through wildcard", platform: "anthropic",
 			mapping: `{"claude-sonnet-4*":"claude-sonnet-4*"}`, restrict: true, path: "/v1/responses", model: "claude-sonnet-4-5",
 			wantConvert: "responses_to_messages"},
@@ -198,7 +202,7 @@ func TestGroupRulesAllow(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := e.seedRuledFixture(t, tt.platform, tt.mapping, tt.restrict, tt.cco)
 			acc := e.seedAccount(t, f.group, accountSeed{platform: tt.platform, apiKey: "sk-up-rules"})
-			g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: tt.model, Path: tt.path})
+			g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: tt.model, Path: tt.path})
 			e.release(t, g)
 			if g.AccountID != acc || g.Convert != tt.wantConvert || g.UpstreamModel != tt.wantUpstream || g.Platform != tt.platform {
 				t.Fatalf("grant = %+v, want account %d convert %q upstream %q", g, acc, tt.wantConvert, tt.wantUpstream)
@@ -212,11 +216,11 @@ func TestGroupRulesAllow(t *testing.T) {
 	// The JSON omits convert on a pass-through.
 	f := e.seedRuledFixture(t, "openai", `{}`, false, false)
 	e.seedAccount(t, f.group, accountSeed{})
-	res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	if res.status != http.StatusOK || bytes.Contains(res.body, []byte(`"convert"`)) {
 		t.Fatalf("pass-through grant = %d %s, want 200 without convert", res.status, res.body)
 	}
-	var g admitReply
+	var g wire.Grant
 	if err := json.Unmarshal(res.body, &g); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +238,7 @@ func TestNoAccountWordingPerPath(t *testing.T) {
 	}{
 		{"anthropic", "/v1/responses", `{"error":{"code":"api_error","message":"No available accounts"}}`},
 		{"anthropic", "/openai/v1/responses", `{"error":{"code":"api_error","message":"No available accounts"}}`},
-		{"anthropic", anthropicPath, `{"type":"error","error":{"type":"api_error","message":"` + skeleton + `"}}`},
+		{"anthropic", admission.AnthropicPath, `{"type":"error","error":{"type":"api_error","message":"` + skeleton + `"}}`},
 		{"anthropic", "/v1/chat/completions", `{"error":{"type":"api_error","message":"` + skeleton + `"}}`},
 		{"openai", "/v1/responses", `{"error":{"type":"api_error","message":"` + skeleton + `"}}`},
 		{"openai", "/v1/chat/completions", `{"error":{"type":"api_error","message":"` + skeleton + `"}}`},
@@ -244,8 +248,8 @@ func TestNoAccountWordingPerPath(t *testing.T) {
 			f := e.seedRuledFixture(t, tt.platform, `{}`, false, false)
 			acc := e.seedAccount(t, f.group, accountSeed{platform: tt.platform})
 			e.exec(t, `UPDATE accounts SET overloaded_until = now() + interval '1 minute' WHERE id = $1`, acc)
-			res := e.admit(t, admitRequest{APIKey: f.key, Model: "m-1", Path: tt.path})
-			wantBody(t, res, 503, ReasonNoAccount, tt.body)
+			res := e.admit(t, admission.Request{APIKey: f.key, Model: "m-1", Path: tt.path})
+			wantBody(t, res, 503, admission.ReasonNoAccount, tt.body)
 		})
 	}
 }

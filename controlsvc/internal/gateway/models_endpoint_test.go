@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 )
 
 // POST /internal/v1/models (contract B): the client body in both shapes; a bad key gets the
@@ -35,14 +37,14 @@ func TestModelsEndpoint(t *testing.T) {
 			want: map[string]any{"data": []any{anthropicModel("sonnet"), anthropicModel("claude-opus-5"), anthropicModel("claude-sonnet-4-5")},
 				"has_more": false, "first_id": "sonnet", "last_id": "claude-sonnet-4-5"}},
 		{name: "bad key, openai shape", body: map[string]string{"api_key": "sk-pg-nope", "shape": "openai"},
-			status: 401, reject: ReasonAuth,
+			status: 401, reject: admission.ReasonAuth,
 			want: map[string]any{"error": map[string]any{"type": "authentication_error", "message": "Invalid API key"}}},
 		{name: "bad key, anthropic shape", body: map[string]string{"api_key": "sk-pg-nope", "shape": "anthropic"},
-			status: 401, reject: ReasonAuth,
+			status: 401, reject: admission.ReasonAuth,
 			want: map[string]any{"type": "error", "error": map[string]any{"type": "authentication_error", "message": "Invalid API key"}}},
-		{name: "no key", body: map[string]string{"shape": "anthropic"}, status: 401, reject: ReasonAuth,
+		{name: "no key", body: map[string]string{"shape": "anthropic"}, status: 401, reject: admission.ReasonAuth,
 			want: map[string]any{"type": "error", "error": map[string]any{"type": "authentication_error", "message": "Invalid API key"}}},
-		{name: "unknown shape", body: map[string]string{"api_key": f.key, "shape": "gemini"}, status: 400, reject: ReasonInvalid,
+		{name: "unknown shape", body: map[string]string{"api_key": f.key, "shape": "gemini"}, status: 400, reject: admission.ReasonInvalid,
 			want: map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": "Invalid shape"}}},
 	}
 	for _, tt := range tests {
