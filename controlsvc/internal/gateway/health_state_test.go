@@ -7,6 +7,7 @@ import (
 
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/internal/seedtest"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 
 	"github.com/poolgate/poolgate/plugin/wire"
@@ -32,13 +33,7 @@ func (e *env) failOver(t *testing.T, key, model string, g wire.Grant, f health.F
 
 func (e *env) blockedUntil(t *testing.T, account int64, model string) time.Duration {
 	t.Helper()
-	var until time.Time
-	err := e.st.Pool.QueryRow(context.Background(),
-		`SELECT blocked_until FROM account_model_blocks WHERE account_id = $1 AND model = $2`, account, model).Scan(&until)
-	if err != nil {
-		t.Fatalf("model block of account %d for %s: %v", account, model, err)
-	}
-	return time.Until(until)
+	return seedtest.BlockedUntil(t, e.st, account, model)
 }
 
 func TestModelNotFoundBlocksTheUpstreamModel(t *testing.T) {

@@ -7,6 +7,32 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 )
 
+// stubCatalogue stands for the model catalogue: a few current model names per platform.
+type stubCatalogue map[string][]string
+
+func (c stubCatalogue) Models(platform string) []string { return c[platform] }
+
+var testCatalogue = stubCatalogue{
+	"anthropic": {"claude-sonnet-4-5", "claude-opus-4-5", "claude-haiku-4-5"},
+	"openai":    {"gpt-5", "gpt-5-codex", "gpt-4o-mini"},
+}
+
+func newCatalogueEnv(t *testing.T, c admission.ModelCatalogue) *env {
+	t.Helper()
+	return newEnvConfig(t, Config{LeaseTTL: DefaultLeaseTTL, Wait: testWait, Catalogue: c})
+}
+
+// seedRuledFixture is a user with a key in a group of platform with the given model rules
+// (set before the key's first admission: the key cache holds them for 2 s). The group serves
+// unpriced models, so that made-up upstream names need no price.
+func (e *env) seedRuledFixture(t *testing.T, platform, mapping string, restrict, claudeCodeOnly bool) fixture {
+	t.Helper()
+	f := e.seedFixture(t, 10, platform)
+	e.exec(t, `UPDATE groups SET model_mapping = $2::jsonb, restrict_models = $3, claude_code_only = $4, allow_unpriced = true
+		WHERE id = $1`, f.group, mapping, restrict, claudeCodeOnly)
+	return f
+}
+
 // POST /internal/v1/models (contract B): the client body in both shapes; a bad key gets the
 // admit-style 401 in the shape asked for.
 func TestModelsEndpoint(t *testing.T) {

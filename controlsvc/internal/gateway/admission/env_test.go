@@ -96,18 +96,25 @@ func (e *env) exec(t testing.TB, sql string, args ...any) {
 	seedtest.Exec(t, e.st, sql, args...)
 }
 
+func (e *env) queryInt(t testing.TB, sql string, args ...any) int64 {
+	t.Helper()
+	return seedtest.QueryInt(t, e.st, sql, args...)
+}
+
 type accountSeed struct {
 	platform    string // default openai
+	apiKey      string // default none
 	concurrency int    // default 10
 	priority    int    // default 50
 	mapping     string // JSON, default {}
+	lastUsed    *time.Time
 }
 
 // seedAccount inserts an active account into group.
 func (e *env) seedAccount(t testing.TB, group int64, a accountSeed) int64 {
 	t.Helper()
-	return seedtest.SeedAccount(t, e.st, group, seedtest.Account{Platform: a.platform,
-		Concurrency: a.concurrency, Priority: a.priority, Mapping: a.mapping})
+	return seedtest.SeedAccount(t, e.st, group, seedtest.Account{Platform: a.platform, APIKey: a.apiKey,
+		Concurrency: a.concurrency, Priority: a.priority, Mapping: a.mapping, LastUsed: a.lastUsed})
 }
 
 // seedUser inserts an active user.
@@ -213,6 +220,33 @@ func (e *env) failOver(t *testing.T, key, model string, g wire.Grant, f failure)
 	f.AccountID = g.AccountID
 	return e.mustGrant(t, Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: key, Model: model,
 		Exclude: []int64{g.AccountID}, Failed: &f})
+}
+
+// blockedUntil is how long the account stays blocked for model.
+func (e *env) blockedUntil(t *testing.T, account int64, model string) time.Duration {
+	t.Helper()
+	return seedtest.BlockedUntil(t, e.st, account, model)
+}
+
+// setFallbacks configures the group's model_fallbacks (before its key is first used: the key
+// cache holds the rules for 2 s).
+func (e *env) setFallbacks(t *testing.T, group int64, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.exec(t, `UPDATE groups SET model_fallbacks = $2::jsonb WHERE id = $1`, group, string(b))
+}
+
+// count is the number of leases held on a slot set (kind user or account).
+func (e *env) count(t *testing.T, kind string, id int64) int64 {
+	t.Helper()
+	l, err := e.slots.Loads(context.Background(), kind, []int64{id})
+	if err != nil {
+		t.Fatalf("Loads: %v", err)
+	}
+	return l[id].Active
 }
 
 // holdLease gives grant a lease on an account without queueing, under limit.

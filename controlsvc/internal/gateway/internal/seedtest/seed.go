@@ -89,3 +89,15 @@ func SeedKey(t testing.TB, st *store.Store, user, group int64) string {
 		user, group, hex.EncodeToString(sum[:]), key[:10])
 	return key
 }
+
+// BlockedUntil is how long the account stays blocked for model (account_model_blocks).
+func BlockedUntil(t testing.TB, st *store.Store, account int64, model string) time.Duration {
+	t.Helper()
+	var until time.Time
+	err := st.Pool.QueryRow(context.Background(),
+		`SELECT blocked_until FROM account_model_blocks WHERE account_id = $1 AND model = $2`, account, model).Scan(&until)
+	if err != nil {
+		t.Fatalf("model block of account %d for %s: %v", account, model, err)
+	}
+	return time.Until(until)
+}

@@ -1,4 +1,4 @@
-package gateway
+package admission
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
@@ -22,7 +20,7 @@ func TestSelectionOrder(t *testing.T) {
 		best := e.seedAccount(t, f.group, accountSeed{priority: 5})
 		e.seedAccount(t, f.group, accountSeed{priority: 7})
 		e.fillAccount(t, best, 9) // load does not beat priority
-		if got := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"}).AccountID; got != best {
+		if got := e.mustGrant(t, Request{APIKey: f.key, Model: "gpt-4o"}).AccountID; got != best {
 			t.Fatalf("chose account %d, want %d", got, best)
 		}
 	})
@@ -33,7 +31,7 @@ func TestSelectionOrder(t *testing.T) {
 		fortyPct := e.seedAccount(t, f.group, accountSeed{concurrency: 10})
 		e.fillAccount(t, half, 1)
 		e.fillAccount(t, fortyPct, 4)
-		if got := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"}).AccountID; got != fortyPct {
+		if got := e.mustGrant(t, Request{APIKey: f.key, Model: "gpt-4o"}).AccountID; got != fortyPct {
 			t.Fatalf("chose account %d, want the 40%%-loaded %d", got, fortyPct)
 		}
 	})
@@ -46,7 +44,7 @@ func TestSelectionOrder(t *testing.T) {
 		want := []int64{never, old, recent}
 		var exclude []int64
 		for i, w := range want {
-			got := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", Exclude: exclude}).AccountID
+			got := e.mustGrant(t, Request{APIKey: f.key, Model: "gpt-4o", Exclude: exclude}).AccountID
 			if got != w {
 				t.Fatalf("pick %d: chose account %d, want %d", i, got, w)
 			}
@@ -58,7 +56,7 @@ func TestSelectionOrder(t *testing.T) {
 		f := e.seedFixture(t, 10, "openai")
 		first := e.seedAccount(t, f.group, accountSeed{priority: 1})
 		second := e.seedAccount(t, f.group, accountSeed{priority: 2})
-		got := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", Exclude: []int64{first}}).AccountID
+		got := e.mustGrant(t, Request{APIKey: f.key, Model: "gpt-4o", Exclude: []int64{first}}).AccountID
 		if got != second {
 			t.Fatalf("chose account %d, want %d", got, second)
 		}
@@ -68,7 +66,7 @@ func TestSelectionOrder(t *testing.T) {
 		f := e.seedFixture(t, 10, "openai")
 		e.seedAccount(t, f.group, accountSeed{priority: 1, mapping: `{"gpt-4o":""}`})
 		wild := e.seedAccount(t, f.group, accountSeed{priority: 2, mapping: `{"claude-*":"claude-sonnet-4"}`})
-		rep := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "claude-3-5-haiku"})
+		rep := e.mustGrant(t, Request{APIKey: f.key, Model: "claude-3-5-haiku"})
 		if rep.AccountID != wild || rep.UpstreamModel != "claude-sonnet-4" {
 			t.Fatalf("grant %d/%q, want %d/claude-sonnet-4", rep.AccountID, rep.UpstreamModel, wild)
 		}
@@ -79,7 +77,7 @@ func TestSelectionOrder(t *testing.T) {
 		full := e.seedAccount(t, f.group, accountSeed{priority: 1, concurrency: 1})
 		other := e.seedAccount(t, f.group, accountSeed{priority: 9})
 		e.fillAccount(t, full, 1)
-		if got := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"}).AccountID; got != other {
+		if got := e.mustGrant(t, Request{APIKey: f.key, Model: "gpt-4o"}).AccountID; got != other {
 			t.Fatalf("chose account %d, want %d", got, other)
 		}
 	})
@@ -95,7 +93,7 @@ func TestSelectionRotatesAndRecordsLastUse(t *testing.T) {
 	b := e.seedAccount(t, f.group, accountSeed{})
 	var prev int64
 	for i := range 6 {
-		rep := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+		rep := e.mustGrant(t, Request{APIKey: f.key, Model: "gpt-4o"})
 		if rep.AccountID == prev {
 			t.Fatalf("pick %d: account %d chosen twice in a row, want alternation", i, prev)
 		}
@@ -126,42 +124,42 @@ func TestReadmissionMarksFailedAccount(t *testing.T) {
 	httpDate := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
 	tests := []struct {
 		name       string
-		failed     health.Failure
+		failed     failure
 		column     string // health column that must be set, "" = none
 		wantSecs   float64
 		wantReason string
 	}{
-		{name: "429 retry-after seconds", failed: health.Failure{Status: 429, RetryAfter: "120"}, column: "rate_limited_until", wantSecs: 120},
-		{name: "429 retry-after http date", failed: health.Failure{Status: 429, RetryAfter: httpDate}, column: "rate_limited_until", wantSecs: 90},
-		{name: "429 ratelimit reset duration", failed: health.Failure{Status: 429, RatelimitReset: "1m30s"}, column: "rate_limited_until", wantSecs: 90},
-		{name: "429 longer of both headers", failed: health.Failure{Status: 429, RetryAfter: "2", RatelimitReset: "30s"}, column: "rate_limited_until", wantSecs: 30},
-		{name: "429 default cooldown", failed: health.Failure{Status: 429}, column: "rate_limited_until", wantSecs: 5},
-		{name: "429 capped at two hours", failed: health.Failure{Status: 429, RetryAfter: "86400"}, column: "rate_limited_until", wantSecs: 7200},
-		{name: "out of credit paused", failed: health.Failure{Status: 429, ErrorClass: "quota"}, column: "paused_until", wantSecs: 3600, wantReason: "insufficient_quota"},
-		{name: "dial health.Failure paused briefly", failed: health.Failure{ErrorClass: "dial"}, column: "paused_until", wantSecs: 5, wantReason: "upstream unreachable"},
+		{name: "429 retry-after seconds", failed: failure{Status: 429, RetryAfter: "120"}, column: "rate_limited_until", wantSecs: 120},
+		{name: "429 retry-after http date", failed: failure{Status: 429, RetryAfter: httpDate}, column: "rate_limited_until", wantSecs: 90},
+		{name: "429 ratelimit reset duration", failed: failure{Status: 429, RatelimitReset: "1m30s"}, column: "rate_limited_until", wantSecs: 90},
+		{name: "429 longer of both headers", failed: failure{Status: 429, RetryAfter: "2", RatelimitReset: "30s"}, column: "rate_limited_until", wantSecs: 30},
+		{name: "429 default cooldown", failed: failure{Status: 429}, column: "rate_limited_until", wantSecs: 5},
+		{name: "429 capped at two hours", failed: failure{Status: 429, RetryAfter: "86400"}, column: "rate_limited_until", wantSecs: 7200},
+		{name: "out of credit paused", failed: failure{Status: 429, ErrorClass: "quota"}, column: "paused_until", wantSecs: 3600, wantReason: "insufficient_quota"},
+		{name: "dial failure paused briefly", failed: failure{ErrorClass: "dial"}, column: "paused_until", wantSecs: 5, wantReason: "upstream unreachable"},
 		// Once each below the breaker's threshold: excluded for the request only.
-		{name: "529 only excluded", failed: health.Failure{Status: 529, ErrorClass: "upstream_status"}},
-		{name: "transport error only excluded", failed: health.Failure{Status: 502, ErrorClass: "transport"}},
-		{name: "timeout only excluded", failed: health.Failure{ErrorClass: "first_token_timeout"}},
-		{name: "401 paused", failed: health.Failure{Status: 401, ErrorClass: "credential"}, column: "paused_until", wantSecs: 600, wantReason: "upstream 401"},
-		{name: "403 paused", failed: health.Failure{Status: 403, ErrorClass: "credential"}, column: "paused_until", wantSecs: 600, wantReason: "upstream 403"},
-		{name: "generic 401 only excluded", failed: health.Failure{Status: 401, ErrorClass: "upstream_status"}},
-		{name: "generic 403 only excluded", failed: health.Failure{Status: 403, ErrorClass: "upstream_status"}},
-		{name: "500 only excluded", failed: health.Failure{Status: 500, ErrorClass: "upstream_status"}},
-		{name: "503 only excluded", failed: health.Failure{Status: 503, ErrorClass: "upstream_status"}},
+		{name: "529 only excluded", failed: failure{Status: 529, ErrorClass: "upstream_status"}},
+		{name: "transport error only excluded", failed: failure{Status: 502, ErrorClass: "transport"}},
+		{name: "timeout only excluded", failed: failure{ErrorClass: "first_token_timeout"}},
+		{name: "401 paused", failed: failure{Status: 401, ErrorClass: "credential"}, column: "paused_until", wantSecs: 600, wantReason: "upstream 401"},
+		{name: "403 paused", failed: failure{Status: 403, ErrorClass: "credential"}, column: "paused_until", wantSecs: 600, wantReason: "upstream 403"},
+		{name: "generic 401 only excluded", failed: failure{Status: 401, ErrorClass: "upstream_status"}},
+		{name: "generic 403 only excluded", failed: failure{Status: 403, ErrorClass: "upstream_status"}},
+		{name: "500 only excluded", failed: failure{Status: 500, ErrorClass: "upstream_status"}},
+		{name: "503 only excluded", failed: failure{Status: 503, ErrorClass: "upstream_status"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := e.seedFixture(t, 1, "openai")
 			primary := e.seedAccount(t, f.group, accountSeed{priority: 1})
 			backup := e.seedAccount(t, f.group, accountSeed{priority: 2})
-			first := e.mustGrant(t, admission.Request{RequestID: "req_" + t.Name(), APIKey: f.key, Model: "gpt-4o"})
+			first := e.mustGrant(t, Request{RequestID: "req_" + t.Name(), APIKey: f.key, Model: "gpt-4o"})
 			if first.AccountID != primary {
 				t.Fatalf("first choice %d, want %d", first.AccountID, primary)
 			}
 			failed := tt.failed
 			failed.AccountID = primary
-			again := e.mustGrant(t, admission.Request{RequestID: "req_" + t.Name(), GrantID: first.GrantID, APIKey: f.key,
+			again := e.mustGrant(t, Request{RequestID: "req_" + t.Name(), GrantID: first.GrantID, APIKey: f.key,
 				Model: "gpt-4o", Exclude: []int64{primary}, Failed: &failed})
 			if again.GrantID != first.GrantID || again.AccountID != backup {
 				t.Fatalf("re-admission = grant %s account %d, want grant %s account %d",
@@ -199,7 +197,7 @@ func TestReadmissionMarksFailedAccount(t *testing.T) {
 
 			// A mark takes effect at once in this process; a plain 5xx does not outlast the request.
 			other := e.seedUser(t, 5, 1_000_000)
-			fresh := e.mustGrant(t, admission.Request{APIKey: e.seedKey(t, other, f.group), Model: "gpt-4o"})
+			fresh := e.mustGrant(t, Request{APIKey: e.seedKey(t, other, f.group), Model: "gpt-4o"})
 			wantNext := backup
 			if tt.column == "" {
 				wantNext = primary
@@ -217,10 +215,10 @@ func TestRefusedReadmissionKeepsGrant(t *testing.T) {
 	e := newEnv(t)
 	f := e.seedFixture(t, 1, "openai")
 	only := e.seedAccount(t, f.group, accountSeed{})
-	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
-	res := e.admit(t, admission.Request{GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o", Exclude: []int64{only},
-		Failed: &health.Failure{AccountID: only, Status: 429, RetryAfter: "30"}})
-	wantError(t, res, 503, admission.ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
+	g := e.mustGrant(t, Request{APIKey: f.key, Model: "gpt-4o"})
+	res := e.admit(t, Request{GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o", Exclude: []int64{only},
+		Failed: &failure{AccountID: only, Status: 429, RetryAfter: "30"}})
+	wantError(t, res, 503, ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
 	if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, only); u != 1 || a != 0 {
 		t.Fatalf("slots user=%d account=%d after refused re-admission, want 1 and 0", u, a)
 	}
@@ -239,13 +237,13 @@ func TestReadmissionRefusedForBillingStillSettlesFailure(t *testing.T) {
 	acc := e.seedAccount(t, f.group, accountSeed{platform: "anthropic", priority: 1})
 	unpriced := e.seedAccount(t, f.group, accountSeed{platform: "anthropic", priority: 2,
 		mapping: `{"claude-sonnet-4":"claude-unpriced-test"}`})
-	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "claude-sonnet-4", Path: "/v1/messages"})
+	g := e.mustGrant(t, Request{APIKey: f.key, Model: "claude-sonnet-4", Path: "/v1/messages"})
 	if g.AccountID != acc {
 		t.Fatalf("first choice %d, want %d", g.AccountID, acc)
 	}
-	res := e.admit(t, admission.Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "claude-sonnet-4",
-		Path: "/v1/messages", Exclude: []int64{acc}, Failed: &health.Failure{AccountID: acc, Status: 429, RetryAfter: "60"}})
-	wantError(t, res, 400, admission.ReasonInvalid, "anthropic", "invalid_request_error", "No price configured for model claude-unpriced-test")
+	res := e.admit(t, Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "claude-sonnet-4",
+		Path: "/v1/messages", Exclude: []int64{acc}, Failed: &failure{AccountID: acc, Status: 429, RetryAfter: "60"}})
+	wantError(t, res, 400, ReasonInvalid, "anthropic", "invalid_request_error", "No price configured for model claude-unpriced-test")
 	if a, b := e.count(t, slots.KindAccount, acc), e.count(t, slots.KindAccount, unpriced); a != 0 || b != 0 {
 		t.Fatalf("account slots still held: failed %d, refused %d", a, b)
 	}

@@ -1,11 +1,9 @@
-package gateway
+package admission
 
 import (
 	"encoding/json"
 	"net/http"
 	"testing"
-
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 
 	"github.com/poolgate/poolgate/plugin/wire"
 )
@@ -57,7 +55,7 @@ func TestGrantCarriesHeaderPolicy(t *testing.T) {
 			if tt.platform == "anthropic" {
 				model = "claude-sonnet-4"
 			}
-			res := e.admit(t, admission.Request{RequestID: "req_" + t.Name(), APIKey: f.key, Model: model})
+			res := e.admit(t, Request{RequestID: "req_" + t.Name(), APIKey: f.key, Model: model})
 			if res.status != http.StatusOK {
 				t.Fatalf("admit = %d %s", res.status, res.body)
 			}

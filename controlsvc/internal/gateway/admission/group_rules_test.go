@@ -1,4 +1,4 @@
-package gateway
+package admission
 
 import (
 	"bytes"
@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 
 	"github.com/poolgate/poolgate/plugin/wire"
@@ -26,7 +24,7 @@ func (e *env) seedRuledFixture(t *testing.T, platform, mapping string, restrict,
 }
 
 // wantBody checks a refusal's status, reason and exact JSON body.
-func wantBody(t *testing.T, res httpResult, status int, reason, body string) {
+func wantBody(t *testing.T, res result, status int, reason, body string) {
 	t.Helper()
 	if res.status != status || res.reject != reason {
 		t.Fatalf("got %d reject %q (%s), want %d reject %q", res.status, res.reject, res.body, status, reason)
@@ -69,7 +67,7 @@ func TestGroupMappingBeforeAccountMapping(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := e.seedRuledFixture(t, "anthropic", groupMapping, false, false)
 			acc := e.seedAccount(t, f.group, accountSeed{platform: "anthropic", mapping: tt.accountMapping})
-			g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: tt.model, Path: admission.AnthropicPath})
+			g := e.mustGrant(t, Request{APIKey: f.key, Model: tt.model, Path: AnthropicPath})
 			e.release(t, g)
 			if g.AccountID != acc || g.UpstreamModel != tt.wantUpstream {
 				t.Fatalf("grant account %d upstream_model %q, want %d %q", g.AccountID, g.UpstreamModel, acc, tt.wantUpstream)
@@ -80,9 +78,9 @@ func TestGroupMappingBeforeAccountMapping(t *testing.T) {
 	t.Run("the account's mapping never sees the requested name", func(t *testing.T) {
 		f := e.seedRuledFixture(t, "anthropic", groupMapping, false, false)
 		e.seedAccount(t, f.group, accountSeed{platform: "anthropic", mapping: `{"sonnet":"claude-3-7-sonnet"}`})
-		res := e.admit(t, admission.Request{APIKey: f.key, Model: "sonnet", Path: admission.AnthropicPath})
+		res := e.admit(t, Request{APIKey: f.key, Model: "sonnet", Path: AnthropicPath})
 		// The message names the model the client asked for.
-		wantBody(t, res, 404, admission.ReasonModelNotFound, `{"type":"error","error":{"type":"not_found_error",
+		wantBody(t, res, 404, ReasonModelNotFound, `{"type":"error","error":{"type":"not_found_error",
 			"message":"Model \"sonnet\" is not supported by any configured account in this group"}}`)
 	})
 
@@ -91,11 +89,11 @@ func TestGroupMappingBeforeAccountMapping(t *testing.T) {
 		first := e.seedAccount(t, f.group, accountSeed{platform: "anthropic", priority: 1,
 			mapping: `{"claude-sonnet-4-5":"claude-sonnet-4-5-20250929"}`})
 		second := e.seedAccount(t, f.group, accountSeed{platform: "anthropic", priority: 2})
-		g := e.mustGrant(t, admission.Request{RequestID: "req_rules_mnf", APIKey: f.key, Model: "sonnet", Path: admission.AnthropicPath})
+		g := e.mustGrant(t, Request{RequestID: "req_rules_mnf", APIKey: f.key, Model: "sonnet", Path: AnthropicPath})
 		if g.AccountID != first {
 			t.Fatalf("first choice %d, want %d", g.AccountID, first)
 		}
-		again := e.failOver(t, f.key, "sonnet", g, health.Failure{Status: 404, ErrorClass: "model_not_found"})
+		again := e.failOver(t, f.key, "sonnet", g, failure{Status: 404, ErrorClass: "model_not_found"})
 		e.release(t, again)
 		if again.AccountID != second || again.UpstreamModel != "claude-sonnet-4-5" {
 			t.Fatalf("after model_not_found: account %d upstream %q, want %d claude-sonnet-4-5", again.AccountID, again.UpstreamModel, second)
@@ -127,35 +125,35 @@ func TestGroupRuleRefusals(t *testing.T) {
 		body     string
 	}{
 		{name: "restricted, Messages", platform: "anthropic", mapping: restricted, restrict: true,
-			path: admission.AnthropicPath, model: "claude-opus-4-1", status: 503, reason: admission.ReasonRestricted,
+			path: AnthropicPath, model: "claude-opus-4-1", status: 503, reason: ReasonRestricted,
 			body: `{"type":"error","error":{"type":"api_error","message":"` + msgRestr + `"}}`},
 		{name: "restricted, Responses on anthropic", platform: "anthropic", mapping: restricted, restrict: true,
-			path: "/v1/responses", model: "claude-opus-4-1", status: 503, reason: admission.ReasonRestricted,
+			path: "/v1/responses", model: "claude-opus-4-1", status: 503, reason: ReasonRestricted,
 			body: `{"error":{"code":"api_error","message":"` + msgRestr + `"}}`},
 		{name: "restricted, Chat on openai", platform: "openai", mapping: `{"gpt-4o":"gpt-4o"}`, restrict: true,
-			path: "/v1/chat/completions", model: "gpt-4.1", status: 503, reason: admission.ReasonRestricted,
+			path: "/v1/chat/completions", model: "gpt-4.1", status: 503, reason: ReasonRestricted,
 			body: `{"error":{"type":"api_error","message":"` + msgRestr + `"}}`},
 		{name: "claude_code_only, Responses", platform: "anthropic", mapping: `{}`, cco: true,
-			path: "/v1/responses", model: "claude-sonnet-4", status: 403, reason: admission.ReasonClaudeCodeOnly,
+			path: "/v1/responses", model: "claude-sonnet-4", status: 403, reason: ReasonClaudeCodeOnly,
 			body: `{"error":{"code":"permission_error","message":"` + msgCCO + `"}}`},
 		{name: "claude_code_only, Responses alias", platform: "anthropic", mapping: `{}`, cco: true,
-			path: "/openai/v1/responses", model: "claude-sonnet-4", status: 403, reason: admission.ReasonClaudeCodeOnly,
+			path: "/openai/v1/responses", model: "claude-sonnet-4", status: 403, reason: ReasonClaudeCodeOnly,
 			body: `{"error":{"code":"permission_error","message":"` + msgCCO + `"}}`},
 		{name: "claude_code_only, Chat", platform: "anthropic", mapping: `{}`, cco: true,
-			path: "/v1/chat/completions", model: "claude-sonnet-4", status: 403, reason: admission.ReasonClaudeCodeOnly,
+			path: "/v1/chat/completions", model: "claude-sonnet-4", status: 403, reason: ReasonClaudeCodeOnly,
 			body: `{"error":{"type":"permission_error","message":"` + msgCCO + `"}}`},
 		{name: "claude_code_only before the model restriction", platform: "anthropic", mapping: restricted, restrict: true, cco: true,
-			path: "/v1/responses", model: "claude-opus-4-1", status: 403, reason: admission.ReasonClaudeCodeOnly,
+			path: "/v1/responses", model: "claude-opus-4-1", status: 403, reason: ReasonClaudeCodeOnly,
 			body: `{"error":{"code":"permission_error","message":"` + msgCCO + `"}}`},
 		{name: "Messages on an openai group", platform: "openai", mapping: `{}`,
-			path: admission.AnthropicPath, model: "gpt-4o", status: 400, reason: admission.ReasonPlatform,
+			path: AnthropicPath, model: "gpt-4o", status: 400, reason: ReasonPlatform,
 			body: `{"type":"error","error":{"type":"invalid_request_error","message":"This endpoint requires an Anthropic group; this API key's group serves OpenAI models (use /v1/responses or /v1/chat/completions)"}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := e.seedRuledFixture(t, tt.platform, tt.mapping, tt.restrict, tt.cco)
 			acc := e.seedAccount(t, f.group, accountSeed{platform: tt.platform})
-			res := e.admit(t, admission.Request{APIKey: f.key, Model: tt.model, Path: tt.path})
+			res := e.admit(t, Request{APIKey: f.key, Model: tt.model, Path: tt.path})
 			wantBody(t, res, tt.status, tt.reason, tt.body)
 			if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, acc); u != 0 || a != 0 {
 				t.Fatalf("a refused admission holds slots: user %d account %d", u, a)
@@ -179,9 +177,9 @@ func TestGroupRulesAllow(t *testing.T) {
 		wantUpstream string
 	}{
 		{name: "claude_code_only serves Messages", platform: "anthropic", mapping: `{}`, cco: true,
-			path: admission.AnthropicPath, model: "claude-sonnet-4"},
+			path: AnthropicPath, model: "claude-sonnet-4"},
 		{name: "restricted: a named model", platform: "anthropic", mapping: `{"sonnet":"claude-sonnet-4-5"}`, restrict: true,
-			path: admission.AnthropicPath, model: "sonnet", wantUpstream: "claude-sonnet-4-5"},
+			path: AnthropicPath, model: "sonnet", wantUpstream: "claude-sonnet-4-5"},
 		{name: "restricted: a model named by a pass-through wildcard", platform: "anthropic",
 			mapping: `{"claude-sonnet-4*":"claude-sonnet-4*"}`, restrict: true, path: "/v1/responses", model: "claude-sonnet-4-5",
 			wantConvert: "responses_to_messages"},
@@ -202,7 +200,7 @@ func TestGroupRulesAllow(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := e.seedRuledFixture(t, tt.platform, tt.mapping, tt.restrict, tt.cco)
 			acc := e.seedAccount(t, f.group, accountSeed{platform: tt.platform, apiKey: "sk-up-rules"})
-			g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: tt.model, Path: tt.path})
+			g := e.mustGrant(t, Request{APIKey: f.key, Model: tt.model, Path: tt.path})
 			e.release(t, g)
 			if g.AccountID != acc || g.Convert != tt.wantConvert || g.UpstreamModel != tt.wantUpstream || g.Platform != tt.platform {
 				t.Fatalf("grant = %+v, want account %d convert %q upstream %q", g, acc, tt.wantConvert, tt.wantUpstream)
@@ -216,7 +214,7 @@ func TestGroupRulesAllow(t *testing.T) {
 	// The JSON omits convert on a pass-through.
 	f := e.seedRuledFixture(t, "openai", `{}`, false, false)
 	e.seedAccount(t, f.group, accountSeed{})
-	res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+	res := e.admit(t, Request{APIKey: f.key, Model: "gpt-4o"})
 	if res.status != http.StatusOK || bytes.Contains(res.body, []byte(`"convert"`)) {
 		t.Fatalf("pass-through grant = %d %s, want 200 without convert", res.status, res.body)
 	}
@@ -238,7 +236,7 @@ func TestNoAccountWordingPerPath(t *testing.T) {
 	}{
 		{"anthropic", "/v1/responses", `{"error":{"code":"api_error","message":"No available accounts"}}`},
 		{"anthropic", "/openai/v1/responses", `{"error":{"code":"api_error","message":"No available accounts"}}`},
-		{"anthropic", admission.AnthropicPath, `{"type":"error","error":{"type":"api_error","message":"` + skeleton + `"}}`},
+		{"anthropic", AnthropicPath, `{"type":"error","error":{"type":"api_error","message":"` + skeleton + `"}}`},
 		{"anthropic", "/v1/chat/completions", `{"error":{"type":"api_error","message":"` + skeleton + `"}}`},
 		{"openai", "/v1/responses", `{"error":{"type":"api_error","message":"` + skeleton + `"}}`},
 		{"openai", "/v1/chat/completions", `{"error":{"type":"api_error","message":"` + skeleton + `"}}`},
@@ -248,8 +246,8 @@ func TestNoAccountWordingPerPath(t *testing.T) {
 			f := e.seedRuledFixture(t, tt.platform, `{}`, false, false)
 			acc := e.seedAccount(t, f.group, accountSeed{platform: tt.platform})
 			e.exec(t, `UPDATE accounts SET overloaded_until = now() + interval '1 minute' WHERE id = $1`, acc)
-			res := e.admit(t, admission.Request{APIKey: f.key, Model: "m-1", Path: tt.path})
-			wantBody(t, res, 503, admission.ReasonNoAccount, tt.body)
+			res := e.admit(t, Request{APIKey: f.key, Model: "m-1", Path: tt.path})
+			wantBody(t, res, 503, ReasonNoAccount, tt.body)
 		})
 	}
 }

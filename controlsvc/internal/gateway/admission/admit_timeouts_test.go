@@ -1,11 +1,9 @@
-package gateway
+package admission
 
 import (
 	"encoding/json"
 	"net/http"
 	"testing"
-
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 )
 
 // TestAdmitCarriesGroupTimeouts: the grant tells the plugin the deadlines of the key's group
@@ -30,7 +28,7 @@ func TestAdmitCarriesGroupTimeouts(t *testing.T) {
 			e.seedAccount(t, f.group, accountSeed{platform: "openai", apiKey: "sk-up"})
 			e.exec(t, `UPDATE groups SET first_token_timeout_ms = $2, stream_idle_timeout_ms = $3 WHERE id = $1`,
 				f.group, tt.firstToken, tt.idle)
-			res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o", Stream: true})
+			res := e.admit(t, Request{APIKey: f.key, Model: "gpt-4o", Stream: true})
 			if res.status != http.StatusOK {
 				t.Fatalf("admit = %d %s", res.status, res.body)
 			}
@@ -73,7 +71,7 @@ func TestAdmitCarriesSilentUpstreamAndHedge(t *testing.T) {
 			e.seedAccount(t, f.group, accountSeed{platform: "openai", apiKey: "sk-up"})
 			e.exec(t, `UPDATE groups SET response_header_timeout_ms = $2, hedge_after_ms = $3 WHERE id = $1`,
 				f.group, tt.headers, tt.hedge)
-			res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o", Stream: true})
+			res := e.admit(t, Request{APIKey: f.key, Model: "gpt-4o", Stream: true})
 			if res.status != http.StatusOK {
 				t.Fatalf("admit = %d %s", res.status, res.body)
 			}

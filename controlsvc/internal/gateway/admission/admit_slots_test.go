@@ -1,10 +1,9 @@
-package gateway
+package admission
 
 import (
 	"net/http"
 	"testing"
 
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
@@ -21,10 +20,10 @@ func TestRefusedAdmissionLeavesNoSlot(t *testing.T) {
 		userCap    int
 		wantReason string
 	}{
-		{name: "user full, one candidate", accounts: 1, accountCap: 5, userCap: 1, wantReason: admission.ReasonUserConcurrency},
-		{name: "user full, two candidates", accounts: 2, accountCap: 5, userCap: 1, wantReason: admission.ReasonUserConcurrency},
-		{name: "account full, one candidate", accounts: 1, accountCap: 1, userCap: 5, wantReason: admission.ReasonAccountConcurrency},
-		{name: "accounts full, two candidates", accounts: 2, accountCap: 1, userCap: 5, wantReason: admission.ReasonAccountConcurrency},
+		{name: "user full, one candidate", accounts: 1, accountCap: 5, userCap: 1, wantReason: ReasonUserConcurrency},
+		{name: "user full, two candidates", accounts: 2, accountCap: 5, userCap: 1, wantReason: ReasonUserConcurrency},
+		{name: "account full, one candidate", accounts: 1, accountCap: 1, userCap: 5, wantReason: ReasonAccountConcurrency},
+		{name: "accounts full, two candidates", accounts: 2, accountCap: 1, userCap: 5, wantReason: ReasonAccountConcurrency},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,7 +35,7 @@ func TestRefusedAdmissionLeavesNoSlot(t *testing.T) {
 			// Fill what is to be full with real grants.
 			held := 0
 			for {
-				res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+				res := e.admit(t, Request{APIKey: f.key, Model: "gpt-4o"})
 				if res.status != http.StatusOK {
 					if res.reject != tt.wantReason {
 						t.Fatalf("refused with %q (%s), want %q", res.reject, res.body, tt.wantReason)

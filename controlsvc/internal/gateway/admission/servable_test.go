@@ -1,4 +1,4 @@
-package gateway
+package admission
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 
 	"github.com/poolgate/poolgate/plugin/wire"
@@ -25,15 +24,15 @@ var testCatalogue = stubCatalogue{
 	"openai":    {"gpt-5", "gpt-5-codex", "gpt-4o-mini"},
 }
 
-func newCatalogueEnv(t *testing.T, c admission.ModelCatalogue) *env {
+func newCatalogueEnv(t *testing.T, c ModelCatalogue) *env {
 	t.Helper()
-	return newEnvConfig(t, Config{LeaseTTL: DefaultLeaseTTL, Wait: testWait, Catalogue: c})
+	return newEnvConfig(t, Config{Wait: testWait, Catalogue: c})
 }
 
 // servableOf is the servable models of a key, through the key cache as admission reads it.
 func (e *env) servableOf(t *testing.T, key string) []string {
 	t.Helper()
-	got, _, ok, err := e.svc.adm.ServableModels(context.Background(), key)
+	got, _, ok, err := e.svc.ServableModels(context.Background(), key)
 	if err != nil || !ok {
 		t.Fatalf("ServableModels: %v %v", ok, err)
 	}
@@ -118,8 +117,8 @@ func TestModelNotFoundNamesServableModels(t *testing.T) {
 	const names = "claude-opus-5, claude-haiku-4-5, claude-opus-4-5, claude-sonnet-4-5"
 	t.Run("gpt-4o-mini on an anthropic group with empty mappings", func(t *testing.T) {
 		f, plain := anthropicGroup(t)
-		res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o-mini", Path: admission.AnthropicPath})
-		wantBody(t, res, 404, admission.ReasonModelNotFound, `{"type":"error","error":{"type":"not_found_error",
+		res := e.admit(t, Request{APIKey: f.key, Model: "gpt-4o-mini", Path: AnthropicPath})
+		wantBody(t, res, 404, ReasonModelNotFound, `{"type":"error","error":{"type":"not_found_error",
 			"message":"Model \"gpt-4o-mini\" is not supported by any configured account in this group; models available to this API key: `+names+`"}}`)
 		if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, plain); u != 0 || a != 0 {
 			t.Fatalf("slots user=%d account=%d after the 404, want 0 and 0", u, a)
@@ -129,15 +128,15 @@ func TestModelNotFoundNamesServableModels(t *testing.T) {
 			t.Fatalf("%d model blocks after the 404, want none", n)
 		}
 		// The OpenAI shape on /v1/chat/completions.
-		res = e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o-mini", Path: "/v1/chat/completions"})
-		wantBody(t, res, 404, admission.ReasonModelNotFound, `{"error":{"type":"model_not_found",
+		res = e.admit(t, Request{APIKey: f.key, Model: "gpt-4o-mini", Path: "/v1/chat/completions"})
+		wantBody(t, res, 404, ReasonModelNotFound, `{"error":{"type":"model_not_found",
 			"message":"Model \"gpt-4o-mini\" is not supported by any configured account in this group; models available to this API key: `+names+`"}}`)
 	})
 	t.Run("served: a model an account lists, a catalogue model, a family passed through", func(t *testing.T) {
 		f, _ := anthropicGroup(t)
 		e.seedAccount(t, f.group, accountSeed{platform: "anthropic", mapping: `{"claude-*":"claude-*"}`})
 		for _, m := range []string{"claude-opus-5", "claude-sonnet-4-5", "claude-future-9"} {
-			g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: m, Path: admission.AnthropicPath})
+			g := e.mustGrant(t, Request{APIKey: f.key, Model: m, Path: AnthropicPath})
 			e.release(t, g)
 		}
 	})
@@ -145,7 +144,7 @@ func TestModelNotFoundNamesServableModels(t *testing.T) {
 		f := e.seedRuledFixture(t, "anthropic", `{}`, false, false)
 		e.seedAccount(t, f.group, accountSeed{platform: "anthropic"})
 		e.setFallbacks(t, f.group, map[string]lists{"gpt-4o-mini": {"model_not_found": {"claude-haiku-4-5"}}})
-		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o-mini", Path: admission.AnthropicPath})
+		g := e.mustGrant(t, Request{APIKey: f.key, Model: "gpt-4o-mini", Path: AnthropicPath})
 		e.release(t, g)
 		if g.ServedModel != "claude-haiku-4-5" || g.UpstreamModel != "claude-haiku-4-5" {
 			t.Fatalf("grant served %q upstream %q, want the fallback claude-haiku-4-5", g.ServedModel, g.UpstreamModel)
@@ -158,7 +157,7 @@ func TestModelNotFoundNamesServableModels(t *testing.T) {
 			m = append(m, fmt.Sprintf(`"m-%02d":""`, i))
 		}
 		e.seedAccount(t, f.group, accountSeed{mapping: "{" + strings.Join(m, ",") + "}"})
-		res := e.admit(t, admission.Request{APIKey: f.key, Model: "nope"})
+		res := e.admit(t, Request{APIKey: f.key, Model: "nope"})
 		var body wire.OpenAIError
 		if err := json.Unmarshal(res.body, &body); err != nil || res.status != 404 {
 			t.Fatalf("admit = %d %s", res.status, res.body)
@@ -177,7 +176,7 @@ func TestNoCatalogueEmptyMappingServesAll(t *testing.T) {
 	e := newEnv(t)
 	f := e.seedRuledFixture(t, "anthropic", `{}`, false, false)
 	e.seedAccount(t, f.group, accountSeed{platform: "anthropic"})
-	e.release(t, e.mustGrant(t, admission.Request{APIKey: f.key, Model: "claude-anything", Path: admission.AnthropicPath}))
+	e.release(t, e.mustGrant(t, Request{APIKey: f.key, Model: "claude-anything", Path: AnthropicPath}))
 	if got := e.servableOf(t, f.key); len(got) != 0 {
 		t.Fatalf("servableModels = %q, want none (no names at all)", got)
 	}
