@@ -12,7 +12,7 @@ import (
 )
 
 // The caller's deadline (deadline_ms, docs/design.md "POST /internal/v1/admit") is split so
-// that the answer is written before it: the waits end admission's margin (500 ms) before it,
+// that the answer is written before it: the waits end admission.WaitMargin before it,
 // leaving time for billing after a wait; all work ends answerMargin before it, leaving time
 // to write.
 const (
@@ -71,14 +71,14 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 	var err error
 	ctx, cancel := workContext(r.Context(), deadline)
 	defer cancel()
-	route := &admission.RouteLog{} // filled by the admission, written once the answer is (route.go)
+	route := &admission.RouteLog{} // filled by the admission, written once the answer is (admission route.go)
 	ctx = admission.WithRoute(ctx, route)
 	switch {
 	case tooLate(deadline, start):
 		rej = admission.RejectDeadline // refused before anything is taken
 	case s.adm.ShuttingDown() && !readmission:
 		// A re-admission goes on: it settles its failed attempt and is served if it need not
-		// wait (its request holds a user slot already); a wait refuses it (wait.go).
+		// wait (its request holds a user slot already); a wait refuses it (admission wait.go).
 		rej = admission.RejectShuttingDown
 	default:
 		reply, rej, err = s.adm.Admit(ctx, &req)

@@ -195,7 +195,7 @@ func TestBillingRefusals(t *testing.T) {
 				e.subscribe(t, f, time.Hour, 1000, nil, nil)
 				return admission.Request{Model: "claude-sonnet-4", Path: "/v1/messages"}
 			},
-			// Anthropic's type for a 429 (reject.go, anthropicErrorType); OpenAI clients get rate_limit_exceeded.
+			// Anthropic's type for a 429 (admission reject.go, anthropicErrorType); OpenAI clients get rate_limit_exceeded.
 			status: 429, reason: admission.ReasonBilling, errType: "rate_limit_error", message: "Daily usage limit exceeded",
 			retryAfter: -1, // up to the next midnight UTC: checked below
 		},

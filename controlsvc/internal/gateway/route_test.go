@@ -164,7 +164,7 @@ func TestReportStoresRoutingAndAttemptReasons(t *testing.T) {
 		t.Fatalf("grants went to %d then %d, want %d then %d", g.AccountID, next.AccountID, a1, a2)
 	}
 	entries := e.routeEntries(t, "req_route_settle", 2)
-	// Stands for the health helper's result (admit.go's integration point): the breaker
+	// Stands for the health helper's result (admission admit.go's integration point): the breaker
 	// of the first account opened with that failure.
 	entries[1].Failed.BreakerOpened = true
 	if err := e.svc.routes.Delete(context.Background(), []string{"req_route_settle"}); err != nil {

@@ -1,8 +1,8 @@
 // Package gateway serves controlsvc's internal API for the Traefik plugin and wires its
 // parts: admission (package admission: key auth, billing eligibility, slots, account
 // choice), usage reports, whose pricing is package ledger's and whose account health is
-// package health's, and lease renewal. The contract is docs/design.md, "Internal API"; the layout is
-// docs/design.md, "Layout (controlsvc)".
+// package health's, and lease renewal. The contract is docs/design.md, "Internal API"; the
+// layout is docs/design.md, "Layout (controlsvc)".
 package gateway
 
 import (

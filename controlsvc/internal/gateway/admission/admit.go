@@ -53,7 +53,7 @@ type Request struct {
 	// queues, 0 none; absent, only the configured queue timeouts bound it (wait.go).
 	MaxWaitMs *int64 `json:"max_wait_ms"`
 	// DeadlineMs is the absolute Unix time in milliseconds by which the plugin stops waiting
-	// for the answer (0: none); admit_call.go keeps the call within it.
+	// for the answer (0: none); the gateway's admit_call.go keeps the call within it.
 	DeadlineMs int64 `json:"deadline_ms"`
 	// The inputs of the cost estimate (billing.go): the client body's size and the output
 	// maximum it names, 0 = none.
@@ -72,9 +72,6 @@ type Request struct {
 // the envelope of a refusal.
 func (req *Request) Platform() string { return req.platform }
 
-// admitReply is a grant, in plugin/wire's shape: the plugin decodes the same type.
-type admitReply = wire.Grant
-
 // keyResult is a cached key lookup; ok false is a cached "no such servable key".
 type keyResult struct {
 	auth  store.KeyAuth
@@ -82,8 +79,9 @@ type keyResult struct {
 	ok    bool
 }
 
-// admit runs one admission: exactly one of the results is set.
-func (s *Admitter) Admit(ctx context.Context, req *Request) (*admitReply, *Rejection, error) {
+// Admit runs one admission: exactly one of the results is set. The grant is in
+// plugin/wire's shape: the plugin decodes the same type.
+func (s *Admitter) Admit(ctx context.Context, req *Request) (*wire.Grant, *Rejection, error) {
 	if req.Model == "" {
 		return nil, RejectInvalid("model is required"), nil
 	}
@@ -240,7 +238,7 @@ func (s *Admitter) Admit(ctx context.Context, req *Request) (*admitReply, *Rejec
 		served = ch.model
 	}
 	s.touch.used(acc.ID, key.KeyID, time.Now())
-	return &admitReply{
+	return &wire.Grant{
 		GrantID:       req.GrantID,
 		RequestID:     req.RequestID,
 		UserID:        key.UserID,
@@ -409,7 +407,7 @@ func (s *Admitter) undoSlots(ctx context.Context, first bool, userID int64, gran
 // AbandonGrant gives back what an admission nobody received took: the account slot, and
 // for a first admission the user slot and the reservation (a re-admitted request keeps
 // its grant and reservation, which its report releases).
-func (s *Admitter) AbandonGrant(ctx context.Context, g *admitReply, first bool) {
+func (s *Admitter) AbandonGrant(ctx context.Context, g *wire.Grant, first bool) {
 	s.undoSlots(ctx, first, g.UserID, g.GrantID, []slots.Acquisition{{Kind: slots.KindAccount, ID: g.AccountID, GrantID: g.GrantID}})
 	if !first {
 		return

@@ -49,3 +49,10 @@ func (s *Admitter) AccountChanged(ctx context.Context, id int64) {
 		s.log.Warn("publishing account change", "account_id", id, "error", err)
 	}
 }
+
+// AccountsChanged drops this process's cached account lists, all of them: for tests that
+// write accounts in PostgreSQL directly. The admin API publishes targeted events instead
+// (applyChange).
+func (s *Admitter) AccountsChanged() {
+	s.accounts.Invalidate()
+}

@@ -4,7 +4,7 @@ import "strings"
 
 // What a grant tells the plugin to send upstream besides the client headers its allowlist
 // forwards (docs/design.md, "Forwarded headers"): the account's credential, the
-// account's fixed headers, and the group's beta allowlist and User-Agent (admitReply). The
+// account's fixed headers, and the group's beta allowlist and User-Agent (wire.Grant). The
 // plugin holds the default beta lists, so a group without its own list adds nothing to the
 // reply.
 

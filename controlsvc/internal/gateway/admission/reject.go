@@ -71,6 +71,7 @@ var (
 		message: "Service temporarily unavailable"}
 )
 
+// RejectInvalid refuses a malformed admission with message.
 func RejectInvalid(message string) *Rejection {
 	return &Rejection{status: http.StatusBadRequest, reason: ReasonInvalid, errType: "invalid_request_error", message: message}
 }

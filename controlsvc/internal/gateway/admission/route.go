@@ -7,13 +7,16 @@ import (
 
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // RouteLog is one admission's routing explanation as the admission makes it (docs/design.md,
-// "Routing explanations"; package routing): candidates() says why each account was skipped, acquireAccount() which
-// were busy and which was chosen, and handleAdmit appends the entry to the request's Redis
-// list once the answer is written. It travels in the context, so the selection code records
-// into it without new parameters; every method is a no-op on nil (no log in the context).
+// "Routing explanations"; package routing): candidates() says why each account was
+// skipped, acquireAccount() which were busy and which was chosen, and the gateway's
+// handleAdmit has RecordRoute queue the entry for the request's Redis list once the answer
+// is written. It travels in the context, so the selection code records into it without new
+// parameters; every method is a no-op on nil (no log in the context).
 type RouteLog struct {
 	entry   routing.Entry
 	pos     map[int64]int // candidate index by account id
@@ -26,6 +29,7 @@ type routeKey struct{}
 // before it was written: it is never sent.
 var RejectAbandoned = &Rejection{reason: "abandoned"}
 
+// WithRoute carries rt in ctx for the admission to fill.
 func WithRoute(ctx context.Context, rt *RouteLog) context.Context {
 	return context.WithValue(ctx, routeKey{}, rt)
 }
@@ -104,7 +108,7 @@ func (rt *RouteLog) sticky(id int64) {
 // refused re-admission (its request will be settled, and the refusal is part of why it
 // ended as it did). A refused first admission leaves no grant and no record, so nothing is
 // kept for it. Failing to write costs only the explanation, so it is logged.
-func (s *Admitter) RecordRoute(ctx context.Context, req *Request, rt *RouteLog, reply *admitReply, rej *Rejection, err error) {
+func (s *Admitter) RecordRoute(ctx context.Context, req *Request, rt *RouteLog, reply *wire.Grant, rej *Rejection, err error) {
 	if rt == nil || !rt.started || s.routeWriter == nil {
 		return
 	}

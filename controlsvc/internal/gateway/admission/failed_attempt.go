@@ -39,10 +39,3 @@ func (s *Admitter) upstreamModelOf(ctx context.Context, key store.KeyAuth, accou
 	}
 	return model
 }
-
-// AccountsChanged drops this process's cached account lists, all of them: for tests that
-// write accounts in PostgreSQL directly. The admin API publishes targeted events instead
-// (changes.go).
-func (s *Admitter) AccountsChanged() {
-	s.accounts.Invalidate()
-}
