@@ -17,7 +17,7 @@ const maxDrain = 64 << 10
 const maxRetryAfter = 7 * 24 * 3600
 
 // isFailoverStatus reports whether an upstream status means "try another account"
-// (sub2api-behaviour.md §5.1).
+// (docs/design.md, "Streams: commit point, endings, in-stream errors").
 func isFailoverStatus(status int) bool {
 	switch status {
 	case 401, 402, 403, 429, 529:
@@ -286,7 +286,8 @@ func exhaust(x *exchange, last *failedAttempt) {
 }
 
 // exhaustedError maps the last upstream failure to the client's answer when no account is
-// left (sub2api-behaviour.md §5.6). A transport error has status 0 and maps to the default.
+// left (the failover-exhausted mapping, docs/design.md "POST /internal/v1/admit"). A
+// transport error has status 0 and maps to the default.
 func exhaustedError(last *failedAttempt) *clientError {
 	switch last.Status {
 	case 401:

@@ -7,7 +7,8 @@ import (
 	"github.com/poolgate/poolgate/plugin/wire"
 )
 
-// Error types of the client-facing error bodies (sub2api-behaviour.md §2.2, §5.6).
+// Error types of the client-facing error bodies (plugin/wire; docs/design.md,
+// "POST /internal/v1/admit").
 const (
 	typeInvalidRequest = wire.TypeInvalidRequest
 	typeAuthentication = wire.TypeAuthentication
@@ -75,7 +76,7 @@ const (
 	shapeOpenAI    = 0 // {"error":{"type","message"}}
 	shapeAnthropic = 1 // {"type":"error","error":{"type","message"}}
 	// shapeCode is the shape of /v1/responses answered by an Anthropic account
-	// (docs/design.md, "Conversion contract"; sub2api-behaviour.md §2.3):
+	// (docs/design.md, "Conversion contract"):
 	// {"error":{"code","message"}}.
 	shapeCode = 2
 )

@@ -3,7 +3,7 @@ package plugin
 // The one JSON seam of the plugin: every encoding/json call and every wire type lives here.
 // encoding/json is compiled into Traefik, so decoding into narrow structs and passing bodies
 // through as json.RawMessage costs about what it costs natively, while hand-written
-// scanning would run interpreted (traefik-yaegi-lab.md §3, §6).
+// scanning would run interpreted (docs/yaegi.md, "What costs what under the interpreter").
 
 import (
 	"encoding/json"

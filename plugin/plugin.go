@@ -1,5 +1,5 @@
 // Package plugin is the poolgate Traefik middleware. It runs interpreted by Yaegi inside
-// Traefik, so it uses the standard library only and sticks to plain Go (see DEVELOPERS.md).
+// Traefik, so it uses the standard library only and sticks to plain Go (docs/yaegi.md).
 //
 // The plugin owns the client connection for the AI endpoints: it validates the request,
 // asks controlsvc for admission (one POST /internal/v1/admit per account choice), forwards

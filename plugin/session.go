@@ -16,11 +16,12 @@ import (
 // decoded body. The seed is the first present of the session ids agents send (Claude Code's
 // header and metadata.user_id, the session headers, the body's prompt_cache_key), and else
 // a content seed made of what stays the same across the turns of a conversation: the model,
-// the instructions or system text and the first user message (sub2api-behaviour.md §4.5),
-// ended by the hash of the API key so that unrelated users who send the same first message
-// never share a binding. The hash is the hex SHA-256 of the seed, which controlsvc checks
-// (gateway/sticky.go). The admit request says which kind of seed it is (session_source): a
-// content-seeded session never waits for its sticky account while another one is free.
+// the instructions or system text and the first user message (docs/design.md, "Sticky
+// sessions"), ended by the hash of the API key so that unrelated users who send the same
+// first message never share a binding. The hash is the hex SHA-256 of the seed, which
+// controlsvc checks (gateway/admission/sticky.go). The admit request says which kind of
+// seed it is (session_source): a content-seeded session never waits for its sticky account
+// while another one is free.
 
 // claudeCodeSessionHeader is Claude Code's own session header (v2.1.86 and later); it comes
 // before everything else, then the session part of its metadata.user_id.

@@ -19,7 +19,7 @@ const (
 const copyBufferSize = 32 << 10
 
 // copyBuffers pools the relay buffers of plain bodies: a 32 KB allocation per request is
-// measurable in interpreted code (traefik-yaegi-lab.md §5).
+// measurable in interpreted code.
 var copyBuffers = sync.Pool{
 	New: func() interface{} {
 		b := make([]byte, copyBufferSize)

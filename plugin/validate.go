@@ -28,7 +28,8 @@ func usageFormatFor(path string) string {
 }
 
 // extractAPIKey returns the client's key from, in this order, "Authorization: Bearer",
-// x-api-key and x-goog-api-key (sub2api-behaviour.md §2.1), or "" when there is none.
+// x-api-key and x-goog-api-key (the headers the supported clients send their key in), or
+// "" when there is none.
 func extractAPIKey(h http.Header) string {
 	if v := h.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 		if k := strings.TrimSpace(v[7:]); k != "" {
@@ -57,7 +58,7 @@ func wellFormedKey(k string) bool {
 	return strings.Trim(k[len(keyPrefix):], "0123456789abcdef") == ""
 }
 
-// maxModelBytes bounds the model name, as controlsvc does (gateway admit.go maxModelLen).
+// maxModelBytes bounds the model name, as controlsvc does (gateway/ledger MaxModelLen, ValidModel).
 const maxModelBytes = 256
 
 // bodyReadChunk is the largest first allocation of a body read; bytes.Buffer then doubles
@@ -193,8 +194,7 @@ func maxOutputTokens(path string, f *requestFields) int64 {
 
 // checkFunctionCallOutputs rejects function_call_output items that cannot be tied to a
 // call: without previous_response_id and without a function_call item carrying a call_id,
-// every output needs a call_id, and every call_id needs a matching item_reference
-// (sub2api-behaviour.md §2.2 H13).
+// every output needs a call_id, and every call_id needs a matching item_reference.
 func checkFunctionCallOutputs(info *requestInfo) *clientError {
 	f := &info.fields
 	if !bytes.Contains(f.Input, []byte("function_call_output")) {

@@ -1,6 +1,7 @@
 package convert
 
-// Responses input items → Anthropic messages (sub2api-behaviour.md §7.1 table), and the
+// Responses input items → Anthropic messages (docs/design.md, "Conversion rules for
+// agents"), and the
 // repair that makes the history acceptable to Anthropic: consecutive same-role messages
 // merged, every tool_result moved right after the assistant message with its tool_use,
 // unanswered tool_use and orphan tool_result blocks left out.

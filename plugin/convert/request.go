@@ -1,8 +1,8 @@
 package convert
 
-// Responses → Anthropic Messages request conversion (docs/design.md, "Conversion contract";
-// sub2api-behaviour.md §7.1, with its defects fixed: max_tokens always exceeds the thinking
-// budget, and the tool pairing is repaired so that Anthropic accepts the history). The
+// Responses → Anthropic Messages request conversion (docs/design.md, "Conversion contract"
+// and "Conversion rules for agents"): max_tokens always exceeds the thinking
+// budget, and the tool pairing is repaired so that Anthropic accepts the history. The
 // conversion runs once per attempt on the untouched client body; messages.go turns the
 // input items into messages.
 

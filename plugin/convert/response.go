@@ -4,8 +4,8 @@ package convert
 // buffer. Every event carries its type first (so the core's eventType, plugin/sse.go, reads it), an
 // increasing sequence_number, and the fields strict clients require even when zero or
 // empty: output_index, content_index, summary_index, content: [], summary: [],
-// arguments: "", annotations: [], logprobs: [] (sub2api-behaviour.md §11 #17; the
-// required fields as the official OpenAI Go SDK declares them).
+// arguments: "", annotations: [], logprobs: [] (the required fields as the official OpenAI
+// Go SDK declares them: strict clients refuse an event without them).
 
 import (
 	"strconv"

@@ -1,10 +1,10 @@
 package convert
 
 // Anthropic Messages stream → Responses stream, event by event
-// (sub2api-behaviour.md §7.3 with its defects fixed: response.in_progress follows
+// (docs/design.md, "Conversion contract"): response.in_progress follows
 // response.created, reasoning summary parts are announced, and an upstream error event or
 // a stream without message_stop ends in response.failed — or response.incomplete when
-// max_tokens stopped it — never in a synthesized response.completed).
+// max_tokens stopped it — never in a synthesized response.completed.
 //
 // Per event the interpreted work is one json.Unmarshal into a small struct and a few
 // appends to a reused buffer: delta texts are never decoded, their JSON string literals are

@@ -1,7 +1,7 @@
 package convert
 
-// Tools and tool_choice of a Responses request → Anthropic Messages (sub2api-behaviour.md
-// §7.1; the agents' tool types in agents.go).
+// Tools and tool_choice of a Responses request → Anthropic Messages (docs/design.md,
+// "Conversion rules for agents"; the agents' tool types in agents.go).
 
 import (
 	"bytes"

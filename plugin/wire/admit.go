@@ -9,7 +9,7 @@ type AdmitRequest struct {
 	GrantID   string `json:"grant_id"`
 	APIKey    string `json:"api_key"`
 	// Hedge asks for one more account slot for the grant, without waiting (plugin
-	// hedge.go; controlsvc gateway hedge.go).
+	// hedge.go; controlsvc admission hedge.go).
 	Hedge   bool           `json:"hedge,omitempty"`
 	Path    string         `json:"path"`
 	Model   string         `json:"model"`
@@ -47,7 +47,7 @@ type FailedAttempt struct {
 	Body []byte `json:"-"`
 }
 
-// Grant is controlsvc's 200 answer to an admit call (controlsvc gateway admit.go builds it).
+// Grant is controlsvc's 200 answer to an admit call (controlsvc admission admit.go builds it).
 type Grant struct {
 	GrantID       string            `json:"grant_id"`
 	RequestID     string            `json:"request_id"`

@@ -85,7 +85,7 @@ type AnthropicError struct {
 }
 
 // CodeError is the {"error":{"code","message"}} envelope of /v1/responses on an Anthropic
-// group (docs/design.md, "Conversion contract"; sub2api-behaviour.md §2.3).
+// group (docs/design.md, "Conversion contract").
 type CodeError struct {
 	Error CodeDetail `json:"error"`
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/changes"
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/holds"
 	"github.com/poolgate/poolgate/controlsvc/internal/metrics"
 	"github.com/poolgate/poolgate/controlsvc/internal/prices"
@@ -186,14 +187,14 @@ func (a *App) Close() {
 
 // waitConfig maps the configured wait queues onto the gateway's, where a queue is turned
 // off by a negative maximum (0 takes the default there).
-func waitConfig(w config.WaitQueues) gateway.WaitConfig {
+func waitConfig(w config.WaitQueues) admission.WaitConfig {
 	off := func(n int) int {
 		if n == 0 {
 			return -1
 		}
 		return n
 	}
-	return gateway.WaitConfig{
+	return admission.WaitConfig{
 		UserMaxWaiters:     off(w.UserMax),
 		UserTimeout:        w.UserTimeout,
 		StickyMaxWaiters:   off(w.StickyMax),
@@ -251,7 +252,7 @@ func newLogger(level string) (*slog.Logger, error) {
 }
 
 // catalogueModels names the model catalogue's models, shipped and imported, to the gateway
-// (gateway.ModelCatalogue): read at each call, so that an import reaches it at once.
+// (admission.ModelCatalogue): read at each call, so that an import reaches it at once.
 type catalogueModels struct{}
 
 func (catalogueModels) Models(platform string) []string { return catalogue.Models(platform) }

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
@@ -23,12 +23,12 @@ func TestConfigDefaultsAreThePackages(t *testing.T) {
 		{"reservation TTL", config.DefaultReservationTTL, store.DefaultReservationTTL},
 		{"statement timeout", config.DefaultDBStatementTimeout, store.DefaultStatementTimeout},
 		{"idle in transaction timeout", config.DefaultDBIdleInTransactionTimeout, store.DefaultIdleInTransactionTimeout},
-		{"user wait timeout", config.DefaultUserWaitTimeout, gateway.DefaultUserWaitTimeout},
-		{"sticky wait timeout", config.DefaultStickyWaitTimeout, gateway.DefaultStickyWaitTimeout},
-		{"account wait timeout", config.DefaultAccountWaitTimeout, gateway.DefaultFallbackWaitTimeout},
-		{"user waiters", config.DefaultUserWaitMax, gateway.DefaultUserMaxWaiters},
-		{"sticky waiters", config.DefaultStickyWaitMax, gateway.DefaultStickyMaxWaiters},
-		{"account waiters", config.DefaultAccountWaitMax, gateway.DefaultFallbackMaxWaiters},
+		{"user wait timeout", config.DefaultUserWaitTimeout, admission.DefaultUserWaitTimeout},
+		{"sticky wait timeout", config.DefaultStickyWaitTimeout, admission.DefaultStickyWaitTimeout},
+		{"account wait timeout", config.DefaultAccountWaitTimeout, admission.DefaultFallbackWaitTimeout},
+		{"user waiters", config.DefaultUserWaitMax, admission.DefaultUserMaxWaiters},
+		{"sticky waiters", config.DefaultStickyWaitMax, admission.DefaultStickyMaxWaiters},
+		{"account waiters", config.DefaultAccountWaitMax, admission.DefaultFallbackMaxWaiters},
 	}
 	for _, tt := range tests {
 		if tt.config != tt.pkg {

@@ -7,7 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/config"
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 )
 
 func TestWaitConfigMapping(t *testing.T) {
@@ -15,19 +15,19 @@ func TestWaitConfigMapping(t *testing.T) {
 	tests := []struct {
 		name string
 		give config.WaitQueues
-		want gateway.WaitConfig
+		want admission.WaitConfig
 	}{
 		{
 			name: "defaults pass through",
 			give: config.DefaultWaitQueues(),
-			want: gateway.WaitConfig{UserMaxWaiters: 20, UserTimeout: 30 * time.Second, StickyMaxWaiters: 3,
+			want: admission.WaitConfig{UserMaxWaiters: 20, UserTimeout: 30 * time.Second, StickyMaxWaiters: 3,
 				StickyTimeout: 120 * time.Second, FallbackMaxWaiters: 100, FallbackTimeout: 30 * time.Second},
 		},
 		{
 			name: "a maximum of 0 turns the queue off",
 			give: config.WaitQueues{UserMax: 0, UserTimeout: 3 * time.Second, StickyMax: 1, StickyTimeout: time.Second,
 				AccountMax: 0, AccountTimeout: 2 * time.Second},
-			want: gateway.WaitConfig{UserMaxWaiters: -1, UserTimeout: 3 * time.Second, StickyMaxWaiters: 1,
+			want: admission.WaitConfig{UserMaxWaiters: -1, UserTimeout: 3 * time.Second, StickyMaxWaiters: 1,
 				StickyTimeout: time.Second, FallbackMaxWaiters: -1, FallbackTimeout: 2 * time.Second},
 		},
 	}

@@ -7,6 +7,10 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // BenchmarkAdmitAndReport measures one request's share of controlsvc work over real HTTP,
@@ -43,8 +47,8 @@ func benchAdmit(b *testing.B, admitOnly bool) {
 	micros0, granted0 := e.svc.metrics.admitGrantedMicros.Value(), e.svc.metrics.admitGranted.Value()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		var g admitReply
-		out := post("/internal/v1/admit", admitRequest{RequestID: fmt.Sprintf("req_b%d", i), APIKey: f.key,
+		var g wire.Grant
+		out := post("/internal/v1/admit", admission.Request{RequestID: fmt.Sprintf("req_b%d", i), APIKey: f.key,
 			Path: "/v1/responses", Model: "gpt-4o"})
 		if err := json.Unmarshal(out, &g); err != nil {
 			b.Fatal(err)

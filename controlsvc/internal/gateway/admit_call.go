@@ -5,59 +5,21 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // The caller's deadline (deadline_ms, docs/design.md "POST /internal/v1/admit") is split so
-// that the answer is written before it: the waits end waitMargin before it, leaving time for
-// billing after a wait; all work ends answerMargin before it, leaving time to write.
+// that the answer is written before it: the waits end admission.WaitMargin before it,
+// leaving time for billing after a wait; all work ends answerMargin before it, leaving time
+// to write.
 const (
-	waitMargin   = 500 * time.Millisecond
 	answerMargin = 250 * time.Millisecond
 	// answerWriteTimeout bounds writing the answer of a call that sent no deadline.
 	answerWriteTimeout = 10 * time.Second
 )
-
-// Reasons of admission's own bounds.
-const (
-	ReasonDeadline     = "deadline"
-	ReasonShuttingDown = "shutting_down"
-)
-
-var (
-	// rejectDeadline answers a call whose deadline passed (or was too close to do anything).
-	// Its caller has normally given up already; it exists so that no grant is ever written
-	// late.
-	rejectDeadline = &rejection{status: http.StatusGatewayTimeout, reason: ReasonDeadline, errType: "api_error",
-		message: "Admission deadline passed, please retry"}
-
-	// rejectShuttingDown answers waiting and new admit calls of a controlsvc that is
-	// stopping (SIGTERM): retryable at once, on another instance (the plugin's controlURLs).
-	rejectShuttingDown = &rejection{status: http.StatusServiceUnavailable, reason: ReasonShuttingDown,
-		errType: "api_error", message: "Service is restarting, please retry", retryAfter: "1"}
-)
-
-// callDeadline is the time by which the caller stops waiting for the answer; zero: none.
-func (req *admitRequest) callDeadline() time.Time {
-	if req.DeadlineMs <= 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(req.DeadlineMs)
-}
-
-// waitBudget is how long the call may spend in wait queues: max_wait_ms, capped by the
-// deadline less waitMargin; ok false when neither bounds it (only the queues' timeouts do).
-func (req *admitRequest) waitBudget(now time.Time) (time.Duration, bool) {
-	budget, ok := time.Duration(0), false
-	if req.MaxWaitMs != nil {
-		budget, ok = time.Duration(*req.MaxWaitMs)*time.Millisecond, true
-	}
-	if dl := req.callDeadline(); !dl.IsZero() {
-		if left := dl.Sub(now) - waitMargin; !ok || left < budget {
-			budget, ok = left, true
-		}
-	}
-	return budget, ok
-}
 
 // workContext bounds the admission's work by the caller's deadline less answerMargin.
 func workContext(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
@@ -90,12 +52,12 @@ func grantWriteBy(deadline, now time.Time) time.Time {
 func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rc := http.NewResponseController(w)
-	var req admitRequest
+	var req admission.Request
 	if err := decodeBody(w, r, maxAdmitBody, &req); err != nil {
-		writeReject(w, req.Path, "", rejectInvalid("Failed to parse admission request"))
+		writeReject(w, req.Path, "", admission.RejectInvalid("Failed to parse admission request"))
 		return
 	}
-	deadline := req.callDeadline()
+	deadline := req.CallDeadline()
 	readmission := req.GrantID != ""
 	attrs := func() []any {
 		// Client-supplied fields are cut to a small bound: a log line must not carry them
@@ -104,22 +66,22 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 			"path", truncate(req.Path, maxLogField), "model", truncate(req.Model, maxLogField),
 			"readmission", readmission, "elapsed", time.Since(start)}
 	}
-	var reply *admitReply
-	var rej *rejection
+	var reply *wire.Grant
+	var rej *admission.Rejection
 	var err error
 	ctx, cancel := workContext(r.Context(), deadline)
 	defer cancel()
-	route := &routeLog{} // filled by the admission, written once the answer is (route.go)
-	ctx = withRoute(ctx, route)
+	route := &admission.RouteLog{} // filled by the admission, written once the answer is (admission route.go)
+	ctx = admission.WithRoute(ctx, route)
 	switch {
 	case tooLate(deadline, start):
-		rej = rejectDeadline // refused before anything is taken
-	case s.shuttingDown() && !readmission:
+		rej = admission.RejectDeadline // refused before anything is taken
+	case s.adm.ShuttingDown() && !readmission:
 		// A re-admission goes on: it settles its failed attempt and is served if it need not
-		// wait (its request holds a user slot already); a wait refuses it (wait.go).
-		rej = rejectShuttingDown
+		// wait (its request holds a user slot already); a wait refuses it (admission wait.go).
+		rej = admission.RejectShuttingDown
 	default:
-		reply, rej, err = s.admit(ctx, &req)
+		reply, rej, err = s.adm.Admit(ctx, &req)
 	}
 	if s.beforeAnswer != nil && reply != nil {
 		s.beforeAnswer(r.Context())
@@ -135,33 +97,33 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 	case err != nil && ctx.Err() != nil:
 		// The work ran into the caller's deadline; what it took was undone on the way out.
 		s.log.Info("admission ran out of its deadline", attrs()...)
-		writeReject(w, req.Path, req.platform, rejectDeadline)
+		writeReject(w, req.Path, req.Platform(), admission.RejectDeadline)
 	case err != nil:
 		writeInternalError(w, s.log, "admission failed", err, attrs()...)
 	case rej != nil:
-		if ok, suppressed := s.refusals.allow(rej.reason, time.Now()); ok { // logsample.go
-			s.log.Info("admission refused", append(attrs(), "reason", rej.reason, "status", rej.status,
+		if ok, suppressed := s.refusals.allow(rej.Reason(), time.Now()); ok { // logsample.go
+			s.log.Info("admission refused", append(attrs(), "reason", rej.Reason(), "status", rej.Status(),
 				"suppressed", suppressed)...)
 		}
-		writeReject(w, req.Path, req.platform, rej)
+		writeReject(w, req.Path, req.Platform(), rej)
 	case r.Context().Err() != nil:
 		// Granted, but the plugin gave up the call first: it never learns of the grant and
 		// will never report it, so what the grant holds is given back now rather than
 		// after the lease TTL and the reservation TTL.
-		s.abandonGrant(r.Context(), reply, !readmission)
-		reply, rej = nil, rejectAbandoned // for the routing explanation
+		s.adm.AbandonGrant(r.Context(), reply, !readmission)
+		reply, rej = nil, admission.RejectAbandoned // for the routing explanation
 		s.log.Info("grant abandoned by the caller", attrs()...)
 	case !deadline.IsZero() && !time.Now().Before(deadline):
 		// Too late to be used: the plugin stopped waiting at its deadline.
-		s.abandonGrant(r.Context(), reply, !readmission)
-		reply, rej = nil, rejectDeadline
+		s.adm.AbandonGrant(r.Context(), reply, !readmission)
+		reply, rej = nil, admission.RejectDeadline
 		s.log.Info("grant undone: its deadline passed", attrs()...)
-		writeReject(w, req.Path, req.platform, rejectDeadline)
+		writeReject(w, req.Path, req.Platform(), admission.RejectDeadline)
 	default:
 		_ = rc.SetWriteDeadline(grantWriteBy(deadline, time.Now()))
 		s.deliverGrant(w, rc, r, reply, !readmission, attrs)
 	}
-	s.recordRoute(r.Context(), &req, route, reply, rej, err)
+	s.adm.RecordRoute(r.Context(), &req, route, reply, rej, err)
 }
 
 // deliverGrant writes the grant and flushes it, so that a failed write (the connection is
@@ -169,10 +131,10 @@ func (s *Service) handleAdmit(w http.ResponseWriter, r *http.Request) {
 // kernel accepted but the caller never read cannot be seen; the lease and reservation TTLs
 // cover that case.
 func (s *Service) deliverGrant(w http.ResponseWriter, rc *http.ResponseController, r *http.Request,
-	reply *admitReply, first bool, attrs func() []any) {
+	reply *wire.Grant, first bool, attrs func() []any) {
 	writeJSON(w, http.StatusOK, reply)
 	if err := rc.Flush(); err != nil {
-		s.abandonGrant(r.Context(), reply, first)
+		s.adm.AbandonGrant(r.Context(), reply, first)
 		s.log.Info("grant undone: writing it failed", append(attrs(), "error", err)...)
 		return
 	}

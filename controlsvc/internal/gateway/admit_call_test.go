@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
@@ -43,36 +44,36 @@ func TestAdmitDeadlineOnArrival(t *testing.T) {
 		errType  string
 		message  string
 	}{
-		{name: "passed a second ago", deadline: deadlineIn(-time.Second), status: 504, reason: ReasonDeadline,
+		{name: "passed a second ago", deadline: deadlineIn(-time.Second), status: 504, reason: admission.ReasonDeadline,
 			errType: "api_error", message: "Admission deadline passed, please retry"},
 		{name: "within the answer margin", deadline: deadlineIn(100 * time.Millisecond), status: 504,
-			reason: ReasonDeadline, errType: "api_error", message: "Admission deadline passed, please retry"},
-		{name: "negative", deadline: -5, status: 400, reason: ReasonInvalid, errType: "invalid_request_error",
+			reason: admission.ReasonDeadline, errType: "api_error", message: "Admission deadline passed, please retry"},
+		{name: "negative", deadline: -5, status: 400, reason: admission.ReasonInvalid, errType: "invalid_request_error",
 			message: "Invalid deadline_ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reqID := "req_" + t.Name()
-			res := e.admit(t, admitRequest{RequestID: reqID, APIKey: f.key, Model: "gpt-4o", DeadlineMs: tt.deadline})
+			res := e.admit(t, admission.Request{RequestID: reqID, APIKey: f.key, Model: "gpt-4o", DeadlineMs: tt.deadline})
 			wantError(t, res, tt.status, tt.reason, "openai", tt.errType, tt.message)
 			e.wantReleased(t, f, reqID)
 		})
 	}
 	// A deadline far enough ahead admits as before.
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", DeadlineMs: deadlineIn(10 * time.Second)})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", DeadlineMs: deadlineIn(10 * time.Second)})
 	if g.GrantID == "" {
 		t.Fatal("no grant id")
 	}
 }
 
-// The deadline caps the wait budget: the wait ends waitMargin before it with the queue's own
+// The deadline caps the wait budget: the wait ends admission.WaitMargin before it with the queue's own
 // refusal, whether max_wait_ms is absent or longer.
 func TestAdmitDeadlineEndsTheWait(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, DefaultLeaseTTL, WaitConfig{UserTimeout: 20 * time.Second})
+	e := newEnvWith(t, DefaultLeaseTTL, admission.WaitConfig{UserTimeout: 20 * time.Second})
 	f := e.seedFixture(t, 1, "openai")
 	e.seedAccount(t, f.group, accountSeed{})
-	e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"}) // holds the user's one slot
+	e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"}) // holds the user's one slot
 
 	tests := []struct {
 		name    string
@@ -85,11 +86,11 @@ func TestAdmitDeadlineEndsTheWait(t *testing.T) {
 		const left = 1500 * time.Millisecond
 		began := time.Now()
 		deadline := began.Add(left)
-		res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", MaxWaitMs: tt.maxWait, DeadlineMs: deadline.UnixMilli()})
+		res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o", MaxWaitMs: tt.maxWait, DeadlineMs: deadline.UnixMilli()})
 		answered := time.Now()
-		wantError(t, res, 429, ReasonUserConcurrency, "openai", "rate_limit_error",
+		wantError(t, res, 429, admission.ReasonUserConcurrency, "openai", "rate_limit_error",
 			"Concurrency limit exceeded for user, please retry later")
-		if !answered.Before(deadline) || answered.Sub(began) < left-waitMargin-100*time.Millisecond {
+		if !answered.Before(deadline) || answered.Sub(began) < left-admission.WaitMargin-100*time.Millisecond {
 			t.Errorf("%s: answered %s after the start, want shortly before the deadline at %s", tt.name,
 				answered.Sub(began), left)
 		}
@@ -114,10 +115,10 @@ func TestAdmitWorkStopsAtTheDeadline(t *testing.T) {
 	}
 	const left = 1500 * time.Millisecond
 	deadline := time.Now().Add(left)
-	res := e.admit(t, admitRequest{RequestID: "req_locked", APIKey: f.key, Model: "gpt-4o", DeadlineMs: deadline.UnixMilli()})
+	res := e.admit(t, admission.Request{RequestID: "req_locked", APIKey: f.key, Model: "gpt-4o", DeadlineMs: deadline.UnixMilli()})
 	answered := time.Now()
 	_ = tx.Rollback(context.Background())
-	wantError(t, res, 504, ReasonDeadline, "openai", "api_error", "Admission deadline passed, please retry")
+	wantError(t, res, 504, admission.ReasonDeadline, "openai", "api_error", "Admission deadline passed, please retry")
 	if !answered.Before(deadline) {
 		t.Errorf("answered %s after the deadline", answered.Sub(deadline))
 	}
@@ -162,7 +163,7 @@ func TestAdmitLateOrUnreadGrantIsUndone(t *testing.T) {
 			callCtx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			e.svc.beforeAnswer = func(ctx context.Context) { tt.before(ctx, deadline, cancel) }
-			status := e.admitWithContext(t, callCtx, admitRequest{RequestID: "req_late", APIKey: f.key,
+			status := e.admitWithContext(t, callCtx, admission.Request{RequestID: "req_late", APIKey: f.key,
 				Model: "gpt-4o", DeadlineMs: deadline.UnixMilli()})
 			if status != tt.wantStatus {
 				t.Fatalf("caller saw %d, want %d", status, tt.wantStatus)
@@ -180,7 +181,7 @@ func TestAdmitLateOrUnreadGrantIsUndone(t *testing.T) {
 
 // admitWithContext posts an admission under ctx and returns the status, 0 when the call
 // ended without an answer.
-func (e *env) admitWithContext(t *testing.T, ctx context.Context, req admitRequest) int {
+func (e *env) admitWithContext(t *testing.T, ctx context.Context, req admission.Request) int {
 	t.Helper()
 	if req.Path == "" {
 		req.Path = "/v1/responses"

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
@@ -28,14 +29,14 @@ func TestAdmitRefusesOverlongModel(t *testing.T) {
 		{"near 1 MiB", "gpt-4o-" + strings.Repeat("x", 900<<10), false},
 	}
 	for _, tt := range tests {
-		res := e.admit(t, admitRequest{APIKey: f.key, Model: tt.model})
+		res := e.admit(t, admission.Request{APIKey: f.key, Model: tt.model})
 		if tt.wantGrant {
 			if res.status != 200 {
 				t.Fatalf("%s: status %d (%s), want a grant", tt.name, res.status, res.body)
 			}
 			continue
 		}
-		wantError(t, res, 400, ReasonInvalid, "openai", "invalid_request_error", "Invalid model")
+		wantError(t, res, 400, admission.ReasonInvalid, "openai", "invalid_request_error", "Invalid model")
 	}
 	if n := e.heldOf(t, f.user).Holds; n != 1 {
 		t.Fatalf("%d holds, want 1 (the grant at the bound)", n)
@@ -53,8 +54,8 @@ func TestAdmitRefusesModelWithControlCharacters(t *testing.T) {
 	e := newEnv(t)
 	f := e.seedBillFixture(t, "openai", 10_000_000)
 	for _, model := range []string{"gpt-4o\x00", "gpt-4o\n", "gpt-4o\x7f"} {
-		res := e.admit(t, admitRequest{APIKey: f.key, Model: model})
-		wantError(t, res, 400, ReasonInvalid, "openai", "invalid_request_error", "Invalid model")
+		res := e.admit(t, admission.Request{APIKey: f.key, Model: model})
+		wantError(t, res, 400, admission.ReasonInvalid, "openai", "invalid_request_error", "Invalid model")
 	}
 	if us := e.count(t, slots.KindUser, f.user); us != 0 {
 		t.Fatalf("user holds %d slots", us)
@@ -67,7 +68,7 @@ func TestReportWithNULModelIsStored(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	f := e.seedBillFixture(t, "openai", 10_000_000)
-	grant := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	grant := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	rep := reportFor(grant, 200, "responses", `{"input_tokens":1,"output_tokens":1}`)
 	rep.Model = "gpt-4o\x00"
 	wantAccepted(t, e.sendReports(t, rep), 1)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"testing"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
@@ -28,11 +29,11 @@ func TestCachedKeyAdmissionIssuesNoPostgreSQL(t *testing.T) {
 					f.user, f.group)
 			}
 			e.exec(t, `UPDATE api_keys SET quota_micros = $2 WHERE user_id = $1`, f.user, int64(1)<<40)
-			e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000}) // warms key and wallets
-			before := counter.hot.Load()
+			e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000}) // warms key and wallets
+			before := counter.Hot.Load()
 			const n = 20
 			for range n {
-				g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
+				g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
 				if h, ok := e.hold(t, f.user, g.RequestID); !ok || h.AmountMicros == 0 {
 					t.Fatalf("grant %s holds %+v (%v), want its estimate", g.RequestID, h, ok)
 				}
@@ -41,7 +42,7 @@ func TestCachedKeyAdmissionIssuesNoPostgreSQL(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if got := counter.hot.Load() - before; got != 0 {
+			if got := counter.Hot.Load() - before; got != 0 {
 				t.Fatalf("%d admissions of a cached key sent %d PostgreSQL statements, want 0", n, got)
 			}
 			if h := e.heldOf(t, f.user); h.Holds != n+1 {

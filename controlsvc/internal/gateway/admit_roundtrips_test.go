@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 )
 
 // rtCounter is a go-redis hook that records each round trip (one command, or one pipeline)
@@ -91,15 +93,15 @@ func TestFirstAdmissionRoundTrips(t *testing.T) {
 			c := &rtCounter{}
 			e.rdb.AddHook(c)
 			if tc.warm {
-				e.mustGrant(t, admitRequest{RequestID: "req_warm", APIKey: f.key, Model: "gpt-4o", InputBytes: 400})
+				e.mustGrant(t, admission.Request{RequestID: "req_warm", APIKey: f.key, Model: "gpt-4o", InputBytes: 400})
 			} else {
 				// Another user's admission: Redis caches the scripts, not this user's wallet.
 				o := e.seedFixture(t, 8, "openai")
 				e.seedAccount(t, o.group, accountSeed{concurrency: 8})
-				e.mustGrant(t, admitRequest{RequestID: "req_other", APIKey: o.key, Model: "gpt-4o"})
+				e.mustGrant(t, admission.Request{RequestID: "req_other", APIKey: o.key, Model: "gpt-4o"})
 			}
 			c.set(true)
-			g := e.mustGrant(t, admitRequest{RequestID: "req_counted", APIKey: f.key, Model: "gpt-4o", InputBytes: 400})
+			g := e.mustGrant(t, admission.Request{RequestID: "req_counted", APIKey: f.key, Model: "gpt-4o", InputBytes: 400})
 			trips := c.set(false)
 			t.Logf("round trips: %q", trips)
 			if len(trips) != tc.want {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
@@ -49,7 +50,7 @@ func TestAdmitGrants(t *testing.T) {
 			f := e.seedFixture(t, 5, tt.platform)
 			acc := e.seedAccount(t, f.group, accountSeed{platform: tt.platform, apiKey: "sk-up-secret", mapping: tt.mapping})
 			reqID := "req_" + t.Name() // unique: a request id keys the request's reservation
-			rep := e.mustGrant(t, admitRequest{RequestID: reqID, APIKey: f.key, Model: tt.model})
+			rep := e.mustGrant(t, admission.Request{RequestID: reqID, APIKey: f.key, Model: tt.model})
 			if rep.AccountID != acc || rep.UserID != f.user || rep.GroupID != f.group || rep.Platform != tt.platform ||
 				rep.BaseURL != "http://upstream.test" || rep.RequestID != reqID || rep.APIKeyID == 0 {
 				t.Fatalf("grant = %+v, want account %d user %d group %d", rep, acc, f.user, f.group)
@@ -82,7 +83,7 @@ func TestAdmitRefusals(t *testing.T) {
 	const msgModel = `Model "o3" is not supported by any configured account in this group; models available to this API key: gpt-4o`
 	tests := []struct {
 		name    string
-		setup   func(t *testing.T) admitRequest
+		setup   func(t *testing.T) admission.Request
 		status  int
 		reason  string
 		shape   string
@@ -91,130 +92,130 @@ func TestAdmitRefusals(t *testing.T) {
 	}{
 		{
 			name:   "unknown key",
-			setup:  func(t *testing.T) admitRequest { return admitRequest{APIKey: "sk-nope", Model: "gpt-4o"} },
-			status: 401, reason: ReasonAuth, errType: "authentication_error", message: "Invalid API key",
+			setup:  func(t *testing.T) admission.Request { return admission.Request{APIKey: "sk-nope", Model: "gpt-4o"} },
+			status: 401, reason: admission.ReasonAuth, errType: "authentication_error", message: "Invalid API key",
 		},
 		{
 			name:   "missing key",
-			setup:  func(t *testing.T) admitRequest { return admitRequest{Model: "gpt-4o"} },
-			status: 401, reason: ReasonAuth, errType: "authentication_error", message: "Invalid API key",
+			setup:  func(t *testing.T) admission.Request { return admission.Request{Model: "gpt-4o"} },
+			status: 401, reason: admission.ReasonAuth, errType: "authentication_error", message: "Invalid API key",
 		},
 		{
 			name: "anthropic shape on /v1/messages",
-			setup: func(t *testing.T) admitRequest {
-				return admitRequest{APIKey: "sk-nope", Model: "claude-sonnet-4", Path: "/v1/messages"}
+			setup: func(t *testing.T) admission.Request {
+				return admission.Request{APIKey: "sk-nope", Model: "claude-sonnet-4", Path: "/v1/messages"}
 			},
-			status: 401, reason: ReasonAuth, shape: "anthropic", errType: "authentication_error", message: "Invalid API key",
+			status: 401, reason: admission.ReasonAuth, shape: "anthropic", errType: "authentication_error", message: "Invalid API key",
 		},
 		{
 			name: "disabled key",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "openai")
 				e.exec(t, `UPDATE api_keys SET status = 'disabled' WHERE user_id = $1`, f.user)
-				return admitRequest{APIKey: f.key, Model: "gpt-4o"}
+				return admission.Request{APIKey: f.key, Model: "gpt-4o"}
 			},
-			status: 401, reason: ReasonAuth, errType: "authentication_error", message: "Invalid API key",
+			status: 401, reason: admission.ReasonAuth, errType: "authentication_error", message: "Invalid API key",
 		},
 		{
 			name: "deleted key",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "openai")
 				e.exec(t, `UPDATE api_keys SET deleted_at = now() WHERE user_id = $1`, f.user)
-				return admitRequest{APIKey: f.key, Model: "gpt-4o"}
+				return admission.Request{APIKey: f.key, Model: "gpt-4o"}
 			},
-			status: 401, reason: ReasonAuth, errType: "authentication_error", message: "Invalid API key",
+			status: 401, reason: admission.ReasonAuth, errType: "authentication_error", message: "Invalid API key",
 		},
 		{
 			name: "disabled user",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "openai")
 				e.exec(t, `UPDATE users SET status = 'disabled' WHERE id = $1`, f.user)
-				return admitRequest{APIKey: f.key, Model: "gpt-4o"}
+				return admission.Request{APIKey: f.key, Model: "gpt-4o"}
 			},
-			status: 401, reason: ReasonAuth, errType: "authentication_error", message: "Invalid API key",
+			status: 401, reason: admission.ReasonAuth, errType: "authentication_error", message: "Invalid API key",
 		},
 		{
 			name: "disabled group",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "openai")
 				e.exec(t, `UPDATE groups SET status = 'disabled' WHERE id = $1`, f.group)
-				return admitRequest{APIKey: f.key, Model: "gpt-4o"}
+				return admission.Request{APIKey: f.key, Model: "gpt-4o"}
 			},
-			status: 401, reason: ReasonAuth, errType: "authentication_error", message: "Invalid API key",
+			status: 401, reason: admission.ReasonAuth, errType: "authentication_error", message: "Invalid API key",
 		},
 		// Billing refusals in the OpenAI shape carry a code too: billing_test.go.
 		{
 			name: "negative balance, anthropic shape",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "anthropic")
 				e.exec(t, `UPDATE users SET balance_micros = -5 WHERE id = $1`, f.user)
-				return admitRequest{APIKey: f.key, Model: "claude-sonnet-4", Path: "/v1/messages"}
+				return admission.Request{APIKey: f.key, Model: "claude-sonnet-4", Path: "/v1/messages"}
 			},
-			status: 402, reason: ReasonBilling, shape: "anthropic", errType: "billing_error",
+			status: 402, reason: admission.ReasonBilling, shape: "anthropic", errType: "billing_error",
 			message: "Insufficient balance: $0.00 available; add credit to continue",
 		},
 		{
 			name: "user concurrency full",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 1, "openai")
 				e.seedAccount(t, f.group, accountSeed{})
-				e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-				return admitRequest{APIKey: f.key, Model: "gpt-4o"}
+				e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+				return admission.Request{APIKey: f.key, Model: "gpt-4o"}
 			},
-			status: 429, reason: ReasonUserConcurrency, errType: "rate_limit_error",
+			status: 429, reason: admission.ReasonUserConcurrency, errType: "rate_limit_error",
 			message: "Concurrency limit exceeded for user, please retry later",
 		},
 		{
 			name: "user concurrency zero",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 0, "openai")
 				e.seedAccount(t, f.group, accountSeed{})
-				return admitRequest{APIKey: f.key, Model: "gpt-4o"}
+				return admission.Request{APIKey: f.key, Model: "gpt-4o"}
 			},
-			status: 429, reason: ReasonUserConcurrency, errType: "rate_limit_error",
+			status: 429, reason: admission.ReasonUserConcurrency, errType: "rate_limit_error",
 			message: "Concurrency limit exceeded for user, please retry later",
 		},
 		{
 			name: "no account maps the model",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "openai")
 				e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-4o":"gpt-4o","gpt-4.1*":""}`})
 				e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-5*":""}`})
-				return admitRequest{APIKey: f.key, Model: "o3"}
+				return admission.Request{APIKey: f.key, Model: "o3"}
 			},
-			status: 404, reason: ReasonModelNotFound, errType: "model_not_found", message: msgModel,
+			status: 404, reason: admission.ReasonModelNotFound, errType: "model_not_found", message: msgModel,
 		},
 		{
 			name: "model served only by an account of another platform",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "openai")
 				e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-4o":""}`})
 				e.seedAccount(t, f.group, accountSeed{platform: "anthropic"})
-				return admitRequest{APIKey: f.key, Model: "o3"}
+				return admission.Request{APIKey: f.key, Model: "o3"}
 			},
-			status: 404, reason: ReasonModelNotFound, errType: "model_not_found", message: msgModel,
+			status: 404, reason: admission.ReasonModelNotFound, errType: "model_not_found", message: msgModel,
 		},
 		{
 			name: "group without accounts",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "openai")
-				return admitRequest{APIKey: f.key, Model: "gpt-4o"}
+				return admission.Request{APIKey: f.key, Model: "gpt-4o"}
 			},
-			status: 503, reason: ReasonNoAccount, errType: "api_error", message: "Service temporarily unavailable",
+			status: 503, reason: admission.ReasonNoAccount, errType: "api_error", message: "Service temporarily unavailable",
 		},
 		{
 			name: "only account rate-limited",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "openai")
 				a := e.seedAccount(t, f.group, accountSeed{mapping: `{"o3":""}`})
 				e.exec(t, `UPDATE accounts SET rate_limited_until = now() + interval '1 minute' WHERE id = $1`, a)
-				return admitRequest{APIKey: f.key, Model: "o3"}
+				return admission.Request{APIKey: f.key, Model: "o3"}
 			},
-			status: 503, reason: ReasonNoAccount, errType: "api_error", message: "Service temporarily unavailable",
+			status: 503, reason: admission.ReasonNoAccount, errType: "api_error", message: "Service temporarily unavailable",
 		},
 		{
 			name: "accounts overloaded, paused, disabled, deleted",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "openai")
 				a1 := e.seedAccount(t, f.group, accountSeed{})
 				a2 := e.seedAccount(t, f.group, accountSeed{})
@@ -224,38 +225,38 @@ func TestAdmitRefusals(t *testing.T) {
 				e.exec(t, `UPDATE accounts SET paused_until = now() + interval '1 minute' WHERE id = $1`, a2)
 				e.exec(t, `UPDATE accounts SET status = 'disabled' WHERE id = $1`, a3)
 				e.exec(t, `UPDATE accounts SET deleted_at = now() WHERE id = $1`, a4)
-				return admitRequest{APIKey: f.key, Model: "gpt-4o"}
+				return admission.Request{APIKey: f.key, Model: "gpt-4o"}
 			},
-			status: 503, reason: ReasonNoAccount, errType: "api_error", message: "Service temporarily unavailable",
+			status: 503, reason: admission.ReasonNoAccount, errType: "api_error", message: "Service temporarily unavailable",
 		},
 		{
 			name: "every account excluded",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "openai")
 				a1 := e.seedAccount(t, f.group, accountSeed{})
 				a2 := e.seedAccount(t, f.group, accountSeed{})
-				return admitRequest{APIKey: f.key, Model: "gpt-4o", Exclude: []int64{a1, a2}}
+				return admission.Request{APIKey: f.key, Model: "gpt-4o", Exclude: []int64{a1, a2}}
 			},
-			status: 503, reason: ReasonNoAccount, errType: "api_error", message: "Service temporarily unavailable",
+			status: 503, reason: admission.ReasonNoAccount, errType: "api_error", message: "Service temporarily unavailable",
 		},
 		{
 			name: "every account full",
-			setup: func(t *testing.T) admitRequest {
+			setup: func(t *testing.T) admission.Request {
 				f := e.seedFixture(t, 5, "openai")
 				a1 := e.seedAccount(t, f.group, accountSeed{concurrency: 2})
 				a2 := e.seedAccount(t, f.group, accountSeed{})
 				e.exec(t, `UPDATE accounts SET concurrency = 0 WHERE id = $1`, a2) // takes no traffic at all
 				e.fillAccount(t, a1, 2)
-				return admitRequest{APIKey: f.key, Model: "gpt-4o"}
+				return admission.Request{APIKey: f.key, Model: "gpt-4o"}
 			},
 			// The request waits on the least-loaded account and times out.
-			status: 429, reason: ReasonAccountConcurrency, errType: "rate_limit_error",
+			status: 429, reason: admission.ReasonAccountConcurrency, errType: "rate_limit_error",
 			message: "Concurrency limit exceeded for account, please retry later",
 		},
 		{
 			name:   "model missing",
-			setup:  func(t *testing.T) admitRequest { return admitRequest{APIKey: "sk-x"} },
-			status: 400, reason: ReasonInvalid, errType: "invalid_request_error", message: "model is required",
+			setup:  func(t *testing.T) admission.Request { return admission.Request{APIKey: "sk-x"} },
+			status: 400, reason: admission.ReasonInvalid, errType: "invalid_request_error", message: "model is required",
 		},
 	}
 	for _, tt := range tests {
@@ -274,7 +275,7 @@ func TestRefusedFirstAdmissionReleasesUserSlot(t *testing.T) {
 	f := e.seedFixture(t, 1, "openai")
 	e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-4o":""}`})
 	for i := range 3 { // with a leak, the second try would be 429 (user concurrency 1)
-		res := e.admit(t, admitRequest{APIKey: f.key, Model: "o3"})
+		res := e.admit(t, admission.Request{APIKey: f.key, Model: "o3"})
 		if res.status != http.StatusNotFound {
 			t.Fatalf("try %d: status %d %s, want 404", i, res.status, res.body)
 		}
@@ -282,14 +283,14 @@ func TestRefusedFirstAdmissionReleasesUserSlot(t *testing.T) {
 	if n := e.count(t, slots.KindUser, f.user); n != 0 {
 		t.Fatalf("user slots = %d after refused admissions, want 0", n)
 	}
-	e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 }
 
 func TestInvalidAdmissionBody(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	res := e.post(t, "/internal/v1/admit", testSecret, `{"api_key": 12`)
-	wantError(t, res, 400, ReasonInvalid, "", "invalid_request_error", "Failed to parse admission request")
+	wantError(t, res, 400, admission.ReasonInvalid, "", "invalid_request_error", "Failed to parse admission request")
 }
 
 func TestPluginSecret(t *testing.T) {
@@ -326,11 +327,11 @@ func TestDisabledKeyStopsWithinCacheTTL(t *testing.T) {
 	e := newEnv(t)
 	f := e.seedFixture(t, 5, "openai")
 	acc := e.seedAccount(t, f.group, accountSeed{})
-	e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	e.exec(t, `UPDATE api_keys SET status = 'disabled' WHERE user_id = $1`, f.user)
 	e.exec(t, `UPDATE accounts SET status = 'disabled' WHERE id = $1`, acc)
 	time.Sleep(cacheTTL + 200*time.Millisecond)
-	res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	if res.status != http.StatusUnauthorized {
 		t.Fatalf("status %d after disabling the key, want 401", res.status)
 	}

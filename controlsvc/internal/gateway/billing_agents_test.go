@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/prices"
 )
 
@@ -21,27 +22,27 @@ func TestReservationIsWhatIsAvailable(t *testing.T) {
 		name     string
 		platform string
 		balance  int64
-		req      admitRequest
+		req      admission.Request
 		wantHeld int64 // granted: the reservation
 		status   int   // refused: status, type, message
 		errType  string
 		message  string
 	}{
 		{name: "$3 covers part of an Opus 4.1 request of 64000 tokens", platform: "anthropic", balance: 3_000_000,
-			req:      admitRequest{Model: "claude-opus-4-1", Path: "/v1/messages", InputBytes: 4000, MaxOutputTokens: 64000},
+			req:      admission.Request{Model: "claude-opus-4-1", Path: "/v1/messages", InputBytes: 4000, MaxOutputTokens: 64000},
 			wantHeld: 3_000_000},
 		{name: "$1 covers part of an Opus 4.8 request", platform: "anthropic", balance: 1_000_000,
-			req:      admitRequest{Model: "claude-opus-4-8", Path: "/v1/messages", InputBytes: 4000, MaxOutputTokens: 64000},
+			req:      admission.Request{Model: "claude-opus-4-8", Path: "/v1/messages", InputBytes: 4000, MaxOutputTokens: 64000},
 			wantHeld: 1_000_000},
 		{name: "the whole estimate when it is less than the balance", platform: "anthropic", balance: 3_000_000,
-			req:      admitRequest{Model: "claude-opus-4-8", Path: "/v1/messages", InputBytes: 4000, MaxOutputTokens: 64000},
+			req:      admission.Request{Model: "claude-opus-4-8", Path: "/v1/messages", InputBytes: 4000, MaxOutputTokens: 64000},
 			wantHeld: 10_000 + 1_600_000},
 		{name: "less than the input estimate, /v1/messages", platform: "anthropic", balance: 1000,
-			req:    admitRequest{Model: "claude-opus-4-8", Path: "/v1/messages", InputBytes: 4000, MaxOutputTokens: 64000},
+			req:    admission.Request{Model: "claude-opus-4-8", Path: "/v1/messages", InputBytes: 4000, MaxOutputTokens: 64000},
 			status: 402, errType: "billing_error",
 			message: "Insufficient balance: $0.00 available; this request may cost up to $1.61 (max_tokens 64000 on claude-opus-4-8)"},
 		{name: "less than the input estimate, OpenAI path", platform: "openai", balance: 9000,
-			req:    admitRequest{Model: "gpt-5.5", Path: "/v1/chat/completions", InputBytes: 4000, MaxOutputTokens: 1000},
+			req:    admission.Request{Model: "gpt-5.5", Path: "/v1/chat/completions", InputBytes: 4000, MaxOutputTokens: 1000},
 			status: 403, errType: "billing_error",
 			message: "Insufficient balance: $0.00 available; this request may cost up to $0.04 (max_tokens 1000 on gpt-5.5)"},
 	}
@@ -54,10 +55,10 @@ func TestReservationIsWhatIsAvailable(t *testing.T) {
 			res := e.admit(t, req)
 			if tt.status != 0 {
 				shape := ""
-				if req.Path == anthropicPath {
+				if req.Path == admission.AnthropicPath {
 					shape = "anthropic"
 				}
-				wantBillingError(t, res, tt.status, ReasonBilling, shape, tt.errType, tt.message)
+				wantBillingError(t, res, tt.status, admission.ReasonBilling, shape, tt.errType, tt.message)
 				e.wantNothingHeld(t, f, 0)
 				return
 			}
@@ -74,7 +75,7 @@ func TestReservationIsWhatIsAvailable(t *testing.T) {
 			second := req
 			second.RequestID = ""
 			res = e.admit(t, second)
-			wantBillingError(t, res, 402, ReasonBilling, "anthropic", "billing_error", "Insufficient balance: $0.00 available; ...")
+			wantBillingError(t, res, 402, admission.ReasonBilling, "anthropic", "billing_error", "Insufficient balance: $0.00 available; ...")
 			if held := e.heldMicros(t, f); held != tt.wantHeld {
 				t.Errorf("reserved %d micros after the refusal, want still %d", held, tt.wantHeld)
 			}
@@ -89,11 +90,11 @@ func TestUnpricedModelIsCounted(t *testing.T) {
 	e := newEnv(t)
 	f := e.seedBillFixture(t, "openai", 10_000_000)
 	e.exec(t, `UPDATE accounts SET model_mapping = '{"gpt-4o":"gpt-counted-test"}' WHERE id = $1`, f.account)
-	res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 100})
-	wantError(t, res, 400, ReasonInvalid, "openai", "invalid_request_error", "No price configured for model gpt-counted-test")
+	res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: 100})
+	wantError(t, res, 400, admission.ReasonInvalid, "openai", "invalid_request_error", "No price configured for model gpt-counted-test")
 	e.exec(t, `UPDATE groups SET allow_unpriced = true WHERE id = $1`, f.group)
 	time.Sleep(cacheTTL + 100*time.Millisecond) // the key cache holds the old group
-	if res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 100}); res.status != 200 {
+	if res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: 100}); res.status != 200 {
 		t.Fatalf("unpriced in an allow_unpriced group: %d %s", res.status, res.body)
 	}
 	got, err := prices.Unpriced(context.Background(), e.rdb, time.Now())

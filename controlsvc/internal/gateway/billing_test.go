@@ -13,10 +13,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/usage"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // wantBillingError checks a billing refusal: the OpenAI envelope carries the type as code
@@ -111,7 +115,7 @@ func TestBillingRefusals(t *testing.T) {
 	tests := []struct {
 		name     string
 		platform string // default openai
-		setup    func(t *testing.T, f billFixture) admitRequest
+		setup    func(t *testing.T, f billFixture) admission.Request
 		status   int
 		reason   string
 		errType  string
@@ -121,96 +125,96 @@ func TestBillingRefusals(t *testing.T) {
 	}{
 		{
 			name: "key expired",
-			setup: func(t *testing.T, f billFixture) admitRequest {
+			setup: func(t *testing.T, f billFixture) admission.Request {
 				e.exec(t, `UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE user_id = $1`, f.user)
-				return admitRequest{}
+				return admission.Request{}
 			},
-			status: 403, reason: ReasonBilling, errType: "permission_error", message: "API key has expired",
+			status: 403, reason: admission.ReasonBilling, errType: "permission_error", message: "API key has expired",
 		},
 		{
 			name: "zero balance, refused before any wait",
-			setup: func(t *testing.T, f billFixture) admitRequest {
+			setup: func(t *testing.T, f billFixture) admission.Request {
 				e.exec(t, `UPDATE users SET balance_micros = 0 WHERE id = $1`, f.user)
-				return admitRequest{}
+				return admission.Request{}
 			},
-			status: 403, reason: ReasonBilling, errType: "billing_error", message: "Insufficient balance: $0.00 available; add credit to continue",
+			status: 403, reason: admission.ReasonBilling, errType: "billing_error", message: "Insufficient balance: $0.00 available; add credit to continue",
 		},
 		{
 			name: "balance below the estimate, refused with the slots held",
-			setup: func(t *testing.T, f billFixture) admitRequest {
+			setup: func(t *testing.T, f billFixture) admission.Request {
 				e.exec(t, `UPDATE users SET balance_micros = 100 WHERE id = $1`, f.user)
-				return admitRequest{}
+				return admission.Request{}
 			},
 			// 2000 input tokens of gpt-4o are $0.005, more than the $0.0001 left; the whole
 			// request (1000 output tokens) may cost $0.015.
-			status: 403, reason: ReasonBilling, errType: "billing_error",
+			status: 403, reason: admission.ReasonBilling, errType: "billing_error",
 			message: "Insufficient balance: $0.00 available; this request may cost up to $0.02 (max_tokens 1000 on gpt-4o)",
 		},
 		{
 			name:     "balance held by others, anthropic shape",
 			platform: "anthropic",
-			setup: func(t *testing.T, f billFixture) admitRequest {
+			setup: func(t *testing.T, f billFixture) admission.Request {
 				e.exec(t, `UPDATE users SET balance_micros = 1000000 WHERE id = $1`, f.user)
 				e.holdFor(t, f, "req_other", 999_000)
-				return admitRequest{Model: "claude-sonnet-4", Path: "/v1/messages"}
+				return admission.Request{Model: "claude-sonnet-4", Path: "/v1/messages"}
 			},
 			// Anthropic's 402 billing_error on /v1/messages.
-			status: 402, reason: ReasonBilling, errType: "billing_error",
+			status: 402, reason: admission.ReasonBilling, errType: "billing_error",
 			message: "Insufficient balance: $0.00 available; this request may cost up to $0.03 (max_tokens 1000 on claude-sonnet-4)",
 		},
 		{
 			name: "no subscription",
-			setup: func(t *testing.T, f billFixture) admitRequest {
+			setup: func(t *testing.T, f billFixture) admission.Request {
 				e.exec(t, `UPDATE groups SET billing_mode = 'subscription' WHERE id = $1`, f.group)
-				return admitRequest{}
+				return admission.Request{}
 			},
-			status: 403, reason: ReasonBilling, errType: "billing_error", message: "No active subscription found for this group",
+			status: 403, reason: admission.ReasonBilling, errType: "billing_error", message: "No active subscription found for this group",
 		},
 		{
 			name: "subscription expired",
-			setup: func(t *testing.T, f billFixture) admitRequest {
+			setup: func(t *testing.T, f billFixture) admission.Request {
 				e.subscribe(t, f, time.Hour, nil, nil, nil)
 				e.exec(t, `UPDATE subscriptions SET starts_at = now() - interval '2 days', expires_at = now() - interval '1 day' WHERE user_id = $1`, f.user)
-				return admitRequest{}
+				return admission.Request{}
 			},
-			status: 403, reason: ReasonBilling, errType: "billing_error", message: "No active subscription found for this group",
+			status: 403, reason: admission.ReasonBilling, errType: "billing_error", message: "No active subscription found for this group",
 		},
 		{
 			name: "weekly window exhausted",
-			setup: func(t *testing.T, f billFixture) admitRequest {
+			setup: func(t *testing.T, f billFixture) admission.Request {
 				e.subscribe(t, f, 2*24*time.Hour, nil, 1000, nil) // 1000 micros a week
-				return admitRequest{}
+				return admission.Request{}
 			},
-			status: 429, reason: ReasonBilling, errType: "rate_limit_exceeded", message: "Weekly usage limit exceeded",
+			status: 429, reason: admission.ReasonBilling, errType: "rate_limit_exceeded", message: "Weekly usage limit exceeded",
 			retryAfter: weekSecs - 2*24*3600,
 		},
 		{
 			name:     "daily window exhausted, anthropic shape",
 			platform: "anthropic",
-			setup: func(t *testing.T, f billFixture) admitRequest {
+			setup: func(t *testing.T, f billFixture) admission.Request {
 				e.subscribe(t, f, time.Hour, 1000, nil, nil)
-				return admitRequest{Model: "claude-sonnet-4", Path: "/v1/messages"}
+				return admission.Request{Model: "claude-sonnet-4", Path: "/v1/messages"}
 			},
-			// Anthropic's type for a 429 (reject.go, anthropicErrorType); OpenAI clients get rate_limit_exceeded.
-			status: 429, reason: ReasonBilling, errType: "rate_limit_error", message: "Daily usage limit exceeded",
+			// Anthropic's type for a 429 (admission reject.go, anthropicErrorType); OpenAI clients get rate_limit_exceeded.
+			status: 429, reason: admission.ReasonBilling, errType: "rate_limit_error", message: "Daily usage limit exceeded",
 			retryAfter: -1, // up to the next midnight UTC: checked below
 		},
 		{
 			name: "key quota exhausted",
-			setup: func(t *testing.T, f billFixture) admitRequest {
+			setup: func(t *testing.T, f billFixture) admission.Request {
 				e.exec(t, `UPDATE api_keys SET quota_micros = 1000 WHERE user_id = $1`, f.user)
-				return admitRequest{}
+				return admission.Request{}
 			},
-			status: 429, reason: ReasonBilling, errType: "insufficient_quota",
+			status: 429, reason: admission.ReasonBilling, errType: "insufficient_quota",
 			message: "API key quota exhausted: $0.00 left; this request may cost up to $0.02 (max_tokens 1000 on gpt-4o)",
 		},
 		{
 			name: "unpriced model",
-			setup: func(t *testing.T, f billFixture) admitRequest {
+			setup: func(t *testing.T, f billFixture) admission.Request {
 				e.exec(t, `UPDATE accounts SET model_mapping = '{"gpt-4o":"gpt-unpriced-test"}' WHERE id = $1`, f.account)
-				return admitRequest{}
+				return admission.Request{}
 			},
-			status: 400, reason: ReasonInvalid, errType: "invalid_request_error", message: "No price configured for model gpt-unpriced-test",
+			status: 400, reason: admission.ReasonInvalid, errType: "invalid_request_error", message: "No price configured for model gpt-unpriced-test",
 		},
 	}
 	for _, tt := range tests {
@@ -229,10 +233,10 @@ func TestBillingRefusals(t *testing.T) {
 			heldBefore := e.heldMicros(t, f)
 			res := e.admit(t, req)
 			shape := ""
-			if req.Path == anthropicPath {
+			if req.Path == admission.AnthropicPath {
 				shape = "anthropic"
 			}
-			if tt.reason == ReasonInvalid {
+			if tt.reason == admission.ReasonInvalid {
 				wantError(t, res, tt.status, tt.reason, shape, tt.errType, tt.message)
 			} else {
 				wantBillingError(t, res, tt.status, tt.reason, shape, tt.errType, tt.message)
@@ -355,7 +359,7 @@ func TestReservationEstimate(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, f)
 			}
-			g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: tt.inputBytes, MaxOutputTokens: tt.maxOutput})
+			g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: tt.inputBytes, MaxOutputTokens: tt.maxOutput})
 			if g.MaxOutputTokens != tt.wantCap {
 				t.Errorf("grant max_output_tokens = %d, want %d", g.MaxOutputTokens, tt.wantCap)
 			}
@@ -390,12 +394,12 @@ func TestReserveReportSettle(t *testing.T) {
 	}{
 		{"success", 200, `{"input_tokens":300,"output_tokens":50}`},
 		{"overrun beyond the estimate", 200, `{"input_tokens":300,"output_tokens":5000}`},
-		{"failure settles at 0", 502, `null`},
+		{"health.Failure settles at 0", 502, `null`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := e.seedBillFixture(t, "openai", 10_000_000)
-			g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
+			g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
 			held := e.heldOf(t, f.user).Balance
 			if held == 0 {
 				t.Fatal("nothing reserved at admission")
@@ -435,7 +439,7 @@ func TestSubscriptionReserveSettle(t *testing.T) {
 	e := newEnv(t)
 	f := e.seedBillFixture(t, "openai", 0) // no balance at all: the subscription pays
 	sub := e.subscribe(t, f, time.Hour, 5_000_000, 20_000_000, nil)
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
 	if r := e.heldOf(t, f.user).Groups[f.group]; r == 0 {
 		t.Fatal("nothing reserved on the subscription")
 	}
@@ -462,13 +466,13 @@ func TestReadmissionDoesNotReserveAgain(t *testing.T) {
 	e := newEnv(t)
 	f := e.seedBillFixture(t, "openai", 10_000_000)
 	backup := e.seedAccount(t, f.group, accountSeed{priority: 90})
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
 	held := e.heldOf(t, f.user).Balance
 	e.exec(t, `UPDATE users SET balance_micros = 0 WHERE id = $1`, f.user)
 	time.Sleep(cacheTTL + 100*time.Millisecond) // the key cache holds the old balance
-	again := e.mustGrant(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
+	again := e.mustGrant(t, admission.Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
 		InputBytes: 1000, MaxOutputTokens: 100, Exclude: []int64{f.account},
-		Failed: &failure{AccountID: f.account, Status: 500, ErrorClass: "upstream_status"}})
+		Failed: &health.Failure{AccountID: f.account, Status: 500, ErrorClass: "upstream_status"}})
 	if again.AccountID != backup {
 		t.Fatalf("re-admission went to %d, want %d", again.AccountID, backup)
 	}
@@ -476,20 +480,20 @@ func TestReadmissionDoesNotReserveAgain(t *testing.T) {
 		t.Errorf("held %d in %d holds after re-admission, want still %d in 1", h.Balance, h.Holds, held)
 	}
 	// A new request of the user is refused: nothing is left on the balance.
-	res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-	wantBillingError(t, res, 403, ReasonBilling, "", "billing_error", "Insufficient balance: $0.00 available; add credit to continue")
+	res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+	wantBillingError(t, res, 403, admission.ReasonBilling, "", "billing_error", "Insufficient balance: $0.00 available; add credit to continue")
 }
 
 // A waiting admission whose caller gives up leaves the queue: it never reserves, even when
 // the slot it waited for comes free.
 func TestAbandonedWaiterReservesNothing(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, DefaultLeaseTTL, WaitConfig{UserTimeout: 5 * time.Second})
+	e := newEnvWith(t, DefaultLeaseTTL, admission.WaitConfig{UserTimeout: 5 * time.Second})
 	f := e.seedBillFixture(t, "openai", 10_000_000)
 	e.exec(t, `UPDATE users SET concurrency = 1 WHERE id = $1`, f.user)
-	first := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	first := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 
-	body, _ := json.Marshal(admitRequest{RequestID: "req_abandoned", APIKey: f.key, Path: "/v1/responses", Model: "gpt-4o"})
+	body, _ := json.Marshal(admission.Request{RequestID: "req_abandoned", APIKey: f.key, Path: "/v1/responses", Model: "gpt-4o"})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.url+"/internal/v1/admit", bytes.NewReader(body))
@@ -519,10 +523,10 @@ func TestAbandonGrantGivesBack(t *testing.T) {
 	f := e.seedBillFixture(t, "openai", 10_000_000)
 	backup := e.seedAccount(t, f.group, accountSeed{priority: 90})
 
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-	again := e.mustGrant(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
-		Exclude: []int64{f.account}, Failed: &failure{AccountID: f.account, Status: 500, ErrorClass: "upstream_status"}})
-	e.svc.abandonGrant(t.Context(), &again, false)
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+	again := e.mustGrant(t, admission.Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
+		Exclude: []int64{f.account}, Failed: &health.Failure{AccountID: f.account, Status: 500, ErrorClass: "upstream_status"}})
+	e.svc.adm.AbandonGrant(t.Context(), &again, false)
 	if u, a := e.count(t, slots.KindUser, f.user), e.count(t, slots.KindAccount, backup); u != 1 || a != 0 {
 		t.Fatalf("after an abandoned re-admission: user slots %d (want the grant's 1), account %d (want 0)", u, a)
 	}
@@ -530,8 +534,8 @@ func TestAbandonGrantGivesBack(t *testing.T) {
 		t.Fatal("an abandoned re-admission released the request's hold")
 	}
 
-	g2 := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-	e.svc.abandonGrant(t.Context(), &g2, true)
+	g2 := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+	e.svc.adm.AbandonGrant(t.Context(), &g2, true)
 	if _, ok := e.hold(t, f.user, g2.RequestID); ok {
 		t.Fatal("an abandoned first admission kept its hold")
 	}
@@ -545,8 +549,8 @@ func TestSweeperReleasesExpiredReservations(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	f := e.seedBillFixture(t, "openai", 10_000_000)
-	old := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
-	young := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
+	old := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
+	young := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: 1000, MaxOutputTokens: 100})
 	youngRes, _ := e.hold(t, f.user, young.RequestID)
 	// The old one's report is overdue: it expires now rather than in POOLGATE_RESERVATION_TTL.
 	if err := e.rdb.ZAdd(t.Context(), "pg:holds:due", redis.Z{Score: float64(time.Now().Add(-time.Minute).UnixMilli()),
@@ -608,8 +612,8 @@ func (e *env) postInternal(path string, v any) (httpResult, error) {
 // many were granted and which (by index), after checking that every request settled: the
 // balance dropped by exactly what the records cost, nothing stays reserved and no slot is
 // held. The caller checks what was spent against its bound.
-func (e *env) parallelRun(t *testing.T, f billFixture, n int, admit func(i int) admitRequest,
-	usageOf func(i int, g admitReply) (string, error)) (granted []bool, spent int64) {
+func (e *env) parallelRun(t *testing.T, f billFixture, n int, admit func(i int) admission.Request,
+	usageOf func(i int, g wire.Grant) (string, error)) (granted []bool, spent int64) {
 	t.Helper()
 	e.exec(t, `UPDATE users SET concurrency = 1000 WHERE id = $1`, f.user)
 	e.exec(t, `UPDATE accounts SET concurrency = 1000 WHERE id = $1`, f.account)
@@ -636,7 +640,7 @@ func (e *env) parallelRun(t *testing.T, f billFixture, n int, admit func(i int) 
 				o.refusal = res
 				return
 			}
-			var g admitReply
+			var g wire.Grant
 			if o.err = json.Unmarshal(res.body, &g); o.err != nil {
 				return
 			}
@@ -666,7 +670,7 @@ func (e *env) parallelRun(t *testing.T, f billFixture, n int, admit func(i int) 
 			count++
 			continue
 		}
-		wantBillingError(t, o.refusal, 403, ReasonBilling, "", "billing_error", "Insufficient balance: $...")
+		wantBillingError(t, o.refusal, 403, admission.ReasonBilling, "", "billing_error", "Insufficient balance: $...")
 	}
 	spent = before - e.balance(t, f.user)
 	records := e.queryInt(t, `SELECT COALESCE(sum(cost_micros), 0) FROM usage_records WHERE user_id = $1`, f.user)
@@ -705,10 +709,10 @@ func TestParallelRequestsNeverOverspend(t *testing.T) {
 	balance := 10 * estimate
 	f := e.seedBillFixture(t, "openai", balance)
 
-	granted, spent := e.parallelRun(t, f, 100, func(i int) admitRequest {
-		return admitRequest{RequestID: "req_par_" + strconv.Itoa(i), APIKey: f.key, Path: "/v1/responses",
+	granted, spent := e.parallelRun(t, f, 100, func(i int) admission.Request {
+		return admission.Request{RequestID: "req_par_" + strconv.Itoa(i), APIKey: f.key, Path: "/v1/responses",
 			Model: "gpt-4o", InputBytes: inputBytes, MaxOutputTokens: maxOutput}
-	}, func(i int, _ admitReply) (string, error) {
+	}, func(i int, _ wire.Grant) (string, error) {
 		if i%3 == 0 {
 			return overrun, nil
 		}
@@ -722,42 +726,6 @@ func TestParallelRequestsNeverOverspend(t *testing.T) {
 	}
 	if spent > balance+overruns {
 		t.Errorf("spent %d, beyond the balance %d plus the overruns %d", spent, balance, overruns)
-	}
-}
-
-// Every input token of a capped reservation is priced at the dearer of input and cache
-// write: an Anthropic request that writes its whole prompt to the cache stays covered.
-func TestCappedEstimateCoversCacheWrites(t *testing.T) {
-	p := usage.Price{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000, CacheWrite: 3_750_000}
-	key := store.KeyAuth{CapOutputTokens: true, DefaultMaxOutputTokens: 50, RateMicros: usage.RateUnit}
-	got := estimateMicros(key, p, 400, 0)
-	worst := usage.Cost(usage.Tokens{CacheCreation: 400, Output: 50}, p, usage.RateUnit)
-	if got < worst {
-		t.Errorf("capped estimate %d below the cost of writing the whole input to the cache %d", got, worst)
-	}
-	if want := usage.Cost(usage.Tokens{Input: 400, Output: 50}, usage.Price{Input: 3_750_000, Output: 15_000_000}, usage.RateUnit); got != want {
-		t.Errorf("capped estimate %d, want %d", got, want)
-	}
-	if c := outputCap(key, 0, "", "my-model"); c != 50 {
-		t.Errorf("outputCap with no maximum named = %d, want the group default 50", c)
-	}
-	if c := outputCap(key, 70, "", "my-model"); c != 0 {
-		t.Errorf("outputCap with the client's own maximum = %d, want 0 (the body is sent as it is)", c)
-	}
-	key.CapOutputTokens = false
-	if c := outputCap(key, 0, "", "my-model"); c != 0 {
-		t.Errorf("outputCap of a group without the cap = %d, want 0", c)
-	}
-	// A converted request always gets the limit its reservation counted.
-	if c := outputCap(key, 0, convertResponsesToMessages, "my-model"); c != 50 {
-		t.Errorf("outputCap of a converted request of an uncatalogued model = %d, want the group default 50", c)
-	}
-	// ... the catalogue's maximum output of the model served when it has one (contract E).
-	if c := outputCap(key, 0, convertResponsesToMessages, "claude-sonnet-4-5"); c != 64000 {
-		t.Errorf("outputCap of a converted claude-sonnet-4-5 request = %d, want its max output 64000", c)
-	}
-	if c := outputCap(key, 70, convertResponsesToMessages, "claude-sonnet-4-5"); c != 0 {
-		t.Errorf("outputCap of a converted request naming 70 = %d, want 0", c)
 	}
 }
 
@@ -779,10 +747,10 @@ func TestParallelCappedRequestsStayWithinTheBalance(t *testing.T) {
 	f := e.seedBillFixture(t, "openai", balance)
 	e.exec(t, `UPDATE groups SET cap_output_tokens = true, default_max_output_tokens = $2 WHERE id = $1`, f.group, limit)
 
-	granted, spent := e.parallelRun(t, f, 100, func(i int) admitRequest {
-		return admitRequest{RequestID: "req_cap_" + strconv.Itoa(i), APIKey: f.key, Path: "/v1/responses",
+	granted, spent := e.parallelRun(t, f, 100, func(i int) admission.Request {
+		return admission.Request{RequestID: "req_cap_" + strconv.Itoa(i), APIKey: f.key, Path: "/v1/responses",
 			Model: "gpt-4o", InputBytes: inputBytes}
-	}, func(_ int, g admitReply) (string, error) {
+	}, func(_ int, g wire.Grant) (string, error) {
 		if g.MaxOutputTokens != limit {
 			return "", fmt.Errorf("grant max_output_tokens = %d, want %d", g.MaxOutputTokens, limit)
 		}

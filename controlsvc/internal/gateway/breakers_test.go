@@ -14,12 +14,16 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // breakerViews reads the breakers of an account as the admin API shows them.
 func (e *env) breakerViews(t *testing.T, account int64) []breaker.View {
 	t.Helper()
-	views, err := e.svc.breakers.List(context.Background(), account, time.Now())
+	views, err := breaker.New(e.rdb).List(context.Background(), account, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,9 +39,9 @@ func TestBreakerOpensForTheModelOnly(t *testing.T) {
 	f := e.seedFixture(t, 10, "openai")
 	primary := e.seedAccount(t, f.group, accountSeed{priority: 1})
 	backup := e.seedAccount(t, f.group, accountSeed{priority: 2})
-	fails := []failure{{Status: 503, ErrorClass: "upstream_status"}, {ErrorClass: "transport"}, {Status: 529, ErrorClass: "in_stream_error"}}
+	fails := []health.Failure{{Status: 503, ErrorClass: "upstream_status"}, {ErrorClass: "transport"}, {Status: 529, ErrorClass: "in_stream_error"}}
 	for i, fl := range fails {
-		g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 		if g.AccountID != primary {
 			t.Fatalf("request %d went to %d before the threshold, want %d", i, g.AccountID, primary)
 		}
@@ -56,12 +60,12 @@ func TestBreakerOpensForTheModelOnly(t *testing.T) {
 		AND rate_limited_until IS NULL AND overloaded_until IS NULL AND paused_until IS NULL`, primary); n != 1 {
 		t.Fatal("breaker failures marked the whole account")
 	}
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	e.release(t, g)
 	if g.AccountID != backup {
 		t.Fatalf("gpt-4o went to %d with the breaker open, want %d", g.AccountID, backup)
 	}
-	g = e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o-mini"})
+	g = e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o-mini"})
 	e.release(t, g)
 	if g.AccountID != primary {
 		t.Fatalf("gpt-4o-mini went to %d, want %d: the breaker is gpt-4o's only", g.AccountID, primary)
@@ -79,12 +83,12 @@ func TestBreakerOpenOnlyCandidateRefused(t *testing.T) {
 	f := e.seedFixture(t, 10, "openai")
 	only := e.seedAccount(t, f.group, accountSeed{})
 	for i := 0; i < 3; i++ {
-		if _, err := e.svc.breakers.Fail(context.Background(), only, "gpt-4o", "transport", "g", breaker.SettingsOf(nil, nil, nil), time.Now()); err != nil {
+		if _, err := breaker.New(e.rdb).Fail(context.Background(), only, "gpt-4o", "transport", "g", breaker.SettingsOf(nil, nil, nil), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-	wantError(t, res, 503, ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
+	res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+	wantError(t, res, 503, admission.ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
 	if u, a := e.count(t, "user", f.user), e.count(t, "account", only); u != 0 || a != 0 {
 		t.Fatalf("slots user=%d account=%d after the refusal, want 0 and 0", u, a)
 	}
@@ -110,20 +114,20 @@ func TestBreakerHalfOpenProbeAcrossInstancesClosesOnAnswer(t *testing.T) {
 	// Three failures a cool-down ago: the breaker is half-open now.
 	past := time.Now().Add(-breaker.DefaultCooldown - time.Second)
 	for i := 0; i < 3; i++ {
-		if _, err := e.svc.breakers.Fail(context.Background(), primary, "gpt-4o", "transport", "g", breaker.SettingsOf(nil, nil, nil), past); err != nil {
+		if _, err := breaker.New(e.rdb).Fail(context.Background(), primary, "gpt-4o", "transport", "g", breaker.SettingsOf(nil, nil, nil), past); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if v := e.breakerViews(t, primary); len(v) != 1 || v[0].State != "half_open" {
 		t.Fatalf("breakers %+v, want gpt-4o half-open", v)
 	}
-	grants := make([]admitReply, 2)
+	grants := make([]wire.Grant, 2)
 	var wg sync.WaitGroup
 	for i, env := range []*env{e, &e2} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := env.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+			res := env.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 			if res.status != http.StatusOK {
 				t.Errorf("admit = %d %s", res.status, res.body)
 				return
@@ -136,7 +140,7 @@ func TestBreakerHalfOpenProbeAcrossInstancesClosesOnAnswer(t *testing.T) {
 		t.FailNow()
 	}
 	probes := 0
-	var probe admitReply
+	var probe wire.Grant
 	for _, g := range grants {
 		switch g.AccountID {
 		case primary:
@@ -164,7 +168,7 @@ func TestBreakerHalfOpenProbeAcrossInstancesClosesOnAnswer(t *testing.T) {
 	if v := e.breakerViews(t, primary); len(v) != 0 {
 		t.Fatalf("breakers %+v after the probe's answer, want none", v)
 	}
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	e.release(t, g)
 	if g.AccountID != primary {
 		t.Fatalf("after the probe's answer gpt-4o went to %d, want %d", g.AccountID, primary)
@@ -174,24 +178,24 @@ func TestBreakerHalfOpenProbeAcrossInstancesClosesOnAnswer(t *testing.T) {
 	}
 }
 
-// A report whose last attempt is the failure its re-admission settled (no account was left)
-// does not count it twice; a failure only the report carries (after the commit point)
+// A report whose last attempt is the health.Failure its re-admission settled (no account was left)
+// does not count it twice; a health.Failure only the report carries (after the commit point)
 // counts once.
 func TestReportedFailureCountedOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	f := e.seedFixture(t, 10, "openai")
 	only := e.seedAccount(t, f.group, accountSeed{})
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-	res := e.admit(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
-		Exclude: []int64{only}, Failed: &failure{AccountID: only, ErrorClass: "transport"}})
-	wantError(t, res, 503, ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+	res := e.admit(t, admission.Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
+		Exclude: []int64{only}, Failed: &health.Failure{AccountID: only, ErrorClass: "transport"}})
+	wantError(t, res, 503, admission.ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
 	rep := reportFor(g, 502, "responses", `null`)
 	rep.ErrorClass = "transport"
 	rep.Attempts[0].Status, rep.Attempts[0].ErrorClass = 0, "transport"
 	wantAccepted(t, e.sendReports(t, rep), 1)
 
-	g2 := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	g2 := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	rep2 := reportFor(g2, 200, "responses", `{"input_tokens":1,"output_tokens":1}`)
 	rep2.Attempts[0].ErrorClass = "stream_idle_timeout" // broke after the commit point
 	wantAccepted(t, e.sendReports(t, rep2), 1)
@@ -211,7 +215,7 @@ func TestReportedFailureCountedOnce(t *testing.T) {
 	}
 }
 
-// The group's breaker settings apply: with breaker_threshold 1 a single failure opens the
+// The group's breaker settings apply: with breaker_threshold 1 a single health.Failure opens the
 // breaker, for the group's cool-down.
 func TestBreakerUsesTheGroupSettings(t *testing.T) {
 	t.Parallel()
@@ -220,13 +224,13 @@ func TestBreakerUsesTheGroupSettings(t *testing.T) {
 	e.exec(t, `UPDATE groups SET breaker_threshold = 1, breaker_cooldown_ms = 5000 WHERE id = $1`, f.group)
 	primary := e.seedAccount(t, f.group, accountSeed{priority: 1})
 	backup := e.seedAccount(t, f.group, accountSeed{priority: 2})
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-	e.release(t, e.failOver(t, f.key, "gpt-4o", g, failure{ErrorClass: "transport"}))
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+	e.release(t, e.failOver(t, f.key, "gpt-4o", g, health.Failure{ErrorClass: "transport"}))
 	views := e.breakerViews(t, primary)
 	if len(views) != 1 || views[0].State != "open" || time.Until(views[0].NextProbeAt) > 5*time.Second {
 		t.Fatalf("breakers %+v, want gpt-4o open for at most 5 s", views)
 	}
-	g = e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	g = e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	e.release(t, g)
 	if g.AccountID != backup {
 		t.Fatalf("gpt-4o went to %d, want %d", g.AccountID, backup)
@@ -243,12 +247,12 @@ func TestBreakerBusyProbeGivenBack(t *testing.T) {
 	backup := e.seedAccount(t, f.group, accountSeed{priority: 2})
 	past := time.Now().Add(-breaker.DefaultCooldown - time.Second)
 	for i := 0; i < 3; i++ {
-		if _, err := e.svc.breakers.Fail(context.Background(), primary, "gpt-4o", "transport", "g", breaker.SettingsOf(nil, nil, nil), past); err != nil {
+		if _, err := breaker.New(e.rdb).Fail(context.Background(), primary, "gpt-4o", "transport", "g", breaker.SettingsOf(nil, nil, nil), past); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e.fillAccount(t, primary, 1)
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	e.release(t, g)
 	if g.AccountID != backup {
 		t.Fatalf("went to %d with the half-open account busy, want %d", g.AccountID, backup)
@@ -256,7 +260,7 @@ func TestBreakerBusyProbeGivenBack(t *testing.T) {
 	if v := e.breakerViews(t, primary); len(v) != 1 || v[0].State != "half_open" || time.Until(v[0].NextProbeAt) > time.Second {
 		t.Fatalf("breakers %+v, want half-open with no probe out", v)
 	}
-	if ok, err := e.svc.breakers.Claim(context.Background(), primary, "gpt-4o", "g_next", time.Now()); err != nil || !ok {
+	if ok, err := breaker.New(e.rdb).Claim(context.Background(), primary, "gpt-4o", "g_next", time.Now()); err != nil || !ok {
 		t.Fatalf("the next request could not claim the probe: %v %v", ok, err)
 	}
 }
@@ -278,27 +282,27 @@ func TestDialBackoffGrowsAndResets(t *testing.T) {
 		return time.Duration(secs * float64(time.Second))
 	}
 	bs := breaker.SettingsOf(nil, nil, nil)
-	e.svc.health.SettleFailure(ctx, failure{AccountID: acc, ErrorClass: "dial"}, "g1", bs)
+	e.svc.health.SettleFailure(ctx, health.Failure{AccountID: acc, ErrorClass: "dial"}, "g1", bs)
 	if d := pausedFor(); d < 3*time.Second || d > 5*time.Second {
-		t.Fatalf("first dial failure paused %v, want ≈ 5 s", d)
+		t.Fatalf("first dial health.Failure paused %v, want ≈ 5 s", d)
 	}
-	e.svc.health.SettleFailure(ctx, failure{AccountID: acc, ErrorClass: "dial"}, "g2", bs)
+	e.svc.health.SettleFailure(ctx, health.Failure{AccountID: acc, ErrorClass: "dial"}, "g2", bs)
 	if d := pausedFor(); d < 8*time.Second || d > 10*time.Second {
-		t.Fatalf("second dial failure paused %v, want ≈ 10 s", d)
+		t.Fatalf("second dial health.Failure paused %v, want ≈ 10 s", d)
 	}
 	// An answer (here of a grant admitted before the pause) resets the back-off.
 	e.exec(t, `UPDATE accounts SET paused_until = NULL WHERE id = $1`, acc)
 	e.svc.AccountsChanged()
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	wantAccepted(t, e.sendReports(t, reportFor(g, 200, "responses", `{"input_tokens":1,"output_tokens":1}`)), 1)
-	e.svc.health.SettleFailure(ctx, failure{AccountID: acc, ErrorClass: "dial"}, "g3", bs)
+	e.svc.health.SettleFailure(ctx, health.Failure{AccountID: acc, ErrorClass: "dial"}, "g3", bs)
 	if d := pausedFor(); d < 3*time.Second || d > 5*time.Second {
-		t.Fatalf("a dial failure after an answer paused %v, want ≈ 5 s again", d)
+		t.Fatalf("a dial health.Failure after an answer paused %v, want ≈ 5 s again", d)
 	}
 }
 
-// A failure retried on the same account went through no re-admission: the report counts it
-// towards the breaker, and an attempt whose failure opened the breaker is stored with
+// A health.Failure retried on the same account went through no re-admission: the report counts it
+// towards the breaker, and an attempt whose health.Failure opened the breaker is stored with
 // breaker_open.
 func TestReportCountsSameAccountRetriesAndFlagsOpenings(t *testing.T) {
 	t.Parallel()
@@ -306,7 +310,7 @@ func TestReportCountsSameAccountRetriesAndFlagsOpenings(t *testing.T) {
 	f := e.seedFixture(t, 10, "openai")
 	e.exec(t, `UPDATE groups SET breaker_threshold = 2 WHERE id = $1`, f.group)
 	acc := e.seedAccount(t, f.group, accountSeed{})
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	rep := reportFor(g, 200, "responses", `{"input_tokens":1,"output_tokens":1}`)
 	// 500, retried on the same account; then a stream that stalled after the commit point.
 	rep.Attempts = []attempt{

@@ -1,12 +1,11 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
-	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
@@ -41,11 +40,11 @@ func TestCountTokensChoosesAccountWithoutSlot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := e.post(t, "/internal/v1/count-tokens", testSecret, countTokensRequest{APIKey: tt.key, Model: tt.model})
+			res := e.post(t, "/internal/v1/count-tokens", testSecret, admission.CountTokensRequest{APIKey: tt.key, Model: tt.model})
 			if res.status != http.StatusOK {
 				t.Fatalf("count-tokens = %d %s, want 200", res.status, res.body)
 			}
-			var rep countTokensReply
+			var rep admission.CountTokensReply
 			if err := json.Unmarshal(res.body, &rep); err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +55,7 @@ func TestCountTokensChoosesAccountWithoutSlot(t *testing.T) {
 				return
 			}
 			if rep.Estimate || rep.AccountID != acc || rep.BaseURL != "http://upstream.test" || rep.UpstreamModel != tt.wantModel ||
-				rep.Headers["x-api-key"] != "sk-up-ant" || rep.Headers["anthropic-version"] != anthropicVersion {
+				rep.Headers["x-api-key"] != "sk-up-ant" || rep.Headers["anthropic-version"] != "2023-06-01" {
 				t.Fatalf("reply %s, want account %d with its credential and upstream model %q", res.body, acc, tt.wantModel)
 			}
 		})
@@ -81,48 +80,20 @@ func TestCountTokensRefusesBadKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := e.post(t, "/internal/v1/count-tokens", testSecret, countTokensRequest{APIKey: tt.key, Model: "claude-x"})
-			wantError(t, res, http.StatusUnauthorized, ReasonAuth, "anthropic", "authentication_error", "Invalid API key")
+			res := e.post(t, "/internal/v1/count-tokens", testSecret, admission.CountTokensRequest{APIKey: tt.key, Model: "claude-x"})
+			wantError(t, res, http.StatusUnauthorized, admission.ReasonAuth, "anthropic", "authentication_error", "Invalid API key")
 		})
 	}
 	t.Run("no plugin secret", func(t *testing.T) {
-		res := e.post(t, "/internal/v1/count-tokens", "", countTokensRequest{APIKey: "x", Model: "claude-x"})
+		res := e.post(t, "/internal/v1/count-tokens", "", admission.CountTokensRequest{APIKey: "x", Model: "claude-x"})
 		if res.status != http.StatusUnauthorized {
 			t.Fatalf("got %d, want 401", res.status)
 		}
 	})
 	t.Run("garbled body", func(t *testing.T) {
 		res := e.post(t, "/internal/v1/count-tokens", testSecret, "{")
-		if res.status != http.StatusBadRequest || res.reject != ReasonInvalid {
+		if res.status != http.StatusBadRequest || res.reject != admission.ReasonInvalid {
 			t.Fatalf("got %d reject %q, want 400 invalid", res.status, res.reject)
 		}
 	})
-}
-
-// The abuse bound: past countTokensPerSecond calls in one second a user gets estimates, so
-// count_tokens cannot become free load on the pool; other users and the next second are not
-// affected.
-func TestCountTokensBoundPerUser(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	ctx := context.Background()
-	now := time.Unix(2_000_000_000, 0)
-	for i := 1; i <= countTokensPerSecond+1; i++ {
-		ok, err := e.svc.countTokensAllowed(ctx, 42, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := i <= countTokensPerSecond; ok != want {
-			t.Fatalf("call %d in one second: allowed %v, want %v", i, ok, want)
-		}
-	}
-	for _, c := range []struct {
-		name string
-		user int64
-		at   time.Time
-	}{{"another user", 43, now}, {"the next second", 42, now.Add(time.Second)}} {
-		if ok, err := e.svc.countTokensAllowed(ctx, c.user, c.at); err != nil || !ok {
-			t.Fatalf("%s: allowed %v (%v), want true", c.name, ok, err)
-		}
-	}
 }

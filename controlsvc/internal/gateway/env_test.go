@@ -3,8 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,18 +15,25 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/internal/seedtest"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 	"github.com/poolgate/poolgate/controlsvc/internal/store/storetest"
 	"github.com/poolgate/poolgate/internal/testenv"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 const testSecret = "plugin-secret-for-tests"
 
+// cacheTTL is admission's cache TTL, within which the tests' SQL changes reach it.
+const cacheTTL = admission.CacheTTL
+
 // testWait keeps waits short so that tests of full sets see the timeout refusal quickly.
-var testWait = WaitConfig{UserTimeout: 300 * time.Millisecond, StickyTimeout: 300 * time.Millisecond,
+var testWait = admission.WaitConfig{UserTimeout: 300 * time.Millisecond, StickyTimeout: 300 * time.Millisecond,
 	FallbackTimeout: 300 * time.Millisecond}
 
 // env is a Service on a fresh PostgreSQL database and Redis, served over real HTTP.
@@ -47,7 +52,7 @@ func newEnvTTL(t testing.TB, leaseTTL time.Duration) *env {
 	return newEnvWith(t, leaseTTL, testWait)
 }
 
-func newEnvWith(t testing.TB, leaseTTL time.Duration, wait WaitConfig) *env {
+func newEnvWith(t testing.TB, leaseTTL time.Duration, wait admission.WaitConfig) *env {
 	t.Helper()
 	return newEnvConfig(t, Config{LeaseTTL: leaseTTL, Wait: wait})
 }
@@ -55,8 +60,24 @@ func newEnvWith(t testing.TB, leaseTTL time.Duration, wait WaitConfig) *env {
 // newEnvConfig is an env whose service has cfg (the plugin secret is always testSecret).
 func newEnvConfig(t testing.TB, cfg Config) *env {
 	t.Helper()
-	cfg.PluginSecret = testSecret
 	st := storetest.Open(t)
+	return newEnvOn(t, st, st, cfg)
+}
+
+// newCountedEnv is newEnv whose Service reaches PostgreSQL through a pool that counts its
+// statements; the env's own store (seeding, checks) is not counted.
+func newCountedEnv(t *testing.T) (*env, *seedtest.QueryCounter) {
+	t.Helper()
+	st := storetest.Open(t)
+	counted, counter := seedtest.Counted(t, st)
+	return newEnvOn(t, st, counted, Config{Wait: testWait}), counter
+}
+
+// newEnvOn is an env seeding and checking through st whose service reaches PostgreSQL
+// through svcStore.
+func newEnvOn(t testing.TB, st, svcStore *store.Store, cfg Config) *env {
+	t.Helper()
+	cfg.PluginSecret = testSecret
 	rdb := testenv.RedisClient(t, testenv.RedisURL(t))
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -66,7 +87,7 @@ func newEnvConfig(t testing.TB, cfg Config) *env {
 	if cfg.WalletRefresh == 0 {
 		cfg.WalletRefresh = cacheTTL // like the key cache: a test that changes money in SQL waits for both
 	}
-	svc := New(st, rdb, cfg, log)
+	svc := New(svcStore, rdb, cfg, log)
 	t.Cleanup(svc.Close)
 	r := mux.NewRouter()
 	svc.Register(r)
@@ -84,18 +105,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func (e *env) exec(t testing.TB, sql string, args ...any) {
 	t.Helper()
-	if _, err := e.st.Pool.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatalf("exec %q: %v", sql, err)
-	}
+	seedtest.Exec(t, e.st, sql, args...)
 }
 
 func (e *env) queryInt(t testing.TB, sql string, args ...any) int64 {
 	t.Helper()
-	var n int64
-	if err := e.st.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatalf("query %q: %v", sql, err)
-	}
-	return n
+	return seedtest.QueryInt(t, e.st, sql, args...)
 }
 
 func (e *env) insertID(t testing.TB, sql string, args ...any) int64 {
@@ -106,20 +121,18 @@ func (e *env) insertID(t testing.TB, sql string, args ...any) int64 {
 // seedUser inserts an active user.
 func (e *env) seedUser(t testing.TB, concurrency int, balanceMicros int64) int64 {
 	t.Helper()
-	return e.insertID(t, `INSERT INTO users (name, concurrency, balance_micros) VALUES ('u', $1, $2) RETURNING id`,
-		concurrency, balanceMicros)
+	return seedtest.SeedUser(t, e.st, concurrency, balanceMicros)
 }
 
 // seedGroup inserts an active group.
 func (e *env) seedGroup(t testing.TB, platform, rate string) int64 {
 	t.Helper()
-	return e.insertID(t, `INSERT INTO groups (name, platform, rate_multiplier) VALUES ($1, $2, $3::numeric) RETURNING id`,
-		fmt.Sprintf("g-%s-%d", platform, time.Now().UnixNano()), platform, rate)
+	return seedtest.SeedGroup(t, e.st, platform, rate)
 }
 
 type accountSeed struct {
 	platform    string // default openai
-	apiKey      string // default sk-up-<n>
+	apiKey      string // default none
 	concurrency int    // default 10
 	priority    int    // default 50
 	mapping     string // JSON, default {}
@@ -129,34 +142,14 @@ type accountSeed struct {
 // seedAccount inserts an active account into group.
 func (e *env) seedAccount(t testing.TB, group int64, a accountSeed) int64 {
 	t.Helper()
-	if a.platform == "" {
-		a.platform = "openai"
-	}
-	if a.concurrency == 0 {
-		a.concurrency = 10
-	}
-	if a.priority == 0 {
-		a.priority = 50
-	}
-	if a.mapping == "" {
-		a.mapping = "{}"
-	}
-	cred, _ := json.Marshal(map[string]string{"api_key": a.apiKey})
-	id := e.insertID(t, `INSERT INTO accounts (name, platform, base_url, credential, concurrency, priority, model_mapping, last_used_at)
-		VALUES ('a', $1, 'http://upstream.test', $2::jsonb, $3, $4, $5::jsonb, $6) RETURNING id`,
-		a.platform, string(cred), a.concurrency, a.priority, a.mapping, a.lastUsed)
-	e.exec(t, `INSERT INTO account_groups (account_id, group_id) VALUES ($1, $2)`, id, group)
-	return id
+	return seedtest.SeedAccount(t, e.st, group, seedtest.Account{Platform: a.platform, APIKey: a.apiKey,
+		Concurrency: a.concurrency, Priority: a.priority, Mapping: a.mapping, LastUsed: a.lastUsed})
 }
 
 // seedKey inserts an active API key and returns the key in clear.
 func (e *env) seedKey(t testing.TB, user, group int64) string {
 	t.Helper()
-	key := fmt.Sprintf("sk-pg-test-%d-%d", user, time.Now().UnixNano())
-	sum := sha256.Sum256([]byte(key))
-	e.exec(t, `INSERT INTO api_keys (user_id, group_id, key_hash, key_prefix) VALUES ($1, $2, $3, $4)`,
-		user, group, hex.EncodeToString(sum[:]), key[:10])
-	return key
+	return seedtest.SeedKey(t, e.st, user, group)
 }
 
 // fixture is a user with a key in an openai group.
@@ -212,7 +205,7 @@ func (e *env) post(t *testing.T, path, secret string, body any) httpResult {
 		retryAfter: resp.Header.Get("Retry-After"), body: b}
 }
 
-func (e *env) admit(t *testing.T, req admitRequest) httpResult {
+func (e *env) admit(t *testing.T, req admission.Request) httpResult {
 	t.Helper()
 	if req.Path == "" {
 		req.Path = "/v1/responses"
@@ -224,13 +217,13 @@ func (e *env) admit(t *testing.T, req admitRequest) httpResult {
 }
 
 // mustGrant admits and fails the test unless it was granted.
-func (e *env) mustGrant(t *testing.T, req admitRequest) admitReply {
+func (e *env) mustGrant(t *testing.T, req admission.Request) wire.Grant {
 	t.Helper()
 	res := e.admit(t, req)
 	if res.status != http.StatusOK {
 		t.Fatalf("admit = %d %s (reject %q), want 200", res.status, res.body, res.reject)
 	}
-	var rep admitReply
+	var rep wire.Grant
 	if err := json.Unmarshal(res.body, &rep); err != nil {
 		t.Fatalf("decoding grant: %v", err)
 	}

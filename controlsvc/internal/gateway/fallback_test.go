@@ -2,79 +2,12 @@ package gateway
 
 import (
 	"encoding/json"
-	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 )
-
-func TestFallbackRules(t *testing.T) {
-	t.Parallel()
-	rules, err := compileFallbacks(1, `{"mini": {"context_length_exceeded": ["big", "huge"], "exhausted": ["other"]},
-		"*": {"model_not_found": ["default"]}}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name            string
-		list            func(fallbackLists) []string
-		requested       string
-		current         string
-		want            []string
-		contextFallback bool
-	}{
-		{name: "context length from the requested model", list: cle, requested: "mini", current: "mini",
-			want: []string{"big", "huge"}, contextFallback: true},
-		{name: "context length from the first fallback", list: cle, requested: "mini", current: "big",
-			want: []string{"huge"}, contextFallback: true},
-		{name: "context length list used up", list: cle, requested: "mini", current: "huge", want: nil},
-		{name: "served by another list counts from the start", list: cle, requested: "mini", current: "other",
-			want: []string{"big", "huge"}, contextFallback: true},
-		{name: "exhausted", list: func(l fallbackLists) []string { return l.exhausted }, requested: "mini", current: "mini",
-			want: []string{"other"}, contextFallback: true},
-		{name: "an exact entry hides *", list: func(l fallbackLists) []string { return l.notFound }, requested: "mini",
-			current: "mini", want: nil, contextFallback: true},
-		{name: "* for any other model", list: func(l fallbackLists) []string { return l.notFound }, requested: "gpt-x",
-			current: "gpt-x", want: []string{"default"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := after(tt.list(rules.lists(tt.requested)), tt.current, tt.requested); !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("after = %v, want %v", got, tt.want)
-			}
-			if got := rules.contextFallback(tt.requested, tt.current); got != tt.contextFallback {
-				t.Fatalf("contextFallback = %v, want %v", got, tt.contextFallback)
-			}
-		})
-	}
-	// A list naming the requested model does not loop back to it.
-	if got := after([]string{"a", "mini", "b"}, "mini", "mini"); !reflect.DeepEqual(got, []string{"b"}) {
-		t.Fatalf("after with the requested model in the list = %v, want [b]", got)
-	}
-	if !rules.knows("mini", "huge") || rules.knows("mini", "default") || !rules.knows("gpt-x", "default") {
-		t.Fatal("knows disagrees with the lists")
-	}
-	if empty, err := compileFallbacks(1, ""); err != nil || empty.contextFallback("m", "m") {
-		t.Fatalf("no fallbacks: %v %v", empty, err)
-	}
-	if _, err := compileFallbacks(1, `[1]`); err == nil {
-		t.Fatal("an unreadable model_fallbacks compiled")
-	}
-}
-
-func cle(l fallbackLists) []string { return l.contextLength }
-
-// setFallbacks configures the group's model_fallbacks (before its key is first used: the key
-// cache holds the rules for 2 s).
-func (e *env) setFallbacks(t *testing.T, group int64, v any) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.exec(t, `UPDATE groups SET model_fallbacks = $2::jsonb WHERE id = $1`, group, string(b))
-}
 
 func TestModelFallbackAdmission(t *testing.T) {
 	t.Parallel()
@@ -84,14 +17,14 @@ func TestModelFallbackAdmission(t *testing.T) {
 		f := e.seedFixture(t, 10, "openai")
 		only := e.seedAccount(t, f.group, accountSeed{})
 		e.setFallbacks(t, f.group, map[string]lists{"gpt-4o-mini": {"context_length_exceeded": {"gpt-4o"}}})
-		g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o-mini", InputBytes: 4000, MaxOutputTokens: 1000})
+		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o-mini", InputBytes: 4000, MaxOutputTokens: 1000})
 		if !g.ContextFallback || g.ServedModel != "" {
 			t.Fatalf("first grant: context_fallback %v served_model %q, want true and none", g.ContextFallback, g.ServedModel)
 		}
 		before := e.reserved(t, g)
-		next := e.mustGrant(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o-mini",
+		next := e.mustGrant(t, admission.Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o-mini",
 			InputBytes: 4000, MaxOutputTokens: 1000,
-			Failed: &failure{AccountID: only, Status: 400, ErrorClass: errorClassContextLength}})
+			Failed: &health.Failure{AccountID: only, Status: 400, ErrorClass: "context_length_exceeded"}})
 		defer e.release(t, next)
 		if next.AccountID != only || next.ServedModel != "gpt-4o" || next.UpstreamModel != "gpt-4o" || next.ContextFallback {
 			t.Fatalf("fallback grant: account %d served %q upstream %q context_fallback %v, want %d gpt-4o gpt-4o false",
@@ -113,15 +46,15 @@ func TestModelFallbackAdmission(t *testing.T) {
 		only := e.seedAccount(t, group, accountSeed{})
 		key := e.seedKey(t, u, group)
 		e.setFallbacks(t, group, map[string]lists{"gpt-4o-mini": {"context_length_exceeded": {"gpt-4o"}}})
-		g := e.mustGrant(t, admitRequest{APIKey: key, Model: "gpt-4o-mini", InputBytes: 4000, MaxOutputTokens: 1000})
+		g := e.mustGrant(t, admission.Request{APIKey: key, Model: "gpt-4o-mini", InputBytes: 4000, MaxOutputTokens: 1000})
 		if held := e.reserved(t, g); held != 900 {
 			t.Fatalf("first reservation %d micros, want 900", held)
 		}
-		res := e.admit(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: key, Model: "gpt-4o-mini",
+		res := e.admit(t, admission.Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: key, Model: "gpt-4o-mini",
 			InputBytes: 4000, MaxOutputTokens: 1000,
-			Failed: &failure{AccountID: only, Status: 400, ErrorClass: errorClassContextLength}})
+			Failed: &health.Failure{AccountID: only, Status: 400, ErrorClass: "context_length_exceeded"}})
 		const msg = "Insufficient balance: $0.00 available; this request may cost up to $0.02 (max_tokens 1000 on gpt-4o)"
-		if res.status != 403 || res.reject != ReasonBilling || !strings.Contains(string(res.body), msg) {
+		if res.status != 403 || res.reject != admission.ReasonBilling || !strings.Contains(string(res.body), msg) {
 			t.Fatalf("admit = %d %q %s, want 403 billing %s", res.status, res.reject, res.body, msg)
 		}
 		if held := e.reserved(t, g); held != 900 {
@@ -135,7 +68,7 @@ func TestModelFallbackAdmission(t *testing.T) {
 		f := e.seedFixture(t, 10, "openai")
 		big := e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-4o":""}`})
 		e.setFallbacks(t, f.group, map[string]lists{"*": {"model_not_found": {"nope", "gpt-4o"}}})
-		g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-unknown"})
+		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-unknown"})
 		e.release(t, g)
 		if g.AccountID != big || g.ServedModel != "gpt-4o" || g.UpstreamModel != "gpt-4o" {
 			t.Fatalf("grant: account %d served %q upstream %q, want %d gpt-4o gpt-4o", g.AccountID, g.ServedModel, g.UpstreamModel, big)
@@ -146,11 +79,11 @@ func TestModelFallbackAdmission(t *testing.T) {
 		mini := e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-4o-mini":""}`})
 		big := e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-4o":""}`})
 		e.setFallbacks(t, f.group, map[string]lists{"gpt-4o-mini": {"exhausted": {"gpt-4o"}}})
-		g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o-mini"})
+		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o-mini"})
 		if g.AccountID != mini || g.ServedModel != "" {
 			t.Fatalf("first grant: account %d served %q, want %d as requested", g.AccountID, g.ServedModel, mini)
 		}
-		next := e.failOver(t, f.key, "gpt-4o-mini", g, failure{Status: 500, ErrorClass: "upstream_status"})
+		next := e.failOver(t, f.key, "gpt-4o-mini", g, health.Failure{Status: 500, ErrorClass: "upstream_status"})
 		e.release(t, next)
 		if next.AccountID != big || next.ServedModel != "gpt-4o" {
 			t.Fatalf("after the only account failed: account %d served %q, want %d gpt-4o", next.AccountID, next.ServedModel, big)
@@ -161,8 +94,8 @@ func TestModelFallbackAdmission(t *testing.T) {
 		mini := e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-4o-mini":""}`})
 		big := e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-4o":""}`})
 		e.setFallbacks(t, f.group, map[string]lists{"gpt-4o-mini": {"model_not_found": {"gpt-4o"}}})
-		g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o-mini"})
-		next := e.failOver(t, f.key, "gpt-4o-mini", g, failure{Status: 404, ErrorClass: health.ErrorClassModelNotFound})
+		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o-mini"})
+		next := e.failOver(t, f.key, "gpt-4o-mini", g, health.Failure{Status: 404, ErrorClass: health.ErrorClassModelNotFound})
 		e.release(t, next)
 		if g.AccountID != mini || next.AccountID != big || next.ServedModel != "gpt-4o" {
 			t.Fatalf("accounts %d → %d served %q, want %d → %d gpt-4o", g.AccountID, next.AccountID, next.ServedModel, mini, big)
@@ -171,7 +104,7 @@ func TestModelFallbackAdmission(t *testing.T) {
 	t.Run("no fallback configured: refused as before", func(t *testing.T) {
 		f := e.seedFixture(t, 10, "openai")
 		e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-4o":""}`})
-		res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-unknown"})
+		res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-unknown"})
 		if res.status != 404 {
 			t.Fatalf("admit = %d %s, want the model_not_found refusal", res.status, res.body)
 		}
@@ -185,12 +118,12 @@ func TestReportOfFallbackIsPricedByTheServedModel(t *testing.T) {
 	f := e.seedFixture(t, 10, "openai")
 	only := e.seedAccount(t, f.group, accountSeed{})
 	e.setFallbacks(t, f.group, map[string]map[string][]string{"gpt-4o-mini": {"context_length_exceeded": {"gpt-4o"}}})
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o-mini"})
-	next := e.mustGrant(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o-mini",
-		Failed: &failure{AccountID: only, Status: 400, ErrorClass: errorClassContextLength}})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o-mini"})
+	next := e.mustGrant(t, admission.Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o-mini",
+		Failed: &health.Failure{AccountID: only, Status: 400, ErrorClass: "context_length_exceeded"}})
 	rep := reportFor(next, 200, "responses", `{"input_tokens":1000,"output_tokens":100}`)
 	rep.Model, rep.ServedModel = "gpt-4o-mini", next.ServedModel
-	rep.Attempts = []attempt{{AccountID: only, Status: 400, ErrorClass: errorClassContextLength, UpstreamModel: "gpt-4o-mini"},
+	rep.Attempts = []attempt{{AccountID: only, Status: 400, ErrorClass: "context_length_exceeded", UpstreamModel: "gpt-4o-mini"},
 		{AccountID: only, Status: 200}}
 	wantAccepted(t, e.sendReports(t, rep), 1)
 	var model, served, upstream string
@@ -203,4 +136,15 @@ func TestReportOfFallbackIsPricedByTheServedModel(t *testing.T) {
 	if model != "gpt-4o-mini" || served != "gpt-4o" || upstream != "gpt-4o" || cost != 3500 {
 		t.Fatalf("record: model %q served %q upstream %q cost %d, want gpt-4o-mini gpt-4o gpt-4o 3500", model, served, upstream, cost)
 	}
+}
+
+// setFallbacks configures the group's model_fallbacks (before its key is first used: the key
+// cache holds the rules for 2 s).
+func (e *env) setFallbacks(t *testing.T, group int64, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.exec(t, `UPDATE groups SET model_fallbacks = $2::jsonb WHERE id = $1`, group, string(b))
 }

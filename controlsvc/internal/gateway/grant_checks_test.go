@@ -6,7 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // TestReadmissionNamingAnotherAccountIsRefused: a re-admission's failed attempt must name
@@ -20,25 +24,25 @@ func TestReadmissionNamingAnotherAccountIsRefused(t *testing.T) {
 	other := e.seedAccount(t, f.group, accountSeed{priority: 2})
 	tests := []struct {
 		name       string
-		grantID    func(g admitReply) string
+		grantID    func(g wire.Grant) string
 		failed     int64
 		wantStatus int
 	}{
-		{name: "another account of the group", grantID: func(g admitReply) string { return g.GrantID }, failed: other, wantStatus: http.StatusConflict},
-		{name: "an account that does not exist", grantID: func(g admitReply) string { return g.GrantID }, failed: other + 1000, wantStatus: http.StatusConflict},
-		{name: "another grant's id", grantID: func(admitReply) string { return "g_not-this-one" }, failed: primary, wantStatus: http.StatusConflict},
-		{name: "no grant at all", grantID: func(admitReply) string { return "" }, failed: other, wantStatus: http.StatusBadRequest},
+		{name: "another account of the group", grantID: func(g wire.Grant) string { return g.GrantID }, failed: other, wantStatus: http.StatusConflict},
+		{name: "an account that does not exist", grantID: func(g wire.Grant) string { return g.GrantID }, failed: other + 1000, wantStatus: http.StatusConflict},
+		{name: "another grant's id", grantID: func(wire.Grant) string { return "g_not-this-one" }, failed: primary, wantStatus: http.StatusConflict},
+		{name: "no grant at all", grantID: func(wire.Grant) string { return "" }, failed: other, wantStatus: http.StatusBadRequest},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := e.mustGrant(t, admitRequest{RequestID: fmt.Sprintf("req_mis_%d", i), APIKey: f.key, Model: "gpt-4o"})
+			g := e.mustGrant(t, admission.Request{RequestID: fmt.Sprintf("req_mis_%d", i), APIKey: f.key, Model: "gpt-4o"})
 			if g.AccountID != primary {
 				t.Fatalf("first choice %d, want %d", g.AccountID, primary)
 			}
 			before := e.svc.metrics.readmitRefusedAccount.Value()
-			res := e.admit(t, admitRequest{RequestID: g.RequestID, GrantID: tt.grantID(g), APIKey: f.key, Model: "gpt-4o",
-				Exclude: []int64{tt.failed}, Failed: &failure{AccountID: tt.failed, Status: 401, ErrorClass: "credential"}})
-			if res.status != tt.wantStatus || res.reject != ReasonInvalid {
+			res := e.admit(t, admission.Request{RequestID: g.RequestID, GrantID: tt.grantID(g), APIKey: f.key, Model: "gpt-4o",
+				Exclude: []int64{tt.failed}, Failed: &health.Failure{AccountID: tt.failed, Status: 401, ErrorClass: "credential"}})
+			if res.status != tt.wantStatus || res.reject != admission.ReasonInvalid {
 				t.Fatalf("re-admission = %d %s (reject %q), want %d invalid", res.status, res.body, res.reject, tt.wantStatus)
 			}
 			if tt.wantStatus == http.StatusConflict {
@@ -63,9 +67,9 @@ func TestReadmissionNamingAnotherAccountIsRefused(t *testing.T) {
 	}
 
 	t.Run("the grant's own account is marked", func(t *testing.T) {
-		g := e.mustGrant(t, admitRequest{RequestID: "req_own", APIKey: f.key, Model: "gpt-4o"})
-		again := e.mustGrant(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
-			Exclude: []int64{g.AccountID}, Failed: &failure{AccountID: g.AccountID, Status: 401, ErrorClass: "credential"}})
+		g := e.mustGrant(t, admission.Request{RequestID: "req_own", APIKey: f.key, Model: "gpt-4o"})
+		again := e.mustGrant(t, admission.Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
+			Exclude: []int64{g.AccountID}, Failed: &health.Failure{AccountID: g.AccountID, Status: 401, ErrorClass: "credential"}})
 		if again.AccountID != other {
 			t.Fatalf("failed over to %d, want %d", again.AccountID, other)
 		}
@@ -84,7 +88,7 @@ func TestReportWithoutGrantIsRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	f := e.seedBillFixture(t, "openai", 10_000_000)
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	const usageJSON = `{"input_tokens":100,"output_tokens":100}`
 	forged := reportFor(g, 401, "responses", usageJSON)
 	forged.RequestID, forged.GrantID = fmt.Sprintf("req_forged_%d", time.Now().UnixNano()), "g_forged"

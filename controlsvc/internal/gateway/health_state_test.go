@@ -2,19 +2,19 @@ package gateway
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/internal/seedtest"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // release gives back the slots of a grant, as the plugin's report would.
-func (e *env) release(t *testing.T, g admitReply) {
+func (e *env) release(t *testing.T, g wire.Grant) {
 	t.Helper()
 	if err := e.slots.ReleaseMany(context.Background(), []slots.Lease{
 		{Kind: slots.KindUser, ID: g.UserID, GrantID: g.GrantID},
@@ -24,22 +24,16 @@ func (e *env) release(t *testing.T, g admitReply) {
 }
 
 // failOver re-admits grant g after its attempt failed with f, and returns the new grant.
-func (e *env) failOver(t *testing.T, key, model string, g admitReply, f failure) admitReply {
+func (e *env) failOver(t *testing.T, key, model string, g wire.Grant, f health.Failure) wire.Grant {
 	t.Helper()
 	f.AccountID = g.AccountID
-	return e.mustGrant(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: key, Model: model,
+	return e.mustGrant(t, admission.Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: key, Model: model,
 		Exclude: []int64{g.AccountID}, Failed: &f})
 }
 
 func (e *env) blockedUntil(t *testing.T, account int64, model string) time.Duration {
 	t.Helper()
-	var until time.Time
-	err := e.st.Pool.QueryRow(context.Background(),
-		`SELECT blocked_until FROM account_model_blocks WHERE account_id = $1 AND model = $2`, account, model).Scan(&until)
-	if err != nil {
-		t.Fatalf("model block of account %d for %s: %v", account, model, err)
-	}
-	return time.Until(until)
+	return seedtest.BlockedUntil(t, e.st, account, model)
 }
 
 func TestModelNotFoundBlocksTheUpstreamModel(t *testing.T) {
@@ -49,11 +43,11 @@ func TestModelNotFoundBlocksTheUpstreamModel(t *testing.T) {
 	mapped := e.seedAccount(t, f.group, accountSeed{priority: 1, mapping: `{"gpt-4o":"gpt-4o-2024-08-06","o3*":""}`})
 	plain := e.seedAccount(t, f.group, accountSeed{priority: 2, mapping: `{"gpt-*":""}`})
 
-	g := e.mustGrant(t, admitRequest{RequestID: "req_mnf", APIKey: f.key, Model: "gpt-4o"})
+	g := e.mustGrant(t, admission.Request{RequestID: "req_mnf", APIKey: f.key, Model: "gpt-4o"})
 	if g.AccountID != mapped {
 		t.Fatalf("first choice %d, want %d", g.AccountID, mapped)
 	}
-	again := e.failOver(t, f.key, "gpt-4o", g, failure{Status: 404, ErrorClass: "model_not_found"})
+	again := e.failOver(t, f.key, "gpt-4o", g, health.Failure{Status: 404, ErrorClass: "model_not_found"})
 	if again.AccountID != plain {
 		t.Fatalf("after model_not_found: account %d, want %d", again.AccountID, plain)
 	}
@@ -68,30 +62,30 @@ func TestModelNotFoundBlocksTheUpstreamModel(t *testing.T) {
 	}
 
 	// New requests for the blocked model skip the account at once; other models still use it.
-	next := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	next := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	e.release(t, next)
 	if next.AccountID != plain {
 		t.Fatalf("gpt-4o went to %d, want %d (the other is blocked for it)", next.AccountID, plain)
 	}
-	other := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "o3-mini"})
+	other := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "o3-mini"})
 	e.release(t, other)
 	if other.AccountID != mapped {
 		t.Fatalf("o3-mini went to %d, want %d (not blocked for it)", other.AccountID, mapped)
 	}
 
 	// Every account that serves the model blocked: "none available now", not "no such model".
-	g = e.mustGrant(t, admitRequest{RequestID: "req_mnf2", APIKey: f.key, Model: "gpt-4o"})
-	res := e.admit(t, admitRequest{RequestID: "req_mnf2", GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
-		Exclude: []int64{g.AccountID}, Failed: &failure{AccountID: g.AccountID, Status: 404, ErrorClass: "model_not_found"}})
-	wantError(t, res, 503, ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
+	g = e.mustGrant(t, admission.Request{RequestID: "req_mnf2", APIKey: f.key, Model: "gpt-4o"})
+	res := e.admit(t, admission.Request{RequestID: "req_mnf2", GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
+		Exclude: []int64{g.AccountID}, Failed: &health.Failure{AccountID: g.AccountID, Status: 404, ErrorClass: "model_not_found"}})
+	wantError(t, res, 503, admission.ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
 	e.release(t, g)
 	if d := e.blockedUntil(t, plain, "gpt-4o"); d < 29*time.Minute {
 		t.Fatalf("unmapped account blocked for %v on the requested model, want ≈ 30 min", d)
 	}
-	res = e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-	wantError(t, res, 503, ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
-	res = e.admit(t, admitRequest{APIKey: f.key, Model: "claude-sonnet-4"})
-	if res.status != 404 || res.reject != ReasonModelNotFound {
+	res = e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+	wantError(t, res, 503, admission.ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
+	res = e.admit(t, admission.Request{APIKey: f.key, Model: "claude-sonnet-4"})
+	if res.status != 404 || res.reject != admission.ReasonModelNotFound {
 		t.Fatalf("a model no account maps: %d %q, want 404 model_not_found", res.status, res.reject)
 	}
 }
@@ -101,7 +95,7 @@ func TestModelNotFoundInAReportBlocksTheModel(t *testing.T) {
 	e := newEnv(t)
 	f := e.seedFixture(t, 10, "openai")
 	acc := e.seedAccount(t, f.group, accountSeed{mapping: `{"gpt-4o":"gpt-4o-2024-08-06"}`})
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	rep := reportFor(g, 404, "responses", "null")
 	rep.Model, rep.UpstreamModel, rep.ErrorClass = "gpt-4o", g.UpstreamModel, "model_not_found"
 	rep.Attempts = []attempt{{AccountID: acc, Status: 404, ErrorClass: "model_not_found"}}
@@ -121,11 +115,11 @@ func TestThirdForbiddenDisablesTheAccount(t *testing.T) {
 		// The pause of the earlier 403 would keep the account out: lift it, as it ends by itself.
 		e.exec(t, `UPDATE accounts SET paused_until = NULL WHERE id = $1`, bad)
 		e.svc.AccountsChanged()
-		g := e.mustGrant(t, admitRequest{RequestID: "req_403", APIKey: f.key, Model: "gpt-4o"})
+		g := e.mustGrant(t, admission.Request{RequestID: "req_403", APIKey: f.key, Model: "gpt-4o"})
 		if g.AccountID != bad {
 			t.Fatalf("403 %d: first choice %d, want %d", i, g.AccountID, bad)
 		}
-		again := e.failOver(t, f.key, "gpt-4o", g, failure{Status: 403, ErrorClass: "credential"})
+		again := e.failOver(t, f.key, "gpt-4o", g, health.Failure{Status: 403, ErrorClass: "credential"})
 		e.release(t, again)
 		if again.AccountID != good {
 			t.Fatalf("403 %d: failed over to %d, want %d", i, again.AccountID, good)
@@ -147,7 +141,7 @@ func TestThirdForbiddenDisablesTheAccount(t *testing.T) {
 	// Disabled, it is gone from selection even once its pause ends.
 	e.exec(t, `UPDATE accounts SET paused_until = NULL WHERE id = $1`, bad)
 	e.svc.AccountsChanged()
-	g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	e.release(t, g)
 	if g.AccountID != good {
 		t.Fatalf("after the third 403: account %d chosen, want %d", g.AccountID, good)
@@ -160,10 +154,10 @@ func TestClearedStateReachesSelectionAtOnce(t *testing.T) {
 	f := e.seedFixture(t, 10, "openai")
 	limited := e.seedAccount(t, f.group, accountSeed{priority: 1})
 	other := e.seedAccount(t, f.group, accountSeed{priority: 2})
-	g := e.mustGrant(t, admitRequest{RequestID: "req_clear", APIKey: f.key, Model: "gpt-4o"})
-	again := e.failOver(t, f.key, "gpt-4o", g, failure{Status: 429, RetryAfter: "600"})
+	g := e.mustGrant(t, admission.Request{RequestID: "req_clear", APIKey: f.key, Model: "gpt-4o"})
+	again := e.failOver(t, f.key, "gpt-4o", g, health.Failure{Status: 429, RetryAfter: "600"})
 	e.release(t, again)
-	next := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"}) // loads and caches the accounts
+	next := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"}) // loads and caches the accounts
 	e.release(t, next)
 	if next.AccountID != other {
 		t.Fatalf("while rate limited: account %d, want %d", next.AccountID, other)
@@ -172,67 +166,11 @@ func TestClearedStateReachesSelectionAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.svc.AccountsChanged()
-	next = e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	next = e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	e.release(t, next)
 	if next.AccountID != limited {
 		t.Fatalf("after clear-state: account %d, want %d at once", next.AccountID, limited)
 	}
-}
-
-// A session's binding moves when its account is rate-limited, or blocked for the session's
-// model: the session goes to an account that can serve it, remembering the old one as its
-// preferred account ("Sticky sessions"); with no account usable at all the binding is dropped.
-func TestStickyBindingMovesWhenItsAccountIsOut(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	tests := []struct {
-		name string
-		fail failure
-	}{
-		{name: "rate limited", fail: failure{Status: 429, RetryAfter: "600"}},
-		{name: "blocked for the model", fail: failure{Status: 404, ErrorClass: "model_not_found"}},
-		{name: "paused", fail: failure{Status: 401, ErrorClass: "credential"}},
-		{name: "out of credit", fail: failure{Status: 429, ErrorClass: "quota"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := e.seedFixture(t, 10, "openai")
-			bound := e.seedAccount(t, f.group, accountSeed{priority: 1})
-			spare := e.seedAccount(t, f.group, accountSeed{priority: 2})
-			hash := strings.Repeat("cd", 32)
-			first := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", SessionHash: hash})
-			e.release(t, first)
-			if first.AccountID != bound {
-				t.Fatalf("session bound to %d, want %d", first.AccountID, bound)
-			}
-			// Another request, without the session, has its attempt on the bound account fail.
-			g := e.mustGrant(t, admitRequest{RequestID: "req_other_" + t.Name(), APIKey: f.key, Model: "gpt-4o"})
-			e.release(t, e.failOver(t, f.key, "gpt-4o", g, tt.fail))
-
-			next := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", SessionHash: hash})
-			e.release(t, next)
-			if next.AccountID != spare {
-				t.Fatalf("session request went to %d, want %d", next.AccountID, spare)
-			}
-			if b := e.binding(t, f.group, hash); b != (binding{account: spare, preferred: bound}) {
-				t.Fatalf("binding = %+v, want %d remembering %d", b, spare, bound)
-			}
-		})
-	}
-
-	t.Run("no account left", func(t *testing.T) {
-		f := e.seedFixture(t, 10, "openai")
-		only := e.seedAccount(t, f.group, accountSeed{})
-		hash := strings.Repeat("ef", 32)
-		e.release(t, e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", SessionHash: hash}))
-		e.exec(t, `UPDATE accounts SET rate_limited_until = now() + interval '10 minutes' WHERE id = $1`, only)
-		e.svc.AccountsChanged()
-		res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", SessionHash: hash})
-		wantError(t, res, 503, ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
-		if err := e.rdb.Get(context.Background(), stickyKey(f.group, hash)).Err(); !errors.Is(err, redis.Nil) {
-			t.Fatalf("binding still there (%v), want it dropped", err)
-		}
-	})
 }
 
 func TestConfiguredRateLimitCooldown(t *testing.T) {
@@ -244,8 +182,8 @@ func TestConfiguredRateLimitCooldown(t *testing.T) {
 	f := e.seedFixture(t, 10, "openai")
 	acc := e.seedAccount(t, f.group, accountSeed{priority: 1})
 	e.seedAccount(t, f.group, accountSeed{priority: 2})
-	g := e.mustGrant(t, admitRequest{RequestID: "req_cd", APIKey: f.key, Model: "gpt-4o"})
-	e.release(t, e.failOver(t, f.key, "gpt-4o", g, failure{Status: 429}))
+	g := e.mustGrant(t, admission.Request{RequestID: "req_cd", APIKey: f.key, Model: "gpt-4o"})
+	e.release(t, e.failOver(t, f.key, "gpt-4o", g, health.Failure{Status: 429}))
 	if n := e.queryInt(t, `SELECT count(*) FROM accounts WHERE id = $1
 		AND rate_limited_until BETWEEN now() + interval '38 seconds' AND now() + interval '43 seconds'`, acc); n != 1 {
 		t.Fatal("a 429 without reset headers did not rest the account for the configured 42 s")

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
@@ -16,18 +18,18 @@ func TestHedgeAdmission(t *testing.T) {
 	f := e.seedFixture(t, 5, "openai")
 	first := e.seedAccount(t, f.group, accountSeed{priority: 1, concurrency: 2})
 	second := e.seedAccount(t, f.group, accountSeed{priority: 2, concurrency: 1})
-	g := e.mustGrant(t, admitRequest{RequestID: "req_hedge", APIKey: f.key, Model: "gpt-4o", Stream: true})
+	g := e.mustGrant(t, admission.Request{RequestID: "req_hedge", APIKey: f.key, Model: "gpt-4o", Stream: true})
 	if g.AccountID != first {
 		t.Fatalf("first grant on account %d, want %d", g.AccountID, first)
 	}
 	zero := int64(0)
-	hedge := admitRequest{RequestID: "req_hedge", GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o", Stream: true,
+	hedge := admission.Request{RequestID: "req_hedge", GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o", Stream: true,
 		Exclude: []int64{first}, Hedge: true, MaxWaitMs: &zero}
 
 	// Refused while the only other account is full, at once: a hedge never waits.
 	e.fillAccount(t, second, 1)
 	began := time.Now()
-	wantError(t, e.admit(t, hedge), http.StatusServiceUnavailable, ReasonNoAccount, "openai", "api_error", "Service temporarily unavailable")
+	wantError(t, e.admit(t, hedge), http.StatusServiceUnavailable, admission.ReasonNoAccount, "openai", "api_error", "Service temporarily unavailable")
 	if took := time.Since(began); took > 2*time.Second {
 		t.Errorf("a refused hedge took %s: it waited", took)
 	}
@@ -45,7 +47,7 @@ func TestHedgeAdmission(t *testing.T) {
 	}
 	// No third account: refused, and nothing the grant holds is released.
 	hedge.Exclude = []int64{first, second}
-	if res := e.admit(t, hedge); res.status != http.StatusServiceUnavailable || res.reject != ReasonNoAccount {
+	if res := e.admit(t, hedge); res.status != http.StatusServiceUnavailable || res.reject != admission.ReasonNoAccount {
 		t.Fatalf("a hedge with every account excluded = %d %q, want no_account", res.status, res.reject)
 	}
 	if a, b := e.count(t, slots.KindAccount, first), e.count(t, slots.KindAccount, second); a != 1 || b != 1 {
@@ -69,16 +71,16 @@ func TestHedgeRefusals(t *testing.T) {
 	e.seedAccount(t, f.group, accountSeed{})
 	tests := []struct {
 		name   string
-		req    admitRequest
+		req    admission.Request
 		status int
 		reason string
 	}{
-		{"no grant", admitRequest{APIKey: f.key, Model: "gpt-4o", Hedge: true}, http.StatusBadRequest, ReasonInvalid},
-		{"with a failed attempt", admitRequest{APIKey: f.key, Model: "gpt-4o", Hedge: true, GrantID: "g_x",
-			Failed: &failure{AccountID: 1, Status: 500, ErrorClass: "upstream_status"}}, http.StatusBadRequest, ReasonInvalid},
+		{"no grant", admission.Request{APIKey: f.key, Model: "gpt-4o", Hedge: true}, http.StatusBadRequest, admission.ReasonInvalid},
+		{"with a failed attempt", admission.Request{APIKey: f.key, Model: "gpt-4o", Hedge: true, GrantID: "g_x",
+			Failed: &health.Failure{AccountID: 1, Status: 500, ErrorClass: "upstream_status"}}, http.StatusBadRequest, admission.ReasonInvalid},
 		// A grant that holds no user slot (unknown, or already reported) gets no account.
-		{"unknown grant", admitRequest{APIKey: f.key, Model: "gpt-4o", Hedge: true, GrantID: "g_unknown"},
-			http.StatusServiceUnavailable, ReasonNoAccount},
+		{"unknown grant", admission.Request{APIKey: f.key, Model: "gpt-4o", Hedge: true, GrantID: "g_unknown"},
+			http.StatusServiceUnavailable, admission.ReasonNoAccount},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

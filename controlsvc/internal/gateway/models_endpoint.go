@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 )
 
 // POST /internal/v1/models (docs/design.md, "POST /internal/v1/models"): the
@@ -58,7 +60,7 @@ type anthropicModelList struct {
 // refusalPath is the client path whose error envelope a refusal in shape takes (rejectBody).
 func refusalPath(shape string) string {
 	if shape == shapeAnthropic {
-		return anthropicPath
+		return admission.AnthropicPath
 	}
 	return "/v1/models"
 }
@@ -77,24 +79,22 @@ func (s *Service) handleModels(w http.ResponseWriter, r *http.Request) {
 		req.Shape = shapeOpenAI
 	}
 	if req.Shape != shapeOpenAI && req.Shape != shapeAnthropic {
-		writeReject(w, refusalPath(shapeOpenAI), "", rejectInvalid("Invalid shape"))
+		writeReject(w, refusalPath(shapeOpenAI), "", admission.RejectInvalid("Invalid shape"))
 		return
 	}
 	// The lookups are cache fills at worst, each bounded by loadTimeout; so is the call.
 	ctx, cancel := context.WithTimeout(r.Context(), loadTimeout)
 	defer cancel()
-	kr, err := s.authenticate(ctx, req.APIKey)
-	if err != nil {
+	models, groupID, ok, err := s.adm.ServableModels(ctx, req.APIKey)
+	switch {
+	case err != nil && !ok:
 		writeInternalError(w, s.log, "listing models", err)
 		return
-	}
-	if req.APIKey == "" || !kr.ok {
-		writeReject(w, refusalPath(req.Shape), "", rejectAuth)
+	case !ok:
+		writeReject(w, refusalPath(req.Shape), "", admission.RejectAuth)
 		return
-	}
-	models, err := s.servableModels(ctx, kr.auth, kr.rules)
-	if err != nil {
-		writeInternalError(w, s.log, "listing models", err, "group_id", kr.auth.GroupID)
+	case err != nil:
+		writeInternalError(w, s.log, "listing models", err, "group_id", groupID)
 		return
 	}
 	writeJSON(w, http.StatusOK, modelsBody(req.Shape, models))

@@ -3,7 +3,35 @@ package gateway
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 )
+
+// stubCatalogue stands for the model catalogue: a few current model names per platform.
+type stubCatalogue map[string][]string
+
+func (c stubCatalogue) Models(platform string) []string { return c[platform] }
+
+var testCatalogue = stubCatalogue{
+	"anthropic": {"claude-sonnet-4-5", "claude-opus-4-5", "claude-haiku-4-5"},
+	"openai":    {"gpt-5", "gpt-5-codex", "gpt-4o-mini"},
+}
+
+func newCatalogueEnv(t *testing.T, c admission.ModelCatalogue) *env {
+	t.Helper()
+	return newEnvConfig(t, Config{LeaseTTL: DefaultLeaseTTL, Wait: testWait, Catalogue: c})
+}
+
+// seedRuledFixture is a user with a key in a group of platform with the given model rules
+// (set before the key's first admission: the key cache holds them for 2 s). The group serves
+// unpriced models, so that made-up upstream names need no price.
+func (e *env) seedRuledFixture(t *testing.T, platform, mapping string, restrict, claudeCodeOnly bool) fixture {
+	t.Helper()
+	f := e.seedFixture(t, 10, platform)
+	e.exec(t, `UPDATE groups SET model_mapping = $2::jsonb, restrict_models = $3, claude_code_only = $4, allow_unpriced = true
+		WHERE id = $1`, f.group, mapping, restrict, claudeCodeOnly)
+	return f
+}
 
 // POST /internal/v1/models (contract B): the client body in both shapes; a bad key gets the
 // admit-style 401 in the shape asked for.
@@ -35,14 +63,14 @@ func TestModelsEndpoint(t *testing.T) {
 			want: map[string]any{"data": []any{anthropicModel("sonnet"), anthropicModel("claude-opus-5"), anthropicModel("claude-sonnet-4-5")},
 				"has_more": false, "first_id": "sonnet", "last_id": "claude-sonnet-4-5"}},
 		{name: "bad key, openai shape", body: map[string]string{"api_key": "sk-pg-nope", "shape": "openai"},
-			status: 401, reject: ReasonAuth,
+			status: 401, reject: admission.ReasonAuth,
 			want: map[string]any{"error": map[string]any{"type": "authentication_error", "message": "Invalid API key"}}},
 		{name: "bad key, anthropic shape", body: map[string]string{"api_key": "sk-pg-nope", "shape": "anthropic"},
-			status: 401, reject: ReasonAuth,
+			status: 401, reject: admission.ReasonAuth,
 			want: map[string]any{"type": "error", "error": map[string]any{"type": "authentication_error", "message": "Invalid API key"}}},
-		{name: "no key", body: map[string]string{"shape": "anthropic"}, status: 401, reject: ReasonAuth,
+		{name: "no key", body: map[string]string{"shape": "anthropic"}, status: 401, reject: admission.ReasonAuth,
 			want: map[string]any{"type": "error", "error": map[string]any{"type": "authentication_error", "message": "Invalid API key"}}},
-		{name: "unknown shape", body: map[string]string{"api_key": f.key, "shape": "gemini"}, status: 400, reject: ReasonInvalid,
+		{name: "unknown shape", body: map[string]string{"api_key": f.key, "shape": "gemini"}, status: 400, reject: admission.ReasonInvalid,
 			want: map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": "Invalid shape"}}},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
@@ -28,8 +29,8 @@ func TestRenewKeepsLeasesAlive(t *testing.T) {
 	e := newEnvTTL(t, ttl)
 	f := e.seedFixture(t, 5, "openai")
 	acc := e.seedAccount(t, f.group, accountSeed{})
-	live := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-	idle := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"}) // never renewed
+	live := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+	idle := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"}) // never renewed
 	lease := renewLease{GrantID: live.GrantID, UserID: live.UserID, AccountID: live.AccountID}
 
 	for i := range 5 { // 1.5 s: well past the TTL

@@ -57,7 +57,7 @@ type reportsReply struct {
 // back-off already after step 1: that is idempotent, and the session a probe brought home
 // must find its account closed on its next turn.
 //
-// The requests' routing explanations (route.go) are read from Redis before step 2, in one
+// The requests' routing explanations (admission route.go) are read from Redis before step 2, in one
 // pipelined round trip, stored with their records, and deleted after it.
 //
 // It answers 200 only when the write succeeded, so the plugin retries the batch otherwise.

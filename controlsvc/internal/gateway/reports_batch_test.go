@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
@@ -33,7 +34,7 @@ func (e *env) seedBatchFixture(t *testing.T) batchFixture {
 // grantReport admits one request of user i and returns its final report.
 func (e *env) grantReport(t *testing.T, f batchFixture, i int, requestID string) report {
 	t.Helper()
-	g := e.mustGrant(t, admitRequest{RequestID: requestID, APIKey: f.keys[i], Model: "gpt-4o"})
+	g := e.mustGrant(t, admission.Request{RequestID: requestID, APIKey: f.keys[i], Model: "gpt-4o"})
 	return reportFor(g, 200, "responses", `{"input_tokens":100,"output_tokens":100}`)
 }
 
@@ -138,7 +139,7 @@ func TestReportBatchReleasesSlotsEvenWhenTheWriteFails(t *testing.T) {
 	e.exec(t, `ALTER TABLE usage_records RENAME TO usage_records_away`)
 	res := e.sendReports(t, batch...)
 	if res.status != http.StatusInternalServerError || res.reject != "" {
-		t.Fatalf("write failure answered %d %s, want 500", res.status, res.body)
+		t.Fatalf("write health.Failure answered %d %s, want 500", res.status, res.body)
 	}
 	e.wantNoSlots(t, f)
 	for i, u := range f.users {

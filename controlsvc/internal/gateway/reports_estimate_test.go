@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
@@ -127,7 +128,7 @@ func TestReportEstimates(t *testing.T) {
 		{
 			// Keep-alives sent the 200 while the request waited; every attempt then failed and
 			// the client got an error event: nothing was committed, and the plugin says so.
-			name: "keep-alives, then a failure in the stream: not billed", status: 200, errorClass: "request_timeout",
+			name: "keep-alives, then a health.Failure in the stream: not billed", status: 200, errorClass: "request_timeout",
 			usage: `null`, source: "upstream", inputBytes: 5000, outputBytes: 0,
 			wantSource: "upstream",
 		},
@@ -154,7 +155,7 @@ func TestReportEstimates(t *testing.T) {
 				e.exec(t, `UPDATE groups SET default_max_output_tokens = COALESCE(NULLIF($2, 0), 4096),
 					cap_output_tokens = $3 WHERE id = $1`, f.group, tt.groupDefault, tt.capOutput)
 			}
-			grant := e.mustGrant(t, admitRequest{APIKey: f.key, Model: model, InputBytes: tt.inputBytes,
+			grant := e.mustGrant(t, admission.Request{APIKey: f.key, Model: model, InputBytes: tt.inputBytes,
 				MaxOutputTokens: tt.maxOutput})
 			if _, ok := e.hold(t, grant.UserID, grant.RequestID); !ok {
 				t.Fatal("no hold after the grant")
@@ -206,7 +207,7 @@ func TestReportEstimateMarksTheAnsweringAttempt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	f := e.seedBillFixture(t, "openai", 10_000_000)
-	grant := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 40})
+	grant := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: 40})
 	rep := reportFor(grant, 200, "responses", `null`)
 	rep.UsageSource, rep.InputBytes, rep.OutputBytes = "estimate", 40, 400
 	rep.Attempts = []attempt{

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 )
 
 // counts reads the service's counters.
@@ -43,7 +45,7 @@ func TestReportAndAdmissionCounters(t *testing.T) {
 	if grantedMicros < 2 {
 		t.Fatalf("%d µs counted for two grants", grantedMicros)
 	}
-	if res := e.admit(t, admitRequest{APIKey: "sk-pg-unknown", Model: "gpt-4o"}); res.status != http.StatusUnauthorized {
+	if res := e.admit(t, admission.Request{APIKey: "sk-pg-unknown", Model: "gpt-4o"}); res.status != http.StatusUnauthorized {
 		t.Fatalf("unknown key: %d %s", res.status, res.body)
 	}
 	if got := e.counts(); got.granted != 2 || got.refused != 1 || got.errors != 0 {
@@ -53,7 +55,7 @@ func TestReportAndAdmissionCounters(t *testing.T) {
 		t.Fatalf("a refusal added %d µs to the granted calls' time", got-grantedMicros)
 	}
 	e.exec(t, `ALTER TABLE api_keys RENAME TO api_keys_away`)
-	res := e.admit(t, admitRequest{APIKey: "sk-pg-another-unknown", Model: "gpt-4o"})
+	res := e.admit(t, admission.Request{APIKey: "sk-pg-another-unknown", Model: "gpt-4o"})
 	e.exec(t, `ALTER TABLE api_keys_away RENAME TO api_keys`)
 	if res.status != http.StatusInternalServerError || res.reject != "" {
 		t.Fatalf("admit with the database failing: %d %q %s, want 500 without reject", res.status, res.reject, res.body)

@@ -3,7 +3,10 @@ package gateway
 import (
 	"testing"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // Settlement trusts the reservation (docs/billing.md, "Reserve, then settle"): a report
@@ -35,8 +38,8 @@ func TestReportDisagreeingWithItsReservationIsRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			balance, otherBalance := e.balance(t, f.user), e.balance(t, other)
-			grant := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", InputBytes: 400})
-			neighbour := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+			grant := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", InputBytes: 400})
+			neighbour := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 			held := e.reserved(t, grant)
 			heldAll, neighbourHeld := e.heldMicros(t, f), e.reserved(t, neighbour)
 			if held <= 0 {
@@ -88,7 +91,7 @@ func TestReportDisagreeingWithItsReservationIsRefused(t *testing.T) {
 }
 
 // reserved is what a grant's request holds, 0 without a reservation.
-func (e *env) reserved(t *testing.T, g admitReply) int64 {
+func (e *env) reserved(t *testing.T, g wire.Grant) int64 {
 	t.Helper()
 	h, _ := e.hold(t, g.UserID, g.RequestID)
 	return h.AmountMicros

@@ -7,7 +7,11 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // usageRow is the part of a usage record the tests check.
@@ -100,7 +104,7 @@ func wantAccepted(t *testing.T, res httpResult, n int) {
 }
 
 // reportFor builds the final report of a grant.
-func reportFor(g admitReply, status int, format, usageJSON string) report {
+func reportFor(g wire.Grant, status int, format, usageJSON string) report {
 	return report{
 		GrantID: g.GrantID, RequestID: g.RequestID, UserID: g.UserID, APIKeyID: g.APIKeyID, GroupID: g.GroupID,
 		AccountID: g.AccountID, Path: "/v1/responses", Model: "gpt-4o", UpstreamModel: g.UpstreamModel,
@@ -115,7 +119,7 @@ func TestReportIsChargedOnceAndReleasesSlots(t *testing.T) {
 	u := e.seedUser(t, 2, 10_000_000)
 	g := e.seedGroup(t, "openai", "1.5")
 	acc := e.seedAccount(t, g, accountSeed{})
-	grant := e.mustGrant(t, admitRequest{RequestID: "req_once", APIKey: e.seedKey(t, u, g), Model: "gpt-4o"})
+	grant := e.mustGrant(t, admission.Request{RequestID: "req_once", APIKey: e.seedKey(t, u, g), Model: "gpt-4o"})
 	rep := reportFor(grant, 200, "responses",
 		`{"input_tokens":1000,"input_tokens_details":{"cached_tokens":200},"output_tokens":500}`)
 
@@ -229,7 +233,7 @@ func TestReportUsageAndCost(t *testing.T) {
 					u, g, tt.userRate)
 			}
 			acc := e.seedAccount(t, g, accountSeed{platform: tt.platform})
-			grant := e.mustGrant(t, admitRequest{APIKey: e.seedKey(t, u, g), Model: tt.model})
+			grant := e.mustGrant(t, admission.Request{APIKey: e.seedKey(t, u, g), Model: tt.model})
 			rep := reportFor(grant, 200, tt.format, tt.usage)
 			rep.Model, rep.UpstreamModel = tt.model, tt.upstreamModel
 			rep.DurationMs, rep.FirstTokenMs = 0, 0
@@ -261,7 +265,7 @@ func TestReportLedgerOfFailover(t *testing.T) {
 	f := e.seedFixture(t, 2, "openai")
 	a := e.seedAccount(t, f.group, accountSeed{priority: 1})
 	b := e.seedAccount(t, f.group, accountSeed{priority: 2})
-	grant := e.mustGrant(t, admitRequest{RequestID: "req_ledger", APIKey: f.key, Model: "gpt-4o"})
+	grant := e.mustGrant(t, admission.Request{RequestID: "req_ledger", APIKey: f.key, Model: "gpt-4o"})
 	rep := reportFor(grant, 200, "responses",
 		`{"input_tokens":100,"output_tokens":100,"output_tokens_details":{"reasoning_tokens":30}}`)
 	rep.AccountID = b
@@ -295,7 +299,7 @@ func TestReportLedgerOfFailover(t *testing.T) {
 
 	// Earlier attempts that produced usage (their own usage object) are charged to their
 	// account at list price × rate, by the model that account was sent, never to the user.
-	grant2 := e.mustGrant(t, admitRequest{RequestID: "req_ledger2", APIKey: f.key, Model: "gpt-4o"})
+	grant2 := e.mustGrant(t, admission.Request{RequestID: "req_ledger2", APIKey: f.key, Model: "gpt-4o"})
 	rep2 := reportFor(grant2, 200, "responses", `{"input_tokens":100,"output_tokens":100}`)
 	rep2.Attempts = []attempt{
 		{AccountID: a, ErrorClass: "first_token_timeout", DurationMs: 500, Usage: json.RawMessage(`{"input_tokens":100}`)},
@@ -325,11 +329,11 @@ func TestReportAfterFailover(t *testing.T) {
 	f := e.seedFixture(t, 1, "openai")
 	a := e.seedAccount(t, f.group, accountSeed{priority: 1})
 	b := e.seedAccount(t, f.group, accountSeed{priority: 2})
-	first := e.mustGrant(t, admitRequest{RequestID: "req_fo", APIKey: f.key, Model: "gpt-4o"})
+	first := e.mustGrant(t, admission.Request{RequestID: "req_fo", APIKey: f.key, Model: "gpt-4o"})
 	// The plugin loses track of the failed account's release (e.g. re-admission timed out):
 	// the report must still free it. Re-acquire it to simulate the leftover lease.
-	second := e.mustGrant(t, admitRequest{RequestID: "req_fo", GrantID: first.GrantID, APIKey: f.key, Model: "gpt-4o",
-		Exclude: []int64{a}, Failed: &failure{AccountID: a, Status: 500}})
+	second := e.mustGrant(t, admission.Request{RequestID: "req_fo", GrantID: first.GrantID, APIKey: f.key, Model: "gpt-4o",
+		Exclude: []int64{a}, Failed: &health.Failure{AccountID: a, Status: 500}})
 	if second.AccountID != b {
 		t.Fatalf("failover chose %d, want %d", second.AccountID, b)
 	}
@@ -376,7 +380,7 @@ func TestReportsBadInput(t *testing.T) {
 	if res.status != http.StatusBadRequest || res.reject != "" {
 		t.Fatalf("broken JSON: %d %s, want 400", res.status, res.body)
 	}
-	var body openAIError
+	var body wire.OpenAIError
 	if err := json.Unmarshal(res.body, &body); err != nil || body.Error.Type != "invalid_request_error" {
 		t.Fatalf("broken JSON body %s", res.body)
 	}
@@ -385,8 +389,8 @@ func TestReportsBadInput(t *testing.T) {
 	// cannot fix it) but its slots are still released and valid neighbours are stored.
 	f := e.seedFixture(t, 2, "openai")
 	acc := e.seedAccount(t, f.group, accountSeed{})
-	bad := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-	good := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	bad := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+	good := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 	badRep := reportFor(bad, 200, "responses", `{"input_tokens":1,"output_tokens":1}`)
 	badRep.RequestID = ""
 	wantAccepted(t, e.sendReports(t, badRep, reportFor(good, 200, "responses", `null`)), 1)
@@ -405,13 +409,13 @@ func TestReportsNotAcknowledgedWhenWriteFails(t *testing.T) {
 	e := newEnv(t)
 	f := e.seedFixture(t, 2, "openai")
 	e.seedAccount(t, f.group, accountSeed{})
-	grant := e.mustGrant(t, admitRequest{RequestID: "req_retry", APIKey: f.key, Model: "gpt-4o"})
+	grant := e.mustGrant(t, admission.Request{RequestID: "req_retry", APIKey: f.key, Model: "gpt-4o"})
 	rep := reportFor(grant, 200, "responses", `{"input_tokens":100,"output_tokens":100}`)
 
 	e.exec(t, `ALTER TABLE usage_records RENAME TO usage_records_away`)
 	res := e.sendReports(t, rep)
 	if res.status != http.StatusInternalServerError || res.reject != "" {
-		t.Fatalf("write failure answered %d %s, want 500", res.status, res.body)
+		t.Fatalf("write health.Failure answered %d %s, want 500", res.status, res.body)
 	}
 	if b := e.balance(t, f.user); b != 10_000_000 {
 		t.Fatalf("balance %d after a failed write, want unchanged", b)

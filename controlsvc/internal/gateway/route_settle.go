@@ -31,7 +31,7 @@ func (s *Service) pendingRoutes(ctx context.Context, reps []*report) map[string]
 
 // attachRoute stores a request's routing entries with its record, and takes from them
 // whether each attempt's failure opened its breaker (recorded by the admission that settled
-// the attempt, admit.go).
+// the attempt, admission admit.go).
 func attachRoute(u *store.UsageWrite, entries []routing.Entry) {
 	if len(entries) == 0 {
 		return
@@ -44,7 +44,7 @@ func attachRoute(u *store.UsageWrite, entries []routing.Entry) {
 	for i := range u.Attempts {
 		u.Attempts[i].BreakerOpen = opened[i]
 	}
-	// Every string in an entry is ours or cleaned (route.go), but a \u0000 would fail the
+	// Every string in an entry is ours or cleaned (admission route.go), but a \u0000 would fail the
 	// whole batch in jsonb: such an explanation is dropped rather than risk it.
 	if b, err := json.Marshal(entries); err == nil && !bytes.Contains(b, []byte(`\u0000`)) {
 		u.Routing = b

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 )
 
@@ -62,7 +64,7 @@ func TestRoutingEntriesSayWhyAccountsWereSkipped(t *testing.T) {
 	blocked := e.seedAccount(t, f.group, accountSeed{})
 	e.exec(t, `INSERT INTO account_model_blocks (account_id, model, blocked_until) VALUES ($1, 'gpt-4o', now() + interval '1 hour')`, blocked)
 
-	g := e.mustGrant(t, admitRequest{RequestID: "req_route_skips", APIKey: f.key, Model: "gpt-4o", Exclude: []int64{excluded}})
+	g := e.mustGrant(t, admission.Request{RequestID: "req_route_skips", APIKey: f.key, Model: "gpt-4o", Exclude: []int64{excluded}})
 	if g.AccountID != chosen {
 		t.Fatalf("granted account %d, want %d", g.AccountID, chosen)
 	}
@@ -80,8 +82,8 @@ func TestRoutingEntriesSayWhyAccountsWereSkipped(t *testing.T) {
 		t.Errorf("first entry = %+v", first)
 	}
 
-	next := e.mustGrant(t, admitRequest{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
-		Exclude: []int64{excluded, chosen}, Failed: &failure{AccountID: chosen, Status: 500, ErrorClass: "upstream_status"}})
+	next := e.mustGrant(t, admission.Request{RequestID: g.RequestID, GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
+		Exclude: []int64{excluded, chosen}, Failed: &health.Failure{AccountID: chosen, Status: 500, ErrorClass: "upstream_status"}})
 	if next.AccountID != eligible {
 		t.Fatalf("failover granted account %d, want %d", next.AccountID, eligible)
 	}
@@ -94,13 +96,13 @@ func TestRoutingEntriesSayWhyAccountsWereSkipped(t *testing.T) {
 		t.Errorf("failover candidates = %v, want %d excluded and %d chosen", r, chosen, eligible)
 	}
 
-	res := e.admit(t, admitRequest{RequestID: "req_route_skips", GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
-		Exclude: []int64{excluded, chosen, eligible}, Failed: &failure{AccountID: eligible, Status: 502, ErrorClass: "upstream_status"}})
-	if res.reject != ReasonNoAccount {
+	res := e.admit(t, admission.Request{RequestID: "req_route_skips", GrantID: g.GrantID, APIKey: f.key, Model: "gpt-4o",
+		Exclude: []int64{excluded, chosen, eligible}, Failed: &health.Failure{AccountID: eligible, Status: 502, ErrorClass: "upstream_status"}})
+	if res.reject != admission.ReasonNoAccount {
 		t.Fatalf("last re-admission = %d %s, want refused no_account", res.status, res.body)
 	}
 	third := e.routeEntries(t, "req_route_skips", 3)[2]
-	if third.Refusal != ReasonNoAccount || third.AccountID != 0 || reasonsOf(third)[eligible] != routing.Excluded {
+	if third.Refusal != admission.ReasonNoAccount || third.AccountID != 0 || reasonsOf(third)[eligible] != routing.Excluded {
 		t.Errorf("refused re-admission's entry = %+v", third)
 	}
 
@@ -108,10 +110,10 @@ func TestRoutingEntriesSayWhyAccountsWereSkipped(t *testing.T) {
 	// though it got as far as the candidates.
 	other := e.seedFixture(t, 10, "openai")
 	e.seedAccount(t, other.group, accountSeed{mapping: `{"gpt-4o":""}`})
-	if res := e.admit(t, admitRequest{RequestID: "req_route_refused", APIKey: other.key, Model: "o3"}); res.reject != ReasonModelNotFound {
+	if res := e.admit(t, admission.Request{RequestID: "req_route_refused", APIKey: other.key, Model: "o3"}); res.reject != admission.ReasonModelNotFound {
 		t.Fatalf("admission of an unserved model = %d %s, want model_not_found", res.status, res.body)
 	}
-	e.mustGrant(t, admitRequest{RequestID: "req_route_after", APIKey: other.key, Model: "gpt-4o"})
+	e.mustGrant(t, admission.Request{RequestID: "req_route_after", APIKey: other.key, Model: "gpt-4o"})
 	e.routeEntries(t, "req_route_after", 1) // written after the refusal's would have been
 	if got, err := e.svc.routes.Read(context.Background(), "req_route_refused"); err != nil || got != nil {
 		t.Errorf("refused first admission's routing = %+v, %v; want none", got, err)
@@ -126,9 +128,9 @@ func TestRoutingEntryRecordsStickyAccount(t *testing.T) {
 	e.seedAccount(t, f.group, accountSeed{priority: 1})
 	e.seedAccount(t, f.group, accountSeed{priority: 2})
 	hash := strings.Repeat("cd", 32)
-	first := e.mustGrant(t, admitRequest{RequestID: "req_sticky_1", APIKey: f.key, Model: "gpt-4o", SessionHash: hash})
+	first := e.mustGrant(t, admission.Request{RequestID: "req_sticky_1", APIKey: f.key, Model: "gpt-4o", SessionHash: hash})
 	e.release(t, first)
-	e.mustGrant(t, admitRequest{RequestID: "req_sticky_2", APIKey: f.key, Model: "gpt-4o", SessionHash: hash})
+	e.mustGrant(t, admission.Request{RequestID: "req_sticky_2", APIKey: f.key, Model: "gpt-4o", SessionHash: hash})
 	got := e.routeEntries(t, "req_sticky_2", 1)[0]
 	if got.StickyAccountID != first.AccountID || reasonsOf(got)[first.AccountID] != routing.Sticky {
 		t.Errorf("entry = %+v, want account %d sticky", got, first.AccountID)
@@ -156,13 +158,13 @@ func TestReportStoresRoutingAndAttemptReasons(t *testing.T) {
 	f := e.seedFixture(t, 10, "openai")
 	a1 := e.seedAccount(t, f.group, accountSeed{priority: 1})
 	a2 := e.seedAccount(t, f.group, accountSeed{priority: 2})
-	g := e.mustGrant(t, admitRequest{RequestID: "req_route_settle", APIKey: f.key, Model: "gpt-4o"})
-	next := e.failOver(t, f.key, "gpt-4o", g, failure{Status: 500, ErrorClass: "upstream_status"})
+	g := e.mustGrant(t, admission.Request{RequestID: "req_route_settle", APIKey: f.key, Model: "gpt-4o"})
+	next := e.failOver(t, f.key, "gpt-4o", g, health.Failure{Status: 500, ErrorClass: "upstream_status"})
 	if g.AccountID != a1 || next.AccountID != a2 {
 		t.Fatalf("grants went to %d then %d, want %d then %d", g.AccountID, next.AccountID, a1, a2)
 	}
 	entries := e.routeEntries(t, "req_route_settle", 2)
-	// Stands for the health helper's result (admit.go's integration point): the breaker
+	// Stands for the health helper's result (admission admit.go's integration point): the breaker
 	// of the first account opened with that failure.
 	entries[1].Failed.BreakerOpened = true
 	if err := e.svc.routes.Delete(context.Background(), []string{"req_route_settle"}); err != nil {
@@ -217,8 +219,8 @@ func TestRoutingEntryDropsNUL(t *testing.T) {
 	f := e.seedFixture(t, 10, "openai")
 	e.seedAccount(t, f.group, accountSeed{priority: 1})
 	e.seedAccount(t, f.group, accountSeed{priority: 2})
-	g := e.mustGrant(t, admitRequest{RequestID: "req_route_nul", APIKey: f.key, Model: "gpt-4o"})
-	next := e.failOver(t, f.key, "gpt-4o", g, failure{Status: 500, ErrorClass: "upstream\x00_status"})
+	g := e.mustGrant(t, admission.Request{RequestID: "req_route_nul", APIKey: f.key, Model: "gpt-4o"})
+	next := e.failOver(t, f.key, "gpt-4o", g, health.Failure{Status: 500, ErrorClass: "upstream\x00_status"})
 	e.routeEntries(t, "req_route_nul", 2)
 	rep := reportFor(next, 200, "responses", `{"input_tokens":1,"output_tokens":1}`)
 	rep.Attempts = []attempt{{AccountID: g.AccountID, Status: 500, ErrorClass: "upstream_status"}, {AccountID: next.AccountID, Status: 200}}

@@ -1,8 +1,8 @@
 // Package gateway serves controlsvc's internal API for the Traefik plugin and wires its
-// parts: admission (key auth, billing eligibility, user and account slots, account choice),
-// usage reports, whose pricing is package ledger's and whose account health is package
-// health's, and lease renewal. The contract is docs/design.md, "Internal API"; the layout is
-// docs/design.md, "Layout (controlsvc)".
+// parts: admission (package admission: key auth, billing eligibility, slots, account
+// choice), usage reports, whose pricing is package ledger's and whose account health is
+// package health's, and lease renewal. The contract is docs/design.md, "Internal API"; the
+// layout is docs/design.md, "Layout (controlsvc)".
 package gateway
 
 import (
@@ -22,6 +22,7 @@ import (
 
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/changes"
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 	"github.com/poolgate/poolgate/controlsvc/internal/holds"
@@ -54,10 +55,10 @@ type Config struct {
 	LeaseTTL             time.Duration // slot lease TTL; <= 0 means DefaultLeaseTTL
 	Rules                RuleSource    // error passthrough rules; nil = no rule ever matches
 	Prices               PriceSource   // model prices; nil = the shipped defaults
-	// Catalogue names the model catalogue's models per platform (servable.go); nil = none,
-	// and an account with an empty mapping serves every model.
-	Catalogue ModelCatalogue
-	Wait      WaitConfig // wait queues; zero fields take the defaults
+	// Catalogue names the model catalogue's models per platform (package admission); nil =
+	// none, and an account with an empty mapping serves every model.
+	Catalogue admission.ModelCatalogue
+	Wait      admission.WaitConfig // wait queues; zero fields take the defaults
 	// RateLimitCooldown is the rest of an account after a 429 that announces no reset;
 	// <= 0 means health.DefaultRateLimitCooldown, above health.MaxRateLimitCooldown is capped.
 	RateLimitCooldown time.Duration
@@ -69,8 +70,8 @@ type Config struct {
 	WalletRefresh time.Duration
 	// Metrics receives the service's counters (metrics.go); nil keeps them private.
 	Metrics *metrics.Registry
-	// Changes carries entity changes between instances (changes.go); nil: this instance's
-	// own changes only, and the caches' TTL for the rest.
+	// Changes carries entity changes between instances to admission's caches; nil: this
+	// instance's own changes only, and the caches' TTL for the rest.
 	Changes *changes.Bus
 }
 
@@ -78,9 +79,6 @@ type Config struct {
 type Service struct {
 	store  *store.Store
 	slots  *slots.Slots
-	rdb    redis.UniversalClient
-	waker  *waker
-	wait   WaitConfig
 	log    *slog.Logger
 	secret [sha256.Size]byte
 	noAuth bool // no secret configured: refuse everything
@@ -88,14 +86,10 @@ type Service struct {
 	previous    [sha256.Size]byte
 	hasPrevious bool
 
-	keys *ttlcache.Cache[string, keyResult]
-	// unknownKeys holds hashes of no key row (keyprobe.go), keyProbe batches the lookups
-	// that find them, refusals samples the refusal log (logsample.go).
-	unknownKeys *ttlcache.Cache[string, struct{}]
-	keyProbe    *keyProbe
+	// adm decides the admissions (package admission).
+	adm *admission.Admitter
+	// refusals samples the refusal log (logsample.go).
 	refusals    *logSampler
-	accounts    *ttlcache.Cache[groupKey, []groupAccount]
-	touch       *toucher
 	sweep       *ledger.Sweeper
 	holds       *holds.Holds // money held for requests in flight, in Redis
 	partitions  *ledger.PartitionKeeper
@@ -103,30 +97,20 @@ type Service struct {
 	metrics     gatewayMetrics
 	rules       RuleSource
 	prices      PriceSource
-	// catalogue and its per-platform sets (servable.go); catalogue nil = none.
-	catalogue     ModelCatalogue
-	catalogueSets *ttlcache.Cache[string, map[string]bool]
-	routes        *routing.Log // the requests' routing explanations not settled yet (route.go)
-	routeWriter   *routing.Writer
+	routes      *routing.Log // the requests' routing explanations not settled yet (route_settle.go)
+	routeWriter *routing.Writer
 
 	closeOnce sync.Once
-	// stopping is closed by BeginShutdown (wait.go).
-	stopping chan struct{}
-	stopOnce sync.Once
 	// beforeAnswer, in tests only, runs between a grant and its answer (admit_call.go), with
 	// the request's context: it stands for a slow last step or a caller leaving right then.
 	beforeAnswer func(context.Context)
 
-	// breakers hold the (account, model) circuit breakers, which admission reads
-	// (breakers.go); health settles failed and answered attempts: marks and breakers.
-	breakers *breaker.Breakers
-	health   *health.Health
-
-	changes *changes.Bus // nil: no other instance hears of changes (changes.go)
+	// health settles failed and answered attempts: marks and breakers.
+	health *health.Health
 }
 
-// New assembles the service and starts its last-used batcher, its subscription to slot
-// releases (which wakes waiting admissions) and its reservation sweeper; Close stops them.
+// New assembles the service and starts its admission's background work (admission.New),
+// its reservation sweeper and its partition keeper; Close stops them.
 func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logger) *Service {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
@@ -140,43 +124,32 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	s := &Service{
 		store:       st,
 		slots:       slots.New(rdb, cfg.LeaseTTL),
-		rdb:         rdb,
-		waker:       newWaker(rdb, log),
-		wait:        cfg.Wait.withDefaults(),
 		log:         log,
 		secret:      sha256.Sum256([]byte(cfg.PluginSecret)),
 		noAuth:      cfg.PluginSecret == "",
 		previous:    sha256.Sum256([]byte(cfg.PreviousPluginSecret)),
 		hasPrevious: cfg.PreviousPluginSecret != "",
-		keys:        ttlcache.New[string, keyResult](cacheTTL, cacheMaxEntries).WithRefresh(cacheRefresh),
-		accounts:    ttlcache.New[groupKey, []groupAccount](cacheTTL, cacheMaxEntries).WithRefresh(cacheRefresh),
-		changes:     cfg.Changes,
-		touch:       newToucher(st, log),
 		holds:       holds.New(rdb, st, cfg.ReservationTTL, cfg.WalletRefresh),
 		partitions:  ledger.NewPartitionKeeper(st, ledger.PartitionInterval, log),
 		rules:       cfg.Rules,
 		prices:      cfg.Prices,
-		catalogue:   cfg.Catalogue,
 		metrics:     newGatewayMetrics(cfg.Metrics),
 		routes:      routing.NewLog(rdb),
-
-		unknownKeys: ttlcache.New[string, struct{}](unknownKeyTTL, cacheMaxEntries),
-		keyProbe:    newKeyProbe(st.ExistingKeyHashes, probeInterval),
 		refusals:    newLogSampler(),
-		stopping:    make(chan struct{}),
-		breakers:    breaker.New(rdb),
-
-		catalogueSets: ttlcache.New[string, map[string]bool](cacheTTL, 16),
 	}
 	if s.prices == nil {
 		s.prices = defaultPrices{}
 	}
-	s.health = health.New(health.Config{Store: st, Breakers: s.breakers, Cooldown: cfg.RateLimitCooldown,
-		Openings: s.metrics.breakerOpenings, AccountChanged: s.accountChanged, Log: log})
-	if s.changes != nil {
-		s.changes.Subscribe(s.applyChange)
-	}
+	breakers := breaker.New(rdb)
+	// Health's account marks reach admission's caches through s.adm, set below before any
+	// request can mark an account.
+	s.health = health.New(health.Config{Store: st, Breakers: breakers, Cooldown: cfg.RateLimitCooldown,
+		Openings: s.metrics.breakerOpenings, Log: log,
+		AccountChanged: func(ctx context.Context, id int64) { s.adm.AccountChanged(ctx, id) }})
 	s.routeWriter = s.routes.NewWriter(log)
+	s.adm = admission.New(admission.Config{Store: st, Slots: s.slots, Redis: rdb, Holds: s.holds,
+		Breakers: breakers, Health: s.health, Prices: s.prices, Catalogue: cfg.Catalogue, Wait: cfg.Wait,
+		Changes: cfg.Changes, RouteWriter: s.routeWriter, ReadmitRefused: s.metrics.readmitRefusedAccount, Log: log})
 	s.sweep = ledger.NewSweeper(s.holds, ledger.SweepInterval, log)
 	s.pricer = ledger.NewPricer(st, s.prices, log)
 	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
@@ -185,11 +158,22 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		log.Warn("marking the holds epoch", "error", err)
 	}
 	cancel()
-	go s.touch.run()
 	go s.sweep.Run()
 	go s.partitions.Run()
 	return s
 }
+
+// BeginShutdown makes admission refuse new waits and ends the waits under way
+// (admission.Admitter.BeginShutdown); reports and renewals go on. Safe to call twice.
+func (s *Service) BeginShutdown() { s.adm.BeginShutdown() }
+
+// AccountsChanged drops this process's cached account lists, all of them: for tests that
+// write accounts in PostgreSQL directly. The admin API publishes targeted events instead.
+func (s *Service) AccountsChanged() { s.adm.AccountsChanged() }
+
+// KeysChanged forgets the unknown keys this process cached: the admin API calls it when a
+// key is created (admission.Admitter.KeysChanged).
+func (s *Service) KeysChanged() { s.adm.KeysChanged() }
 
 // Register mounts the internal endpoints on r, each behind the plugin secret.
 func (s *Service) Register(r *mux.Router) {
@@ -204,10 +188,9 @@ func (s *Service) Register(r *mux.Router) {
 // Close stops background work and flushes pending last-used updates. Safe to call twice.
 func (s *Service) Close() {
 	s.closeOnce.Do(func() {
-		s.touch.close()
+		s.adm.Close()
 		s.sweep.Close()
 		s.partitions.Close()
-		s.waker.close()
 		s.routeWriter.Close()
 	})
 }
@@ -235,6 +218,10 @@ func (s *Service) requireSecret(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// loadTimeout bounds a detached Redis or PostgreSQL step (ttlcache.LoadTimeout, the caches'
+// load bound).
+const loadTimeout = ttlcache.LoadTimeout
 
 // truncate cuts s to at most n bytes, for log fields and stored names.
 func truncate(s string, n int) string {

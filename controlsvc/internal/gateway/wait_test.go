@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
+
+	"github.com/poolgate/poolgate/plugin/wire"
 )
 
 // waiting reports the waiters of a user's queue.
@@ -37,21 +40,21 @@ func (e *env) waitForWaiters(t *testing.T, user, n int64) {
 // Waiters are served first come, first served, each as soon as the slot before it frees.
 func TestUserWaitersAreServedInArrivalOrder(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, DefaultLeaseTTL, WaitConfig{UserTimeout: 10 * time.Second})
+	e := newEnvWith(t, DefaultLeaseTTL, admission.WaitConfig{UserTimeout: 10 * time.Second})
 	f := e.seedFixture(t, 1, "openai")
 	e.seedAccount(t, f.group, accountSeed{})
-	holder := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	holder := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 
 	const n = 4
 	var mu sync.Mutex
 	var order []int
-	grants := make(chan admitReply, n)
+	grants := make(chan wire.Grant, n)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rep := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o", RequestID: fmt.Sprintf("req_w%d", i)})
+			rep := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o", RequestID: fmt.Sprintf("req_w%d", i)})
 			mu.Lock()
 			order = append(order, i)
 			mu.Unlock()
@@ -60,7 +63,7 @@ func TestUserWaitersAreServedInArrivalOrder(t *testing.T) {
 		e.waitForWaiters(t, f.user, int64(i+1)) // the next one arrives after this one queued
 	}
 	start := time.Now()
-	release := func(g admitReply) {
+	release := func(g wire.Grant) {
 		if err := e.slots.ReleaseMany(context.Background(), []slots.Lease{
 			{Kind: slots.KindUser, ID: g.UserID, GrantID: g.GrantID},
 			{Kind: slots.KindAccount, ID: g.AccountID, GrantID: g.GrantID}}); err != nil {
@@ -88,20 +91,20 @@ func TestUserWaitersAreServedInArrivalOrder(t *testing.T) {
 
 func TestUserWaitQueueLimits(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, DefaultLeaseTTL, WaitConfig{UserMaxWaiters: 2, UserTimeout: 400 * time.Millisecond})
+	e := newEnvWith(t, DefaultLeaseTTL, admission.WaitConfig{UserMaxWaiters: 2, UserTimeout: 400 * time.Millisecond})
 	f := e.seedFixture(t, 1, "openai")
 	e.seedAccount(t, f.group, accountSeed{})
-	e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 
 	results := make(chan httpResult, 2)
 	for i := 0; i < 2; i++ {
-		go func() { results <- e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o"}) }()
+		go func() { results <- e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o"}) }()
 	}
 	e.waitForWaiters(t, f.user, 2)
-	full := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
-	wantError(t, full, 429, ReasonUserQueueFull, "openai", "rate_limit_error", "Too many pending requests, please retry later")
+	full := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+	wantError(t, full, 429, admission.ReasonUserQueueFull, "openai", "rate_limit_error", "Too many pending requests, please retry later")
 	for i := 0; i < 2; i++ {
-		wantError(t, <-results, 429, ReasonUserConcurrency, "openai", "rate_limit_error",
+		wantError(t, <-results, 429, admission.ReasonUserConcurrency, "openai", "rate_limit_error",
 			"Concurrency limit exceeded for user, please retry later")
 	}
 	if w := e.waiting(t, f.user); w != 0 {
@@ -112,15 +115,15 @@ func TestUserWaitQueueLimits(t *testing.T) {
 // A caller that gives up frees its place in the queue at once.
 func TestWaiterThatLeavesFreesItsPlace(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, DefaultLeaseTTL, WaitConfig{UserTimeout: 20 * time.Second})
+	e := newEnvWith(t, DefaultLeaseTTL, admission.WaitConfig{UserTimeout: 20 * time.Second})
 	f := e.seedFixture(t, 1, "openai")
 	e.seedAccount(t, f.group, accountSeed{})
-	e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		body, _ := json.Marshal(admitRequest{APIKey: f.key, Model: "gpt-4o", Path: "/v1/responses", RequestID: "req_leaver"})
+		body, _ := json.Marshal(admission.Request{APIKey: f.key, Model: "gpt-4o", Path: "/v1/responses", RequestID: "req_leaver"})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.url+"/internal/v1/admit", bytes.NewReader(body))
 		req.Header.Set(SecretHeader, testSecret)
 		resp, err := http.DefaultClient.Do(req)
@@ -145,10 +148,10 @@ func ms(n int64) *int64 { return &n }
 // the same refusal, so the admit call always answers within the plugin's bound.
 func TestWaitBudgetCapsTheWait(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, DefaultLeaseTTL, WaitConfig{UserTimeout: 20 * time.Second})
+	e := newEnvWith(t, DefaultLeaseTTL, admission.WaitConfig{UserTimeout: 20 * time.Second})
 	f := e.seedFixture(t, 1, "openai")
 	e.seedAccount(t, f.group, accountSeed{})
-	e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+	e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 
 	tests := []struct {
 		name    string
@@ -161,9 +164,9 @@ func TestWaitBudgetCapsTheWait(t *testing.T) {
 	}
 	for _, tt := range tests {
 		began := time.Now()
-		res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", MaxWaitMs: ms(tt.budget)})
+		res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o", MaxWaitMs: ms(tt.budget)})
 		el := time.Since(began)
-		wantError(t, res, 429, ReasonUserConcurrency, "openai", "rate_limit_error",
+		wantError(t, res, 429, admission.ReasonUserConcurrency, "openai", "rate_limit_error",
 			"Concurrency limit exceeded for user, please retry later")
 		if el < tt.atLeast || el > tt.atMost {
 			t.Errorf("%s: refused after %s, want between %s and %s", tt.name, el, tt.atLeast, tt.atMost)
@@ -172,24 +175,24 @@ func TestWaitBudgetCapsTheWait(t *testing.T) {
 			t.Errorf("%s: %d waiters left", tt.name, w)
 		}
 	}
-	neg := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", MaxWaitMs: ms(-1)})
-	wantError(t, neg, 400, ReasonInvalid, "openai", "invalid_request_error", "Invalid max_wait_ms")
+	neg := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o", MaxWaitMs: ms(-1)})
+	wantError(t, neg, 400, admission.ReasonInvalid, "openai", "invalid_request_error", "Invalid max_wait_ms")
 }
 
 // The budget bounds the account queue too (here the fallback queue, whose timeout is 20 s).
 func TestWaitBudgetCapsAccountWait(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, DefaultLeaseTTL, WaitConfig{UserTimeout: 20 * time.Second, FallbackTimeout: 20 * time.Second})
+	e := newEnvWith(t, DefaultLeaseTTL, admission.WaitConfig{UserTimeout: 20 * time.Second, FallbackTimeout: 20 * time.Second})
 	f := e.seedFixture(t, 2, "openai")
 	acc := e.seedAccount(t, f.group, accountSeed{concurrency: 1})
-	first := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"}) // holds the account
+	first := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"}) // holds the account
 	if first.AccountID != acc {
 		t.Fatalf("granted account %d, want %d", first.AccountID, acc)
 	}
 	began := time.Now()
-	res := e.admit(t, admitRequest{APIKey: f.key, Model: "gpt-4o", MaxWaitMs: ms(400)})
+	res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o", MaxWaitMs: ms(400)})
 	el := time.Since(began)
-	wantError(t, res, 429, ReasonAccountConcurrency, "openai", "rate_limit_error",
+	wantError(t, res, 429, admission.ReasonAccountConcurrency, "openai", "rate_limit_error",
 		"Concurrency limit exceeded for account, please retry later")
 	if el < 400*time.Millisecond || el > 3*time.Second {
 		t.Errorf("refused after %s, want about the 400ms budget", el)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/ledger"
 )
 
@@ -26,7 +27,7 @@ func TestReportWarningsAreStored(t *testing.T) {
 			[]string{strings.Repeat("x", ledger.MaxReportWarningLen), "2", "3", "4", "5", "6", "7", "8"}},
 	}
 	for _, tc := range cases {
-		g := e.mustGrant(t, admitRequest{APIKey: f.key, Model: "gpt-4o"})
+		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
 		rep := reportFor(g, 200, "responses", `{"input_tokens":10,"output_tokens":1}`)
 		rep.Warnings = tc.sent
 		wantAccepted(t, e.sendReports(t, rep), 1)

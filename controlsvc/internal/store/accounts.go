@@ -97,7 +97,7 @@ RETURNING id`
 
 	// A new credential clears a pause: the operator has just fixed what paused it (401/403).
 	// Setting the status is the operator's decision: it drops the health rules' reason, and
-	// setting it active also forgets the 403 strikes (docs/design.md, "Account marks").
+	// setting it active also forgets the 403 strikes (docs/design.md, "Account health").
 	sqlUpdateAccount = `
 UPDATE accounts SET
     name          = COALESCE($2, name),

@@ -216,7 +216,7 @@ func mustExist(ctx context.Context, tx pgx.Tx, query string, id int64, field, wh
 const sqlExistingKeyHashes = `SELECT key_hash FROM api_keys WHERE key_hash = ANY($1) AND deleted_at IS NULL`
 
 // ExistingKeyHashes returns which of hashes belong to a key not deleted. Admission asks it
-// for many unknown keys in one query (gateway keyprobe.go), so that random keys do not
+// for many unknown keys in one query (admission keyprobe.go), so that random keys do not
 // each cost one.
 func (s *Store) ExistingKeyHashes(ctx context.Context, hashes []string) (map[string]bool, error) {
 	rows, err := s.Pool.Query(ctx, sqlExistingKeyHashes, hashes)

@@ -43,7 +43,7 @@ const (
 	reasonUnreachable = "upstream unreachable"
 )
 
-// The 403 rule (sub2api-behaviour.md §5.2): a 403 pauses the account, and the third within
+// The 403 rule (docs/design.md, "Health model"): a 403 pauses the account, and the third within
 // 3 h disables it until an operator looks. 403s spread wider apart only pause.
 const (
 	forbiddenWindow        = 3 * time.Hour
