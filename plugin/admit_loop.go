@@ -113,7 +113,9 @@ func forwardExchange(x *exchange) {
 			return
 		}
 		failed := respond(x, resp, wd, err)
-		wd.release()
+		if x.relay == nil {
+			wd.release() // else the committed stream's relay releases it (relayCommitted)
+		}
 		if failed == nil {
 			return // answered
 		}

@@ -14,7 +14,7 @@ func attempt(x *exchange) (*http.Response, *watchdog, error) {
 	g := x.grant
 	resetAttempt(x)
 	out, wd, err := prepareAttempt(x, g)
-	onStall(x.stall, wd.clientGone) // stall.go; a method value (deadline.go)
+	onStall(x.stall, cancelStall(wd)) // stall.go; a compiled cancel (deadline.go)
 	began := time.Now()
 	markSent(x, began)
 	var resp *http.Response
@@ -49,8 +49,7 @@ func resetAttempt(x *exchange) {
 func prepareAttempt(x *exchange, g *grant) (*http.Request, *watchdog, error) {
 	// Detached from the client: a committed attempt is drained after the client left, to
 	// bill what the upstream counts. The watchdog cuts it at once before the commit point.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(x.req.Context()))
-	wd := newWatchdog(cancel, firstTokenTimeout(x, g), responseHeaderTimeout(x, g), x.start.Add(x.p.requestLimit))
+	ctx, wd := newWatchdog(context.WithoutCancel(x.req.Context()), firstTokenTimeout(x, g), responseHeaderTimeout(x, g), x.start.Add(x.p.requestLimit))
 	watchClient(wd, x.req.Context(), x.p.drain)
 	var out *http.Request
 	var err error
@@ -94,5 +93,5 @@ func attemptRecord(x *exchange, g *grant, durationMs int64, resp *http.Response,
 // release stops the deadlines and ends the upstream request.
 func (w *watchdog) release() {
 	stop(w)
-	w.cancel()
+	w.cancels[levelClient]() // the outermost level: every other one with it
 }

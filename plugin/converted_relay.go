@@ -109,6 +109,7 @@ func (c *convertedAttempt) commit() bool {
 		return false
 	}
 	c.committed = true
+	watchDrain(c.wd)
 	x.billable = true
 	firstToken(c.wd)
 	x.firstByte = time.Now()

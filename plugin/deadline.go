@@ -23,115 +23,174 @@ const (
 )
 
 // watchdog enforces the deadlines of one upstream attempt without a select statement
-// (docs/design.md, "Writing plugin code"): each deadline is a time.AfterFunc that records
-// which deadline fired and cancels the attempt's context, which ends a RoundTrip waiting
-// for headers or a blocked body Read.
+// (docs/design.md, "Writing plugin code"). The attempt's context is a chain of contexts,
+// one level per way the attempt can be cut (the overall deadline, the response headers, the
+// first token, the stream going idle, the drain after the client left, the client leaving
+// before the commit point, the client no longer reading), and each deadline is a
+// time.AfterFunc of its level's compiled cancel function: cancelling a level ends a
+// RoundTrip waiting for headers or a blocked body Read, and which level is done says which
+// deadline cut the attempt (firedClass).
+//
+// Compiled functions, not plugin functions: under Yaegi a function value of the plugin's
+// own handed to compiled code (a method value, a closure) keeps alive the frame it was made
+// in and, through each frame's link to its caller, every frame of the call path at that
+// moment, for as long as the timer or context holds it (docs/yaegi.md). Made deep in an
+// attempt and held for a stream's life, that is kilobytes per open stream. The one plugin
+// callback left, the client leaving after the commit point (watchDrain), is registered by
+// the relay that runs from the top of the call path (relayCommitted).
 type watchdog struct {
-	cancel context.CancelFunc
-
 	mu    sync.Mutex
-	fired string // the class of the first deadline that fired, "" while none has
-	done  bool   // stopped: timers firing late do nothing
+	fired string // the class that ended the attempt, kept by stop; "" before
+	done  bool   // stopped
 
-	first *time.Timer // time to first token; nil when off
-	head  *time.Timer // time to response headers; nil when off
-	idle  *time.Timer // stream idle; nil until armed or when off
-	total *time.Timer // the request's overall deadline
-	idleD time.Duration
+	// The levels, outermost first; each one's context is the parent of the next, and the
+	// last is the attempt's. The client's level is the outermost, so that its context is
+	// done only when the client left before the commit point (commit).
+	client, total, head, first, idleC, drainC, stall context.Context
+	cancels                                          [7]context.CancelFunc
 
-	// The client's departure (watchClient). The attempt's context is detached from the
-	// client's, so that a committed attempt can be drained: before the commit point a
-	// departure cancels the attempt at once, after it the drain timer bounds the rest.
+	firstT *time.Timer // time to first token; nil when off
+	headT  *time.Timer // time to response headers; nil when off
+	totalT *time.Timer // the request's overall deadline
+	idle   *time.Timer // stream idle; nil until armed or when off
+	idleD  time.Duration
+
+	// The client's departure. The attempt's context is detached from the client's, so that
+	// a committed attempt can be drained: before the commit point a departure cancels the
+	// attempt at once (a compiled context.AfterFunc), after it the drain timer bounds the
+	// rest (watchDrain).
+	clientCtx context.Context
 	committed bool
-	left      bool          // the client went away
+	left      bool          // the client went away after the commit point
 	drainD    time.Duration // drainTimeout; 0: cut at once
 	drain     *time.Timer   // armed when the client left after the commit point
 	unwatch   func() bool   // stops watching the client's context
 }
 
-// newWatchdog arms the first-token timer (when firstToken > 0), the response-header timer
-// (when headers > 0) and the overall deadline.
-func newWatchdog(cancel context.CancelFunc, firstToken, headers time.Duration, deadline time.Time) *watchdog {
-	w := &watchdog{cancel: cancel}
+// Indexes of the levels in cancels.
+const (
+	levelClient = iota
+	levelTotal
+	levelHead
+	levelFirst
+	levelIdle
+	levelDrain
+	levelStall
+)
+
+// newWatchdog returns the attempt's context, derived from parent, and its watchdog, with the
+// first-token timer (when firstToken > 0), the response-header timer (when headers > 0) and
+// the overall deadline armed.
+func newWatchdog(parent context.Context, firstToken, headers time.Duration, deadline time.Time) (context.Context, *watchdog) {
+	w := &watchdog{}
+	w.client, w.cancels[levelClient] = context.WithCancel(parent)
+	w.total, w.cancels[levelTotal] = context.WithCancel(w.client)
+	w.head, w.cancels[levelHead] = context.WithCancel(w.total)
+	w.first, w.cancels[levelFirst] = context.WithCancel(w.head)
+	w.idleC, w.cancels[levelIdle] = context.WithCancel(w.first)
+	w.drainC, w.cancels[levelDrain] = context.WithCancel(w.idleC)
+	w.stall, w.cancels[levelStall] = context.WithCancel(w.drainC)
 	if firstToken > 0 {
-		w.first = time.AfterFunc(firstToken, w.firstTokenPassed)
+		w.firstT = time.AfterFunc(firstToken, w.cancels[levelFirst])
 	}
 	if headers > 0 {
-		w.head = time.AfterFunc(headers, w.headersLate)
+		w.headT = time.AfterFunc(headers, w.cancels[levelHead])
 	}
 	left := time.Until(deadline)
 	if left <= 0 {
-		fire(w, classRequestTimeout)
+		w.cancels[levelTotal]()
 	} else {
-		w.total = time.AfterFunc(left, w.requestTimedOut)
+		w.totalT = time.AfterFunc(left, w.cancels[levelTotal])
 	}
-	return w
+	return w.stall, w
 }
 
-// The timers' functions are method values, made on the request goroutine: under Yaegi a
-// closure handed to compiled code costs several times a method value (its reflect wrapper
-// is built per call; plugin/stagebench.go measures it), and one built in the timer's
-// goroutine races (watchClient).
-func (w *watchdog) firstTokenPassed() { fire(w, classFirstTokenTimeout) }
-func (w *watchdog) headersLate()      { fire(w, classResponseHeaderTimeout) }
-func (w *watchdog) requestTimedOut()  { fire(w, classRequestTimeout) }
-func (w *watchdog) streamIdled()      { fire(w, classStreamIdleTimeout) }
-func (w *watchdog) drainRanOut()      { fire(w, classDrainTimeout) }
-
-func fire(w *watchdog, class string) {
-	w.mu.Lock()
-	if w.done || w.fired != "" {
-		w.mu.Unlock()
-		return
+// classOf is the class of the outermost level that is done, "" when none is or only the
+// client's departure before the commit point cut the attempt (the exchange sees that
+// itself: isClientGone).
+func classOf(w *watchdog) string {
+	switch {
+	case w.client.Err() != nil:
+		return ""
+	case w.total.Err() != nil:
+		return classRequestTimeout
+	case w.head.Err() != nil:
+		return classResponseHeaderTimeout
+	case w.first.Err() != nil:
+		return classFirstTokenTimeout
+	case w.idleC.Err() != nil:
+		return classStreamIdleTimeout
+	case w.drainC.Err() != nil:
+		return classDrainTimeout
+	case w.stall.Err() != nil:
+		return classClientGone
 	}
-	w.fired = class
-	w.mu.Unlock()
-	w.cancel()
+	return ""
 }
 
 // firedClass returns the class of the deadline that ended the attempt, or "".
 func firedClass(w *watchdog) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.fired
+	if w.done {
+		return w.fired
+	}
+	return classOf(w)
 }
 
+// cancelStall is what a stall of the client's writes ends (stall.go): the attempt, as
+// client_gone.
+func cancelStall(w *watchdog) func() { return w.cancels[levelStall] }
+
 // armIdle starts the stream-idle timer (when d > 0); the relay loops reset it per read
-// (inline: a method call per read costs µs under Yaegi).
+// (inline: a call per read costs µs under Yaegi).
 func armIdle(w *watchdog, d time.Duration) {
 	if d <= 0 {
 		return
 	}
 	w.idleD = d
-	w.idle = time.AfterFunc(d, w.streamIdled)
+	w.idle = time.AfterFunc(d, w.cancels[levelIdle])
 }
 
 // headersArrived stops the response-header timer: the upstream answered. The transport's
 // ResponseHeaderTimeout is only the larger backstop.
 func headersArrived(w *watchdog) {
-	if w.head != nil {
-		w.head.Stop()
+	if w.headT != nil {
+		w.headT.Stop()
 	}
 }
 
 // firstToken stops the first-token timer: the first semantic output arrived.
 func firstToken(w *watchdog) {
-	if w.first != nil {
-		w.first.Stop()
+	if w.firstT != nil {
+		w.firstT.Stop()
 	}
 }
 
-// watchClient ends the attempt when the client's request ends (ctx): at once before the
-// commit point, after drain past it. A context.AfterFunc, not a select (docs/design.md,
-// "Writing plugin code"). The method value is made here, on the request goroutine: a
-// closure written inline would get its reflect wrapper built in the AfterFunc goroutine,
-// which races inside Yaegi v0.16.1.
+// watchClient ends the attempt at once when the client's request (ctx) ends before the
+// commit point: a context.AfterFunc of the client level's compiled cancel, not a select
+// (docs/design.md, "Writing plugin code"). drain is how long a committed attempt is read on
+// after the client left (watchDrain).
 func watchClient(w *watchdog, ctx context.Context, drain time.Duration) {
+	w.clientCtx = ctx
 	w.drainD = drain
-	w.unwatch = context.AfterFunc(ctx, w.clientLeft)
+	w.unwatch = context.AfterFunc(ctx, w.cancels[levelClient])
 }
 
-// clientLeft records that the client went away (its context ended or a write failed).
+// watchDrain watches the client's request after the commit point: when it ends, the attempt
+// is drained for drainTimeout (clientLeft). Called by the relays after commit; the method
+// value is made here, in a frame of the relay's call path (see watchdog).
+func watchDrain(w *watchdog) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done || w.left || w.unwatch != nil {
+		return
+	}
+	w.unwatch = context.AfterFunc(w.clientCtx, w.clientLeft)
+}
+
+// clientLeft records that the client went away after the commit point (its context ended
+// or a write failed): the drain timer starts, or the attempt ends at once without one.
 func (w *watchdog) clientLeft() {
 	w.mu.Lock()
 	if w.done || w.left {
@@ -141,48 +200,58 @@ func (w *watchdog) clientLeft() {
 	w.left = true
 	if !w.committed || w.drainD <= 0 {
 		w.mu.Unlock()
-		w.cancel()
+		w.cancels[levelClient]()
 		return
 	}
-	w.drain = time.AfterFunc(w.drainD, w.drainRanOut)
+	w.drain = time.AfterFunc(w.drainD, w.cancels[levelDrain])
 	w.mu.Unlock()
 }
 
-// commit marks the attempt's commit point; false when the client left first, which has
-// already cut the attempt.
+// commit marks the attempt's commit point and stops the watch of the client that cuts it
+// at once; false when the client left first, which has already cut the attempt.
 func commit(w *watchdog) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.left {
+	if w.unwatch != nil && !w.committed {
+		if !w.unwatch() {
+			return false // its cancel ran: the client left
+		}
+		w.unwatch = nil
+	}
+	if w.client.Err() != nil {
 		return false
 	}
 	w.committed = true
 	return true
 }
 
-// stop disarms every timer; a timer already running its function finds done set.
+// stop keeps the class that ended the attempt and disarms every timer; a timer that fires
+// late only cancels a context of an attempt that is over.
 func stop(w *watchdog) {
 	w.mu.Lock()
-	w.done = true
-	drain := w.drain
+	if !w.done {
+		w.fired = classOf(w)
+		w.done = true
+	}
+	drain, unwatch := w.drain, w.unwatch
 	w.mu.Unlock()
-	if w.unwatch != nil {
-		w.unwatch()
+	if unwatch != nil {
+		unwatch()
 	}
 	if drain != nil {
 		drain.Stop()
 	}
-	if w.first != nil {
-		w.first.Stop()
+	if w.firstT != nil {
+		w.firstT.Stop()
 	}
-	if w.head != nil {
-		w.head.Stop()
+	if w.headT != nil {
+		w.headT.Stop()
 	}
 	if w.idle != nil {
 		w.idle.Stop()
 	}
-	if w.total != nil {
-		w.total.Stop()
+	if w.totalT != nil {
+		w.totalT.Stop()
 	}
 }
 

@@ -259,12 +259,14 @@ func TestWatchdogClientDeparture(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			attempt, cancel := context.WithCancel(context.Background())
 			client, leave := context.WithCancel(context.Background())
-			wd := newWatchdog(cancel, 0, 0, far)
+			attempt, wd := newWatchdog(context.Background(), 0, 0, far)
 			watchClient(wd, client, tt.drain)
-			if tt.commit && !commit(wd) {
-				t.Fatal("commit refused while the client is there")
+			if tt.commit {
+				if !commit(wd) {
+					t.Fatal("commit refused while the client is there")
+				}
+				watchDrain(wd)
 			}
 			leave()
 			if !tt.commit {

@@ -86,6 +86,9 @@ type exchange struct {
 
 	// stall watches the writes to the client (stall.go).
 	stall *stallGuard
+	// relay is the stream past its commit point that ServeHTTP relays (relayCommitted);
+	// nil until then, and for every other reply.
+	relay *committedStream
 }
 
 func newExchange(p *Poolgate, rw http.ResponseWriter, req *http.Request, path string) *exchange {

@@ -64,7 +64,7 @@ func hedgedAttempt(x *exchange) (*http.Response, *watchdog, error) {
 		}
 		hold(x.stall, lease{GrantID: win.g.GrantID, UserID: win.g.UserID, AccountID: win.g.AccountID, Hedged: other.g.AccountID}, leaseCap(x))
 	}
-	onStall(x.stall, win.wd.clientGone)
+	onStall(x.stall, cancelStall(win.wd))
 	x.attempts = append(x.attempts, attemptRecord(x, win.g, millis(win.headers), win.resp, win.err, win.wd))
 	if win.resp != nil && (len(win.held) > 0 || win.rerr != nil) {
 		win.resp.Body = &replayBody{held: win.held, end: win.rerr, rest: win.resp.Body}

@@ -184,12 +184,9 @@ func (r *race) stallAll() {
 	runs := append([]*hedgeRun(nil), r.runs...)
 	r.mu.Unlock()
 	for i := 0; i < len(runs); i++ {
-		fire(runs[i].wd, classClientGone)
+		cancelStall(runs[i].wd)()
 	}
 }
-
-// clientGone fires the watchdog for a client that stopped reading (stall.go).
-func (w *watchdog) clientGone() { fire(w, classClientGone) }
 
 // replayBody is a response body whose start was read by a hedged run: it gives the held
 // bytes again, then ends as the upstream body ended (end) or reads on from rest. A type of

@@ -64,6 +64,9 @@ func (p *Poolgate) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		x := newExchange(p, rw, req, path)
 		defer finish(x)
 		runExchange(x)
+		if x.relay != nil {
+			relayCommitted(x) // sse_relay.go: from here, with nothing else on the stack
+		}
 	case post && path == pathCountTokens:
 		serveCountTokens(p, rw, req)
 	case req.Method == http.MethodGet && path == pathModels:

@@ -37,74 +37,125 @@ const classStreamIncomplete = "stream_incomplete"
 
 // relayStream relays an SSE reply with a commit point. It returns the failed attempt when
 // the reply failed before the commit point, so that the caller fails over; nil when the
-// exchange is answered (success, in-stream error or client gone). A client that leaves
-// after the commit point leaves the attempt draining: it is read on within drainTimeout
-// (the watchdog), its output discarded and its usage still scanned.
+// exchange is answered (an in-stream error, the client gone, a stream that ended before its
+// commit point) or committed. A committed stream is not relayed here: it is handed up the
+// call path in x.relay, and ServeHTTP relays the rest of it (relayCommitted), so that the
+// attempt loop's frames are gone while the stream stays open for minutes (docs/design.md,
+// "Memory per open stream").
 func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt {
-	defer resp.Body.Close()
+	bp := streamBuffers.Get().(*[]byte)
+	defer endRelay(x, resp, bp) // unless handed on
 	armIdle(wd, idleTimeout(x))
 
 	scan := newUsageScanner(usageFormatFor(x.path), true)
-	bp := streamBuffers.Get().(*[]byte)
-	defer streamBuffers.Put(bp)
 	buf := *bp
-
 	var pending []byte // bytes read and not yet written
-	scanned := 0       // pre-commit: complete events of pending already classified
-	committed := false
-	draining := false
-	relayed := false // an error event of the request's own was the commit point (streamend.go)
+	scanned := 0       // complete events of pending already classified
+	relayed := false   // an error event of the request's own was the commit point (streamend.go)
 	ends := newChatEnd(x)
-	// last is a copy of the last batch of complete events passed on; its last event, and
-	// whether that ends the stream, is only looked for once the body ends, so that a read
-	// costs no event parsing (every stdlib call from interpreted code costs about 1 µs of
-	// reflection, a method call of the plugin's own more: tests/yaegi/stagebench).
-	var last []byte
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if wd.idle != nil {
-				wd.idle.Reset(wd.idleD) // wd.progress, inlined: a method call per read costs µs under Yaegi
+				wd.idle.Reset(wd.idleD) // wd.progress, inlined: a call per read costs µs under Yaegi
 			}
 			x.outputBytes += int64(n)
 			pending = append(pending, buf[:n]...)
-			if !committed {
-				for {
-					end := eventBoundary(pending[scanned:])
-					if end < 0 {
-						break
-					}
-					ev := pending[scanned : scanned+end]
-					scanned += end
-					kind := holdKind(ev)
-					if kind == eventError {
-						// Nothing was written yet: a failover leaves no trace at the client.
-						if f := inStreamFailure(x, ev, pending[:scanned], scan); f != nil {
-							return f
-						}
-						relayed = true
-					}
-					if kind != eventHeld {
-						committed = true
-						break
-					}
+			committed := false
+			for {
+				end := eventBoundary(pending[scanned:])
+				if end < 0 {
+					break
 				}
-				if !committed && len(pending) > maxHold {
+				ev := pending[scanned : scanned+end]
+				scanned += end
+				kind := holdKind(ev)
+				if kind == eventError {
+					// Nothing was written yet: a failover leaves no trace at the client.
+					if f := inStreamFailure(x, ev, pending[:scanned], scan); f != nil {
+						return f
+					}
+					relayed = true
+				}
+				if kind != eventHeld {
 					committed = true
+					break
 				}
-				if committed && !commitStream(x, resp, wd) {
+			}
+			if !committed && len(pending) > maxHold {
+				committed = true
+			}
+			if committed {
+				if !commitStream(x, resp, wd) {
 					goneBeforeCommit(x)
 					return nil
 				}
+				x.relay = &committedStream{resp: resp, wd: wd, bp: bp, scan: scan, ends: ends,
+					pending: pending, relayed: relayed, rerr: rerr}
+				return nil
 			}
-			if committed && !draining && isClientGone(x) {
+		}
+		if rerr != nil {
+			st := streamState{relayed: relayed, end: terminalKind(nil)}
+			return streamStopped(x, resp, wd, rerr, st, pending, scan, ends)
+		}
+	}
+}
+
+// committedStream is a stream past its commit point, as relayStream hands it on: its
+// response, deadlines and buffer, the usage and ending scanners, the bytes read and not yet
+// written, and the error of the read that committed it (a last read may end the body too).
+type committedStream struct {
+	resp    *http.Response
+	wd      *watchdog
+	bp      *[]byte
+	scan    *usageScanner
+	ends    *chatEnd
+	pending []byte
+	relayed bool
+	rerr    error
+}
+
+// endRelay releases what relayStream took, unless it handed the stream on.
+func endRelay(x *exchange, resp *http.Response, bp *[]byte) {
+	if x.relay != nil && x.relay.resp == resp {
+		return
+	}
+	resp.Body.Close()
+	streamBuffers.Put(bp)
+}
+
+// relayCommitted relays a committed stream to its end, from the top of the call path
+// (ServeHTTP), and then releases its attempt. After the commit only complete events (up to
+// the last blank line) are passed on; a client that leaves leaves the attempt draining: it
+// is read on within drainTimeout (the watchdog), its output discarded and its usage still
+// scanned.
+func relayCommitted(x *exchange) {
+	c := x.relay
+	watchDrain(c.wd) // here, at the top of the call path (see watchdog)
+	defer c.wd.release()
+	defer streamBuffers.Put(c.bp)
+	defer c.resp.Body.Close()
+	wd, scan, ends := c.wd, c.scan, c.ends
+	buf := *c.bp
+	pending, rerr := c.pending, c.rerr
+	fresh := len(pending) > 0
+	draining := false
+	// last is a copy of the last batch of complete events passed on; its last event, and
+	// whether that ends the stream, is only looked for once the body ends, so that a read
+	// costs no event parsing (every stdlib call from interpreted code costs about 1 µs of
+	// reflection, a call of the plugin's own more: tests/yaegi/stagebench).
+	var last []byte
+	for {
+		if fresh {
+			if !draining && isClientGone(x) {
 				draining = drain(x, wd)
 			}
 			if draining {
 				feedUsage(scan, pending)
 				observeChatEnd(ends, pending)
 				pending = pending[:0]
-			} else if committed {
+			} else {
 				cut := lastEventBoundary(pending)
 				whole := true
 				if len(pending) > jsonsse.MaxCarry {
@@ -134,8 +185,19 @@ func relayStream(x *exchange, resp *http.Response, wd *watchdog) *failedAttempt 
 		}
 		if rerr != nil {
 			last = lastEvent(last)
-			st := streamState{committed: committed, draining: draining, end: terminalKind(last), relayed: relayed, last: last}
-			return streamStopped(x, resp, wd, rerr, st, pending, scan, ends)
+			st := streamState{committed: true, draining: draining, end: terminalKind(last), relayed: c.relayed, last: last}
+			streamStopped(x, c.resp, wd, rerr, st, pending, scan, ends) // nil: a committed stream never fails over
+			return
+		}
+		var n int
+		n, rerr = c.resp.Body.Read(buf)
+		fresh = n > 0
+		if fresh {
+			if wd.idle != nil {
+				wd.idle.Reset(wd.idleD)
+			}
+			x.outputBytes += int64(n)
+			pending = append(pending, buf[:n]...)
 		}
 	}
 }

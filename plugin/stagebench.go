@@ -218,8 +218,12 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 			resp.Header.Set("Content-Type", "text/event-stream")
 			began := time.Now()
 			f := relayStream(x, resp, wd)
+			if x.relay != nil {
+				relayCommitted(x)
+			} else {
+				wd.release()
+			}
 			spent += time.Since(began)
-			wd.release()
 			if f != nil || !x.usageComplete {
 				return 0, "the bench stream was not relayed whole (" + x.errorClass + ")"
 			}

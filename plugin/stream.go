@@ -67,6 +67,7 @@ func relayWith(x *exchange, resp *http.Response, cancel context.CancelFunc, wd *
 				goneBeforeCommit(x)
 				return
 			}
+			watchDrain(wd)
 			x.billable = true
 		}
 		firstToken(wd)
