@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -183,51 +182,6 @@ func (b *Breakers) Unclaim(ctx context.Context, accountID int64, model, grantID 
 		return fmt.Errorf("giving back breaker probe of account %d model %q: %w", accountID, model, err)
 	}
 	return nil
-}
-
-// Answer is an attempt an account answered.
-type Answer struct {
-	AccountID int64
-	Model     string
-	GrantID   string
-}
-
-// Succeed records answers in one pipelined round trip: each resets its account's dial
-// back-off and closes a half-open breaker (or the probe's). closed counts the breakers
-// closed.
-func (b *Breakers) Succeed(ctx context.Context, answers []Answer, now time.Time) (closed int, err error) {
-	if len(answers) == 0 {
-		return 0, nil
-	}
-	run := func() ([]*redis.Cmd, error) {
-		cmds := make([]*redis.Cmd, len(answers))
-		_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, a := range answers {
-				cmds[i] = successScript.EvalSha(ctx, p, []string{Key(a.AccountID), dialKey(a.AccountID)}, a.Model, a.GrantID, now.UnixMilli())
-			}
-			return nil
-		})
-		return cmds, err
-	}
-	cmds, err := run()
-	if isNoScript(err) {
-		if err = successScript.Load(ctx, b.rdb).Err(); err == nil {
-			cmds, err = run()
-		}
-	}
-	if err != nil {
-		return 0, fmt.Errorf("recording answers: %w", err)
-	}
-	for _, c := range cmds {
-		if n, _ := c.Int64(); n == 1 {
-			closed++
-		}
-	}
-	return closed, nil
-}
-
-func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
 // DialFailure counts a dial failure of the account and answers the consecutive count.

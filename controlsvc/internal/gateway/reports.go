@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/poolgate/poolgate/controlsvc/internal/gateway/health"
 	"github.com/poolgate/poolgate/controlsvc/internal/routing"
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
@@ -44,8 +43,9 @@ type reportsReply struct {
 // handleReports stores a batch of reports in three steps, so that slots come free as soon
 // as possible and PostgreSQL sees one transaction per batch rather than one per report:
 //
-//  1. every slot of the batch is released, in one pipelined Redis round trip, whatever
-//     happens next (a release is idempotent, so a retried batch finds them gone);
+//  1. every slot of the batch is released, first in the batch's one Redis pipeline before
+//     the write, whatever happens next (a release is idempotent, so a retried batch finds
+//     them gone);
 //  2. the usage records of the valid reports are priced (package ledger) and written
 //     with their attempts and settled in one transaction, idempotent on request_id within
 //     the batch and across batches; a report whose reservation belongs to another user,
@@ -54,11 +54,13 @@ type reportsReply struct {
 //     failed last attempt marks the account or counts towards its breaker (package health).
 //
 // An answered last attempt closes its half-open breaker and resets its account's dial
-// back-off already after step 1: that is idempotent, and the session a probe brought home
-// must find its account closed on its next turn.
+// back-off already in step 1's pipeline: that is idempotent, and the session a probe
+// brought home must find its account closed on its next turn.
 //
-// The requests' routing explanations (admission route.go) are read from Redis before step 2, in one
-// pipelined round trip, stored with their records, and deleted after it.
+// The requests' routing explanations (admission route.go) and money holds are read in step
+// 1's pipeline and stored with their records; after the write one more pipeline settles the
+// holds and deletes the explanations (reports_redis.go): two Redis round trips per batch,
+// whatever its size, on the success path.
 //
 // It answers 200 only when the write succeeded, so the plugin retries the batch otherwise.
 // A report without request_id or user_id is dropped (retrying cannot fix it) and not
@@ -72,11 +74,6 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithoutCancel(r.Context()) // a half-processed batch helps nobody
 	reps := req.Reports
 	dropped := s.droppedCount(req.Dropped)
-	if err := s.slots.ReleaseMany(ctx, leasesOf(reps)); err != nil {
-		// Not fatal: the leases expire by their TTL, and the retry releases them again.
-		s.log.Warn("releasing slots of reports", "reports", len(reps), "error", err)
-	}
-
 	valid := make([]*report, 0, len(reps))
 	for i := range reps {
 		rep := &reps[i]
@@ -88,14 +85,19 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		}
 		valid = append(valid, rep)
 	}
-	s.health.RecordAnswers(ctx, health.AnswersOf(valid)) // before the write, see health.AnswersOf
-	routes := s.pendingRoutes(ctx, valid)                // route_settle.go
+	reads := s.readBatch(ctx, reps, valid) // reports_redis.go: one round trip
+	if err := reads.release.Err(ctx); err != nil {
+		// Not fatal: the leases expire by their TTL, and the retry releases them again.
+		s.log.Warn("releasing slots of reports", "reports", len(reps), "error", err)
+	}
+	reads.answers.Record(ctx)                           // before the write, see health.AnswersOf
+	routes := s.pendingRoutes(reads.routes, len(valid)) // route_settle.go
 	writes, err := s.usageWrites(ctx, valid, routes)
 	if err != nil {
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
 		return
 	}
-	if err := s.attachHolds(ctx, writes); err != nil { // reports_holds.go
+	if err := s.attachHolds(ctx, writes, reads.holds); err != nil { // reports_holds.go
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
 		return
 	}
@@ -104,8 +106,8 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		writeInternalError(w, s.log, "storing reports", err, "reports", len(reps))
 		return
 	}
-	isRefused := s.refuse(ctx, valid, refused)
-	s.settleHolds(ctx, writes, inserted, isRefused)
+	isRefused, refusedLeases := s.refuse(valid, refused)
+	s.settleBatch(ctx, refusedLeases, holdCharges(writes, inserted, isRefused), settledRoutes(routes, isRefused)) // one round trip
 
 	marked := make(map[string]bool, len(inserted))
 	var opened []store.AttemptRef // attempts whose failure opened their breaker
@@ -126,7 +128,6 @@ func (s *Service) handleReports(w http.ResponseWriter, r *http.Request) {
 		s.health.SettleAttempts(ctx, rep, &opened)
 	}
 	s.recordOpenedBreakers(ctx, opened) // route_settle.go
-	s.dropRoutes(ctx, routes, isRefused)
 	s.metrics.recordsWritten.Add(int64(len(marked)))
 	s.metrics.recordsDuplicate.Add(int64(duplicates))
 	s.metrics.usageEstimated.Add(int64(estimated))

@@ -12,20 +12,20 @@ import (
 // its hold and settles by what the hold names, and applied to the wallet copies after the
 // batch committed in PostgreSQL.
 
-// attachHolds reads the batch's holds in one round trip and sets them on the writes. When
-// Redis lost its holds less than one hold life ago, a request without a hold counts as
-// granted: it may have been admitted before the loss, and refusing it would lose its charge.
-func (s *Service) attachHolds(ctx context.Context, writes []store.UsageWrite) error {
-	keys := make([]holds.Key, len(writes))
-	for i := range writes {
-		keys[i] = holds.Key{UserID: writes[i].UserID, RequestID: writes[i].RequestID}
+// attachHolds sets on the writes the batch's holds, read in its pipeline before the write
+// (reports_redis.go); a failed read fails the batch. When Redis lost its holds less than
+// one hold life ago, a request without a hold counts as granted: it may have been admitted
+// before the loss, and refusing it would lose its charge.
+func (s *Service) attachHolds(ctx context.Context, writes []store.UsageWrite, lookup *holds.Lookup) error {
+	if len(writes) == 0 {
+		return nil
 	}
-	held, lost, err := s.holds.Lookup(ctx, keys)
+	held, lost, err := lookup.Result(ctx)
 	if err != nil {
 		return err
 	}
 	for i := range writes {
-		h, ok := held[keys[i]]
+		h, ok := held[holds.Key{UserID: writes[i].UserID, RequestID: writes[i].RequestID}]
 		if !ok {
 			writes[i].Granted = lost
 			continue
@@ -36,11 +36,11 @@ func (s *Service) attachHolds(ctx context.Context, writes []store.UsageWrite) er
 	return nil
 }
 
-// settleHolds applies the committed batch to the wallet copies and releases its holds: an
-// inserted record is charged its cost, a replay (stored before) only releases. A refused
-// record keeps its hold (the sweeper releases it). A failure is logged: the copies reload
-// within holds.DefaultRefresh and the holds go at their expiry.
-func (s *Service) settleHolds(ctx context.Context, writes []store.UsageWrite, inserted, refused map[string]bool) {
+// holdCharges is what the committed batch applies to the wallet copies, releasing its holds
+// (in the batch's pipeline after its write, reports_redis.go): an inserted record is charged
+// its cost, a replay (stored before) only releases. A refused record keeps its hold (the
+// sweeper releases it).
+func holdCharges(writes []store.UsageWrite, inserted, refused map[string]bool) []holds.Charge {
 	charges := make([]holds.Charge, 0, len(writes))
 	seen := make(map[string]bool, len(writes))
 	for _, u := range writes {
@@ -51,7 +51,5 @@ func (s *Service) settleHolds(ctx context.Context, writes []store.UsageWrite, in
 		charges = append(charges, holds.Charge{RequestID: u.RequestID, UserID: u.UserID, KeyID: u.APIKeyID,
 			GroupID: u.GroupID, CostMicros: u.CostMicros, Replay: !inserted[u.RequestID]})
 	}
-	if err := s.holds.Settle(ctx, charges); err != nil {
-		s.log.Warn("applying settlements to the holds", "reports", len(charges), "error", err)
-	}
+	return charges
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"time"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
@@ -10,12 +9,13 @@ import (
 
 // refuse logs and counts the reports the batch writer refused because their request has no
 // grant (Ungranted), or because its reservation belongs to another user, key or group (docs/billing.md, "Reserve, then
-// settle"), and releases the user slot of the reservation's user, which the report's own
-// user_id may have missed. A retry cannot fix them, so the batch is still acknowledged;
+// settle"), and lists the user slots of the reservations' users, which the reports' own
+// user_id may have missed (released in the batch's pipeline after its write,
+// reports_redis.go). A retry cannot fix them, so the batch is still acknowledged;
 // their reservations stay until the sweeper releases them after POOLGATE_RESERVATION_TTL.
-func (s *Service) refuse(ctx context.Context, valid []*report, refused []store.RefusedWrite) map[string]bool {
+func (s *Service) refuse(valid []*report, refused []store.RefusedWrite) (map[string]bool, []slots.Lease) {
 	if len(refused) == 0 {
-		return nil
+		return nil, nil
 	}
 	out := make(map[string]bool, len(refused))
 	for _, r := range refused {
@@ -45,12 +45,7 @@ func (s *Service) refuse(ctx context.Context, valid []*report, refused []store.R
 			"grant_id", rep.GrantID, "user_id", rep.UserID, "api_key_id", rep.APIKeyID, "group_id", rep.GroupID,
 			"reserved_user_id", res.UserID, "reserved_api_key_id", res.APIKeyID, "reserved_group_id", res.GroupID)
 	}
-	if len(leases) > 0 {
-		if err := s.slots.ReleaseMany(ctx, leases); err != nil {
-			s.log.Warn("releasing slots of refused reports", "reports", len(leases), "error", err)
-		}
-	}
-	return out
+	return out, leases
 }
 
 func refusedOf(refused []store.RefusedWrite, requestID string) store.RefusedWrite {

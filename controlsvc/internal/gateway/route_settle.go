@@ -9,21 +9,16 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 )
 
-// pendingRoutes reads the routing explanations of a batch's requests from Redis, in one
-// pipelined round trip. Failing to read costs only the explanations: the records are
-// stored without them (and their lists expire by their TTL).
-func (s *Service) pendingRoutes(ctx context.Context, reps []*report) map[string][]routing.Entry {
-	if s.routes == nil || len(reps) == 0 {
+// pendingRoutes is the routing explanations of a batch's requests, read in the batch's
+// pipeline before its write (reports_redis.go). Failing to read costs only the
+// explanations: the records are stored without them (and their lists expire by their TTL).
+func (s *Service) pendingRoutes(read *routing.Read, reports int) map[string][]routing.Entry {
+	if read == nil {
 		return nil
 	}
-	ids := make([]string, len(reps))
-	for i, rep := range reps {
-		ids[i] = rep.RequestID
-	}
-	s.routeWriter.Flush(ctx) // entries queued before this settlement are read with it
-	routes, err := s.routes.ReadMany(ctx, ids)
+	routes, err := read.Entries()
 	if err != nil {
-		s.log.Warn("reading routing explanations of reports", "reports", len(reps), "error", err)
+		s.log.Warn("reading routing explanations of reports", "reports", reports, "error", err)
 		return nil
 	}
 	return routes
@@ -51,21 +46,17 @@ func attachRoute(u *store.UsageWrite, entries []routing.Entry) {
 	}
 }
 
-// dropRoutes deletes the Redis lists of a batch's requests once their records hold them;
-// a refused report's request is not settled, so its list stays.
-func (s *Service) dropRoutes(ctx context.Context, routes map[string][]routing.Entry, refused map[string]bool) {
-	if len(routes) == 0 {
-		return
-	}
+// settledRoutes lists the requests whose Redis lists go once their records hold them
+// (deleted in the batch's pipeline after its write, reports_redis.go); a refused report's
+// request is not settled, so its list stays.
+func settledRoutes(routes map[string][]routing.Entry, refused map[string]bool) []string {
 	ids := make([]string, 0, len(routes))
 	for id := range routes {
 		if !refused[id] {
 			ids = append(ids, id)
 		}
 	}
-	if err := s.routes.Delete(ctx, ids); err != nil {
-		s.log.Warn("deleting settled routing explanations", "requests", len(ids), "error", err)
-	}
+	return ids
 }
 
 // recordOpenedBreakers sets breaker_open on the last attempts whose failure opened their

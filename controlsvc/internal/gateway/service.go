@@ -78,6 +78,7 @@ type Config struct {
 // Service implements the internal API.
 type Service struct {
 	store  *store.Store
+	rdb    redis.UniversalClient // the report batch's two pipelines (reports_redis.go)
 	slots  *slots.Slots
 	log    *slog.Logger
 	secret [sha256.Size]byte
@@ -123,6 +124,7 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	}
 	s := &Service{
 		store:       st,
+		rdb:         rdb,
 		slots:       slots.New(rdb, cfg.LeaseTTL),
 		log:         log,
 		secret:      sha256.Sum256([]byte(cfg.PluginSecret)),

@@ -32,47 +32,85 @@ type Key struct {
 // a hold is absent. lostRecently says whether Redis lost its holds less than one hold life
 // ago (GrantedWithoutHold): a request admitted before that has no hold but a grant.
 func (h *Holds) Lookup(ctx context.Context, keys []Key) (held map[Key]Ref, lostRecently bool, err error) {
-	held = make(map[Key]Ref, len(keys))
-	cmds := make([]*redis.SliceCmd, len(keys))
-	owners := make([]*redis.StringCmd, len(keys))
-	var epoch *redis.StringCmd
-	_, err = h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		epoch = p.Get(ctx, epochKey)
-		for i, k := range keys {
-			cmds[i] = p.HMGet(ctx, holdKey(k.UserID, k.RequestID), holdFields...)
-			owners[i] = p.Get(ctx, holderKey(k.RequestID))
-		}
+	var l *Lookup
+	_, _ = h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		l = h.QueueLookup(ctx, p, keys)
 		return nil
-	})
-	if err != nil && err != redis.Nil {
-		return nil, false, fmt.Errorf("reading holds of %d reports: %w", len(keys), err)
-	}
-	// A request held by another user than its report names: read that user's hold (rare).
-	others := map[int]*redis.SliceCmd{}
+	}) // each command's outcome is in its reply: Lookup.Result
+	return l.Result(ctx)
+}
+
+// Lookup is Holds.Lookup queued on a caller's pipeline (QueueLookup); Result reads its
+// outcome once the pipeline ran.
+type Lookup struct {
+	h      *Holds
+	keys   []Key
+	epoch  *redis.StringCmd
+	cmds   []*redis.SliceCmd
+	owners []*redis.StringCmd
+}
+
+// QueueLookup queues Lookup's reads on p, so that a report batch reads its holds in the
+// round trip of its other reads.
+func (h *Holds) QueueLookup(ctx context.Context, p redis.Pipeliner, keys []Key) *Lookup {
+	l := &Lookup{h: h, keys: keys, cmds: make([]*redis.SliceCmd, len(keys)), owners: make([]*redis.StringCmd, len(keys))}
+	l.epoch = p.Get(ctx, epochKey)
 	for i, k := range keys {
-		owner, err := owners[i].Int64()
+		l.cmds[i] = p.HMGet(ctx, holdKey(k.UserID, k.RequestID), holdFields...)
+		l.owners[i] = p.Get(ctx, holderKey(k.RequestID))
+	}
+	return l
+}
+
+// Result is Lookup's answer from the queued reads, after their pipeline ran. A request held
+// by another user than its report names, and a lost epoch mark, cost one more round trip
+// each (rare).
+func (l *Lookup) Result(ctx context.Context) (held map[Key]Ref, lostRecently bool, err error) {
+	if err := l.err(); err != nil {
+		return nil, false, fmt.Errorf("reading holds of %d reports: %w", len(l.keys), err)
+	}
+	h := l.h
+	held = make(map[Key]Ref, len(l.keys))
+	// A request held by another user than its report names: read that user's hold (rare).
+	for i, k := range l.keys {
+		owner, err := l.owners[i].Int64()
 		if err != nil || owner == k.UserID {
 			continue
 		}
-		others[i] = h.rdb.HMGet(ctx, holdKey(owner, k.RequestID), holdFields...)
-		if r, ok := parseRef(others[i].Val()); ok {
+		if r, ok := parseRef(h.rdb.HMGet(ctx, holdKey(owner, k.RequestID), holdFields...).Val()); ok {
 			r.UserID = owner
 			held[k] = r
 		}
 	}
-	for i, k := range keys {
-		if r, ok := parseRef(cmds[i].Val()); ok {
+	for i, k := range l.keys {
+		if r, ok := parseRef(l.cmds[i].Val()); ok {
 			r.UserID = k.UserID
 			held[k] = r
 		}
 	}
-	since, err := epoch.Int64()
+	since, err := l.epoch.Int64()
 	if err != nil { // gone: Redis lost its data since controlsvc marked it
 		since = time.Now().UnixMilli()
 		h.rdb.SetNX(ctx, epochKey, since, 0)
 	}
 	lostRecently = since > 0 && time.Since(time.UnixMilli(since)) < h.ttl
 	return held, lostRecently, nil
+}
+
+// err is the first failed read; a key that does not exist is no failure.
+func (l *Lookup) err() error {
+	if err := l.epoch.Err(); err != nil && err != redis.Nil {
+		return err
+	}
+	for i := range l.keys {
+		if err := l.cmds[i].Err(); err != nil {
+			return err
+		}
+		if err := l.owners[i].Err(); err != nil && err != redis.Nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var holdFields = []string{"k", "g", "m", "s", "q", "a"}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/luapipe"
 )
 
 // Charge is one settled request to apply to the wallet copies.
@@ -27,6 +29,27 @@ type Charge struct {
 // holds: one Lua call per user, all in one pipelined round trip. A failure leaves the copies
 // stale until their refresh and the holds until the sweeper (docs/billing.md bounds both).
 func (h *Holds) Settle(ctx context.Context, charges []Charge) error {
+	if len(charges) == 0 {
+		return nil
+	}
+	var st *Settlement
+	_, _ = h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		st = h.QueueSettle(ctx, p, charges)
+		return nil
+	}) // each call's outcome is in its reply: Settlement.Err
+	return st.Err(ctx)
+}
+
+// Settlement is Settle queued on a caller's pipeline (QueueSettle); Err reads its outcome
+// once the pipeline ran.
+type Settlement struct {
+	rdb   redis.UniversalClient
+	calls []*luapipe.Call
+}
+
+// QueueSettle queues Settle's script calls on p, in user order, so that a report batch
+// settles its holds in the round trip of its other writes after its transaction.
+func (h *Holds) QueueSettle(ctx context.Context, p redis.Pipeliner, charges []Charge) *Settlement {
 	byUser := map[int64][]any{}
 	for _, c := range charges {
 		cost := max(c.CostMicros, 0)
@@ -35,9 +58,37 @@ func (h *Holds) Settle(ctx context.Context, charges []Charge) error {
 		}
 		byUser[c.UserID] = append(byUser[c.UserID], c.RequestID, cost, c.KeyID, c.GroupID, member(c.UserID, c.RequestID))
 	}
-	return h.perUser(ctx, settleScript, byUser, func(u int64, args []any) []any {
-		return append([]any{prefix(u)}, args...)
-	})
+	users := make([]int64, 0, len(byUser))
+	for u := range byUser {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	st := &Settlement{rdb: h.rdb, calls: make([]*luapipe.Call, len(users))}
+	for i, u := range users {
+		st.calls[i] = luapipe.Queue(ctx, p, settleScript, []string{indexKey}, append([]any{prefix(u)}, byUser[u]...)...)
+	}
+	return st
+}
+
+// Err is the queued settlement's outcome, after its pipeline ran. Calls Redis refused with
+// NOSCRIPT (a restarted or flushed server) are re-sent, alone: the others ran, and a
+// settlement must not run twice (a second run finds no hold and marks the wallets for
+// reload).
+func (st *Settlement) Err(ctx context.Context) error {
+	if st == nil || len(st.calls) == 0 {
+		return nil
+	}
+	err := luapipe.Resend(ctx, st.rdb, st.calls)
+	for _, c := range st.calls {
+		if err != nil {
+			break
+		}
+		err = c.Cmd().Err()
+	}
+	if err != nil {
+		return fmt.Errorf("applying holds of %d users: %w", len(st.calls), err)
+	}
+	return nil
 }
 
 // Release gives back the holds of requests of one user without charging (a refused or
@@ -90,11 +141,6 @@ func (h *Holds) ReleaseExpired(ctx context.Context, now time.Time) (int, error) 
 			return total, nil
 		}
 	}
-}
-
-func (h *Holds) perUser(ctx context.Context, script *redis.Script, byUser map[int64][]any, args func(int64, []any) []any) error {
-	var n int
-	return h.perUserCount(ctx, script, byUser, args, &n)
 }
 
 // perUserCount runs script once per user in one pipeline and sums the integer replies.

@@ -38,22 +38,45 @@ func (l *Log) Read(ctx context.Context, requestID string) ([]Entry, error) {
 // ordered by admission time (an entry is written after its grant is answered, so a quick
 // re-admission may land first). An element that does not decode is skipped.
 func (l *Log) ReadMany(ctx context.Context, requestIDs []string) (map[string][]Entry, error) {
-	out := make(map[string][]Entry)
 	if len(requestIDs) == 0 {
+		return map[string][]Entry{}, nil
+	}
+	var r *Read
+	_, _ = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		r = l.QueueRead(ctx, p, requestIDs)
+		return nil
+	}) // each command's outcome is in its reply: Read.Entries
+	return r.Entries()
+}
+
+// Read is ReadMany queued on a caller's pipeline (QueueRead); Entries reads its outcome
+// once the pipeline ran.
+type Read struct {
+	ids  []string
+	cmds []*redis.StringSliceCmd
+}
+
+// QueueRead queues ReadMany's commands on p, so that a report batch reads its explanations
+// in the round trip of its other reads.
+func (l *Log) QueueRead(ctx context.Context, p redis.Pipeliner, requestIDs []string) *Read {
+	r := &Read{ids: requestIDs, cmds: make([]*redis.StringSliceCmd, len(requestIDs))}
+	for i, id := range requestIDs {
+		r.cmds[i] = p.LRange(ctx, Key(id), 0, MaxEntries-1)
+	}
+	return r
+}
+
+// Entries is ReadMany's answer from the queued read, after its pipeline ran.
+func (r *Read) Entries() (map[string][]Entry, error) {
+	out := make(map[string][]Entry)
+	if r == nil {
 		return out, nil
 	}
-	cmds := make([]*redis.StringSliceCmd, len(requestIDs))
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range requestIDs {
-			cmds[i] = p.LRange(ctx, Key(id), 0, MaxEntries-1)
+	for i, id := range r.ids {
+		raw, err := r.cmds[i].Result()
+		if err != nil {
+			return nil, fmt.Errorf("reading routing entries: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading routing entries: %w", err)
-	}
-	for i, id := range requestIDs {
-		raw := cmds[i].Val()
 		if len(raw) == 0 {
 			continue
 		}
@@ -75,14 +98,39 @@ func (l *Log) Delete(ctx context.Context, requestIDs []string) error {
 	if len(requestIDs) == 0 {
 		return nil
 	}
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, id := range requestIDs {
-			p.Del(ctx, Key(id))
-		}
+	var d *Deletion
+	_, _ = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		d = l.QueueDelete(ctx, p, requestIDs)
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("deleting routing entries: %w", err)
+	}) // each command's outcome is in its reply: Deletion.Err
+	return d.Err()
+}
+
+// Deletion is Delete queued on a caller's pipeline (QueueDelete); Err reads its outcome once
+// the pipeline ran.
+type Deletion struct {
+	cmds []*redis.IntCmd
+}
+
+// QueueDelete queues Delete's commands on p, so that a report batch drops its settled
+// explanations in the round trip of its other writes.
+func (l *Log) QueueDelete(ctx context.Context, p redis.Pipeliner, requestIDs []string) *Deletion {
+	d := &Deletion{cmds: make([]*redis.IntCmd, len(requestIDs))}
+	for i, id := range requestIDs {
+		d.cmds[i] = p.Del(ctx, Key(id))
+	}
+	return d
+}
+
+// Err is the queued deletion's outcome, after its pipeline ran.
+func (d *Deletion) Err() error {
+	if d == nil {
+		return nil
+	}
+	for _, c := range d.cmds {
+		if err := c.Err(); err != nil {
+			return fmt.Errorf("deleting routing entries: %w", err)
+		}
 	}
 	return nil
 }

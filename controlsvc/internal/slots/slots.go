@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/poolgate/poolgate/controlsvc/internal/luapipe"
 )
 
 // Kinds of slot sets.
@@ -98,20 +100,57 @@ func (s *Slots) ReleaseMany(ctx context.Context, leases []Lease) error {
 	if len(leases) == 0 {
 		return nil
 	}
+	var r *Release
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		r = s.QueueRelease(ctx, p, leases)
+		return nil
+	}) // each call's outcome is in its reply: Release.Err
+	return r.Err(ctx)
+}
+
+// Release is ReleaseMany queued on a caller's pipeline (QueueRelease); Err reads its
+// outcome once the pipeline ran.
+type Release struct {
+	rdb    redis.UniversalClient
+	leases int
+	calls  []*luapipe.Call
+	err    error // refused before anything was queued
+}
+
+// QueueRelease queues ReleaseMany's script calls on p, so that a report batch releases its
+// slots in the round trip of its other reads. Leases of an unknown kind queue nothing.
+func (s *Slots) QueueRelease(ctx context.Context, p redis.Pipeliner, leases []Lease) *Release {
+	r := &Release{rdb: s.rdb, leases: len(leases)}
 	ops, err := leaveOps(leases)
 	if err != nil {
-		return err
+		r.err = err
+		return r
 	}
-	cmds, err := s.runOps(ctx, ops, nil)
+	r.calls = make([]*luapipe.Call, len(ops))
+	for i, o := range ops {
+		r.calls[i] = luapipe.Queue(ctx, p, o.script, o.keys, o.args...)
+	}
+	return r
+}
+
+// Err is the queued release's outcome, after its pipeline ran. Calls Redis refused with
+// NOSCRIPT (a restarted or flushed server) are re-sent, alone: the others ran.
+func (r *Release) Err(ctx context.Context) error {
+	if r == nil {
+		return nil
+	}
+	err := r.err
 	if err == nil {
-		for _, c := range cmds {
-			if err = c.Err(); err != nil {
-				break
-			}
+		err = luapipe.Resend(ctx, r.rdb, r.calls)
+	}
+	for _, c := range r.calls {
+		if err != nil {
+			break
 		}
+		err = c.Cmd().Err()
 	}
 	if err != nil {
-		return fmt.Errorf("releasing %d leases: %w", len(leases), err)
+		return fmt.Errorf("releasing %d leases: %w", r.leases, err)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/poolgate/poolgate/controlsvc/internal/breaker"
 	"github.com/poolgate/poolgate/controlsvc/internal/store"
 
@@ -162,8 +164,40 @@ func (h *Health) RecordAnswers(ctx context.Context, answers []breaker.Answer) {
 	ctx, cancel := context.WithTimeout(ctx, detachedTimeout)
 	defer cancel()
 	closed, err := h.breakers.Succeed(ctx, answers, time.Now())
+	h.answered(len(answers), closed, err)
+}
+
+// Answers is RecordAnswers queued on a caller's pipeline (QueueAnswers): the report batch
+// sends them in the round trip of its other reads, before its write.
+type Answers struct {
+	h       *Health
+	n       int
+	success *breaker.Success
+}
+
+// QueueAnswers queues RecordAnswers' calls on p; Record logs their outcome once p ran.
+func (h *Health) QueueAnswers(ctx context.Context, p redis.Pipeliner, answers []breaker.Answer) *Answers {
+	if len(answers) == 0 {
+		return nil
+	}
+	return &Answers{h: h, n: len(answers), success: h.breakers.QueueSucceed(ctx, p, answers, time.Now())}
+}
+
+// Record logs the queued answers' outcome (re-sending the calls Redis refused with
+// NOSCRIPT); a failure is not the batch's: the breakers stay as they were.
+func (a *Answers) Record(ctx context.Context) {
+	if a == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, detachedTimeout)
+	defer cancel()
+	closed, err := a.success.Closed(ctx)
+	a.h.answered(a.n, closed, err)
+}
+
+func (h *Health) answered(n, closed int, err error) {
 	if err != nil {
-		h.log.Warn("recording answers", "reports", len(answers), "error", err)
+		h.log.Warn("recording answers", "reports", n, "error", err)
 		return
 	}
 	if closed > 0 {
