@@ -24,8 +24,8 @@ const (
 
 // watchdog enforces the deadlines of one upstream attempt without a select statement
 // (docs/design.md, "Writing plugin code"). The attempt's context is a chain of contexts,
-// one level per way the attempt can be cut (the overall deadline, the response headers, the
-// first token, the stream going idle, the drain after the client left, the client leaving
+// one level per way the attempt can be cut (the overall deadline, the wait for the answer —
+// the response headers of a plain request, a stream's first token —, the stream going idle, the drain after the client left, the client leaving
 // before the commit point, the client no longer reading), and each deadline is a
 // time.AfterFunc of its level's compiled cancel function: cancelling a level ends a
 // RoundTrip waiting for headers or a blocked body Read, and which level is done says which
@@ -46,8 +46,8 @@ type watchdog struct {
 	// The levels, outermost first; each one's context is the parent of the next, and the
 	// last is the attempt's. The client's level is the outermost, so that its context is
 	// done only when the client left before the commit point (commit).
-	client, total, head, first, idleC, drainC, stall context.Context
-	cancels                                          [7]context.CancelFunc
+	client, total, wait, idleC, drainC, stall context.Context
+	cancels                                   [6]context.CancelFunc
 
 	firstT *time.Timer // time to first token; nil when off
 	headT  *time.Timer // time to response headers; nil when off
@@ -71,30 +71,27 @@ type watchdog struct {
 const (
 	levelClient = iota
 	levelTotal
-	levelHead
-	levelFirst
+	levelWait // the first-token timer of a stream or the header timer of a plain request: never both
 	levelIdle
 	levelDrain
 	levelStall
 )
 
 // newWatchdog returns the attempt's context, derived from parent, and its watchdog, with the
-// first-token timer (when firstToken > 0), the response-header timer (when headers > 0) and
-// the overall deadline armed.
+// first-token timer (when firstToken > 0; a stream), else the response-header timer (when
+// headers > 0; a plain request), and the overall deadline armed.
 func newWatchdog(parent context.Context, firstToken, headers time.Duration, deadline time.Time) (context.Context, *watchdog) {
 	w := &watchdog{}
 	w.client, w.cancels[levelClient] = context.WithCancel(parent)
 	w.total, w.cancels[levelTotal] = context.WithCancel(w.client)
-	w.head, w.cancels[levelHead] = context.WithCancel(w.total)
-	w.first, w.cancels[levelFirst] = context.WithCancel(w.head)
-	w.idleC, w.cancels[levelIdle] = context.WithCancel(w.first)
+	w.wait, w.cancels[levelWait] = context.WithCancel(w.total)
+	w.idleC, w.cancels[levelIdle] = context.WithCancel(w.wait)
 	w.drainC, w.cancels[levelDrain] = context.WithCancel(w.idleC)
 	w.stall, w.cancels[levelStall] = context.WithCancel(w.drainC)
 	if firstToken > 0 {
-		w.firstT = time.AfterFunc(firstToken, w.cancels[levelFirst])
-	}
-	if headers > 0 {
-		w.headT = time.AfterFunc(headers, w.cancels[levelHead])
+		w.firstT = time.AfterFunc(firstToken, w.cancels[levelWait])
+	} else if headers > 0 {
+		w.headT = time.AfterFunc(headers, w.cancels[levelWait])
 	}
 	left := time.Until(deadline)
 	if left <= 0 {
@@ -114,10 +111,10 @@ func classOf(w *watchdog) string {
 		return ""
 	case w.total.Err() != nil:
 		return classRequestTimeout
-	case w.head.Err() != nil:
-		return classResponseHeaderTimeout
-	case w.first.Err() != nil:
+	case w.wait.Err() != nil && w.firstT != nil:
 		return classFirstTokenTimeout
+	case w.wait.Err() != nil:
+		return classResponseHeaderTimeout
 	case w.idleC.Err() != nil:
 		return classStreamIdleTimeout
 	case w.drainC.Err() != nil:
