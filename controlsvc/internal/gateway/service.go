@@ -153,7 +153,11 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 		Breakers: breakers, Health: s.health, Prices: s.prices, Catalogue: cfg.Catalogue, Wait: cfg.Wait,
 		Changes: cfg.Changes, RouteWriter: s.routeWriter, ReadmitRefused: s.metrics.readmitRefusedAccount, Log: log})
 	s.sweep = ledger.NewSweeper(s.holds, ledger.SweepInterval, log)
-	s.pricer = ledger.NewPricer(st, s.prices, log)
+	terms := ledger.NewCachedTerms(st)
+	if cfg.Changes != nil {
+		cfg.Changes.Subscribe(terms.Changed)
+	}
+	s.pricer = ledger.NewPricer(terms, s.prices, log)
 	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
 	if err := s.holds.MarkEpoch(ctx); err != nil {
 		// Lookup marks it on the first report batch instead.
