@@ -60,7 +60,7 @@ type Options struct {
 
 // Stack is a running gateway.
 type Stack struct {
-	GatewayURL, FakeURL      string
+	GatewayURL, FakeURL string
 	// FakeTLSURL is the fake upstream's https address with Options.FakeTLS (else ""), and
 	// FakeCertFile its certificate (PEM), for other processes to trust.
 	FakeTLSURL, FakeCertFile string
