@@ -106,6 +106,9 @@ func newWatchdog(parent context.Context, firstToken, headers time.Duration, dead
 // client's departure before the commit point cut the attempt (the exchange sees that
 // itself: isClientGone).
 func classOf(w *watchdog) string {
+	if w.stall.Err() == nil {
+		return "" // the innermost level: done whenever any level is (one call on the common path)
+	}
 	switch {
 	case w.client.Err() != nil:
 		return ""

@@ -136,6 +136,22 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		g, e := stageGrant(p, x)
 		return x, g, e
 	}
+	// attemptOf is a prepared exchange with an armed attempt on a grant of an unreachable
+	// account, for the relay stages (their reply is the bench's own).
+	attemptOf := func(stream bool) (*exchange, *watchdog, string) {
+		x, e := prepared()
+		if e != "" {
+			return nil, nil, e
+		}
+		g := &grant{GrantID: "g", BaseURL: "http://upstream.local", Platform: "openai"}
+		x.grant = g
+		x.info.stream = stream
+		out, wd, err := prepareAttempt(x, g)
+		if err != nil || out == nil {
+			return nil, nil, "no upstream request"
+		}
+		return x, wd, ""
+	}
 	switch stage {
 	case StageParse:
 		reqs := make([]*http.Request, n)
@@ -201,17 +217,11 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		}
 		return perRun(began, n), ""
 	case StageRelay:
-		g := &grant{GrantID: "g", BaseURL: "http://upstream.local", Platform: "openai"}
 		var spent time.Duration
 		for i := 0; i < n; i++ {
-			x, e := prepared()
+			x, wd, e := attemptOf(true)
 			if e != "" {
 				return 0, e
-			}
-			x.grant = g
-			out, wd, err := prepareAttempt(x, g)
-			if err != nil || out == nil {
-				return 0, "no upstream request"
 			}
 			resp := &http.Response{StatusCode: http.StatusOK, Header: make(http.Header),
 				Body: io.NopCloser(io.MultiReader(stageBenchStream()...))}
@@ -230,18 +240,11 @@ func StageBench(stage, controlURL string, n int) (int64, string) {
 		}
 		return int64(spent) / int64(n*StageBenchEvents), ""
 	case StageRelayJSON:
-		g := &grant{GrantID: "g", BaseURL: "http://upstream.local", Platform: "openai"}
 		var spent time.Duration
 		for i := 0; i < n; i++ {
-			x, e := prepared()
+			x, wd, e := attemptOf(false)
 			if e != "" {
 				return 0, e
-			}
-			x.grant = g
-			x.info.stream = false
-			out, wd, err := prepareAttempt(x, g)
-			if err != nil || out == nil {
-				return 0, "no upstream request"
 			}
 			resp := &http.Response{StatusCode: http.StatusOK, Header: make(http.Header),
 				Body: io.NopCloser(strings.NewReader(stageBenchReply))}
