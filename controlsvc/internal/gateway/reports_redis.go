@@ -11,9 +11,9 @@ import (
 	"github.com/poolgate/poolgate/controlsvc/internal/slots"
 )
 
-// A report batch's Redis work is two round trips whatever its size (issue 15 §1;
-// docs/design.md, "The hot path: one request, hop by hop"): one pipeline before the ledger
-// write (batchReads) and one after it (settleBatch). Each package queues its commands on
+// A report batch's Redis work is two round trips whatever its size (docs/design.md, "The
+// hot path: one request, hop by hop"): one pipeline before the ledger write (batchReads) and
+// one after it (settleBatch). Each package queues its commands on
 // the shared pipeline and reads its own replies after it ran, so each keeps its errors'
 // meaning. Script calls Redis refused with NOSCRIPT (a restarted or flushed server) are
 // re-sent alone by their package (package luapipe): the other commands ran, and a release

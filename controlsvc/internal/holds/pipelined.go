@@ -10,7 +10,7 @@ import (
 )
 
 // Pending is a reserve sent inside a caller's pipeline (ReserveIn), so that admission's
-// slot grant and hold share one round trip (issue 15 §1; docs/billing.md).
+// slot grant and hold share one round trip (docs/billing.md).
 type Pending struct {
 	r   Request
 	now time.Time

@@ -1,9 +1,10 @@
 // Package luapipe queues Lua script calls on a caller's pipeline, so that several packages
-// share one Redis round trip (issue 15 §1), and re-sends after it only the calls Redis
-// refused with NOSCRIPT. EVALSHA cannot fall back to EVAL inside a pipeline: after a Redis
-// restart or SCRIPT FLUSH every script call of the pipeline answers NOSCRIPT, while its
-// other commands ran. Re-running the whole pipeline would run those twice; re-sending only
-// the refused calls runs each command once, since Redis ran none of them.
+// share one Redis round trip (docs/design.md, "The hot path: one request, hop by hop"), and
+// re-sends after it only the calls Redis refused with NOSCRIPT. EVALSHA cannot fall back to
+// EVAL inside a pipeline: after a Redis restart or SCRIPT FLUSH every script call of the
+// pipeline answers NOSCRIPT, while its other commands ran. Re-running the whole pipeline
+// would run those twice; re-sending only the refused calls runs each command once, since
+// Redis ran none of them.
 package luapipe
 
 import (
