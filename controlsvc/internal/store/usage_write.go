@@ -179,7 +179,7 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 		byID[u.RequestID] = u
 		cols.add(u)
 	}
-	err = s.WithTx(ctx, func(tx pgx.Tx) error {
+	err = s.withPipelinedTx(ctx, func(tx *pipelinedTx) error {
 		var ids, misIDs, unkIDs []string
 		var accounts, costs, misUsers, misKeys, misGroups []int64
 		// $45: whether a record needs a grant; $46: the billing time zone, whose calendar days
@@ -187,11 +187,11 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 		args := append(cols.args(), granted, billing.Location().String())
 		args = append(args, cols.reasonArgs()...) // $47–$52
 		args = append(args, heldArgs(byID)...)    // $53–$57
-		if err := tx.QueryRow(ctx, sqlWriteUsageBatch, args...).Scan(&ids, &accounts, &costs,
+		if err := tx.queryRowFirst(ctx, sqlWriteUsageBatch, args, &ids, &accounts, &costs,
 			&misIDs, &misUsers, &misKeys, &misGroups, &unkIDs); err != nil {
 			return fmt.Errorf("inserting usage records: %w", err)
 		}
-		refused = refused[:0] // a retried transaction starts over
+		refused = refused[:0]
 		for i, id := range misIDs {
 			refused = append(refused, RefusedWrite{RequestID: id, UserID: misUsers[i], APIKeyID: misKeys[i], GroupID: misGroups[i]})
 		}
@@ -212,18 +212,12 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 			}
 			return strings.Compare(a.RequestID, b.RequestID)
 		})
-		b := &pgx.Batch{}
-		if err := settleAll(ctx, tx, writes, b); err != nil {
+		b := tx.last // sent with the COMMIT
+		if err := settleAll(ctx, tx.conn, writes, b); err != nil {
 			return err
 		}
 		for i, a := range accounts {
 			b.Queue(sqlAddAccountCost, a, costs[i])
-		}
-		if b.Len() == 0 {
-			return nil
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("recording settlements and account costs: %w", err)
 		}
 		return nil
 	})
@@ -238,7 +232,7 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 // defaults. Pipelined: each round trip carries the previous record's charge followed by the
 // next record's locks and reads (queueSettleReads, queueSettleWrites), so the users' row
 // locks are held for one round trip per record instead of two.
-func settleAll(ctx context.Context, tx pgx.Tx, writes []*UsageWrite, b *pgx.Batch) error {
+func settleAll(ctx context.Context, tx batchSender, writes []*UsageWrite, b *pgx.Batch) error {
 	var reqIDs, modes []string
 	var subs, reserved []int64
 	pending, pendingID := &pgx.Batch{}, "" // the previous record's charge, not yet sent
@@ -279,7 +273,7 @@ func settleAll(ctx context.Context, tx pgx.Tx, writes []*UsageWrite, b *pgx.Batc
 
 // sendSettleReads sends the charge queued on pending (of request pendingID) and then the
 // locks and reads of in's settlement, in one round trip.
-func sendSettleReads(ctx context.Context, tx pgx.Tx, pending *pgx.Batch, pendingID string, in Settlement, now time.Time) (*settleRows, error) {
+func sendSettleReads(ctx context.Context, tx batchSender, pending *pgx.Batch, pendingID string, in Settlement, now time.Time) (*settleRows, error) {
 	charges := pending.Len()
 	queueSettleReads(pending, in, now)
 	br := tx.SendBatch(ctx, pending)
