@@ -92,6 +92,6 @@ func attemptRecord(x *exchange, g *grant, durationMs int64, resp *http.Response,
 
 // release stops the deadlines and ends the upstream request.
 func (w *watchdog) release() {
-	stop(w)
+	stopWatchdog(w)
 	w.cancels[levelClient]() // the outermost level: every other one with it
 }

@@ -104,7 +104,7 @@ func stepConverted(c *convertedAttempt, out []byte) (*failedAttempt, bool) {
 // False when the client left first, which cut the attempt (answered 499).
 func (c *convertedAttempt) commit() bool {
 	x := c.x
-	if !commit(c.wd) {
+	if !commitAttempt(c.wd) {
 		goneBeforeCommit(x)
 		return false
 	}

@@ -24,10 +24,11 @@ const (
 
 // watchdog enforces the deadlines of one upstream attempt without a select statement
 // (docs/design.md, "Writing plugin code"). The attempt's context is a chain of contexts,
-// one level per way the attempt can be cut (the overall deadline, the wait for the answer —
-// the response headers of a plain request, a stream's first token —, the stream going idle, the drain after the client left, the client leaving
-// before the commit point, the client no longer reading), and each deadline is a
-// time.AfterFunc of its level's compiled cancel function: cancelling a level ends a
+// one level per way the attempt can be cut: the client leaving before the commit point, the
+// overall deadline, the wait for the answer (a plain request's response headers, a
+// stream's first token), the stream going idle, the drain after the client left, the
+// client no longer reading. Each deadline is a time.AfterFunc of its level's compiled
+// cancel function (the overall one a context.WithDeadline): cancelling a level ends a
 // RoundTrip waiting for headers or a blocked body Read, and which level is done says which
 // deadline cut the attempt (firedClass).
 //
@@ -40,18 +41,17 @@ const (
 // the relay that runs from the top of the call path (relayCommitted).
 type watchdog struct {
 	mu    sync.Mutex
-	fired string // the class that ended the attempt, kept by stop; "" before
+	fired string // the class that ended the attempt, kept by stopWatchdog; "" before
 	done  bool   // stopped
 
 	// The levels, outermost first; each one's context is the parent of the next, and the
 	// last is the attempt's. The client's level is the outermost, so that its context is
-	// done only when the client left before the commit point (commit).
+	// done only when the client left before the commit point (commitAttempt).
 	client, total, wait, idleC, drainC, stall context.Context
 	cancels                                   [6]context.CancelFunc
 
 	firstT *time.Timer // time to first token; nil when off
 	headT  *time.Timer // time to response headers; nil when off
-	totalT *time.Timer // the request's overall deadline
 	idle   *time.Timer // stream idle; nil until armed or when off
 	idleD  time.Duration
 
@@ -83,7 +83,7 @@ const (
 func newWatchdog(parent context.Context, firstToken, headers time.Duration, deadline time.Time) (context.Context, *watchdog) {
 	w := &watchdog{}
 	w.client, w.cancels[levelClient] = context.WithCancel(parent)
-	w.total, w.cancels[levelTotal] = context.WithCancel(w.client)
+	w.total, w.cancels[levelTotal] = context.WithDeadline(w.client, deadline)
 	w.wait, w.cancels[levelWait] = context.WithCancel(w.total)
 	w.idleC, w.cancels[levelIdle] = context.WithCancel(w.wait)
 	w.drainC, w.cancels[levelDrain] = context.WithCancel(w.idleC)
@@ -92,12 +92,6 @@ func newWatchdog(parent context.Context, firstToken, headers time.Duration, dead
 		w.firstT = time.AfterFunc(firstToken, w.cancels[levelWait])
 	} else if headers > 0 {
 		w.headT = time.AfterFunc(headers, w.cancels[levelWait])
-	}
-	left := time.Until(deadline)
-	if left <= 0 {
-		w.cancels[levelTotal]()
-	} else {
-		w.totalT = time.AfterFunc(left, w.cancels[levelTotal])
 	}
 	return w.stall, w
 }
@@ -122,10 +116,8 @@ func classOf(w *watchdog) string {
 		return classStreamIdleTimeout
 	case w.drainC.Err() != nil:
 		return classDrainTimeout
-	case w.stall.Err() != nil:
-		return classClientGone
 	}
-	return ""
+	return classClientGone // the stall level alone
 }
 
 // firedClass returns the class of the deadline that ended the attempt, or "".
@@ -207,9 +199,9 @@ func (w *watchdog) clientLeft() {
 	w.mu.Unlock()
 }
 
-// commit marks the attempt's commit point and stops the watch of the client that cuts it
+// commitAttempt marks the attempt's commit point and stops the watch of the client that cuts it
 // at once; false when the client left first, which has already cut the attempt.
-func commit(w *watchdog) bool {
+func commitAttempt(w *watchdog) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.unwatch != nil && !w.committed {
@@ -225,9 +217,9 @@ func commit(w *watchdog) bool {
 	return true
 }
 
-// stop keeps the class that ended the attempt and disarms every timer; a timer that fires
+// stopWatchdog keeps the class that ended the attempt and disarms every timer; a timer that fires
 // late only cancels a context of an attempt that is over.
-func stop(w *watchdog) {
+func stopWatchdog(w *watchdog) {
 	w.mu.Lock()
 	if !w.done {
 		w.fired = classOf(w)
@@ -249,9 +241,6 @@ func stop(w *watchdog) {
 	}
 	if w.idle != nil {
 		w.idle.Stop()
-	}
-	if w.totalT != nil {
-		w.totalT.Stop()
 	}
 }
 

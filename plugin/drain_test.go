@@ -263,7 +263,7 @@ func TestWatchdogClientDeparture(t *testing.T) {
 			attempt, wd := newWatchdog(context.Background(), 0, 0, far)
 			watchClient(wd, client, tt.drain)
 			if tt.commit {
-				if !commit(wd) {
+				if !commitAttempt(wd) {
 					t.Fatal("commit refused while the client is there")
 				}
 				watchDrain(wd)
@@ -274,7 +274,7 @@ func TestWatchdogClientDeparture(t *testing.T) {
 				case <-attempt.Done():
 				case <-time.After(5 * time.Second):
 				}
-				if commit(wd) {
+				if commitAttempt(wd) {
 					t.Error("commit accepted after the client left")
 				}
 			}

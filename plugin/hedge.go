@@ -108,7 +108,7 @@ func endRun(x *exchange, h *hedgeRun) {
 	if len(h.held) > 0 {
 		scan := newUsageScanner(usageFormatFor(x.path), true)
 		feedUsage(scan, h.held)
-		rec.Usage = rawJSON(result(scan)) // what its account consumed (docs/billing.md)
+		rec.Usage = rawJSON(scannedUsage(scan)) // what its account consumed (docs/billing.md)
 	}
 	if h.resp != nil {
 		h.resp.Body.Close()

@@ -205,7 +205,7 @@ func relayCommitted(x *exchange) {
 // commitStream passes the commit point of a stream: the status line and headers go out
 // (unless keep-alives sent them). False when the client left first, which cut the attempt.
 func commitStream(x *exchange, resp *http.Response, wd *watchdog) bool {
-	if !commit(wd) {
+	if !commitAttempt(wd) {
 		return false
 	}
 	firstToken(wd)
@@ -275,8 +275,8 @@ func streamStopped(x *exchange, resp *http.Response, wd *watchdog, rerr error, s
 		heldUsage(x, scan, pending)
 		return &failedAttempt{AccountID: x.grant.AccountID, ErrorClass: class}
 	}
-	x.usage = result(scan)
-	x.usageComplete = complete(scan)
+	x.usage = scannedUsage(scan)
+	x.usageComplete = hasFinalUsage(scan)
 	if st.end == endNone && rerr == io.EOF && ends.complete(x.usageComplete) {
 		st.end = endComplete // Chat: finish_reason and usage delivered, [DONE] left out
 	}
@@ -320,7 +320,7 @@ func heldUsage(x *exchange, scan *usageScanner, held []byte) {
 		return
 	}
 	feedUsage(scan, held)
-	x.attempts[len(x.attempts)-1].Usage = rawJSON(result(scan))
+	x.attempts[len(x.attempts)-1].Usage = rawJSON(scannedUsage(scan))
 }
 
 // markLastAttempt records the error class of the failure of the current attempt.

@@ -63,7 +63,7 @@ func relayWith(x *exchange, resp *http.Response, cancel context.CancelFunc, wd *
 	}
 	if wd != nil {
 		if resp.StatusCode/100 == 2 {
-			if !commit(wd) {
+			if !commitAttempt(wd) {
 				goneBeforeCommit(x)
 				return
 			}
@@ -116,8 +116,8 @@ func relayWith(x *exchange, resp *http.Response, cancel context.CancelFunc, wd *
 			break
 		}
 	}
-	x.usage = result(scan)
-	x.usageComplete = complete(scan)
+	x.usage = scannedUsage(scan)
+	x.usageComplete = hasFinalUsage(scan)
 	if draining {
 		markClientGone(x)
 	}

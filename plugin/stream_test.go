@@ -96,7 +96,7 @@ func TestUsageScanner(t *testing.T) {
 			for _, c := range chunks(tt.stream, size) {
 				feedUsage(s, []byte(c))
 			}
-			if got := string(result(s)); got != tt.want {
+			if got := string(scannedUsage(s)); got != tt.want {
 				t.Errorf("%s, %d-byte reads: usage = %s, want %s", tt.name, size, got, tt.want)
 			}
 		}
@@ -136,7 +136,7 @@ func TestUsageScannerSkipsOverlongLine(t *testing.T) {
 	feedUsage(s, []byte(`data: {"usage":{"prompt_tokens":1},"pad":"`))
 	feedUsage(s, []byte(strings.Repeat("x", jsonsse.MaxCarry)))
 	feedUsage(s, []byte("\"}\n\n"+`data: {"usage":{"prompt_tokens":2}}`+"\n\n"))
-	if got := string(result(s)); got != `{"prompt_tokens":2}` {
+	if got := string(scannedUsage(s)); got != `{"prompt_tokens":2}` {
 		t.Fatalf("usage = %s", got)
 	}
 	if cap(s.carry) > 2*jsonsse.MaxCarry {

@@ -43,7 +43,7 @@ func newUsageScanner(format string, sse bool) *usageScanner {
 // (docs/yaegi.md).
 func feedUsage(s *usageScanner, p []byte) {
 	if !s.sse {
-		feed(&s.body, p)
+		feedJSONUsage(&s.body, p)
 		return
 	}
 	if !s.skipping && len(s.carry) == 0 && len(p) > 0 && p[len(p)-1] == '\n' && !bytes.Contains(p, usageKey) {
@@ -101,7 +101,7 @@ func scanUsageLines(s *usageScanner, b []byte) {
 		if j := bytes.IndexByte(b[pos:], '\n'); j >= 0 {
 			lineEnd = pos + j
 		}
-		line(s, b[lineStart:lineEnd])
+		scanUsageLine(s, b[lineStart:lineEnd])
 		off = lineEnd + 1
 	}
 }
@@ -116,7 +116,7 @@ func nullAfterKey(rest []byte) bool {
 	return bytes.HasPrefix(bytes.TrimLeft(rest[1:], " \t"), []byte("null"))
 }
 
-func line(s *usageScanner, l []byte) {
+func scanUsageLine(s *usageScanner, l []byte) {
 	l = bytes.TrimSpace(l)
 	if !bytes.HasPrefix(l, jsonsse.DataPrefix) {
 		return
@@ -137,9 +137,9 @@ func line(s *usageScanner, l []byte) {
 	}
 }
 
-// result returns the raw usage JSON of the reply, or nil. For an Anthropic stream that
+// scannedUsage returns the raw usage JSON of the reply, or nil. For an Anthropic stream that
 // ended early it may be message_start's partial usage (complete says which).
-func result(s *usageScanner) []byte {
+func scannedUsage(s *usageScanner) []byte {
 	if !s.sse {
 		return s.body.found
 	}
@@ -154,10 +154,10 @@ func result(s *usageScanner) []byte {
 	return s.final
 }
 
-// complete reports whether the reply carried its final usage: the JSON reply's usage
+// hasFinalUsage reports whether the reply carried its final usage: the JSON reply's usage
 // object, the terminal Responses event's, Chat's usage chunk, or an Anthropic
-// message_delta's. Call it after result.
-func complete(s *usageScanner) bool {
+// message_delta's. Call it after scannedUsage.
+func hasFinalUsage(s *usageScanner) bool {
 	if !s.sse {
 		return s.body.found != nil
 	}
@@ -190,21 +190,21 @@ type jsonUsage struct {
 	found    []byte
 }
 
-func feed(j *jsonUsage, p []byte) {
+func feedJSONUsage(j *jsonUsage, p []byte) {
 	for len(p) > 0 {
 		switch j.state {
 		case jsonCapturing:
-			p = extend(j, p)
+			p = extendUsageCapture(j, p)
 		case jsonAfterKey, jsonAfterColon:
 			p = afterKey(j, p)
 		default:
-			p = search(j, p)
+			p = searchUsageKey(j, p)
 		}
 	}
 }
 
-// search looks for the key in p and returns what follows it (nil when p has none).
-func search(j *jsonUsage, p []byte) []byte {
+// searchUsageKey looks for the key in p and returns what follows it (nil when p has none).
+func searchUsageKey(j *jsonUsage, p []byte) []byte {
 	if len(j.tail) > 0 {
 		rest := usageKey[len(j.tail):]
 		switch {
@@ -267,13 +267,13 @@ func afterKey(j *jsonUsage, p []byte) []byte {
 	return nil
 }
 
-// extend captures the object up to its balancing '}' and returns the bytes after it (nil
+// extendUsageCapture captures the object up to its balancing '}' and returns the bytes after it (nil
 // when p ends inside the object). Braces are counted outside strings only: a usage key in
 // the model's output (a tool's input) may hold a string like "{", and a count that took it
 // for a brace would run past that object's end and swallow the real usage after it. Each
 // step is one bytes.IndexAny over the bytes up to the next quote, backslash or brace, so a
 // real usage object costs a few dozen steps.
-func extend(j *jsonUsage, p []byte) []byte {
+func extendUsageCapture(j *jsonUsage, p []byte) []byte {
 	if len(j.capture) == 0 && j.depth == 0 {
 		if obj, n := wholeObject(p); obj != nil {
 			j.found = obj

@@ -26,7 +26,7 @@ func FuzzUsageScannerReads(f *testing.F) {
 		for _, format := range []string{usageResponses, usageChat, usageAnthropic} {
 			whole := newUsageScanner(format, sse)
 			feedUsage(whole, body)
-			want, wantComplete := result(whole), complete(whole)
+			want, wantComplete := scannedUsage(whole), hasFinalUsage(whole)
 			if wantComplete && want == nil {
 				t.Fatalf("%s: complete without usage", format)
 			}
@@ -51,8 +51,8 @@ func FuzzUsageScannerReads(f *testing.F) {
 					t.Fatalf("carry of %d bytes", len(fed.carry))
 				}
 			}
-			if got := result(fed); !bytes.Equal(got, want) || complete(fed) != wantComplete {
-				t.Fatalf("%s sse=%v reads of %d: %q (%v), whole: %q (%v)", format, sse, n, got, complete(fed), want, wantComplete)
+			if got := scannedUsage(fed); !bytes.Equal(got, want) || hasFinalUsage(fed) != wantComplete {
+				t.Fatalf("%s sse=%v reads of %d: %q (%v), whole: %q (%v)", format, sse, n, got, hasFinalUsage(fed), want, wantComplete)
 			}
 		}
 	})
@@ -80,7 +80,7 @@ func FuzzUsageScannerTrailingUsage(f *testing.F) {
 				}
 				feedUsage(s, body[off:end])
 			}
-			if got := string(result(s)); got != usage || !complete(s) {
+			if got := string(scannedUsage(s)); got != usage || !hasFinalUsage(s) {
 				t.Fatalf("reads of %d: usage %.200q, want %s", n, got, usage)
 			}
 		}
@@ -99,7 +99,7 @@ func FuzzUsageScannerTrailingUsage(f *testing.F) {
 			}
 			feedUsage(s, stream[off:end])
 		}
-		if got := string(result(s)); got != usage || !complete(s) {
+		if got := string(scannedUsage(s)); got != usage || !hasFinalUsage(s) {
 			t.Fatalf("stream: usage %.200q, want %s", got, usage)
 		}
 	})

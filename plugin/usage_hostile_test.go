@@ -16,7 +16,7 @@ func feedSplit(body string, n int) (string, bool) {
 		}
 		feedUsage(s, b[off:end])
 	}
-	return string(result(s)), complete(s)
+	return string(scannedUsage(s)), hasFinalUsage(s)
 }
 
 // The model's own output (a tool's input) may hold "usage" keys; the reply's top-level
@@ -73,7 +73,7 @@ func FuzzUsageScannerSplit(f *testing.F) {
 		for _, format := range []string{usageResponses, usageChat, usageAnthropic} {
 			whole := newUsageScanner(format, sse)
 			feedUsage(whole, body)
-			want, wantComplete := string(result(whole)), complete(whole)
+			want, wantComplete := string(scannedUsage(whole)), hasFinalUsage(whole)
 
 			split := newUsageScanner(format, sse)
 			i, j := int(a)%(len(body)+1), int(b)%(len(body)+1)
@@ -83,8 +83,8 @@ func FuzzUsageScannerSplit(f *testing.F) {
 			feedUsage(split, body[:i])
 			feedUsage(split, body[i:j])
 			feedUsage(split, body[j:])
-			if got := string(result(split)); got != want || complete(split) != wantComplete {
-				t.Fatalf("%s sse=%v split at %d,%d: %q (%v), whole: %q (%v)", format, sse, i, j, got, complete(split), want, wantComplete)
+			if got := string(scannedUsage(split)); got != want || hasFinalUsage(split) != wantComplete {
+				t.Fatalf("%s sse=%v split at %d,%d: %q (%v), whole: %q (%v)", format, sse, i, j, got, hasFinalUsage(split), want, wantComplete)
 			}
 			if n := len(split.body.capture) + len(split.body.found) + len(split.body.tail); n > 2*maxUsageObject {
 				t.Fatalf("the scanner holds %d bytes", n)
@@ -124,7 +124,7 @@ func TestSSEUsageScannerDropsOverlongUsage(t *testing.T) {
 				}
 				feedUsage(s, b[off:end])
 			}
-			if got := string(result(s)); got != tt.want {
+			if got := string(scannedUsage(s)); got != tt.want {
 				t.Errorf("%s, reads of %d: usage %.80s, want %s", tt.name, n, got, tt.want)
 			}
 		}

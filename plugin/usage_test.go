@@ -33,7 +33,7 @@ func TestJSONUsageScannerMemoryIsBounded(t *testing.T) {
 		feedUsage(s, reply[off:end])
 	}
 	runtime.ReadMemStats(&after)
-	if got := string(result(s)); got != `{"input_tokens":11,"output_tokens":50000}` || !complete(s) {
+	if got := string(scannedUsage(s)); got != `{"input_tokens":11,"output_tokens":50000}` || !hasFinalUsage(s) {
 		t.Fatalf("usage = %s", got)
 	}
 	// Nothing of the reply is kept: only the usage object and a few bytes of carry.
