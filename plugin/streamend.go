@@ -147,16 +147,23 @@ func inStreamStatus(typ, code string) int {
 
 // inStreamFailure fails the current attempt over on an error event before the commit point
 // (nil when the error is the request's own, which is relayed as the stream's end instead):
-// the account is marked like an HTTP error of the implied status, and the attempt keeps the
-// usage the held events announced.
+// the account is marked like an HTTP error of the implied status (quota when the event says
+// the account is out of credit, as classifyStatusFailure does for an HTTP answer), and the
+// attempt keeps the usage the held events announced.
 func inStreamFailure(x *exchange, ev, held []byte, scan *usageScanner) *failedAttempt {
 	status, body := inStreamError(ev)
-	if !isFailoverStatus(status) {
+	quota := quotaFault(status, body) // an account out of credit can say so in a stream too
+	if !quota && !isFailoverStatus(status) {
 		return nil
 	}
 	markInStreamError(x, status)
 	heldUsage(x, scan, held)
-	return &failedAttempt{AccountID: x.grant.AccountID, Status: status, ErrorClass: classInStreamError, Body: body}
+	f := &failedAttempt{AccountID: x.grant.AccountID, Status: status, ErrorClass: classInStreamError, Body: body}
+	if quota {
+		f.ErrorClass = classQuota
+		markLastAttempt(x, classQuota)
+	}
+	return f
 }
 
 // markInStreamError records an error event on the current attempt: its class, and the status

@@ -34,6 +34,13 @@ const (
 	chatSrvError = `data: {"error":{"message":"The server had an error","type":"server_error","code":null}}` + "\n\n"
 	chatRLError  = `data: {"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}` + "\n\n"
 	chatBadReq   = `data: {"error":{"message":"bad messages","type":"invalid_request_error","code":null}}` + "\n\n"
+
+	// Errors that say the account is out of credit: failed over as quota, whatever status
+	// their type implies (a 400 included).
+	anthBilling  = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"billing_error\",\"message\":\"billing issue\"}}\n\n"
+	anthNoCredit = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"Your credit balance is too low to access the Anthropic API.\"}}\n\n"
+	respNoQuota  = "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"insufficient_quota\",\"message\":\"You exceeded your current quota\"}}}\n\n"
+	chatNoQuota  = `data: {"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}` + "\n\n"
 )
 
 var (
@@ -89,16 +96,21 @@ func TestInStreamErrorBeforeCommitFailsOver(t *testing.T) {
 		first      []string
 		wantStatus int
 		wantUsage  bool // the failed attempt keeps the input message_start announced
+		wantClass  string
 	}{
-		{"anthropic overloaded after message_start", pathMessages, []string{anthMsgStart, anthPing, anthOverload}, 529, true},
-		{"anthropic rate limit", pathMessages, []string{anthMsgStart, anthRateLimit}, 429, true},
-		{"anthropic api_error after an empty block", pathMessages, []string{anthMsgStart, anthTextStart, anthAPIError}, 500, true},
-		{"anthropic error without its blank line", pathMessages, []string{anthMsgStart, strings.TrimRight(anthOverload, "\n")}, 529, true},
-		{"responses response.failed", pathResponses, []string{respCreatedEv, respInProgress, respFailed}, 500, false},
-		{"responses error event, rate limit", pathResponses, []string{respCreatedEv, respErrorEvent}, 429, false},
-		{"chat error chunk", pathChat, []string{chatRole, chatSrvError}, 500, false},
-		{"chat rate limit chunk", pathChat, []string{chatRLError}, 429, false},
-		{"chat error chunk then [DONE]", pathChat, []string{chatRole, chatSrvError, chatDone}, 500, false},
+		{"anthropic overloaded after message_start", pathMessages, []string{anthMsgStart, anthPing, anthOverload}, 529, true, classInStreamError},
+		{"anthropic rate limit", pathMessages, []string{anthMsgStart, anthRateLimit}, 429, true, classInStreamError},
+		{"anthropic api_error after an empty block", pathMessages, []string{anthMsgStart, anthTextStart, anthAPIError}, 500, true, classInStreamError},
+		{"anthropic error without its blank line", pathMessages, []string{anthMsgStart, strings.TrimRight(anthOverload, "\n")}, 529, true, classInStreamError},
+		{"responses response.failed", pathResponses, []string{respCreatedEv, respInProgress, respFailed}, 500, false, classInStreamError},
+		{"responses error event, rate limit", pathResponses, []string{respCreatedEv, respErrorEvent}, 429, false, classInStreamError},
+		{"chat error chunk", pathChat, []string{chatRole, chatSrvError}, 500, false, classInStreamError},
+		{"chat rate limit chunk", pathChat, []string{chatRLError}, 429, false, classInStreamError},
+		{"chat error chunk then [DONE]", pathChat, []string{chatRole, chatSrvError, chatDone}, 500, false, classInStreamError},
+		{"anthropic billing_error", pathMessages, []string{anthMsgStart, anthBilling}, 402, true, classQuota},
+		{"anthropic credit balance too low", pathMessages, []string{anthMsgStart, anthNoCredit}, 400, true, classQuota},
+		{"responses response.failed insufficient_quota", pathResponses, []string{respCreatedEv, respNoQuota}, 429, false, classQuota},
+		{"chat insufficient_quota chunk", pathChat, []string{chatNoQuota}, 429, false, classQuota},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,12 +122,12 @@ func TestInStreamErrorBeforeCommitFailsOver(t *testing.T) {
 			}
 			calls := stub.admitCalls()
 			if len(calls) != 2 || calls[1].Failed == nil || calls[1].Failed.Status != tt.wantStatus ||
-				calls[1].Failed.ErrorClass != classInStreamError || calls[1].Failed.AccountID != 1 {
-				t.Fatalf("re-admission failed = %+v, want status %d class %s", calls[len(calls)-1].Failed, tt.wantStatus, classInStreamError)
+				calls[1].Failed.ErrorClass != tt.wantClass || calls[1].Failed.AccountID != 1 {
+				t.Fatalf("re-admission failed = %+v, want status %d class %s", calls[len(calls)-1].Failed, tt.wantStatus, tt.wantClass)
 			}
 			rep := stub.waitReport()
 			if rep.Status != 200 || rep.ErrorClass != "" || rep.AccountID != 2 || len(rep.Attempts) != 2 ||
-				rep.Attempts[0].ErrorClass != classInStreamError || rep.Attempts[0].Status != tt.wantStatus {
+				rep.Attempts[0].ErrorClass != tt.wantClass || rep.Attempts[0].Status != tt.wantStatus {
 				t.Fatalf("report = %+v", rep)
 			}
 			if got := !jsonsse.IsNull(rep.Attempts[0].Usage); got != tt.wantUsage {

@@ -16,6 +16,9 @@ const (
 	overloadedAfterStart = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_a\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n" +
 		"event: ping\ndata: {\"type\":\"ping\"}\n\n" +
 		"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+	// The account is out of credit: failed over as quota, which pauses the account.
+	billingAfterStart = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_a\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n" +
+		"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"billing_error\",\"message\":\"Your credit balance is too low\"}}\n\n"
 	earlyResponseFailed = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_a\",\"status\":\"in_progress\"}}\n\n" +
 		"event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"id\":\"resp_a\",\"status\":\"failed\",\"error\":{\"code\":\"rate_limit_exceeded\",\"message\":\"Rate limit reached\"}}}\n\n"
 	chatRole   = `data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}` + "\n\n"
@@ -32,12 +35,16 @@ func TestInStreamErrorFailsOver(t *testing.T) {
 		name, platform, path, body, badBody string
 		wantStart, wantEnd                  string
 		wantStatus                          int // of the failed attempt: the status the error implies
+		wantClass                           string
 	}{
 		{"anthropic overloaded after message_start", "anthropic", "/v1/messages",
 			`{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}],"stream":true}`,
-			overloadedAfterStart, "event: message_start", "event: message_stop", 529},
+			overloadedAfterStart, "event: message_start", "event: message_stop", 529, "in_stream_error"},
+		{"anthropic billing_error after message_start", "anthropic", "/v1/messages",
+			`{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}],"stream":true}`,
+			billingAfterStart, "event: message_start", "event: message_stop", 402, "quota"},
 		{"early response.failed, rate limited", "openai", "/v1/responses", `{"model":"gpt-4o","input":"hi","stream":true}`,
-			earlyResponseFailed, "event: response.created", "event: response.completed", 429},
+			earlyResponseFailed, "event: response.created", "event: response.completed", 429, "in_stream_error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,8 +70,8 @@ func TestInStreamErrorFailsOver(t *testing.T) {
 				} `json:"attempts"`
 			}
 			s.admin.do(t, "GET", "/usage/"+rows[0].RequestID, nil, 200, &detail)
-			if len(detail.Attempts) != 2 || detail.Attempts[0].Status != tt.wantStatus || detail.Attempts[0].ErrorClass != "in_stream_error" {
-				t.Errorf("attempts %+v, want the first with status %d, in_stream_error", detail.Attempts, tt.wantStatus)
+			if len(detail.Attempts) != 2 || detail.Attempts[0].Status != tt.wantStatus || detail.Attempts[0].ErrorClass != tt.wantClass {
+				t.Errorf("attempts %+v, want the first with status %d, %s", detail.Attempts, tt.wantStatus, tt.wantClass)
 			}
 			s.waitIdle(t, tn)
 		})
