@@ -46,10 +46,11 @@ var convAgentCases = []convAgentCase{
 			`"tools":[{"name":"apply_patch","description":"Patch files.\n\nPass the tool's raw input, unquoted and unescaped beyond JSON, as the string field \"input\". The input must match this lark grammar:\nstart: x","input_schema":` + string(customToolSchema) + `,"cache_control":{"type":"ephemeral"}}],` +
 			`"messages":[{"role":"user","content":[{"type":"text","text":"edit","cache_control":{"type":"ephemeral"}}]},{"role":"assistant","content":[{"type":"tool_use","id":"p1","name":"apply_patch","input":{"input":"*** Begin Patch\n*** End Patch"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"p1","content":"Done","cache_control":{"type":"ephemeral"}}]}]`},
 	{name: "web_search becomes the server tool; tools with no Claude equivalent are warnings",
-		body: `"input":"hi","tools":[{"type":"web_search","filters":{"allowed_domains":["go.dev"]}},{"type":"local_shell"},{"type":"tool_search","execution":"client"}]`,
+		body: `"input":"hi","tools":[{"type":"web_search","filters":{"allowed_domains":["go.dev"]}},{"type":"local_shell"},{"type":"tool_search","execution":"client"},{"type":"web_search_preview"}]`,
 		want: `"max_tokens":8192,"tools":[{"type":"web_search_20250305","name":"web_search","allowed_domains":["go.dev"],"cache_control":{"type":"ephemeral"}}],` +
 			`"messages":[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}]`,
-		warnings: []string{`tools[1]: tool type "local_shell" has no Claude equivalent; left out`, `tools[2]: tool type "tool_search" has no Claude equivalent; left out`}},
+		warnings: []string{`tools[1]: tool type "local_shell" has no Claude equivalent; left out`, `tools[2]: tool type "tool_search" has no Claude equivalent; left out`,
+			`tools[3]: a second web_search tool; Claude takes one, the first is used`}},
 	{name: "at most four breakpoints: last tool, system, the last two user turns",
 		body: `"instructions":"s","input":[{"role":"user","content":"1"},{"role":"assistant","content":"a"},{"role":"user","content":"2"},{"role":"assistant","content":"b"},{"role":"user","content":"3"}],"tools":[{"type":"function","name":"f"},{"type":"function","name":"g"}]`,
 		want: `"max_tokens":8192,"system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}],` +

@@ -82,10 +82,12 @@ func convertTools(raw json.RawMessage, m *Tools) ([]messagesTool, error) {
 			out = append(out, messagesTool{Name: m.add(toolCustom, "", t.Name), Description: customDescription(t),
 				InputSchema: customToolSchema})
 		case "web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11":
-			if !search {
-				search = true
-				out = append(out, webSearchTool(t))
+			if search {
+				m.warn(at + ": a second web_search tool; Claude takes one, the first is used")
+				continue
 			}
+			search = true
+			out = append(out, webSearchTool(t))
 		default:
 			m.warn(at + ": tool type " + quoteForError(t.Type) + " has no Claude equivalent; left out")
 		}
