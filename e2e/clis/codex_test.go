@@ -170,17 +170,16 @@ func checkToolsConverted(t *testing.T, e expectRun) {
 }
 
 // TestCodexExecLowBalance: a user whose balance cannot cover Codex's first request is
-// refused before any upstream call, and Codex shows a billing message: the gateway's
-// "Insufficient balance: …" (Codex prints the message of a 4xx it does not know), or its
-// own "Quota exceeded" for OpenAI's insufficient_quota code — never an authentication or
-// server error.
+// refused before any upstream call with OpenAI's 403 insufficient_quota, and Codex shows
+// the gateway's billing message, "Insufficient balance: …" (the pinned Codex prints the
+// message of a 403 it does not retry) — never an authentication or server error.
 func TestCodexExecLowBalance(t *testing.T) {
 	tn := newTenant(t, "openai", 0.01, nil, 2, obj{"text": "must not be reached"})
 	e := codexExec(t, tn, "/v1/responses")
 	t.Logf("the CLI's run:\n%s", e.run)
 	out := e.run.Stdout + e.run.Stderr
-	if !strings.Contains(out, "Insufficient balance") && !strings.Contains(out, "Quota exceeded") {
-		t.Errorf("Codex prints no billing message (\"Insufficient balance\" or \"Quota exceeded\")")
+	if !strings.Contains(out, "Insufficient balance: $0.01 available") {
+		t.Errorf("Codex prints no billing message (\"Insufficient balance: $0.01 available; …\")")
 	}
 	refused := 0
 	for _, s := range e.rec.requests() {
@@ -188,8 +187,11 @@ func TestCodexExecLowBalance(t *testing.T) {
 			t.Errorf("the gateway answered %s", s)
 		}
 		if isModelCall(s.Path) {
-			if s.Status == 200 {
-				t.Errorf("model call %s was served", s)
+			// The gateway's refusal, as OpenAI words it: 403 insufficient_quota with the
+			// amounts.
+			if s.Status != 403 || !strings.Contains(s.ErrorBody, `"code":"insufficient_quota"`) ||
+				!strings.Contains(s.ErrorBody, "Insufficient balance") {
+				t.Errorf("model call %s, want 403 insufficient_quota \"Insufficient balance: …\"", s)
 			}
 			refused++
 		}
