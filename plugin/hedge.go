@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -26,10 +27,10 @@ const classHedgeLost = "hedge_lost"
 // errHedgePanic: a hedged run panicked; the run counts as a transport failure.
 var errHedgePanic = errors.New("hedged attempt panicked")
 
-// hedgeable reports whether this attempt may be hedged: a pass-through stream whose group
-// asks for it, once per request.
+// hedgeable reports whether this attempt may be hedged: a stream (passed through or
+// converted) whose group asks for it, once per request.
 func hedgeable(x *exchange) bool {
-	return x.grant != nil && x.grant.HedgeAfterMs > 0 && x.info.stream && !converting(x) && !x.hedged
+	return x.grant != nil && x.grant.HedgeAfterMs > 0 && x.info.stream && !x.hedged
 }
 
 // hedgedAttempt is attempt() for a hedgeable stream: it returns the winning attempt's
@@ -74,6 +75,18 @@ func hedgedAttempt(x *exchange) (*http.Response, *watchdog, error) {
 
 // startRun prepares an attempt on g (on the request goroutine) and runs it in its own.
 func startRun(x *exchange, g *grant, r *race) *hedgeRun {
+	if converting(x) {
+		// The body for g's upstream model (the first run's is ready: prepareConverted).
+		if _, err := convertedBody(x, g); err != nil {
+			_, wd := newWatchdog(context.Background(), 0, 0, x.start.Add(x.p.requestLimit)) // endRun releases it
+			h := &hedgeRun{g: g, r: r, began: time.Now(), err: err, wd: wd}
+			r.mu.Lock()
+			r.runs = append(r.runs, h)
+			r.mu.Unlock()
+			r.finish(h)
+			return h
+		}
+	}
 	out, wd, err := prepareAttempt(x, g)
 	h := &hedgeRun{g: g, out: out, wd: wd, rt: x.p.transport, r: r, began: time.Now(), err: err}
 	markSent(x, h.began)
@@ -106,7 +119,7 @@ func endRun(x *exchange, h *hedgeRun) {
 		rec.ErrorClass = classClientGone // cut by the client's departure, not the account
 	}
 	if len(h.held) > 0 {
-		scan := newUsageScanner(usageFormatFor(x.path), true)
+		scan := newUsageScanner(reportUsageFormat(x), true)
 		feedUsage(scan, h.held)
 		rec.Usage = rawJSON(scannedUsage(scan)) // what its account consumed (docs/billing.md)
 	}

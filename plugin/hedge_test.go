@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -147,5 +148,64 @@ func TestHedgeClientLeaves(t *testing.T) {
 		if a.ErrorClass != classClientGone || a.HedgeLost {
 			t.Errorf("attempt %d = %+v, want client_gone: the client, not the account, ended it", i, a)
 		}
+	}
+}
+
+// A converted stream is hedged too: the hedge's body is converted for its own account's
+// upstream model, the quick account's stream is converted for the client, and the silent
+// one (message_start and a ping, then nothing) is cancelled and recorded as lost with the
+// input it announced.
+func TestHedgedConvertedStream(t *testing.T) {
+	t.Parallel()
+	up := newTestUpstream(t)
+	up.set("ant-slow", upstreamReply{status: 200, events: []string{anthMsgStart, anthPing}, hold: true})
+	up.set("ant-quick", upstreamReply{status: 200, events: anthFull})
+	p, stub := newConvertedPlugin(t, up,
+		stubAccount{id: 1, apiKey: "ant-slow", upstreamModel: "claude-slow", hedgeAfterMs: 200},
+		stubAccount{id: 2, apiKey: "ant-quick", upstreamModel: "claude-quick", hedgeAfterMs: 200})
+	began := time.Now()
+	rec := do(p, "/v1/responses", convBodyStream, nil)
+	took := time.Since(began)
+	types, _ := convertedEvents(t, rec.Body.String())
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"delta":"Hello"`) || types[len(types)-1] != "response.completed" {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if strings.Count(rec.Body.String(), "event: response.created") != 1 {
+		t.Fatalf("the client got more than one stream: %s", rec.Body)
+	}
+	if took > 2*time.Second {
+		t.Errorf("answered after %s: the silent account was waited for", took)
+	}
+	models := map[string]string{}
+	for _, r := range up.recorded() {
+		var b struct {
+			Model string `json:"model"`
+		}
+		if err := json.Unmarshal(r.body, &b); err != nil || r.path != "/v1/messages" {
+			t.Fatalf("upstream request %s %q: %v", r.path, r.body, err)
+		}
+		models[r.header.Get("X-Api-Key")] = b.Model
+	}
+	if models["ant-slow"] != "claude-slow" || models["ant-quick"] != "claude-quick" {
+		t.Errorf("upstream models %v, want each account's own", models)
+	}
+	if calls := stub.admitCalls(); len(calls) != 2 || !calls[1].Hedge {
+		t.Fatalf("admit calls %+v, want the first and a hedge", calls)
+	}
+	r := stub.waitReport()
+	if r.Status != 200 || r.AccountID != 2 {
+		t.Fatalf("report = status %d account %d", r.Status, r.AccountID)
+	}
+	checkRuns(t, r.Attempts, []wantRun{{1, 200, classHedgeLost, true}, {2, 200, "", false}}) // the silent one had sent its headers
+	if u := string(r.Attempts[0].Usage); !strings.Contains(u, `"input_tokens":10`) {
+		t.Errorf("the lost attempt's usage %s, want the input its message_start announced", u)
+	}
+	select {
+	case k := <-up.cancelled:
+		if k != "ant-slow" {
+			t.Errorf("cancelled %q, want ant-slow", k)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("the silent account's request was never cancelled")
 	}
 }
