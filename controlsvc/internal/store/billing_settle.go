@@ -1,7 +1,9 @@
 package store
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +44,8 @@ type SettleResult struct {
 
 const (
 	sqlSettleLockUser = `SELECT id FROM users WHERE id = $1 FOR UPDATE`
+	// Locked in ascending id: the rows are locked in the order the sort returns them.
+	sqlSettleLockUsers = `SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE`
 
 	// The subscription to charge, locked: the hold's mode ($4, '' = none) and subscription
 	// ($5, 0 = none), else (no hold, the group bills by subscription) the user's
@@ -58,9 +62,9 @@ WHERE (SELECT mode FROM m) = 'subscription'
        ORDER BY x.starts_at, x.id LIMIT 1))
 FOR UPDATE OF s`
 
-	sqlGroupBillingMode = `SELECT billing_mode FROM groups WHERE id = $1`
+	sqlSettleGroupModes = `SELECT id, billing_mode FROM groups WHERE id = ANY($1)`
 
-	sqlKeyHasQuota = `SELECT quota_micros IS NOT NULL FROM api_keys WHERE id = $1`
+	sqlSettleKeyQuotas = `SELECT id, quota_micros IS NOT NULL FROM api_keys WHERE id = ANY($1)`
 
 	sqlSettleUser         = `UPDATE users SET balance_micros = balance_micros - $2 WHERE id = $1`
 	sqlSettleSubscription = `
@@ -72,32 +76,70 @@ WHERE id = $1`
 	sqlSettleKey = `UPDATE api_keys SET quota_used_micros = quota_used_micros + $2 WHERE id = $1`
 )
 
-// queueSettleWrites queues on b the charge of a settlement whose rows st were read under
-// their locks, and returns how the request is settled: CostMicros to the user's balance or
-// to the current windows of the subscription (the hold's, else the one in force), and to
-// the key's quota_used if the key has a quota now. The writes must run before anything else
-// reads the same rows: a batch runs its statements in order, so a later settlement's reads
-// may follow them in the same batch (WriteUsageBatch pipelines that way).
-func queueSettleWrites(b *pgx.Batch, in Settlement, st *settleRows, now time.Time, loc *time.Location) SettleResult {
-	cost := max(in.CostMicros, 0)
-	res := SettleResult{BillingMode: st.mode, ReservedMicros: st.heldMicros}
-	if st.mode == BillingSubscription && st.sub != nil {
-		res.SubscriptionID = &st.sub.id
+// settleBatch settles ins, sorted by user id, at now (docs/billing.md, "Reserve, then
+// settle"): one round trip locks the users' rows (ascending id) and the subscriptions to
+// charge and reads the groups' billing modes and the keys' quotas; the charges are then
+// summed in memory and queued on b as one update per affected row: a user's balance, a
+// subscription's windows, a key's quota_used (each in ascending id, so that concurrent
+// batches take their locks in one order). A request is charged to the balance or to the
+// current windows of the subscription (the hold's, else the one in force), and to its key's
+// quota_used when the key has a quota now; a missing user, group or key reads as nothing,
+// not an error. The results are in the order of ins.
+func settleBatch(ctx context.Context, tx batchSender, ins []Settlement, b *pgx.Batch, now time.Time, loc *time.Location) ([]SettleResult, error) {
+	rd := newSettleReads(ins)
+	rows, err := rd.send(ctx, tx, now)
+	if err != nil {
+		return nil, fmt.Errorf("settling %d requests: %w", len(ins), err)
 	}
-	if cost == 0 {
-		return res
+	results := make([]SettleResult, len(ins))
+	balance := map[int64]int64{}              // user → cost
+	quota := map[int64]int64{}                // key → cost
+	charged := map[int64]*subscriptionUsage{} // subscription id → its windows after the charges so far
+	for i, in := range ins {
+		st := rows.of(in)
+		res := SettleResult{BillingMode: st.mode, ReservedMicros: st.heldMicros}
+		sub := st.sub
+		if sub != nil {
+			if c, ok := charged[sub.id]; ok {
+				sub = c // a later request of the same subscription charges on top
+			}
+		}
+		if st.mode == BillingSubscription && sub != nil {
+			id := sub.id
+			res.SubscriptionID = &id
+		}
+		results[i] = res
+		cost := max(in.CostMicros, 0)
+		if cost == 0 {
+			continue
+		}
+		switch {
+		case st.mode == BillingSubscription && sub != nil:
+			starts, used := chargeWindows(sub, cost, now, loc)
+			next := &subscriptionUsage{id: sub.id, startsAt: sub.startsAt, used: used}
+			for w := range starts {
+				t := starts[w]
+				next.starts[w] = &t
+			}
+			charged[sub.id] = next
+		case st.mode == BillingBalance:
+			balance[in.UserID] += cost
+		}
+		if st.keyHasQuota {
+			quota[in.APIKeyID] += cost
+		}
 	}
-	switch {
-	case st.mode == BillingSubscription && st.sub != nil:
-		starts, used := chargeWindows(st.sub, cost, now, loc)
-		b.Queue(sqlSettleSubscription, st.sub.id, starts[0], used[0], starts[1], used[1], starts[2], used[2])
-	case st.mode == BillingBalance:
-		b.Queue(sqlSettleUser, in.UserID, cost)
+	for _, id := range sortedKeys(balance) {
+		b.Queue(sqlSettleUser, id, balance[id])
 	}
-	if st.keyHasQuota {
-		b.Queue(sqlSettleKey, in.APIKeyID, cost)
+	for _, id := range sortedKeys(charged) {
+		s := charged[id]
+		b.Queue(sqlSettleSubscription, id, *s.starts[0], s.used[0], *s.starts[1], s.used[1], *s.starts[2], s.used[2])
 	}
-	return res
+	for _, id := range sortedKeys(quota) {
+		b.Queue(sqlSettleKey, id, quota[id])
+	}
+	return results, nil
 }
 
 // settleRows is what a settlement reads under its locks.
@@ -108,54 +150,126 @@ type settleRows struct {
 	heldMicros  int64 // what the Redis hold held: recorded, released by package holds
 }
 
-// queueSettleReads queues a settlement's reads, in their locking order (the user row
-// first, then the subscription: a transaction that settles several requests settles them
-// in ascending user id, so concurrent batches lock users in one order); a missing user,
-// group or key reads as nothing, not an error.
-func queueSettleReads(b *pgx.Batch, in Settlement, now time.Time) {
-	b.Queue(sqlSettleLockUser, in.UserID)
-	mode, sub := "", int64(0)
-	if in.Held != nil {
-		mode, sub = in.Held.BillingMode, in.Held.SubscriptionID
-	}
-	b.Queue(sqlSettleLockSubscription, in.UserID, in.GroupID, now, mode, sub)
-	b.Queue(sqlGroupBillingMode, in.GroupID)
-	b.Queue(sqlKeyHasQuota, in.APIKeyID)
+// subscriptionRef is what names the subscription a request is charged to: its user and
+// group, and the mode and subscription of its hold ("" and 0: none).
+type subscriptionRef struct {
+	user, group int64
+	mode        string
+	sub         int64
 }
 
-func scanSettleRows(br pgx.BatchResults, held *HeldRef) (*settleRows, error) {
-	st := &settleRows{}
-	var id int64
-	if _, err := rowFound(br.QueryRow().Scan(&id)); err != nil {
-		return nil, fmt.Errorf("locking user: %w", err)
+func refOf(in Settlement) subscriptionRef {
+	r := subscriptionRef{user: in.UserID, group: in.GroupID}
+	if in.Held != nil {
+		r.mode, r.sub = in.Held.BillingMode, in.Held.SubscriptionID
 	}
-	var sub subscriptionUsage
-	ok, err := rowFound(br.QueryRow().Scan(&sub.id, &sub.startsAt, &sub.starts[0], &sub.used[0], &sub.starts[1],
-		&sub.used[1], &sub.starts[2], &sub.used[2]))
+	return r
+}
+
+// settleReads is a batch's reads, each row once.
+type settleReads struct {
+	users, groups, keys []int64           // distinct, ascending
+	subs                []subscriptionRef // distinct, in the order of the batch (ascending user)
+}
+
+func newSettleReads(ins []Settlement) *settleReads {
+	users, groups, keys := map[int64]bool{}, map[int64]bool{}, map[int64]bool{}
+	seen := map[subscriptionRef]bool{}
+	rd := &settleReads{}
+	for _, in := range ins {
+		users[in.UserID], groups[in.GroupID], keys[in.APIKeyID] = true, true, true
+		if r := refOf(in); !seen[r] {
+			seen[r] = true
+			rd.subs = append(rd.subs, r)
+		}
+	}
+	rd.users, rd.groups, rd.keys = sortedKeys(users), sortedKeys(groups), sortedKeys(keys)
+	return rd
+}
+
+// readRows is what a batch's reads found.
+type readRows struct {
+	subs       map[subscriptionRef]*subscriptionUsage // nil: no subscription to charge
+	groupModes map[int64]string
+	keyQuota   map[int64]bool
+}
+
+// send locks and reads in one round trip: the users first, then the subscriptions (the
+// locking order of every settlement), then the groups and keys, which it only reads.
+func (rd *settleReads) send(ctx context.Context, tx batchSender, now time.Time) (*readRows, error) {
+	b := &pgx.Batch{}
+	b.Queue(sqlSettleLockUsers, rd.users)
+	for _, r := range rd.subs {
+		b.Queue(sqlSettleLockSubscription, r.user, r.group, now, r.mode, r.sub)
+	}
+	b.Queue(sqlSettleGroupModes, rd.groups)
+	b.Queue(sqlSettleKeyQuotas, rd.keys)
+	br := tx.SendBatch(ctx, b)
+	out, err := rd.scan(br)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return out, err
+}
+
+func (rd *settleReads) scan(br pgx.BatchResults) (*readRows, error) {
+	out := &readRows{subs: map[subscriptionRef]*subscriptionUsage{}, groupModes: map[int64]string{}, keyQuota: map[int64]bool{}}
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("locking users: %w", err)
+	}
+	for _, r := range rd.subs {
+		var sub subscriptionUsage
+		ok, err := rowFound(br.QueryRow().Scan(&sub.id, &sub.startsAt, &sub.starts[0], &sub.used[0], &sub.starts[1],
+			&sub.used[1], &sub.starts[2], &sub.used[2]))
+		if err != nil {
+			return nil, fmt.Errorf("locking subscription: %w", err)
+		}
+		if ok {
+			out.subs[r] = &sub
+		}
+	}
+	rows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("locking subscription: %w", err)
+		return nil, fmt.Errorf("reading billing modes: %w", err)
 	}
-	if ok {
-		st.sub = &sub
+	var id int64
+	var mode string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &mode}, func() error { out.groupModes[id] = mode; return nil }); err != nil {
+		return nil, fmt.Errorf("reading billing modes: %w", err)
 	}
-	var groupMode string
-	if _, err := rowFound(br.QueryRow().Scan(&groupMode)); err != nil {
-		return nil, fmt.Errorf("reading billing mode: %w", err)
+	if rows, err = br.Query(); err != nil {
+		return nil, fmt.Errorf("reading key quotas: %w", err)
 	}
-	if _, err := rowFound(br.QueryRow().Scan(&st.keyHasQuota)); err != nil {
-		return nil, fmt.Errorf("reading key quota: %w", err)
+	var has bool
+	if _, err := pgx.ForEachRow(rows, []any{&id, &has}, func() error { out.keyQuota[id] = has; return nil }); err != nil {
+		return nil, fmt.Errorf("reading key quotas: %w", err)
 	}
-	// The mode the request was admitted under, else the group's now; an unknown group
-	// bills the balance (the column's default).
-	switch {
-	case held != nil && held.BillingMode != "":
-		st.mode, st.heldMicros = held.BillingMode, held.AmountMicros
-	case groupMode != "":
-		st.mode = groupMode
+	return out, nil
+}
+
+// of is what in's settlement read: the mode it was admitted under (its hold's), else its
+// group's now; an unknown group bills the balance (the column's default).
+func (r *readRows) of(in Settlement) *settleRows {
+	st := &settleRows{sub: r.subs[refOf(in)], keyHasQuota: r.keyQuota[in.APIKeyID]}
+	switch mode := r.groupModes[in.GroupID]; {
+	case in.Held != nil && in.Held.BillingMode != "":
+		st.mode, st.heldMicros = in.Held.BillingMode, in.Held.AmountMicros
+	case mode != "":
+		st.mode = mode
 	default:
 		st.mode = BillingBalance
 	}
-	return st, nil
+	return st
+}
+
+// sortedKeys returns m's keys in ascending order.
+func sortedKeys[V any](m map[int64]V) []int64 {
+	out := make([]int64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // chargeWindows adds cost to each current window of sub: a window whose stored usage

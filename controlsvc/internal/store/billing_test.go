@@ -91,24 +91,17 @@ func (f *billFixture) held(t *testing.T, amount int64) *HeldRef {
 }
 
 // settleInTx settles one request in tx at now as WriteUsageBatch's settleAll does (the
-// same reads and writes, without pipelining), with the clock and zone under test.
+// same reads and writes), with the clock and zone under test.
 func settleInTx(ctx context.Context, tx pgx.Tx, in Settlement, now time.Time, loc *time.Location) (SettleResult, error) {
 	b := &pgx.Batch{}
-	queueSettleReads(b, in, now)
-	br := tx.SendBatch(ctx, b)
-	st, err := scanSettleRows(br, in.Held)
-	if cerr := br.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
+	res, err := settleBatch(ctx, tx, []Settlement{in}, b, now, loc)
 	if err != nil {
 		return SettleResult{}, err
 	}
-	b = &pgx.Batch{}
-	res := queueSettleWrites(b, in, st, now, loc)
 	if b.Len() > 0 {
 		err = tx.SendBatch(ctx, b).Close()
 	}
-	return res, err
+	return res[0], err
 }
 
 // settle settles req at cost; held is its Redis hold (nil = none).

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -10,12 +13,44 @@ import (
 )
 
 // tripCounter counts what a pool sends PostgreSQL per round trip: a batch, or a statement
-// sent on its own (BEGIN and COMMIT of a pgx.Tx are).
-type tripCounter struct{ trips atomic.Int32 }
+// sent on its own (BEGIN and COMMIT of a pgx.Tx are); it also keeps every statement's SQL.
+type tripCounter struct {
+	trips atomic.Int32
+	mu    sync.Mutex
+	sqls  []string
+}
 
-func (c *tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (c *tripCounter) saw(sql string) {
+	c.mu.Lock()
+	c.sqls = append(c.sqls, sql)
+	c.mu.Unlock()
+}
+
+// reset forgets what was counted.
+func (c *tripCounter) reset() {
+	c.trips.Store(0)
+	c.mu.Lock()
+	c.sqls = nil
+	c.mu.Unlock()
+}
+
+// statements counts the statements sent that begin with prefix.
+func (c *tripCounter) statements(prefix string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, s := range c.sqls {
+		if strings.HasPrefix(strings.TrimSpace(s), prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	if ctx.Value(inBatch{}) == nil {
 		c.trips.Add(1)
+		c.saw(d.SQL)
 	}
 	return ctx
 }
@@ -24,8 +59,10 @@ func (c *tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tr
 	c.trips.Add(1)
 	return context.WithValue(ctx, inBatch{}, true)
 }
-func (c *tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+func (c *tripCounter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	c.saw(d.SQL)
+}
+func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 type inBatch struct{}
 
@@ -55,7 +92,7 @@ func TestUsageBatchRoundTrips(t *testing.T) {
 	if _, err := counted.WriteUsage(ctx, f.failoverWrite("req_warm")); err != nil {
 		t.Fatal(err)
 	}
-	c.trips.Store(0)
+	c.reset()
 	inserted, err := counted.WriteUsage(ctx, f.failoverWrite("req_counted"))
 	if err != nil || !inserted {
 		t.Fatalf("WriteUsage = %v, %v", inserted, err)
@@ -65,6 +102,78 @@ func TestUsageBatchRoundTrips(t *testing.T) {
 	}
 	if got := queryInt(t, st, `SELECT balance_micros FROM users WHERE id = $1`, f.user); got != 1_000_000-2*1500 {
 		t.Errorf("balance = %d, want %d: both records charged once", got, 1_000_000-2*1500)
+	}
+}
+
+// TestUsageBatchSettlesInSets: a batch of many records of several users costs the same
+// three round trips as one record, with one update per affected balance, subscription and
+// key quota, and charges each the sum of its records: a subscription charged by several
+// records of the batch gets all of them.
+func TestUsageBatchSettlesInSets(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	bal, bal2, subs := seedLedger(t, st, 1_000_000), seedLedger(t, st, 1_000_000), seedLedger(t, st, 1_000_000)
+	admExec(t, st, `UPDATE api_keys SET quota_micros = 1000000 WHERE id = $1`, bal.key)
+	admExec(t, st, `UPDATE groups SET billing_mode = 'subscription', daily_limit_micros = 9000000 WHERE id = $1`, subs.group)
+	sub := admSQL(t, st, `INSERT INTO subscriptions (user_id, group_id, starts_at, expires_at)
+		VALUES ($1, $2, now() - interval '1 day', now() + interval '29 days') RETURNING id`, subs.user, subs.group)
+	batch := func(tag string) []UsageWrite {
+		var out []UsageWrite
+		for i := 0; i < 4; i++ { // interleaved: the batch sorts them
+			out = append(out, bal.failoverWrite(fmt.Sprintf("req_%s_bal_%d", tag, i)))
+			if i < 3 {
+				w := subs.failoverWrite(fmt.Sprintf("req_%s_sub_%d", tag, i))
+				w.Held = &HeldRef{UserID: subs.user, KeyID: subs.key, GroupID: subs.group, BillingMode: BillingSubscription,
+					SubscriptionID: sub, AmountMicros: 5000}
+				out = append(out, w)
+			}
+			if i < 2 {
+				out = append(out, bal2.failoverWrite(fmt.Sprintf("req_%s_bal2_%d", tag, i)))
+			}
+		}
+		return out
+	}
+	counted, c := countedStore(t, st)
+	if _, _, err := counted.WriteUsageBatch(ctx, batch("warm")); err != nil { // prepares the statements
+		t.Fatal(err)
+	}
+	c.reset()
+	ins, _, err := counted.WriteUsageBatch(ctx, batch("counted"))
+	if err != nil || len(ins) != 9 {
+		t.Fatalf("WriteUsageBatch = %d inserted, %v; want 9", len(ins), err)
+	}
+	if n := c.trips.Load(); n != 3 {
+		t.Errorf("a batch of 9 records took %d round trips, want 3", n)
+	}
+	for _, tt := range []struct {
+		prefix string
+		want   int
+	}{{"UPDATE users", 2}, {"UPDATE subscriptions", 1}, {"UPDATE api_keys", 1}} {
+		if n := c.statements(tt.prefix); n != tt.want {
+			t.Errorf("%d statements %q…, want %d: one per affected row", n, tt.prefix, tt.want)
+		}
+	}
+	// Both batches charged, 1500 per record.
+	if got := queryInt(t, st, `SELECT balance_micros FROM users WHERE id = $1`, bal.user); got != 1_000_000-8*1500 {
+		t.Errorf("balance = %d, want %d", got, 1_000_000-8*1500)
+	}
+	if got := queryInt(t, st, `SELECT quota_used_micros FROM api_keys WHERE id = $1`, bal.key); got != 8*1500 {
+		t.Errorf("key quota used = %d, want %d", got, 8*1500)
+	}
+	if got := queryInt(t, st, `SELECT balance_micros FROM users WHERE id = $1`, bal2.user); got != 1_000_000-4*1500 {
+		t.Errorf("second balance = %d, want %d", got, 1_000_000-4*1500)
+	}
+	if got := queryInt(t, st, `SELECT quota_used_micros FROM api_keys WHERE id = $1`, bal2.key); got != 0 {
+		t.Errorf("a key without a quota counted %d", got)
+	}
+	for _, col := range []string{"daily_used_micros", "weekly_used_micros", "monthly_used_micros"} {
+		if got := queryInt(t, st, `SELECT `+col+` FROM subscriptions WHERE id = $1`, sub); got != 6*1500 {
+			t.Errorf("subscription %s = %d, want %d", col, got, 6*1500)
+		}
+	}
+	if got := queryInt(t, st, `SELECT balance_micros FROM users WHERE id = $1`, subs.user); got != 1_000_000 {
+		t.Errorf("the subscription user's balance = %d, want untouched", got)
 	}
 }
 

@@ -143,11 +143,15 @@ func (s *Store) WriteUsage(ctx context.Context, u UsageWrite) (inserted bool, er
 //     insert from unnest: a record goes in only when its request id goes into
 //     usage_request_ids (ON CONFLICT (request_id) DO NOTHING), the unique key of the
 //     month-partitioned ledger (migration 0021);
-//  2. every inserted record is settled, in (user id, request id) order so that concurrent
-//     batches lock users in the same order: its hold (Held), matching the record's user, key
-//     and group, names the billing mode and subscription charged under the user's lock;
-//  3. one pipelined round trip stores how each was charged and adds the inserted attempts'
-//     costs to their accounts (ascending account id, for the same reason).
+//  2. one round trip locks the users of the inserted records (ascending id, so that
+//     concurrent batches lock users in the same order) and the subscriptions they charge,
+//     and reads their groups' billing modes and keys' quotas; each record's hold (Held),
+//     matching the record's user, key and group, names the billing mode and subscription
+//     charged;
+//  3. the round trip of the COMMIT applies the charges, summed per row (one update per
+//     affected user balance, subscription and key), stores how each record was charged and
+//     adds the inserted attempts' costs to their accounts (ascending account id, for the
+//     same reason).
 //
 // It is idempotent on RequestID within the batch (the first record of a request_id wins)
 // and across batches: a replayed record inserts nothing and charges nothing. inserted holds
@@ -227,28 +231,23 @@ func (s *Store) writeUsageBatch(ctx context.Context, batch []UsageWrite, granted
 	return inserted, refused, nil
 }
 
-// settleAll settles the inserted records in the given order and queues on b the last
-// record's charge and the update that records the settlements differing from the columns'
-// defaults. Pipelined: each round trip carries the previous record's charge followed by the
-// next record's locks and reads (queueSettleReads, queueSettleWrites), so the users' row
-// locks are held for one round trip per record instead of two.
+// settleAll settles the inserted records, sorted by user id, and queues on b their charges
+// (settleBatch: one round trip of locks and reads for the whole batch, one update per
+// affected row) and the update that records the settlements differing from the columns'
+// defaults.
 func settleAll(ctx context.Context, tx batchSender, writes []*UsageWrite, b *pgx.Batch) error {
+	ins := make([]Settlement, len(writes))
+	for i, u := range writes {
+		ins[i] = Settlement{RequestID: u.RequestID, UserID: u.UserID, APIKeyID: u.APIKeyID,
+			GroupID: u.GroupID, CostMicros: u.CostMicros, Held: u.Held}
+	}
+	results, err := settleBatch(ctx, tx, ins, b, time.Now(), billing.Location())
+	if err != nil {
+		return err
+	}
 	var reqIDs, modes []string
 	var subs, reserved []int64
-	pending, pendingID := &pgx.Batch{}, "" // the previous record's charge, not yet sent
-	for i, u := range writes {
-		in := Settlement{RequestID: u.RequestID, UserID: u.UserID, APIKeyID: u.APIKeyID,
-			GroupID: u.GroupID, CostMicros: u.CostMicros, Held: u.Held}
-		now := time.Now()
-		st, err := sendSettleReads(ctx, tx, pending, pendingID, in, now)
-		if err != nil {
-			return err
-		}
-		pending, pendingID = &pgx.Batch{}, in.RequestID
-		if i == len(writes)-1 {
-			pending = b // the last charge goes out with the caller's batch
-		}
-		res := queueSettleWrites(pending, in, st, now, billing.Location())
+	for i, res := range results {
 		mode := res.BillingMode
 		if mode == "" {
 			mode = defaultBillingMode
@@ -260,7 +259,7 @@ func settleAll(ctx context.Context, tx batchSender, writes []*UsageWrite, b *pgx
 		if mode == defaultBillingMode && sub == 0 && res.ReservedMicros == 0 {
 			continue
 		}
-		reqIDs = append(reqIDs, u.RequestID)
+		reqIDs = append(reqIDs, ins[i].RequestID)
 		modes = append(modes, mode)
 		subs = append(subs, sub)
 		reserved = append(reserved, res.ReservedMicros)
@@ -269,30 +268,6 @@ func settleAll(ctx context.Context, tx batchSender, writes []*UsageWrite, b *pgx
 		b.Queue(sqlRecordSettlements, reqIDs, modes, subs, reserved)
 	}
 	return nil
-}
-
-// sendSettleReads sends the charge queued on pending (of request pendingID) and then the
-// locks and reads of in's settlement, in one round trip.
-func sendSettleReads(ctx context.Context, tx batchSender, pending *pgx.Batch, pendingID string, in Settlement, now time.Time) (*settleRows, error) {
-	charges := pending.Len()
-	queueSettleReads(pending, in, now)
-	br := tx.SendBatch(ctx, pending)
-	var err error
-	for i := 0; i < charges && err == nil; i++ {
-		if _, err = br.Exec(); err != nil {
-			err = fmt.Errorf("settling request %s: charging: %w", pendingID, err)
-		}
-	}
-	var st *settleRows
-	if err == nil {
-		if st, err = scanSettleRows(br, in.Held); err != nil {
-			err = fmt.Errorf("settling request %s: %w", in.RequestID, err)
-		}
-	}
-	if cerr := br.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("settling request %s: %w", in.RequestID, cerr)
-	}
-	return st, err
 }
 
 // defaultBillingMode is usage_records.billing_mode's default.
