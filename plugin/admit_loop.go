@@ -50,7 +50,7 @@ func buildAdmitRequest(x *exchange, failed *failedAttempt) *admitRequest {
 		SessionHash:   x.sessionHash,
 		SessionSource: x.sessionSource,
 
-		InputBytes:      int64(len(x.body)),
+		InputBytes:      x.inputBytes,
 		MaxOutputTokens: x.info.maxOutputTokens,
 	}
 	if x.grant != nil {

@@ -34,6 +34,9 @@ type exchange struct {
 
 	apiKey string
 	body   []byte // the client's body, never modified: every attempt starts from it
+	// inputBytes is len(body), kept when a committed stream lets go of the body
+	// (forgetRequest).
+	inputBytes int64
 	info   requestInfo
 	// sessionHash keys the sticky binding of the request's session (session.go).
 	sessionHash string
@@ -134,6 +137,7 @@ func prepare(x *exchange) bool {
 		return false
 	}
 	x.body = body
+	x.inputBytes = int64(len(body))
 	info, e := validateBody(x.path, body)
 	if e != nil {
 		writeError(x, e)

@@ -139,7 +139,7 @@ func admitHedge(x *exchange) *grant {
 		RequestID: x.requestID, GrantID: x.grant.GrantID, APIKey: x.apiKey, Path: x.path,
 		Model: x.info.model, Stream: true, Exclude: ex, Hedge: true, SessionHash: x.sessionHash,
 		SessionSource: x.sessionSource, ServedModel: x.grant.ServedModel,
-		InputBytes: int64(len(x.body)), MaxOutputTokens: x.info.maxOutputTokens,
+		InputBytes: x.inputBytes, MaxOutputTokens: x.info.maxOutputTokens,
 	}
 	g, _, err := admitWithKeepAlive(x, ar) // keepalive.go; MaxWaitMs 0: no waiting
 	if err != nil || g == nil || g.GrantID != x.grant.GrantID {

@@ -51,7 +51,7 @@ func buildReport(x *exchange) report {
 		Attempts:      x.attempts,
 
 		UsageSource:     usageSourceUpstream,
-		InputBytes:      int64(len(x.body)),
+		InputBytes:      x.inputBytes,
 		MaxOutputTokens: x.info.maxOutputTokens,
 		OutputBytes:     x.outputBytes,
 	}

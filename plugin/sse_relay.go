@@ -125,6 +125,17 @@ func endRelay(x *exchange, resp *http.Response, bp *[]byte) {
 	streamBuffers.Put(bp)
 }
 
+// forgetRequest lets go of the request's body and what was decoded or built from it, once
+// a stream is committed and no attempt will be sent again: an agent's request can be
+// hundreds of kilobytes, and a stream may stay open for minutes (docs/design.md, "Memory per
+// open stream"). What the report needs of it is kept (inputBytes, info's scalars).
+func forgetRequest(x *exchange) {
+	x.body = nil
+	x.sent = nil
+	x.info.fields = requestFields{}
+	x.info.items = nil
+}
+
 // relayCommitted relays a committed stream to its end, from the top of the call path
 // (ServeHTTP), and then releases its attempt. After the commit only complete events (up to
 // the last blank line) are passed on; a client that leaves leaves the attempt draining: it
@@ -132,6 +143,7 @@ func endRelay(x *exchange, resp *http.Response, bp *[]byte) {
 // scanned.
 func relayCommitted(x *exchange) {
 	c := x.relay
+	forgetRequest(x)
 	watchDrain(c.wd) // here, at the top of the call path (see watchdog)
 	defer c.wd.release()
 	defer streamBuffers.Put(c.bp)

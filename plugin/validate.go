@@ -89,7 +89,13 @@ func readBody(req *http.Request, limit int64) ([]byte, *clientError) {
 	if buf.Len() == 0 {
 		return nil, badRequest(msgEmptyBody)
 	}
-	return buf.Bytes(), nil
+	b := buf.Bytes()
+	if len(b) > bodyReadChunk && cap(b)-len(b) > len(b)/4 {
+		// The upstream request keeps the body for the stream's whole life: not the spare
+		// room of the buffer's doublings, up to as much again (one compiled copy).
+		b = bytes.Clone(b)
+	}
+	return b, nil
 }
 
 // firstBodyAlloc is the first allocation of a body read: a known Content-Length plus the

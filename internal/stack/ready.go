@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/poolgate/poolgate/internal/testenv"
 )
 
 func waitPluginLoaded(ctx context.Context, gatewayURL string) error {
@@ -40,12 +41,7 @@ func addrOrFree(addr string) (string, error) {
 	if addr != "" {
 		return addr, nil
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return testenv.FreeAddr()
 }
 
 func waitHTTP(ctx context.Context, url string, want int) error {

@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -24,15 +25,41 @@ const stopTimeout = 10 * time.Second
 // logTailBytes is how much of a server log goes into an error message.
 const logTailBytes = 2048
 
-// freePort asks the kernel for a free TCP port on 127.0.0.1. Another process
-// may grab it before the server binds; callers retry on bind failures.
+// handedOut holds the ports freePort gave: a port just closed can be the kernel's next pick
+// again, and two servers of one test process on one port fail their start.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort asks the kernel for a free TCP port on 127.0.0.1, never one it gave before in
+// this process. Another process may grab it before the server binds; callers retry on bind
+// failures.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("finding a free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("finding a free port: 100 picks were all handed out before")
+}
+
+// FreeAddr is a free 127.0.0.1 address as freePort finds one.
+func FreeAddr() (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
 }
 
 // logTail returns the last logTailBytes of the file at path, for error
