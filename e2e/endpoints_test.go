@@ -1,18 +1,23 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anthropics/anthropic-sdk-go"
+	"github.com/openai/openai-go/v3"
 )
 
 // The paths (docs/design.md, "Paths") through the real Traefik: the routes without /v1,
 // unknown paths as JSON 404s in their API's shape, count_tokens forwarded unbilled or
-// estimated, GET /v1/models.
+// estimated, GET /v1/models and GET /v1/models/{id}.
 
 // send makes one request to the gateway with the given headers.
 func send(t *testing.T, method, path, body string, hdr map[string]string) (int, http.Header, string) {
@@ -191,6 +196,39 @@ func TestModelsEndpoint(t *testing.T) {
 	}
 	if code, _, body := send(t, "GET", "/v1/models", "", map[string]string{"Authorization": "Bearer sk-pg-" + strings.Repeat("0", 48)}); code != http.StatusUnauthorized {
 		t.Fatalf("GET /v1/models with an unknown key = %d %s, want 401", code, body)
+	}
+
+	// GET /v1/models/{id}, through the official SDKs: one model of the list, in each shape;
+	// a model the key cannot use is each API's 404.
+	ctx := context.Background()
+	m, err := sdkClient(tn.Key).Models.Get(ctx, "gpt-4o")
+	if err != nil || m.ID != "gpt-4o" || m.Object != "model" {
+		t.Fatalf("OpenAI SDK models.retrieve(gpt-4o) = %+v, %v", m, err)
+	}
+	_, err = sdkClient(tn.Key).Models.Get(ctx, "no-such-model")
+	var oerr *openai.Error
+	if !errors.As(err, &oerr) || oerr.StatusCode != http.StatusNotFound || oerr.Code != "model_not_found" {
+		t.Fatalf("OpenAI SDK models.retrieve(no-such-model) = %v, want 404 model_not_found", err)
+	}
+	ac := anthropicClient(tn.Key)
+	am, err := ac.Models.Get(ctx, "gpt-4o", anthropic.ModelGetParams{})
+	if err != nil || am.ID != "gpt-4o" || string(am.Type) != "model" {
+		t.Fatalf("Anthropic SDK models.retrieve(gpt-4o) = %+v, %v", am, err)
+	}
+	_, err = ac.Models.Get(ctx, "no-such-model", anthropic.ModelGetParams{})
+	var aerr *anthropic.Error
+	if !errors.As(err, &aerr) || aerr.StatusCode != http.StatusNotFound || !strings.Contains(aerr.RawJSON(), "not_found_error") {
+		t.Fatalf("Anthropic SDK models.retrieve(no-such-model) = %v, want 404 not_found_error", err)
+	}
+	for _, path := range []string{"/models/gpt-4o", "/v1/models/gpt-4o"} { // with and without /v1
+		if code, _, body := send(t, "GET", path, "", map[string]string{"Authorization": "Bearer " + tn.Key}); code != http.StatusOK ||
+			!strings.Contains(body, `"id":"gpt-4o"`) {
+			t.Fatalf("GET %s = %d %s", path, code, body)
+		}
+	}
+	if code, _, body := send(t, "GET", "/v1/models/a/b", "", map[string]string{"Authorization": "Bearer " + tn.Key}); code != http.StatusNotFound ||
+		!strings.Contains(body, "Invalid URL") {
+		t.Fatalf("GET /v1/models/a/b = %d %s, want the unknown path's 404", code, body)
 	}
 	assertNoSlotsHeld(t, []int64{tn.UserID}, ids)
 }

@@ -37,7 +37,7 @@ type exchange struct {
 	// inputBytes is len(body), kept when a committed stream lets go of the body
 	// (forgetRequest).
 	inputBytes int64
-	info   requestInfo
+	info       requestInfo
 	// sessionHash keys the sticky binding of the request's session (session.go).
 	sessionHash string
 	// sessionSource is the admit request's session_source: "explicit" or "content".

@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/poolgate/poolgate/plugin/jsonsse"
 )
 
-// GET /v1/models (docs/design.md, "Paths"): the plugin authenticates nothing itself.
+// GET /v1/models and GET /v1/models/{id} (docs/design.md, "Paths"): the plugin
+// authenticates nothing itself.
 // controlsvc's POST /internal/v1/models (docs/design.md) answers the client's body for the
 // key, in the shape asked for, or a refusal that is copied to the client as admit's are.
 
@@ -23,9 +25,27 @@ const (
 type modelsRequest struct {
 	APIKey string `json:"api_key"`
 	Shape  string `json:"shape"`
+	ID     string `json:"id,omitempty"` // GET /v1/models/{id}
 }
 
-func serveModels(p *Poolgate, rw http.ResponseWriter, req *http.Request) {
+// maxModelID bounds the id of GET /v1/models/{id}: longer is no model's.
+const maxModelID = 256
+
+// modelID is the id of GET /v1/models/{id} (path normalised), ok false when the path names
+// none: empty, too long, or more than one segment.
+func modelID(path string) (string, bool) {
+	if !strings.HasPrefix(path, pathModels+"/") {
+		return "", false
+	}
+	id := path[len(pathModels)+1:]
+	if id == "" || len(id) > maxModelID || strings.Contains(id, "/") {
+		return "", false
+	}
+	return id, true
+}
+
+// serveModels answers GET /v1/models, or GET /v1/models/{id} when id is not "".
+func serveModels(p *Poolgate, rw http.ResponseWriter, req *http.Request, id string) {
 	requestID := newRequestID()
 	shape, listShape := shapeOpenAI, modelsShapeOpenAI
 	if anthropicClient(req.Header) {
@@ -37,7 +57,7 @@ func serveModels(p *Poolgate, rw http.ResponseWriter, req *http.Request) {
 		writeShapedError(rw, shape, requestID, newClientError(http.StatusUnauthorized, typeAuthentication, msgInvalidAPIKey))
 		return
 	}
-	body, err := jsonsse.Encode(modelsRequest{APIKey: key, Shape: listShape})
+	body, err := jsonsse.Encode(modelsRequest{APIKey: key, Shape: listShape, ID: id})
 	if err != nil {
 		writeShapedError(rw, shape, requestID, newClientError(http.StatusInternalServerError, typeAPI, msgInternal))
 		return

@@ -24,12 +24,13 @@ var unprefixed = map[string]bool{
 var ownedPrefixes = []string{"/v1/", "/openai/", "/responses", "/chat/", "/messages", "/models"}
 
 // normalisePath maps a client path to its /v1 form, first thing: /openai/v1/… is an alias
-// of /v1/…, and the unprefixed routes gain /v1. Every other path is returned as it is.
+// of /v1/…, and the unprefixed routes (and /models/{id}) gain /v1. Every other path is
+// returned as it is.
 func normalisePath(p string) string {
 	if strings.HasPrefix(p, "/openai/v1/") {
 		return p[len("/openai"):]
 	}
-	if unprefixed[p] {
+	if unprefixed[p] || strings.HasPrefix(p, "/models/") {
 		return "/v1" + p
 	}
 	return p
@@ -70,7 +71,13 @@ func (p *Poolgate) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	case post && path == pathCountTokens:
 		serveCountTokens(p, rw, req)
 	case req.Method == http.MethodGet && path == pathModels:
-		serveModels(p, rw, req)
+		serveModels(p, rw, req, "")
+	case req.Method == http.MethodGet && strings.HasPrefix(path, pathModels+"/"):
+		if id, ok := modelID(path); ok {
+			serveModels(p, rw, req, id)
+		} else {
+			writeUnknownPath(rw, req, path)
+		}
 	case ownsPath(req.URL.Path):
 		writeUnknownPath(rw, req, path)
 	default:

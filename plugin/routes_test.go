@@ -19,6 +19,7 @@ func TestNormalisePath(t *testing.T) {
 		{"messages unprefixed", "/messages", "/v1/messages"},
 		{"count_tokens unprefixed", "/messages/count_tokens", "/v1/messages/count_tokens"},
 		{"models unprefixed", "/models", "/v1/models"},
+		{"one model unprefixed", "/models/gpt-4o", "/v1/models/gpt-4o"},
 		{"unknown stays", "/v1/embeddings", "/v1/embeddings"},
 		{"unprefixed unknown stays", "/embeddings", "/embeddings"},
 		{"trailing slash stays", "/responses/", "/responses/"},
@@ -217,5 +218,26 @@ func TestModelsControlUnavailable(t *testing.T) {
 	shape, typ, _ := errorOf(t, rec.Body.Bytes())
 	if rec.Code != http.StatusServiceUnavailable || shape != "anthropic" || typ != typeAPI {
 		t.Fatalf("got %d %s, want 503 api_error in Anthropic's shape", rec.Code, rec.Body)
+	}
+}
+
+func TestModelID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		path, want string
+		ok         bool
+	}{
+		{"/v1/models/gpt-4o", "gpt-4o", true},
+		{"/v1/models/claude-opus-4-5-20251101", "claude-opus-4-5-20251101", true},
+		{"/v1/models/", "", false},
+		{"/v1/models/a/b", "", false},
+		{"/v1/models/" + strings.Repeat("m", maxModelID+1), "", false},
+		{"/v1/models", "", false},
+		{"/v1/modelsx", "", false},
+	}
+	for _, tt := range tests {
+		if got, ok := modelID(tt.path); got != tt.want || ok != tt.ok {
+			t.Errorf("modelID(%.40q) = %q, %v; want %q, %v", tt.path, got, ok, tt.want, tt.ok)
+		}
 	}
 }

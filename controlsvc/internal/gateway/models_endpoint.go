@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/poolgate/poolgate/controlsvc/internal/gateway/admission"
@@ -11,7 +12,8 @@ import (
 
 // POST /internal/v1/models (docs/design.md, "POST /internal/v1/models"): the
 // client body of GET /v1/models for a key, the models its group serves (servableModels), in
-// OpenAI's list shape or Anthropic's. The plugin serves GET /v1/models from it as it is.
+// OpenAI's list shape or Anthropic's, or of GET /v1/models/{id}, one of them. The plugin
+// serves both from it as it is.
 
 // Shapes of the models list.
 const (
@@ -29,6 +31,8 @@ var modelCreated = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 type modelsRequest struct {
 	APIKey string `json:"api_key"`
 	Shape  string `json:"shape"`
+	// ID asks for one model (GET /v1/models/{id}): its object, or 404 model_not_found.
+	ID string `json:"id,omitempty"`
 }
 
 type openAIModel struct {
@@ -97,7 +101,24 @@ func (s *Service) handleModels(w http.ResponseWriter, r *http.Request) {
 		writeInternalError(w, s.log, "listing models", err, "group_id", groupID)
 		return
 	}
-	writeJSON(w, http.StatusOK, modelsBody(req.Shape, models))
+	if req.ID == "" {
+		writeJSON(w, http.StatusOK, modelsBody(req.Shape, models))
+		return
+	}
+	if !slices.Contains(models, req.ID) {
+		writeReject(w, refusalPath(req.Shape), "", admission.RejectNoSuchModel(req.ID, req.Shape == shapeAnthropic))
+		return
+	}
+	writeJSON(w, http.StatusOK, modelObject(req.Shape, req.ID))
+}
+
+// modelObject is the client body of one model in shape (GET /v1/models/{id}), as the list
+// shows it.
+func modelObject(shape, id string) any {
+	if shape == shapeAnthropic {
+		return anthropicModel{Type: "model", ID: id, DisplayName: id, CreatedAt: modelCreated.Format(time.RFC3339)}
+	}
+	return openAIModel{ID: id, Object: "model", Created: modelCreated.Unix(), OwnedBy: "poolgate"}
 }
 
 // modelsBody is the client body of the list in shape.

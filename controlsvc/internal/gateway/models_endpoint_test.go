@@ -33,8 +33,8 @@ func (e *env) seedRuledFixture(t *testing.T, platform, mapping string, restrict,
 	return f
 }
 
-// POST /internal/v1/models (contract B): the client body in both shapes; a bad key gets the
-// admit-style 401 in the shape asked for.
+// POST /internal/v1/models (contract B): the client body in both shapes, of the list or of
+// one model; a bad key gets the admit-style 401 in the shape asked for.
 func TestModelsEndpoint(t *testing.T) {
 	t.Parallel()
 	e := newCatalogueEnv(t, testCatalogue)
@@ -70,6 +70,19 @@ func TestModelsEndpoint(t *testing.T) {
 			want: map[string]any{"type": "error", "error": map[string]any{"type": "authentication_error", "message": "Invalid API key"}}},
 		{name: "no key", body: map[string]string{"shape": "anthropic"}, status: 401, reject: admission.ReasonAuth,
 			want: map[string]any{"type": "error", "error": map[string]any{"type": "authentication_error", "message": "Invalid API key"}}},
+		{name: "one model, openai shape", body: map[string]string{"api_key": f.key, "id": "sonnet"}, status: 200, want: model("sonnet")},
+		{name: "one model, anthropic shape", body: map[string]string{"api_key": f.key, "shape": "anthropic", "id": "claude-opus-5"},
+			status: 200, want: anthropicModel("claude-opus-5")},
+		{name: "a model the key cannot use, openai shape", body: map[string]string{"api_key": f.key, "id": "gpt-4o"},
+			status: 404, reject: admission.ReasonModelNotFound,
+			want: map[string]any{"error": map[string]any{"type": "invalid_request_error",
+				"message": "The model `gpt-4o` does not exist or you do not have access to it.", "code": "model_not_found"}}},
+		{name: "a model the key cannot use, anthropic shape", body: map[string]string{"api_key": f.key, "shape": "anthropic", "id": "gpt-4o"},
+			status: 404, reject: admission.ReasonModelNotFound,
+			want: map[string]any{"type": "error", "error": map[string]any{"type": "not_found_error", "message": "model: gpt-4o"}}},
+		{name: "one model, bad key", body: map[string]string{"api_key": "sk-pg-nope", "id": "sonnet"},
+			status: 401, reject: admission.ReasonAuth,
+			want: map[string]any{"error": map[string]any{"type": "authentication_error", "message": "Invalid API key"}}},
 		{name: "unknown shape", body: map[string]string{"api_key": f.key, "shape": "gemini"}, status: 400, reject: admission.ReasonInvalid,
 			want: map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": "Invalid shape"}}},
 	}

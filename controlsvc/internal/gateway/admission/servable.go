@@ -162,6 +162,18 @@ func (s *Admitter) modelNotFound(ctx context.Context, key store.KeyAuth, rules g
 	return rej, nil
 }
 
+// RejectNoSuchModel is the 404 of GET /v1/models/{id} for a model the key cannot use, as
+// each API words it: OpenAI's invalid_request_error with code model_not_found, Anthropic's
+// not_found_error.
+func RejectNoSuchModel(id string, anthropic bool) *Rejection {
+	if anthropic {
+		return &Rejection{status: http.StatusNotFound, reason: ReasonModelNotFound, errType: "not_found_error",
+			message: "model: " + id}
+	}
+	return &Rejection{status: http.StatusNotFound, reason: ReasonModelNotFound, errType: "invalid_request_error",
+		code: "model_not_found", message: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", id)}
+}
+
 // rejectModelNotFound is the 404 of a model no account serves, naming it (modelNotFound adds
 // the models the key can use).
 func rejectModelNotFound(model string) *Rejection {
