@@ -260,6 +260,7 @@ func programCredential(t testing.TB, credential string, script obj) {
 type upstreamRequest struct {
 	Path    string              `json:"path"`
 	Proto   string              `json:"proto"`
+	Remote  string              `json:"remote"` // the connection's client address
 	Headers map[string][]string `json:"headers"`
 	Body    string              `json:"body"`
 }

@@ -9,10 +9,12 @@ import (
 // RecordedRequest is one request the fake received, as GET /_fake/requests
 // shows it.
 type RecordedRequest struct {
-	Method  string      `json:"method"`
-	Path    string      `json:"path"`
-	Query   string      `json:"query,omitempty"`
-	Proto   string      `json:"proto,omitempty"` // HTTP/1.1, HTTP/2.0
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Query  string `json:"query,omitempty"`
+	Proto  string `json:"proto,omitempty"` // HTTP/1.1, HTTP/2.0
+	// Remote is the client's address: requests of one connection share it.
+	Remote  string      `json:"remote,omitempty"`
 	Headers http.Header `json:"headers"`
 	Body    string      `json:"body"`
 	Time    time.Time   `json:"time"`
@@ -29,7 +31,7 @@ func (rec *recorder) add(r *http.Request, body []byte, max int) {
 		return
 	}
 	e := RecordedRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Proto: r.Proto,
-		Headers: r.Header.Clone(), Body: string(body), Time: time.Now().UTC()}
+		Remote: r.RemoteAddr, Headers: r.Header.Clone(), Body: string(body), Time: time.Now().UTC()}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if len(rec.reqs) >= max {
