@@ -75,23 +75,61 @@ func TestBreakerOpensForTheModelOnly(t *testing.T) {
 	}
 }
 
-// With a single candidate whose breaker is open, the admission is refused with no_account
-// and gives back the account slot the pipelined round trip took.
-func TestBreakerOpenOnlyCandidateRefused(t *testing.T) {
+// When the breakers leave no candidate (panic mode), the accounts are tried all the same: a
+// single candidate whose breaker is open is granted, counted in the panics metric, and with
+// two candidates whose breakers are both open the priority order stands. A breaker never
+// refuses a model on its own.
+func TestBreakerPanicWhenEveryCandidateIsOpen(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	f := e.seedFixture(t, 10, "openai")
-	only := e.seedAccount(t, f.group, accountSeed{})
-	for i := 0; i < 3; i++ {
-		if _, err := breaker.New(e.rdb).Fail(context.Background(), only, "gpt-4o", "transport", "g", breaker.SettingsOf(nil, nil, nil), time.Now()); err != nil {
-			t.Fatal(err)
+	open := func(account int64) {
+		for i := 0; i < 3; i++ {
+			if _, err := breaker.New(e.rdb).Fail(context.Background(), account, "gpt-4o", "transport", "g", breaker.SettingsOf(nil, nil, nil), time.Now()); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	res := e.admit(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
-	wantError(t, res, 503, admission.ReasonNoAccount, "", "api_error", "Service temporarily unavailable")
-	if u, a := e.count(t, "user", f.user), e.count(t, "account", only); u != 0 || a != 0 {
-		t.Fatalf("slots user=%d account=%d after the refusal, want 0 and 0", u, a)
-	}
+	t.Run("one candidate", func(t *testing.T) {
+		f := e.seedFixture(t, 10, "openai")
+		only := e.seedAccount(t, f.group, accountSeed{})
+		open(only)
+		panics := e.svc.metrics.breakerPanics.Value()
+		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+		if g.AccountID != only {
+			t.Fatalf("grant on account %d, want the only account %d", g.AccountID, only)
+		}
+		if got := e.svc.metrics.breakerPanics.Value(); got != panics+1 {
+			t.Errorf("breaker panics %d, want %d", got, panics+1)
+		}
+		e.release(t, g)
+	})
+	t.Run("every candidate", func(t *testing.T) {
+		f := e.seedFixture(t, 10, "openai")
+		first := e.seedAccount(t, f.group, accountSeed{priority: 1})
+		second := e.seedAccount(t, f.group, accountSeed{priority: 2})
+		open(first)
+		open(second)
+		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+		if g.AccountID != first {
+			t.Fatalf("grant on account %d, want the first account %d by priority", g.AccountID, first)
+		}
+		e.release(t, g)
+	})
+	t.Run("one candidate closed", func(t *testing.T) {
+		f := e.seedFixture(t, 10, "openai")
+		broken := e.seedAccount(t, f.group, accountSeed{priority: 1})
+		healthy := e.seedAccount(t, f.group, accountSeed{priority: 2})
+		open(broken)
+		panics := e.svc.metrics.breakerPanics.Value()
+		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+		if g.AccountID != healthy {
+			t.Fatalf("grant on account %d, want the healthy account %d: the open breaker keeps the other out", g.AccountID, healthy)
+		}
+		if got := e.svc.metrics.breakerPanics.Value(); got != panics {
+			t.Errorf("breaker panics %d, want %d: a closed candidate was left", got, panics)
+		}
+		e.release(t, g)
+	})
 }
 
 // After the cool-down exactly one request, on whichever controlsvc instance, is the probe:

@@ -18,6 +18,7 @@ const (
 	metricReportsRefused   = "poolgate_reports_refused_total"
 	metricReadmitRefused   = "poolgate_readmissions_refused_total"
 	metricBreakerOpenings  = "poolgate_breaker_openings_total"
+	metricBreakerPanics    = "poolgate_breaker_panics_total"
 	metricAdmitMicros      = "poolgate_admission_microseconds_total"
 )
 
@@ -36,6 +37,7 @@ type gatewayMetrics struct {
 	reportsRefusedUngranted *metrics.Counter
 	// re-admissions refused because failed.account_id is not the grant's account
 	readmitRefusedAccount *metrics.Counter
+	breakerPanics         *metrics.Counter // admissions that found every candidate's breaker open
 	admitGranted          *metrics.Counter
 	admitRefused          *metrics.Counter
 	admitError            *metrics.Counter
@@ -76,6 +78,8 @@ func newGatewayMetrics(reg *metrics.Registry) gatewayMetrics {
 		admitGrantedMicros: reg.Counter(metricAdmitMicros,
 			"Microseconds controlsvc spent on admit calls, from the request's arrival to the answer written (waits included), by result; divided by poolgate_admissions_total it is the mean time per call.",
 			metrics.Label{Name: "result", Value: "granted"}),
+		breakerPanics: reg.Counter(metricBreakerPanics,
+			"Admissions that found the breakers of every candidate open for the model and tried the accounts all the same (panic mode)."),
 		breakerOpenings: reg.Counter(metricBreakerOpenings,
 			"Circuit breakers of an (account, upstream model) opened by failures within the window, or re-opened by a failed half-open probe."),
 	}

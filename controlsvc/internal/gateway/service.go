@@ -151,7 +151,8 @@ func New(st *store.Store, rdb redis.UniversalClient, cfg Config, log *slog.Logge
 	s.routeWriter = s.routes.NewWriter(log)
 	s.adm = admission.New(admission.Config{Store: st, Slots: s.slots, Redis: rdb, Holds: s.holds,
 		Breakers: breakers, Health: s.health, Prices: s.prices, Catalogue: cfg.Catalogue, Wait: cfg.Wait,
-		Changes: cfg.Changes, RouteWriter: s.routeWriter, ReadmitRefused: s.metrics.readmitRefusedAccount, Log: log})
+		Changes: cfg.Changes, RouteWriter: s.routeWriter, ReadmitRefused: s.metrics.readmitRefusedAccount,
+		BreakerPanics: s.metrics.breakerPanics, Log: log})
 	s.sweep = ledger.NewSweeper(s.holds, ledger.SweepInterval, log)
 	terms := ledger.NewCachedTerms(st)
 	if cfg.Changes != nil {

@@ -52,7 +52,10 @@ type Config struct {
 	// ReadmitRefused counts re-admissions whose failed account is not the grant's; nil: a
 	// private counter.
 	ReadmitRefused *metrics.Counter
-	Log            *slog.Logger
+	// BreakerPanics counts admissions that found every candidate's breaker open and tried
+	// them all the same (breakers.go); nil: a private counter.
+	BreakerPanics *metrics.Counter
+	Log           *slog.Logger
 }
 
 // Admitter decides admissions. New starts its last-used batcher and its subscription to
@@ -79,6 +82,7 @@ type Admitter struct {
 	routeWriter   *routing.Writer // nil: no routing explanations (route.go)
 
 	readmitRefused *metrics.Counter
+	breakerPanics  *metrics.Counter
 
 	// stopping is closed by BeginShutdown (wait.go).
 	stopping  chan struct{}
@@ -103,6 +107,10 @@ func New(cfg Config) *Admitter {
 	if readmitRefused == nil {
 		readmitRefused = new(metrics.Counter)
 	}
+	breakerPanics := cfg.BreakerPanics
+	if breakerPanics == nil {
+		breakerPanics = new(metrics.Counter)
+	}
 	s := &Admitter{
 		store:          cfg.Store,
 		slots:          cfg.Slots,
@@ -119,6 +127,7 @@ func New(cfg Config) *Admitter {
 		catalogue:      cfg.Catalogue,
 		routeWriter:    cfg.RouteWriter,
 		readmitRefused: readmitRefused,
+		breakerPanics:  breakerPanics,
 		unknownKeys:    ttlcache.New[string, struct{}](unknownKeyTTL, cacheMaxEntries),
 		keyProbe:       newKeyProbe(cfg.Store.ExistingKeyHashes, probeInterval),
 		stopping:       make(chan struct{}),

@@ -28,6 +28,13 @@ func breakerReads(ctx context.Context, p redis.Pipeliner, cands []candidate) []*
 // breaker is half-open, the first whose probe this grant claims is kept, at index probe
 // (-1: none), to be tried before the others: it is the one request that tests it. A claim
 // costs a round trip, only while a breaker is half-open.
+//
+// When the breakers leave no candidate at all, every candidate is kept (panic mode, as
+// Envoy's outlier detection does below its panic threshold; docs/design.md, "Health
+// model"): a breaker only ever moves traffic to another account, it never refuses a model
+// on its own. So a model no account serves well is tried and failed over as before the
+// breakers, and no tenant whose requests trip the breakers (prompts that time out, say)
+// can take a model away from the others.
 func (s *Admitter) breakerFilter(ctx context.Context, cands []candidate, cmds []*redis.StringCmd, grantID string) (kept []candidate, probe int) {
 	now := time.Now()
 	route := routeOf(ctx) // route.go: why each account was skipped
@@ -65,6 +72,10 @@ func (s *Admitter) breakerFilter(ctx context.Context, cands []candidate, cmds []
 		if probe < 0 || cands[i].acc.ID != kept[probe].acc.ID {
 			route.mark(cands[i].acc.ID, routing.BreakerOpen)
 		}
+	}
+	if len(kept) == 0 && len(cands) > 0 {
+		s.breakerPanics.Inc()
+		return cands, -1
 	}
 	return kept, probe
 }
