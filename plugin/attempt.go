@@ -54,7 +54,12 @@ func prepareAttempt(x *exchange, g *grant) (*http.Request, *watchdog, error) {
 	var out *http.Request
 	var err error
 	if converting(x) {
-		out, err = buildConvertedRequest(ctx, x.req, g, x.sent) // prepared by prepareConverted
+		// For g's upstream model: cached, prepareConverted made the current grant's (a
+		// hedge's grant may map the model differently).
+		var body []byte
+		if body, err = convertedBody(x, g); err == nil {
+			out, err = buildConvertedRequest(ctx, x.req, g, body)
+		}
 	} else {
 		out, err = buildUpstreamRequest(ctx, x.req, x.path, g, bodyFor(x, g))
 	}

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -75,18 +74,6 @@ func hedgedAttempt(x *exchange) (*http.Response, *watchdog, error) {
 
 // startRun prepares an attempt on g (on the request goroutine) and runs it in its own.
 func startRun(x *exchange, g *grant, r *race) *hedgeRun {
-	if converting(x) {
-		// The body for g's upstream model (the first run's is ready: prepareConverted).
-		if _, err := convertedBody(x, g); err != nil {
-			_, wd := newWatchdog(context.Background(), 0, 0, x.start.Add(x.p.requestLimit)) // endRun releases it
-			h := &hedgeRun{g: g, r: r, began: time.Now(), err: err, wd: wd}
-			r.mu.Lock()
-			r.runs = append(r.runs, h)
-			r.mu.Unlock()
-			r.finish(h)
-			return h
-		}
-	}
 	out, wd, err := prepareAttempt(x, g)
 	h := &hedgeRun{g: g, out: out, wd: wd, rt: x.p.transport, r: r, began: time.Now(), err: err}
 	markSent(x, h.began)

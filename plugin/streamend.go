@@ -152,17 +152,13 @@ func inStreamStatus(typ, code string) int {
 // attempt keeps the usage the held events announced.
 func inStreamFailure(x *exchange, ev, held []byte, scan *usageScanner) *failedAttempt {
 	status, body := inStreamError(ev)
-	quota := quotaFault(status, body) // an account out of credit can say so in a stream too
-	if !quota && !isFailoverStatus(status) {
+	if !isFailoverStatus(status) && !quotaFault(status, body) { // out of credit: a 400 too
 		return nil
 	}
 	markInStreamError(x, status)
 	heldUsage(x, scan, held)
 	f := &failedAttempt{AccountID: x.grant.AccountID, Status: status, ErrorClass: classInStreamError, Body: body}
-	if quota {
-		f.ErrorClass = classQuota
-		markLastAttempt(x, classQuota)
-	}
+	classifyStatusFailure(x, f) // an account out of credit can say so in a stream too
 	return f
 }
 
