@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/poolgate/poolgate/internal/stack"
+	"github.com/poolgate/poolgate/internal/testenv"
 )
 
 // profTargets are the debug addresses of the goals' stack when -pprof is set: Traefik's
@@ -18,11 +19,11 @@ type profTargets struct {
 
 // profOptions turns on the debug listeners of the stack that opts will start.
 func profOptions(opts *stack.Options, dir string) (profTargets, error) {
-	ta, err := freeAddr()
+	ta, err := testenv.FreeAddr()
 	if err != nil {
 		return profTargets{}, err
 	}
-	ca, err := freeAddr()
+	ca, err := testenv.FreeAddr()
 	if err != nil {
 		return profTargets{}, err
 	}

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/poolgate/poolgate/internal/stack"
+	"github.com/poolgate/poolgate/internal/testenv"
 )
 
 func main() {
@@ -402,7 +403,7 @@ func startBaseline(ctx context.Context, traefikBin, dir, upstream string, noop b
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", 0, nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		return "", 0, nil, err
 	}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/poolgate/poolgate/internal/testenv"
 )
 
 // The floors of the open-streams phase (docs/design.md, "Memory per open stream"): the same
@@ -150,7 +152,7 @@ func (ph streamPhase) print(res phaseResult, opened int) {
 // credential whose script paces them.
 func runStreamFloor(ctx context.Context, traefikBin, dir, upstream, certFile, cred string, noop bool, ph streamPhase) (floorFigure, error) {
 	f := floorFigure{name: floorName(noop)}
-	debugAddr, err := freeAddr()
+	debugAddr, err := testenv.FreeAddr()
 	if err != nil {
 		return f, err
 	}

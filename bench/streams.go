@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/poolgate/poolgate/internal/stack"
+	"github.com/poolgate/poolgate/internal/testenv"
 )
 
 // The open-streams phase (the open-streams goal, goaleval.go): targetStreams slow streams
@@ -139,7 +140,7 @@ func runStreams(ctx context.Context, bin, root, dir string, want int, rate float
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return out, err
 	}
-	debugAddr, err := freeAddr()
+	debugAddr, err := testenv.FreeAddr()
 	if err != nil {
 		return out, err
 	}

@@ -116,18 +116,17 @@ func (s *Service) handleModels(w http.ResponseWriter, r *http.Request) {
 // shows it.
 func modelObject(shape, id string) any {
 	if shape == shapeAnthropic {
-		return anthropicModel{Type: "model", ID: id, DisplayName: id, CreatedAt: modelCreated.Format(time.RFC3339)}
+		return anthropicModelOf(id)
 	}
-	return openAIModel{ID: id, Object: "model", Created: modelCreated.Unix(), OwnedBy: "poolgate"}
+	return openAIModelOf(id)
 }
 
 // modelsBody is the client body of the list in shape.
 func modelsBody(shape string, models []string) any {
 	if shape == shapeAnthropic {
 		out := anthropicModelList{Data: make([]anthropicModel, 0, len(models))}
-		created := modelCreated.Format(time.RFC3339)
 		for _, m := range models {
-			out.Data = append(out.Data, anthropicModel{Type: "model", ID: m, DisplayName: m, CreatedAt: created})
+			out.Data = append(out.Data, anthropicModelOf(m))
 		}
 		if len(models) > 0 {
 			first, last := models[0], models[len(models)-1]
@@ -137,7 +136,15 @@ func modelsBody(shape string, models []string) any {
 	}
 	out := openAIModelList{Object: "list", Data: make([]openAIModel, 0, len(models))}
 	for _, m := range models {
-		out.Data = append(out.Data, openAIModel{ID: m, Object: "model", Created: modelCreated.Unix(), OwnedBy: "poolgate"})
+		out.Data = append(out.Data, openAIModelOf(m))
 	}
 	return out
+}
+
+func openAIModelOf(id string) openAIModel {
+	return openAIModel{ID: id, Object: "model", Created: modelCreated.Unix(), OwnedBy: "poolgate"}
+}
+
+func anthropicModelOf(id string) anthropicModel {
+	return anthropicModel{Type: "model", ID: id, DisplayName: id, CreatedAt: modelCreated.Format(time.RFC3339)}
 }

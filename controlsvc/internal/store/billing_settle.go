@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -129,14 +130,14 @@ func settleBatch(ctx context.Context, tx batchSender, ins []Settlement, b *pgx.B
 			quota[in.APIKeyID] += cost
 		}
 	}
-	for _, id := range sortedKeys(balance) {
+	for _, id := range slices.Sorted(maps.Keys(balance)) {
 		b.Queue(sqlSettleUser, id, balance[id])
 	}
-	for _, id := range sortedKeys(charged) {
+	for _, id := range slices.Sorted(maps.Keys(charged)) {
 		s := charged[id]
 		b.Queue(sqlSettleSubscription, id, *s.starts[0], s.used[0], *s.starts[1], s.used[1], *s.starts[2], s.used[2])
 	}
-	for _, id := range sortedKeys(quota) {
+	for _, id := range slices.Sorted(maps.Keys(quota)) {
 		b.Queue(sqlSettleKey, id, quota[id])
 	}
 	return results, nil
@@ -183,7 +184,7 @@ func newSettleReads(ins []Settlement) *settleReads {
 			rd.subs = append(rd.subs, r)
 		}
 	}
-	rd.users, rd.groups, rd.keys = sortedKeys(users), sortedKeys(groups), sortedKeys(keys)
+	rd.users, rd.groups, rd.keys = slices.Sorted(maps.Keys(users)), slices.Sorted(maps.Keys(groups)), slices.Sorted(maps.Keys(keys))
 	return rd
 }
 
@@ -260,16 +261,6 @@ func (r *readRows) of(in Settlement) *settleRows {
 		st.mode = BillingBalance
 	}
 	return st
-}
-
-// sortedKeys returns m's keys in ascending order.
-func sortedKeys[V any](m map[int64]V) []int64 {
-	out := make([]int64, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // chargeWindows adds cost to each current window of sub: a window whose stored usage
