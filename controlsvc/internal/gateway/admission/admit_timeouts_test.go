@@ -23,28 +23,8 @@ func TestAdmitCarriesGroupTimeouts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// A fresh key per case: admission caches a key with its group for a while.
-			f := e.seedFixture(t, 5, "openai")
-			e.seedAccount(t, f.group, accountSeed{platform: "openai", apiKey: "sk-up"})
-			e.exec(t, `UPDATE groups SET first_token_timeout_ms = $2, stream_idle_timeout_ms = $3 WHERE id = $1`,
-				f.group, tt.firstToken, tt.idle)
-			res := e.admit(t, Request{APIKey: f.key, Model: "gpt-4o", Stream: true})
-			if res.status != http.StatusOK {
-				t.Fatalf("admit = %d %s", res.status, res.body)
-			}
-			var fields map[string]json.RawMessage
-			if err := json.Unmarshal(res.body, &fields); err != nil {
-				t.Fatalf("grant %s: %v", res.body, err)
-			}
-			for name, want := range map[string]string{"first_token_timeout_ms": tt.wantFirst, "stream_idle_timeout_ms": tt.wantIdle} {
-				got, ok := fields[name]
-				if want == "absent" && ok {
-					t.Errorf("%s = %s in %s, want it absent", name, got, res.body)
-				}
-				if want != "absent" && string(got) != want {
-					t.Errorf("%s = %q in %s, want %s", name, got, res.body, want)
-				}
-			}
+			wantGrantFields(t, e, `UPDATE groups SET first_token_timeout_ms = $2, stream_idle_timeout_ms = $3 WHERE id = $1`,
+				tt.firstToken, tt.idle, map[string]string{"first_token_timeout_ms": tt.wantFirst, "stream_idle_timeout_ms": tt.wantIdle})
 		})
 	}
 }
@@ -67,27 +47,35 @@ func TestAdmitCarriesSilentUpstreamAndHedge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := e.seedFixture(t, 5, "openai")
-			e.seedAccount(t, f.group, accountSeed{platform: "openai", apiKey: "sk-up"})
-			e.exec(t, `UPDATE groups SET response_header_timeout_ms = $2, hedge_after_ms = $3 WHERE id = $1`,
-				f.group, tt.headers, tt.hedge)
-			res := e.admit(t, Request{APIKey: f.key, Model: "gpt-4o", Stream: true})
-			if res.status != http.StatusOK {
-				t.Fatalf("admit = %d %s", res.status, res.body)
-			}
-			var fields map[string]json.RawMessage
-			if err := json.Unmarshal(res.body, &fields); err != nil {
-				t.Fatalf("grant %s: %v", res.body, err)
-			}
-			for name, want := range map[string]string{"response_header_timeout_ms": tt.wantHead, "hedge_after_ms": tt.wantHdg} {
-				got, ok := fields[name]
-				if want == "absent" && ok {
-					t.Errorf("%s = %s in %s, want it absent", name, got, res.body)
-				}
-				if want != "absent" && string(got) != want {
-					t.Errorf("%s = %q in %s, want %s", name, got, res.body, want)
-				}
-			}
+			wantGrantFields(t, e, `UPDATE groups SET response_header_timeout_ms = $2, hedge_after_ms = $3 WHERE id = $1`,
+				tt.headers, tt.hedge, map[string]string{"response_header_timeout_ms": tt.wantHead, "hedge_after_ms": tt.wantHdg})
 		})
+	}
+}
+
+// wantGrantFields admits a stream on a fresh key (admission caches a key with its group for
+// a while) whose group setGroup ($1 the group, $2 a, $3 b) changed, and checks the grant's
+// fields: each want is the field's JSON, or "absent".
+func wantGrantFields(t *testing.T, e *env, setGroup string, a, b any, want map[string]string) {
+	t.Helper()
+	f := e.seedFixture(t, 5, "openai")
+	e.seedAccount(t, f.group, accountSeed{platform: "openai", apiKey: "sk-up"})
+	e.exec(t, setGroup, f.group, a, b)
+	res := e.admit(t, Request{APIKey: f.key, Model: "gpt-4o", Stream: true})
+	if res.status != http.StatusOK {
+		t.Fatalf("admit = %d %s", res.status, res.body)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(res.body, &fields); err != nil {
+		t.Fatalf("grant %s: %v", res.body, err)
+	}
+	for name, w := range want {
+		got, ok := fields[name]
+		if w == "absent" && ok {
+			t.Errorf("%s = %s in %s, want it absent", name, got, res.body)
+		}
+		if w != "absent" && string(got) != w {
+			t.Errorf("%s = %q in %s, want %s", name, got, res.body, w)
+		}
 	}
 }
