@@ -89,47 +89,37 @@ func TestBreakerPanicWhenEveryCandidateIsOpen(t *testing.T) {
 			}
 		}
 	}
-	t.Run("one candidate", func(t *testing.T) {
-		f := e.seedFixture(t, 10, "openai")
-		only := e.seedAccount(t, f.group, accountSeed{})
-		open(only)
-		panics := e.svc.metrics.breakerPanics.Value()
-		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
-		if g.AccountID != only {
-			t.Fatalf("grant on account %d, want the only account %d", g.AccountID, only)
-		}
-		if got := e.svc.metrics.breakerPanics.Value(); got != panics+1 {
-			t.Errorf("breaker panics %d, want %d", got, panics+1)
-		}
-		e.release(t, g)
-	})
-	t.Run("every candidate", func(t *testing.T) {
-		f := e.seedFixture(t, 10, "openai")
-		first := e.seedAccount(t, f.group, accountSeed{priority: 1})
-		second := e.seedAccount(t, f.group, accountSeed{priority: 2})
-		open(first)
-		open(second)
-		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
-		if g.AccountID != first {
-			t.Fatalf("grant on account %d, want the first account %d by priority", g.AccountID, first)
-		}
-		e.release(t, g)
-	})
-	t.Run("one candidate closed", func(t *testing.T) {
-		f := e.seedFixture(t, 10, "openai")
-		broken := e.seedAccount(t, f.group, accountSeed{priority: 1})
-		healthy := e.seedAccount(t, f.group, accountSeed{priority: 2})
-		open(broken)
-		panics := e.svc.metrics.breakerPanics.Value()
-		g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
-		if g.AccountID != healthy {
-			t.Fatalf("grant on account %d, want the healthy account %d: the open breaker keeps the other out", g.AccountID, healthy)
-		}
-		if got := e.svc.metrics.breakerPanics.Value(); got != panics {
-			t.Errorf("breaker panics %d, want %d: a closed candidate was left", got, panics)
-		}
-		e.release(t, g)
-	})
+	tests := []struct {
+		name   string
+		open   []bool // per account, in priority order
+		want   int    // the account granted
+		panics int64  // admissions in panic mode
+	}{
+		{"one candidate", []bool{true}, 0, 1},
+		{"every candidate: the priority order stands", []bool{true, true}, 0, 1},
+		{"one candidate closed: the open breaker keeps the other out", []bool{true, false}, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := e.seedFixture(t, 10, "openai")
+			accounts := make([]int64, len(tt.open))
+			for i, isOpen := range tt.open {
+				accounts[i] = e.seedAccount(t, f.group, accountSeed{priority: i + 1})
+				if isOpen {
+					open(accounts[i])
+				}
+			}
+			panics := e.svc.metrics.breakerPanics.Value()
+			g := e.mustGrant(t, admission.Request{APIKey: f.key, Model: "gpt-4o"})
+			if g.AccountID != accounts[tt.want] {
+				t.Fatalf("grant on account %d, want %d", g.AccountID, accounts[tt.want])
+			}
+			if got := e.svc.metrics.breakerPanics.Value() - panics; got != tt.panics {
+				t.Errorf("%d admissions in panic mode, want %d", got, tt.panics)
+			}
+			e.release(t, g)
+		})
+	}
 }
 
 // After the cool-down exactly one request, on whichever controlsvc instance, is the probe:
